@@ -1,0 +1,130 @@
+"""Build an issue: render once, inline once, and write the files a writer looks at.
+
+``build_issue`` is the in-memory pipeline every other step (check, send,
+preview, archive) starts from; ``write_build`` writes its outputs, filled in
+for a sample recipient so they read naturally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Settings
+from .content import Issue, load_issue, require_complete
+from .errors import NewsletterError, display_path
+from .inline import inline_css
+from .merge import MergeField
+from .message import Envelope, build_message
+from .personalize import Personalizer, merge_values
+from .render import HTML_TEMPLATE, RenderedIssue, render_issue
+from .unsubscribe import list_unsubscribe, unsubscribe_url
+
+SAMPLE_RECIPIENT = {"email": "reader@example.com", "name": "Sample Reader"}
+SAMPLE_LIST = "sample"
+
+
+@dataclass(frozen=True)
+class BuiltIssue:
+    """An issue rendered and inlined once; ``html`` and ``text`` still hold merge tokens."""
+
+    rendered: RenderedIssue
+    html: str
+    text: str
+    web_html: str  # browser version: no per-recipient data, CSS left in <style> (browsers read it)
+
+    @property
+    def issue(self) -> Issue:
+        return self.rendered.issue
+
+    @property
+    def fields(self) -> tuple[MergeField, ...]:
+        return self.rendered.fields
+
+    @property
+    def subject(self) -> str:
+        return self.issue.subject
+
+    def personalizers(self) -> tuple[Personalizer, Personalizer]:
+        """(HTML, text) pre-split at their tokens, for filling many recipients fast."""
+        return Personalizer(self.html, self.fields), Personalizer(self.text, self.fields)
+
+
+def subscriber_columns(settings: Settings) -> set[str]:
+    """Every column of every list in subscribers/: the merge fields a template may use."""
+    from .subscribers import list_columns
+
+    columns: set[str] = set()
+    folder = settings.subscribers_dir
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.csv")):
+            columns.update(list_columns(path))
+    return columns
+
+
+def build_issue(settings: Settings, issue_dir: Path, available_fields: Collection[str] | None = None) -> BuiltIssue:
+    """Load, render and inline the issue in ``issue_dir``; a missing article is an error."""
+    issue = load_issue(Path(issue_dir))
+    require_complete(issue)
+    return build(settings, issue, available_fields)
+
+
+def build(settings: Settings, issue: Issue, available_fields: Collection[str] | None = None) -> BuiltIssue:
+    """Render and inline a loaded issue; merge fields are checked against ``available_fields``
+    (default: the columns of the lists in subscribers/)."""
+    if available_fields is None:
+        available_fields = subscriber_columns(settings)
+    rendered = render_issue(settings, issue, available_fields)
+    html = inline_css(rendered.html, source=str(rendered.theme_dir / HTML_TEMPLATE))
+    web = Personalizer(rendered.web_html, rendered.fields).fill({})
+    return BuiltIssue(rendered=rendered, html=html, text=rendered.text, web_html=web)
+
+
+def sample_values(settings: Settings, provider: str = "") -> dict[str, str]:
+    """Merge values of the sample recipient that build output and previews are filled with."""
+    url = unsubscribe_url(settings, SAMPLE_LIST, SAMPLE_RECIPIENT["email"], None, provider)
+    return merge_values(SAMPLE_RECIPIENT, url)
+
+
+def sample_message(settings: Settings, built: BuiltIssue, values: dict[str, str] | None = None):
+    """The complete message the sample recipient would receive (an EmailMessage)."""
+    values = values or sample_values(settings)
+    html_part, text_part = built.personalizers()
+    email_address = values.get("subscriber.email", SAMPLE_RECIPIENT["email"])
+    envelope = Envelope(
+        from_address=settings.from_address,
+        to_email=email_address,
+        to_name=values.get("subscriber.name", ""),
+        reply_to=settings.reply_to,
+        subject=built.subject,
+        list_unsubscribe=list_unsubscribe(settings, values.get("unsubscribe_url", ""), email_address),
+        one_click=values.get("unsubscribe_url", "").startswith("https://"),
+    )
+    return build_message(envelope, text_part.fill(values), html_part.fill(values))
+
+
+def default_build_dir(settings: Settings, issue: Issue) -> Path:
+    return settings.root / "build" / issue.name
+
+
+def write_build(settings: Settings, built: BuiltIssue, out_dir: Path) -> list[tuple[Path, int]]:
+    """Write email.html, email.txt, message.eml and web.html; return (path, bytes) of each."""
+    values = sample_values(settings)
+    html_part, text_part = built.personalizers()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NewsletterError(f"cannot create the output folder: {err.strerror}", where=display_path(out_dir)) from None
+    outputs = {
+        "email.html": html_part.fill(values).encode("utf-8"),
+        "email.txt": text_part.fill(values).encode("utf-8"),
+        "message.eml": sample_message(settings, built, values).as_bytes(),
+        "web.html": built.web_html.encode("utf-8"),
+    }
+    written = []
+    for name, data in outputs.items():
+        path = out_dir / name
+        path.write_bytes(data)
+        written.append((path, len(data)))
+    return written

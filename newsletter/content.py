@@ -1,0 +1,284 @@
+"""Articles and issues: the writer's files read into plain, validated data.
+
+An issue is a folder ``issues/<YYYY-MM-DD>-<slug>/`` holding ``issue.md``
+(front matter + the editor's introduction) and one Markdown file per
+article. Loading never renders anything; it only reads, validates and
+reports problems with the file and line to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+
+from .errors import NewsletterError, display_path
+
+ISSUE_FILE = "issue.md"
+ARTICLE_FIELDS = ("title", "author", "source_url", "summary", "image", "image_alt")
+ISSUE_FIELDS = ("subject", "preheader", "date", "number", "theme", "articles")
+_DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article of an issue: its front matter and Markdown body."""
+
+    path: Path
+    title: str
+    body: str
+    author: str = ""
+    source_url: str = ""
+    summary: str = ""
+    image: str = ""
+    image_alt: str | None = None
+    body_line: int = 1  # line of the file where the Markdown body starts
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.title) or self.path.stem
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue folder read from disk, articles in the order the writer chose."""
+
+    path: Path
+    subject: str
+    preheader: str
+    date: dt.date
+    intro: str
+    articles: tuple[Article, ...]
+    number: int | None = None
+    theme: str | None = None
+    intro_line: int = 1
+    missing_articles: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        """The folder name, used for build and outbox folders and the web archive."""
+        return self.path.name
+
+
+def slugify(text: str) -> str:
+    """A lowercase ASCII slug for folder and anchor names."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:60].strip("-")
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file (a BOM is allowed), or say which file is not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise NewsletterError("file not found", where=display_path(path)) from None
+    except IsADirectoryError:
+        raise NewsletterError("is a folder, expected a file", where=display_path(path)) from None
+    try:
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise NewsletterError(
+            "is not UTF-8 text", where=display_path(path), line=line,
+            hint="save the file as UTF-8 in your editor",
+        ) from None
+
+
+def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
+    """Return (front matter, body, line where the body starts) of a Markdown file."""
+    if not text.startswith("---"):
+        return {}, text, 1
+    raw_meta, body = frontmatter.YAMLHandler().split(text)
+    try:
+        meta = yaml.safe_load(raw_meta) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else None  # +1 for 1-based, +1 for the '---' line
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise NewsletterError(
+            f"front matter is not valid YAML: {problem}", where=display_path(path), line=line,
+            hint="check the quoting and indentation between the '---' lines",
+        ) from None
+    if not isinstance(meta, dict):
+        raise NewsletterError(
+            "front matter must be 'key: value' lines", where=display_path(path), line=2,
+        )
+    body_line = text[: len(text) - len(body)].count("\n") + 1 if body else text.count("\n") + 1
+    return meta, body, body_line
+
+
+def _string_field(meta: dict[str, Any], key: str, path: Path) -> str:
+    value = meta.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise NewsletterError(f"front matter field '{key}' must be text", where=display_path(path))
+    return str(value).strip()
+
+
+def _check_known_fields(meta: dict[str, Any], known: tuple[str, ...], path: Path) -> None:
+    import difflib
+
+    for key in meta:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
+            raise NewsletterError(f"unknown front matter field '{key}'", where=display_path(path), hint=hint)
+
+
+def load_article(path: Path) -> Article:
+    """Read and validate one article file."""
+    text = read_text(path)
+    meta, body, body_line = split_front_matter(text, path)
+    _check_known_fields(meta, ARTICLE_FIELDS, path)
+    title = _string_field(meta, "title", path)
+    if not title:
+        raise NewsletterError("article has no 'title' in its front matter", where=display_path(path),
+                              hint="add 'title: ...' between the '---' lines")
+    if not body.strip():
+        raise NewsletterError("article is empty", where=display_path(path),
+                              hint="write the article below the front matter, or remove it from the issue")
+    alt = meta.get("image_alt")
+    return Article(
+        path=path,
+        title=title,
+        body=body.strip() + "\n",
+        author=_string_field(meta, "author", path),
+        source_url=_string_field(meta, "source_url", path),
+        summary=_string_field(meta, "summary", path),
+        image=_string_field(meta, "image", path),
+        image_alt=None if alt is None else str(alt).strip(),
+        body_line=body_line,
+    )
+
+
+def _issue_date(meta: dict[str, Any], folder: Path, path: Path) -> dt.date:
+    value = meta.get("date")
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if value:
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise NewsletterError(f"date '{value}' is not a date", where=display_path(path),
+                                  hint="write it as YYYY-MM-DD") from None
+    match = _DATED_FOLDER.match(folder.name)
+    if match:
+        try:
+            return dt.date.fromisoformat(match.group(1))
+        except ValueError:
+            pass
+    return dt.date.today()
+
+
+def load_issue(folder: Path) -> Issue:
+    """Read an issue folder and its articles; missing article files are recorded, not fatal."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        hint = "create one with: newsletter new \"Title\""
+        if folder.name == ISSUE_FILE:
+            hint = f"pass the folder, not {ISSUE_FILE}"
+        raise NewsletterError("issue folder not found", where=display_path(folder), hint=hint)
+    path = folder / ISSUE_FILE
+    if not path.exists():
+        raise NewsletterError(f"no {ISSUE_FILE} in the issue folder", where=display_path(folder),
+                              hint="create one with: newsletter new \"Title\"")
+    meta, body, body_line = split_front_matter(read_text(path), path)
+    _check_known_fields(meta, ISSUE_FIELDS, path)
+    names = meta.get("articles") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise NewsletterError("'articles' must be a list of file names", where=display_path(path),
+                              hint="write one '- file.md' line per article under 'articles:'")
+    number = meta.get("number")
+    if number is not None and not isinstance(number, int):
+        raise NewsletterError(f"'number' must be a whole number, not '{number}'", where=display_path(path))
+    articles: list[Article] = []
+    missing: list[str] = []
+    for name in names:
+        article_path = folder / name
+        if not article_path.exists():
+            missing.append(name)
+            continue
+        articles.append(load_article(article_path))
+    theme = meta.get("theme")
+    return Issue(
+        path=folder,
+        subject=_string_field(meta, "subject", path),
+        preheader=_string_field(meta, "preheader", path),
+        date=_issue_date(meta, folder, path),
+        intro=body.strip(),
+        articles=tuple(articles),
+        number=number,
+        theme=str(theme) if theme else None,
+        intro_line=body_line,
+        missing_articles=tuple(missing),
+    )
+
+
+def require_complete(issue: Issue) -> None:
+    """Refuse to build an issue whose article list names files that do not exist."""
+    if issue.missing_articles:
+        name = issue.missing_articles[0]
+        raise NewsletterError(
+            f"article '{name}' is listed but the file does not exist",
+            where=display_path(issue.path / ISSUE_FILE),
+            hint=f"create {display_path(issue.path / name)} or remove it from 'articles'",
+        )
+
+
+def new_issue(issues_dir: Path, title: str, date: dt.date, number: int | None = None) -> Path:
+    """Create ``issues/<date>-<slug>/issue.md`` with front matter to fill in; never overwrite."""
+    slug = slugify(title)
+    if not slug:
+        raise NewsletterError(f"title '{title}' has no letters or digits to name a folder with")
+    folder = issues_dir / f"{date.isoformat()}-{slug}"
+    if folder.exists():
+        raise NewsletterError("issue folder already exists", where=display_path(folder),
+                              hint="choose another title or date")
+    folder.mkdir(parents=True)
+    post = frontmatter.Post(
+        "Write a short introduction here. You can greet each reader: "
+        "Hi {{ subscriber.name | default('there') }}!\n",
+        subject=title,
+        preheader="",
+        date=date.isoformat(),
+        **({"number": number} if number is not None else {}),
+        articles=[],
+    )
+    (folder / ISSUE_FILE).write_text(frontmatter.dumps(post, sort_keys=False) + "\n", encoding="utf-8")
+    return folder
+
+
+def add_article_to_issue(folder: Path, filename: str) -> None:
+    """Append an article file name to the issue's ``articles`` list (once)."""
+    path = folder / ISSUE_FILE
+    text = read_text(path)
+    meta, body, _ = split_front_matter(text, path)
+    names = list(meta.get("articles") or [])
+    if filename in names:
+        return
+    names.append(filename)
+    meta["articles"] = names
+    post = frontmatter.Post(body, **meta)
+    path.write_text(frontmatter.dumps(post, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_article(path: Path, article: Article) -> None:
+    """Write an article as Markdown with front matter (fields in the documented order)."""
+    meta: dict[str, Any] = {"title": article.title}
+    for key in ("author", "source_url", "summary", "image"):
+        value = getattr(article, key)
+        if value:
+            meta[key] = value
+    if article.image_alt is not None and article.image:
+        meta["image_alt"] = article.image_alt
+    post = frontmatter.Post(article.body.strip() + "\n", **meta)
+    path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n", encoding="utf-8")

@@ -1,0 +1,52 @@
+"""The one exception a user can cause, and the exit codes it maps to.
+
+Every error a writer can trigger (a bad file, a bad address, a missing
+setting, a provider refusal) is a NewsletterError whose message says where
+(file, line, field, host), what is wrong, and how to fix it. The CLI prints
+the message without a traceback and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # checks found errors, or some recipients failed
+EXIT_USAGE = 2  # usage or input error
+
+
+class NewsletterError(Exception):
+    """A problem the user can fix; ``str(err)`` is the whole message to show."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, where: str | Path | None = None, line: int | None = None, hint: str | None = None):
+        self.where = str(where) if where is not None else None
+        self.line = line
+        self.hint = hint
+        self.reason = message
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        text = self.reason
+        if self.where:
+            location = self.where if self.line is None else f"{self.where}:{self.line}"
+            text = f"{location}: {text}"
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return text
+
+
+class SendFailed(NewsletterError):
+    """A send that ran but could not deliver to every recipient."""
+
+    exit_code = EXIT_FAILED
+
+
+def display_path(path: str | Path) -> str:
+    """Show a path relative to the working directory when it lies below it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

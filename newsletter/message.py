@@ -1,0 +1,123 @@
+"""RFC 5322 messages built safely: no header can be smuggled in by a value.
+
+Every header value is refused if it carries CR or LF, raw or hidden inside
+an RFC 2047 encoded word, and each built message is parsed back to assert
+it carries exactly the headers intended. Used for build samples, dry-run
+samples and SMTP delivery alike, so all three produce the same bytes.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from email.header import decode_header
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+import datetime as dt
+
+from .errors import NewsletterError
+
+POLICY = email.policy.SMTP.clone(max_line_length=78)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who a message is from and to, and the headers every recipient's copy shares."""
+
+    from_address: str
+    to_email: str
+    to_name: str = ""
+    reply_to: str = ""
+    subject: str = ""
+    list_unsubscribe: Sequence[str] = ()  # URLs: https://... and/or mailto:...
+    one_click: bool = False
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def refuse_line_breaks(field_name: str, value: str) -> str:
+    """Return ``value`` if it is safe in a header, else raise naming the field."""
+    candidates = [value]
+    if "=?" in value:
+        try:
+            for part, charset in decode_header(value):
+                if isinstance(part, bytes):
+                    candidates.append(part.decode(charset or "ascii", errors="replace"))
+        except Exception:
+            pass
+    for text in candidates:
+        if "\r" in text or "\n" in text or "\x00" in text:
+            raise NewsletterError(
+                f"{field_name} contains a line break ({value!r}), which could forge mail headers",
+                hint=f"remove the line break from the {field_name}",
+            )
+    return value
+
+
+def _address(field_name: str, value: str, name: str = "") -> Address:
+    refuse_line_breaks(field_name, value)
+    refuse_line_breaks(f"{field_name} name", name)
+    display, addr = parseaddr(value)
+    display = name or display
+    if "@" not in addr:
+        raise NewsletterError(f"{field_name} is not an email address: {value!r}")
+    local, _, domain = addr.rpartition("@")
+    try:
+        return Address(display_name=display, username=local, domain=domain)
+    except Exception as err:  # email.errors.* for characters an address cannot hold
+        raise NewsletterError(f"{field_name} is not a valid address: {value!r} ({err})") from None
+
+
+def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime | None = None,
+                  message_id: str | None = None) -> EmailMessage:
+    """A multipart/alternative message (text first, then HTML), verified after building."""
+    sender = _address("From address", envelope.from_address)
+    msg = EmailMessage(policy=POLICY)
+    intended: dict[str, str] = {}
+
+    def put(name: str, value: str) -> None:
+        refuse_line_breaks(name, value)
+        msg[name] = value
+        intended[name.lower()] = value
+
+    msg["From"] = sender
+    intended["from"] = str(sender)
+    recipient = _address("recipient", envelope.to_email, envelope.to_name)
+    msg["To"] = recipient
+    intended["to"] = str(recipient)
+    if envelope.reply_to:
+        reply_to = _address("Reply-To", envelope.reply_to)
+        msg["Reply-To"] = reply_to
+        intended["reply-to"] = str(reply_to)
+    put("Subject", envelope.subject)
+    put("Date", format_datetime(date or dt.datetime.now(dt.timezone.utc)))
+    put("Message-ID", message_id or make_msgid(domain=sender.domain))
+    if envelope.list_unsubscribe:
+        put("List-Unsubscribe", ", ".join(f"<{url}>" for url in envelope.list_unsubscribe))
+        if envelope.one_click:
+            put("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+    for name, value in envelope.extra_headers.items():
+        put(name, value)
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    intended["mime-version"] = "1.0"
+    _verify(msg, intended)
+    return msg
+
+
+def _verify(msg: EmailMessage, intended: Mapping[str, str]) -> None:
+    """Parse the message back and insist on exactly the intended top-level headers."""
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    names = [name.lower() for name in parsed.keys() if name.lower() != "content-type"]
+    if sorted(names) != sorted(intended):
+        extra = sorted(set(names) - set(intended))
+        raise NewsletterError(f"built message has unexpected headers {extra or names}; refusing to send it")
+    for name, value in intended.items():
+        got = str(parsed[name])
+        if name in ("from", "to", "reply-to"):
+            if parseaddr(got)[1].lower() != parseaddr(value)[1].lower():
+                raise NewsletterError(f"built message's {name} header changed to {got!r}; refusing to send it")
+        elif " ".join(got.split()) != " ".join(value.split()):
+            raise NewsletterError(f"built message's {name} header changed to {got!r}; refusing to send it")

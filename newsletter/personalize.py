@@ -1,0 +1,61 @@
+"""Per-recipient substitution into an issue rendered once.
+
+The rendered HTML and text are split at their merge tokens once per issue;
+filling in a recipient is then a join of precomputed pieces with that
+recipient's values, escaped for where each token stands. Nothing is
+re-rendered or re-inlined per recipient, and subscriber values are data:
+a name like ``{{ 7*7 }}`` or ``<script>`` arrives as those characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from .merge import TOKEN_PATTERN, TOKEN_PREFIX, MergeField
+
+UNSUBSCRIBE_FIELD = "unsubscribe_url"
+
+
+class Personalizer:
+    """A rendered part (HTML or text), pre-split at its tokens for fast filling."""
+
+    __slots__ = ("_pieces", "_fields", "fields")
+
+    def __init__(self, rendered: str, fields: Iterable[MergeField]):
+        by_token = {f.token: f for f in fields}
+        parts = TOKEN_PATTERN.split(rendered)
+        # parts: [text, number, flavour, text, number, flavour, ..., text]
+        self._pieces: list[str] = parts[0::3]
+        self._fields: list[MergeField] = []
+        for number, flavour in zip(parts[1::3], parts[2::3]):
+            token = f"{TOKEN_PREFIX}{number}{flavour}"
+            if token not in by_token:
+                raise ValueError(f"unknown merge token {token} in rendered output")
+            self._fields.append(by_token[token])
+        self.fields = tuple(dict.fromkeys(self._fields))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The part with every token replaced by the recipient's escaped value (or the fallback)."""
+        pieces = self._pieces
+        out = [pieces[0]]
+        for field, piece in zip(self._fields, pieces[1:]):
+            out.append(field.render(values.get(field.name)))
+            out.append(piece)
+        return "".join(out)
+
+
+def merge_values(columns: Mapping[str, str], unsubscribe_url: str) -> dict[str, str]:
+    """A recipient's values keyed as templates name them: ``subscriber.<column>``, ``unsubscribe_url``."""
+    values = {f"subscriber.{key}": (value or "") for key, value in columns.items()}
+    values[UNSUBSCRIBE_FIELD] = unsubscribe_url
+    return values
+
+
+def substitutions(fields: Iterable[MergeField], values: Mapping[str, str]) -> dict[str, str]:
+    """Token -> escaped value, for providers that substitute themselves (SendGrid)."""
+    return {field.token: field.render(values.get(field.name)) for field in fields}
+
+
+def fill(rendered: str, fields: Iterable[MergeField], values: Mapping[str, str]) -> str:
+    """One-off convenience: substitute ``values`` into ``rendered``."""
+    return Personalizer(rendered, fields).fill(values)

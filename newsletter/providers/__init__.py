@@ -1,0 +1,1 @@
+"""Ways mail leaves: one module per provider behind the interface in base.py."""

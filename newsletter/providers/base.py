@@ -1,0 +1,148 @@
+"""The small interface every provider implements, and the vocabulary they share.
+
+Providers translate; they do not decide. ``send.py`` owns batching,
+retries, the journal and progress, identically for every provider. A
+provider turns one batch of recipients into requests, and reports what
+happened to each recipient using a closed vocabulary of statuses. A fault
+that concerns the whole batch is raised as one of the exceptions below, so
+the orchestrator can tell "safe to retry" from "maybe delivered" from
+"stop everything".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol
+
+from ..errors import NewsletterError
+from ..merge import MergeField
+from ..personalize import Personalizer
+
+# Recipient outcomes (closed vocabulary).
+SENT = "sent"  # the provider accepted the message for this recipient
+FAILED = "failed"  # permanently refused for this recipient (bad address, 5xx SMTP reply, ...)
+DEFERRED = "deferred"  # temporarily refused (SMTP 4xx): safe to try again later
+UNKNOWN = "unknown"  # the request may or may not have been delivered: never resent automatically
+OUTCOMES = (SENT, FAILED, DEFERRED, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One addressee of a send, with the merge values their copy is filled with."""
+
+    email: str
+    key: str  # normalized address: the journal's and the de-duplication's key
+    name: str = ""
+    values: Mapping[str, str] = field(default_factory=dict)  # "subscriber.<col>" and "unsubscribe_url"
+
+    @property
+    def unsubscribe_url(self) -> str:
+        return self.values.get("unsubscribe_url", "")
+
+
+@dataclass(frozen=True)
+class Message:
+    """The issue as it goes out: rendered and inlined once, shared by every recipient."""
+
+    issue_name: str
+    list_name: str
+    subject: str
+    html: str  # inlined HTML holding merge tokens
+    text: str  # plain text holding merge tokens
+    fields: tuple[MergeField, ...]
+    from_address: str
+    reply_to: str = ""
+    unsubscribe_mailto: str = ""  # address for the mailto: List-Unsubscribe target, "" for none
+    send_at: dt.datetime | None = None
+    sandbox: bool = False
+    categories: tuple[str, ...] = ()
+    unsubscribe_group: int | None = None  # SendGrid ASM group; then SendGrid adds the unsubscribe headers
+
+    @cached_property
+    def html_personalizer(self) -> Personalizer:
+        return Personalizer(self.html, self.fields)
+
+    @cached_property
+    def text_personalizer(self) -> Personalizer:
+        return Personalizer(self.text, self.fields)
+
+    def personalize(self, recipient: Recipient) -> tuple[str, str]:
+        """(html, text) filled with the recipient's values, escaped for each part."""
+        return self.html_personalizer.fill(recipient.values), self.text_personalizer.fill(recipient.values)
+
+    def list_unsubscribe(self, recipient: Recipient) -> list[str]:
+        """List-Unsubscribe targets for this recipient: their HTTPS link and the mailto."""
+        from urllib.parse import quote
+
+        targets = []
+        if recipient.unsubscribe_url.startswith("https://"):
+            targets.append(recipient.unsubscribe_url)
+        if self.unsubscribe_mailto:
+            targets.append(f"mailto:{self.unsubscribe_mailto}?subject={quote('unsubscribe ' + recipient.email)}")
+        return targets
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What happened to one recipient of a batch."""
+
+    key: str
+    status: str  # one of OUTCOMES
+    message_id: str = ""
+    reason: str = ""
+
+
+class ProviderError(NewsletterError):
+    """A fault of a whole batch; ``str()`` says what the provider said (never a secret)."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "", hint: str | None = None):
+        self.status = status
+        self.body = body
+        super().__init__(message, hint=hint)
+
+
+class TransientError(ProviderError):
+    """Nothing was delivered and trying again later may work (429, 5xx, connection refused)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class OutcomeUnknownError(ProviderError):
+    """The request was written but no answer came back: it may have been delivered."""
+
+
+class AuthError(ProviderError):
+    """The provider refused our credentials (401/403): stop the whole send at once."""
+
+
+class RejectedError(ProviderError):
+    """The provider refused the batch's content (400/413): split it to find the recipient(s) at fault.
+
+    ``errors`` holds the provider's own messages as (message, field) pairs.
+    """
+
+    def __init__(self, message: str, *, errors: Sequence[tuple[str, str]] = (), **kwargs):
+        self.errors = tuple(errors)
+        super().__init__(message, **kwargs)
+
+
+class Provider(Protocol):
+    """What send.py needs of a way out."""
+
+    name: str
+    max_batch: int  # most recipients one send_batch call may carry
+    supports_send_at: bool
+
+    def open(self) -> None:
+        """Connect / check credentials before the first batch (may raise AuthError)."""
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """Deliver ``message`` to ``recipients``; one Delivery per recipient, or raise a ProviderError."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,93 @@
+"""Unsubscribe links that cannot be forged or guessed.
+
+A token carries the subscriber's address and an HMAC-SHA256 signature of the
+list name and address under a secret read from the environment, encoded
+URL-safe. Whoever holds the link can unsubscribe that address from that list
+and nothing else; changing a character breaks the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from urllib.parse import quote
+
+from .config import Settings
+from .errors import NewsletterError
+
+SENDGRID_GROUP_UNSUBSCRIBE = "<%asm_group_unsubscribe_raw_url%>"
+SAMPLE_SECRET = b"sample secret: build previews only, never used to send"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: bytes, list_name: str, email: str) -> bytes:
+    return hmac.new(secret, f"{list_name}\n{email}".encode("utf-8"), hashlib.sha256).digest()
+
+
+def make_token(secret: bytes, list_name: str, email: str) -> str:
+    """A URL-safe token naming ``email`` on ``list_name``, signed with ``secret``."""
+    return f"{_b64(email.encode('utf-8'))}.{_b64(_signature(secret, list_name, email))}"
+
+
+def verify_token(secret: bytes, list_name: str, token: str) -> str:
+    """The address a genuine token names; a NewsletterError for anything else."""
+    try:
+        encoded_email, encoded_signature = token.strip().split(".", 1)
+        email = _unb64(encoded_email).decode("utf-8")
+        signature = _unb64(encoded_signature)
+    except (ValueError, UnicodeDecodeError):
+        raise NewsletterError("unsubscribe token is malformed",
+                              hint="pass the token exactly as it appears in the link") from None
+    if not hmac.compare_digest(signature, _signature(secret, list_name, email)):
+        raise NewsletterError(f"unsubscribe token is not valid for list '{list_name}'",
+                              hint="check the list name; the link may have been altered")
+    return email
+
+
+def read_secret(settings: Settings, *, required: bool = True) -> bytes | None:
+    """The signing secret from the environment variable ``newsletter.toml`` names."""
+    value = os.environ.get(settings.unsubscribe_secret_env, "")
+    if value:
+        return value.encode("utf-8")
+    if required:
+        raise NewsletterError(
+            f"environment variable {settings.unsubscribe_secret_env} is not set; it holds the secret "
+            "that signs unsubscribe links",
+            hint=f"export {settings.unsubscribe_secret_env}=<a long random string> "
+                 "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') and keep it stable",
+        )
+    return None
+
+
+def uses_sendgrid_group(settings: Settings, provider: str) -> bool:
+    return provider == "sendgrid" and settings.sendgrid.unsubscribe_group is not None
+
+
+def unsubscribe_url(settings: Settings, list_name: str, email: str, secret: bytes | None,
+                    provider: str = "") -> str:
+    """The link a recipient clicks to leave ``list_name``; "" when none is configured."""
+    if uses_sendgrid_group(settings, provider):
+        return SENDGRID_GROUP_UNSUBSCRIBE
+    if not settings.unsubscribe_url:
+        return ""
+    token = make_token(secret or SAMPLE_SECRET, list_name, email)
+    return settings.unsubscribe_url.replace("{token}", quote(token, safe=""))
+
+
+def list_unsubscribe(settings: Settings, url: str, email: str) -> list[str]:
+    """The List-Unsubscribe header's targets: the HTTPS link (one-click) and a mailto."""
+    targets = []
+    if url.startswith("https://"):
+        targets.append(url)
+    if settings.unsubscribe_mailto:
+        targets.append(f"mailto:{settings.unsubscribe_mailto}?subject={quote('unsubscribe ' + email)}")
+    return targets
