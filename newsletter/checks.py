@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import html as html_lib
+import json
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import lxml.html
 
-from .build import BuiltIssue, build, sample_values
+from .build import BuiltIssue, build, sample_message, sample_values
 from .config import Settings
 from .content import ISSUE_FILE, Issue, load_issue
 from .errors import display_path
@@ -28,6 +30,8 @@ from .render import HTML_TEMPLATE, TEXT_TEMPLATE
 
 ERROR = "error"
 WARNING = "warning"
+INFO = "info"  # worth knowing, never blocks a send (a score, a size, partial client support)
+SEVERITIES = (ERROR, WARNING, INFO)
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78
 
@@ -91,20 +95,54 @@ class CheckContext:
         return [(ra.article.path, lxml.html.fragment_fromstring(ra.html or "<p></p>", create_parent="div"))
                 for ra in self.built.rendered.articles]
 
+    @cached_property
+    def message_bytes(self) -> bytes:
+        """The complete message (headers, text and HTML parts) the sample recipient receives."""
+        return sample_message(self.settings, self.built, self.sample_values).as_bytes()
+
+    @cached_property
+    def theme_files(self) -> list[Path]:
+        """Files a problem in the email can come from: the theme's CSS first, then its templates,
+        then the other themes' files (a theme may extend another)."""
+        theme_dir = self.built.rendered.theme_dir
+        others = sorted(p for p in self.settings.templates_dir.rglob("*")
+                        if p.is_file() and p.parent != theme_dir and p.suffix in (".css", ".j2"))
+        own = sorted((p for p in theme_dir.iterdir() if p.is_file()), key=lambda p: (p.suffix != ".css", p.name))
+        return [*own, *others]
+
+    def theme_line(self, needle: str | re.Pattern[str], prefer: str = ".css") -> tuple[str, int | None]:
+        """(file, line) of the first theme file line matching ``needle``, searching files ending in
+        ``prefer`` first (".css" for CSS, ".j2" for HTML); the email template when none matches."""
+        theme_dir = self.built.rendered.theme_dir
+        for path in sorted(self.theme_files, key=lambda p: (p.parent != theme_dir, p.suffix != prefer)):
+            line = line_of(path, needle)
+            if line:
+                return display_path(path), line
+        return self.template_path, None
+
+    def article_line(self, needle: str | re.Pattern[str]) -> tuple[str, int | None] | None:
+        """(file, line) of the first article whose source matches ``needle``, if any does."""
+        for rendered in self.built.rendered.articles:
+            line = line_of(rendered.article.path, needle)
+            if line:
+                return display_path(rendered.article.path), line
+        return None
+
 
 Check = Callable[[CheckContext], Iterable[Finding]]
 
 
-def line_of(path: Path, needle: str, start: int = 1) -> int | None:
-    """The first line of ``path`` (from ``start``) that contains ``needle``, for pointing at a problem."""
+def line_of(path: Path, needle: str | re.Pattern[str], start: int = 1) -> int | None:
+    """The first line of ``path`` (from ``start``) that contains ``needle`` (a string, or a compiled
+    pattern to search for), for pointing at a problem."""
     if not needle:
         return None
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return None
     for number, text in enumerate(lines, 1):
-        if number >= start and needle in text:
+        if number >= start and (needle in text if isinstance(needle, str) else needle.search(text)):
             return number
     return None
 
@@ -218,21 +256,40 @@ def check_template_urls(ctx: CheckContext) -> Iterator[Finding]:
 
 def check_size(ctx: CheckContext) -> Iterator[Finding]:
     size = len(ctx.html.encode("utf-8"))
+    total = len(ctx.message_bytes)
     if size > GMAIL_CLIP_BYTES:
         yield Finding(WARNING, "html-too-large", f"the HTML is {size / 1024:.0f} KB; Gmail clips messages over "
                       "102 KB and hides the rest, including the unsubscribe link", ctx.template_path,
                       fix="shorten the issue, or send long articles as links with a summary")
+    elif total > GMAIL_CLIP_BYTES:
+        yield Finding(WARNING, "message-too-large", f"the whole message is {total / 1024:.0f} KB (HTML "
+                      f"{size / 1024:.0f} KB, plus the text part and encoding); Gmail may clip it near 102 KB",
+                      ctx.template_path, fix="shorten the issue, or send long articles as links with a summary")
+    yield Finding(INFO, "size", f"HTML {size / 1024:.1f} KB of Gmail's 102 KB; whole message {total / 1024:.1f} KB")
 
 
 CHECKS: list[Check] = [check_subject, check_unsubscribe, check_postal_address, check_articles,
                        check_template_urls, check_size]
 
 
+def all_checks() -> list[Check]:
+    """The basic checks above, then the checks of one module per kind (client support, accessibility,
+    links, spam score). Imported here rather than at the top because they build on this module."""
+    from . import accessibility, clientsupport, links, spam
+
+    return [*CHECKS, *clientsupport.CHECKS, *accessibility.CHECKS, *links.CHECKS, *spam.CHECKS]
+
+
+def _order(finding: Finding) -> tuple:
+    rank = SEVERITIES.index(finding.severity) if finding.severity in SEVERITIES else len(SEVERITIES)
+    return rank, finding.where, finding.line or 0
+
+
 def run_checks_on(ctx: CheckContext, checks: Iterable[Check] = ()) -> list[Finding]:
     findings: list[Finding] = []
-    for check in (checks or CHECKS):
+    for check in (checks or all_checks()):
         findings.extend(check(ctx))
-    return sorted(findings, key=lambda f: (f.severity != ERROR, f.where, f.line or 0))
+    return sorted(findings, key=_order)
 
 
 def check_issue(settings: Settings, issue_dir: Path, available_fields: Collection[str] | None = None,
@@ -248,7 +305,37 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.severity == ERROR for f in findings)
 
 
+def count(findings: Iterable[Finding], severity: str) -> int:
+    return sum(1 for f in findings if f.severity == severity)
+
+
 def format_finding(finding: Finding) -> str:
     location = finding.location()
     text = f"{finding.severity}: {location + ': ' if location else ''}{finding.message}"
     return f"{text}\n    fix: {finding.fix}" if finding.fix else text
+
+
+def summary_line(findings: list[Finding]) -> str:
+    errors, warnings, infos = (count(findings, s) for s in SEVERITIES)
+    return (f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+            + (f", {infos} note{'s' * (infos != 1)}" if infos else ""))
+
+
+def format_report(findings: list[Finding]) -> str:
+    """Findings grouped by severity (errors first), each naming its file and line, then a summary line."""
+    titles = {ERROR: "Errors", WARNING: "Warnings", INFO: "Notes"}
+    blocks = []
+    for severity in SEVERITIES:
+        group = [f for f in findings if f.severity == severity]
+        if group:
+            blocks.append(f"{titles[severity]} ({len(group)}):\n" + "\n".join(
+                "  " + format_finding(f).replace("\n", "\n  ") for f in group))
+    blocks.append(summary_line(findings))
+    return "\n\n".join(blocks)
+
+
+def report_json(findings: list[Finding]) -> str:
+    """``{"findings": [...], "errors": N, "warnings": N}`` for scripts and CI."""
+    return json.dumps({"findings": [f.to_dict() for f in findings], "errors": count(findings, ERROR),
+                       "warnings": count(findings, WARNING)}, indent=2, ensure_ascii=False)
+

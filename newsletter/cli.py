@@ -48,13 +48,11 @@ def main(ctx: click.Context, root: Path | None) -> None:
 # --- compose and build (issue 2) -------------------------------------------
 
 def _echo_findings(findings) -> None:
-    from .checks import ERROR, format_finding
+    from .checks import ERROR, format_finding, summary_line
 
-    errors = sum(1 for f in findings if f.severity == ERROR)
     for finding in findings:
         click.echo(format_finding(finding), err=finding.severity == ERROR)
-    warnings = len(findings) - errors
-    click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+    click.echo(summary_line(findings))
 
 
 @main.command("new")
@@ -99,21 +97,544 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
 
 @main.command("check")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.option("--check-links", is_flag=True,
+              help="Also request every link and image URL (HEAD, then GET) and report broken ones.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: findings grouped by severity with file and line; json: for scripts and CI.")
 @click.pass_context
-def check_command(ctx: click.Context, issue_dir: Path) -> None:
-    """Run the preflight checks; exit 1 when any error is found."""
-    from .checks import check_issue, has_errors
+def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str) -> None:
+    """Run the preflight checks (content, client support, accessibility, links, spam score, size);
+    exit 1 when any error is found."""
+    from .checks import check_issue, format_report, has_errors, report_json
 
-    _, findings = check_issue(settings_of(ctx), issue_dir)
-    _echo_findings(findings)
+    _, findings = check_issue(settings_of(ctx), issue_dir, check_links=check_links)
+    click.echo(report_json(findings) if output_format == "json" else format_report(findings))
     ctx.exit(1 if has_errors(findings) else 0)
+
+
+# --- import (importing.py) -------------------------------------------------
+
+@main.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--issue", "issue_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The issue folder to add the article to (the one with issue.md).")
+@click.option("--url", default=None,
+              help="The article's web address: saved as source_url and used to make relative links absolute.")
+@click.option("--force", is_flag=True, help="Replace an article file of the same name in the issue.")
+def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) -> None:
+    """Turn SOURCE (scraped text, an HTML page or Markdown) into an article of the issue."""
+    from .content import load_article
+    from .errors import display_path
+    from .importing import import_into_issue, word_count
+
+    path = import_into_issue(source, issue_dir, url=url, overwrite=force)
+    article = load_article(path)
+    click.echo(f"wrote {display_path(path)} and added it to {display_path(issue_dir / 'issue.md')}")
+    click.echo(f"  title:  {article.title}")
+    click.echo(f"  author: {article.author or '(none found; add author: to the front matter)'}")
+    click.echo(f"  source: {article.source_url or '(none; pass --url to record it)'}")
+    click.echo(f"  words:  {word_count(article.body)}")
 
 
 # --- subscribers (issue 3) -------------------------------------------------
 
+from typing import Any  # noqa: E402  (imports kept in this region: others edit the top)
+
+from . import subscribers as subscriber_lists  # noqa: E402
+from .errors import display_path  # noqa: E402
+
+
+def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """Turn repeated KEY=VALUE options into a dict, refusing anything without '='."""
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{value}' is not KEY=VALUE (for example city=London)", ctx=ctx, param=param)
+        pairs[key.strip()] = rest
+    return pairs
+
+
+def _list_path(ctx: click.Context, name: str) -> Path:
+    return settings_of(ctx).list_path(subscriber_lists.check_list_name(name))
+
+
+_list_option = click.option("--list", "-l", "list_name", required=True, metavar="NAME",
+                            help="The list to use: subscribers/NAME.csv.")
+_filter_options = [
+    click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only rows with this tag (repeat for all of several)."),
+    click.option("--where", "where", multiple=True, callback=_key_values, metavar="FIELD=VALUE",
+                 help="Only rows whose column FIELD equals VALUE, ignoring case (repeatable)."),
+    click.option("--status", "statuses", multiple=True, type=click.Choice(subscriber_lists.STATUSES),
+                 help="Only rows with this status (repeatable). Default: every status."),
+]
+
+
+def _filters(command: Any) -> Any:
+    for option in reversed(_filter_options):
+        command = option(command)
+    return command
+
+
+@main.group("subscribers")
+def subscribers_group() -> None:
+    """Manage subscriber lists: one CSV file per list in subscribers/."""
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@_list_option
+@click.option("--name", default=None, help="The subscriber's name.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag to add (repeatable).")
+@click.option("--field", "fields", multiple=True, callback=_key_values, metavar="KEY=VALUE",
+              help="A merge field to set, like city=London (repeatable); a new column is added if needed.")
+@click.pass_context
+def subscribers_add(ctx: click.Context, email: str, list_name: str, name: str | None, tags: tuple[str, ...],
+                    fields: dict[str, str]) -> None:
+    """Add EMAIL to a list, or re-subscribe and update it; creates the list if needed."""
+    path = _list_path(ctx, list_name)
+    outcome = subscriber_lists.add_subscriber(path, email, name=name, tags=tags, fields=fields)
+    where = display_path(path)
+    messages = {
+        "added": f"Added {email.strip()} to {where}.",
+        "resubscribed": f"Re-subscribed {email.strip()} in {where}.",
+        "updated": f"Updated {email.strip()} in {where}.",
+        "unchanged": f"{email.strip()} is already subscribed in {where}; nothing changed.",
+    }
+    click.echo(messages[outcome])
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email")
+@_list_option
+@click.pass_context
+def subscribers_unsubscribe(ctx: click.Context, email: str, list_name: str) -> None:
+    """Mark EMAIL unsubscribed; the row stays so the address is never mailed again by accident."""
+    path = _list_path(ctx, list_name)
+    was = subscriber_lists.unsubscribe(path, email)
+    if was in subscriber_lists.SUPPRESSED:
+        click.echo(f"{email.strip()} is already {was} in {display_path(path)}; nothing changed.")
+    else:
+        click.echo(f"Unsubscribed {email.strip()} in {display_path(path)}.")
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@_list_option
+@click.pass_context
+def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
+    """Delete every row of EMAIL from a list (for erasure requests); 'unsubscribe' keeps the row."""
+    path = _list_path(ctx, list_name)
+    removed = subscriber_lists.remove_subscriber(path, email)
+    rows = "row" if removed == 1 else "rows"
+    click.echo(f"Removed {email.strip()} from {display_path(path)} ({removed} {rows}).")
+
+
+@subscribers_group.command("import")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@_list_option
+@click.option("--map", "mapping", multiple=True, callback=_key_values, metavar="COLUMN=FIELD",
+              help="Read the file's COLUMN into the list's FIELD (repeatable); 'COLUMN=' ignores it.")
+@click.option("--status-from", default=None, metavar="COLUMN", help="Read each row's status from this column.")
+@click.option("--resubscribe", is_flag=True,
+              help="Re-subscribe addresses the list has as unsubscribed, bounced or complained.")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.pass_context
+def subscribers_import(ctx: click.Context, source: Path, list_name: str, mapping: dict[str, str],
+                       status_from: str | None, resubscribe: bool, dry_run: bool) -> None:
+    """Merge SOURCE, a CSV export (Mailchimp, Substack, Buttondown, listmonk, ...), into a list."""
+    path = _list_path(ctx, list_name)
+    report = subscriber_lists.import_subscribers(path, source, mapping=mapping, status_from=status_from,
+                                                 resubscribe=resubscribe, dry_run=dry_run)
+    if report.recognised:
+        click.echo(f"Recognised a {report.recognised} export.")
+    for problem in report.rejected:
+        click.echo(f"{display_path(source)}:{problem.line}: rejected: {problem.message}", err=True)
+    if report.ignored_columns:
+        first = report.ignored_columns[0]
+        click.echo(f"Ignored columns: {', '.join(report.ignored_columns)} "
+                   f"(keep one with --map '{first}=FIELD')")
+    if report.kept_suppressed:
+        click.echo(f"{report.kept_suppressed} address(es) stay unsubscribed, bounced or complained as the list "
+                   "says (--resubscribe overrides).")
+    summary = (f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+               f"{len(report.rejected)} rejected")
+    if dry_run:
+        click.echo(f"Dry run, nothing written to {display_path(path)}: {summary}. Run without --dry-run to import.")
+    else:
+        click.echo(f"{display_path(path)}: {summary}.")
+
+
+@subscribers_group.command("list")
+@_list_option
+@_filters
+@click.pass_context
+def subscribers_list(ctx: click.Context, list_name: str, tags: tuple[str, ...], where: dict[str, str],
+                     statuses: tuple[str, ...]) -> None:
+    """Print the rows of a list that match the filters: line, email, name, status, tags."""
+    path = _list_path(ctx, list_name)
+    count = 0
+    for sub in subscriber_lists.iter_subscribers(path, tags=tags, where=where, statuses=statuses):
+        click.echo(f"{sub.line:>6}  {sub.email}  {sub.name or '-'}  {sub.status}  {';'.join(sub.tags)}".rstrip())
+        count += 1
+    click.echo(f"{count} row{'s' if count != 1 else ''} of {display_path(path)} matched.", err=True)
+
+
+@subscribers_group.command("stats")
+@_list_option
+@click.pass_context
+def subscribers_stats(ctx: click.Context, list_name: str) -> None:
+    """Count the rows of a list by status and tag, and how many would receive mail."""
+    path = _list_path(ctx, list_name)
+    stats = subscriber_lists.list_stats(path)
+    click.echo(f"{display_path(path)}: {stats.rows} rows, {stats.recipients} would receive mail")
+    statuses = [*subscriber_lists.STATUSES, *sorted(set(stats.by_status) - set(subscriber_lists.STATUSES))]
+    width = max(len(s) for s in [*statuses, *stats.by_tag, "duplicates"]) + 2
+    for status in statuses:
+        click.echo(f"  {status:<{width}}{stats.by_status[status]:>8}")
+    click.echo(f"  {'duplicates':<{width}}{stats.duplicates:>8}")
+    click.echo(f"  {'invalid':<{width}}{stats.invalid:>8}")
+    if stats.by_tag:
+        click.echo("tags")
+        for tag, count in sorted(stats.by_tag.items(), key=lambda item: (-item[1], item[0])):
+            click.echo(f"  {tag:<{width}}{count:>8}")
+
+
+@subscribers_group.command("export")
+@_list_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write. Default: standard output.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@_filters
+@click.pass_context
+def subscribers_export(ctx: click.Context, list_name: str, out: Path | None, fmt: str, force: bool,
+                       tags: tuple[str, ...], where: dict[str, str], statuses: tuple[str, ...]) -> None:
+    """Write a list's rows out as CSV for spreadsheets (formulas neutralised) or JSON."""
+    path = subscriber_lists.require_list(_list_path(ctx, list_name))
+    if out is None:
+        count = subscriber_lists.export_subscribers(path, sys.stdout, fmt=fmt, tags=tags,
+                                                    where=where, statuses=statuses)
+    else:
+        count = subscriber_lists.export_to_file(path, out, fmt=fmt, tags=tags, where=where, statuses=statuses,
+                                                overwrite=force)
+    target = display_path(out) if out else "standard output"
+    click.echo(f"Exported {count} row{'s' if count != 1 else ''} of {display_path(path)} to {target}.", err=True)
+
+
+@subscribers_group.command("validate")
+@_list_option
+@click.option("--check-dns", is_flag=True, help="Also look up each domain (once) to see that it can receive mail.")
+@click.pass_context
+def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) -> None:
+    """Report every problem of a list with its line: bad or duplicate address, unknown status, bad date."""
+    path = _list_path(ctx, list_name)
+    found = 0
+    for problem in subscriber_lists.validate_list(path, check_dns=check_dns):
+        click.echo(f"{display_path(path)}:{problem.line}: {problem.message}")
+        found += 1
+    if found:
+        raise subscriber_lists.ListProblems(f"{found} problem{'s' if found != 1 else ''} found",
+                                            where=display_path(path), hint="fix the lines above, then validate again")
+    click.echo(f"{display_path(path)}: no problems found.")
+
+
+@subscribers_group.command("sync")
+@_list_option
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.pass_context
+def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
+    """Mark the addresses SendGrid suppresses (unsubscribes, bounces, spam reports, the group) in a list."""
+    from .suppressions import sync_list
+
+    report = sync_list(settings_of(ctx), list_name, write=not dry_run)
+    for change in report.changes:
+        click.echo(f"  {change.email}: {change.was} -> {change.now}")
+    click.echo(report.summary)
+
+
 # --- send (issue 5) --------------------------------------------------------
 
+def _parse_where(values: tuple[str, ...]) -> dict[str, str]:
+    where = {}
+    for item in values:
+        field, sep, value = item.partition("=")
+        if not sep or not field.strip():
+            raise click.BadParameter(f"'{item}' is not field=value", param_hint="--where")
+        where[field.strip()] = value.strip()
+    return where
+
+
+def _echo_report(report) -> None:
+    for email, reason in report.failed[:50]:
+        click.echo(f"  failed: {email}: {reason}", err=True)
+    for email, reason in report.unknown[:50]:
+        click.echo(f"  unknown: {email}: {reason}", err=True)
+    for email, reason in report.deferred[:50]:
+        click.echo(f"  deferred: {email}: {reason}", err=True)
+    hidden = max(0, len(report.failed) - 50) + max(0, len(report.unknown) - 50) + max(0, len(report.deferred) - 50)
+    if hidden:
+        click.echo(f"  ... and {hidden} more: newsletter status ISSUE_DIR", err=True)
+    if report.paused:
+        click.echo(f"Paused: {report.paused}", err=True)
+    click.echo(report.summary())
+    unknown_before = report.skipped.get("unknown before", 0)
+    if unknown_before:
+        click.echo(f"{unknown_before} recipients' earlier delivery is unknown (a send stopped mid-request): "
+                   f"see newsletter status {report.issue and 'issues/' + report.issue}; resend them only if "
+                   "you are sure they did not get it, with --retry-unknown", err=True)
+
+
+def _progress_printer():
+    """A progress bar on a terminal, a plain line per batch otherwise."""
+    import time
+
+    started = time.monotonic()
+    tty = sys.stdout.isatty()
+
+    def show(report) -> None:
+        done = report.sent + len(report.failed) + len(report.unknown)
+        total = max(report.to_send, 1)
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate else 0
+        if tty:
+            width = 30
+            filled = int(width * done / total)
+            click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{report.to_send} "
+                       f"{rate:.0f}/s ETA {eta:.0f}s ", nl=False)
+        else:
+            click.echo(f"batch {report.batches}: {done}/{report.to_send} done, {len(report.failed)} failed, "
+                       f"{rate:.0f}/s")
+
+    return show, tty
+
+
+@main.command("send")
+@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.option("--list", "list_name", default=None, help="Subscriber list (subscribers/NAME.csv).")
+@click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (repeatable: all must match).")
+@click.option("--where", "where", multiple=True, help="Only subscribers whose FIELD=VALUE (repeatable).")
+@click.option("--provider", type=click.Choice(["sendgrid", "smtp"]), default=None,
+              help="Mail provider. Default: newsletter.provider in newsletter.toml.")
+@click.option("--dry-run", is_flag=True, help="Do everything but deliver: write samples and report.json.")
+@click.option("--test-to", "test_to", multiple=True, help="Send only to this address (repeatable); journal untouched.")
+@click.option("--test-prefix", default="", help="Prefix the subject of --test-to messages, e.g. '[TEST] '.")
+@click.option("--at", "send_at", default=None, help="Schedule delivery (SendGrid), e.g. 2026-11-26T09:00+01:00.")
+@click.option("--sandbox", is_flag=True, help="SendGrid sandbox mode: validated by SendGrid, not delivered.")
+@click.option("--retry-unknown", is_flag=True, help="Resend recipients whose earlier delivery is unknown.")
+@click.option("--retry-failed", is_flag=True, help="Try recipients that failed in an earlier run again.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Dry run: how many personalized .eml samples to write.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dry run: output folder. Default: outbox/<issue-name>/.")
+@click.pass_context
+def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, dry_run, test_to,
+                 test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, samples, out) -> None:
+    """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
+    from . import send as sending
+    from .errors import EXIT_FAILED
+
+    settings = settings_of(ctx)
+    if test_to:
+        report = sending.send_test(settings, issue_dir, test_to, provider or "", test_prefix)
+        _echo_report(report)
+        ctx.exit(0 if report.ok else EXIT_FAILED)
+    if not list_name:
+        raise click.UsageError("--list NAME is required (or --test-to ADDRESS)")
+    options = sending.SendOptions(
+        list_name=list_name, provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
+        send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown,
+        retry_failed=retry_failed, samples=samples, out_dir=out)
+    if dry_run:
+        report = sending.dry_run(settings, issue_dir, options)
+        _echo_findings(report.findings)
+        for sample in report.samples:
+            click.echo(f"wrote {sample}")
+        _echo_report(report)
+        click.echo("This was a dry run: nothing was sent. To send for real, run the same command "
+                   "without --dry-run.")
+        return
+    report = _live_send(ctx, settings, issue_dir, options, yes)
+    _echo_report(report)
+    if report.interrupted or report.paused or report.deferred:
+        click.echo(f"To resume, run the same command again: newsletter send {issue_dir} --list {list_name}",
+                   err=True)
+    ctx.exit(0 if report.ok else EXIT_FAILED)
+
+
+def _parse_send_at(value: str | None):
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date and time like 2026-11-26T09:00+01:00",
+                                 param_hint="--at") from None
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _live_send(ctx: click.Context, settings, issue_dir: Path, options, yes: bool):
+    """Confirm, lock, and run a live send with Ctrl-C finishing the batch in flight."""
+    import signal
+
+    from . import send as sending
+
+    issue_name = issue_dir.resolve().name
+    with sending.exclusive(settings, issue_name, options.list_name):
+        plan = sending.prepare(settings, issue_dir, options)
+        try:
+            report = plan.report
+            _echo_findings(report.findings)
+            question = (f"Send '{plan.built.subject}' to {report.to_send} recipients of list "
+                        f"'{options.list_name}' through {plan.provider_name}?")
+            if report.to_send == 0:
+                click.echo("Nothing to send: every selected recipient is already settled.")
+                return report
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
+                click.confirm(question, abort=True)
+            provider = sending.open_provider(settings, plan, plan.provider_name)
+            stop = sending.StopFlag()
+
+            def on_interrupt(signum, frame):
+                if stop.requested:
+                    raise KeyboardInterrupt
+                stop.requested = True
+                click.echo("\nStopping after the batch in flight (Ctrl-C again to abandon it)...", err=True)
+
+            previous = signal.signal(signal.SIGINT, on_interrupt)
+            show, tty = _progress_printer()
+            try:
+                report = sending.execute(plan, provider, progress=show, stop=stop)
+            except KeyboardInterrupt:
+                report = plan.report
+            finally:
+                signal.signal(signal.SIGINT, previous)
+                if tty:
+                    click.echo()
+            return report
+        finally:
+            plan.close()
+
+
+@main.command("status")
+@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.option("--list", "list_name", default=None, help="Only this list.")
+@click.pass_context
+def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -> None:
+    """Show the send journal of ISSUE_DIR: counts and the failed or unknown recipients."""
+    from . import send as sending
+
+    results = sending.status(settings_of(ctx), issue_dir, list_name)
+    if not results:
+        click.echo(f"{issue_dir.resolve().name} has not been sent{' to ' + list_name if list_name else ''}.")
+    for name, counts, problems in results:
+        line = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n)
+        click.echo(f"{name}: {line}")
+        for email, status, reason in problems:
+            click.echo(f"  {status}: {email}: {reason}")
+
+
 # --- preview, screenshot, archive (issue 6) --------------------------------
+
+def _echo_rebuild(snapshot, changed) -> None:
+    """One line per build of a running preview, and one when its checks are in."""
+    from .checks import ERROR
+
+    if snapshot.error is not None:
+        cause = f"{', '.join(changed)} changed; " if changed else ""
+        click.echo(f"{cause}build failed: {snapshot.error}", err=True)
+    elif snapshot.findings is None:
+        cause = f"{', '.join(changed)} changed; " if changed else ""
+        click.echo(f"{cause}built in {snapshot.seconds:.2f} s")
+    elif snapshot.check_error is not None:
+        click.echo(f"checks could not run: {snapshot.check_error}", err=True)
+    else:
+        errors = sum(1 for f in snapshot.findings if f.severity == ERROR)
+        warnings = len(snapshot.findings) - errors
+        click.echo(f"checked: {errors} error{'s' * (errors != 1)}, {warnings} other finding{'s' * (warnings != 1)}")
+
+
+@main.command("preview")
+@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), default=8025, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Any other than 127.0.0.1 lets other computers see the preview.")
+@click.option("--list", "list_name", default=None, metavar="NAME",
+              help="Add a picker of this list's recipients, to see each one's personalized email.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the preview in the web browser.")
+@click.pass_context
+def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, list_name: str | None,
+                    open_browser: bool) -> None:
+    """Serve a preview of ISSUE_DIR that updates itself whenever a file of the issue changes."""
+    import webbrowser
+
+    from .errors import display_path
+    from .preview import is_loopback, make_preview_server
+
+    server = make_preview_server(settings_of(ctx), issue_dir, host=host, port=port, list_name=list_name,
+                                 on_rebuild=_echo_rebuild)
+    click.echo(f"Previewing {display_path(issue_dir)} at {server.url}")
+    if not is_loopback(host):
+        click.echo(f"warning: listening on {host}: other computers can see this preview"
+                   + (f", including the addresses and names of list '{list_name}'" if list_name else ""), err=True)
+    click.echo("Save the issue, a template or newsletter.toml and the page updates itself. Press Ctrl-C to stop.")
+    if open_browser:
+        webbrowser.open(server.url)
+    server.preview.start_watching()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    click.echo("Preview stopped.")
+
+
+@main.command("screenshot")
+@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the PNG files. Default: build/<issue-name>/.")
+@click.option("--width", "widths", type=click.IntRange(200, 2400), multiple=True,
+              help="Width in CSS pixels; repeat for several. Default: 375 and 600.")
+@click.option("--dark", is_flag=True, help="Render as a reader in dark mode sees it (prefers-color-scheme: dark).")
+@click.pass_context
+def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, widths: tuple[int, ...],
+                       dark: bool) -> None:
+    """Write PNG pictures of ISSUE_DIR's email at each width, using headless Chromium."""
+    from .errors import display_path
+    from .screenshot import screenshot_issue
+
+    shots = screenshot_issue(settings_of(ctx), issue_dir, out, widths, dark=dark)
+    for shot in shots:
+        click.echo(f"wrote {display_path(shot.path)} ({shot.width} x {shot.height} px)")
+    click.echo(f"{len(shots)} screenshot{'s' * (len(shots) != 1)}{' in dark mode' if dark else ''}")
+
+
+@main.command("archive")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the site. Default: site/ in the newsletter's folder.")
+@click.pass_context
+def archive_command(ctx: click.Context, out: Path | None) -> None:
+    """Write a static web archive of every issue, with an index page and an Atom feed."""
+    from .archive import write_archive
+    from .errors import display_path
+
+    settings = settings_of(ctx)
+    archive = write_archive(settings, out or settings.root / "site")
+    for issue in archive.issues:
+        images = f" and {len(issue.images)} image{'s' * (len(issue.images) != 1)}" if issue.images else ""
+        click.echo(f"wrote {display_path(issue.page)}{images}")
+    click.echo(f"wrote {display_path(archive.index)} and {display_path(archive.feed)}")
+    count = len(archive.issues)
+    click.echo(f"Archived {count} issue{'s' * (count != 1)} in {display_path(archive.out_dir)}; "
+               f"publish that folder at {settings.base_url}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -267,8 +267,9 @@ def add_article_to_issue(folder: Path, filename: str) -> None:
         return
     names.append(filename)
     meta["articles"] = names
-    post = frontmatter.Post(body, **meta)
-    path.write_text(frontmatter.dumps(post, sort_keys=False) + "\n", encoding="utf-8")
+    post = frontmatter.Post(body.strip() + "\n", **meta)
+    path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n",
+                    encoding="utf-8")
 
 
 def write_article(path: Path, article: Article) -> None:

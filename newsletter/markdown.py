@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "del", "em", "figcaption", "figure",
@@ -32,8 +33,14 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 
 @lru_cache(maxsize=1)
-def _parser() -> MarkdownIt:
+def parser() -> MarkdownIt:
+    """The one Markdown dialect of the project (CommonMark, tables, strikethrough), shared by both parts."""
     return MarkdownIt("commonmark", {"html": True, "typographer": False}).enable(["table", "strikethrough"])
+
+
+def parse(markdown: str) -> list[Token]:
+    """Parse once; the tokens serve both the HTML (to_html) and the plain-text part."""
+    return parser().parse(markdown)
 
 
 def is_absolute(url: str) -> bool:
@@ -50,9 +57,12 @@ def absolute_url(url: str, base: str) -> str:
     return urljoin(base, url)
 
 
-def to_html(markdown: str, base: str = "") -> str:
-    """Render Markdown to sanitized HTML with URLs made absolute against ``base``."""
-    raw = _parser().render(markdown)
+def to_html(markdown: str, base: str = "", tokens: list[Token] | None = None) -> str:
+    """Render Markdown (or its ``tokens`` from parse) to sanitized HTML with URLs made absolute against ``base``."""
+    md = parser()
+    if tokens is None:
+        tokens = md.parse(markdown)
+    raw = md.renderer.render(tokens, md.options, {})
 
     def resolve(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src"):

@@ -20,7 +20,9 @@ import datetime as dt
 
 from .errors import NewsletterError
 
-POLICY = email.policy.SMTP.clone(max_line_length=78)
+# Headers may run to RFC 5322's 998 characters: folding a long List-Unsubscribe URL would
+# otherwise turn it into encoded words, which mail clients do not read as a URL.
+POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
         put(name, value)
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in msg.iter_parts():
+        del part["MIME-Version"]  # belongs on the message only
     intended["mime-version"] = "1.0"
     _verify(msg, intended)
     return msg

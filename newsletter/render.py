@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import traceback
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class RenderedArticle:
     article: Article
     html: str
     image: str  # absolute (when possible) lead image URL, or ""
+    tokens: list = field(default_factory=list, repr=False, compare=False)  # parsed once, for the text part
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,14 @@ def _refuse_token_lookalikes(issue: Issue) -> None:
                                   hint="reword that text; it is reserved for personalization")
 
 
-def _article_context(rendered: RenderedArticle, text: PlainText) -> dict[str, Any]:
+def _render_article(article: Article, base: str) -> RenderedArticle:
+    tokens = markdown.parse(article.body)
+    return RenderedArticle(article, markdown.to_html(article.body, base, tokens),
+                           markdown.absolute_url(article.image, base), tokens)
+
+
+def _article_context(rendered: RenderedArticle, text: PlainText | None) -> dict[str, Any]:
+    """What templates see of an article; ``text`` renders the plain-text fields (text part only)."""
     article = rendered.article
     return {
         "title": article.title,
@@ -219,8 +227,8 @@ def _article_context(rendered: RenderedArticle, text: PlainText) -> dict[str, An
         "image_alt": article.image_alt if article.image_alt is not None else "",
         "anchor": article.slug,
         "html": Markup(rendered.html),
-        "text": text.render(article.body).rstrip("\n"),
-        "summary_text": text.render(article.summary).rstrip("\n") if article.summary else "",
+        "text": text.render(article.body, rendered.tokens).rstrip("\n") if text else "",
+        "summary_text": text.render(article.summary).rstrip("\n") if text and article.summary else "",
     }
 
 
@@ -233,10 +241,7 @@ def render_issue(settings: Settings, issue: Issue, available_fields: Collection[
     base = issue_base_url(settings, issue)
     registry = MergeRegistry()
 
-    articles = tuple(
-        RenderedArticle(article, markdown.to_html(article.body, base), markdown.absolute_url(article.image, base))
-        for article in issue.articles
-    )
+    articles = tuple(_render_article(article, base) for article in issue.articles)
     issue_md = issue.path / ISSUE_FILE
     common = {
         "newsletter": {
@@ -256,12 +261,12 @@ def render_issue(settings: Settings, issue: Issue, available_fields: Collection[
         unsubscribe = MergeToken(registry, "unsubscribe_url", flavour)
         fragment_context = {**common, "subscriber": subscriber, "unsubscribe_url": unsubscribe, "web": web}
         intro_source = _render_fragment(env, issue.intro, fragment_context, issue_md, issue.intro_line - 1)
-        text = PlainText()
+        text = PlainText(base_url=base)
         if flavour == "T":
             intro = text.render(intro_source).rstrip("\n") if intro_source.strip() else ""
         else:
             intro = Markup(markdown.to_html(intro_source, base))
-        article_contexts = [_article_context(a, text) for a in articles]
+        article_contexts = [_article_context(a, text if flavour == "T" else None) for a in articles]
         context = {
             **fragment_context,
             "intro": intro,

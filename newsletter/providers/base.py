@@ -14,11 +14,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from functools import cached_property
 from typing import Protocol
+from urllib.parse import quote
 
 from ..errors import NewsletterError
 from ..merge import MergeField
+from ..message import Envelope, build_message
 from ..personalize import Personalizer
 
 # Recipient outcomes (closed vocabulary).
@@ -73,10 +76,19 @@ class Message:
         """(html, text) filled with the recipient's values, escaped for each part."""
         return self.html_personalizer.fill(recipient.values), self.text_personalizer.fill(recipient.values)
 
+    def email_for(self, recipient: Recipient) -> EmailMessage:
+        """The complete message ``recipient`` receives: their copy, their To, their unsubscribe links."""
+        html, text = self.personalize(recipient)
+        targets = self.list_unsubscribe(recipient)
+        envelope = Envelope(
+            from_address=self.from_address, to_email=recipient.email, to_name=recipient.name,
+            reply_to=self.reply_to, subject=self.subject, list_unsubscribe=targets,
+            one_click=any(target.startswith("https://") for target in targets),
+        )
+        return build_message(envelope, text, html)
+
     def list_unsubscribe(self, recipient: Recipient) -> list[str]:
         """List-Unsubscribe targets for this recipient: their HTTPS link and the mailto."""
-        from urllib.parse import quote
-
         targets = []
         if recipient.unsubscribe_url.startswith("https://"):
             targets.append(recipient.unsubscribe_url)

@@ -1,0 +1,260 @@
+"""The send journal: one SQLite row per (issue, list, recipient), so each is mailed once.
+
+State follows what actually happened. A row becomes ``in_flight`` (with its
+batch id) in a committed transaction *before* the request, and ``sent``
+only *after* the provider accepted it. A row found ``in_flight`` when a
+send starts belongs to a run that died mid-request: its outcome is unknown,
+and it is never resent unless the writer asks (``--retry-unknown``).
+
+The journal also holds each pending recipient's merge values, taken from the
+list when the send was prepared, so the send loop streams from SQLite with
+flat memory; they are cleared once the recipient is settled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NewsletterError, display_path
+
+PENDING = "pending"
+IN_FLIGHT = "in_flight"
+SENT = "sent"
+FAILED = "failed"
+UNKNOWN = "unknown"
+STATUSES = (PENDING, IN_FLIGHT, SENT, FAILED, UNKNOWN)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    issue TEXT NOT NULL,
+    list TEXT NOT NULL,
+    key TEXT NOT NULL,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    fields TEXT,
+    status TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    batch TEXT,
+    message_id TEXT,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    UNIQUE (issue, list, key)
+);
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (issue, list, status, run);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    issue TEXT NOT NULL,
+    list TEXT NOT NULL,
+    started REAL NOT NULL,
+    pid INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    """A recipient waiting to be sent, as the send loop reads it back."""
+
+    id: int
+    key: str
+    email: str
+    name: str
+    fields: dict[str, str]
+    attempts: int
+
+
+class Journal:
+    """The journal of one issue sent to one list (the database may hold many)."""
+
+    def __init__(self, connection: sqlite3.Connection, issue: str, list_name: str, path: str = ":memory:"):
+        self.db = connection
+        self.issue = issue
+        self.list = list_name
+        self.path = path
+        self.run = 0
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, issue: str, list_name: str) -> Journal:
+        """Open (creating) the journal database at ``path``."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            connection.executescript(_SCHEMA)
+        except sqlite3.Error as err:
+            raise NewsletterError(f"cannot open the send journal: {err}", where=display_path(path),
+                                  hint="check the folder is writable; set [send] journal in newsletter.toml") from None
+        return cls(connection, issue, list_name, str(path))
+
+    @classmethod
+    def scratch_copy(cls, path: Path, issue: str, list_name: str) -> Journal:
+        """An in-memory copy of the journal at ``path``, for a dry run that must leave it untouched."""
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        if path.exists():
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                source.backup(memory)
+            finally:
+                source.close()
+        memory.executescript(_SCHEMA)
+        return cls(memory, issue, list_name)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- preparing a run ----------------------------------------------------------------------------
+
+    def start_run(self) -> int:
+        """Record a new run and settle rows a dead run left in flight as unknown."""
+        with self.transaction() as db:
+            self.run = db.execute("INSERT INTO runs (issue, list, started, pid) VALUES (?, ?, ?, ?)",
+                                  (self.issue, self.list, time.time(), os.getpid())).lastrowid
+            db.execute(
+                "UPDATE deliveries SET status=?, reason=?, updated=? WHERE issue=? AND list=? AND status=?",
+                (UNKNOWN, "the send stopped while this batch was being delivered; it may have arrived",
+                 time.time(), self.issue, self.list, IN_FLIGHT))
+        return self.run
+
+    def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 5000) -> None:
+        """Mark this run's selection: new recipients become pending; known ones keep their status.
+
+        Pending rows not selected again (unsubscribed since) are left out of this run and never sent.
+        """
+        sql = (
+            "INSERT INTO deliveries (issue, list, key, email, name, fields, status, run, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (issue, list, key) DO UPDATE SET run=excluded.run, "
+            "email=CASE WHEN status='pending' THEN excluded.email ELSE email END, "
+            "name=CASE WHEN status='pending' THEN excluded.name ELSE name END, "
+            "fields=CASE WHEN status='pending' THEN excluded.fields ELSE fields END, "
+            "attempts=CASE WHEN status='pending' THEN 0 ELSE attempts END, "
+            "not_before=0"
+        )
+        now = time.time()
+        buffer: list[tuple] = []
+        for key, email, name, fields in recipients:
+            buffer.append((self.issue, self.list, key, email, name, json.dumps(fields, ensure_ascii=False),
+                           self.run, now))
+            if len(buffer) >= chunk:
+                with self.transaction() as db:
+                    db.executemany(sql, buffer)
+                buffer.clear()
+        if buffer:
+            with self.transaction() as db:
+                db.executemany(sql, buffer)
+
+    def requeue(self, status: str) -> int:
+        """Put this run's ``unknown`` (or ``failed``) recipients back in the queue, on request."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET status='pending', reason=NULL, attempts=0 "
+                "WHERE issue=? AND list=? AND run=? AND status=?",
+                (self.issue, self.list, self.run, status)).rowcount
+
+    # -- the send loop -----------------------------------------------------------------------------
+
+    def next_pending(self, limit: int, max_attempts: int) -> list[Row]:
+        """Up to ``limit`` pending recipients of this run that may be tried now, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, key, email, name, fields, attempts FROM deliveries "
+            "WHERE issue=? AND list=? AND run=? AND status='pending' AND attempts < ? AND not_before <= ? "
+            "ORDER BY id LIMIT ?",
+            (self.issue, self.list, self.run, max_attempts, time.time(), limit)).fetchall()
+        return [Row(i, k, e, n, json.loads(f) if f else {}, a) for i, k, e, n, f, a in rows]
+
+    def next_retry_time(self, max_attempts: int) -> float | None:
+        """When the earliest deferred recipient of this run may be tried again, if any."""
+        value = self.db.execute(
+            "SELECT MIN(not_before) FROM deliveries WHERE issue=? AND list=? AND run=? AND status='pending' "
+            "AND attempts < ? AND not_before > 0", (self.issue, self.list, self.run, max_attempts)).fetchone()[0]
+        return value
+
+    def mark_in_flight(self, ids: list[int], batch: str) -> None:
+        """Commit that a request for these rows is about to be made: from here on they are never resent blindly."""
+        with self.transaction() as db:
+            db.executemany("UPDATE deliveries SET status='in_flight', batch=?, updated=? WHERE id=?",
+                           [(batch, time.time(), i) for i in ids])
+
+    def settle(self, outcomes: Iterable[tuple[int, str, str, str]]) -> None:
+        """Record (id, status, message_id, reason) after the provider answered."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET status=?, message_id=?, reason=?, updated=?, "
+                "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END WHERE id=?",
+                [(status, message_id or None, reason or None, now, status, i)
+                 for i, status, message_id, reason in outcomes])
+
+    def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True) -> None:
+        """Put rows back to pending: nothing was delivered (refused connection, 5xx, 4xx, Ctrl-C before sending)."""
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET status='pending', batch=NULL, reason=?, not_before=?, "
+                "attempts=attempts+?, updated=? WHERE id=?",
+                [(reason, retry_at, 1 if count_attempt else 0, time.time(), i) for i in ids])
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def counts(self, run_only: bool = False) -> dict[str, int]:
+        sql = "SELECT status, COUNT(*) FROM deliveries WHERE issue=? AND list=?"
+        params: tuple = (self.issue, self.list)
+        if run_only:
+            sql += " AND run=?"
+            params += (self.run,)
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(dict(self.db.execute(sql + " GROUP BY status", params).fetchall()))
+        return counts
+
+    def selected_status_counts(self) -> dict[str, int]:
+        """Status of every recipient selected in this run (sent before, failed before, pending...)."""
+        return self.counts(run_only=True)
+
+    def problems(self, limit: int = 1000) -> list[tuple[str, str, str]]:
+        """(email, status, reason) of failed, unknown and still-deferred recipients."""
+        return self.db.execute(
+            "SELECT email, status, COALESCE(reason, '') FROM deliveries WHERE issue=? AND list=? "
+            "AND (status IN ('failed', 'unknown') OR (status='pending' AND reason IS NOT NULL)) "
+            "ORDER BY id LIMIT ?", (self.issue, self.list, limit)).fetchall()
+
+
+def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tuple[str, dict[str, int]]]:
+    """(list, status counts) for every list ``issue`` was sent to, read-only."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        sql = "SELECT list, status, COUNT(*) FROM deliveries WHERE issue=?"
+        params: tuple = (issue,)
+        if list_name:
+            sql += " AND list=?"
+            params += (list_name,)
+        result: dict[str, dict[str, int]] = {}
+        for name, status, count in db.execute(sql + " GROUP BY list, status", params):
+            result.setdefault(name, dict.fromkeys(STATUSES, 0))[status] = count
+        return sorted(result.items())
+    finally:
+        db.close()

@@ -1,0 +1,317 @@
+"""Read and safely rewrite one CSV list file, keeping what a hand edit put there.
+
+This module knows CSV files, not subscribers: how a list file is spelled
+(byte-order mark, ``,`` or ``;`` or tab, CRLF or LF), how to stream its
+records with the line each starts on and the exact text it came from, how to
+lock it against a second writer, and how to replace it atomically so a crash
+or Ctrl-C mid-write leaves the old file intact. Rows a rewrite does not touch
+are copied back as the exact text they were read from.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from .errors import NewsletterError, display_path
+
+DELIMITERS = (",", ";", "\t")
+BOM = "\ufeff"
+_UTF8_HINT = "save it as UTF-8 (in a spreadsheet: 'CSV UTF-8'), then try again"
+
+csv.field_size_limit(1 << 20)  # a 1 MB cell is a runaway quote, not data
+
+
+class Record(NamedTuple):
+    """One CSV record: the line it starts on, its cells, and its exact text (line ending included)."""
+
+    line: int
+    cells: list[str]
+    raw: str  # "" when the reader was asked not to keep it
+
+
+@dataclass(frozen=True)
+class ListFormat:
+    """How a list file is spelled, so a rewrite writes it back the same way."""
+
+    path: Path
+    header: list[str]
+    header_raw: str
+    header_line: int
+    delimiter: str = ","
+    newline: str = "\n"
+    bom: bool = False
+
+    def format_row(self, cells: Iterable[str]) -> str:
+        """One record as text in this file's dialect (quoting only where needed)."""
+        out = _RowBuffer()
+        csv.writer(out, delimiter=self.delimiter, lineterminator=self.newline).writerow(cells)
+        return out.text
+
+
+class _RowBuffer:
+    """The smallest file-like object csv.writer needs, to format one row."""
+
+    text = ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+
+def _line_ending(raw: str) -> str:
+    for ending in ("\r\n", "\n", "\r"):
+        if raw.endswith(ending):
+            return ending
+    return "\n"
+
+
+def _pick_delimiter(first_line: str, wanted: Collection[str]) -> str:
+    """The delimiter that makes the header name a ``wanted`` column, else the one giving most columns."""
+    best, best_count = ",", 0
+    for delimiter in DELIMITERS:
+        cells = next(csv.reader([first_line], delimiter=delimiter), [])
+        if any(c.strip().lower() in wanted for c in cells):
+            return delimiter
+        if len(cells) > best_count:
+            best, best_count = delimiter, len(cells)
+    return best
+
+
+def _first_bad_utf8_line(path: Path) -> int:
+    """The 1-based physical line holding the first byte that is not UTF-8 (for the error message)."""
+    data = path.read_bytes()
+    for number, line in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return number
+    return 1
+
+
+def _bad_record(path: Path, line: int, err: Exception) -> NewsletterError:
+    if isinstance(err, UnicodeDecodeError):
+        return NewsletterError("is not UTF-8 text", where=display_path(path),
+                               line=_first_bad_utf8_line(path), hint=_UTF8_HINT)
+    return NewsletterError(f"cannot read this CSV record ({err})", where=display_path(path), line=line,
+                           hint="look for a quote (\") that is opened but never closed")
+
+
+@dataclass(frozen=True)
+class FastRows:
+    """A list's records straight from csv.reader, for loops that read every row of a big list.
+
+    A generator per record costs about as much as parsing it, so the caller
+    iterates ``reader`` itself and tracks lines: the first record starts at
+    ``first_line``, and each next one at ``first_line + reader.line_num``.
+    Wrap the loop in ``reporting`` to turn a parse error into a NewsletterError.
+    """
+
+    reader: Any  # a csv reader (its type is private to the csv module)
+    first_line: int
+    path: Path
+
+    @contextmanager
+    def reporting(self, line: Callable[[], int]) -> Iterator[None]:
+        """Name the file and the line (``line()``: where the record being read starts) when parsing fails."""
+        try:
+            yield
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise _bad_record(self.path, line(), err) from None
+
+
+def _records(stream: Iterable[str], path: Path, delimiter: str, first_line: int = 1) -> Iterator[Record]:
+    """Stream records with their start line and exact text; csv.reader never reads ahead of a record."""
+    taken: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for text in stream:
+            taken.append(text)
+            yield text
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    start = first_line
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise _bad_record(path, start, err) from None
+        raw = "".join(taken)
+        taken.clear()
+        yield Record(start, cells, raw)
+        start = reader.line_num + first_line
+
+
+@contextmanager
+def read_list(path: Path, *, wanted: Collection[str] = ("email",), required: str | None = "email",
+              fd: int | None = None) -> Iterator[tuple[ListFormat, Iterator[Record]]]:
+    """Open a list: its format (header, dialect) and a stream of the records after the header.
+
+    Blank lines before the header are skipped. The delimiter is the one that
+    makes the header name a column in ``wanted``; the header must hold
+    ``required`` (case and surrounding spaces ignored) or a NewsletterError
+    names the fix. Pass ``fd`` (an open descriptor of ``path``) to read the
+    same file twice even if it is replaced in between.
+    """
+    with _opened(path, wanted, required, fd) as (fmt, stream, first_line):
+        yield fmt, _records(stream, path, fmt.delimiter, first_line)
+
+
+@contextmanager
+def read_rows(path: Path, *, fd: int | None = None) -> Iterator[tuple[ListFormat, FastRows]]:
+    """Like read_list for a list with an email column, without the cost of keeping each record's text."""
+    with _opened(path, ("email",), "email", fd) as (fmt, stream, first_line):
+        yield fmt, FastRows(csv.reader(stream, delimiter=fmt.delimiter), first_line, path)
+
+
+@contextmanager
+def _opened(path: Path, wanted: Collection[str], required: str | None,
+            fd: int | None) -> Iterator[tuple[ListFormat, IO[str], int]]:
+    """The list's format, the open stream just after the header, and the line the next record starts on."""
+    where = display_path(path)
+    try:
+        if fd is None:
+            with open(path, "rb") as probe:
+                bom = probe.read(3) == BOM.encode("utf-8")
+            stream = open(path, encoding="utf-8-sig", newline="")
+        else:
+            bom = os.pread(fd, 3, 0) == BOM.encode("utf-8")
+            os.lseek(fd, 0, os.SEEK_SET)
+            stream = open(os.dup(fd), encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise NewsletterError("no such file", where=where) from None
+    except OSError as err:
+        raise NewsletterError(f"cannot read ({err.strerror})", where=where) from None
+    with stream:
+        line = 1
+        try:
+            first = stream.readline()
+            while first and not first.strip():
+                line += 1
+                first = stream.readline()
+        except UnicodeDecodeError:
+            raise NewsletterError("is not UTF-8 text", where=where, line=_first_bad_utf8_line(path),
+                                  hint=_UTF8_HINT) from None
+        if not first:
+            raise NewsletterError("is empty", where=where,
+                                  hint="the first line must be a header such as 'email,name,status,tags'")
+        delimiter = _pick_delimiter(first, {w.lower() for w in wanted})
+        # A header cell may hold a quoted line break, so the header is a record of its own;
+        # csv.reader reads no further than the end of that record.
+        header = next(_records(itertools.chain([first], stream), path, delimiter, line))
+        after = header.line + header.raw.count("\n") + header.raw.count("\r") - header.raw.count("\r\n")
+        names = [c.strip() for c in header.cells]
+        lowered = [n.lower() for n in names]
+        if required is not None and required not in lowered:
+            raise NewsletterError(
+                f"has no '{required}' column (the header has: {', '.join(names) or 'nothing'})",
+                where=where, line=header.line,
+                hint=f"the first line must name the columns, one of them '{required}'",
+            )
+        seen: set[str] = set()
+        for name in lowered:
+            if name and name in seen:
+                raise NewsletterError(f"the header names the column '{name}' twice", where=where,
+                                      line=header.line, hint="rename or delete one of them")
+            seen.add(name)
+        yield ListFormat(path=path, header=names, header_raw=header.raw, header_line=header.line,
+                         delimiter=delimiter, newline=_line_ending(header.raw), bom=bom), stream, after
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<list>.csv.lock`` so two writers never lose each other's change."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        handle = open(lock_path, "a")
+    except OSError as err:
+        raise NewsletterError(f"cannot create the lock file ({err.strerror})",
+                              where=display_path(lock_path)) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class AtomicWriter:
+    """A temporary file beside ``path`` that replaces it on ``commit`` (after fsync), or vanishes.
+
+    The temporary name starts with a dot and does not end in ``.csv``, so a
+    half-written file is never mistaken for a list.
+    """
+
+    def __init__(self, path: Path, *, bom: bool = False):
+        self.path = path
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self.tmp = Path(tmp)
+        self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        if bom:
+            self._file.write(BOM)
+
+    def write(self, text: str) -> None:
+        self._file.write(text)
+
+    def writelines(self, texts: Iterable[str]) -> None:
+        self._file.writelines(texts)
+
+    def commit(self) -> None:
+        """Make the new content durable, then swap it in with one rename."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        try:
+            os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
+        except FileNotFoundError:
+            os.chmod(self.tmp, 0o666 & ~_umask())
+        os.replace(self.tmp, self.path)
+        _fsync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_write(path: Path, *, bom: bool = False) -> Iterator[AtomicWriter]:
+    """Write ``path`` atomically: commit explicitly; an exception or a missing commit leaves it untouched."""
+    try:
+        writer = AtomicWriter(path, bom=bom)
+    except OSError as err:
+        raise NewsletterError(f"cannot write beside this file ({err.strerror})",
+                              where=display_path(path)) from None
+    try:
+        yield writer
+    finally:
+        writer.discard()  # no-op after commit: the temporary file was renamed away
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (the directory entry), where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

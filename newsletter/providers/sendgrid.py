@@ -1,0 +1,459 @@
+"""SendGrid: one request per batch of up to 1000 recipients, through the official client.
+
+The only module that imports ``sendgrid``. A batch becomes one v3 Mail Send
+body (``build_payload``, a pure function a test or a dry run can inspect):
+the issue rendered and inlined once as shared ``content``, and one
+personalization per recipient carrying that recipient's merge values as
+``substitutions``. Responses and network faults are translated into the
+outcome vocabulary of ``base.py``; deciding what to do about them (retry,
+split, stop) is ``send.py``'s job.
+
+Secrets: the API key lives only in the client's Authorization header. It is
+scrubbed from every message and body this module raises, and from the debug
+log of ``python_http_client`` (which logs request headers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+from collections.abc import Callable, Sequence
+from email.utils import parseaddr, parsedate_to_datetime
+from typing import Any
+
+import sendgrid
+from python_http_client.exceptions import HTTPError as ClientHTTPError
+
+from ..config import SendGridSettings, Settings
+from ..errors import NewsletterError
+from ..message import refuse_line_breaks
+from ..personalize import UNSUBSCRIBE_FIELD, substitutions
+from ..unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
+from .base import (
+    SENT,
+    AuthError,
+    Delivery,
+    Message,
+    OutcomeUnknownError,
+    ProviderError,
+    Recipient,
+    RejectedError,
+    TransientError,
+)
+
+MAX_RECIPIENTS = 1000  # per request: personalizations and to+cc+bcc addresses
+MAX_SEND_AHEAD = dt.timedelta(hours=72)
+MAX_CATEGORIES = 10
+ONE_CLICK = "List-Unsubscribe=One-Click"
+# SendGrid's own permission names (API key scopes) for what this module does.
+MAIL_SEND_SCOPE = "mail.send"
+SUPPRESSION_KINDS = {  # endpoint -> status written to the list
+    "suppression/unsubscribes": "unsubscribed",
+    "suppression/bounces": "bounced",
+    "suppression/spam_reports": "complained",
+}
+_STATUS_RANK = {"unsubscribed": 0, "bounced": 1, "complained": 2}  # the more specific status wins
+
+
+# --- keeping the key out of logs -------------------------------------------
+
+_SECRETS: set[str] = set()
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\",}\]]+")
+
+
+def _scrub(text: str) -> str:
+    """``text`` with any API key this process holds, and any bearer token, replaced."""
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return _BEARER.sub(r"\1[redacted]", text) if "Bearer" in text else text
+
+
+class _RedactSecrets(logging.Filter):
+    """python_http_client logs request headers (the Authorization header) at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = _scrub(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, ()
+        return True
+
+
+_CLIENT_LOGGER = logging.getLogger("python_http_client.client")
+if not any(isinstance(f, _RedactSecrets) for f in _CLIENT_LOGGER.filters):
+    _CLIENT_LOGGER.addFilter(_RedactSecrets())
+
+
+# --- the request body ------------------------------------------------------
+
+def _address(value: str, what: str) -> dict[str, str]:
+    name, email = parseaddr(value)
+    refuse_line_breaks(what, value)
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def _recipient_name(name: str) -> str:
+    """SendGrid mis-splits a ``to.name`` holding ',' or ';' (and drops the mail); quoted, it is one name."""
+    if ("," in name or ";" in name) and not (len(name) > 1 and name[0] == name[-1] == '"'):
+        return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return name
+
+
+def check_categories(categories: Sequence[str]) -> None:
+    """SendGrid refuses more than 10 categories, repeats, or one over 255 characters."""
+    problem = ""
+    if len(categories) > MAX_CATEGORIES:
+        problem = f"SendGrid accepts at most {MAX_CATEGORIES} categories, not {len(categories)}"
+    elif len(set(categories)) != len(categories):
+        problem = "a category is listed twice"
+    elif any(len(c) > 255 or not c for c in categories):
+        problem = "every category must be 1 to 255 characters"
+    if problem:
+        raise NewsletterError(f"'sendgrid.categories': {problem}", where="newsletter.toml",
+                              hint="shorten the list under [sendgrid]")
+
+
+def build_payload(message: Message, recipients: Sequence[Recipient]) -> dict[str, Any]:
+    """The Mail Send body for one batch: shared content, one personalization per recipient.
+
+    A caller that breaks SendGrid's per-request limits (over 1000 recipients,
+    or an address twice, compared case-insensitively) gets a ValueError: the
+    batching is wrong. A recipient whose name or address holds a line break
+    is refused as SendGrid would refuse it (RejectedError naming the
+    personalization), so ``send.py`` isolates that one recipient.
+    """
+    if not recipients:
+        raise ValueError("a SendGrid request needs at least one recipient")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ValueError(f"a SendGrid request carries at most {MAX_RECIPIENTS} recipients, not {len(recipients)}")
+    seen: set[str] = set()
+    for recipient in recipients:
+        address = recipient.email.strip().lower()
+        if address in seen:
+            raise ValueError(f"{recipient.email} appears twice in one batch; SendGrid refuses the request")
+        seen.add(address)
+    check_categories(message.categories)
+    refuse_line_breaks("subject", message.subject)
+
+    fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
+    unsubscribe_tokens = [f.token for f in fields if f.name == UNSUBSCRIBE_FIELD]
+    group = message.unsubscribe_group
+    personalizations = []
+    for index, recipient in enumerate(recipients):
+        try:
+            refuse_line_breaks("recipient address", recipient.email)
+            refuse_line_breaks("recipient name", recipient.name)
+        except NewsletterError as err:
+            raise RejectedError(f"{recipient.email!r}: {err.reason}",
+                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
+        to = {"email": recipient.email.strip()}
+        if recipient.name:
+            to["name"] = _recipient_name(recipient.name)
+        personalization: dict[str, Any] = {"to": [to]}
+        subs = substitutions(fields, recipient.values)
+        if recipient.unsubscribe_url == SENDGRID_GROUP_UNSUBSCRIBE:
+            # SendGrid's own tag must reach it verbatim: escaped for HTML or a URL it is no longer a tag.
+            for token in unsubscribe_tokens:
+                subs[token] = SENDGRID_GROUP_UNSUBSCRIBE
+        if subs:
+            personalization["substitutions"] = subs
+        if group is None:
+            targets = message.list_unsubscribe(recipient)
+            if targets:
+                headers = {"List-Unsubscribe": ", ".join(f"<{target}>" for target in targets)}
+                if targets[0].startswith("https://"):
+                    headers["List-Unsubscribe-Post"] = ONE_CLICK
+                personalization["headers"] = headers
+        personalizations.append(personalization)
+
+    content = []
+    if message.text:
+        content.append({"type": "text/plain", "value": message.text})
+    content.append({"type": "text/html", "value": message.html})
+    payload: dict[str, Any] = {
+        "personalizations": personalizations,
+        "from": _address(message.from_address, "From address"),
+        "subject": message.subject,
+        "content": content,
+        "custom_args": {"issue": message.issue_name, "list": message.list_name},
+    }
+    if message.reply_to:
+        payload["reply_to"] = _address(message.reply_to, "Reply-To address")
+    if message.categories:
+        payload["categories"] = list(message.categories)
+    if group is not None:
+        payload["asm"] = {"group_id": int(group)}
+    if message.send_at is not None:
+        payload["send_at"] = int(message.send_at.timestamp())
+    if message.sandbox:
+        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    return payload
+
+
+def check_send_at(send_at: dt.datetime | None, now: dt.datetime | None = None) -> None:
+    """SendGrid schedules at most 72 hours ahead; refuse before any request rather than per batch."""
+    if send_at is None:
+        return
+    now = now or dt.datetime.now(dt.UTC)
+    when = send_at if send_at.tzinfo else send_at.astimezone()
+    if when - now > MAX_SEND_AHEAD:
+        raise NewsletterError(
+            f"--at {when.isoformat(timespec='minutes')} is more than 72 hours ahead; "
+            "SendGrid schedules delivery at most 72 hours in advance",
+            hint="pick a time within the next 72 hours, or send later",
+        )
+
+
+# --- responses ---------------------------------------------------------------
+
+def _provider_errors(body: bytes | str) -> list[tuple[str, str]]:
+    """SendGrid's ``errors[]`` as (message, field) pairs; a non-JSON body becomes one message."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        text = " ".join(text.split())[:300]
+        return [(text, "")] if text else []
+    errors = data.get("errors") if isinstance(data, dict) else None
+    pairs = []
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            pairs.append((str(error.get("message") or "").strip(), str(error.get("field") or "")))
+    return pairs
+
+
+def _describe(errors: Sequence[tuple[str, str]]) -> str:
+    parts = [f"{msg} (field: {field})" if field else msg for msg, field in errors[:10] if msg or field]
+    if len(errors) > 10:
+        parts.append(f"and {len(errors) - 10} more")
+    return "; ".join(parts) or "no explanation given"
+
+
+def _retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds to wait before the next request, from X-RateLimit-Reset or Retry-After."""
+    if headers is None:
+        return None
+    now = time.time() if now is None else now
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            pass
+    retry = headers.get("Retry-After")
+    if retry:
+        try:
+            return max(0.0, float(retry))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(retry).timestamp() - now)
+            except (TypeError, ValueError):
+                pass
+    return None
+
+
+class SendGridProvider:
+    """Sends batches through SendGrid's v3 Mail Send API; see ``build_payload`` for the body."""
+
+    name = "sendgrid"
+    max_batch = MAX_RECIPIENTS
+    supports_send_at = True
+
+    def __init__(self, settings: SendGridSettings, *, api_key: str):
+        key = (api_key or "").strip()
+        if not key:
+            raise NewsletterError(f"the SendGrid API key in {settings.api_key_env} is empty",
+                                  hint=f"export {settings.api_key_env}=<your API key>")
+        if any(c.isspace() or ord(c) < 32 for c in key):
+            raise NewsletterError(f"the SendGrid API key in {settings.api_key_env} contains spaces or line breaks",
+                                  hint="copy the key again, exactly as SendGrid shows it")
+        host = settings.api_host.rstrip("/")
+        if not host.startswith(("https://", "http://")):
+            raise NewsletterError(f"'sendgrid.api_host' must be an https:// URL, not {settings.api_host!r}",
+                                  where="newsletter.toml")
+        _SECRETS.add(key)
+        self.settings = settings
+        self.host = host
+        self._client = sendgrid.SendGridAPIClient(api_key=key, host=host)
+
+    # -- Provider interface --
+
+    def open(self) -> None:
+        """Fail fast, before the first batch, when the key is refused or lacks the Mail Send permission.
+
+        Anything else (network trouble, 5xx) is left for the first batch,
+        where ``send.py``'s retries live.
+        """
+        try:
+            response = self._call("checking the API key", lambda c: c.scopes.get(timeout=self.settings.timeout),
+                                  idempotent=True)
+        except AuthError:
+            raise
+        except ProviderError:
+            return
+        try:
+            scopes = json.loads(response.body or b"{}").get("scopes")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(scopes, list) and MAIL_SEND_SCOPE not in scopes:
+            raise AuthError(
+                f"the SendGrid API key in {self.settings.api_key_env} lacks the 'Mail Send' permission",
+                status=200, hint="in SendGrid: Settings > API Keys > edit the key > Mail Send: Full Access",
+            )
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """One request for the whole batch; every recipient SENT on 2xx, else a ProviderError."""
+        check_send_at(message.send_at)
+        payload = build_payload(message, recipients)
+        response = self._call(
+            f"sending to {len(recipients)} recipients",
+            lambda c: c.mail.send.post(request_body=payload, timeout=self.settings.timeout),
+        )
+        message_id = _scrub(response.headers.get("X-Message-Id", "") or "")
+        return [Delivery(key=r.key, status=SENT, message_id=message_id) for r in recipients]
+
+    def close(self) -> None:
+        """Nothing to release: the client opens one connection per request."""
+
+    # -- suppressions --
+
+    def fetch_suppressions(self, *, page_size: int = 500, attempts: int = 3) -> dict[str, str]:
+        """Every address SendGrid will not deliver to: address -> unsubscribed | bounced | complained.
+
+        Reads the global unsubscribes, bounces, spam reports and (when
+        configured) the unsubscribe group's suppressions, page by page.
+        """
+        found: dict[str, str] = {}
+
+        def note(address: Any, status: str) -> None:
+            if isinstance(address, str) and "@" in address:
+                address = address.strip()
+                if _STATUS_RANK[status] >= _STATUS_RANK.get(found.get(address, ""), -1):
+                    found[address] = status
+
+        for path, status in SUPPRESSION_KINDS.items():
+            for item in self._pages(path, page_size, attempts):
+                note(item.get("email") if isinstance(item, dict) else None, status)
+        group = self.settings.unsubscribe_group
+        if group is not None:
+            for item in self._pages(f"asm/groups/{int(group)}/suppressions", page_size, attempts):
+                note(item if isinstance(item, str) else item.get("email") if isinstance(item, dict) else None,
+                     "unsubscribed")
+        return found
+
+    def _pages(self, path: str, page_size: int, attempts: int):
+        """Items of a paged GET endpoint; stops on a short page, or one that repeats what came before."""
+        offset = 0
+        seen: set[str] = set()
+        while True:
+            response = self._with_retries(attempts, self._page_request(path, page_size, offset))
+            try:
+                items = json.loads(response.body or b"[]")
+            except ValueError:
+                raise ProviderError(f"SendGrid answered /v3/{path} with something that is not JSON",
+                                    status=response.status_code) from None
+            if not isinstance(items, list):
+                raise ProviderError(f"SendGrid answered /v3/{path} with {type(items).__name__}, not a list",
+                                    status=response.status_code)
+            fresh = [i for i in items if json.dumps(i, sort_keys=True) not in seen]
+            yield from fresh
+            if len(items) < page_size or not fresh:  # the last page, or an endpoint that ignores paging
+                return
+            seen.update(json.dumps(i, sort_keys=True) for i in fresh)
+            offset += len(items)
+
+    def _page_request(self, path: str, limit: int, offset: int) -> Callable[[], Any]:
+        query = {"limit": limit, "offset": offset}
+        return lambda: self._call(f"reading /v3/{path}", lambda c: c._(path).get(
+            query_params=query, timeout=self.settings.timeout), idempotent=True)
+
+    @staticmethod
+    def _with_retries(attempts: int, request: Callable[[], Any]) -> Any:
+        for attempt in range(1, attempts + 1):
+            try:
+                return request()
+            except TransientError as err:
+                if attempt == attempts:
+                    raise
+                time.sleep(min(err.retry_after if err.retry_after is not None else 2.0 ** attempt, 30.0))
+        raise AssertionError("unreachable")
+
+    # -- one HTTP exchange, translated --
+
+    def _call(self, what: str, request: Callable[[Any], Any], *, idempotent: bool = False) -> Any:
+        """Run ``request(client)`` and turn every failure into the right ProviderError."""
+        host = self.host
+        try:
+            return request(self._client.client)
+        except ClientHTTPError as err:
+            raise self._http_error(what, err.status_code, err.body, err.headers) from None
+        except urllib.error.URLError as err:
+            # urllib wraps failures while connecting or writing the request: nothing reached SendGrid.
+            reason = err.reason if isinstance(err.reason, str) else (str(err.reason) or type(err.reason).__name__)
+            raise TransientError(_scrub(f"could not reach SendGrid at {host} while {what}: {reason}"),
+                                 hint="check the network, and 'sendgrid.api_host' in newsletter.toml") from None
+        except (OSError, http.client.HTTPException) as err:
+            # The request was written; the answer never came (timeout, dropped connection).
+            detail = (f"no answer within {self.settings.timeout:g} s" if isinstance(err, TimeoutError)
+                      else f"the connection broke ({type(err).__name__}: {err})".replace(": )", ")"))
+            text = _scrub(f"SendGrid at {host}: {detail} after the request was sent, while {what}")
+            if idempotent:
+                raise TransientError(text) from None
+            raise OutcomeUnknownError(
+                text + "; it may or may not have been delivered",
+                hint="SendGrid has no idempotency key, so this batch is not resent automatically",
+            ) from None
+
+    def _http_error(self, what: str, status: int, body: Any, headers: Any) -> ProviderError:
+        body_text = _scrub(body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or ""))
+        errors = [(_scrub(m), _scrub(f)) for m, f in _provider_errors(body_text)]
+        said = _describe(errors)
+        env = self.settings.api_key_env
+        if status in (401, 403):
+            sending = what.startswith(("sending", "checking"))
+            need = "'Mail Send'" if sending else "'Suppressions' read"
+            hint = f"check that {env} holds a current key with the {need} permission"
+            if status == 403 and sending:
+                hint += ", and that the From address is a verified sender in SendGrid"
+            headline = "refused the API key" if status == 401 else "forbade the request"
+            return AuthError(f"SendGrid {headline} (HTTP {status}): {said}", status=status, body=body_text,
+                             hint=hint)
+        if status in (400, 413):
+            return RejectedError(f"SendGrid refused the request (HTTP {status}) while {what}: {said}",
+                                 status=status, body=body_text, errors=errors)
+        if status == 429:
+            wait = _retry_after(headers)
+            after = f"; try again in {wait:.0f} s" if wait is not None else ""
+            return TransientError(f"SendGrid is rate limiting (HTTP 429) while {what}: {said}{after}",
+                                  status=status, body=body_text, retry_after=wait)
+        if status >= 500:
+            return TransientError(f"SendGrid had a server error (HTTP {status}) while {what}: {said}",
+                                  status=status, body=body_text, retry_after=_retry_after(headers))
+        return ProviderError(
+            f"SendGrid answered HTTP {status} while {what}: {said}", status=status, body=body_text,
+            hint=f"check 'sendgrid.api_host' in newsletter.toml (now {self.host})" if status == 404 else None,
+        )
+
+
+def from_settings(settings: Settings) -> SendGridProvider:
+    """The provider for ``settings``, with the API key read from the variable ``newsletter.toml`` names."""
+    env = settings.sendgrid.api_key_env
+    key = os.environ.get(env, "")
+    if not key.strip():
+        raise NewsletterError(
+            f"environment variable {env} is not set; it holds the SendGrid API key",
+            hint=f"export {env}=<your SendGrid API key>; 'newsletter send --dry-run' needs no key",
+        )
+    check_categories(settings.sendgrid.categories)
+    return SendGridProvider(settings.sendgrid, api_key=key)
+
+
+__all__ = ["MAX_RECIPIENTS", "SendGridProvider", "build_payload", "check_send_at", "from_settings"]
+

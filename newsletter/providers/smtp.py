@@ -1,0 +1,377 @@
+"""Deliver through an SMTP server with smtplib: one connection, one transaction per recipient.
+
+Each recipient gets a transaction of their own (MAIL, RCPT, DATA) carrying
+their personalized copy, sent step by step so that a fault can be placed:
+a connection lost before the final dot of DATA means the server cannot have
+accepted the message, so the recipient is tried again on a new connection;
+lost after the dot and before the reply, the server may have accepted it,
+so the recipient is reported UNKNOWN and never resent automatically.
+
+A fault that concerns the whole connection (refused, TLS, login, the sender
+refused) is raised as a ProviderError while nothing of the batch can have
+been delivered; once something has been, the rest of the batch is reported
+DEFERRED instead, so the orchestrator never resends a delivered message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import smtplib
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from ..config import Settings, SmtpSettings
+from ..errors import NewsletterError
+from .base import (
+    DEFERRED,
+    FAILED,
+    SENT,
+    UNKNOWN,
+    AuthError,
+    Delivery,
+    Message,
+    ProviderError,
+    Recipient,
+    TransientError,
+)
+
+MAX_BATCH = 50  # recipients per send_batch call: one journal batch, one transaction each
+ATTEMPTS = 3  # connections tried for one recipient when the server drops us before the final dot
+SECURITY = ("starttls", "ssl", "none")
+
+
+def wire_data(msg: EmailMessage) -> bytes:
+    """The DATA section for ``msg``: CRLF line ends, leading dots doubled, ending in the lone dot."""
+    raw = re.sub(rb"\r\n|\r|\n", b"\r\n", msg.as_bytes())
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    return re.sub(rb"(?m)^\.", b"..", raw) + b".\r\n"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _text(reply: bytes | str) -> str:
+    if isinstance(reply, bytes):
+        reply = reply.decode("utf-8", errors="replace")
+    return " ".join(reply.split())
+
+
+class _Dropped(Exception):
+    """The connection was lost before the final dot of DATA: nothing was delivered."""
+
+
+class SmtpProvider:
+    """Sends each recipient their own message over one reused SMTP connection."""
+
+    name = "smtp"
+    max_batch = MAX_BATCH
+    supports_send_at = False
+
+    def __init__(self, settings: SmtpSettings, *, password: str | None,
+                 ssl_context: ssl.SSLContext | None = None, attempts: int = ATTEMPTS):
+        if settings.security not in SECURITY:
+            raise NewsletterError(f"smtp.security must be one of {', '.join(SECURITY)}, not {settings.security!r}")
+        if settings.username and not password:
+            raise NewsletterError(
+                f"no password for SMTP user '{settings.username}' on {settings.host}:{settings.port}",
+                hint=f"export {settings.password_env}=<the password>",
+            )
+        if settings.security == "none" and settings.username and not _is_loopback(settings.host):
+            raise NewsletterError(
+                f"smtp.security is 'none', which would send the password for '{settings.username}' "
+                f"to {settings.host}:{settings.port} in clear text",
+                hint="set smtp.security = \"starttls\" (port 587) or \"ssl\" (port 465); "
+                     "'none' is for a relay on this machine",
+            )
+        self.settings = settings
+        self._password = password
+        self._context = ssl_context
+        self._attempts = max(1, attempts)
+        self._smtp: smtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"SmtpProvider({s.host}:{s.port}, security={s.security!r}, username={s.username!r})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
+
+    # -- the Provider interface ------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, secure and log in, unless a connection is already open."""
+        self._connection()
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """One transaction per recipient; raises only while nothing of this batch can have been delivered."""
+        sender = parseaddr(message.from_address)[1]
+        self._check_idle_connection()
+        deliveries: list[Delivery] = []
+        for index, recipient in enumerate(recipients):
+            try:
+                deliveries.append(self._deliver(sender, message, recipient))
+            except ProviderError as err:
+                self._discard()
+                if not any(d.status in (SENT, UNKNOWN) for d in deliveries):
+                    raise
+                reason = f"not sent: {err}"
+                deliveries.extend(Delivery(r.key, DEFERRED, reason=reason) for r in recipients[index:])
+                break
+        return deliveries
+
+    def close(self) -> None:
+        """Say QUIT politely if the connection is still up, and forget it."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+    # -- one recipient ---------------------------------------------------------
+
+    def _deliver(self, sender: str, message: Message, recipient: Recipient) -> Delivery:
+        if not recipient.email.isascii():
+            return Delivery(recipient.key, FAILED, reason=(
+                f"address {recipient.email!r} has non-ASCII characters, which need SMTPUTF8; "
+                "the SMTP provider sends to ASCII addresses only"))
+        try:
+            msg = message.email_for(recipient)
+        except NewsletterError as err:
+            return Delivery(recipient.key, FAILED, reason=str(err))
+        message_id = str(msg["Message-ID"])
+        data = wire_data(msg)
+        lost = ""
+        for _ in range(self._attempts):
+            smtp = self._connection()
+            try:
+                status, reason = self._transaction(smtp, sender, recipient.email, data)
+            except _Dropped as err:
+                self._discard()
+                lost = str(err)
+                continue
+            return Delivery(recipient.key, status, message_id=message_id if status in (SENT, UNKNOWN) else "",
+                            reason=reason)
+        # The server, not this recipient, is the trouble: stop hammering it and let send.py back off.
+        raise TransientError(f"the connection to {self.where} was lost before the message was sent, "
+                             f"{self._attempts} times in a row ({lost})")
+
+    def _transaction(self, smtp: smtplib.SMTP, sender: str, to: str, data: bytes) -> tuple[str, str]:
+        """(status, reason) for one MAIL/RCPT/DATA exchange; _Dropped when nothing can have been delivered."""
+        code, reply = self._command(smtp, "MAIL", lambda: smtp.mail(sender))
+        if not 200 <= code < 300:
+            self._reset(smtp)
+            raise self._refusal(f"{self.where} refused the sender {sender}", code, reply,
+                                hint="check the newsletter's from address is allowed to send through this server")
+        code, reply = self._command(smtp, "RCPT", lambda: smtp.rcpt(to))
+        if not 200 <= code < 300:
+            self._reset(smtp)
+            return self._outcome(code, reply)
+        code, reply = self._command(smtp, "DATA", lambda: smtp.docmd("DATA"))
+        if code != 354:
+            self._reset(smtp)
+            return self._outcome(code, reply)
+        try:
+            smtp.send(data)
+        except smtplib.SMTPServerDisconnected as err:
+            # sendall() failed, so the final dot was not (wholly) written: the server holds no message.
+            raise _Dropped(f"while sending the message: {err}") from None
+        try:
+            code, reply = smtp.getreply()
+        except smtplib.SMTPException as err:  # lost, timed out, or an unreadable reply
+            self._discard()
+            return UNKNOWN, (f"the connection to {self.where} was lost after the message was sent and before "
+                             f"the server confirmed it ({err}); it may have been delivered, so it is not "
+                             "resent automatically")
+        if code == 421:
+            self._discard()
+        if 200 <= code < 300:
+            return SENT, ""
+        if 400 <= code < 600:
+            return self._outcome(code, reply)
+        self._discard()
+        return UNKNOWN, f"{self.where} answered the message with an unreadable reply ({code} {_text(reply)})"
+
+    def _command(self, smtp: smtplib.SMTP, name: str, call) -> tuple[int, bytes]:
+        """Run one command; a lost connection or a 421 before DATA's dot is a fault of the connection."""
+        try:
+            code, reply = call()
+        except smtplib.SMTPException as err:  # lost, timed out, or an unreadable reply
+            raise _Dropped(f"at {name}: {err}") from None
+        if not 200 <= code < 600:
+            raise _Dropped(f"at {name}: unreadable reply {code} {_text(reply)}")
+        if code == 421:  # the server is closing the channel: nothing was accepted, and it wants us gone
+            self._discard()
+            raise TransientError(f"{self.where} is not taking mail now: SMTP 421 {_text(reply)}",
+                                 status=421, body=_text(reply))
+        if code == 530:
+            self._discard()
+            raise AuthError(f"{self.where} requires authentication: SMTP 530 {_text(reply)}",
+                            status=530, body=_text(reply), hint=self._auth_hint())
+        return code, reply
+
+    def _outcome(self, code: int, reply: bytes) -> tuple[str, str]:
+        reason = f"SMTP {code} {_text(reply)}"
+        return (DEFERRED if 400 <= code < 500 else FAILED), reason
+
+    def _refusal(self, what: str, code: int, reply: bytes, hint: str | None = None) -> ProviderError:
+        kind = TransientError if 400 <= code < 500 else ProviderError
+        return kind(f"{what}: SMTP {code} {_text(reply)}", status=code, body=_text(reply), hint=hint)
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        """RSET after a refused step, so the next transaction starts clean; drop the connection if that fails."""
+        try:
+            code, _ = smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            self._discard()
+
+    # -- the connection --------------------------------------------------------
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None or self._smtp.sock is None:
+            self._smtp = None
+            self._smtp = self._connect()
+        return self._smtp
+
+    def _check_idle_connection(self) -> None:
+        """A connection idle since the last batch may have been closed by the server (often with a
+        421 waiting to be read): ask with NOOP, and start afresh if it does not answer 250."""
+        if self._smtp is None:
+            return
+        try:
+            code, _ = self._smtp.noop()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            self._discard()
+
+    def _discard(self) -> None:
+        """Forget the connection without a QUIT (it is broken or in an unknown state)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        smtp: smtplib.SMTP | None = None
+        try:
+            if s.security == "ssl":
+                smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            self._hello(smtp)
+            if s.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise ProviderError(
+                        f"{self.where} does not offer STARTTLS, and smtp.security = \"starttls\" requires it; "
+                        "refusing to send mail or a password unencrypted",
+                        hint="use the server's submission port (587), or smtp.security = \"ssl\" for port 465",
+                    )
+                code, reply = smtp.starttls(context=self._tls_context())
+                if code != 220:
+                    raise ProviderError(f"{self.where} refused STARTTLS: SMTP {code} {_text(reply)}", status=code)
+                self._hello(smtp)
+            if s.username:
+                self._login(smtp)
+            return smtp
+        except BaseException as err:
+            if smtp is not None:
+                smtp.close()
+            if isinstance(err, (ProviderError, OSError)):  # smtplib's and ssl's errors are OSErrors
+                raise self._connect_error(err) from None
+            raise
+
+    def _hello(self, smtp: smtplib.SMTP) -> None:
+        code, reply = smtp.ehlo()
+        if code != 250:
+            code, reply = smtp.helo()
+            if code != 250:
+                raise self._refusal(f"{self.where} refused our greeting", code, reply)
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        s = self.settings
+        try:
+            smtp.login(s.username, self._password or "")
+        except smtplib.SMTPAuthenticationError as err:
+            raise AuthError(
+                f"{self.where} refused the login for user '{s.username}': SMTP {err.smtp_code} {_text(err.smtp_error)}",
+                status=err.smtp_code, body=_text(err.smtp_error), hint=self._auth_hint(),
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise AuthError(
+                f"{self.where} does not offer AUTH on this connection, so user '{s.username}' cannot log in",
+                hint="check smtp.security (many servers offer AUTH only after STARTTLS), or clear smtp.username "
+                     "for a relay that needs no login",
+            ) from None
+        except smtplib.SMTPException as err:  # no mechanism in common with the server
+            raise AuthError(f"{self.where}: cannot log in as '{s.username}': {err}", hint=self._auth_hint()) from None
+
+    def _auth_hint(self) -> str:
+        s = self.settings
+        if not s.username:
+            return "set smtp.username in newsletter.toml and the password in the environment variable " \
+                   f"{s.password_env}"
+        return f"check smtp.username and the password in the environment variable {s.password_env}"
+
+    def _connect_error(self, err: ProviderError | OSError) -> ProviderError:
+        """Translate a failure while connecting into the project's errors, naming host and port."""
+        where = self.where
+        if isinstance(err, ProviderError):
+            return err
+        if isinstance(err, ssl.SSLCertVerificationError):
+            return ProviderError(
+                f"the TLS certificate of {where} could not be verified: {err.verify_message or err.reason}",
+                hint="check smtp.host is the name on the server's certificate",
+            )
+        if isinstance(err, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return TransientError(f"{where} closed the connection during the TLS handshake")
+        if isinstance(err, ssl.SSLError):
+            return ProviderError(
+                f"TLS with {where} failed: {err.reason or err}",
+                hint="smtp.security = \"ssl\" is for implicit TLS (usually port 465), \"starttls\" for port 587",
+            )
+        if isinstance(err, smtplib.SMTPConnectError):
+            return self._refusal(f"{where} refused the connection", err.smtp_code, err.smtp_error)
+        if isinstance(err, smtplib.SMTPResponseException):
+            return self._refusal(f"{where} refused the session", err.smtp_code, err.smtp_error)
+        if isinstance(err, smtplib.SMTPServerDisconnected):
+            return TransientError(f"{where} closed the connection while we were setting it up")
+        if isinstance(err, smtplib.SMTPException):
+            return ProviderError(f"{where}: {err}")
+        detail = err.strerror or str(err) or type(err).__name__
+        return TransientError(f"cannot connect to the SMTP server {where}: {detail}",
+                              hint="is the server running? check smtp.host and smtp.port")
+
+
+def from_settings(settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> SmtpProvider:
+    """The SMTP provider for ``newsletter.toml``, with the password read from the variable it names."""
+    smtp = settings.smtp
+    password = os.environ.get(smtp.password_env) or None
+    if smtp.username and password is None:
+        raise NewsletterError(
+            f"environment variable {smtp.password_env} is not set; it holds the password for SMTP user "
+            f"'{smtp.username}' on {smtp.host}:{smtp.port}",
+            hint=f"export {smtp.password_env}=<the password>, or change smtp.password_env to the variable "
+                 "that holds it",
+        )
+    return SmtpProvider(smtp, password=password, ssl_context=ssl_context)

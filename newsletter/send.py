@@ -1,0 +1,542 @@
+"""Send an issue to a list: exactly once per recipient, resumable, identical for every provider.
+
+The sequence is the same for a live send and a dry run:
+
+1. build the issue once and run every preflight check (a live send refuses errors);
+2. select the list's recipients into the journal (``prepare``);
+3. take pending recipients in batches: mark them in flight (committed), hand
+   the batch to the provider, record what it says happened (``execute``).
+
+Providers only translate. Retries, back-off, splitting a refused batch,
+pausing after repeated failures and Ctrl-C handling all live here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from . import journal as jn
+from .build import BuiltIssue, build
+from .checks import CheckContext, Finding, format_finding, has_errors, run_checks_on
+from .config import Settings
+from .content import load_issue, require_complete
+from .errors import NewsletterError, SendFailed, display_path
+from .message import refuse_line_breaks
+from .personalize import merge_values
+from .providers.base import (DEFERRED, FAILED, SENT, UNKNOWN, AuthError, Message, OutcomeUnknownError, Provider,
+                             Recipient, RejectedError, TransientError)
+from .subscribers import list_columns, require_list, select_recipients
+from .unsubscribe import read_secret, unsubscribe_url, uses_sendgrid_group
+
+@dataclass
+class SendOptions:
+    """What the writer asked for on the command line."""
+
+    list_name: str
+    provider: str = ""  # "" = newsletter.toml's provider
+    tags: tuple[str, ...] = ()
+    where: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    send_at: dt.datetime | None = None
+    sandbox: bool = False
+    retry_unknown: bool = False
+    retry_failed: bool = False
+    samples: int = 3
+    out_dir: Path | None = None
+
+
+@dataclass
+class SendReport:
+    """What a send did, for the closing summary, ``report.json`` and the exit code."""
+
+    issue: str
+    list_name: str
+    provider: str
+    dry_run: bool
+    selected: int = 0  # subscribed, valid, de-duplicated recipients matching the filters
+    to_send: int = 0  # of those, not settled by an earlier run
+    skipped: Counter = field(default_factory=Counter)
+    sent: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unknown: list[tuple[str, str]] = field(default_factory=list)
+    deferred: list[tuple[str, str]] = field(default_factory=list)
+    batches: int = 0
+    retries: int = 0
+    paused: str = ""
+    interrupted: bool = False
+    html_bytes: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+    samples: list[str] = field(default_factory=list)
+    scheduled_for: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.unknown or self.deferred or self.paused or self.interrupted)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = dict(self.skipped)
+        data["findings"] = [f.to_dict() for f in self.findings]
+        data["failed"] = [{"email": e, "reason": r} for e, r in self.failed]
+        data["unknown"] = [{"email": e, "reason": r} for e, r in self.unknown]
+        data["deferred"] = [{"email": e, "reason": r} for e, r in self.deferred]
+        return data
+
+    def summary(self) -> str:
+        verb = "would send" if self.dry_run else "sent"
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()) if n) or "none"
+        parts = [f"{'Dry run: ' if self.dry_run else ''}{verb} {self.sent} of {self.to_send}",
+                 f"skipped {skipped}"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} unknown")
+        if self.deferred:
+            parts.append(f"{len(self.deferred)} deferred")
+        parts.append(f"{self.batches} batch{'es' * (self.batches != 1)} in {self.seconds:.1f} s")
+        return "; ".join(parts)
+
+
+@dataclass
+class SendPlan:
+    """A send ready to go: the issue built and checked, the recipients selected into the journal."""
+
+    settings: Settings
+    options: SendOptions
+    built: BuiltIssue
+    message: Message
+    journal: jn.Journal
+    report: SendReport
+    provider_name: str
+    secret: bytes | None
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+class StopFlag:
+    """Set by the first Ctrl-C: finish the batch in flight, then stop."""
+
+    requested = False
+
+
+Progress = Callable[[SendReport], None]
+
+
+# -- preparing --------------------------------------------------------------------------------------
+
+
+def outbox_dir(settings: Settings, issue_name: str) -> Path:
+    return settings.root / "outbox" / issue_name
+
+
+def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
+    if send_at is None:
+        return
+    if provider != "sendgrid":
+        raise NewsletterError(f"--at needs a provider that schedules delivery; {provider} sends at once",
+                              hint="use --provider sendgrid, or run the send later from cron or at(1)")
+    if send_at <= dt.datetime.now(dt.timezone.utc):
+        raise NewsletterError(f"--at {send_at.isoformat()} is in the past", hint="give a future time")
+    from .providers.sendgrid import check_send_at
+
+    check_send_at(send_at)  # SendGrid's 72-hour limit
+
+
+def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: str, *,
+                 send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "") -> Message:
+    group = settings.sendgrid.unsubscribe_group if uses_sendgrid_group(settings, provider) else None
+    return Message(
+        issue_name=built.issue.name, list_name=list_name, subject=subject_prefix + built.subject,
+        html=built.html, text=built.text, fields=built.fields, from_address=settings.from_address,
+        reply_to=settings.reply_to, unsubscribe_mailto="" if group is not None else settings.unsubscribe_mailto,
+        send_at=send_at, sandbox=sandbox, categories=settings.sendgrid.categories, unsubscribe_group=group,
+    )
+
+
+def _needs_secret(settings: Settings, provider: str) -> bool:
+    return bool(settings.unsubscribe_url) and not uses_sendgrid_group(settings, provider)
+
+
+def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPlan:
+    """Build and check the issue, and select the list's recipients into the journal."""
+    provider = options.provider or settings.provider
+    _check_schedule(options.send_at, provider)
+    list_path = require_list(settings.list_path(options.list_name))
+    issue = load_issue(Path(issue_dir))
+    require_complete(issue)
+    built = build(settings, issue, list_columns(list_path))
+    findings = run_checks_on(CheckContext(settings, issue, built))
+    if has_errors(findings) and not options.dry_run:
+        listing = "\n".join(format_finding(f) for f in findings if f.severity == "error")
+        raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
+                         hint=f"fix them, then run: newsletter check {display_path(issue_dir)}")
+    secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, provider))
+    report = SendReport(issue=issue.name, list_name=options.list_name, provider=provider, dry_run=options.dry_run,
+                        findings=findings, html_bytes=len(built.html.encode("utf-8")),
+                        scheduled_for=options.send_at.isoformat() if options.send_at else "")
+    journal_path = settings.journal_path
+    journal = (jn.Journal.scratch_copy(journal_path, issue.name, options.list_name) if options.dry_run
+               else jn.Journal.open(journal_path, issue.name, options.list_name))
+    try:
+        journal.start_run()
+
+        def on_skip(email: str, reason: str, line: int) -> None:
+            report.skipped[reason] += 1
+
+        selection = select_recipients(list_path, tags=options.tags, where=options.where, on_skip=on_skip)
+        journal.select((s.key, s.email, s.name, dict(s.fields)) for s in selection)
+        if options.retry_unknown:
+            journal.requeue(jn.UNKNOWN)
+        if options.retry_failed:
+            journal.requeue(jn.FAILED)
+        counts = journal.selected_status_counts()
+    except BaseException:
+        journal.close()
+        raise
+    report.selected = sum(counts.values())
+    report.to_send = counts[jn.PENDING]
+    for status, reason in ((jn.SENT, "already sent"), (jn.FAILED, "failed before"),
+                           (jn.UNKNOWN, "unknown before")):
+        if counts[status]:
+            report.skipped[reason] += counts[status]
+    message = make_message(settings, built, options.list_name, provider, send_at=options.send_at,
+                           sandbox=options.sandbox)
+    return SendPlan(settings, options, built, message, journal, report, provider, secret)
+
+
+# -- executing --------------------------------------------------------------------------------------
+
+
+class _Batches:
+    """The send loop's state: the plan, the provider, counters for pausing and back-off."""
+
+    def __init__(self, plan: SendPlan, provider: Provider, progress: Progress | None, stop: StopFlag,
+                 sleep: Callable[[float], None]):
+        self.plan = plan
+        self.provider = provider
+        self.progress = progress
+        self.stop = stop
+        self.sleep = sleep
+        self.send = plan.settings.send
+        self.consecutive_failures = 0
+        self.last_failure = ""
+        self.batch_number = 0
+
+    @property
+    def report(self) -> SendReport:
+        return self.plan.report
+
+    @property
+    def journal(self) -> jn.Journal:
+        return self.plan.journal
+
+    def should_pause(self) -> bool:
+        return self.consecutive_failures >= self.send.max_consecutive_failures
+
+    def recipient(self, row: jn.Row) -> Recipient:
+        refuse_line_breaks("subscriber email", row.email)
+        refuse_line_breaks("subscriber name", row.name)
+        url = unsubscribe_url(self.plan.settings, self.plan.options.list_name, row.email, self.plan.secret,
+                              self.plan.provider_name)
+        return Recipient(email=row.email, key=row.key, name=row.name, values=merge_values(row.fields, url))
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        ceiling = min(self.send.max_backoff_seconds, self.send.backoff_seconds * 2 ** max(0, attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)  # jitter: many senders must not retry in step
+
+    def failure(self, reason: str, count: int = 1) -> None:
+        self.consecutive_failures += count
+        self.last_failure = reason
+
+    def run(self) -> None:
+        size = min(self.send.batch_size, self.provider.max_batch)
+        while not self.stop.requested and not self.should_pause():
+            rows = self.journal.next_pending(size, self.send.max_attempts)
+            if rows:
+                self.deliver(rows)
+                if self.progress:
+                    self.progress(self.report)
+                continue
+            retry_at = self.journal.next_retry_time(self.send.max_attempts)
+            if retry_at is None:
+                return
+            self.wait(retry_at - time.time())
+        if self.stop.requested:
+            self.report.interrupted = True
+        elif self.should_pause():
+            self.report.paused = (f"paused after {self.consecutive_failures} failures in a row; last: "
+                                  f"{self.last_failure}")
+
+    def wait(self, seconds: float) -> None:
+        deadline = time.time() + max(0.0, seconds)
+        while not self.stop.requested and time.time() < deadline:
+            self.sleep(min(0.2, deadline - time.time()))
+
+    def deliver(self, rows: list[jn.Row]) -> None:
+        """Send one batch: in flight first, then whatever the provider says happened."""
+        recipients: list[Recipient] = []
+        refused: list[tuple[int, str, str, str]] = []
+        for row in rows:
+            try:
+                recipients.append(self.recipient(row))
+            except NewsletterError as err:
+                refused.append((row.id, FAILED, "", str(err)))
+                self.report.failed.append((row.email, str(err)))
+        if refused:
+            self.journal.settle(refused)
+        rows = [row for row in rows if row.id not in {r[0] for r in refused}]
+        if not rows:
+            return
+        self.batch_number += 1
+        batch = f"{self.journal.run}-{self.batch_number}"
+        ids = [row.id for row in rows]
+        self.journal.mark_in_flight(ids, batch)
+        try:
+            deliveries = self.provider.send_batch(self.plan.message, recipients)
+        except AuthError:
+            self.journal.release(ids, "not sent: the provider refused the credentials", count_attempt=False)
+            raise
+        except TransientError as err:
+            attempt = max(row.attempts for row in rows) + 1
+            delay = self.backoff(attempt, err.retry_after)
+            self.journal.release(ids, str(err), retry_at=time.time() + delay)
+            self.report.retries += 1
+            self.failure(str(err))
+            if attempt >= self.send.max_attempts:
+                self.report.deferred.extend((row.email, str(err)) for row in rows)
+            return
+        except OutcomeUnknownError as err:
+            self.journal.settle([(i, jn.UNKNOWN, "", str(err)) for i in ids])
+            self.report.unknown.extend((row.email, str(err)) for row in rows)
+            self.failure(str(err), len(rows))
+            return
+        except RejectedError as err:
+            self.report.batches += 1
+            self.rejected(rows, err)
+            return
+        except KeyboardInterrupt:
+            self.journal.settle([(i, jn.UNKNOWN, "", "interrupted while this batch was being delivered")
+                                 for i in ids])
+            self.report.unknown.extend((row.email, "interrupted mid-batch") for row in rows)
+            self.report.interrupted = True
+            raise
+        except BaseException as err:
+            # Any other refusal came back as an answer (or before a request): nothing was delivered.
+            self.journal.release(ids, f"not sent: {err}", count_attempt=False)
+            raise
+        self.report.batches += 1
+        self.record(rows, deliveries)
+
+    def rejected(self, rows: list[jn.Row], err: RejectedError) -> None:
+        """A refused batch delivered nothing: fail the recipients it names, resend the rest.
+
+        SendGrid names the culprit as ``personalizations.N...``; an error about the
+        request as a whole (from, content, categories) would fail for everyone, so the
+        send stops. Without any field to go by, the batch is split in halves.
+        """
+        ids = [row.id for row in rows]
+        fields = [f for _, f in err.errors if f]
+        named = sorted({int(f.split(".")[1]) for f in fields
+                        if f.startswith("personalizations.") and f.split(".")[1].isdigit()})
+        if fields and not named:
+            self.journal.release(ids, f"not sent: {err}", count_attempt=False)
+            raise err
+        if len(rows) == 1 or (named and all(i < len(rows) for i in named)):
+            culprits = [rows[i] for i in named] if len(rows) > 1 else rows
+            self.journal.settle([(row.id, jn.FAILED, "", str(err)) for row in culprits])
+            for row in culprits:
+                self.report.failed.append((row.email, str(err)))
+                self.failure(str(err))
+            culprit_ids = {row.id for row in culprits}
+            others = [row.id for row in rows if row.id not in culprit_ids]
+            if others:
+                self.journal.release(others, "", count_attempt=False)  # resent with the next batch
+            return
+        self.journal.release(ids, "", count_attempt=False)
+        half = len(rows) // 2
+        for part in (rows[:half], rows[half:]):
+            if not self.should_pause():
+                self.deliver(part)
+
+    def record(self, rows: list[jn.Row], deliveries) -> None:
+        by_key = {d.key: d for d in deliveries}
+        settled = []
+        for row in rows:
+            outcome = by_key.get(row.key)
+            if outcome is None:
+                settled.append((row.id, jn.UNKNOWN, "", "the provider did not report this recipient"))
+                self.report.unknown.append((row.email, "not reported by the provider"))
+            elif outcome.status == SENT:
+                settled.append((row.id, jn.SENT, outcome.message_id, ""))
+                self.report.sent += 1
+                self.consecutive_failures = 0
+            elif outcome.status == FAILED:
+                settled.append((row.id, jn.FAILED, "", outcome.reason))
+                self.report.failed.append((row.email, outcome.reason))
+                self.failure(outcome.reason)
+            elif outcome.status == DEFERRED:
+                attempt = row.attempts + 1
+                self.journal.release([row.id], outcome.reason, retry_at=time.time() + self.backoff(attempt, None))
+                if attempt >= self.send.max_attempts:
+                    self.report.deferred.append((row.email, outcome.reason))
+                self.failure(outcome.reason)
+            else:
+                settled.append((row.id, jn.UNKNOWN, "", outcome.reason))
+                self.report.unknown.append((row.email, outcome.reason))
+                self.failure(outcome.reason)
+        if settled:
+            self.journal.settle(settled)
+
+
+def execute(plan: SendPlan, provider: Provider, *, progress: Progress | None = None, stop: StopFlag | None = None,
+            sleep: Callable[[float], None] = time.sleep) -> SendReport:
+    """Deliver every pending recipient of the plan through ``provider``; returns the report."""
+    started = time.monotonic()
+    loop = _Batches(plan, provider, progress, stop or StopFlag(), sleep)
+    provider.open()
+    try:
+        loop.run()
+    finally:
+        provider.close()
+        plan.report.seconds = time.monotonic() - started
+    return plan.report
+
+
+# -- one send at a time, and the provider to use ----------------------------------------------------------
+
+
+@contextmanager
+def exclusive(settings: Settings, issue_name: str, list_name: str) -> Iterator[None]:
+    """Hold the lock for sending ``issue_name`` to ``list_name``; refuse if another process holds it."""
+    folder = settings.journal_path.parent / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{issue_name}--{list_name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+            raise NewsletterError(f"another send of {issue_name} to list '{list_name}' is running ({holder})",
+                                  hint="wait for it to finish, or stop that process; a killed send leaves "
+                                       "no lock behind") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {dt.datetime.now().isoformat(timespec='seconds')}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock; the kernel does the same if the process dies
+
+
+def open_provider(settings: Settings, plan: SendPlan | None, name: str, *, dry_run: bool = False,
+                  out_dir: Path | None = None, samples: int = 3) -> Provider:
+    """The provider ``name`` configured from settings (secrets from the environment), or the dry run."""
+    if dry_run:
+        from .providers.dryrun import DryRunProvider
+
+        builder = None
+        max_batch = settings.send.batch_size
+        if name == "sendgrid":
+            from .providers.sendgrid import build_payload
+
+            builder = build_payload
+        else:
+            from .providers.smtp import SmtpProvider
+
+            max_batch = min(max_batch, SmtpProvider.max_batch)
+        return DryRunProvider(out_dir or Path("."), samples=samples, stands_in_for=name, max_batch=max_batch,
+                              payload_builder=builder)
+    if name == "sendgrid":
+        from .providers import sendgrid
+
+        return sendgrid.from_settings(settings)
+    if name == "smtp":
+        from .providers import smtp
+
+        return smtp.from_settings(settings)
+    raise NewsletterError(f"unknown provider '{name}'", hint="use sendgrid or smtp")
+
+
+def write_report(report: SendReport, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.json"
+    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def dry_run(settings: Settings, issue_dir: Path, options: SendOptions, progress: Progress | None = None) -> SendReport:
+    """Everything a send does but deliver: leaves the journal as it was, writes samples and report.json."""
+    options.dry_run = True
+    plan = prepare(settings, issue_dir, options)
+    out_dir = options.out_dir or outbox_dir(settings, plan.built.issue.name)
+    try:
+        provider = open_provider(settings, plan, plan.provider_name, dry_run=True, out_dir=out_dir,
+                                 samples=options.samples)
+        report = execute(plan, provider, progress=progress)
+    finally:
+        plan.close()
+    report.samples = [display_path(p) for p in provider.sample_paths]
+    write_report(report, out_dir)
+    return report
+
+
+def send_test(settings: Settings, issue_dir: Path, addresses: Sequence[str], provider_name: str = "",
+              subject_prefix: str = "", provider: Provider | None = None) -> SendReport:
+    """Send the real message to ``addresses`` only; the journal is not touched."""
+    from .subscribers import normalize_key
+
+    name = provider_name or settings.provider
+    issue = load_issue(Path(issue_dir))
+    require_complete(issue)
+    built = build(settings, issue)
+    message = make_message(settings, built, "test", name, subject_prefix=subject_prefix)
+    secret = read_secret(settings, required=False)
+    recipients = []
+    for address in dict.fromkeys(addresses):
+        refuse_line_breaks("--test-to address", address)
+        url = unsubscribe_url(settings, "test", address, secret, name)
+        recipients.append(Recipient(email=address, key=normalize_key(address), name="",
+                                    values=merge_values({"email": address, "name": ""}, url)))
+    report = SendReport(issue=issue.name, list_name="(test)", provider=name, dry_run=False,
+                        selected=len(recipients), to_send=len(recipients))
+    provider = provider or open_provider(settings, None, name)
+    started = time.monotonic()
+    provider.open()
+    try:
+        for delivery, recipient in zip(provider.send_batch(message, recipients), recipients):
+            if delivery.status == SENT:
+                report.sent += 1
+            else:
+                report.failed.append((recipient.email, delivery.reason or delivery.status))
+    finally:
+        provider.close()
+    report.batches = 1
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def status(settings: Settings, issue_dir: Path, list_name: str | None = None) -> list[tuple[str, dict, list]]:
+    """(list, counts, problems) for each list the issue was sent to, from the journal."""
+    issue_name = Path(issue_dir).resolve().name
+    result = []
+    for name, counts in jn.summarize(settings.journal_path, issue_name, list_name):
+        journal = jn.Journal.scratch_copy(settings.journal_path, issue_name, name)
+        try:
+            result.append((name, counts, journal.problems()))
+        finally:
+            journal.close()
+    return result

@@ -1,0 +1,1101 @@
+"""Subscriber lists: read, validate, filter, change, import and export ``subscribers/<list>.csv``.
+
+A list is a CSV file the writer owns and may edit by hand. This module gives
+it meaning (who is subscribed, which rows are the same person, which rows a
+send selects) and changes it only through ``listfile``, which locks the file
+and replaces it atomically, copying untouched rows back byte for byte.
+
+Addresses are stored as written (trimmed) and compared by ``key``: the address
+as email-validator normalizes it, then lowercased entirely. Lowercasing the
+part before the @ goes beyond email-validator: mailbox providers and SendGrid
+treat it case-insensitively, and mailing one person twice is worse than the
+rare false match.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import difflib
+import functools
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import email_validator
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import NewsletterError, display_path
+from .listfile import FastRows, ListFormat, Record, atomic_write, locked, read_list, read_rows
+
+STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
+SUPPRESSED = ("unsubscribed", "bounced", "complained")
+SKIP_REASONS = ("unsubscribed", "bounced", "complained", "invalid", "duplicate")
+BASE_COLUMNS = ("email", "name", "status", "tags", "subscribed_at")
+_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+class ListProblems(NewsletterError):
+    """``validate`` found problems in a list: exit 1, like failed checks."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One row of a list, as the send step and the commands see it."""
+
+    email: str  # as stored in the file (trimmed)
+    key: str  # normalized address, lowercased entirely; "" when the address is invalid
+    name: str
+    status: str  # lowercased; an empty cell reads as "subscribed"
+    tags: tuple[str, ...]
+    fields: Mapping[str, str]  # every column of the row (trimmed) -> merge field value
+    line: int  # 1-based line where the row starts
+
+
+# --- addresses ------------------------------------------------------------
+
+# The common case, proven equal to email-validator's verdict and normalization:
+# an unquoted ASCII dot-atom local part, and ASCII host labels of letters and
+# digits joined by single hyphens (so no Punycode "xn--" and no reserved
+# "ab--" labels), the last one ending in a letter, none over 63 characters,
+# 254 characters in all, not a special-use domain. email-validator accepts
+# every such address and normalizes it only by lowercasing the domain, which
+# lowercasing the whole address covers. Anything else goes to email-validator
+# itself. tests/test_subscribers_keys.py checks both paths agree on tricky
+# and random addresses.
+_ATEXT = r"A-Za-z0-9_!#$%&'*+/=?^`{|}~-"
+_LABEL = r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*"
+_SPECIAL_USE = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+_SPECIAL_TLDS = "|".join(re.escape(d) for d in _SPECIAL_USE if "." not in d) or "(?!)"
+_SPECIAL_SUFFIXES = tuple("." + d for d in _SPECIAL_USE if "." in d)
+_SIMPLE_ADDRESS = re.compile(
+    rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@(?:{_LABEL}\.)+"  # local part @ all labels but the last
+    rf"(?!(?i:{_SPECIAL_TLDS})\Z){_LABEL}(?<=[A-Za-z])"  # the last label: not special-use, ends in a letter
+)
+
+
+def _fast_key(email: str) -> str | None:
+    """The key of a plain ASCII address without calling email-validator, or None to ask it."""
+    if not _SIMPLE_ADDRESS.fullmatch(email):
+        return None
+    if len(email) > 64:  # only then can the address be too long or a label exceed 63 characters
+        if len(email) > 254 or max(map(len, email[email.index("@") + 1:].split("."))) > 63:
+            return None
+        if _SPECIAL_SUFFIXES and email.lower().endswith(_SPECIAL_SUFFIXES):
+            return None
+    elif _SPECIAL_SUFFIXES and email.lower().endswith(_SPECIAL_SUFFIXES):
+        return None
+    return email.lower()
+
+
+@functools.lru_cache(maxsize=65536)
+def _validator_key(email: str) -> tuple[str, str]:
+    """(key, "") or ("", why) from email-validator itself, syntax only (no DNS)."""
+    try:
+        valid = validate_email(
+            email, check_deliverability=False, allow_smtputf8=True, allow_empty_local=False,
+            allow_quoted_local=False, allow_domain_literal=False, allow_display_name=False,
+            strict=False, test_environment=False, globally_deliverable=True,
+        )
+    except ValueError as err:  # EmailNotValidError, and anything odd idna raises
+        return "", str(err)
+    return valid.normalized.lower(), ""
+
+
+def key_or_problem(email: str) -> tuple[str, str]:
+    """(key, "") for a valid address, ("", what is wrong) for an invalid one; ``email`` is trimmed first."""
+    email = email.strip()
+    if not email:
+        return "", "The email address is empty."
+    fast = _fast_key(email)
+    if fast is not None:
+        return fast, ""
+    return _validator_key(email)
+
+
+def normalize_key(email: str) -> str:
+    """The de-duplication and journal key of one address; raises NewsletterError if it is not valid."""
+    key, problem = key_or_problem(email)
+    if not key:
+        raise NewsletterError(f"'{email.strip()}' is not a valid email address: {problem}",
+                              hint="check the spelling of the address")
+    return key
+
+
+# --- reading ----------------------------------------------------------------
+
+
+def check_list_name(name: str) -> str:
+    """A list name is a file name under subscribers/: letters, digits, '.', '_', '-'."""
+    stem = name[:-4] if name.endswith(".csv") else name
+    if not _LIST_NAME.match(stem):
+        raise NewsletterError(f"'{name}' is not a list name",
+                              hint="use letters, digits, '.', '_' or '-', like 'weekly' for subscribers/weekly.csv")
+    return stem
+
+
+def require_list(path: Path) -> Path:
+    """``path`` if the list exists, else an error naming the lists that do."""
+    if path.is_file():
+        return path
+    others = sorted(p.stem for p in path.parent.glob("*.csv")) if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.stem, others, n=1)
+    if close:
+        hint = f"did you mean '{close[0]}'?"
+    elif others:
+        hint = f"lists here: {', '.join(others)}"
+    else:
+        hint = f"create it with: newsletter subscribers add EMAIL --list {path.stem}"
+    raise NewsletterError("no such list", where=display_path(path), hint=hint)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where the columns with a meaning are (header names match case-insensitively)."""
+
+    header: tuple[str, ...]
+    email: int
+    name: int | None
+    status: int | None
+    tags: int | None
+    subscribed_at: int | None
+
+    @classmethod
+    def of(cls, header: Sequence[str]) -> _Columns:
+        lowered = [h.lower() for h in header]
+
+        def find(name: str) -> int | None:
+            return lowered.index(name) if name in lowered else None
+
+        email = find("email")
+        assert email is not None  # read_list requires it
+        return cls(tuple(header), email, find("name"), find("status"), find("tags"), find("subscribed_at"))
+
+    def find(self, name: str) -> int | None:
+        lowered = [h.lower() for h in self.header]
+        return lowered.index(name.lower()) if name.lower() in lowered else None
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_tags(cell: str) -> tuple[str, ...]:
+    """Tags of one cell: separated by ';' (or ','), trimmed, empty ones dropped."""
+    return tuple(t for t in (part.strip() for part in re.split(r"[;,]", cell)) if t)
+
+
+def _status_of(cell: str) -> str:
+    """A status cell as a status: lowercased, and an empty cell means subscribed."""
+    return cell.strip().lower() or "subscribed"
+
+
+def _cells_of(fmt: ListFormat, cells: list[str], line: int) -> list[str] | None:
+    """The row's cells, or None for a blank line; a row of the wrong width is an error naming its line."""
+    width = len(fmt.header)
+    if len(cells) == width:
+        return cells if any(cells) else None
+    if not cells or not any(c.strip() for c in cells):
+        return None
+    if len(cells) > width and not any(c.strip() for c in cells[width:]):
+        return cells[:width]  # spreadsheets add trailing empty cells
+    raise NewsletterError(
+        f"this row has {len(cells)} fields but the header has {width}", where=display_path(fmt.path),
+        line=line, hint=f"every row needs {width - 1} separators '{fmt.delimiter}'; quote values that contain one",
+    )
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _subscriber(cols: _Columns, cells: list[str], line: int) -> Subscriber:
+    """One row as a Subscriber, built the fast way: a send builds a million of them.
+
+    A frozen dataclass's __init__ sets each field through object.__setattr__;
+    filling the instance dict in one step gives an equal object in half the time.
+    """
+    values = list(map(str.strip, cells))
+    email = values[cols.email]
+    sub = _new_object(Subscriber)
+    _set_attribute(sub, "__dict__", {
+        "email": email,
+        "key": (_fast_key(email) or _validator_key(email)[0]) if email else "",
+        "name": values[cols.name] if cols.name is not None else "",
+        "status": (values[cols.status].lower() or "subscribed") if cols.status is not None else "subscribed",
+        "tags": parse_tags(values[cols.tags]) if cols.tags is not None else (),
+        "fields": dict(zip(cols.header, values)),
+        "line": line,
+    })
+    return sub
+
+
+def list_columns(path: Path) -> list[str]:
+    """The header of a list, as written (trimmed); raises NewsletterError if the list cannot be read."""
+    with read_list(require_list(path)) as (fmt, _records):
+        return list(fmt.header)
+
+
+def _matcher(path: Path, cols: _Columns, tags: Sequence[str], where: Mapping[str, str] | None,
+             statuses: Sequence[str] | None = None) -> Callable[[Subscriber], bool]:
+    """A test for 'has every tag, every field=value (case-insensitive) and one of the statuses'."""
+    wanted_tags = {t.strip().lower() for t in tags if t.strip()}
+    conditions: list[tuple[str, str]] = []
+    for name, value in (where or {}).items():
+        index = cols.find(name.strip())
+        if index is None:
+            close = difflib.get_close_matches(name, cols.header, n=1)
+            raise NewsletterError(
+                f"no column '{name}' to filter on", where=display_path(path),
+                hint=f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(cols.header)}",
+            )
+        conditions.append((cols.header[index], value.strip().casefold()))
+    wanted_status = set(statuses or ())
+
+    def matches(sub: Subscriber) -> bool:
+        if wanted_status and sub.status not in wanted_status:
+            return False
+        if wanted_tags and not wanted_tags.issubset(t.lower() for t in sub.tags):
+            return False
+        return all(sub.fields[name].casefold() == value for name, value in conditions)
+
+    return matches
+
+
+@contextmanager
+def _subscribers(path: Path, fd: int | None = None) -> Iterator[tuple[_Columns, Iterator[Subscriber]]]:
+    """Every non-blank row of a list as a Subscriber, streaming."""
+    with read_rows(path, fd=fd) as (fmt, rows):
+        cols = _Columns.of(fmt.header)
+
+        def subscribers() -> Iterator[Subscriber]:
+            reader, offset, width, email_at = rows.reader, rows.first_line, len(fmt.header), cols.email
+            start = offset
+            with rows.reporting(lambda: start):
+                for cells in reader:
+                    line, start = start, offset + reader.line_num
+                    if len(cells) != width or not cells[email_at]:
+                        cells = _cells_of(fmt, cells, line)
+                        if cells is None:
+                            continue
+                    yield _subscriber(cols, cells, line)
+
+        yield cols, subscribers()
+
+
+def iter_subscribers(path: Path, *, tags: Sequence[str] = (), where: Mapping[str, str] | None = None,
+                     statuses: Sequence[str] | None = None) -> Iterator[Subscriber]:
+    """Every row matching the filters, whatever its status or address (for list and export)."""
+    with _subscribers(require_list(path)) as (cols, rows):
+        matches = _matcher(path, cols, tags, where, statuses)
+        yield from (sub for sub in rows if matches(sub))
+
+
+def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[str, str] | None = None,
+                      on_skip: Callable[[str, str, int], None] | None = None) -> Iterator[Subscriber]:
+    """Stream the subscribed, valid, de-duplicated rows matching every tag and every field=value condition.
+
+    Rows that match the filters but are not sent call ``on_skip(email, reason, line)``
+    with a reason from SKIP_REASONS; rows not matching the filters are not part
+    of the selection. An address unsubscribed, bounced or complained on any row
+    of the list is never sent, even from another row that says subscribed: a
+    first pass reads those keys, before anything is yielded, so a list that
+    cannot be read fails here and not halfway through a send. Both passes read
+    the same file even if it is replaced meanwhile. Memory holds the keys of
+    the selected recipients and of the suppressed rows, nothing more.
+    """
+    path = require_list(path)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise NewsletterError(f"cannot read ({err.strerror})", where=display_path(path)) from None
+    try:
+        with read_rows(path, fd=fd) as (fmt, rows):
+            cols = _Columns.of(fmt.header)
+            matches = _matcher(path, cols, tags, where)
+            suppressed = _suppressed_keys(fmt, cols, rows)
+    except BaseException:
+        os.close(fd)
+        raise
+    return _selected(path, fd, matches if tags or where else None, suppressed, on_skip)
+
+
+def _suppressed_keys(fmt: ListFormat, cols: _Columns, rows: FastRows) -> dict[str, str]:
+    """Key -> status of every unsubscribed, bounced or complained row; checks every row can be read."""
+    suppressed: dict[str, str] = {}
+    reader, offset, width, status_at, email_at = rows.reader, rows.first_line, len(fmt.header), cols.status, cols.email
+    start = offset
+    with rows.reporting(lambda: start):
+        for cells in reader:
+            line, start = start, offset + reader.line_num
+            if len(cells) != width:
+                cells = _cells_of(fmt, cells, line)
+                if cells is None:
+                    continue
+            if status_at is not None:
+                status = cells[status_at].strip().lower()
+                if status in SUPPRESSED:
+                    key = key_or_problem(cells[email_at])[0]
+                    if key:
+                        suppressed.setdefault(key, status)
+    return suppressed
+
+
+def _selected(path: Path, fd: int, matches: Callable[[Subscriber], bool] | None, suppressed: Mapping[str, str],
+              on_skip: Callable[[str, str, int], None] | None) -> Iterator[Subscriber]:
+    """The second pass of select_recipients: the hot loop of a send, so it reads the csv rows itself."""
+    seen: set[str] = set()
+    try:
+        with read_rows(path, fd=fd) as (fmt, rows):
+            cols = _Columns.of(fmt.header)
+            reader, offset, width, email_at = rows.reader, rows.first_line, len(fmt.header), cols.email
+            start = offset
+            with rows.reporting(lambda: start):
+                for cells in reader:
+                    line, start = start, offset + reader.line_num
+                    if len(cells) != width or not cells[email_at]:
+                        cells = _cells_of(fmt, cells, line)
+                        if cells is None:
+                            continue
+                    sub = _subscriber(cols, cells, line)
+                    if matches is not None and not matches(sub):
+                        continue
+                    key = sub.key
+                    if sub.status != "subscribed":
+                        reason = sub.status if sub.status in SUPPRESSED else "invalid"
+                    elif not key:
+                        reason = "invalid"
+                    elif key in suppressed:
+                        reason = suppressed[key]
+                    elif key in seen:
+                        reason = "duplicate"
+                    else:
+                        seen.add(key)
+                        yield sub
+                        continue
+                    if on_skip is not None:
+                        on_skip(sub.email, reason, line)
+    finally:
+        os.close(fd)
+
+
+# --- validating -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one row of a list."""
+
+    line: int
+    email: str
+    message: str
+
+
+def _date_problem(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return f"subscribed_at '{value}' is not a date (write it as YYYY-MM-DD)"
+    return ""
+
+
+def validate_list(path: Path, *, check_dns: bool = False, dns_resolver: Any = None) -> Iterator[Problem]:
+    """Every problem of a list, in file order: invalid or duplicate address, unknown status, bad date, bad row.
+
+    Syntax only unless ``check_dns``: then each domain is looked up once (MX,
+    then A/AAAA, as email-validator does) and a domain that cannot receive mail
+    is a problem. A file that cannot be parsed at all raises NewsletterError.
+    """
+    path = require_list(path)
+    first_line: dict[str, int] = {}
+    domains: dict[str, str] = {}
+    with read_list(path) as (fmt, records):
+        cols = _Columns.of(fmt.header)
+        for record in records:
+            try:
+                cells = _cells_of(fmt, record.cells, record.line)
+            except NewsletterError as err:
+                yield Problem(record.line, "", err.reason + f" ({err.hint})")
+                continue
+            if cells is None:
+                continue
+            sub = _subscriber(cols, cells, record.line)
+            yield from _row_problems(sub, cols, first_line, domains if check_dns else None, dns_resolver)
+
+
+def _row_problems(sub: Subscriber, cols: _Columns, first_line: dict[str, int], domains: dict[str, str] | None,
+                  dns_resolver: Any) -> Iterator[Problem]:
+    if not sub.key:
+        why = key_or_problem(sub.email)[1]
+        yield Problem(sub.line, sub.email, f"invalid address '{sub.email}': {why}")
+    elif sub.key in first_line:
+        yield Problem(sub.line, sub.email,
+                      f"duplicate address '{sub.email}', same as line {first_line[sub.key]} (delete one of the rows)")
+    else:
+        first_line[sub.key] = sub.line
+        if domains is not None:
+            problem = _dns_problem(sub.email, sub.key, domains, dns_resolver)
+            if problem:
+                yield Problem(sub.line, sub.email, problem)
+    if sub.status not in STATUSES:
+        close = difflib.get_close_matches(sub.status, STATUSES, n=1)
+        fix = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(STATUSES)}"
+        yield Problem(sub.line, sub.email, f"unknown status '{sub.status}' ({fix})")
+    if cols.subscribed_at is not None:
+        problem = _date_problem(sub.fields[cols.header[cols.subscribed_at]])
+        if problem:
+            yield Problem(sub.line, sub.email, problem)
+
+
+def _dns_problem(email: str, key: str, domains: dict[str, str], dns_resolver: Any) -> str:
+    """Whether the address's domain can receive mail, asked once per domain."""
+    domain = key.rpartition("@")[2]
+    if domain not in domains:
+        if dns_resolver is None:
+            dns_resolver = email_validator.caching_resolver(timeout=10)
+        try:
+            validate_email(email, check_deliverability=True, dns_resolver=dns_resolver)
+            domains[domain] = ""
+        except EmailNotValidError as err:
+            domains[domain] = f"domain '{domain}' cannot receive mail: {err}"
+    return domains[domain]
+
+
+# --- changing a list --------------------------------------------------------
+
+
+class _Edit:
+    """The state of one rewrite: the (possibly widened) format, column roles, and whether anything changed."""
+
+    def __init__(self, fmt: ListFormat):
+        self.fmt = fmt
+        self.cols = _Columns.of(fmt.header)
+        self.changed = 0
+
+    def row(self, cells: Sequence[str]) -> str:
+        self.changed += 1
+        return self.fmt.format_row(cells)
+
+
+EditFunction = Callable[[_Edit, Iterator[tuple[Record, "list[str] | None", str]]], Iterator[str]]
+
+
+def _new_list_header(extra: Iterable[str]) -> list[str]:
+    header = list(BASE_COLUMNS)
+    header += [c for c in dict.fromkeys(extra) if c.lower() not in header]
+    return header
+
+
+def _rewrite(path: Path, edit: EditFunction, *, add_columns: Sequence[str] = (), create: bool = False,
+             dry_run: bool = False) -> int:
+    """Lock the list, stream its rows through ``edit``, and replace it atomically if anything changed.
+
+    ``edit`` receives (record, cells or None for a blank line, key or "") for
+    every record and yields the text to write; an untouched record yields its
+    own ``record.raw`` so it is copied byte for byte. Columns in
+    ``add_columns`` missing from the header are appended (every row then gains
+    an empty cell). A row that cannot be read raises before anything is written.
+    Returns the number of rows ``edit`` changed, added or dropped.
+    """
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path):
+        if create and (not path.exists() or path.stat().st_size == 0):
+            header = _new_list_header(add_columns)
+            fmt = ListFormat(path=path, header=header, header_raw="", header_line=1)
+            if dry_run:
+                edit_state = _Edit(fmt)
+                for _ in edit(edit_state, iter(())):
+                    pass
+                return edit_state.changed
+            with atomic_write(path) as out:
+                out.write(fmt.format_row(header))
+                out.commit()
+        with read_list(require_list(path)) as (fmt, records):
+            lowered = {h.lower() for h in fmt.header}
+            extra = [c for c in dict.fromkeys(add_columns) if c.lower() not in lowered]
+            widened = fmt
+            if extra:
+                header = [*fmt.header, *extra]
+                widened = ListFormat(path=path, header=header, header_raw=fmt.format_row(header),
+                                     header_line=fmt.header_line, delimiter=fmt.delimiter,
+                                     newline=fmt.newline, bom=fmt.bom)
+            state = _Edit(widened)
+
+            def rows() -> Iterator[tuple[Record, list[str] | None, str]]:
+                for record in records:
+                    cells = _cells_of(fmt, record.cells, record.line)
+                    if cells is None:
+                        yield record, None, ""
+                        continue
+                    if extra:
+                        cells = [*cells, *[""] * len(extra)]
+                        record = Record(record.line, cells, widened.format_row(cells))
+                    yield record, cells, key_or_problem(cells[state.cols.email])[0]
+
+            with atomic_write(path, bom=fmt.bom) as out:
+                out.write(widened.header_raw)
+                last = widened.header_raw
+                for text in edit(state, rows()):
+                    if text and last and not last.endswith(("\n", "\r")):
+                        out.write(widened.newline)  # the old last line had no line break
+                    out.write(text)
+                    if text:
+                        last = text
+                if state.changed and not dry_run:
+                    out.commit()
+            return state.changed
+
+
+def _set_cell(cells: list[str], index: int | None, value: str) -> bool:
+    if index is None or cells[index].strip() == value:
+        return False
+    cells[index] = value
+    return True
+
+
+def _join_tags(tags: Iterable[str]) -> str:
+    return ";".join(dict.fromkeys(t for t in tags if t))
+
+
+def _merge_tags(cells: list[str], index: int | None, tags: Sequence[str]) -> bool:
+    if index is None or not tags:
+        return False
+    current = parse_tags(cells[index])
+    have = {t.lower() for t in current}
+    new = [t for t in tags if t.lower() not in have]
+    if not new:
+        return False
+    cells[index] = _join_tags([*current, *new])
+    return True
+
+
+def add_subscriber(path: Path, email: str, *, name: str | None = None, tags: Sequence[str] = (),
+                   fields: Mapping[str, str] | None = None, today: dt.date | None = None) -> str:
+    """Add one address, or re-subscribe and update it if the list has it already.
+
+    Returns what happened: "added", "resubscribed" (it was unsubscribed,
+    bounced or complained), "updated" or "unchanged". The list file is created
+    with a header if it does not exist; a --field naming a new column adds it.
+    """
+    email, name = email.strip(), (name or "").strip()
+    key = normalize_key(email)
+    fields = {k.strip(): v.strip() for k, v in (fields or {}).items()}
+    for reserved in ("email", "status"):
+        if any(k.lower() == reserved for k in fields):
+            raise NewsletterError(f"'{reserved}' cannot be set as a field",
+                                  hint="give the address as EMAIL; change status with 'subscribers unsubscribe'")
+    tags = [t.strip() for t in tags if t.strip()]
+    stamp = (today or dt.date.today()).isoformat()
+    needed = [*(["name"] if name else []), *(["tags"] if tags else []), *fields]
+    outcome = ["added"]
+
+    def edit(state: _Edit, rows: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
+        cols, found = state.cols, False
+        for record, cells, row_key in rows:
+            if row_key != key or cells is None:
+                yield record.raw
+                continue
+            cells = list(cells)
+            was = _status_of(cells[cols.status]) if cols.status is not None else "subscribed"
+            changed = _set_cell(cells, cols.status, "subscribed") if was != "subscribed" else False
+            if changed and was in SUPPRESSED:
+                _set_cell(cells, cols.subscribed_at, stamp)
+            changed |= bool(name) and _set_cell(cells, cols.name, name)
+            changed |= _merge_tags(cells, cols.tags, tags)
+            for column, value in fields.items():
+                changed |= _set_cell(cells, cols.find(column), value)
+            if not found:
+                outcome[0] = ("resubscribed" if was in SUPPRESSED else "updated") if changed else "unchanged"
+            found = True
+            yield state.row(cells) if changed else record.raw
+        if not found:
+            yield state.row(_new_row(state, email, name, "subscribed", tags, stamp, fields))
+
+    _rewrite(path, edit, add_columns=needed, create=True)
+    return outcome[0]
+
+
+def _new_row(state: _Edit, email: str, name: str, status: str, tags: Sequence[str], stamp: str,
+             fields: Mapping[str, str]) -> list[str]:
+    cols = state.cols
+    cells = [""] * len(cols.header)
+    cells[cols.email] = email
+    for index, value in ((cols.name, name), (cols.status, status), (cols.tags, _join_tags(tags)),
+                         (cols.subscribed_at, stamp)):
+        if index is not None:
+            cells[index] = value
+    for column, value in fields.items():
+        index = cols.find(column)
+        if index is not None:
+            cells[index] = value
+    return cells
+
+
+def _apply_status(path: Path, keys_to_status: Mapping[str, str], *, keep: Sequence[str] = ()
+                  ) -> tuple[int, dict[str, str]]:
+    """Set statuses by key, leaving rows whose status is in ``keep``; returns (rows changed, key -> first status)."""
+    for status in keys_to_status.values():
+        if status not in STATUSES:
+            raise NewsletterError(f"unknown status '{status}'", hint=f"use one of {', '.join(STATUSES)}")
+    found: dict[str, str] = {}
+
+    def edit(state: _Edit, rows: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
+        cols = state.cols
+        for record, cells, key in rows:
+            status = keys_to_status.get(key) if cells is not None else None
+            if status is None or cells is None:
+                yield record.raw
+                continue
+            was = _status_of(cells[cols.status]) if cols.status is not None else "subscribed"
+            found.setdefault(key, was)
+            if was == status or was in keep:
+                yield record.raw
+                continue
+            cells = list(cells)
+            cells[cols.status] = status  # type: ignore[index]  # the column was added if missing
+            yield state.row(cells)
+
+    if not keys_to_status:
+        return 0, found
+    return _rewrite(require_list(path), edit, add_columns=["status"]), found
+
+
+def set_status(path: Path, keys_to_status: Mapping[str, str]) -> int:
+    """Atomically set the status of every row whose key is given (keys from ``normalize_key``); returns rows changed."""
+    return _apply_status(path, keys_to_status)[0]
+
+
+def unsubscribe(path: Path, email: str) -> str:
+    """Mark an address unsubscribed and keep its row, so it is never mailed again by accident.
+
+    Returns the status it had ("subscribed", or "unsubscribed"/"bounced"/"complained"
+    when nothing needed to change: those already receive no mail and keep
+    the more specific status). Raises NewsletterError if the list does not have it.
+    """
+    key = normalize_key(email)
+    _changed, found = _apply_status(path, {key: "unsubscribed"}, keep=SUPPRESSED)
+    if key not in found:
+        raise NewsletterError(f"'{email.strip()}' is not on this list", where=display_path(path),
+                              hint="check the spelling; 'newsletter subscribers list' shows who is")
+    return found[key]
+
+
+def remove_subscriber(path: Path, email: str) -> int:
+    """Delete every row of an address (an erasure request); returns how many rows went."""
+    key = normalize_key(email)
+
+    def edit(state: _Edit, rows: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
+        for record, cells, row_key in rows:
+            if cells is not None and row_key == key:
+                state.changed += 1
+                continue
+            yield record.raw
+
+    removed = _rewrite(require_list(path), edit)
+    if not removed:
+        raise NewsletterError(f"'{email.strip()}' is not on this list", where=display_path(path),
+                              hint="check the spelling; 'newsletter subscribers list' shows who is")
+    return removed
+
+
+# --- stats and export -------------------------------------------------------
+
+
+@dataclass
+class ListStats:
+    """Counts a writer wants before a send: rows by status and tag, and who would receive mail."""
+
+    rows: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_tag: Counter[str] = field(default_factory=Counter)
+    invalid: int = 0
+    duplicates: int = 0
+    recipients: int = 0
+
+
+def list_stats(path: Path) -> ListStats:
+    """Count a list in one pass; ``recipients`` equals what select_recipients would yield with no filter."""
+    stats = ListStats()
+    subscribed: set[str] = set()
+    suppressed: set[str] = set()
+    seen: set[str] = set()
+    with _subscribers(require_list(path)) as (_cols, rows):
+        for sub in rows:
+            stats.rows += 1
+            stats.by_status[sub.status] += 1
+            stats.by_tag.update(sub.tags)
+            if not sub.key:
+                stats.invalid += 1
+                continue
+            if sub.key in seen:
+                stats.duplicates += 1
+            seen.add(sub.key)
+            if sub.status == "subscribed":
+                subscribed.add(sub.key)
+            elif sub.status in SUPPRESSED:
+                suppressed.add(sub.key)
+    stats.recipients = len(subscribed - suppressed)
+    return stats
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(cell: str) -> str:
+    """Prefix a cell a spreadsheet would run as a formula with ', so it shows as text."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def export_subscribers(path: Path, out: IO[str], *, fmt: str = "csv", tags: Sequence[str] = (),
+                       where: Mapping[str, str] | None = None, statuses: Sequence[str] | None = None) -> int:
+    """Write matching rows as CSV (formula injection neutralized) or a JSON array; returns rows written.
+
+    The CSV is meant for spreadsheets; to copy a list faithfully, copy its file.
+    """
+    header = list_columns(path)
+    rows = iter_subscribers(path, tags=tags, where=where, statuses=statuses)
+    count = 0
+    if fmt == "json":
+        out.write("[")
+        for sub in rows:
+            out.write(("," if count else "") + "\n  " + json.dumps(dict(sub.fields), ensure_ascii=False))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        return count
+    if fmt != "csv":
+        raise NewsletterError(f"unknown export format '{fmt}'", hint="use csv or json")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([neutralize(h) for h in header])
+    for sub in rows:
+        writer.writerow([neutralize(sub.fields[h]) for h in header])
+        count += 1
+    return count
+
+
+# --- importing --------------------------------------------------------------
+
+# Column names of common exports (normalized: lowercase, runs of other characters -> "_") -> meaning.
+_ALIASES = {
+    **dict.fromkeys(("email", "email_address", "e_mail", "emailaddress", "mail"), "email"),
+    **dict.fromkeys(("name", "full_name", "fullname", "display_name"), "name"),
+    **dict.fromkeys(("first_name", "fname", "firstname", "given_name"), "first_name"),
+    **dict.fromkeys(("last_name", "lname", "lastname", "surname", "family_name"), "last_name"),
+    **dict.fromkeys(("status", "member_status", "subscriber_status", "subscription_status",
+                     "subscriber_type"), "status"),
+    **dict.fromkeys(("tags", "tag"), "tags"),
+    "subscription_type": "tag",  # Substack: free / paid / comp becomes a tag, for segments
+    **dict.fromkeys(("subscribed_at", "confirm_time", "optin_time", "created_at", "creation_date",
+                     "date_subscribed", "subscribe_date", "signup_date", "date_added"), "subscribed_at"),
+    "attributes": "attributes",  # listmonk: a JSON object of merge fields
+    "unsub_time": "unsubscribed_if_set",  # Mailchimp's export of unsubscribed members
+    "clean_time": "bounced_if_set",  # Mailchimp's export of cleaned (bounced) members
+}
+_EMAIL_HEADERS = {"email", "email address", "e-mail", "e_mail", "email_address", "mail"}
+_STATUS_WORDS = {
+    **dict.fromkeys(("subscribed", "subscribe", "active", "confirmed", "enabled", "regular", "premium",
+                     "gifted", "trialed", "opted_in", "optin"), "subscribed"),
+    **dict.fromkeys(("unsubscribed", "unsubscribe", "inactive", "disabled", "blocklisted", "blacklisted",
+                     "removed", "opted_out", "optout", "cancelled"), "unsubscribed"),
+    **dict.fromkeys(("bounced", "bounce", "cleaned", "hard_bounce", "undeliverable"), "bounced"),
+    **dict.fromkeys(("complained", "complaint", "spam", "spam_complaint", "abuse"), "complained"),
+}
+_NOT_CONFIRMED = {"pending", "unconfirmed", "unactivated", "transactional", "archived", "not_subscribed"}
+_SERVICES = (  # (name, columns that give it away), checked in order
+    ("Mailchimp", {"email_address", "member_rating", "leid", "euid", "optin_time"}),
+    ("listmonk", {"attributes", "uuid"}),
+    ("Buttondown", {"subscriber_type", "notes", "referrer_url"}),
+    ("Substack", {"subscription_type", "active_subscription"}),
+)
+
+
+def _norm(column: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", column.strip().lower()).strip("_")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, with dry_run, would do) to the list."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Problem] = field(default_factory=list)
+    kept_suppressed: int = 0  # rows the source said subscribed that stay unsubscribed/bounced/complained
+    ignored_columns: list[str] = field(default_factory=list)
+    recognised: str = ""  # "Mailchimp", "Substack", ... when the columns give it away
+
+
+@dataclass
+class _Incoming:
+    line: int
+    email: str
+    key: str
+    name: str = ""
+    status: str = ""  # "" when the source says nothing about it
+    tags: list[str] = field(default_factory=list)
+    subscribed_at: str = ""
+    fields: dict[str, str] = field(default_factory=dict)  # list column -> non-empty value
+
+
+@dataclass
+class _Plan:
+    """Which source column feeds which meaning or list column."""
+
+    roles: dict[str, list[int]]
+    fields: list[tuple[int, str]]  # (source column, list column)
+    attribute_targets: dict[str, str]  # normalized attribute key -> list column
+    ignored: list[str]
+    new_columns: list[str]
+
+
+def _plan(source: Path, header: Sequence[str], list_header: Sequence[str], mapping: Mapping[str, str],
+          status_from: str | None) -> _Plan:
+    """Decide each source column: --map first, then --status-from, then a list column of that name, then aliases."""
+    where = display_path(source)
+    by_lower = {h.lower(): i for i, h in enumerate(header)}
+    list_by_norm = {_norm(h): h for h in list_header if _norm(h) not in BASE_COLUMNS}
+    has_attributes = any(_ALIASES.get(_norm(h)) == "attributes" for h in header)
+    explicit: dict[int, str] = {}
+    attribute_targets: dict[str, str] = {}
+    for source_column, target in mapping.items():
+        index = by_lower.get(source_column.strip().lower())
+        if index is None and has_attributes:
+            attribute_targets[_norm(source_column)] = target.strip()
+            continue
+        if index is None:
+            close = difflib.get_close_matches(source_column, header, n=1)
+            raise NewsletterError(f"--map names a column '{source_column}' this file does not have", where=where,
+                                  hint=f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(header)}")
+        explicit[index] = target.strip()
+    status_index = None
+    if status_from:
+        status_index = by_lower.get(status_from.strip().lower())
+        if status_index is None:
+            raise NewsletterError(f"--status-from names a column '{status_from}' this file does not have",
+                                  where=where, hint=f"columns: {', '.join(header)}")
+    roles: dict[str, list[int]] = {}
+    fields_: list[tuple[int, str]] = []
+    ignored: list[str] = []
+    for index, name in enumerate(header):
+        norm = _norm(name)
+        if index in explicit:
+            target = explicit[index]
+            if not target:
+                ignored.append(name)
+            elif _norm(target) in BASE_COLUMNS:
+                roles.setdefault(_norm(target), []).append(index)
+            else:
+                fields_.append((index, list_by_norm.get(_norm(target), target)))
+        elif index == status_index:
+            roles.setdefault("status", []).append(index)
+        elif norm in list_by_norm:
+            fields_.append((index, list_by_norm[norm]))
+        elif norm in _ALIASES and not (status_index is not None and _ALIASES[norm] == "status"):
+            roles.setdefault(_ALIASES[norm], []).append(index)
+        else:
+            ignored.append(name)
+    if "email" not in roles:
+        raise NewsletterError(f"found no email column (columns: {', '.join(header)})", where=where, line=1,
+                              hint="name it with --map 'COLUMN=email'")
+    listed = {h.lower() for h in list_header}
+    new_columns = [target for _, target in fields_ if target.lower() not in listed]
+    new_columns += [t for t in attribute_targets.values() if t and t.lower() not in listed]
+    return _Plan(roles, fields_, attribute_targets, ignored, list(dict.fromkeys(new_columns)))
+
+
+def _date_value(value: str) -> str:
+    """An export's timestamp as YYYY-MM-DD, or "" when it is not one we can read."""
+    try:
+        return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        return ""
+
+
+def _import_tags(cell: str) -> list[str]:
+    """Tags as exports write them: 'a;b', 'a, b', '"a","b"' (Mailchimp) or '["a", "b"]'."""
+    cell = cell.strip().strip("[]")
+    return [t for t in (part.strip().strip("\"'").strip() for part in re.split(r"[;,]", cell)) if t]
+
+
+def _incoming(plan: _Plan, header: Sequence[str], cells: list[str], line: int, list_columns_by_norm: Mapping[str, str],
+              ignored_attributes: set[str]) -> _Incoming | str:
+    """One source row as what it means for the list, or the reason it is rejected."""
+
+    def values(role: str) -> list[str]:
+        return [cells[i].strip() for i in plan.roles.get(role, []) if cells[i].strip()]
+
+    email = next(iter(values("email")), "")
+    if not email:
+        return "no email address"
+    key, problem = key_or_problem(email)
+    if not key:
+        return f"invalid address '{email}': {problem}"
+    row = _Incoming(line=line, email=email, key=key)
+    row.name = next(iter(values("name")), "") or " ".join([*values("first_name")[:1], *values("last_name")[:1]])
+    for word in values("status")[:1]:
+        norm = _norm(word)
+        if norm in _NOT_CONFIRMED:
+            return f"'{email}' is not a confirmed subscriber (status '{word}')"
+        if norm not in _STATUS_WORDS:
+            column = header[plan.roles["status"][0]]
+            return (f"unknown status '{word}' in column '{column}' "
+                    f"(use --status-from COLUMN to read another column, or fix the file)")
+        row.status = _STATUS_WORDS[norm]
+    if not row.status and values("unsubscribed_if_set"):
+        row.status = "unsubscribed"
+    elif not row.status and values("bounced_if_set"):
+        row.status = "bounced"
+    for cell in values("tags"):
+        row.tags += _import_tags(cell)
+    row.tags += values("tag")
+    row.subscribed_at = next((d for d in map(_date_value, values("subscribed_at")) if d), "")
+    for index, target in plan.fields:
+        if cells[index].strip():
+            row.fields[target] = cells[index].strip()
+    for cell in values("attributes"):
+        try:
+            attributes = json.loads(cell)
+        except ValueError:
+            return f"the attributes column is not JSON: {cell[:40]!r}"
+        if not isinstance(attributes, dict):
+            continue
+        for name, value in attributes.items():
+            target = plan.attribute_targets.get(_norm(name)) or list_columns_by_norm.get(_norm(name))
+            if target and isinstance(value, (str, int, float, bool)) and str(value).strip():
+                row.fields[target] = str(value).strip()
+            elif not target:
+                ignored_attributes.add(f"attributes.{name}")
+    return row
+
+
+def _read_source(source: Path, list_header: Sequence[str], mapping: Mapping[str, str], status_from: str | None,
+                 report: ImportReport) -> tuple[dict[str, _Incoming], _Plan]:
+    """The source file's rows by key (first occurrence wins), rejecting with reasons what cannot be imported."""
+    if not source.is_file():
+        raise NewsletterError("no such file to import", where=display_path(source))
+    wanted = _EMAIL_HEADERS | {m.strip().lower() for m in mapping}
+    incoming: dict[str, _Incoming] = {}
+    ignored_attributes: set[str] = set()
+    list_by_norm = {_norm(h): h for h in list_header if _norm(h) not in BASE_COLUMNS}
+    with read_list(source, wanted=wanted, required=None) as (fmt, records):
+        plan = _plan(source, fmt.header, list_header, mapping, status_from)
+        norms = {_norm(h) for h in fmt.header}
+        report.recognised = next((name for name, marks in _SERVICES if marks & norms), "")
+        list_by_norm.update({_norm(t): t for t in plan.new_columns})
+        for record in records:
+            try:
+                cells = _cells_of(fmt, record.cells, record.line)
+            except NewsletterError as err:
+                report.rejected.append(Problem(record.line, "", f"{err.reason} ({err.hint})"))
+                continue
+            if cells is None:
+                continue
+            row = _incoming(plan, fmt.header, cells, record.line, list_by_norm, ignored_attributes)
+            if isinstance(row, str):
+                email = cells[plan.roles["email"][0]].strip()
+                report.rejected.append(Problem(record.line, email, row))
+            elif row.key in incoming:
+                first = incoming[row.key].line
+                report.rejected.append(Problem(record.line, row.email, f"duplicate of line {first} in this file"))
+            else:
+                incoming[row.key] = row
+    report.ignored_columns = [*plan.ignored, *sorted(ignored_attributes)]
+    return incoming, plan
+
+
+def _merge(cols: _Columns, cells: list[str], row: _Incoming, resubscribe: bool) -> tuple[bool, bool]:
+    """Update one list row from an incoming row in place; returns (changed, kept a suppression)."""
+    was = _status_of(cells[cols.status]) if cols.status is not None else "subscribed"
+    status, kept = was, False
+    if row.status in SUPPRESSED:
+        status = was if was in SUPPRESSED else row.status
+    elif row.status == "subscribed" or resubscribe:
+        if was in SUPPRESSED and not resubscribe:
+            kept = True
+        else:
+            status = "subscribed"
+    changed = False
+    if status != was and cols.status is not None:
+        cells[cols.status] = status
+        changed = True
+        if status == "subscribed" and row.subscribed_at:
+            _set_cell(cells, cols.subscribed_at, row.subscribed_at)
+    if row.name:
+        changed |= _set_cell(cells, cols.name, row.name)
+    changed |= _merge_tags(cells, cols.tags, row.tags)
+    if row.subscribed_at and cols.subscribed_at is not None and not cells[cols.subscribed_at].strip():
+        changed |= _set_cell(cells, cols.subscribed_at, row.subscribed_at)
+    for column, value in row.fields.items():
+        changed |= _set_cell(cells, cols.find(column), value)
+    return changed, kept
+
+
+def import_subscribers(path: Path, source: Path, *, mapping: Mapping[str, str] | None = None,
+                       status_from: str | None = None, resubscribe: bool = False,
+                       dry_run: bool = False) -> ImportReport:
+    """Merge another service's CSV export into a list, rewriting the list once.
+
+    Existing addresses are updated, never duplicated; an address the list has
+    as unsubscribed, bounced or complained stays so unless ``resubscribe``;
+    the source's own unsubscribes and bounces are carried over. Importing the
+    same file twice changes nothing the second time.
+    """
+    mapping = dict(mapping or {})
+    report = ImportReport()
+    list_header = list_columns(path) if path.is_file() and path.stat().st_size else list(BASE_COLUMNS)
+    incoming, plan = _read_source(source, list_header, mapping, status_from, report)
+    rows = list(incoming.values())
+    needed = [*(["name"] if any(r.name for r in rows) else []), *(["status"] if any(r.status for r in rows) else []),
+              *(["tags"] if any(r.tags for r in rows) else []),
+              *(["subscribed_at"] if any(r.subscribed_at for r in rows) else []), *plan.new_columns]
+    outcome: dict[str, str] = {}
+
+    def edit(state: _Edit, records: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
+        for record, cells, key in records:
+            row = incoming.get(key) if cells is not None else None
+            if row is None or cells is None:
+                yield record.raw
+                continue
+            cells = list(cells)
+            changed, kept = _merge(state.cols, cells, row, resubscribe)
+            if kept and key not in outcome:
+                report.kept_suppressed += 1
+            if changed or outcome.get(key) != "updated":
+                outcome[key] = "updated" if changed else outcome.get(key, "unchanged")
+            yield state.row(cells) if changed else record.raw
+        for key, row in incoming.items():
+            if key not in outcome:
+                outcome[key] = "added"
+                yield state.row(_new_row(state, row.email, row.name, row.status or "subscribed", row.tags,
+                                         row.subscribed_at, row.fields))
+
+    _rewrite(path, edit, add_columns=needed, create=True, dry_run=dry_run)
+    counts = Counter(outcome.values())
+    report.added, report.updated, report.unchanged = counts["added"], counts["updated"], counts["unchanged"]
+    return report
+
+
+def export_to_file(path: Path, out: Path, *, fmt: str = "csv", tags: Sequence[str] = (),
+                   where: Mapping[str, str] | None = None, statuses: Sequence[str] | None = None,
+                   overwrite: bool = False) -> int:
+    """Export into a file, atomically; an existing file is replaced only when ``overwrite`` says so.
+
+    A CSV file starts with a byte-order mark so spreadsheets read it as UTF-8.
+    """
+    if out.resolve() == path.resolve():
+        raise NewsletterError("cannot export a list onto itself", where=display_path(out),
+                              hint="choose another --out file")
+    if out.exists() and not overwrite:
+        raise NewsletterError("already exists", where=display_path(out), hint="add --force to replace it")
+    with atomic_write(out, bom=fmt == "csv") as writer:
+        count = export_subscribers(path, writer, fmt=fmt, tags=tags, where=where, statuses=statuses)  # type: ignore[arg-type]
+        writer.commit()
+    return count

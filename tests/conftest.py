@@ -1,0 +1,41 @@
+"""Shared fixtures: a private copy of the example newsletter for each test that edits files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["sendgrid_fixtures", "smtp_fixtures"]
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_ISSUE = "2026-11-25-first-dispatch"
+SEED = REPO / "tests" / "data" / "import" / "seed.txt"
+
+
+@pytest.fixture
+def newsletter_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of this repository's example newsletter in tmp_path, with the cwd set to it."""
+    root = tmp_path / "letter"
+    root.mkdir()
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    for folder in ("templates", "subscribers", "issues"):
+        shutil.copytree(REPO / folder, root / folder)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    monkeypatch.delenv("SMTP_PASSWORD", raising=False)
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", "test-secret-for-unsubscribe-links")
+    return root
+
+
+@pytest.fixture
+def example_issue(newsletter_root: Path) -> Path:
+    return newsletter_root / "issues" / EXAMPLE_ISSUE
+
+
+@pytest.fixture
+def settings(newsletter_root: Path):
+    from newsletter.config import load_settings
+
+    return load_settings(newsletter_root)

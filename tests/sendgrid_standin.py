@@ -1,0 +1,641 @@
+"""A real HTTP server on 127.0.0.1 standing in for SendGrid's v3 API, for tests and benchmarks.
+
+``POST /v3/mail/send`` checks the bearer key, validates the body against
+SendGrid's published schema (../shared/sendgrid/mail_send.schema.json beside
+the repository, or $NEWSLETTER_SENDGRID_SCHEMA) and the limits its README
+lists, answers 202 with an ``X-Message-Id`` (200 in sandbox mode, as
+SendGrid does), and records every recipient it accepted so a test can count
+deliveries. It can be told to misbehave for the coming requests: answer
+429, 500, 401 or any status, answer slowly, drop the connection after
+reading the request, or refuse a particular address with a 400.
+
+The suppression endpoints (global unsubscribes, bounces, spam reports, a
+group's suppressions) serve canned data with limit/offset paging, and
+``GET /v3/scopes`` lists the key's permissions.
+
+As a script, for benchmarks and for tests that kill a real ``newsletter
+send`` process::
+
+    python tests/sendgrid_standin.py --port 8765 [--no-validate] [--latency 0.05]
+
+It prints ``listening on http://127.0.0.1:PORT`` once ready. Other processes
+read and steer it through ``/_standin/`` endpoints (no key needed):
+``GET /_standin/stats``, ``GET /_standin/accepted``, ``POST /_standin/script``
+(a JSON list of replies, see ``Reply``) and ``POST /_standin/reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_KEY = "SG.standin-test-key.not-a-real-secret"
+MAIL_SEND = "/v3/mail/send"
+MAX_RECIPIENTS = 1000
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_SUBSTITUTIONS_BYTES = 10_000
+MAX_SEND_AHEAD_SECONDS = 72 * 3600
+RESERVED_HEADERS = frozenset(h.lower() for h in (
+    "x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type", "Content-Transfer-Encoding",
+    "To", "From", "Subject", "Reply-To", "CC", "BCC"))
+HELP = "https://docs.sendgrid.com/api-reference/mail-send/errors#"
+ALL_SCOPES = ("mail.send", "suppression.read", "asm.groups.suppressions.read")
+SUPPRESSION_PATHS = {
+    "/v3/suppression/unsubscribes": "unsubscribes",
+    "/v3/suppression/bounces": "bounces",
+    "/v3/suppression/spam_reports": "spam_reports",
+}
+
+
+def schema_path() -> Path:
+    """Where the Mail Send schema lives: $NEWSLETTER_SENDGRID_SCHEMA, else ../shared/sendgrid/ beside the repo."""
+    override = os.environ.get("NEWSLETTER_SENDGRID_SCHEMA")
+    if override:
+        return Path(override)
+    repo = Path(__file__).resolve().parents[1]
+    return repo.parent / "shared" / "sendgrid" / "mail_send.schema.json"
+
+
+def load_validator(path: Path | None = None):
+    """A Draft 7 validator with format checking, as the schema's README prescribes."""
+    import jsonschema
+
+    path = path or schema_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"SendGrid schema not found at {path}; set NEWSLETTER_SENDGRID_SCHEMA")
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """One recipient of an accepted request, as SendGrid would deliver to them."""
+
+    email: str
+    name: str = ""
+    subject: str = ""  # the personalization's subject, else the request's
+    substitutions: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    custom_args: Mapping[str, str] = field(default_factory=dict)  # top level merged with the personalization's
+    message_id: str = ""
+    request: int = 0  # sequence number of the request that carried it
+    send_at: int | None = None
+    sandbox: bool = False
+    asm_group: int | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass
+class Reply:
+    """A scripted answer for one coming request whose path starts with ``path``.
+
+    ``status`` None means "what the stand-in would have answered anyway".
+    ``delay`` sleeps before answering (longer than the client's timeout: a
+    slow response); ``drop`` closes the connection after reading the request
+    without answering. ``deliver`` records the recipients as accepted even so,
+    as when SendGrid took the mail but its answer was lost.
+    """
+
+    status: int | None = None
+    errors: list[dict[str, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    deliver: bool = False
+    path: str = MAIL_SEND
+
+
+@dataclass(frozen=True)
+class _Batch:
+    emails: list[str]
+    details: list[Accepted]  # empty unless the stand-in records details
+    sandbox: bool
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """What the stand-in saw of one request and what it answered."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    status: int | None  # None: the connection was dropped
+    recipients: int = 0
+    authorization_ok: bool = True
+
+
+def _error(message: str, field_name: str | None = None, help_anchor: str = "message") -> dict[str, Any]:
+    return {"message": message, "field": field_name, "help": HELP + help_anchor}
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def limit_problems(body: Mapping[str, Any], now: float | None = None) -> list[dict[str, Any]]:
+    """Breaches of the limits SendGrid documents but the schema cannot express."""
+    now = time.time() if now is None else now
+    problems: list[dict[str, Any]] = []
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list):
+        return problems
+    total = 0
+    first_seen: dict[str, str] = {}
+    top_args = body.get("custom_args") if isinstance(body.get("custom_args"), dict) else {}
+    for i, p in enumerate(personalizations):
+        if not isinstance(p, dict):
+            continue
+        for kind in ("to", "cc", "bcc"):
+            for j, addressee in enumerate(p.get(kind) or []):
+                if not isinstance(addressee, dict):
+                    continue
+                total += 1
+                email = str(addressee.get("email", "")).strip().lower()
+                where = f"personalizations.{i}.{kind}"
+                if email in first_seen:
+                    problems.append(_error(
+                        "Each email address in the personalization block should be unique between to, cc, and bcc. "
+                        f"We found the first duplicate instance of [{email}] in the {where} field.",
+                        where, "message.recipient-errors"))
+                else:
+                    first_seen[email] = where
+                name = addressee.get("name")
+                if isinstance(name, str) and ("," in name or ";" in name) and not (
+                        len(name) > 1 and name[0] == name[-1] == '"'):
+                    problems.append(_error(f"The {kind}.name field cannot contain ';' or ',' unless quoted.",
+                                           f"{where}.{j}.name", "message.personalizations"))
+        args = dict(top_args)
+        if isinstance(p.get("custom_args"), dict):
+            args.update(p["custom_args"])
+        if _json_bytes(args) > MAX_CUSTOM_ARGS_BYTES:
+            problems.append(_error("The custom_args of a personalization may not exceed 10,000 bytes.",
+                                   f"personalizations.{i}.custom_args", "message.custom_args"))
+        if isinstance(p.get("substitutions"), dict) and _json_bytes(p["substitutions"]) > MAX_SUBSTITUTIONS_BYTES:
+            problems.append(_error("The total size of substitutions may not exceed 10,000 bytes per personalization.",
+                                   f"personalizations.{i}.substitutions", "message.substitutions"))
+        for name in (p.get("headers") or {}) if isinstance(p.get("headers"), dict) else ():
+            if name.lower() in RESERVED_HEADERS:
+                problems.append(_error(f"The header {name} is reserved and cannot be set.",
+                                       f"personalizations.{i}.headers", "message.headers"))
+        if isinstance(p.get("send_at"), int) and p["send_at"] - now > MAX_SEND_AHEAD_SECONDS:
+            problems.append(_error("You cannot schedule a send more than 72 hours in advance.",
+                                   f"personalizations.{i}.send_at", "message.send_at"))
+    if len(personalizations) > MAX_RECIPIENTS or total > MAX_RECIPIENTS:
+        problems.append(_error("The personalizations field may hold at most 1000 personalizations and "
+                               "1000 recipients (to, cc and bcc together).", "personalizations",
+                               "message.personalizations"))
+    if isinstance(body.get("send_at"), int) and body["send_at"] - now > MAX_SEND_AHEAD_SECONDS:
+        problems.append(_error("You cannot schedule a send more than 72 hours in advance.", "send_at",
+                               "message.send_at"))
+    types = [c.get("type") for c in body.get("content") or [] if isinstance(c, dict)]
+    for earlier, later in (("text/plain", "text/html"),):
+        if earlier in types and later in types and types.index(earlier) > types.index(later):
+            problems.append(_error("If present, text/plain and text/html may only be provided in this order.",
+                                   "content", "message.content"))
+    if types and types[0] not in ("text/plain", "text/html"):
+        problems.append(_error("text/plain and text/html content must come first.", "content", "message.content"))
+    return problems
+
+
+class SendGridStandIn:
+    """The server, its recordings and its script; ``with SendGridStandIn() as sg: ... sg.url``."""
+
+    def __init__(self, *, api_key: str = DEFAULT_KEY, validate: bool = True, host: str = "127.0.0.1",
+                 port: int = 0, record_details: bool = True, latency: float = 0.0, max_page: int = 500):
+        self.api_key = api_key
+        self.validate = validate
+        self.record_details = record_details  # False: keep addresses only (a million-recipient benchmark)
+        self.latency = latency  # seconds added to every mail send
+        self.max_page = max_page  # most items a suppression endpoint returns per page
+        self.echo_headers = False  # error bodies quote the request's headers (to test that keys stay hidden)
+        self.scopes: list[str] = list(ALL_SCOPES)
+        self.suppressions: dict[str, list[str]] = {"unsubscribes": [], "bounces": [], "spam_reports": []}
+        self.groups: dict[int, list[str]] = {}
+        self._validator = load_validator() if validate else None
+        self._lock = threading.Lock()
+        self._accepted: list[Accepted] = []
+        self._counts: Counter[str] = Counter()
+        self._arrivals = 0
+        self._requests: list[RequestRecord] = []
+        self._script: list[Reply] = []
+        self._refused: dict[str, tuple[str, str]] = {}
+        self._stopping = threading.Event()
+        self._server = _Server((host, port), _Handler)
+        self._server.standin = self
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle --
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def start(self) -> SendGridStandIn:
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="sendgrid-standin", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SendGridStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- scripting --
+
+    def script(self, *replies: Reply) -> None:
+        """Queue answers for the coming requests (each to the first request matching its path)."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def answer(self, status: int, *, times: int = 1, errors: list[dict[str, Any]] | None = None,
+               headers: Mapping[str, str] | None = None, path: str = MAIL_SEND) -> None:
+        """The next ``times`` requests to ``path`` get ``status`` (with SendGrid-shaped errors)."""
+        if errors is None and status >= 400:
+            errors = [_error({401: "The provided authorization grant is invalid, expired, or revoked",
+                              403: "access forbidden", 429: "too many requests",
+                              413: "Payload Too Large"}.get(status, "internal server error"
+                                                             if status >= 500 else "bad request"))]
+        self.script(*(Reply(status=status, errors=errors, headers=dict(headers or {}), path=path)
+                      for _ in range(times)))
+
+    def rate_limit(self, *, times: int = 1, reset_in: float = 1.0, retry_after: float | None = None) -> None:
+        """429 with SendGrid's X-RateLimit-* headers; the limit resets ``reset_in`` seconds from the answer."""
+        for _ in range(times):
+            headers = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "0",
+                       "X-RateLimit-Reset": f"@+{reset_in}"}  # resolved to Unix seconds when answering
+            if retry_after is not None:
+                headers["Retry-After"] = f"{retry_after:g}"
+            self.script(Reply(status=429, headers=headers, errors=[_error("too many requests")]))
+
+    def slow(self, seconds: float, *, times: int = 1, deliver: bool = True) -> None:
+        """Answer only after ``seconds``; by default the mail was accepted (recorded) meanwhile."""
+        self.script(*(Reply(delay=seconds, deliver=deliver) for _ in range(times)))
+
+    def drop(self, *, times: int = 1, deliver: bool = False) -> None:
+        """Read the request, then close the connection without answering."""
+        self.script(*(Reply(drop=True, deliver=deliver) for _ in range(times)))
+
+    def refuse_address(self, email: str, message: str = "Does not contain a valid address.",
+                       help_anchor: str = "message.personalizations") -> None:
+        """Every request carrying ``email`` gets a 400 naming it, until ``reset``."""
+        with self._lock:
+            self._refused[email.strip().lower()] = (message, help_anchor)
+
+    def add_suppressions(self, kind: str, emails: Iterable[str], *, group: int | None = None) -> None:
+        """Canned data: kind is unsubscribes | bounces | spam_reports | group (with ``group``)."""
+        with self._lock:
+            if kind == "group":
+                self.groups.setdefault(int(group), []).extend(emails)  # type: ignore[arg-type]
+            else:
+                self.suppressions[kind].extend(emails)
+
+    def reset(self) -> None:
+        """Forget recordings, script and refused addresses."""
+        with self._lock:
+            self._accepted.clear()
+            self._counts.clear()
+            self._requests.clear()
+            self._script.clear()
+            self._refused.clear()
+
+    # -- recordings --
+
+    @property
+    def accepted(self) -> list[Accepted]:
+        """Every recipient of every accepted request, in arrival order, sandboxed ones included
+        (empty when the stand-in records addresses only: use ``counts``)."""
+        with self._lock:
+            return list(self._accepted)
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._requests)
+
+    def counts(self) -> Counter[str]:
+        """Deliveries per address (lowercased), sandboxed requests excluded: a count above 1 is a duplicate."""
+        with self._lock:
+            return Counter(self._counts)
+
+    def mail_requests(self) -> list[RequestRecord]:
+        return [r for r in self.requests if r.path == MAIL_SEND]
+
+    def stats(self) -> dict[str, int]:
+        counts = self.counts()
+        return {"requests": len(self.mail_requests()), "accepted": sum(counts.values()), "unique": len(counts),
+                "duplicates": sum(n - 1 for n in counts.values() if n > 1)}
+
+    # -- behaviour (called from handler threads) --
+
+    def _next_reply(self, path: str) -> Reply | None:
+        with self._lock:
+            for i, reply in enumerate(self._script):
+                if path.startswith(reply.path):
+                    return self._script.pop(i)
+        return None
+
+    def _log(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(record)
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        return headers.get("Authorization", "") == f"Bearer {self.api_key}"
+
+    def _auth_failure(self, headers: Any) -> tuple[int, dict[str, Any]]:
+        message = "The provided authorization grant is invalid, expired, or revoked"
+        if self.echo_headers:
+            message += f" (request headers: {dict(headers.items())})"
+        return 401, {"errors": [_error(message, None, "message.auth")]}
+
+    def evaluate_mail(self, raw: bytes, headers: Any) -> tuple[int, dict[str, Any] | None, _Batch | None]:
+        """(status, error body or None, recipients it would accept) for one Mail Send request."""
+        if not self._authorized(headers):
+            return (*self._auth_failure(headers), None)
+        if "mail.send" not in self.scopes:
+            return 403, {"errors": [_error("access forbidden", None, "message.auth")]}, None
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            return 400, {"errors": [_error(f"Bad Request: the body is not JSON ({err})", None)]}, None
+        errors: list[dict[str, Any]] = []
+        if self._validator is not None:
+            for error in sorted(self._validator.iter_errors(body), key=lambda e: list(e.absolute_path))[:20]:
+                path = ".".join(str(p) for p in error.absolute_path) or None
+                errors.append(_error(error.message[:300], path, "message." + (str(error.absolute_path[0])
+                                                                             if error.absolute_path else "body")))
+            errors.extend(limit_problems(body))
+        if not isinstance(body, dict) or not isinstance(body.get("personalizations"), list):
+            return 400, {"errors": errors or [_error("The personalizations field is required.",
+                                                     "personalizations")]}, None
+        with self._lock:
+            refused = dict(self._refused)
+        if refused:
+            for i, p in enumerate(body["personalizations"]):
+                for kind in ("to", "cc", "bcc"):
+                    for j, addressee in enumerate((p.get(kind) or []) if isinstance(p, dict) else []):
+                        email = str(addressee.get("email", "")).strip().lower() if isinstance(addressee, dict) else ""
+                        if email in refused:
+                            message, anchor = refused[email]
+                            errors.append(_error(message, f"personalizations.{i}.{kind}.{j}.email", anchor))
+        if errors:
+            return 400, {"errors": errors}, None
+        return 202, None, self._recipients(body)
+
+    def _recipients(self, body: Mapping[str, Any]) -> _Batch:
+        sandbox = bool(((body.get("mail_settings") or {}).get("sandbox_mode") or {}).get("enable"))
+        emails = [str(a.get("email", "")) for p in body["personalizations"]
+                  for kind in ("to", "cc", "bcc") for a in p.get(kind) or ()]
+        if not self.record_details:
+            return _Batch(emails, [], sandbox)
+        top_args = body.get("custom_args") or {}
+        group = (body.get("asm") or {}).get("group_id")
+        categories = tuple(body.get("categories") or ())
+        details = []
+        for p in body["personalizations"]:
+            args = {**top_args, **(p.get("custom_args") or {})}
+            send_at = p.get("send_at", body.get("send_at"))
+            for kind in ("to", "cc", "bcc"):
+                for addressee in p.get(kind) or ():
+                    details.append(Accepted(
+                        email=str(addressee.get("email", "")), name=str(addressee.get("name", "")),
+                        subject=str(p.get("subject") or body.get("subject") or ""),
+                        substitutions=dict(p.get("substitutions") or {}), headers=dict(p.get("headers") or {}),
+                        custom_args=args, send_at=send_at, sandbox=sandbox, asm_group=group,
+                        categories=categories))
+        return _Batch(emails, details, sandbox)
+
+    def _arrive(self) -> int:
+        with self._lock:
+            self._arrivals += 1
+            return self._arrivals
+
+    def _commit(self, batch: _Batch, message_id: str, number: int) -> None:
+        with self._lock:
+            if not batch.sandbox:
+                self._counts.update(email.lower() for email in batch.emails)
+            self._accepted.extend(replace(a, message_id=message_id, request=number) for a in batch.details)
+
+    def suppression_page(self, path: str, query: Mapping[str, str]) -> list[Any] | None:
+        """Canned suppressions for ``path``, paged by limit/offset; None for an unknown path."""
+        with self._lock:
+            if path in SUPPRESSION_PATHS:
+                kind = SUPPRESSION_PATHS[path]
+                emails = list(self.suppressions.get(kind, ()))
+            elif path.startswith("/v3/asm/groups/") and path.endswith("/suppressions"):
+                group = path.split("/")[4]
+                if not group.isdigit():
+                    return None
+                kind, emails = "group", list(self.groups.get(int(group), ()))
+            else:
+                return None
+        try:
+            offset = max(0, int(query.get("offset", 0)))
+            limit = min(self.max_page, max(1, int(query.get("limit", self.max_page))))
+        except ValueError:
+            offset, limit = 0, self.max_page
+        created = 1_760_000_000
+        page = emails[offset:offset + limit]
+        if kind == "group":
+            return page
+        items = []
+        for n, email in enumerate(page, start=offset):
+            item: dict[str, Any] = {"created": created + n, "email": email}
+            if kind == "bounces":
+                item.update(reason="550 5.1.1 The email account that you tried to reach does not exist.",
+                            status="5.1.1")
+            elif kind == "spam_reports":
+                item["ip"] = "192.0.2.10"
+            items.append(item)
+        return items
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    standin: SendGridStandIn
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read recordings instead
+        pass
+
+    @property
+    def standin(self) -> SendGridStandIn:
+        return self.server.standin
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        try:
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                if value.startswith("@+"):  # a reset time relative to now, resolved as the answer leaves
+                    value = str(int(time.time() + float(value[2:]) + 0.999))
+                self.send_header(name, value)
+            if data:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (a slow answer after its timeout)
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _query(self) -> tuple[str, dict[str, str]]:
+        parts = urlsplit(self.path)
+        return parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+    def do_POST(self) -> None:
+        path, query = self._query()
+        raw = self._read_body()
+        standin = self.standin
+        if path.startswith("/_standin/"):
+            return self._control(path, raw)
+        if path != MAIL_SEND:
+            self._send(404, {"errors": [_error(f"{path} is not a stand-in endpoint")]})
+            return
+        number = standin._arrive()
+        status, error_body, batch = standin.evaluate_mail(raw, self.headers)
+        reply = standin._next_reply(path)
+        message_id = secrets.token_urlsafe(16)
+        count = len(batch.emails) if batch else 0
+        if batch is not None and batch.sandbox:
+            status = 200  # SendGrid answers a sandboxed request 200, without delivering
+        if batch is not None and (reply is None or reply.deliver):
+            standin._commit(batch, message_id, number)
+        if standin.latency:
+            standin._stopping.wait(standin.latency)
+        accepted = batch is not None
+        if reply is not None:
+            if reply.delay:
+                standin._stopping.wait(reply.delay)
+            if reply.drop:
+                standin._log(RequestRecord("POST", path, query, None, count))
+                self._drop()
+                return
+            if reply.status is not None:
+                status, error_body = reply.status, ({"errors": reply.errors} if reply.errors else None)
+                accepted = 200 <= status < 300
+        standin._log(RequestRecord("POST", path, query, status, count, standin._authorized(self.headers)))
+        headers = dict(reply.headers) if reply is not None else {}
+        if accepted:
+            headers["X-Message-Id"] = message_id
+        self._send(status, error_body, headers)
+
+    def do_GET(self) -> None:
+        path, query = self._query()
+        standin = self.standin
+        if path.startswith("/_standin/"):
+            return self._control(path, b"")
+        reply = standin._next_reply(path)
+        if reply is not None and (reply.drop or reply.delay):
+            if reply.delay:
+                standin._stopping.wait(reply.delay)
+            if reply.drop:
+                standin._log(RequestRecord("GET", path, query, None))
+                return self._drop()
+        if reply is not None and reply.status is not None:
+            standin._log(RequestRecord("GET", path, query, reply.status))
+            return self._send(reply.status, {"errors": reply.errors} if reply.errors else None, reply.headers)
+        if not standin._authorized(self.headers):
+            status, body = standin._auth_failure(self.headers)
+            standin._log(RequestRecord("GET", path, query, status, authorization_ok=False))
+            return self._send(status, body)
+        if path == "/v3/scopes":
+            standin._log(RequestRecord("GET", path, query, 200))
+            return self._send(200, {"scopes": list(standin.scopes)})
+        page = standin.suppression_page(path, query)
+        if page is None:
+            standin._log(RequestRecord("GET", path, query, 404))
+            return self._send(404, {"errors": [_error(f"{path} is not a stand-in endpoint")]})
+        standin._log(RequestRecord("GET", path, query, 200))
+        self._send(200, page)
+
+    def _control(self, path: str, raw: bytes) -> None:
+        standin = self.standin
+        if path == "/_standin/stats":
+            return self._send(200, standin.stats())
+        if path == "/_standin/accepted":
+            return self._send(200, {"emails": list(standin.counts().elements())})
+        if path == "/_standin/reset":
+            standin.reset()
+            return self._send(200, {"ok": True})
+        if path == "/_standin/script":
+            try:
+                standin.script(*(Reply(**spec) for spec in json.loads(raw or b"[]")))
+            except (TypeError, ValueError) as err:
+                return self._send(400, {"errors": [_error(f"bad script: {err}")]})
+            return self._send(200, {"ok": True})
+        self._send(404, {"errors": [_error(f"unknown control endpoint {path}")]})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A local stand-in for SendGrid's v3 API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
+    parser.add_argument("--key", default=os.environ.get("SENDGRID_API_KEY") or DEFAULT_KEY,
+                        help="the API key to accept (default: $SENDGRID_API_KEY, else the test key)")
+    parser.add_argument("--no-validate", action="store_true", help="skip schema validation (benchmarks)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every mail send")
+    parser.add_argument("--details", action="store_true",
+                        help="record substitutions and headers, not only addresses (uses more memory)")
+    args = parser.parse_args(argv)
+    standin = SendGridStandIn(api_key=args.key, validate=not args.no_validate, host=args.host, port=args.port,
+                              record_details=args.details, latency=args.latency)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"listening on {standin.url}", flush=True)
+    try:
+        standin._server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stats = standin.stats()
+        print(f"stand-in: {stats['requests']} requests, {stats['accepted']} recipients accepted, "
+              f"{stats['duplicates']} duplicates", flush=True)
+        standin._server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Screenshots of the example issue, taken by the real headless Chromium from Debian.
+
+The PNGs are read with the standard library (header for the size, zlib and the
+PNG row filters for a pixel), so the test needs no imaging package. Without
+Chromium these tests fail with a message saying how to install it; they are
+never skipped.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import main
+from newsletter.errors import NewsletterError
+from newsletter.screenshot import BROWSER_ENV, find_chromium, screenshot_issue
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def chromium() -> str:
+    try:
+        return find_chromium()
+    except NewsletterError as err:
+        pytest.fail(f"the screenshot tests need Chromium: {err}", pytrace=False)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()[:24]
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def png_pixel(path: Path, x: int, y: int) -> tuple[int, int, int]:
+    """The RGB colour of one pixel of an 8-bit RGB or RGBA PNG."""
+    data = path.read_bytes()
+    position, idat = 8, b""
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind == b"IHDR":
+            width, _height, depth, colour = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and colour in (2, 6), "expected an 8-bit RGB(A) PNG"
+        elif kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    bpp = 3 if colour == 2 else 4
+    stride = width * bpp
+    raw = zlib.decompress(idat)
+    previous = bytearray(stride)
+    for row in range(y + 1):
+        kind, line = raw[row * (stride + 1)], bytearray(raw[row * (stride + 1) + 1:(row + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - bpp] if i >= bpp else 0
+            up, up_left = previous[i], previous[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
+        previous = line
+    return tuple(previous[x * bpp:x * bpp + 3])
+
+
+def test_screenshots_have_the_requested_widths_and_the_whole_email(settings, example_issue, tmp_path):
+    shots = screenshot_issue(settings, example_issue, tmp_path / "shots", [375, 600, 1024])
+    assert [s.path.name for s in shots] == [f"{example_issue.name}-{w}.png" for w in (375, 600, 1024)]
+    for shot in shots:
+        width, height = png_size(shot.path)
+        assert (width, height) == (shot.width, shot.height)
+        assert height > 900  # the whole email, not one window's worth
+    heights = {s.width: s.height for s in shots}
+    assert heights[375] > heights[1024]  # the narrow layout wraps into more lines
+
+
+def test_dark_screenshot_renders_the_themes_dark_mode(settings, example_issue, tmp_path):
+    light = screenshot_issue(settings, example_issue, tmp_path, [600])[0]
+    dark = screenshot_issue(settings, example_issue, tmp_path, [600], dark=True)[0]
+    assert dark.path.name.endswith("-600-dark.png")
+    assert png_pixel(light.path, 2, 2) == (0xF4, 0xF1, 0xEC)  # the theme's light page colour
+    assert png_pixel(dark.path, 2, 2) == (0x11, 0x14, 0x18)  # its @media (prefers-color-scheme: dark) colour
+
+
+def test_cli_writes_pngs_to_the_build_folder_by_default(newsletter_root, example_issue):
+    result = CliRunner().invoke(main, ["screenshot", str(example_issue), "--width", "375", "--width", "800"])
+    assert result.exit_code == 0, result.output
+    folder = newsletter_root / "build" / example_issue.name
+    assert png_size(folder / f"{example_issue.name}-375.png")[0] == 375
+    assert png_size(folder / f"{example_issue.name}-800.png")[0] == 800
+    assert "2 screenshots" in result.output
+
+
+def test_cli_rejects_a_width_no_screen_has(example_issue):
+    result = CliRunner().invoke(main, ["screenshot", str(example_issue), "--width", "20"])
+    assert result.exit_code == 2
+    assert "--width" in result.output
+
+
+def test_a_missing_browser_says_how_to_install_one(example_issue, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium, chromium-browser or google-chrome here
+    monkeypatch.delenv(BROWSER_ENV, raising=False)
+    result = CliRunner().invoke(main, ["screenshot", str(example_issue), "--out", str(tmp_path / "shots")])
+    assert result.exit_code == 2
+    assert "no Chromium browser found" in result.output
+    assert "apt-get install chromium" in result.output and BROWSER_ENV in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "shots").exists()
+
+
+def test_a_browser_named_in_the_environment_must_exist(example_issue, tmp_path, monkeypatch):
+    monkeypatch.setenv(BROWSER_ENV, str(tmp_path / "no-such-chromium"))
+    result = CliRunner().invoke(main, ["screenshot", str(example_issue), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"{BROWSER_ENV}=" in result.output and "apt-get install chromium" in result.output

@@ -1,0 +1,110 @@
+"""select_recipients: who a send mails, and why everyone else is skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import NewsletterError
+from newsletter.subscribers import SKIP_REASONS, list_stats, select_recipients
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "subscribers" / "example.csv"
+
+
+def select(path: Path, **filters) -> tuple[list[str], list[tuple[str, str, int]]]:
+    skipped: list[tuple[str, str, int]] = []
+    sent = [r.email for r in select_recipients(path, on_skip=lambda *args: skipped.append(args), **filters)]
+    return sent, skipped
+
+
+def test_the_example_list_mails_each_subscribed_person_once() -> None:
+    sent, skipped = select(EXAMPLE)
+
+    assert sent == ["ada@example.com", "grace@example.org", "katherine@example.org", "edsger@example.com"]
+    assert skipped == [("alan@example.com", "unsubscribed", 4), ("Ada@EXAMPLE.com", "duplicate", 7),
+                       ("bounce@example.org", "bounced", 8)]
+    assert {reason for _, reason, _ in skipped} <= set(SKIP_REASONS)
+
+
+def test_recipients_carry_their_merge_fields_and_line() -> None:
+    ada = next(select_recipients(EXAMPLE))
+
+    assert ada.key == "ada@example.com"
+    assert ada.name == "Ada Lovelace"
+    assert ada.tags == ("founders", "readers")
+    assert ada.fields["city"] == "London"
+    assert ada.fields["subscribed_at"] == "2026-01-05"
+    assert ada.line == 2
+
+
+def test_tags_and_where_select_a_segment_and_only_the_segment_reports_skips() -> None:
+    sent, skipped = select(EXAMPLE, tags=["READERS"], where={"City": "london"})
+
+    assert sent == ["ada@example.com"]
+    assert skipped == [("Ada@EXAMPLE.com", "duplicate", 7)]
+
+
+def test_every_tag_must_match() -> None:
+    sent, _ = select(EXAMPLE, tags=["founders", "readers"])
+    assert sent == ["ada@example.com"]
+
+
+def test_a_filter_on_a_missing_column_is_an_error_not_an_empty_send() -> None:
+    with pytest.raises(NewsletterError, match=r"no column 'cty' to filter on \(did you mean 'city'\?\)"):
+        select_recipients(EXAMPLE, where={"cty": "London"})
+
+
+def test_an_address_unsubscribed_on_any_row_is_never_mailed(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,status\nada@example.com,subscribed\ngrace@example.org,subscribed\n"
+                    "ADA@example.com,unsubscribed\nGrace@Example.org,complained\n")
+
+    sent, skipped = select(path)
+
+    assert sent == []
+    assert skipped == [("ada@example.com", "unsubscribed", 2), ("grace@example.org", "complained", 3),
+                       ("ADA@example.com", "unsubscribed", 4), ("Grace@Example.org", "complained", 5)]
+
+
+def test_invalid_addresses_and_unknown_statuses_are_skipped_as_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,name,status\nnot-an-address,X,subscribed\nada@example.com,Ada,subscribd\n"
+                    ",Nobody,subscribed\n,,\ngrace@example.org,Grace,\n")
+
+    sent, skipped = select(path)
+
+    assert sent == ["grace@example.org"]  # an empty status cell means subscribed
+    assert skipped == [("not-an-address", "invalid", 2), ("ada@example.com", "invalid", 3), ("", "invalid", 4)]
+
+
+def test_a_list_without_status_column_is_all_subscribed(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("Email\nada@example.com\nüser@bücher.example\n")
+
+    assert select(path) == (["ada@example.com", "üser@bücher.example"], [])
+
+
+def test_a_broken_row_fails_before_the_first_recipient(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,name\nada@example.com,Ada\n" * 1 + "grace@example.org,Grace,extra\n")
+
+    with pytest.raises(NewsletterError, match=r"list.csv:3: this row has 3 fields but the header has 2"):
+        select_recipients(path)
+
+
+def test_a_missing_list_names_the_lists_there_are(tmp_path: Path) -> None:
+    (tmp_path / "weekly.csv").write_text("email\n")
+    with pytest.raises(NewsletterError, match=r"weakly.csv: no such list \(did you mean 'weekly'\?\)"):
+        select_recipients(tmp_path / "weakly.csv")
+
+
+def test_stats_count_what_a_send_would_do() -> None:
+    stats = list_stats(EXAMPLE)
+
+    assert stats.rows == 7
+    assert stats.recipients == 4 == len(select(EXAMPLE)[0])
+    assert stats.by_status == {"subscribed": 5, "unsubscribed": 1, "bounced": 1}
+    assert stats.by_tag == {"readers": 6, "founders": 2}
+    assert (stats.duplicates, stats.invalid) == (1, 0)
