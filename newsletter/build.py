@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+import datetime as dt
+from email.message import EmailMessage
 from pathlib import Path
 
 from .config import Settings
@@ -16,10 +18,10 @@ from .content import Issue, load_issue, require_complete
 from .errors import NewsletterError, display_path
 from .inline import inline_css
 from .merge import MergeField
-from .message import Envelope, build_message
 from .personalize import Personalizer, merge_values
 from .render import HTML_TEMPLATE, RenderedIssue, render_issue
-from .unsubscribe import list_unsubscribe, unsubscribe_url
+from .providers.base import Message, Recipient
+from .unsubscribe import unsubscribe_url, uses_sendgrid_group
 
 SAMPLE_RECIPIENT = {"email": "reader@example.com", "name": "Sample Reader"}
 SAMPLE_LIST = "sample"
@@ -87,21 +89,25 @@ def sample_values(settings: Settings, provider: str = "") -> dict[str, str]:
     return merge_values(SAMPLE_RECIPIENT, url)
 
 
-def sample_message(settings: Settings, built: BuiltIssue, values: dict[str, str] | None = None):
-    """The complete message the sample recipient would receive (an EmailMessage)."""
-    values = values or sample_values(settings)
-    html_part, text_part = built.personalizers()
-    email_address = values.get("subscriber.email", SAMPLE_RECIPIENT["email"])
-    envelope = Envelope(
-        from_address=settings.from_address,
-        to_email=email_address,
-        to_name=values.get("subscriber.name", ""),
-        reply_to=settings.reply_to,
-        subject=built.subject,
-        list_unsubscribe=list_unsubscribe(settings, values.get("unsubscribe_url", ""), email_address),
-        one_click=values.get("unsubscribe_url", "").startswith("https://"),
+def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: str, *,
+                 send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "") -> Message:
+    group = settings.sendgrid.unsubscribe_group if uses_sendgrid_group(settings, provider) else None
+    return Message(
+        issue_name=built.issue.name, list_name=list_name, subject=subject_prefix + built.subject,
+        html=built.html, text=built.text, fields=built.fields, from_address=settings.from_address,
+        reply_to=settings.reply_to, unsubscribe_mailto="" if group is not None else settings.unsubscribe_mailto,
+        send_at=send_at, sandbox=sandbox, categories=settings.sendgrid.categories, unsubscribe_group=group,
     )
-    return build_message(envelope, text_part.fill(values), html_part.fill(values))
+
+
+def sample_message(settings: Settings, built: BuiltIssue, values: dict[str, str] | None = None) -> EmailMessage:
+    """The complete message the sample recipient would receive, built as a live send builds it."""
+    values = values or sample_values(settings)
+    message = make_message(settings, built, SAMPLE_LIST, "")
+    email_address = values.get("subscriber.email", SAMPLE_RECIPIENT["email"])
+    recipient = Recipient(email=email_address, key=email_address.lower(), name=values.get("subscriber.name", ""),
+                          values=values)
+    return message.email_for(recipient)
 
 
 def default_build_dir(settings: Settings, issue: Issue) -> Path:

@@ -138,10 +138,11 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
 
 # --- subscribers (issue 3) -------------------------------------------------
 
-from typing import Any  # noqa: E402  (imports kept in this region: others edit the top)
+# Imported here rather than at the top, so this region stays self-contained.
+from typing import Any
 
-from . import subscribers as subscriber_lists  # noqa: E402
-from .errors import display_path  # noqa: E402
+from . import subscribers as subscriber_lists
+from .errors import display_path
 
 
 def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -544,7 +545,7 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
 
 def _echo_rebuild(snapshot, changed) -> None:
     """One line per build of a running preview, and one when its checks are in."""
-    from .checks import ERROR
+    from .checks import summary_line
 
     if snapshot.error is not None:
         cause = f"{', '.join(changed)} changed; " if changed else ""
@@ -555,9 +556,7 @@ def _echo_rebuild(snapshot, changed) -> None:
     elif snapshot.check_error is not None:
         click.echo(f"checks could not run: {snapshot.check_error}", err=True)
     else:
-        errors = sum(1 for f in snapshot.findings if f.severity == ERROR)
-        warnings = len(snapshot.findings) - errors
-        click.echo(f"checked: {errors} error{'s' * (errors != 1)}, {warnings} other finding{'s' * (warnings != 1)}")
+        click.echo(f"checked: {summary_line(list(snapshot.findings))}")
 
 
 @main.command("preview")

@@ -77,7 +77,6 @@ class Feature:
     category: str
     stats: Mapping
     notes: Mapping[str, str]
-    general_note: str = ""
 
     def support(self, family: str, platform: str) -> tuple[str, tuple[str, ...]] | None:
         """(y|a|n|u, notes) for the newest version of a client the data has tested, or None."""
@@ -124,8 +123,7 @@ class SupportData:
         for item in raw.get("data", []):
             feature = Feature(item["slug"], item.get("title", item["slug"]), item.get("url") or "",
                               item.get("category", ""), item.get("stats") or {},
-                              {str(k): v for k, v in (item.get("notes_by_num") or {}).items()},
-                              item.get("notes") or "")
+                              {str(k): v for k, v in (item.get("notes_by_num") or {}).items()})
             self.features[feature.slug] = feature
             keywords = [k.strip() for k in (item.get("keywords") or "").split(",") if k.strip()]
             if feature.category == "css":

@@ -44,6 +44,7 @@ class SmtpSettings:
 class SendSettings:
     journal: str = ".newsletter/journal.sqlite"
     batch_size: int = 1000
+    concurrency: int = 4  # batches in flight at once, where the provider allows it (SendGrid)
     max_attempts: int = 5
     max_consecutive_failures: int = 20
     backoff_seconds: float = 1.0

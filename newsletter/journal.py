@@ -32,10 +32,15 @@ UNKNOWN = "unknown"
 STATUSES = (PENDING, IN_FLIGHT, SENT, FAILED, UNKNOWN)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
+CREATE TABLE IF NOT EXISTS sends (
     id INTEGER PRIMARY KEY,
     issue TEXT NOT NULL,
     list TEXT NOT NULL,
+    UNIQUE (issue, list)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    send INTEGER NOT NULL REFERENCES sends (id),
     key TEXT NOT NULL,
     email TEXT NOT NULL,
     name TEXT NOT NULL DEFAULT '',
@@ -48,13 +53,12 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before REAL NOT NULL DEFAULT 0,
     updated REAL NOT NULL,
-    UNIQUE (issue, list, key)
+    UNIQUE (send, key)
 );
-CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (issue, list, status, run);
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (send, status, run);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
-    issue TEXT NOT NULL,
-    list TEXT NOT NULL,
+    send INTEGER NOT NULL REFERENCES sends (id),
     started REAL NOT NULL,
     pid INTEGER NOT NULL
 );
@@ -82,6 +86,12 @@ class Journal:
         self.list = list_name
         self.path = path
         self.run = 0
+        self.send = self._send_id()
+
+    def _send_id(self) -> int:
+        """The row naming this (issue, list) pair; every delivery row refers to it."""
+        self.db.execute("INSERT OR IGNORE INTO sends (issue, list) VALUES (?, ?)", (self.issue, self.list))
+        return self.db.execute("SELECT id FROM sends WHERE issue=? AND list=?", (self.issue, self.list)).fetchone()[0]
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -131,12 +141,12 @@ class Journal:
     def start_run(self) -> int:
         """Record a new run and settle rows a dead run left in flight as unknown."""
         with self.transaction() as db:
-            self.run = db.execute("INSERT INTO runs (issue, list, started, pid) VALUES (?, ?, ?, ?)",
-                                  (self.issue, self.list, time.time(), os.getpid())).lastrowid
+            self.run = db.execute("INSERT INTO runs (send, started, pid) VALUES (?, ?, ?)",
+                                  (self.send, time.time(), os.getpid())).lastrowid
             db.execute(
-                "UPDATE deliveries SET status=?, reason=?, updated=? WHERE issue=? AND list=? AND status=?",
+                "UPDATE deliveries SET status=?, reason=?, updated=? WHERE send=? AND status=?",
                 (UNKNOWN, "the send stopped while this batch was being delivered; it may have arrived",
-                 time.time(), self.issue, self.list, IN_FLIGHT))
+                 time.time(), self.send, IN_FLIGHT))
         return self.run
 
     def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 5000) -> None:
@@ -145,9 +155,9 @@ class Journal:
         Pending rows not selected again (unsubscribed since) are left out of this run and never sent.
         """
         sql = (
-            "INSERT INTO deliveries (issue, list, key, email, name, fields, status, run, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
-            "ON CONFLICT (issue, list, key) DO UPDATE SET run=excluded.run, "
+            "INSERT INTO deliveries (send, key, email, name, fields, status, run, updated) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (send, key) DO UPDATE SET run=excluded.run, "
             "email=CASE WHEN status='pending' THEN excluded.email ELSE email END, "
             "name=CASE WHEN status='pending' THEN excluded.name ELSE name END, "
             "fields=CASE WHEN status='pending' THEN excluded.fields ELSE fields END, "
@@ -155,10 +165,10 @@ class Journal:
             "not_before=0"
         )
         now = time.time()
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
         buffer: list[tuple] = []
         for key, email, name, fields in recipients:
-            buffer.append((self.issue, self.list, key, email, name, json.dumps(fields, ensure_ascii=False),
-                           self.run, now))
+            buffer.append((self.send, key, email, name, dumps(fields), self.run, now))
             if len(buffer) >= chunk:
                 with self.transaction() as db:
                     db.executemany(sql, buffer)
@@ -171,9 +181,8 @@ class Journal:
         """Put this run's ``unknown`` (or ``failed``) recipients back in the queue, on request."""
         with self.transaction() as db:
             return db.execute(
-                "UPDATE deliveries SET status='pending', reason=NULL, attempts=0 "
-                "WHERE issue=? AND list=? AND run=? AND status=?",
-                (self.issue, self.list, self.run, status)).rowcount
+                "UPDATE deliveries SET status='pending', reason=NULL, attempts=0 WHERE send=? AND run=? AND status=?",
+                (self.send, self.run, status)).rowcount
 
     # -- the send loop -----------------------------------------------------------------------------
 
@@ -181,47 +190,51 @@ class Journal:
         """Up to ``limit`` pending recipients of this run that may be tried now, oldest first."""
         rows = self.db.execute(
             "SELECT id, key, email, name, fields, attempts FROM deliveries "
-            "WHERE issue=? AND list=? AND run=? AND status='pending' AND attempts < ? AND not_before <= ? "
+            "WHERE send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
             "ORDER BY id LIMIT ?",
-            (self.issue, self.list, self.run, max_attempts, time.time(), limit)).fetchall()
-        return [Row(i, k, e, n, json.loads(f) if f else {}, a) for i, k, e, n, f, a in rows]
+            (self.send, self.run, max_attempts, time.time(), limit)).fetchall()
+        loads = json.loads
+        return [Row(i, k, e, n, loads(f) if f else {}, a) for i, k, e, n, f, a in rows]
 
     def next_retry_time(self, max_attempts: int) -> float | None:
         """When the earliest deferred recipient of this run may be tried again, if any."""
-        value = self.db.execute(
-            "SELECT MIN(not_before) FROM deliveries WHERE issue=? AND list=? AND run=? AND status='pending' "
-            "AND attempts < ? AND not_before > 0", (self.issue, self.list, self.run, max_attempts)).fetchone()[0]
-        return value
+        return self.db.execute(
+            "SELECT MIN(not_before) FROM deliveries WHERE send=? AND status='pending' AND run=? "
+            "AND attempts < ? AND not_before > 0", (self.send, self.run, max_attempts)).fetchone()[0]
 
     def mark_in_flight(self, ids: list[int], batch: str) -> None:
         """Commit that a request for these rows is about to be made: from here on they are never resent blindly."""
         with self.transaction() as db:
-            db.executemany("UPDATE deliveries SET status='in_flight', batch=?, updated=? WHERE id=?",
-                           [(batch, time.time(), i) for i in ids])
+            db.execute("UPDATE deliveries SET status='in_flight', batch=?, updated=? "
+                       "WHERE id IN (SELECT value FROM json_each(?))", (batch, time.time(), json.dumps(ids)))
 
     def settle(self, outcomes: Iterable[tuple[int, str, str, str]]) -> None:
-        """Record (id, status, message_id, reason) after the provider answered."""
+        """Record (id, status, message_id, reason) after the provider answered; one statement per outcome kind."""
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for i, status, message_id, reason in outcomes:
+            groups.setdefault((status, message_id or "", reason or ""), []).append(i)
         now = time.time()
         with self.transaction() as db:
-            db.executemany(
-                "UPDATE deliveries SET status=?, message_id=?, reason=?, updated=?, "
-                "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END WHERE id=?",
-                [(status, message_id or None, reason or None, now, status, i)
-                 for i, status, message_id, reason in outcomes])
+            for (status, message_id, reason), ids in groups.items():
+                db.execute(
+                    "UPDATE deliveries SET status=?, message_id=NULLIF(?, ''), reason=NULLIF(?, ''), updated=?, "
+                    "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END "
+                    "WHERE id IN (SELECT value FROM json_each(?))",
+                    (status, message_id, reason, now, status, json.dumps(ids)))
 
     def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True) -> None:
         """Put rows back to pending: nothing was delivered (refused connection, 5xx, 4xx, Ctrl-C before sending)."""
         with self.transaction() as db:
-            db.executemany(
-                "UPDATE deliveries SET status='pending', batch=NULL, reason=?, not_before=?, "
-                "attempts=attempts+?, updated=? WHERE id=?",
-                [(reason, retry_at, 1 if count_attempt else 0, time.time(), i) for i in ids])
+            db.execute(
+                "UPDATE deliveries SET status='pending', batch=NULL, reason=NULLIF(?, ''), not_before=?, "
+                "attempts=attempts+?, updated=? WHERE id IN (SELECT value FROM json_each(?))",
+                (reason, retry_at, 1 if count_attempt else 0, time.time(), json.dumps(ids)))
 
     # -- reporting ---------------------------------------------------------------------------------
 
     def counts(self, run_only: bool = False) -> dict[str, int]:
-        sql = "SELECT status, COUNT(*) FROM deliveries WHERE issue=? AND list=?"
-        params: tuple = (self.issue, self.list)
+        sql = "SELECT status, COUNT(*) FROM deliveries WHERE send=?"
+        params: tuple = (self.send,)
         if run_only:
             sql += " AND run=?"
             params += (self.run,)
@@ -236,9 +249,9 @@ class Journal:
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str]]:
         """(email, status, reason) of failed, unknown and still-deferred recipients."""
         return self.db.execute(
-            "SELECT email, status, COALESCE(reason, '') FROM deliveries WHERE issue=? AND list=? "
+            "SELECT email, status, COALESCE(reason, '') FROM deliveries WHERE send=? "
             "AND (status IN ('failed', 'unknown') OR (status='pending' AND reason IS NOT NULL)) "
-            "ORDER BY id LIMIT ?", (self.issue, self.list, limit)).fetchall()
+            "ORDER BY id LIMIT ?", (self.send, limit)).fetchall()
 
 
 def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tuple[str, dict[str, int]]]:
@@ -247,14 +260,17 @@ def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tupl
         return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        sql = "SELECT list, status, COUNT(*) FROM deliveries WHERE issue=?"
+        sql = ("SELECT s.list, d.status, COUNT(*) FROM deliveries d JOIN sends s ON s.id = d.send "
+               "WHERE s.issue=?")
         params: tuple = (issue,)
         if list_name:
-            sql += " AND list=?"
+            sql += " AND s.list=?"
             params += (list_name,)
         result: dict[str, dict[str, int]] = {}
-        for name, status, count in db.execute(sql + " GROUP BY list, status", params):
+        for name, status, count in db.execute(sql + " GROUP BY s.list, d.status", params):
             result.setdefault(name, dict.fromkeys(STATUSES, 0))[status] = count
         return sorted(result.items())
+    except sqlite3.Error:
+        return []
     finally:
         db.close()

@@ -11,11 +11,12 @@ are copied back as the exact text they were read from.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import fcntl
 import itertools
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +28,12 @@ DELIMITERS = (",", ";", "\t")
 BOM = "\ufeff"
 _UTF8_HINT = "save it as UTF-8 (in a spreadsheet: 'CSV UTF-8'), then try again"
 
-csv.field_size_limit(1 << 20)  # a 1 MB cell is a runaway quote, not data
-
-
 class Record(NamedTuple):
     """One CSV record: the line it starts on, its cells, and its exact text (line ending included)."""
 
     line: int
     cells: list[str]
-    raw: str  # "" when the reader was asked not to keep it
+    raw: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,21 @@ class ListFormat:
         out = _RowBuffer()
         csv.writer(out, delimiter=self.delimiter, lineterminator=self.newline).writerow(cells)
         return out.text
+
+    def cells_of(self, cells: list[str], line: int) -> list[str] | None:
+        """A record's cells, or None for a blank line; a record of the wrong width is an error naming its line."""
+        width = len(self.header)
+        if len(cells) == width:
+            return cells if any(cells) else None
+        if not cells or not any(c.strip() for c in cells):
+            return None
+        if len(cells) > width and not any(c.strip() for c in cells[width:]):
+            return cells[:width]  # spreadsheets add trailing empty cells
+        raise NewsletterError(
+            f"this row has {len(cells)} fields but the header has {width}", where=display_path(self.path),
+            line=line,
+            hint=f"every row needs {width - 1} separators '{self.delimiter}'; quote values that contain one",
+        )
 
 
 class _RowBuffer:
@@ -182,11 +195,11 @@ def _opened(path: Path, wanted: Collection[str], required: str | None,
         if fd is None:
             with open(path, "rb") as probe:
                 bom = probe.read(3) == BOM.encode("utf-8")
-            stream = open(path, encoding="utf-8-sig", newline="")
+            stream = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115  (closed by `with stream` below)
         else:
             bom = os.pread(fd, 3, 0) == BOM.encode("utf-8")
             os.lseek(fd, 0, os.SEEK_SET)
-            stream = open(os.dup(fd), encoding="utf-8-sig", newline="")
+            stream = open(os.dup(fd), encoding="utf-8-sig", newline="")  # noqa: SIM115  (as above)
     except FileNotFoundError:
         raise NewsletterError("no such file", where=where) from None
     except OSError as err:
@@ -232,7 +245,7 @@ def locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<list>.csv.lock`` so two writers never lose each other's change."""
     lock_path = path.with_name(path.name + ".lock")
     try:
-        handle = open(lock_path, "a")
+        handle = open(lock_path, "a")  # noqa: SIM115  (closed by `with handle` below)
     except OSError as err:
         raise NewsletterError(f"cannot create the lock file ({err.strerror})",
                               where=display_path(lock_path)) from None
@@ -242,6 +255,81 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Rewrite:
+    """One rewrite under way: the format rows are written in (its header maybe widened), and rows changed."""
+
+    def __init__(self, fmt: ListFormat):
+        self.fmt = fmt
+        self.changed = 0
+
+    def row(self, cells: Sequence[str]) -> str:
+        """A changed or new row as text; counting it is what makes the rewrite commit."""
+        self.changed += 1
+        return self.fmt.format_row(cells)
+
+
+RewriteEdit = Callable[[Rewrite, Iterator[tuple[Record, "list[str] | None"]]], Iterator[str]]
+
+
+def rewrite_list(path: Path, edit: RewriteEdit, *, add_columns: Sequence[str] = (),
+                 new_header: Sequence[str] | None = None, dry_run: bool = False) -> int:
+    """Lock a list, stream its records through ``edit``, and replace it atomically if a row changed.
+
+    ``edit`` gets the Rewrite and (record, cells, or None for a blank line)
+    for every record, and yields the text to write: ``record.raw`` for a row
+    it leaves alone, so that row is copied byte for byte, ``rewrite.row(cells)``
+    for a changed or new one; dropping a row means yielding nothing for it and
+    adding 1 to ``rewrite.changed``. Columns of ``add_columns`` the header
+    lacks are appended (every row then gains an empty cell). With
+    ``new_header``, a missing or empty file is first created with it. A record
+    that cannot be read raises before anything is replaced; so does a crash.
+    Returns the number of rows changed, added or dropped.
+    """
+    if new_header is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path):
+        if new_header is not None and (not path.exists() or path.stat().st_size == 0):
+            have = {h.lower() for h in new_header}
+            header = [*new_header, *(c for c in dict.fromkeys(add_columns) if c.lower() not in have)]
+            fmt = ListFormat(path=path, header=header, header_raw="", header_line=1)
+            if dry_run:
+                state = Rewrite(fmt)
+                for _ in edit(state, iter(())):
+                    pass
+                return state.changed
+            with atomic_write(path) as out:
+                out.write(fmt.format_row(header))
+                out.commit()
+        with read_list(path) as (fmt, records):
+            lowered = {h.lower() for h in fmt.header}
+            extra = [c for c in dict.fromkeys(add_columns) if c.lower() not in lowered]
+            widened = fmt
+            if extra:
+                header = [*fmt.header, *extra]
+                widened = dataclasses.replace(fmt, header=header, header_raw=fmt.format_row(header))
+            state = Rewrite(widened)
+
+            def rows() -> Iterator[tuple[Record, list[str] | None]]:
+                for record in records:
+                    cells = fmt.cells_of(record.cells, record.line)
+                    if cells is not None and extra:
+                        cells = [*cells, *[""] * len(extra)]
+                        record = Record(record.line, cells, widened.format_row(cells))
+                    yield record, cells
+
+            with atomic_write(path, bom=fmt.bom) as out:
+                out.write(widened.header_raw)
+                last = widened.header_raw
+                for text in edit(state, rows()):
+                    if text and last and not last.endswith(("\n", "\r")):
+                        out.write(widened.newline)  # the old last line had no line break
+                    out.write(text)
+                    last = text or last
+                if state.changed and not dry_run:
+                    out.commit()
+            return state.changed
 
 
 class AtomicWriter:
@@ -255,15 +343,13 @@ class AtomicWriter:
         self.path = path
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         self.tmp = Path(tmp)
+        self.committed = False
         self._file = os.fdopen(fd, "w", encoding="utf-8", newline="")
         if bom:
             self._file.write(BOM)
 
     def write(self, text: str) -> None:
         self._file.write(text)
-
-    def writelines(self, texts: Iterable[str]) -> None:
-        self._file.writelines(texts)
 
     def commit(self) -> None:
         """Make the new content durable, then swap it in with one rename."""
@@ -272,15 +358,18 @@ class AtomicWriter:
         self._file.close()
         try:
             os.chmod(self.tmp, self.path.stat().st_mode & 0o7777)
-        except FileNotFoundError:
+        except FileNotFoundError:  # a new file: the permissions any new file gets, not mkstemp's 0600
             os.chmod(self.tmp, 0o666 & ~_umask())
         os.replace(self.tmp, self.path)
+        self.committed = True
         _fsync_dir(self.path.parent)
 
     def discard(self) -> None:
+        """Throw the temporary file away, unless it has become the file."""
         if not self._file.closed:
             self._file.close()
-        self.tmp.unlink(missing_ok=True)
+        if not self.committed:
+            self.tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -294,13 +383,18 @@ def atomic_write(path: Path, *, bom: bool = False) -> Iterator[AtomicWriter]:
     try:
         yield writer
     finally:
-        writer.discard()  # no-op after commit: the temporary file was renamed away
+        writer.discard()
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without changing it (os.umask would, for a moment, in every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -23,6 +23,7 @@ import ipaddress
 import itertools
 import json
 import re
+import socketserver
 import threading
 import time
 import traceback
@@ -516,6 +517,19 @@ class PreviewServer(ThreadingHTTPServer):
             raise NewsletterError(f"cannot listen on {host}:{port}: {err.strerror or err}", hint=hint) from None
         self._thread: threading.Thread | None = None
 
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse DNS lookup of the host, which can stall on a bad resolver."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.host, self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A page closed mid-answer (a reload during a long poll) is normal; anything else is reported."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def port(self) -> int:
         return self.server_address[1]
@@ -567,5 +581,6 @@ def make_preview_server(settings: Settings, issue_dir: Path, *, host: str = DEFA
         list_name = check_list_name(list_name)
         require_list(settings.list_path(list_name))
     preview = Preview(settings.root, issue_dir, list_name, on_rebuild)
+    server = PreviewServer(preview, host, port)  # bind first: a busy port is the first thing to report
     preview.rebuild()
-    return PreviewServer(preview, host, port)
+    return server

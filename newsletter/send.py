@@ -20,6 +20,7 @@ import os
 import random
 import time
 from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import journal as jn
-from .build import BuiltIssue, build
+from .build import BuiltIssue, build, make_message
 from .checks import CheckContext, Finding, format_finding, has_errors, run_checks_on
 from .config import Settings
 from .content import load_issue, require_complete
@@ -155,15 +156,9 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
     check_send_at(send_at)  # SendGrid's 72-hour limit
 
 
-def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: str, *,
-                 send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "") -> Message:
-    group = settings.sendgrid.unsubscribe_group if uses_sendgrid_group(settings, provider) else None
-    return Message(
-        issue_name=built.issue.name, list_name=list_name, subject=subject_prefix + built.subject,
-        html=built.html, text=built.text, fields=built.fields, from_address=settings.from_address,
-        reply_to=settings.reply_to, unsubscribe_mailto="" if group is not None else settings.unsubscribe_mailto,
-        send_at=send_at, sandbox=sandbox, categories=settings.sendgrid.categories, unsubscribe_group=group,
-    )
+def used_columns(built: BuiltIssue) -> tuple[str, ...]:
+    """The subscriber columns the issue's merge fields read: all a recipient's copy needs of their row."""
+    return tuple(sorted({f.name.split(".", 1)[1] for f in built.fields if f.name.startswith("subscriber.")}))
 
 
 def _needs_secret(settings: Settings, provider: str) -> bool:
@@ -197,7 +192,8 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
             report.skipped[reason] += 1
 
         selection = select_recipients(list_path, tags=options.tags, where=options.where, on_skip=on_skip)
-        journal.select((s.key, s.email, s.name, dict(s.fields)) for s in selection)
+        used = used_columns(built)
+        journal.select((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in used}) for s in selection)
         if options.retry_unknown:
             journal.requeue(jn.UNKNOWN)
         if options.retry_failed:
@@ -221,7 +217,12 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
 
 
 class _Batches:
-    """The send loop's state: the plan, the provider, counters for pausing and back-off."""
+    """The send loop: batches go out (several at once where the provider allows), results come back.
+
+    Only this loop's thread touches the journal: a batch is marked in flight
+    before its request is handed to a worker thread, and settled when the
+    worker's result (or exception) comes back.
+    """
 
     def __init__(self, plan: SendPlan, provider: Provider, progress: Progress | None, stop: StopFlag,
                  sleep: Callable[[float], None]):
@@ -234,6 +235,7 @@ class _Batches:
         self.consecutive_failures = 0
         self.last_failure = ""
         self.batch_number = 0
+        self.fatal: BaseException | None = None
 
     @property
     def report(self) -> SendReport:
@@ -263,19 +265,46 @@ class _Batches:
         self.consecutive_failures += count
         self.last_failure = reason
 
+    def may_start(self) -> bool:
+        return not (self.stop.requested or self.should_pause() or self.fatal)
+
     def run(self) -> None:
         size = min(self.send.batch_size, self.provider.max_batch)
-        while not self.stop.requested and not self.should_pause():
-            rows = self.journal.next_pending(size, self.send.max_attempts)
-            if rows:
-                self.deliver(rows)
-                if self.progress:
-                    self.progress(self.report)
-                continue
-            retry_at = self.journal.next_retry_time(self.send.max_attempts)
-            if retry_at is None:
-                return
-            self.wait(retry_at - time.time())
+        workers = max(1, min(self.send.concurrency, getattr(self.provider, "max_concurrency", 1)))
+        in_flight: dict[Future, tuple[list[jn.Row], list[Recipient]]] = {}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+            try:
+                while True:
+                    while len(in_flight) < workers and self.may_start():
+                        rows = self.journal.next_pending(size, self.send.max_attempts)
+                        if not rows:
+                            break
+                        batch = self.start(rows)
+                        if batch:
+                            in_flight[pool.submit(self.provider.send_batch, self.plan.message, batch[1])] = batch
+                    if not in_flight:
+                        retry_at = (self.journal.next_retry_time(self.send.max_attempts)
+                                    if self.may_start() else None)
+                        if retry_at is None:
+                            break
+                        self.wait(retry_at - time.time())
+                        continue
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        rows, recipients = in_flight.pop(future)
+                        self.finish(rows, recipients, future)
+                    if self.progress:
+                        self.progress(self.report)
+            except KeyboardInterrupt:
+                for future, (rows, _) in in_flight.items():
+                    future.cancel()
+                    self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
+                                          "delivered") for row in rows])
+                    self.report.unknown.extend((row.email, "interrupted mid-batch") for row in rows)
+                self.report.interrupted = True
+                raise
+        if self.fatal:
+            raise self.fatal
         if self.stop.requested:
             self.report.interrupted = True
         elif self.should_pause():
@@ -287,60 +316,72 @@ class _Batches:
         while not self.stop.requested and time.time() < deadline:
             self.sleep(min(0.2, deadline - time.time()))
 
-    def deliver(self, rows: list[jn.Row]) -> None:
-        """Send one batch: in flight first, then whatever the provider says happened."""
+    def start(self, rows: list[jn.Row]) -> tuple[list[jn.Row], list[Recipient]] | None:
+        """Prepare a batch and commit it as in flight; a recipient whose data is unsafe fails here alone."""
         recipients: list[Recipient] = []
+        sendable: list[jn.Row] = []
         refused: list[tuple[int, str, str, str]] = []
         for row in rows:
             try:
                 recipients.append(self.recipient(row))
+                sendable.append(row)
             except NewsletterError as err:
-                refused.append((row.id, FAILED, "", str(err)))
+                refused.append((row.id, jn.FAILED, "", str(err)))
                 self.report.failed.append((row.email, str(err)))
         if refused:
             self.journal.settle(refused)
-        rows = [row for row in rows if row.id not in {r[0] for r in refused}]
-        if not rows:
-            return
+        if not sendable:
+            return None
         self.batch_number += 1
-        batch = f"{self.journal.run}-{self.batch_number}"
-        ids = [row.id for row in rows]
-        self.journal.mark_in_flight(ids, batch)
+        self.journal.mark_in_flight([row.id for row in sendable], f"{self.journal.run}-{self.batch_number}")
+        return sendable, recipients
+
+    def deliver(self, rows: list[jn.Row]) -> None:
+        """Send one batch and wait for it (used to retry the parts of a refused batch)."""
+        batch = self.start(rows)
+        if not batch:
+            return
+        future: Future = Future()
         try:
-            deliveries = self.provider.send_batch(self.plan.message, recipients)
-        except AuthError:
-            self.journal.release(ids, "not sent: the provider refused the credentials", count_attempt=False)
-            raise
-        except TransientError as err:
-            attempt = max(row.attempts for row in rows) + 1
-            delay = self.backoff(attempt, err.retry_after)
-            self.journal.release(ids, str(err), retry_at=time.time() + delay)
-            self.report.retries += 1
-            self.failure(str(err))
-            if attempt >= self.send.max_attempts:
-                self.report.deferred.extend((row.email, str(err)) for row in rows)
-            return
-        except OutcomeUnknownError as err:
-            self.journal.settle([(i, jn.UNKNOWN, "", str(err)) for i in ids])
-            self.report.unknown.extend((row.email, str(err)) for row in rows)
-            self.failure(str(err), len(rows))
-            return
-        except RejectedError as err:
+            future.set_result(self.provider.send_batch(self.plan.message, batch[1]))
+        except BaseException as err:  # noqa: BLE001 - handed to finish(), which decides
+            future.set_exception(err)
+        self.finish(batch[0], batch[1], future)
+
+    def finish(self, rows: list[jn.Row], recipients: list[Recipient], future: Future) -> None:
+        """Record what the provider said about a batch (never raises for a provider fault; sets ``fatal``)."""
+        ids = [row.id for row in rows]
+        error = future.exception()
+        if error is None:
             self.report.batches += 1
-            self.rejected(rows, err)
-            return
-        except KeyboardInterrupt:
+            self.record(rows, future.result())
+        elif isinstance(error, TransientError):
+            attempt = max(row.attempts for row in rows) + 1
+            delay = self.backoff(attempt, error.retry_after)
+            self.journal.release(ids, str(error), retry_at=time.time() + delay)
+            self.report.retries += 1
+            self.failure(str(error))
+            if attempt >= self.send.max_attempts:
+                self.report.deferred.extend((row.email, str(error)) for row in rows)
+        elif isinstance(error, OutcomeUnknownError):
+            self.journal.settle([(i, jn.UNKNOWN, "", str(error)) for i in ids])
+            self.report.unknown.extend((row.email, str(error)) for row in rows)
+            self.failure(str(error), len(rows))
+        elif isinstance(error, RejectedError):
+            self.report.batches += 1
+            try:
+                self.rejected(rows, error)
+            except NewsletterError as err:
+                self.fatal = self.fatal or err
+        elif isinstance(error, KeyboardInterrupt):
             self.journal.settle([(i, jn.UNKNOWN, "", "interrupted while this batch was being delivered")
                                  for i in ids])
             self.report.unknown.extend((row.email, "interrupted mid-batch") for row in rows)
-            self.report.interrupted = True
-            raise
-        except BaseException as err:
-            # Any other refusal came back as an answer (or before a request): nothing was delivered.
-            self.journal.release(ids, f"not sent: {err}", count_attempt=False)
-            raise
-        self.report.batches += 1
-        self.record(rows, deliveries)
+            raise error
+        else:
+            # An answer that refuses the whole send (credentials, sender, TLS...): nothing was delivered.
+            self.journal.release(ids, f"not sent: {error}", count_attempt=False)
+            self.fatal = self.fatal or error
 
     def rejected(self, rows: list[jn.Row], err: RejectedError) -> None:
         """A refused batch delivered nothing: fail the recipients it names, resend the rest.

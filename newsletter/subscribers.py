@@ -26,13 +26,22 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import NewsletterError, display_path
-from .listfile import FastRows, ListFormat, Record, atomic_write, locked, read_list, read_rows
+from .listfile import (
+    FastRows,
+    ListFormat,
+    Record,
+    Rewrite,
+    atomic_write,
+    read_list,
+    read_rows,
+    rewrite_list,
+)
 
 STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
@@ -86,14 +95,13 @@ def _fast_key(email: str) -> str | None:
     """The key of a plain ASCII address without calling email-validator, or None to ask it."""
     if not _SIMPLE_ADDRESS.fullmatch(email):
         return None
-    if len(email) > 64:  # only then can the address be too long or a label exceed 63 characters
-        if len(email) > 254 or max(map(len, email[email.index("@") + 1:].split("."))) > 63:
-            return None
-        if _SPECIAL_SUFFIXES and email.lower().endswith(_SPECIAL_SUFFIXES):
-            return None
-    elif _SPECIAL_SUFFIXES and email.lower().endswith(_SPECIAL_SUFFIXES):
+    # Only past 64 characters can the address be too long or a label exceed 63 characters.
+    if len(email) > 64 and (len(email) > 254 or max(map(len, email[email.index("@") + 1:].split("."))) > 63):
         return None
-    return email.lower()
+    lowered = email.lower()
+    if _SPECIAL_SUFFIXES and lowered.endswith(_SPECIAL_SUFFIXES):
+        return None
+    return lowered
 
 
 @functools.lru_cache(maxsize=65536)
@@ -135,7 +143,7 @@ def normalize_key(email: str) -> str:
 
 def check_list_name(name: str) -> str:
     """A list name is a file name under subscribers/: letters, digits, '.', '_', '-'."""
-    stem = name[:-4] if name.endswith(".csv") else name
+    stem = name.removesuffix(".csv")
     if not _LIST_NAME.match(stem):
         raise NewsletterError(f"'{name}' is not a list name",
                               hint="use letters, digits, '.', '_' or '-', like 'weekly' for subscribers/weekly.csv")
@@ -193,21 +201,6 @@ def parse_tags(cell: str) -> tuple[str, ...]:
 def _status_of(cell: str) -> str:
     """A status cell as a status: lowercased, and an empty cell means subscribed."""
     return cell.strip().lower() or "subscribed"
-
-
-def _cells_of(fmt: ListFormat, cells: list[str], line: int) -> list[str] | None:
-    """The row's cells, or None for a blank line; a row of the wrong width is an error naming its line."""
-    width = len(fmt.header)
-    if len(cells) == width:
-        return cells if any(cells) else None
-    if not cells or not any(c.strip() for c in cells):
-        return None
-    if len(cells) > width and not any(c.strip() for c in cells[width:]):
-        return cells[:width]  # spreadsheets add trailing empty cells
-    raise NewsletterError(
-        f"this row has {len(cells)} fields but the header has {width}", where=display_path(fmt.path),
-        line=line, hint=f"every row needs {width - 1} separators '{fmt.delimiter}'; quote values that contain one",
-    )
 
 
 _new_object = object.__new__
@@ -280,7 +273,7 @@ def _subscribers(path: Path, fd: int | None = None) -> Iterator[tuple[_Columns, 
                 for cells in reader:
                     line, start = start, offset + reader.line_num
                     if len(cells) != width or not cells[email_at]:
-                        cells = _cells_of(fmt, cells, line)
+                        cells = fmt.cells_of(cells, line)
                         if cells is None:
                             continue
                     yield _subscriber(cols, cells, line)
@@ -334,7 +327,7 @@ def _suppressed_keys(fmt: ListFormat, cols: _Columns, rows: FastRows) -> dict[st
         for cells in reader:
             line, start = start, offset + reader.line_num
             if len(cells) != width:
-                cells = _cells_of(fmt, cells, line)
+                cells = fmt.cells_of(cells, line)
                 if cells is None:
                     continue
             if status_at is not None:
@@ -348,38 +341,28 @@ def _suppressed_keys(fmt: ListFormat, cols: _Columns, rows: FastRows) -> dict[st
 
 def _selected(path: Path, fd: int, matches: Callable[[Subscriber], bool] | None, suppressed: Mapping[str, str],
               on_skip: Callable[[str, str, int], None] | None) -> Iterator[Subscriber]:
-    """The second pass of select_recipients: the hot loop of a send, so it reads the csv rows itself."""
+    """The second pass of select_recipients: decide each row, cheapest test first."""
     seen: set[str] = set()
     try:
-        with read_rows(path, fd=fd) as (fmt, rows):
-            cols = _Columns.of(fmt.header)
-            reader, offset, width, email_at = rows.reader, rows.first_line, len(fmt.header), cols.email
-            start = offset
-            with rows.reporting(lambda: start):
-                for cells in reader:
-                    line, start = start, offset + reader.line_num
-                    if len(cells) != width or not cells[email_at]:
-                        cells = _cells_of(fmt, cells, line)
-                        if cells is None:
-                            continue
-                    sub = _subscriber(cols, cells, line)
-                    if matches is not None and not matches(sub):
-                        continue
-                    key = sub.key
-                    if sub.status != "subscribed":
-                        reason = sub.status if sub.status in SUPPRESSED else "invalid"
-                    elif not key:
-                        reason = "invalid"
-                    elif key in suppressed:
-                        reason = suppressed[key]
-                    elif key in seen:
-                        reason = "duplicate"
-                    else:
-                        seen.add(key)
-                        yield sub
-                        continue
-                    if on_skip is not None:
-                        on_skip(sub.email, reason, line)
+        with _subscribers(path, fd) as (_cols, subscribers):
+            for sub in subscribers:
+                if matches is not None and not matches(sub):
+                    continue
+                key = sub.key
+                if sub.status != "subscribed":
+                    reason = sub.status if sub.status in SUPPRESSED else "invalid"
+                elif not key:
+                    reason = "invalid"
+                elif key in suppressed:
+                    reason = suppressed[key]
+                elif key in seen:
+                    reason = "duplicate"
+                else:
+                    seen.add(key)
+                    yield sub
+                    continue
+                if on_skip is not None:
+                    on_skip(sub.email, reason, sub.line)
     finally:
         os.close(fd)
 
@@ -400,7 +383,7 @@ def _date_problem(value: str) -> str:
     if not value:
         return ""
     try:
-        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        dt.datetime.fromisoformat(value)
     except ValueError:
         return f"subscribed_at '{value}' is not a date (write it as YYYY-MM-DD)"
     return ""
@@ -414,32 +397,38 @@ def validate_list(path: Path, *, check_dns: bool = False, dns_resolver: Any = No
     is a problem. A file that cannot be parsed at all raises NewsletterError.
     """
     path = require_list(path)
-    first_line: dict[str, int] = {}
-    domains: dict[str, str] = {}
+    first: dict[str, tuple[int, str]] = {}  # key -> (line, status) of its first row
+    domains: dict[str, str] | None = None
+    if check_dns:
+        domains = {}
+        dns_resolver = dns_resolver or email_validator.caching_resolver(timeout=10)
     with read_list(path) as (fmt, records):
         cols = _Columns.of(fmt.header)
         for record in records:
             try:
-                cells = _cells_of(fmt, record.cells, record.line)
+                cells = fmt.cells_of(record.cells, record.line)
             except NewsletterError as err:
                 yield Problem(record.line, "", err.reason + f" ({err.hint})")
                 continue
             if cells is None:
                 continue
             sub = _subscriber(cols, cells, record.line)
-            yield from _row_problems(sub, cols, first_line, domains if check_dns else None, dns_resolver)
+            yield from _row_problems(sub, cols, first, domains, dns_resolver)
 
 
-def _row_problems(sub: Subscriber, cols: _Columns, first_line: dict[str, int], domains: dict[str, str] | None,
+def _row_problems(sub: Subscriber, cols: _Columns, first: dict[str, tuple[int, str]], domains: dict[str, str] | None,
                   dns_resolver: Any) -> Iterator[Problem]:
     if not sub.key:
         why = key_or_problem(sub.email)[1]
         yield Problem(sub.line, sub.email, f"invalid address '{sub.email}': {why}")
-    elif sub.key in first_line:
+    elif sub.key in first:
+        line, status = first[sub.key]
+        wins = next((s for s in (status, sub.status) if s in SUPPRESSED), "") if status != sub.status else ""
+        note = f"; '{wins}' wins, so it receives no mail" if wins else ""
         yield Problem(sub.line, sub.email,
-                      f"duplicate address '{sub.email}', same as line {first_line[sub.key]} (delete one of the rows)")
+                      f"duplicate address '{sub.email}', same as line {line}{note} (keep one row per address)")
     else:
-        first_line[sub.key] = sub.line
+        first[sub.key] = (sub.line, sub.status)
         if domains is not None:
             problem = _dns_problem(sub.email, sub.key, domains, dns_resolver)
             if problem:
@@ -458,8 +447,6 @@ def _dns_problem(email: str, key: str, domains: dict[str, str], dns_resolver: An
     """Whether the address's domain can receive mail, asked once per domain."""
     domain = key.rpartition("@")[2]
     if domain not in domains:
-        if dns_resolver is None:
-            dns_resolver = email_validator.caching_resolver(timeout=10)
         try:
             validate_email(email, check_deliverability=True, dns_resolver=dns_resolver)
             domains[domain] = ""
@@ -471,87 +458,23 @@ def _dns_problem(email: str, key: str, domains: dict[str, str], dns_resolver: An
 # --- changing a list --------------------------------------------------------
 
 
-class _Edit:
-    """The state of one rewrite: the (possibly widened) format, column roles, and whether anything changed."""
-
-    def __init__(self, fmt: ListFormat):
-        self.fmt = fmt
-        self.cols = _Columns.of(fmt.header)
-        self.changed = 0
-
-    def row(self, cells: Sequence[str]) -> str:
-        self.changed += 1
-        return self.fmt.format_row(cells)
+KeyedRows = Iterator[tuple[Record, "list[str] | None", str]]  # (record, cells or None if blank, key or "")
+Edit = Callable[[Rewrite, "_Columns", KeyedRows], Iterator[str]]
 
 
-EditFunction = Callable[[_Edit, Iterator[tuple[Record, "list[str] | None", str]]], Iterator[str]]
-
-
-def _new_list_header(extra: Iterable[str]) -> list[str]:
-    header = list(BASE_COLUMNS)
-    header += [c for c in dict.fromkeys(extra) if c.lower() not in header]
-    return header
-
-
-def _rewrite(path: Path, edit: EditFunction, *, add_columns: Sequence[str] = (), create: bool = False,
+def _rewrite(path: Path, edit: Edit, *, add_columns: Sequence[str] = (), create: bool = False,
              dry_run: bool = False) -> int:
-    """Lock the list, stream its rows through ``edit``, and replace it atomically if anything changed.
+    """listfile.rewrite_list with each row's key and the columns' meanings at hand; returns rows changed.
 
-    ``edit`` receives (record, cells or None for a blank line, key or "") for
-    every record and yields the text to write; an untouched record yields its
-    own ``record.raw`` so it is copied byte for byte. Columns in
-    ``add_columns`` missing from the header are appended (every row then gains
-    an empty cell). A row that cannot be read raises before anything is written.
-    Returns the number of rows ``edit`` changed, added or dropped.
+    ``create`` makes a missing list with the usual columns first.
     """
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):
-        if create and (not path.exists() or path.stat().st_size == 0):
-            header = _new_list_header(add_columns)
-            fmt = ListFormat(path=path, header=header, header_raw="", header_line=1)
-            if dry_run:
-                edit_state = _Edit(fmt)
-                for _ in edit(edit_state, iter(())):
-                    pass
-                return edit_state.changed
-            with atomic_write(path) as out:
-                out.write(fmt.format_row(header))
-                out.commit()
-        with read_list(require_list(path)) as (fmt, records):
-            lowered = {h.lower() for h in fmt.header}
-            extra = [c for c in dict.fromkeys(add_columns) if c.lower() not in lowered]
-            widened = fmt
-            if extra:
-                header = [*fmt.header, *extra]
-                widened = ListFormat(path=path, header=header, header_raw=fmt.format_row(header),
-                                     header_line=fmt.header_line, delimiter=fmt.delimiter,
-                                     newline=fmt.newline, bom=fmt.bom)
-            state = _Edit(widened)
+    def keyed(state: Rewrite, rows: Iterator[tuple[Record, list[str] | None]]) -> Iterator[str]:
+        cols = _Columns.of(state.fmt.header)
+        return edit(state, cols, ((record, cells, key_or_problem(cells[cols.email])[0] if cells else "")
+                                   for record, cells in rows))
 
-            def rows() -> Iterator[tuple[Record, list[str] | None, str]]:
-                for record in records:
-                    cells = _cells_of(fmt, record.cells, record.line)
-                    if cells is None:
-                        yield record, None, ""
-                        continue
-                    if extra:
-                        cells = [*cells, *[""] * len(extra)]
-                        record = Record(record.line, cells, widened.format_row(cells))
-                    yield record, cells, key_or_problem(cells[state.cols.email])[0]
-
-            with atomic_write(path, bom=fmt.bom) as out:
-                out.write(widened.header_raw)
-                last = widened.header_raw
-                for text in edit(state, rows()):
-                    if text and last and not last.endswith(("\n", "\r")):
-                        out.write(widened.newline)  # the old last line had no line break
-                    out.write(text)
-                    if text:
-                        last = text
-                if state.changed and not dry_run:
-                    out.commit()
-            return state.changed
+    return rewrite_list(path, keyed, add_columns=add_columns, new_header=BASE_COLUMNS if create else None,
+                        dry_run=dry_run)
 
 
 def _set_cell(cells: list[str], index: int | None, value: str) -> bool:
@@ -597,8 +520,8 @@ def add_subscriber(path: Path, email: str, *, name: str | None = None, tags: Seq
     needed = [*(["name"] if name else []), *(["tags"] if tags else []), *fields]
     outcome = ["added"]
 
-    def edit(state: _Edit, rows: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
-        cols, found = state.cols, False
+    def edit(state: Rewrite, cols: _Columns, rows: KeyedRows) -> Iterator[str]:
+        found = False
         for record, cells, row_key in rows:
             if row_key != key or cells is None:
                 yield record.raw
@@ -617,15 +540,14 @@ def add_subscriber(path: Path, email: str, *, name: str | None = None, tags: Seq
             found = True
             yield state.row(cells) if changed else record.raw
         if not found:
-            yield state.row(_new_row(state, email, name, "subscribed", tags, stamp, fields))
+            yield state.row(_new_row(cols, email, name, "subscribed", tags, stamp, fields))
 
     _rewrite(path, edit, add_columns=needed, create=True)
     return outcome[0]
 
 
-def _new_row(state: _Edit, email: str, name: str, status: str, tags: Sequence[str], stamp: str,
+def _new_row(cols: _Columns, email: str, name: str, status: str, tags: Sequence[str], stamp: str,
              fields: Mapping[str, str]) -> list[str]:
-    cols = state.cols
     cells = [""] * len(cols.header)
     cells[cols.email] = email
     for index, value in ((cols.name, name), (cols.status, status), (cols.tags, _join_tags(tags)),
@@ -647,8 +569,7 @@ def _apply_status(path: Path, keys_to_status: Mapping[str, str], *, keep: Sequen
             raise NewsletterError(f"unknown status '{status}'", hint=f"use one of {', '.join(STATUSES)}")
     found: dict[str, str] = {}
 
-    def edit(state: _Edit, rows: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
-        cols = state.cols
+    def edit(state: Rewrite, cols: _Columns, rows: KeyedRows) -> Iterator[str]:
         for record, cells, key in rows:
             status = keys_to_status.get(key) if cells is not None else None
             if status is None or cells is None:
@@ -692,7 +613,7 @@ def remove_subscriber(path: Path, email: str) -> int:
     """Delete every row of an address (an erasure request); returns how many rows went."""
     key = normalize_key(email)
 
-    def edit(state: _Edit, rows: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
+    def edit(state: Rewrite, cols: _Columns, rows: KeyedRows) -> Iterator[str]:
         for record, cells, row_key in rows:
             if cells is not None and row_key == key:
                 state.changed += 1
@@ -754,7 +675,13 @@ def neutralize(cell: str) -> str:
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
-def export_subscribers(path: Path, out: IO[str], *, fmt: str = "csv", tags: Sequence[str] = (),
+class TextOut(Protocol):
+    """Anything text can be written to: a file, sys.stdout, an AtomicWriter."""
+
+    def write(self, text: str, /) -> Any: ...
+
+
+def export_subscribers(path: Path, out: TextOut, *, fmt: str = "csv", tags: Sequence[str] = (),
                        where: Mapping[str, str] | None = None, statuses: Sequence[str] | None = None) -> int:
     """Write matching rows as CSV (formula injection neutralized) or a JSON array; returns rows written.
 
@@ -777,6 +704,24 @@ def export_subscribers(path: Path, out: IO[str], *, fmt: str = "csv", tags: Sequ
     for sub in rows:
         writer.writerow([neutralize(sub.fields[h]) for h in header])
         count += 1
+    return count
+
+
+def export_to_file(path: Path, out: Path, *, fmt: str = "csv", tags: Sequence[str] = (),
+                   where: Mapping[str, str] | None = None, statuses: Sequence[str] | None = None,
+                   overwrite: bool = False) -> int:
+    """Export into a file, atomically; an existing file is replaced only when ``overwrite`` says so.
+
+    A CSV file starts with a byte-order mark so spreadsheets read it as UTF-8.
+    """
+    if out.resolve() == path.resolve():
+        raise NewsletterError("cannot export a list onto itself", where=display_path(out),
+                              hint="choose another --out file")
+    if out.exists() and not overwrite:
+        raise NewsletterError("already exists", where=display_path(out), hint="add --force to replace it")
+    with atomic_write(out, bom=fmt == "csv") as writer:
+        count = export_subscribers(path, writer, fmt=fmt, tags=tags, where=where, statuses=statuses)
+        writer.commit()
     return count
 
 
@@ -914,7 +859,7 @@ def _plan(source: Path, header: Sequence[str], list_header: Sequence[str], mappi
 def _date_value(value: str) -> str:
     """An export's timestamp as YYYY-MM-DD, or "" when it is not one we can read."""
     try:
-        return dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")).date().isoformat()
+        return dt.datetime.fromisoformat(value.strip()).date().isoformat()
     except ValueError:
         return ""
 
@@ -992,7 +937,7 @@ def _read_source(source: Path, list_header: Sequence[str], mapping: Mapping[str,
         list_by_norm.update({_norm(t): t for t in plan.new_columns})
         for record in records:
             try:
-                cells = _cells_of(fmt, record.cells, record.line)
+                cells = fmt.cells_of(record.cells, record.line)
             except NewsletterError as err:
                 report.rejected.append(Problem(record.line, "", f"{err.reason} ({err.hint})"))
                 continue
@@ -1058,14 +1003,14 @@ def import_subscribers(path: Path, source: Path, *, mapping: Mapping[str, str] |
               *(["subscribed_at"] if any(r.subscribed_at for r in rows) else []), *plan.new_columns]
     outcome: dict[str, str] = {}
 
-    def edit(state: _Edit, records: Iterator[tuple[Record, list[str] | None, str]]) -> Iterator[str]:
+    def edit(state: Rewrite, cols: _Columns, records: KeyedRows) -> Iterator[str]:
         for record, cells, key in records:
             row = incoming.get(key) if cells is not None else None
             if row is None or cells is None:
                 yield record.raw
                 continue
             cells = list(cells)
-            changed, kept = _merge(state.cols, cells, row, resubscribe)
+            changed, kept = _merge(cols, cells, row, resubscribe)
             if kept and key not in outcome:
                 report.kept_suppressed += 1
             if changed or outcome.get(key) != "updated":
@@ -1074,7 +1019,7 @@ def import_subscribers(path: Path, source: Path, *, mapping: Mapping[str, str] |
         for key, row in incoming.items():
             if key not in outcome:
                 outcome[key] = "added"
-                yield state.row(_new_row(state, row.email, row.name, row.status or "subscribed", row.tags,
+                yield state.row(_new_row(cols, row.email, row.name, row.status or "subscribed", row.tags,
                                          row.subscribed_at, row.fields))
 
     _rewrite(path, edit, add_columns=needed, create=True, dry_run=dry_run)
@@ -1082,20 +1027,3 @@ def import_subscribers(path: Path, source: Path, *, mapping: Mapping[str, str] |
     report.added, report.updated, report.unchanged = counts["added"], counts["updated"], counts["unchanged"]
     return report
 
-
-def export_to_file(path: Path, out: Path, *, fmt: str = "csv", tags: Sequence[str] = (),
-                   where: Mapping[str, str] | None = None, statuses: Sequence[str] | None = None,
-                   overwrite: bool = False) -> int:
-    """Export into a file, atomically; an existing file is replaced only when ``overwrite`` says so.
-
-    A CSV file starts with a byte-order mark so spreadsheets read it as UTF-8.
-    """
-    if out.resolve() == path.resolve():
-        raise NewsletterError("cannot export a list onto itself", where=display_path(out),
-                              hint="choose another --out file")
-    if out.exists() and not overwrite:
-        raise NewsletterError("already exists", where=display_path(out), hint="add --force to replace it")
-    with atomic_write(out, bom=fmt == "csv") as writer:
-        count = export_subscribers(path, writer, fmt=fmt, tags=tags, where=where, statuses=statuses)  # type: ignore[arg-type]
-        writer.commit()
-    return count

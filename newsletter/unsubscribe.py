@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import os
-from urllib.parse import quote
 
 from .config import Settings
 from .errors import NewsletterError
@@ -79,15 +78,5 @@ def unsubscribe_url(settings: Settings, list_name: str, email: str, secret: byte
         return SENDGRID_GROUP_UNSUBSCRIBE
     if not settings.unsubscribe_url:
         return ""
-    token = make_token(secret or SAMPLE_SECRET, list_name, email)
-    return settings.unsubscribe_url.replace("{token}", quote(token, safe=""))
-
-
-def list_unsubscribe(settings: Settings, url: str, email: str) -> list[str]:
-    """The List-Unsubscribe header's targets: the HTTPS link (one-click) and a mailto."""
-    targets = []
-    if url.startswith("https://"):
-        targets.append(url)
-    if settings.unsubscribe_mailto:
-        targets.append(f"mailto:{settings.unsubscribe_mailto}?subject={quote('unsubscribe ' + email)}")
-    return targets
+    token = make_token(secret or SAMPLE_SECRET, list_name, email)  # base64url and '.': safe in a URL as is
+    return settings.unsubscribe_url.replace("{token}", token)

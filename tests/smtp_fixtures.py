@@ -145,6 +145,7 @@ class RecordingHandler:
 
     received: list[Received] = field(default_factory=list)
     replies: dict[tuple[str, str], str] = field(default_factory=dict)  # (stage, address) -> reply
+    reply_times: dict[tuple[str, str], int] = field(default_factory=dict)  # answers left, when limited
     drops: list[_Drop] = field(default_factory=list)
     connections_dropped: int = 0
     logins: list[str] = field(default_factory=list)
@@ -155,10 +156,22 @@ class RecordingHandler:
 
     # -- what a test asks for
 
-    def answer(self, address: str, reply: str, *, at: str = "RCPT") -> None:
-        """Answer ``reply`` (e.g. "550 5.1.1 mailbox unavailable") for ``address`` at RCPT or after DATA."""
+    def answer(self, address: str, reply: str, *, at: str = "RCPT", times: int | None = None) -> None:
+        """Answer ``reply`` (e.g. "550 5.1.1 mailbox unavailable") for ``address`` at RCPT or after DATA,
+        ``times`` times (None: always)."""
         assert at in ("RCPT", "DATA")
         self.replies[(at, address.lower())] = reply
+        if times is not None:
+            self.reply_times[(at, address.lower())] = times
+
+    def _reply(self, at: str, address: str) -> str | None:
+        key = (at, address.lower())
+        reply = self.replies.get(key)
+        if reply and key in self.reply_times:
+            self.reply_times[key] -= 1
+            if self.reply_times[key] <= 0:
+                del self.replies[key], self.reply_times[key]
+        return reply
 
     def drop_connection(self, *, after: int, stage: str = "mail", times: int | None = 1,
                         stop_listening: bool = False) -> None:
@@ -209,7 +222,7 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        reply = self.replies.get(("RCPT", address.lower()))
+        reply = self._reply("RCPT", address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)

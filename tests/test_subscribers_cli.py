@@ -199,6 +199,7 @@ def test_validate_reports_every_problem_with_its_line_and_exits_1(newsletter_roo
         "ada@example.com,Ada,subscribed,2026-01-05\n"
         "ada@example..com,Typo,subscribed,2026-01-05\n"
         "ADA@example.com,Again,subscribed,2026-01-06\n"
+        "Ada@Example.com,Left,unsubscribed,\n"
         "grace@example.org,Grace,subscirbed,2026-13-01\n"
         "katherine@example.org,Katherine\n"
         "\n"
@@ -209,14 +210,17 @@ def test_validate_reports_every_problem_with_its_line_and_exits_1(newsletter_roo
 
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        "subscribers/messy.csv:3: invalid address 'ada@example..com': An email address cannot have two periods in a row.",
-        "subscribers/messy.csv:4: duplicate address 'ADA@example.com', same as line 2 (delete one of the rows)",
-        "subscribers/messy.csv:5: unknown status 'subscirbed' (did you mean 'subscribed'?)",
-        "subscribers/messy.csv:5: subscribed_at '2026-13-01' is not a date (write it as YYYY-MM-DD)",
-        "subscribers/messy.csv:6: this row has 2 fields but the header has 4 "
-        "(every row needs 3 separators ','; quote values that contain one)",
+        ("subscribers/messy.csv:3: invalid address 'ada@example..com': "
+         "An email address cannot have two periods in a row."),
+        "subscribers/messy.csv:4: duplicate address 'ADA@example.com', same as line 2 (keep one row per address)",
+        ("subscribers/messy.csv:5: duplicate address 'Ada@Example.com', same as line 2; 'unsubscribed' wins, "
+         "so it receives no mail (keep one row per address)"),
+        "subscribers/messy.csv:6: unknown status 'subscirbed' (did you mean 'subscribed'?)",
+        "subscribers/messy.csv:6: subscribed_at '2026-13-01' is not a date (write it as YYYY-MM-DD)",
+        ("subscribers/messy.csv:7: this row has 2 fields but the header has 4 "
+         "(every row needs 3 separators ','; quote values that contain one)"),
     ]
-    assert result.stderr == ("Error: subscribers/messy.csv: 5 problems found "
+    assert result.stderr == ("Error: subscribers/messy.csv: 6 problems found "
                              "(fix the lines above, then validate again)\n")
 
 

@@ -74,7 +74,8 @@ def test_changing_one_row_rewrites_only_that_row(tmp_path: Path) -> None:
 
     assert unsubscribe(path, "ADA@example.com") == "subscribed"
 
-    expected = QUIRKY.replace(b"ada@example.com;Ada Lovelace;subscribed;", b"ada@example.com;Ada Lovelace;unsubscribed;")
+    expected = QUIRKY.replace(b"ada@example.com;Ada Lovelace;subscribed;",
+                              b"ada@example.com;Ada Lovelace;unsubscribed;")
     assert path.read_bytes() == expected
 
 
@@ -127,7 +128,8 @@ def test_set_status_changes_every_row_of_an_address_and_reports_the_count(tmp_pa
     changed = set_status(path, {normalize_key("ADA@example.com"): "bounced", "nobody@example.com": "bounced"})
 
     assert changed == 2
-    assert path.read_text() == "email,status\nada@example.com,bounced\nAda@Example.COM,bounced\ngrace@example.org,subscribed\n"
+    assert path.read_text() == ("email,status\nada@example.com,bounced\nAda@Example.COM,bounced\n"
+                                "grace@example.org,subscribed\n")
     before = path.stat().st_mtime_ns
     assert set_status(path, {normalize_key("ada@example.com"): "bounced"}) == 0
     assert path.stat().st_mtime_ns == before  # nothing to change: the file is not rewritten

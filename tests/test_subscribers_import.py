@@ -120,7 +120,8 @@ def test_a_listmonk_export_with_attributes(example: Path) -> None:
     assert "Ignored columns: uuid, updated_at (" in result.stdout
     after = rows(example)
     marie = after["marie@example.fr"]
-    assert (marie["name"], marie["city"], marie["plan"], marie["status"]) == ("Marie Curie", "Paris", "gold", "subscribed")
+    assert (marie["name"], marie["city"], marie["plan"], marie["status"]) == (
+        "Marie Curie", "Paris", "gold", "subscribed")
     assert after["spam@example.com"]["status"] == "unsubscribed"  # blocklisted
 
 
@@ -164,7 +165,8 @@ def test_a_file_without_an_email_column(newsletter_root: Path, example: Path) ->
 
 
 def test_a_file_that_is_not_utf8(newsletter_root: Path) -> None:
-    (newsletter_root / "latin1.csv").write_bytes("email,name\nada@example.com,Ada\nj@example.com,José\n".encode("latin-1"))
+    latin1 = "email,name\nada@example.com,Ada\nj@example.com,José\n".encode("latin-1")
+    (newsletter_root / "latin1.csv").write_bytes(latin1)
 
     result = run("import", "latin1.csv", "--list", "example")
 

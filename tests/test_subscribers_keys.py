@@ -39,7 +39,7 @@ TRICKY = [
     "", "a", "@example.com", "a@", "a@@example.com", "a@b@example.com", "a b@example.com",
     "a@exa mple.com", "a@example.com>", "Ada <ada@example.com>", '"a b"@example.com', '"ada"@example.com',
     "a@[192.0.2.1]", "a@[IPv6:2001:db8::1]", "a@example_ok.com", "a\u200b@example.com",
-    "a@example.com\u200b", "a\n@example.com", "a@ｅｘａｍｐｌｅ.com", "a＠example.com",
+    "a@example.com\u200b", "a\n@example.com", "a@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com", "a\uff20example.com",
     # internationalized local parts (SMTPUTF8), including ones NFC changes
     "ñoño@example.com", "Ñoño@example.com", "u\u0308ser@example.com", "üser@example.com", "用户@例子.广告",
     # lengths: 63 and 64 character labels, 254 and 255 character addresses, long local parts
@@ -76,7 +76,7 @@ def test_key_equals_email_validator_on_random_addresses() -> None:
     rng = random.Random(20261125)
     local_pieces = ["a", "Z", "0", "ada", "O'b", "+tag", ".", "..", "-", "_", "ü", "é", " ", '"', "\u0308", "@"]
     labels = ["a", "Z", "0", "ab", "x-y", "-a", "a-", "xn--bcher-kva", "xn--zz", "ab--c", "a--b", "com", "COM",
-              "test", "local", "onion", "c0", "1", "y" * 63, "y" * 64, "ü", "ｅ", "", "_"]
+              "test", "local", "onion", "c0", "1", "y" * 63, "y" * 64, "ü", "\uff45", "", "_"]
     good_local, good_labels = local_pieces[:6], labels[:5] + labels[11:13] + labels[18:20]
     fast = 0
     for n in range(8000):

@@ -93,8 +93,19 @@ class Message:
         if recipient.unsubscribe_url.startswith("https://"):
             targets.append(recipient.unsubscribe_url)
         if self.unsubscribe_mailto:
-            targets.append(f"mailto:{self.unsubscribe_mailto}?subject={quote('unsubscribe ' + recipient.email)}")
+            targets.append(f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{_quote_address(recipient.email)}")
         return targets
+
+
+_PLAIN_ADDRESS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+
+
+def _quote_address(email: str) -> str:
+    """Percent-encode an address for a URL query; the common case without urllib's general machinery."""
+    local, at, domain = email.rpartition("@")
+    if at and _PLAIN_ADDRESS.issuperset(local) and _PLAIN_ADDRESS.issuperset(domain):
+        return f"{local}%40{domain}"
+    return quote(email, safe="")
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ class Provider(Protocol):
 
     name: str
     max_batch: int  # most recipients one send_batch call may carry
+    max_concurrency: int  # batches send.py may have in flight at once (1: calls never overlap)
     supports_send_at: bool
 
     def open(self) -> None:

@@ -20,6 +20,7 @@ class DryRunProvider:
     """Counts and samples what a live send would deliver."""
 
     supports_send_at = True
+    max_concurrency = 1
 
     def __init__(self, out_dir: Path, *, samples: int = 3, stands_in_for: str = "sendgrid",
                  max_batch: int = 1000, payload_builder: Callable[[Message, Sequence[Recipient]], dict] | None = None):

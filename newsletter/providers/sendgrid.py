@@ -264,6 +264,7 @@ class SendGridProvider:
 
     name = "sendgrid"
     max_batch = MAX_RECIPIENTS
+    max_concurrency = 4  # independent HTTPS requests; SendGrid answers each in ~100-300 ms
     supports_send_at = True
 
     def __init__(self, settings: SendGridSettings, *, api_key: str):

@@ -76,6 +76,7 @@ class SmtpProvider:
 
     name = "smtp"
     max_batch = MAX_BATCH
+    max_concurrency = 1  # one SMTP connection, one conversation at a time
     supports_send_at = False
 
     def __init__(self, settings: SmtpSettings, *, password: str | None,

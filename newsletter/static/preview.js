@@ -80,7 +80,7 @@
     if (!error) return;
     fill("error-where", error.where ? (error.line ? `${error.where}:${error.line}` : error.where) : "");
     fill("error-message", error.message);
-    fill("error-hint", error.hint ? "Fix: " + error.hint : "");
+    fill("error-hint", error.hint);
     $("error-details").hidden = !error.details;
     fill("error-details", error.details);
   }
@@ -106,9 +106,35 @@
     select.value = view.r;
   }
 
+  function findingItem(f) {
+    const item = document.createElement("li");
+    item.className = f.severity;
+    const sev = document.createElement("span");
+    sev.className = "sev";
+    sev.textContent = f.severity + " ";
+    item.append(sev);
+    if (f.location) {
+      const where = document.createElement("code");
+      where.textContent = f.location;
+      item.append(where, document.createElement("br"));
+    }
+    item.append(document.createTextNode(f.message));
+    if (f.fix) {
+      const fix = document.createElement("div");
+      fix.className = "fix";
+      fix.textContent = "Fix: " + f.fix;
+      item.append(fix);
+    }
+    return item;
+  }
+
+  // Errors and warnings are listed; notes (which never block a send) fold away.
   function showFindings(findings, problem) {
     const list = $("findings");
+    const notes = $("notes-list");
     list.replaceChildren();
+    notes.replaceChildren();
+    $("notes").hidden = true;
     if (problem) {
       fill("findings-summary", "The checks could not run: " + problem);
       return;
@@ -117,31 +143,19 @@
       fill("findings-summary", "Checking…");
       return;
     }
-    const errors = findings.filter((f) => f.severity === "error").length;
-    const warnings = findings.length - errors;
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    const count = (severity) => findings.filter((f) => f.severity === severity).length;
+    const noteCount = findings.length - count("error") - count("warning");
     fill("findings-summary", findings.length
-      ? `${errors} error${errors === 1 ? "" : "s"}, ${warnings} warning${warnings === 1 ? "" : "s"}`
+      ? `${plural(count("error"), "error")}, ${plural(count("warning"), "warning")}` +
+        (noteCount ? `, ${plural(noteCount, "note")}` : "")
       : "No problems found.");
     for (const f of findings) {
-      const item = document.createElement("li");
-      item.className = f.severity;
-      const sev = document.createElement("span");
-      sev.className = "sev";
-      sev.textContent = f.severity + " ";
-      item.append(sev);
-      if (f.location) {
-        const where = document.createElement("code");
-        where.textContent = f.location;
-        item.append(where, document.createElement("br"));
-      }
-      item.append(document.createTextNode(f.message));
-      if (f.fix) {
-        const fix = document.createElement("div");
-        fix.className = "fix";
-        fix.textContent = "Fix: " + f.fix;
-        item.append(fix);
-      }
-      list.append(item);
+      (f.severity === "error" || f.severity === "warning" ? list : notes).append(findingItem(f));
+    }
+    if (noteCount) {
+      $("notes").hidden = false;
+      fill("notes-summary", plural(noteCount, "note"));
     }
   }
 

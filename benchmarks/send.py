@@ -1,0 +1,154 @@
+"""Send throughput against the local SendGrid stand-in, measured in one run.
+
+Prints: recipients per second for N recipients (default 100,000) sent
+through the SendGrid provider with batching; the same for a naive loop of
+one request per recipient on 2,000 recipients; their ratio; the journal's
+share of the batched send's time; peak memory of each phase; and a dry run
+of N recipients. Each phase runs in its own process (so peak memory is its
+own) and the stand-in runs in another, with schema validation off.
+
+Targets (2-core machine): 1,000,000 recipients in under 60 s with peak
+memory under 400 MB (run with --recipients 1000000 to measure it rather than
+project it from the rate); batched at least 100x the naive rate; dry run of
+100,000 recipients under 10 s.
+
+    python benchmarks/send.py [--recipients 100000] [--naive 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+ISSUE = "2026-11-25-first-dispatch"
+KEY = "SG.benchmark-key"
+
+
+def make_newsletter(root: Path, api_host: str, recipients: int, batch_size: int) -> None:
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    for folder in ("templates", "issues"):
+        shutil.copytree(REPO / folder, root / folder)
+    (root / "subscribers").mkdir()
+    with open(root / "subscribers" / "bench.csv", "w") as out:
+        out.write("email,name,status,city\n")
+        for i in range(recipients):
+            out.write(f"reader{i}@example.com,Reader {i},subscribed,City {i % 100}\n")
+    text = (root / "newsletter.toml").read_text()
+    text = text.replace("[sendgrid]", f'[sendgrid]\napi_host = "{api_host}"', 1)
+    text += f"\n[send]\nbatch_size = {batch_size}\n"
+    (root / "newsletter.toml").write_text(text)
+
+
+def phase(root: Path, dry_run: bool) -> dict:
+    """Run one send in this process; return its timings (called in a child process)."""
+    from newsletter import journal as jn
+    from newsletter import send as sending
+    from newsletter.config import load_settings
+
+    journal_seconds = 0.0
+
+    def timed(method):
+        def wrapper(*args, **kwargs):
+            nonlocal journal_seconds
+            start = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                journal_seconds += time.perf_counter() - start
+        return wrapper
+
+    for name in ("start_run", "select", "next_pending", "next_retry_time", "mark_in_flight", "settle", "release",
+                 "selected_status_counts"):
+        setattr(jn.Journal, name, timed(getattr(jn.Journal, name)))
+    settings = load_settings(root)
+    options = sending.SendOptions(list_name="bench", dry_run=dry_run, samples=3, out_dir=root / "outbox")
+    start = time.perf_counter()
+    if dry_run:
+        report = sending.dry_run(settings, root / "issues" / ISSUE, options)
+        prepare_s = 0.0
+    else:
+        plan = sending.prepare(settings, root / "issues" / ISSUE, options)
+        prepare_s = time.perf_counter() - start
+        report = sending.execute(plan, sending.open_provider(settings, plan, "sendgrid"))
+        plan.close()
+    total = time.perf_counter() - start
+    return {"sent": report.sent, "to_send": report.to_send, "batches": report.batches, "seconds": total,
+            "prepare_seconds": prepare_s, "journal_seconds": journal_seconds,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_phase(label: str, api_host: str, recipients: int, batch_size: int, dry_run: bool = False) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_newsletter(root, api_host, recipients, batch_size)
+        env = {**os.environ, "SENDGRID_API_KEY": KEY, "NEWSLETTER_UNSUBSCRIBE_SECRET": "benchmark-secret",
+               "NO_PROXY": "127.0.0.1,localhost"}
+        out = subprocess.run([sys.executable, __file__, "--phase", str(root), *(["--dry"] if dry_run else [])],
+                             env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"{label} failed:\n{out.stdout}\n{out.stderr}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["sent"] != recipients:
+        raise SystemExit(f"{label}: sent {result['sent']} of {recipients}")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--naive", type=int, default=2_000)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--dry", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phase(Path(args.phase), args.dry)))
+        return 0
+
+    standin = subprocess.Popen([sys.executable, str(REPO / "tests" / "sendgrid_standin.py"), "--port", "0",
+                                "--no-validate", "--key", KEY], stdout=subprocess.PIPE, text=True)
+    try:
+        url = standin.stdout.readline().split()[-1]
+        batched = run_phase("batched", url, args.recipients, 1000)
+        naive = run_phase("naive", url, args.naive, 1)
+        dry = run_phase("dry run", url, args.recipients, 1000, dry_run=True)
+    finally:
+        standin.terminate()
+        standin.wait()
+
+    def rate(r: dict) -> float:
+        return r["sent"] / (r["seconds"] - r["prepare_seconds"])
+
+    ratio = rate(batched) / rate(naive)
+    journal_share = batched["journal_seconds"] / batched["seconds"]
+    projected = 1_000_000 / rate(batched) + batched["prepare_seconds"] * 1_000_000 / args.recipients
+    print(f"batched : {batched['sent']:>9,} recipients in {batched['seconds']:6.1f} s "
+          f"(prepare {batched['prepare_seconds']:.1f} s), {rate(batched):>8,.0f}/s, peak {batched['peak_mb']:.0f} MB")
+    print(f"naive   : {naive['sent']:>9,} recipients in {naive['seconds']:6.1f} s, {rate(naive):>8,.0f}/s, "
+          f"peak {naive['peak_mb']:.0f} MB")
+    print(f"ratio batched/naive: {ratio:,.0f}x (target >= 100x)")
+    print(f"journal share of the batched send: {journal_share:.0%}")
+    label = "measured" if args.recipients >= 1_000_000 else "projected from this rate"
+    print(f"1,000,000 recipients: {projected:.0f} s {label} (target < 60 s), "
+          f"peak {batched['peak_mb']:.0f} MB at {args.recipients:,} (target < 400 MB)")
+    print(f"dry run : {dry['sent']:>9,} recipients in {dry['seconds']:6.1f} s "
+          f"(target < 10 s for 100,000), peak {dry['peak_mb']:.0f} MB")
+    ok = (ratio >= 100 and projected < 60 and batched["peak_mb"] < 400
+          and dry["seconds"] * 100_000 / args.recipients < 10)
+    print("targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

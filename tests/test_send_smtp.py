@@ -1,0 +1,75 @@
+"""`newsletter send --provider smtp` end to end: STARTTLS, AUTH, a real aiosmtpd server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+from smtp_fixtures import SMTP_PASSWORD
+
+from newsletter.cli import main
+from test_send import EXAMPLE_SUBSCRIBED, ISSUE, write_list
+
+
+def configure_smtp(root: Path, server, monkeypatch) -> None:
+    config = root / "newsletter.toml"
+    text = re.sub(r"(?ms)^\[smtp\].*?(?=^\[|\Z)", "", config.read_text())
+    text += (f'\n[smtp]\nhost = "{server.host}"\nport = {server.port}\nsecurity = "{server.security}"\n'
+             f'username = "{server.username}"\npassword_env = "SMTP_PASSWORD"\ntimeout = 5\n'
+             '\n[send]\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n')
+    config.write_text(text)
+    monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate.ca_path))  # trust the test CA
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_smtp_send_over_starttls_with_auth_delivers_each_once(newsletter_root, smtp_tls_server, monkeypatch):
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    result = run("send", ISSUE, "--list", "example", "--provider", "smtp", "--yes")
+    assert result.exit_code == 0, result.output
+    assert SMTP_PASSWORD not in result.output
+    received = smtp_tls_server.handler.received
+    assert sorted(smtp_tls_server.handler.recipients()) == sorted(EXAMPLE_SUBSCRIBED)
+    assert all(len(r.message()["To"].addresses) == 1 for r in received)
+    assert all(r.tls for r in received)
+    ada = next(r.message() for r in received if r.rcpt_tos == ("ada@example.com",))
+    assert "Hi Ada Lovelace," in ada.get_body(("plain",)).get_content()
+    assert ada["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    again = run("send", ISSUE, "--list", "example", "--provider", "smtp", "--yes")
+    assert "Nothing to send" in again.output and len(smtp_tls_server.handler.received) == 4
+
+
+def test_smtp_temporary_and_permanent_refusals(newsletter_root, smtp_tls_server, monkeypatch):
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    expected = write_list(newsletter_root, "mixed", 30)
+    smtp_tls_server.handler.answer("reader3@example.com", "550 5.1.1 mailbox unavailable")
+    smtp_tls_server.handler.answer("reader7@example.com", "451 4.7.1 try again later", times=1)
+    result = run("send", ISSUE, "--list", "mixed", "--provider", "smtp", "--yes")
+    assert result.exit_code == 1
+    assert "failed: reader3@example.com: SMTP 550 5.1.1 mailbox unavailable" in result.output
+    got = smtp_tls_server.handler.recipients()
+    assert sorted(got) == sorted(expected - {"reader3@example.com"})  # reader7 retried and delivered once
+
+
+def test_server_dropping_the_connection_mid_send_loses_and_duplicates_no_one(newsletter_root, smtp_tls_server,
+                                                                              monkeypatch):
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    expected = write_list(newsletter_root, "drop", 40)
+    smtp_tls_server.handler.drop_connection(after=10, stage="mail", times=2)
+    result = run("send", ISSUE, "--list", "drop", "--provider", "smtp", "--yes")
+    assert result.exit_code == 0, result.output
+    got = smtp_tls_server.handler.recipients()
+    assert sorted(got) == sorted(expected)
+
+
+def test_wrong_smtp_password_stops_and_never_shows_it(newsletter_root, smtp_tls_server, monkeypatch):
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    monkeypatch.setenv("SMTP_PASSWORD", "not-the-password-zz9")
+    result = run("send", ISSUE, "--list", "example", "--provider", "smtp", "--yes")
+    assert result.exit_code != 0
+    assert "not-the-password-zz9" not in result.output and "SMTP_PASSWORD" in result.output
+    assert not smtp_tls_server.handler.received
