@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html as html_lib
+import tomllib
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -22,7 +23,7 @@ import lxml.html
 from .build import BuiltIssue, build, sample_message, sample_values
 from .config import Settings
 from .content import ISSUE_FILE, Issue, load_issue
-from .errors import display_path
+from .errors import NewsletterError, display_path
 from .markdown import is_absolute
 from .merge import TOKEN_PREFIX
 from .personalize import UNSUBSCRIBE_FIELD, Personalizer
@@ -285,11 +286,50 @@ def _order(finding: Finding) -> tuple:
     return rank, finding.where, finding.line or 0
 
 
+THEME_ACKNOWLEDGEMENTS = "checks.toml"
+
+
+def _acknowledgements(folder: Path, cache: dict[Path, dict[str, str]]) -> dict[str, str]:
+    """``[acknowledged]`` of a theme folder's checks.toml: finding code -> why it is fine there."""
+    if folder not in cache:
+        path = folder / THEME_ACKNOWLEDGEMENTS
+        table: dict[str, str] = {}
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8")).get("acknowledged", {})
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+                raise NewsletterError(f"is not valid TOML: {err}", where=display_path(path)) from None
+            if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                raise NewsletterError("[acknowledged] must map finding codes to reasons (strings)",
+                                      where=display_path(path))
+            table = data
+        cache[folder] = table
+    return cache[folder]
+
+
+def acknowledge(findings: list[Finding], settings: Settings) -> list[Finding]:
+    """Turn warnings a theme acknowledges (for its own files) into notes that carry the theme's reason."""
+    templates = settings.templates_dir.resolve()
+    cache: dict[Path, dict[str, str]] = {}
+    result = []
+    for finding in findings:
+        if finding.severity == WARNING and finding.where:
+            path = Path(finding.where).resolve()
+            if templates in path.parents and path.parent.parent == templates:
+                reason = _acknowledgements(path.parent, cache).get(finding.code)
+                if reason:
+                    finding = dataclasses.replace(
+                        finding, severity=INFO,
+                        message=f"{finding.message} (acknowledged by the theme: {reason})")
+        result.append(finding)
+    return result
+
+
 def run_checks_on(ctx: CheckContext, checks: Iterable[Check] = ()) -> list[Finding]:
     findings: list[Finding] = []
     for check in (checks or all_checks()):
         findings.extend(check(ctx))
-    return sorted(findings, key=_order)
+    return sorted(acknowledge(findings, ctx.settings), key=_order)
 
 
 def check_issue(settings: Settings, issue_dir: Path, available_fields: Collection[str] | None = None,

@@ -139,7 +139,8 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
 # --- subscribers (issue 3) -------------------------------------------------
 
 # Imported here rather than at the top, so this region stays self-contained.
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import subscribers as subscriber_lists
 from .errors import display_path
@@ -163,7 +164,8 @@ def _list_path(ctx: click.Context, name: str) -> Path:
 _list_option = click.option("--list", "-l", "list_name", required=True, metavar="NAME",
                             help="The list to use: subscribers/NAME.csv.")
 _filter_options = [
-    click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only rows with this tag (repeat for all of several)."),
+    click.option("--tag", "tags", multiple=True, metavar="TAG",
+                 help="Only rows with this tag (repeat for rows with all of several)."),
     click.option("--where", "where", multiple=True, callback=_key_values, metavar="FIELD=VALUE",
                  help="Only rows whose column FIELD equals VALUE, ignoring case (repeatable)."),
     click.option("--status", "statuses", multiple=True, type=click.Choice(subscriber_lists.STATUSES),
@@ -171,7 +173,11 @@ _filter_options = [
 ]
 
 
-def _filters(command: Any) -> Any:
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _filters(command: _Command) -> _Command:
+    """The --tag, --where and --status options of list and export, in one decorator."""
     for option in reversed(_filter_options):
         command = option(command)
     return command
@@ -256,8 +262,9 @@ def subscribers_import(ctx: click.Context, source: Path, list_name: str, mapping
         click.echo(f"Ignored columns: {', '.join(report.ignored_columns)} "
                    f"(keep one with --map '{first}=FIELD')")
     if report.kept_suppressed:
-        click.echo(f"{report.kept_suppressed} address(es) stay unsubscribed, bounced or complained as the list "
-                   "says (--resubscribe overrides).")
+        kept = report.kept_suppressed
+        click.echo(f"{kept} address{'es' if kept != 1 else ''} the file says subscribed stay{'s' if kept == 1 else ''}"
+                   " unsubscribed, bounced or complained as the list says (--resubscribe overrides).")
     summary = (f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
                f"{len(report.rejected)} rejected")
     if dry_run:

@@ -287,27 +287,26 @@ def rewrite_list(path: Path, edit: RewriteEdit, *, add_columns: Sequence[str] = 
     that cannot be read raises before anything is replaced; so does a crash.
     Returns the number of rows changed, added or dropped.
     """
-    if new_header is not None:
+    creating = new_header is not None and (not path.exists() or path.stat().st_size == 0)
+    if creating and dry_run:  # report what a new list would get, touching nothing
+        state = Rewrite(ListFormat(path=path, header=_with_columns(new_header or (), add_columns), header_raw="",
+                                   header_line=1))
+        for _ in edit(state, iter(())):
+            pass
+        return state.changed
+    if creating:
         path.parent.mkdir(parents=True, exist_ok=True)
     with locked(path):
         if new_header is not None and (not path.exists() or path.stat().st_size == 0):
-            have = {h.lower() for h in new_header}
-            header = [*new_header, *(c for c in dict.fromkeys(add_columns) if c.lower() not in have)]
-            fmt = ListFormat(path=path, header=header, header_raw="", header_line=1)
-            if dry_run:
-                state = Rewrite(fmt)
-                for _ in edit(state, iter(())):
-                    pass
-                return state.changed
+            header = _with_columns(new_header, add_columns)  # (checked again: another writer may have made it)
             with atomic_write(path) as out:
-                out.write(fmt.format_row(header))
+                out.write(ListFormat(path=path, header=header, header_raw="", header_line=1).format_row(header))
                 out.commit()
         with read_list(path) as (fmt, records):
-            lowered = {h.lower() for h in fmt.header}
-            extra = [c for c in dict.fromkeys(add_columns) if c.lower() not in lowered]
+            header = _with_columns(fmt.header, add_columns)
+            extra = header[len(fmt.header):]
             widened = fmt
             if extra:
-                header = [*fmt.header, *extra]
                 widened = dataclasses.replace(fmt, header=header, header_raw=fmt.format_row(header))
             state = Rewrite(widened)
 
@@ -330,6 +329,12 @@ def rewrite_list(path: Path, edit: RewriteEdit, *, add_columns: Sequence[str] = 
                 if state.changed and not dry_run:
                     out.commit()
             return state.changed
+
+
+def _with_columns(header: Sequence[str], more: Sequence[str]) -> list[str]:
+    """``header`` followed by the columns of ``more`` it lacks (compared ignoring case)."""
+    have = {h.lower() for h in header}
+    return [*header, *(c for c in dict.fromkeys(more) if c.lower() not in have)]
 
 
 class AtomicWriter:
@@ -382,6 +387,9 @@ def atomic_write(path: Path, *, bom: bool = False) -> Iterator[AtomicWriter]:
                               where=display_path(path)) from None
     try:
         yield writer
+    except OSError as err:  # a full disk, a vanished folder: the old file is still whole
+        raise NewsletterError(f"could not finish writing ({err.strerror}); the file is unchanged",
+                              where=display_path(path)) from None
     finally:
         writer.discard()
 

@@ -20,8 +20,10 @@ import datetime as dt
 
 from .errors import NewsletterError
 
-# Headers may run to RFC 5322's 998 characters: folding a long List-Unsubscribe URL would
-# otherwise turn it into encoded words, which mail clients do not read as a URL.
+# Bodies are encoded with quoted-printable lines of at most 76 characters (RFC 2045; longer ones
+# cost spam score). Headers are written out with RFC 5322's 998-character limit: folding a long
+# List-Unsubscribe URL at 78 would turn it into encoded words, which clients do not read as a URL.
+BODY_POLICY = email.policy.SMTP
 POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
@@ -76,7 +78,7 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
                   message_id: str | None = None) -> EmailMessage:
     """A multipart/alternative message (text first, then HTML), verified after building."""
     sender = _address("From address", envelope.from_address)
-    msg = EmailMessage(policy=POLICY)
+    msg = EmailMessage(policy=BODY_POLICY)
     intended: dict[str, str] = {}
 
     def put(name: str, value: str) -> None:
@@ -106,6 +108,7 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     for part in msg.iter_parts():
         del part["MIME-Version"]  # belongs on the message only
+    msg.policy = POLICY  # bodies are encoded; from here on the policy only decides header folding
     intended["mime-version"] = "1.0"
     _verify(msg, intended)
     return msg

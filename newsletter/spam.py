@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -81,14 +83,14 @@ def parse_report(output: bytes) -> SpamReport:
         row = _REPORT_LINE.match(line)
         if row:
             last = row[2]
-            points[last] = float(row[1])
+            points[last] = float(row[1]) + 0.0  # + 0.0 turns SpamAssassin's -0.0 into 0
             descriptions[last] = row[3].strip()
         elif line.startswith(" ") and line.strip() and last:  # a description continued on the next line
             descriptions[last] += " " + line.strip()
         elif not line.strip():
             break
     rules = tuple(Rule(n, points.get(n, 0.0), descriptions.get(n, "")) for n in names)
-    return SpamReport(float(match[1]), float(match[2]), rules)
+    return SpamReport(float(match[1]) + 0.0, float(match[2]), rules)
 
 
 def score_message(message: bytes, executable: str | None = None, timeout: float = TIMEOUT_SECONDS) -> SpamReport:
@@ -115,11 +117,63 @@ def score_message(message: bytes, executable: str | None = None, timeout: float 
     return parse_report(done.stdout)
 
 
+_VOLATILE_HEADER = re.compile(rb"^(Date|Message-ID):[^\r\n]*\r?\n", re.IGNORECASE | re.MULTILINE)
+
+
+_BOUNDARY = re.compile(rb'boundary="?([^";\r\n]+)"?', re.IGNORECASE)
+
+
+def _stable_content(message: bytes) -> bytes:
+    """The message without what changes on every build but never the verdict: Date, Message-ID, MIME boundaries."""
+    stable = _VOLATILE_HEADER.sub(b"", message)
+    for boundary in set(_BOUNDARY.findall(stable)):
+        stable = stable.replace(boundary, b"BOUNDARY")
+    return stable
+
+
+def cache_folder() -> Path:
+    """Where verdicts are kept: $XDG_CACHE_HOME/newsletter/spam (default ~/.cache/newsletter/spam)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "newsletter" / "spam"
+
+
+def score_message_cached(message: bytes) -> SpamReport:
+    """score_message, remembered per message content and SpamAssassin installation.
+
+    SpamAssassin takes seconds to start, and check, build, preview and send all score
+    the same issue again and again. Date and Message-ID change on every build without
+    changing the verdict, so they are left out of the key; the rules' files are in it.
+    """
+    program = shutil.which(SPAMASSASSIN)
+    if not program:
+        raise SpamAssassinMissing(SPAMASSASSIN)
+    rules = [Path(program), Path("/var/lib/spamassassin"), Path("/usr/share/spamassassin"), Path("/etc/spamassassin")]
+    stamp = ";".join(f"{p}:{p.stat().st_mtime_ns}" for p in rules if p.exists())
+    digest = hashlib.sha256(stamp.encode() + b"\0" + _stable_content(message)).hexdigest()
+    path = cache_folder() / f"{digest}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return SpamReport(data["score"], data["required"], tuple(Rule(*r) for r in data["rules"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    report = score_message(message, program)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"score": report.score, "required": report.required,
+                                         "rules": [[r.name, r.points, r.description] for r in report.rules]}),
+                             encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only home only costs speed
+    return report
+
+
 def check_spam_score(ctx: CheckContext) -> Iterator[Finding]:
     where = display_path(ctx.issue.path / ISSUE_FILE)
     threshold = ctx.settings.checks.spam_threshold
     try:
-        report = score_message(ctx.message_bytes)
+        report = score_message_cached(ctx.message_bytes)
     except SpamAssassinMissing:
         yield Finding(WARNING, "spam-not-checked", "SpamAssassin is not installed, so the spam score was not "
                       "checked", where, fix=INSTALL_HINT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,14 @@ pytest_plugins = ["sendgrid_fixtures", "smtp_fixtures"]
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ISSUE = "2026-11-25-first-dispatch"
 SEED = REPO / "tests" / "data" / "import" / "seed.txt"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the whole run (SpamAssassin verdicts), never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    return folder
 
 
 @pytest.fixture

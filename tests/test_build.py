@@ -49,7 +49,7 @@ def test_seed_article_is_in_the_email_with_its_sections(example_issue: Path, new
     titles = [h.text_content() for h in doc.xpath("//h2[contains(@class,'article-title')]")]
     assert titles[0] == "Trump’s Phone Call with Putin: A Closer Look at U.S. Strategy"
     assert len(doc.xpath("(//td[contains(@class,'article')])[1]//h3")) == 6
-    toc = [a.text_content() for a in doc.xpath("//a[contains(@class,'toc-link')]")]
+    toc = [li.text_content() for li in doc.xpath("//li[contains(@class,'toc-item')]")]
     assert toc == titles  # two articles: a table of contents
 
 

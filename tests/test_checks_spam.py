@@ -86,3 +86,22 @@ def test_parse_report_reads_score_rules_and_wrapped_descriptions():
     assert (report.score, report.required) == (6.2, 5.0)
     assert [r.name for r in report.ranked_rules()] == ["LOTS_OF_MONEY", "FREE_MONEY", "HTML_MESSAGE"]
     assert str(report.rules[0]) == "FREE_MONEY (+3): BODY: Talks about free money with a long description"
+
+
+def test_verdicts_are_remembered_per_message_content(settings, example_issue, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from newsletter.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh-cache"))
+    folder = tmp_path / "fresh-cache" / "newsletter" / "spam"
+    assert CliRunner().invoke(main, ["check", str(example_issue)]).exit_code == 0
+    first = set(folder.glob("*.json"))
+    assert len(first) == 1
+    # Date, Message-ID and MIME boundaries differ on every build; the verdict is reused.
+    assert CliRunner().invoke(main, ["check", str(example_issue)]).exit_code == 0
+    assert set(folder.glob("*.json")) == first
+    article = next(example_issue.glob("keeping-*.md"))
+    article.write_text(article.read_text() + "\nOne more sentence changes the message.\n")
+    assert CliRunner().invoke(main, ["check", str(example_issue)]).exit_code == 0
+    assert len(set(folder.glob("*.json"))) == 2  # a changed issue is scored again

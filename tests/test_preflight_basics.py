@@ -105,3 +105,23 @@ def test_html_over_gmail_clipping_limit_is_a_warning(newsletter_root):
     result = check(write_issue(newsletter_root, articles={"a.md": f"---\ntitle: Long\n---\n\n{body}\n"}))
     assert result.exit_code == 0
     assert "Gmail clips messages over 102 KB" in result.output
+
+
+def test_a_theme_acknowledges_features_it_uses_with_a_fallback(newsletter_root):
+    import json
+
+    folder = write_issue(newsletter_root)
+    result = CliRunner().invoke(main, ["check", str(folder), "--format", "json"])
+    findings = {f["code"]: f for f in json.loads(result.output)["findings"]}
+    doctype = findings["client-support:html-doctype"]
+    assert doctype["severity"] == "info" and "acknowledged by the theme" in doctype["message"]
+    (newsletter_root / "templates" / "default" / "checks.toml").unlink()
+    result = CliRunner().invoke(main, ["check", str(folder), "--format", "json"])
+    findings = {f["code"]: f for f in json.loads(result.output)["findings"]}
+    assert findings["client-support:html-doctype"]["severity"] == "warning"
+
+
+def test_a_broken_acknowledgements_file_is_named(newsletter_root):
+    (newsletter_root / "templates" / "default" / "checks.toml").write_text("[acknowledged\n")
+    result = check(write_issue(newsletter_root))
+    assert result.exit_code == 2 and "templates/default/checks.toml: is not valid TOML" in result.output

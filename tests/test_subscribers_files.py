@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import subprocess
@@ -90,10 +91,13 @@ def test_a_file_without_a_final_line_break_gets_one_before_a_new_row(tmp_path: P
 def test_a_new_list_is_created_with_a_header(tmp_path: Path) -> None:
     path = tmp_path / "subscribers" / "weekly.csv"
 
-    add_subscriber(path, "ada@example.com", fields={"city": "London"}, today=__import__("datetime").date(2026, 1, 2))
+    add_subscriber(path, "ada@example.com", fields={"city": "London"}, today=datetime.date(2026, 1, 2))
 
     assert path.read_text() == ("email,name,status,tags,subscribed_at,city\n"
                                 "ada@example.com,,subscribed,,2026-01-02,London\n")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file, not a private temp file
 
 
 @pytest.mark.parametrize(("content", "line", "words"), [
@@ -176,7 +180,8 @@ def _big_list(path: Path, rows: int) -> bytes:
     return data
 
 
-def test_a_write_killed_halfway_leaves_the_old_file_intact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_a_write_stopped_halfway_leaves_the_old_file_intact(tmp_path: Path, signum: int) -> None:
     path = tmp_path / "big.csv"
     original = _big_list(path, 300_000)
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
@@ -184,7 +189,7 @@ def test_a_write_killed_halfway_leaves_the_old_file_intact(tmp_path: Path) -> No
         from newsletter.subscribers import set_status
         path = Path({str(path)!r})
         set_status(path, {{f"reader{{i}}@example.com": "unsubscribed" for i in range(0, 300_000, 2)}})
-    """)])
+    """)], stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and child.poll() is None:
@@ -192,16 +197,18 @@ def test_a_write_killed_halfway_leaves_the_old_file_intact(tmp_path: Path) -> No
             if partial:
                 break
             time.sleep(0.002)
-        assert child.poll() is None, "the child finished before it could be killed; make the list bigger"
-        os.kill(child.pid, signal.SIGKILL)
+        assert child.poll() is None, "the child finished before it could be stopped; make the list bigger"
+        os.kill(child.pid, signum)
     finally:
         child.wait()
 
     assert path.read_bytes() == original
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("big.csv", "big.csv.lock")]
-    assert all(name.startswith(".big.csv.") and name.endswith(".tmp") for name in leftovers)
-    assert not any(name.endswith(".csv") for name in leftovers)  # never mistaken for a list
-    # The dead writer's lock went with it: the next write goes through.
+    if signum == signal.SIGINT:
+        assert leftovers == []  # Ctrl-C cleans up its temporary file
+    else:  # a killed process cannot; what it leaves is never mistaken for a list
+        assert all(name.startswith(".big.csv.") and name.endswith(".tmp") for name in leftovers)
+    # The stopped writer's lock went with it: the next write goes through.
     assert set_status(path, {"reader1@example.com": "bounced"}) == 1
 
 
