@@ -212,12 +212,20 @@ def subscribers_add(ctx: click.Context, email: str, list_name: str, name: str | 
 
 
 @subscribers_group.command("unsubscribe")
-@click.argument("email")
+@click.argument("email", required=False)
 @_list_option
+@click.option("--token", default=None,
+              help="An unsubscribe link's token (for a web form or webhook): verified, then its address is used.")
 @click.pass_context
-def subscribers_unsubscribe(ctx: click.Context, email: str, list_name: str) -> None:
+def subscribers_unsubscribe(ctx: click.Context, email: str | None, list_name: str, token: str | None) -> None:
     """Mark EMAIL unsubscribed; the row stays so the address is never mailed again by accident."""
+    from .unsubscribe import address_of_token
+
+    if (email is None) == (token is None):
+        raise click.UsageError("give either EMAIL or --token TOKEN")
     path = _list_path(ctx, list_name)
+    if token is not None:
+        email = address_of_token(settings_of(ctx), list_name, token)
     was = subscriber_lists.unsubscribe(path, email)
     if was in subscriber_lists.SUPPRESSED:
         click.echo(f"{email.strip()} is already {was} in {display_path(path)}; nothing changed.")

@@ -55,7 +55,6 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated REAL NOT NULL,
     UNIQUE (send, key)
 );
-CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (send, status, run);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     send INTEGER NOT NULL REFERENCES sends (id),
@@ -186,13 +185,18 @@ class Journal:
 
     # -- the send loop -----------------------------------------------------------------------------
 
-    def next_pending(self, limit: int, max_attempts: int) -> list[Row]:
-        """Up to ``limit`` pending recipients of this run that may be tried now, oldest first."""
+    def next_pending(self, limit: int, max_attempts: int, after: int = 0) -> list[Row]:
+        """Up to ``limit`` pending recipients of this run that may be tried now, in order, after row ``after``.
+
+        The send loop walks forward with ``after`` (the last id it took), so each call reads
+        only the rows ahead of it in the table's own order, and no second index has to be
+        kept up to date on every insert; it starts again from 0 to pick up retries.
+        """
         rows = self.db.execute(
             "SELECT id, key, email, name, fields, attempts FROM deliveries "
-            "WHERE send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
+            "WHERE id > ? AND send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
             "ORDER BY id LIMIT ?",
-            (self.send, self.run, max_attempts, time.time(), limit)).fetchall()
+            (after, self.send, self.run, max_attempts, time.time(), limit)).fetchall()
         loads = json.loads
         return [Row(i, k, e, n, loads(f) if f else {}, a) for i, k, e, n, f, a in rows]
 

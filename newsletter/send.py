@@ -272,13 +272,18 @@ class _Batches:
         size = min(self.send.batch_size, self.provider.max_batch)
         workers = max(1, min(self.send.concurrency, getattr(self.provider, "max_concurrency", 1)))
         in_flight: dict[Future, tuple[list[jn.Row], list[Recipient]]] = {}
+        cursor = 0  # the last journal row taken: the queue is read forward, then again from the start
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
             try:
                 while True:
                     while len(in_flight) < workers and self.may_start():
-                        rows = self.journal.next_pending(size, self.send.max_attempts)
+                        rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
+                        if not rows and cursor:
+                            cursor = 0
+                            rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
                         if not rows:
                             break
+                        cursor = rows[-1].id
                         batch = self.start(rows)
                         if batch:
                             in_flight[pool.submit(self.provider.send_batch, self.plan.message, batch[1])] = batch
