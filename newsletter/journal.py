@@ -167,7 +167,7 @@ class Journal:
         dumps = json.JSONEncoder(ensure_ascii=False).encode
         buffer: list[tuple] = []
         for key, email, name, fields in recipients:
-            buffer.append((self.send, key, email, name, dumps(fields), self.run, now))
+            buffer.append((self.send, key, email, name, dumps(fields) if fields else None, self.run, now))
             if len(buffer) >= chunk:
                 with self.transaction() as db:
                     db.executemany(sql, buffer)
@@ -190,11 +190,12 @@ class Journal:
 
         The send loop walks forward with ``after`` (the last id it took), so each call reads
         only the rows ahead of it in the table's own order, and no second index has to be
-        kept up to date on every insert; it starts again from 0 to pick up retries.
+        kept up to date on every insert; it starts again from 0 to pick up retries. (``+send``
+        keeps SQLite from choosing the (send, key) index, which would sort the whole send per call.)
         """
         rows = self.db.execute(
             "SELECT id, key, email, name, fields, attempts FROM deliveries "
-            "WHERE id > ? AND send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
+            "WHERE id > ? AND +send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
             "ORDER BY id LIMIT ?",
             (after, self.send, self.run, max_attempts, time.time(), limit)).fetchall()
         loads = json.loads

@@ -192,8 +192,8 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
             report.skipped[reason] += 1
 
         selection = select_recipients(list_path, tags=options.tags, where=options.where, on_skip=on_skip)
-        used = used_columns(built)
-        journal.select((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in used}) for s in selection)
+        extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
+        journal.select((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in extra}) for s in selection)
         if options.retry_unknown:
             journal.requeue(jn.UNKNOWN)
         if options.retry_failed:
@@ -253,7 +253,8 @@ class _Batches:
         refuse_line_breaks("subscriber name", row.name)
         url = unsubscribe_url(self.plan.settings, self.plan.options.list_name, row.email, self.plan.secret,
                               self.plan.provider_name)
-        return Recipient(email=row.email, key=row.key, name=row.name, values=merge_values(row.fields, url))
+        columns = {"email": row.email, "name": row.name, **row.fields}
+        return Recipient(email=row.email, key=row.key, name=row.name, values=merge_values(columns, url))
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
