@@ -25,6 +25,7 @@ from .errors import NewsletterError
 # List-Unsubscribe URL at 78 would turn it into encoded words, which clients do not read as a URL.
 BODY_POLICY = email.policy.SMTP
 POLICY = email.policy.SMTP.clone(max_line_length=998)
+UTF8_POLICY = POLICY.clone(utf8=True)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class Envelope:
     list_unsubscribe: Sequence[str] = ()  # URLs: https://... and/or mailto:...
     one_click: bool = False
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def needs_utf8(envelope: Envelope) -> bool:
+    """True when an address (not a display name) has non-ASCII characters."""
+    addresses = [parseaddr(envelope.from_address)[1], envelope.to_email, parseaddr(envelope.reply_to)[1]]
+    return any(not address.isascii() for address in addresses)
 
 
 def refuse_line_breaks(field_name: str, value: str) -> str:
@@ -108,7 +115,10 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     for part in msg.iter_parts():
         del part["MIME-Version"]  # belongs on the message only
-    msg.policy = POLICY  # bodies are encoded; from here on the policy only decides header folding
+    # Bodies are encoded; from here on the policy only decides how headers are written. An address
+    # with non-ASCII characters cannot be an encoded word (RFC 2047 forbids it): such a message
+    # needs UTF-8 headers (RFC 6532), delivered with SMTPUTF8.
+    msg.policy = UTF8_POLICY if needs_utf8(envelope) else POLICY
     intended["mime-version"] = "1.0"
     _verify(msg, intended)
     return msg
@@ -116,7 +126,9 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
 
 def _verify(msg: EmailMessage, intended: Mapping[str, str]) -> None:
     """Parse the message back and insist on exactly the intended top-level headers."""
-    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    raw = msg.as_bytes()
+    parsed = (email.message_from_string(raw.decode("utf-8"), policy=email.policy.default) if msg.policy.utf8
+              else email.message_from_bytes(raw, policy=email.policy.default))
     names = [name.lower() for name in parsed.keys() if name.lower() != "content-type"]
     if sorted(names) != sorted(intended):
         extra = sorted(set(names) - set(intended))
