@@ -2,21 +2,24 @@
 
 The checks need the structure of the CSS a mail client receives (which
 properties, at-rules, selectors and media conditions it uses), not a browser's
-cascade, so this is a small tolerant reader: it never raises on odd CSS, it
-keeps values as written, and it records the ``@media`` conditions a rule sits
-in so dark-mode rules can be told apart from the rest.
+cascade. tinycss2 does the parsing: it is tolerant (odd CSS becomes parse
+errors, which are skipped, never exceptions). Values, selectors and at-rule
+preludes are given back as written, read from the source by the positions
+tinycss2 records, with comments read as spaces. The ``@media`` conditions a
+rule sits in are recorded so dark-mode rules can be told apart from the rest.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
-_IMPORTANT = re.compile(r"!\s*important\s*$", re.IGNORECASE)
+import tinycss2
+from tinycss2.ast import Node
+
 # at-rules whose block holds further rules (the rest hold declarations or keyframes)
 _GROUPING_AT_RULES = {"media", "supports", "document", "container", "layer", "scope"}
+_CLOSERS = {"{} block": "}", "[] block": "]", "() block": ")", "function": ")"}
 
 
 @dataclass(frozen=True)
@@ -55,111 +58,98 @@ class Stylesheet:
         self.has_comments = self.has_comments or other.has_comments
 
 
-def split_top_level(text: str, separator: str) -> list[str]:
-    """Split ``text`` at ``separator`` where it is not inside quotes, parentheses or brackets."""
-    parts: list[str] = []
-    depth = 0
-    quote = ""
-    start = 0
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth = max(0, depth - 1)
-        elif char == separator and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    parts.append(text[start:])
-    return parts
+class _Source:
+    """A CSS text tokenized by tinycss2, able to give back any run of its tokens as written.
+
+    tinycss2 records where each token starts (line and column in the text with ``\\r\\n``, ``\\r`` and
+    ``\\f`` read as ``\\n``); a token ends where the next one in its list starts, or where its block closes.
+    """
+
+    def __init__(self, text: str):
+        self.text = text.replace("\0", "\ufffd").replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+        self.line_starts = [0, *(i + 1 for i, char in enumerate(self.text) if char == "\n")]
+        self.tokens = tinycss2.parse_component_value_list(self.text, skip_comments=False)
+        self.has_comments = False
+        self.ends: dict[int, int] = {}
+        self._find_ends(self.tokens, len(self.text))
+
+    def start(self, node: Node) -> int:
+        return self.line_starts[node.source_line - 1] + node.source_column - 1
+
+    def _find_ends(self, tokens: Sequence[Node], end: int) -> None:
+        starts = [self.start(token) for token in tokens]
+        for i in reversed(range(len(tokens))):
+            token = tokens[i]
+            self.has_comments = self.has_comments or token.type == "comment"
+            if i and token.type == "error" and starts[i] == starts[i - 1]:  # about the token before (an open string)
+                self.ends[id(token)] = starts[i]
+                continue
+            self.ends[id(token)] = end
+            if token.type in _CLOSERS:
+                closed = self.text[end - 1:end] == _CLOSERS[token.type]  # else left open at the end of the text
+                self._find_ends(token.arguments if token.type == "function" else token.content, end - closed)
+            end = starts[i]
+
+    def text_of(self, tokens: Iterable[Node]) -> str:
+        """``tokens`` as written, comments read as spaces."""
+        return "".join(" " if token.type == "comment" else self.text[self.start(token):self.ends[id(token)]]
+                       for token in tokens)
+
+
+def _declarations(nodes: Iterable[Node], source: _Source) -> tuple[Declaration, ...]:
+    return tuple(Declaration(node.lower_name, source.text_of(node.value).strip(), node.important)
+                 for node in nodes if node.type == "declaration")
+
+
+def _block_contents(tokens: list[Node]) -> list[Node]:
+    return tinycss2.parse_blocks_contents(tokens, skip_comments=True, skip_whitespace=True)
 
 
 def parse_declarations(text: str) -> tuple[Declaration, ...]:
     """The declarations of a ``style=""`` attribute or a rule's block."""
-    declarations = []
-    for part in split_top_level(text, ";"):
-        name, colon, value = part.partition(":")
-        name = name.strip().lower()
-        if not colon or not name:
-            continue
-        value = value.strip()
-        important = bool(_IMPORTANT.search(value))
-        if important:
-            value = _IMPORTANT.sub("", value).strip()
-        declarations.append(Declaration(name, value, important))
-    return tuple(declarations)
+    source = _Source(text)
+    return _declarations(_block_contents(source.tokens), source)
 
 
-def _blocks(text: str) -> Iterator[tuple[str, str | None]]:
-    """Top-level (prelude, block) pairs; block is None for a statement ended by ``;``."""
-    depth = 0
-    quote = ""
-    start = 0
-    prelude_end = 0
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "{":
-            if depth == 0:
-                prelude_end = i
-            depth += 1
-        elif char == "}":
-            if depth == 0:  # a stray brace: skip past it
-                start = i + 1
-            else:
-                depth -= 1
-                if depth == 0:
-                    yield text[start:prelude_end].strip(), text[prelude_end + 1:i]
-                    start = i + 1
-        elif char == ";" and depth == 0:
-            statement = text[start:i].strip()
-            if statement:
-                yield statement, None
-            start = i + 1
-        i += 1
-
-
-def _read(text: str, sheet: Stylesheet, at_rules: tuple[str, ...], selectable: bool) -> None:
-    for prelude, block in _blocks(text):
-        prelude = " ".join(prelude.split())
-        if prelude.startswith("@"):
+def _read(nodes: Iterable[Node], source: _Source, sheet: Stylesheet, at_rules: tuple[str, ...],
+          selectable: bool) -> None:
+    for node in nodes:
+        if node.type == "at-rule":
+            prelude = " ".join(f"@{node.at_keyword}{source.text_of(node.prelude)}".split())
             sheet.at_rules.append(prelude)
-            name = prelude[1:].split(None, 1)[0].split("(", 1)[0].lower() if len(prelude) > 1 else ""
-            if block is None:
+            if node.content is None:  # a statement ended by ';'
                 continue
-            if name in _GROUPING_AT_RULES:
-                _read(block, sheet, (*at_rules, prelude), selectable)
-            elif "{" in block:  # @keyframes and the like: steps, not selectors
-                _read(block, sheet, (*at_rules, prelude), False)
+            inside = (*at_rules, prelude)
+            if node.lower_at_keyword in _GROUPING_AT_RULES:
+                _read(_block_contents(node.content), source, sheet, inside, selectable)
+            elif any(token.type == "{} block" for token in node.content):  # @keyframes: steps, not selectors
+                _read(_block_contents(node.content), source, sheet, inside, False)
             else:  # @font-face, @page: declarations
-                sheet.rules.append(Rule("", parse_declarations(block), (*at_rules, prelude)))
-        elif block is not None:
-            sheet.rules.append(Rule(prelude if selectable else "", parse_declarations(block), at_rules))
+                sheet.rules.append(Rule("", _declarations(_block_contents(node.content), source), inside))
+        elif node.type == "qualified-rule":
+            prelude = [token for token in node.prelude if token.type != "error"]  # e.g. a stray '}' before it
+            selector = " ".join(source.text_of(prelude).split()) if selectable else ""
+            sheet.rules.append(Rule(selector, _declarations(_block_contents(node.content), source), at_rules))
+        # parse errors (stray braces, a selector with no block, ...) and, inside grouping at-rules,
+        # stray declarations are skipped
 
 
 def parse_stylesheet(text: str) -> Stylesheet:
     """Read the rules, at-rules and comments of a CSS text."""
-    sheet = Stylesheet(has_comments=bool(_COMMENT.search(text)))
-    _read(_COMMENT.sub(" ", text), sheet, (), True)
+    source = _Source(text)
+    sheet = Stylesheet(has_comments=source.has_comments)
+    _read(tinycss2.parse_stylesheet(source.tokens, skip_comments=True, skip_whitespace=True),
+          source, sheet, (), True)
     return sheet
 
 
 def selectors_of(rule: Rule) -> list[str]:
     """The comma-separated selectors of a rule, each stripped."""
-    return [s.strip() for s in split_top_level(rule.selector, ",") if s.strip()]
+    source = _Source(rule.selector)
+    groups: list[list[Node]] = [[]]
+    for token in source.tokens:
+        if token == ",":
+            groups.append([])
+        else:
+            groups[-1].append(token)
+    return [selector for selector in (source.text_of(group).strip() for group in groups) if selector]

@@ -426,7 +426,8 @@ def validate_list(path: Path, *, check_dns: bool = False, dns_resolver: Any = No
     is a problem. A file that cannot be parsed at all raises NewsletterError.
     """
     path = require_list(path)
-    first: dict[str, tuple[int, str]] = {}  # key -> (line, status) of its first row
+    first: dict[str, int] = {}  # key -> line of its first row (ints: a million keys stay small)
+    first_status: dict[str, str] = {}  # key -> status of its first row, when that is not subscribed
     domains: dict[str, str] | None = None
     if check_dns:
         domains = {}
@@ -442,22 +443,24 @@ def validate_list(path: Path, *, check_dns: bool = False, dns_resolver: Any = No
             if cells is None:
                 continue
             sub = _subscriber(cols, cells, record.line)
-            yield from _row_problems(sub, cols, first, domains, dns_resolver)
+            yield from _row_problems(sub, cols, first, first_status, domains, dns_resolver)
 
 
-def _row_problems(sub: Subscriber, cols: _Columns, first: dict[str, tuple[int, str]], domains: dict[str, str] | None,
-                  dns_resolver: Any) -> Iterator[Problem]:
+def _row_problems(sub: Subscriber, cols: _Columns, first: dict[str, int], first_status: dict[str, str],
+                  domains: dict[str, str] | None, dns_resolver: Any) -> Iterator[Problem]:
     if not sub.key:
         why = key_or_problem(sub.email)[1]
         yield Problem(sub.line, sub.email, f"invalid address '{sub.email}': {why}")
     elif sub.key in first:
-        line, status = first[sub.key]
+        line, status = first[sub.key], first_status.get(sub.key, "subscribed")
         wins = next((s for s in (status, sub.status) if s in SUPPRESSED), "") if status != sub.status else ""
         note = f"; '{wins}' wins, so it receives no mail" if wins else ""
         yield Problem(sub.line, sub.email,
                       f"duplicate address '{sub.email}', same as line {line}{note} (keep one row per address)")
     else:
-        first[sub.key] = (sub.line, sub.status)
+        first[sub.key] = sub.line
+        if sub.status != "subscribed":
+            first_status[sub.key] = sub.status
         if domains is not None:
             problem = _dns_problem(sub.email, sub.key, domains, dns_resolver)
             if problem:
@@ -674,9 +677,7 @@ class ListStats:
 def list_stats(path: Path) -> ListStats:
     """Count a list in one pass; ``recipients`` equals what select_recipients would yield with no filter."""
     stats = ListStats()
-    subscribed: set[str] = set()
-    suppressed: set[str] = set()
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # key -> 1 if a row is subscribed | 2 if a row is suppressed
     with _subscribers(require_list(path)) as (_cols, rows):
         for sub in rows:
             stats.rows += 1
@@ -685,14 +686,12 @@ def list_stats(path: Path) -> ListStats:
             if not sub.key:
                 stats.invalid += 1
                 continue
-            if sub.key in seen:
+            flags = seen.get(sub.key)
+            if flags is not None:
                 stats.duplicates += 1
-            seen.add(sub.key)
-            if sub.status == "subscribed":
-                subscribed.add(sub.key)
-            elif sub.status in SUPPRESSED:
-                suppressed.add(sub.key)
-    stats.recipients = len(subscribed - suppressed)
+            flag = 1 if sub.status == "subscribed" else 2 if sub.status in SUPPRESSED else 0
+            seen[sub.key] = (flags or 0) | flag
+    stats.recipients = sum(1 for flags in seen.values() if flags == 1)
     return stats
 
 

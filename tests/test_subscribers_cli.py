@@ -65,13 +65,17 @@ def test_add_refuses_an_invalid_address_without_a_traceback(example: Path) -> No
     assert example.read_bytes() == EXAMPLE_ROWS
 
 
-@pytest.mark.parametrize("args", [["--field", "nocolon"], ["--list", "../escape"]])
-def test_add_refuses_bad_options(newsletter_root: Path, args: list[str]) -> None:
-    result = run("add", "ada@example.com", *(["--list", "weekly"] if "--list" not in args else []), *args)
+@pytest.mark.parametrize(("args", "message"), [
+    (["--list", "weekly", "--field", "nocolon"], "'nocolon' is not KEY=VALUE (for example city=London)"),
+    (["--list", "../escape"], "'../escape' is not a list name"),
+])
+def test_add_refuses_bad_options(newsletter_root: Path, args: list[str], message: str) -> None:
+    result = run("add", "ada@example.com", *args)
 
     assert result.exit_code == 2
-    assert "KEY=VALUE" in result.output or "is not a list name" in result.output
+    assert message in result.output
     assert not (newsletter_root / "escape.csv").exists()
+    assert not (newsletter_root / "subscribers" / "weekly.csv").exists()
 
 
 def test_unsubscribe_keeps_the_row_and_changes_nothing_else(example: Path) -> None:
@@ -257,3 +261,13 @@ def test_validate_with_dns_asks_once_per_domain(tmp_path: Path) -> None:
         (3, "domain 'nowhere.example' cannot receive mail: The domain name nowhere.example does not exist."),
         (4, "domain 'nowhere.example' cannot receive mail: The domain name nowhere.example does not exist."),
     ]
+
+
+def test_addresses_are_stored_as_given_and_compared_normalized(newsletter_root: Path) -> None:
+    first = run("add", "  Üser@Bücher.Example ", "--list", "intl")
+    again = run("add", "üser@xn--bcher-kva.example", "--list", "intl", "--tag", "readers")
+
+    assert first.exit_code == 0, first.output
+    assert again.stdout == "Updated üser@xn--bcher-kva.example in subscribers/intl.csv.\n"
+    [row] = rows(newsletter_root / "subscribers" / "intl.csv")
+    assert (row["email"], row["tags"]) == ("Üser@Bücher.Example", "readers")

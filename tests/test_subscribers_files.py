@@ -239,3 +239,11 @@ def test_a_send_reads_one_version_of_the_list_even_if_it_is_replaced_meanwhile(t
     rest = list(stream)
 
     assert [first.email] + [r.email for r in rest] == ["ada@example.com", "grace@example.org"]
+
+
+def test_a_tab_separated_list_reads_and_stays_tab_separated(tmp_path: Path) -> None:
+    path = write(tmp_path / "tabs.csv", "email\tname\tcity\nada@example.com\tAda\tLondon, UK\n")
+
+    assert [(r.email, r.fields["city"]) for r in select_recipients(path)] == [("ada@example.com", "London, UK")]
+    add_subscriber(path, "grace@example.org", name="Grace", fields={"city": "Arlington"})
+    assert path.read_text() == "email\tname\tcity\nada@example.com\tAda\tLondon, UK\ngrace@example.org\tGrace\tArlington\n"
