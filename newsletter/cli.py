@@ -142,6 +142,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import listimport
 from . import subscribers as subscriber_lists
 from .errors import display_path
 
@@ -259,7 +260,7 @@ def subscribers_import(ctx: click.Context, source: Path, list_name: str, mapping
                        status_from: str | None, resubscribe: bool, dry_run: bool) -> None:
     """Merge SOURCE, a CSV export (Mailchimp, Substack, Buttondown, listmonk, ...), into a list."""
     path = _list_path(ctx, list_name)
-    report = subscriber_lists.import_subscribers(path, source, mapping=mapping, status_from=status_from,
+    report = listimport.import_subscribers(path, source, mapping=mapping, status_from=status_from,
                                                  resubscribe=resubscribe, dry_run=dry_run)
     if report.recognised:
         click.echo(f"Recognised a {report.recognised} export.")

@@ -253,6 +253,28 @@ def test_review_exhausted_attempts_are_deferred_reported_and_resumed(fast: Path,
     assert set(counts) == EXAMPLE_SUBSCRIBED and max(counts.values()) == 1
 
 
+def test_review_deferred_report_names_only_rows_out_of_attempts(sendgrid_newsletter: Path, sendgrid_standin):
+    """MINOR: ``finish`` decides "deferred for good" from ``max(row.attempts) + 1`` for the whole
+    batch. A retry batch can mix rows with different attempt counts (rows released by a
+    personalizations.N split keep theirs), so a row with attempts left is reported deferred, then
+    retried and sent in the same run: the summary lists a delivered recipient as deferred."""
+    from sendgrid_standin import Reply
+
+    set_option(sendgrid_newsletter, "send", "batch_size = 4\nconcurrency = 1\nmax_attempts = 2\nmax_consecutive_failures = 100\n"
+                             "backoff_seconds = 0\nmax_backoff_seconds = 0")
+    write_list(sendgrid_newsletter, "att", 6)
+    sendgrid_standin.refuse_address("reader4@example.com", "invalid")
+    sendgrid_standin.answer(400, errors=[{"message": "bad request", "field": None}])  # [r0..r3]: bisect
+    sendgrid_standin.answer(500)  # [r0, r1]: attempts 1
+    sendgrid_standin.script(Reply(), Reply())  # [r2, r3] sent; [r4, r5]: r4 refused, r5 released (attempts 0)
+    sendgrid_standin.answer(500)  # [r0, r1, r5]: r0, r1 out of attempts, r5 is not
+    result = run("send", ISSUE, "--list", "att", "--yes")
+    state = statuses(sendgrid_newsletter, "att")
+    assert state["reader5@example.com"] == "sent"
+    assert "deferred: reader5@example.com" not in result.output, "a delivered recipient reported deferred:\n" + tail(
+        result, 8)
+
+
 # -- 3. unexpected faults ---------------------------------------------------------------------------------
 
 

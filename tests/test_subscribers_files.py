@@ -246,4 +246,5 @@ def test_a_tab_separated_list_reads_and_stays_tab_separated(tmp_path: Path) -> N
 
     assert [(r.email, r.fields["city"]) for r in select_recipients(path)] == [("ada@example.com", "London, UK")]
     add_subscriber(path, "grace@example.org", name="Grace", fields={"city": "Arlington"})
-    assert path.read_text() == "email\tname\tcity\nada@example.com\tAda\tLondon, UK\ngrace@example.org\tGrace\tArlington\n"
+    assert path.read_text() == ("email\tname\tcity\nada@example.com\tAda\tLondon, UK\n"
+                                "grace@example.org\tGrace\tArlington\n")
