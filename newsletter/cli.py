@@ -530,6 +530,14 @@ def _live_send(ctx: click.Context, settings, issue_dir: Path, options, yes: bool
                 report = sending.execute(plan, provider, progress=show, stop=stop)
             except KeyboardInterrupt:
                 report = plan.report
+            except NewsletterError:
+                # The send stopped on an error after some batches may have gone out: say what was done.
+                if tty:
+                    click.echo()
+                _echo_report(plan.report)
+                click.echo(f"Fix the problem below, then run the same command again to resume: newsletter send "
+                           f"{issue_dir} --list {options.list_name}", err=True)
+                raise
             finally:
                 signal.signal(signal.SIGINT, previous)
                 if tty:

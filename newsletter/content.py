@@ -187,6 +187,7 @@ def load_issue(folder: Path) -> Issue:
         if folder.name == ISSUE_FILE:
             hint = f"pass the folder, not {ISSUE_FILE}"
         raise NewsletterError("issue folder not found", where=display_path(folder), hint=hint)
+    folder = folder.resolve()  # "." or a symlink name the same issue (and the same journal rows) as its path
     path = folder / ISSUE_FILE
     if not path.exists():
         raise NewsletterError(f"no {ISSUE_FILE} in the issue folder", where=display_path(folder),

@@ -101,7 +101,8 @@ class Journal:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(path, timeout=30, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+            # FULL: a commit is on disk before the request it announces goes out, even across a power loss.
+            connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
         except sqlite3.Error as err:
             raise NewsletterError(f"cannot open the send journal: {err}", where=display_path(path),
@@ -148,19 +149,24 @@ class Journal:
                  time.time(), self.send, IN_FLIGHT))
         return self.run
 
-    def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 5000) -> None:
+    def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 5000,
+               refresh: Iterable[str] = (PENDING,)) -> None:
         """Mark this run's selection: new recipients become pending; known ones keep their status.
 
+        Rows whose status is in ``refresh`` (pending, and whatever --retry-* will requeue) take
+        the list's current address, name and fields, so a corrected row is what gets sent.
         Pending rows not selected again (unsubscribed since) are left out of this run and never sent.
         """
+        statuses = ", ".join(f"'{s}'" for s in refresh if s in STATUSES)
+        fresh = f"status IN ({statuses})"
         sql = (
             "INSERT INTO deliveries (send, key, email, name, fields, status, run, updated) "
             "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
             "ON CONFLICT (send, key) DO UPDATE SET run=excluded.run, "
-            "email=CASE WHEN status='pending' THEN excluded.email ELSE email END, "
-            "name=CASE WHEN status='pending' THEN excluded.name ELSE name END, "
-            "fields=CASE WHEN status='pending' THEN excluded.fields ELSE fields END, "
-            "attempts=CASE WHEN status='pending' THEN 0 ELSE attempts END, "
+            f"email=CASE WHEN {fresh} THEN excluded.email ELSE email END, "
+            f"name=CASE WHEN {fresh} THEN excluded.name ELSE name END, "
+            f"fields=CASE WHEN {fresh} THEN excluded.fields ELSE fields END, "
+            f"attempts=CASE WHEN {fresh} THEN 0 ELSE attempts END, "
             "not_before=0"
         )
         now = time.time()
@@ -252,10 +258,11 @@ class Journal:
         return self.counts(run_only=True)
 
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str]]:
-        """(email, status, reason) of failed, unknown and still-deferred recipients."""
+        """(email, status, reason) of failed, unknown, in-flight and still-deferred recipients."""
         return self.db.execute(
-            "SELECT email, status, COALESCE(reason, '') FROM deliveries WHERE send=? "
-            "AND (status IN ('failed', 'unknown') OR (status='pending' AND reason IS NOT NULL)) "
+            "SELECT email, status, CASE WHEN status='in_flight' THEN 'a send was delivering it (or stopped "
+            "mid-request): it may have arrived' ELSE COALESCE(reason, '') END FROM deliveries WHERE send=? "
+            "AND (status IN ('failed', 'unknown', 'in_flight') OR (status='pending' AND reason IS NOT NULL)) "
             "ORDER BY id LIMIT ?", (self.send, limit)).fetchall()
 
 

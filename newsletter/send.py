@@ -193,7 +193,10 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
 
         selection = select_recipients(list_path, tags=options.tags, where=options.where, on_skip=on_skip)
         extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
-        journal.select((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in extra}) for s in selection)
+        refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
+                   *([jn.FAILED] if options.retry_failed else []))
+        journal.select(((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in extra}) for s in selection),
+                       refresh=refresh)
         if options.retry_unknown:
             journal.requeue(jn.UNKNOWN)
         if options.retry_failed:
@@ -344,6 +347,8 @@ class _Batches:
 
     def deliver(self, rows: list[jn.Row]) -> None:
         """Send one batch and wait for it (used to retry the parts of a refused batch)."""
+        if self.fatal:
+            return
         batch = self.start(rows)
         if not batch:
             return
@@ -367,12 +372,12 @@ class _Batches:
             self.journal.release(ids, str(error), retry_at=time.time() + delay)
             self.report.retries += 1
             self.failure(str(error))
-            if attempt >= self.send.max_attempts:
-                self.report.deferred.extend((row.email, str(error)) for row in rows)
+            self.report.deferred.extend((row.email, str(error)) for row in rows
+                                        if row.attempts + 1 >= self.send.max_attempts)
         elif isinstance(error, OutcomeUnknownError):
             self.journal.settle([(i, jn.UNKNOWN, "", str(error)) for i in ids])
             self.report.unknown.extend((row.email, str(error)) for row in rows)
-            self.failure(str(error), len(rows))
+            self.failure(str(error))  # one lost answer, however many recipients it carried
         elif isinstance(error, RejectedError):
             self.report.batches += 1
             try:
@@ -384,9 +389,15 @@ class _Batches:
                                  for i in ids])
             self.report.unknown.extend((row.email, "interrupted mid-batch") for row in rows)
             raise error
-        else:
-            # An answer that refuses the whole send (credentials, sender, TLS...): nothing was delivered.
+        elif isinstance(error, NewsletterError):
+            # A provider's answer that refuses the whole send (credentials, sender, TLS...): nothing was delivered.
             self.journal.release(ids, f"not sent: {error}", count_attempt=False)
+            self.fatal = self.fatal or error
+        else:
+            # A bug, not an answer: part of the batch may have gone out. Never resend it blindly.
+            reason = f"the send failed while delivering this batch ({type(error).__name__}: {error})"
+            self.journal.settle([(i, jn.UNKNOWN, "", reason) for i in ids])
+            self.report.unknown.extend((row.email, reason) for row in rows)
             self.fatal = self.fatal or error
 
     def rejected(self, rows: list[jn.Row], err: RejectedError) -> None:
@@ -417,8 +428,9 @@ class _Batches:
         self.journal.release(ids, "", count_attempt=False)
         half = len(rows) // 2
         for part in (rows[:half], rows[half:]):
-            if not self.should_pause():
-                self.deliver(part)
+            if self.fatal or self.should_pause():
+                break
+            self.deliver(part)
 
     def record(self, rows: list[jn.Row], deliveries) -> None:
         by_key = {d.key: d for d in deliveries}
@@ -437,7 +449,7 @@ class _Batches:
                 self.report.failed.append((row.email, outcome.reason))
                 self.failure(outcome.reason)
             elif outcome.status == DEFERRED:
-                attempt = row.attempts + 1
+                attempt = row.attempts + 1  # per row: a batch can mix rows with different attempt counts
                 self.journal.release([row.id], outcome.reason, retry_at=time.time() + self.backoff(attempt, None))
                 if attempt >= self.send.max_attempts:
                     self.report.deferred.append((row.email, outcome.reason))
@@ -553,7 +565,10 @@ def send_test(settings: Settings, issue_dir: Path, addresses: Sequence[str], pro
     message = make_message(settings, built, "test", name, subject_prefix=subject_prefix)
     secret = read_secret(settings, required=False)
     recipients = []
-    for address in dict.fromkeys(addresses):
+    unique: dict[str, str] = {}
+    for address in addresses:  # one message per address, however it is spelled
+        unique.setdefault(normalize_key(address), address.strip())
+    for address in unique.values():
         refuse_line_breaks("--test-to address", address)
         url = unsubscribe_url(settings, "test", address, secret, name)
         recipients.append(Recipient(email=address, key=normalize_key(address), name="",

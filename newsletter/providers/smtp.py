@@ -130,6 +130,13 @@ class SmtpProvider:
                 reason = f"not sent: {err}"
                 deliveries.extend(Delivery(r.key, DEFERRED, reason=reason) for r in recipients[index:])
                 break
+            except Exception as err:  # a bug, not a reply: this recipient may have been mid-transaction
+                self._discard()
+                if not any(d.status in (SENT, UNKNOWN) for d in deliveries):
+                    raise
+                deliveries.append(Delivery(recipient.key, UNKNOWN, reason=f"interrupted by an error: {err}"))
+                deliveries.extend(Delivery(r.key, DEFERRED, reason=f"not sent: {err}") for r in recipients[index + 1:])
+                break
         return deliveries
 
     def close(self) -> None:
