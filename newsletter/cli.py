@@ -47,12 +47,17 @@ def main(ctx: click.Context, root: Path | None) -> None:
 
 # --- compose and build (issue 2) -------------------------------------------
 
-def _echo_findings(findings) -> None:
-    from .checks import ERROR, format_finding, summary_line
+def _echo_findings(findings, issue_dir: Path | None = None) -> None:
+    """Errors and warnings in full; notes only counted (``newsletter check`` lists them)."""
+    from .checks import ERROR, INFO, format_finding, summary_line
 
     for finding in findings:
-        click.echo(format_finding(finding), err=finding.severity == ERROR)
-    click.echo(summary_line(findings))
+        if finding.severity != INFO:
+            click.echo(format_finding(finding), err=finding.severity == ERROR)
+    line = summary_line(findings)
+    if issue_dir is not None and any(f.severity == INFO for f in findings):
+        line += f" (see them all: newsletter check {issue_dir})"
+    click.echo(line)
 
 
 @main.command("new")
@@ -92,7 +97,7 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
     written = write_build(settings, built, out or default_build_dir(settings, built.issue))
     for path, size in written:
         click.echo(f"wrote {display_path(path)} ({size / 1024:.1f} KB)")
-    _echo_findings(run_checks_on(CheckContext(settings, built.issue, built)))
+    _echo_findings(run_checks_on(CheckContext(settings, built.issue, built)), issue_dir)
 
 
 @main.command("check")
@@ -466,9 +471,11 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         retry_failed=retry_failed, samples=samples, out_dir=out)
     if dry_run:
         report = sending.dry_run(settings, issue_dir, options)
-        _echo_findings(report.findings)
+        _echo_findings(report.findings, issue_dir)
         for sample in report.samples:
             click.echo(f"wrote {sample}")
+        report_path = (out or sending.outbox_dir(settings, report.issue)) / "report.json"
+        click.echo(f"wrote {display_path(report_path)} (who would get it, who is skipped and why)")
         _echo_report(report)
         click.echo("This was a dry run: nothing was sent. To send for real, run the same command "
                    "without --dry-run.")
@@ -505,7 +512,7 @@ def _live_send(ctx: click.Context, settings, issue_dir: Path, options, yes: bool
         plan = sending.prepare(settings, issue_dir, options)
         try:
             report = plan.report
-            _echo_findings(report.findings)
+            _echo_findings(report.findings, issue_dir)
             question = (f"Send '{plan.built.subject}' to {report.to_send} recipients of list "
                         f"'{options.list_name}' through {plan.provider_name}?")
             if report.to_send == 0:
