@@ -10,6 +10,7 @@ tokens (see merge.py) that personalize.py fills in per recipient.
 from __future__ import annotations
 
 import functools
+import os
 import traceback
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -119,10 +120,34 @@ def _refuse_tokens(name: str, func):
     return wrapper
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in $XDG_CACHE_HOME/newsletter/jinja (default ~/.cache), keyed by source.
+
+    Compiling the theme is a large share of a one-off ``newsletter build``; Jinja checks each
+    template's source checksum, so an edited template is compiled again.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "newsletter" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # no writable home: compile every time
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def make_environment(settings: Settings, theme_dir: Path) -> SandboxedEnvironment:
     """The sandboxed Jinja2 environment for one theme (theme folder first, then templates/)."""
+    return _environment(settings.templates_dir.resolve(), theme_dir.resolve(),
+                        os.environ.get("XDG_CACHE_HOME", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(templates_dir: Path, theme_dir: Path, cache_home: str) -> SandboxedEnvironment:
+    """One environment per theme per process: the preview's rebuilds reuse compiled templates
+    (Jinja reloads a template whose file changed)."""
     env = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader([str(theme_dir), str(settings.templates_dir)]),
+        loader=jinja2.FileSystemLoader([str(theme_dir), str(templates_dir)]),
+        bytecode_cache=_bytecode_cache(),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "htm"),
                                             default_for_string=False),
         undefined=jinja2.StrictUndefined,
