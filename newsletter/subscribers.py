@@ -621,9 +621,10 @@ def _apply_status(path: Path, keys_to_status: Mapping[str, str], *, keep: Sequen
     return _rewrite(require_list(path), edit, add_columns=["status"]), found
 
 
-def set_status(path: Path, keys_to_status: Mapping[str, str]) -> int:
-    """Atomically set the status of every row whose key is given (keys from ``normalize_key``); returns rows changed."""
-    return _apply_status(path, keys_to_status)[0]
+def set_status(path: Path, keys_to_status: Mapping[str, str], *, keep: Sequence[str] = ()) -> int:
+    """Atomically set the status of every row whose key is given (keys from ``normalize_key``), except rows
+    whose status (read inside the lock) is in ``keep``; returns rows changed."""
+    return _apply_status(path, keys_to_status, keep=keep)[0]
 
 
 def unsubscribe(path: Path, email: str) -> str:

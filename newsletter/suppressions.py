@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import display_path
-from .subscribers import check_list_name, iter_subscribers, key_or_problem, require_list, set_status
+from .subscribers import (SUPPRESSED, check_list_name, iter_subscribers, key_or_problem, require_list,
+                          set_status)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def sync_list(settings: Settings, list_name: str, *, write: bool = True) -> Sync
     finally:
         provider.close()
     updates, changes, absent = plan_changes(path, suppressed)
-    rows = set_status(path, updates) if write and updates else 0
+    # keep: a row suppressed since it was read (say, unsubscribed by hand) is not overwritten.
+    rows = set_status(path, updates, keep=SUPPRESSED) if write and updates else 0
     return SyncReport(path=path, fetched=len(suppressed), changes=tuple(changes), rows_changed=rows,
                       not_on_list=absent, written=write)
