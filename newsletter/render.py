@@ -31,7 +31,6 @@ from .plaintext import PlainText, heading
 
 HTML_TEMPLATE = "email.html.j2"
 TEXT_TEMPLATE = "email.txt.j2"
-THEME_CSS = "style.css"
 STANDARD_FIELDS = ("email", "name")
 # Filters that understand merge tokens; any other filter applied to one is refused,
 # because it would transform the token instead of the recipient's value.

@@ -35,7 +35,7 @@ from .content import load_issue, require_complete
 from .errors import NewsletterError, SendFailed, display_path
 from .message import refuse_line_breaks
 from .personalize import merge_values
-from .providers.base import (DEFERRED, FAILED, SENT, UNKNOWN, AuthError, Message, OutcomeUnknownError, Provider,
+from .providers.base import (DEFERRED, FAILED, SENT, Message, OutcomeUnknownError, Provider,
                              Recipient, RejectedError, TransientError)
 from .subscribers import list_columns, require_list, select_recipients
 from .unsubscribe import read_secret, unsubscribe_url, uses_sendgrid_group

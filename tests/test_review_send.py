@@ -6,7 +6,6 @@ see the docstring of each for what goes wrong and why.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from pathlib import Path

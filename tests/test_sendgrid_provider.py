@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sendgrid_fixtures import REPO, sendgrid_api_key, sendgrid_newsletter, sendgrid_standin  # noqa: F401
+from sendgrid_fixtures import REPO
 from sendgrid_standin import DEFAULT_KEY, MAIL_SEND, SendGridStandIn
 
 from newsletter.build import build_issue
