@@ -79,18 +79,21 @@ class Row:
 class Journal:
     """The journal of one issue sent to one list (the database may hold many)."""
 
-    def __init__(self, connection: sqlite3.Connection, issue: str, list_name: str, path: str = ":memory:"):
+    def __init__(self, connection: sqlite3.Connection, issue: str, list_name: str, path: str = ":memory:",
+                 *, create: bool = True):
         self.db = connection
         self.issue = issue
         self.list = list_name
         self.path = path
         self.run = 0
-        self.send = self._send_id()
+        self.send = self._send_id(create)
 
-    def _send_id(self) -> int:
-        """The row naming this (issue, list) pair; every delivery row refers to it."""
-        self.db.execute("INSERT OR IGNORE INTO sends (issue, list) VALUES (?, ?)", (self.issue, self.list))
-        return self.db.execute("SELECT id FROM sends WHERE issue=? AND list=?", (self.issue, self.list)).fetchone()[0]
+    def _send_id(self, create: bool) -> int:
+        """The row naming this (issue, list) pair; every delivery row refers to it (-1: none yet, read-only)."""
+        if create:
+            self.db.execute("INSERT OR IGNORE INTO sends (issue, list) VALUES (?, ?)", (self.issue, self.list))
+        row = self.db.execute("SELECT id FROM sends WHERE issue=? AND list=?", (self.issue, self.list)).fetchone()
+        return row[0] if row else -1
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -121,6 +124,11 @@ class Journal:
                 source.close()
         memory.executescript(_SCHEMA)
         return cls(memory, issue, list_name)
+
+    @classmethod
+    def read_only(cls, path: Path, issue: str, list_name: str) -> Journal:
+        """The journal at ``path`` opened for reading in place (``status``): no copy, no write."""
+        return cls(sqlite3.connect(f"file:{path}?mode=ro", uri=True), issue, list_name, str(path), create=False)
 
     def close(self) -> None:
         self.db.close()

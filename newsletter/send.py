@@ -596,7 +596,7 @@ def status(settings: Settings, issue_dir: Path, list_name: str | None = None) ->
     issue_name = Path(issue_dir).resolve().name
     result = []
     for name, counts in jn.summarize(settings.journal_path, issue_name, list_name):
-        journal = jn.Journal.scratch_copy(settings.journal_path, issue_name, name)
+        journal = jn.Journal.read_only(settings.journal_path, issue_name, name)
         try:
             result.append((name, counts, journal.problems()))
         finally:
