@@ -4,8 +4,12 @@ Prints: recipients per second for N recipients (default 100,000) sent
 through the SendGrid provider with batching; the same for a naive loop of
 one request per recipient on 2,000 recipients; their ratio; the journal's
 share of the batched send's time; peak memory of each phase; and a dry run
-of N recipients. Each phase runs in its own process (so peak memory is its
-own) and the stand-in runs in another, with schema validation off.
+of N recipients. Each phase runs in its own process and the stand-in runs in
+another, with schema validation off. The batched send is large enough to
+build its request bodies in worker processes ([send] parallel_from), so its
+peak memory is that of the sending process and its workers together, sampled
+from /proc. The naive loop is the same send with batch_size = 1 and
+concurrency = 1: one request per recipient, each journaled, one at a time.
 
 Targets (2-core machine): 1,000,000 recipients in under 60 s with peak
 memory under 400 MB (run with --recipients 1000000 to measure it rather than
@@ -25,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,6 +54,46 @@ def make_newsletter(root: Path, api_host: str, recipients: int, batch_size: int,
     text = text.replace("[sendgrid]", f'[sendgrid]\napi_host = "{api_host}"', 1)
     text += f"\n[send]\nbatch_size = {batch_size}\nconcurrency = {concurrency}\n"
     (root / "newsletter.toml").write_text(text)
+
+
+class TreeMemory:
+    """Peak resident memory of this process and its children (a large send's body workers) together.
+
+    Sampled from /proc every 50 ms: getrusage cannot add up processes, and it
+    charges a spawned worker with its parent's memory for the instant between
+    fork and exec.
+    """
+
+    def __init__(self):
+        self.peak_kb = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _rss_kb(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def _sample(self) -> None:
+        me = os.getpid()
+        while not self._done.wait(0.05):
+            try:
+                children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+            except OSError:
+                children = []
+            total = self._rss_kb(me) + sum(self._rss_kb(int(pid)) for pid in children)
+            self.peak_kb = max(self.peak_kb, total)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return max(self.peak_kb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
 
 
 def phase(root: Path, dry_run: bool) -> dict:
@@ -91,6 +136,18 @@ def phase(root: Path, dry_run: bool) -> dict:
             yield item
 
     sending.select_recipients = timed_stream
+
+    class workers:  # counts the worker processes a send starts
+        count = 0
+
+    start_workers = sending.BodyWorkers.__init__
+
+    def counted(self, *args, **kwargs):
+        start_workers(self, *args, **kwargs)
+        workers.count += self.processes
+
+    sending.BodyWorkers.__init__ = counted
+    memory = TreeMemory()
     settings = load_settings(root)
     options = sending.SendOptions(list_name="bench", dry_run=dry_run, samples=3, out_dir=root / "outbox")
     start = time.perf_counter()
@@ -106,7 +163,8 @@ def phase(root: Path, dry_run: bool) -> dict:
     return {"sent": report.sent, "to_send": report.to_send, "batches": report.batches, "seconds": total,
             "prepare_seconds": prepare_s, "journal_seconds": journal_seconds - stream_seconds,
             "list_seconds": stream_seconds,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "workers": workers.count, "tree_peak_mb": memory.stop()}
 
 
 def run_phase(label: str, api_host: str, recipients: int, batch_size: int, dry_run: bool = False,
@@ -151,22 +209,29 @@ def main() -> int:
     def rate(r: dict) -> float:
         return r["sent"] / (r["seconds"] - r["prepare_seconds"])
 
+    def total_mb(r: dict) -> float:
+        return r["tree_peak_mb"]
+
+    def memory(r: dict) -> str:
+        workers = f" with its {r['workers']} body workers" if r["workers"] else ""
+        return f"{total_mb(r):.0f} MB (sending process {r['peak_mb']:.0f} MB{workers})"
+
     ratio = rate(batched) / rate(naive)
     journal_share = batched["journal_seconds"] / batched["seconds"]
     projected = 1_000_000 / rate(batched) + batched["prepare_seconds"] * 1_000_000 / args.recipients
     print(f"batched : {batched['sent']:>9,} recipients in {batched['seconds']:6.1f} s "
-          f"(prepare {batched['prepare_seconds']:.1f} s), {rate(batched):>8,.0f}/s, peak {batched['peak_mb']:.0f} MB")
+          f"(prepare {batched['prepare_seconds']:.1f} s), {rate(batched):>8,.0f}/s, peak {memory(batched)}")
     print(f"naive   : {naive['sent']:>9,} recipients in {naive['seconds']:6.1f} s, {rate(naive):>8,.0f}/s, "
-          f"peak {naive['peak_mb']:.0f} MB")
+          f"peak {memory(naive)}")
     print(f"ratio batched/naive: {ratio:,.0f}x (target >= 100x)")
     print(f"journal share of the batched send: {journal_share:.0%} "
           f"(reading the list: {batched['list_seconds'] / batched['seconds']:.0%})")
     label = "measured" if args.recipients >= 1_000_000 else "projected from this rate"
     print(f"1,000,000 recipients: {projected:.0f} s {label} (target < 60 s), "
-          f"peak {batched['peak_mb']:.0f} MB at {args.recipients:,} (target < 400 MB)")
+          f"peak {total_mb(batched):.0f} MB at {args.recipients:,} (target < 400 MB)")
     print(f"dry run : {dry['sent']:>9,} recipients in {dry['seconds']:6.1f} s "
-          f"(target < 10 s for 100,000), peak {dry['peak_mb']:.0f} MB")
-    ok = (ratio >= 100 and projected < 60 and batched["peak_mb"] < 400
+          f"(target < 10 s for 100,000), peak {memory(dry)}")
+    ok = (ratio >= 100 and projected < 60 and total_mb(batched) < 400
           and dry["seconds"] * 100_000 / args.recipients < 10)
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1

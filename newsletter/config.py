@@ -49,6 +49,7 @@ class SendSettings:
     max_consecutive_failures: int = 20
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
+    parallel_from: int = 50_000  # recipients to go from which request bodies are built in worker processes; 0: never
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 
 from .errors import NewsletterError, display_path
 
@@ -64,16 +65,18 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-@dataclass(frozen=True)
-class Row:
-    """A recipient waiting to be sent, as the send loop reads it back."""
+class Row(NamedTuple):
+    """A recipient waiting to be sent, as the send loop reads it back (a tuple: made per recipient)."""
 
     id: int
     key: str
     email: str
     name: str
-    fields: dict[str, str]
+    fields: Mapping[str, str]
     attempts: int
+
+
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared by every row without extra columns
 
 
 class Journal:
@@ -213,7 +216,7 @@ class Journal:
             "ORDER BY id LIMIT ?",
             (after, self.send, self.run, max_attempts, time.time(), limit)).fetchall()
         loads = json.loads
-        return [Row(i, k, e, n, loads(f) if f else {}, a) for i, k, e, n, f, a in rows]
+        return [Row(i, k, e, n, loads(f) if f else _NO_FIELDS, a) for i, k, e, n, f, a in rows]
 
     def next_retry_time(self, max_attempts: int) -> float | None:
         """When the earliest deferred recipient of this run may be tried again, if any."""
@@ -232,6 +235,12 @@ class Journal:
         groups: dict[tuple[str, str, str], list[int]] = {}
         for i, status, message_id, reason in outcomes:
             groups.setdefault((status, message_id or "", reason or ""), []).append(i)
+        self.settle_groups(groups)
+
+    def settle_groups(self, groups: Mapping[tuple[str, str, str], list[int]]) -> None:
+        """``settle`` for outcomes already grouped: (status, message_id, reason) -> row ids, in one transaction."""
+        if not groups:
+            return
         now = time.time()
         with self.transaction() as db:
             for (status, message_id, reason), ids in groups.items():

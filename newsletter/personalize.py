@@ -51,6 +51,15 @@ def merge_values(columns: Mapping[str, str], unsubscribe_url: str) -> dict[str, 
     return values
 
 
+def subscriber_values(email: str, name: str, fields: Mapping[str, str], unsubscribe_url: str) -> dict[str, str]:
+    """``merge_values`` for a journal row: address and name, the other columns the issue uses, the link."""
+    values = {"subscriber.email": email, "subscriber.name": name, UNSUBSCRIBE_FIELD: unsubscribe_url}
+    if fields:
+        for key, value in fields.items():
+            values[f"subscriber.{key}"] = value or ""
+    return values
+
+
 def substitutions(fields: Iterable[MergeField], values: Mapping[str, str]) -> dict[str, str]:
     """Token -> escaped value, for providers that substitute themselves (SendGrid)."""
     return {field.token: field.render(values.get(field.name)) for field in fields}

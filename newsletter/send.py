@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import gc
 import json
 import os
 import random
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Future,
+    ThreadPoolExecutor,
+    wait,
+)
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from . import journal as jn
 from .build import BuiltIssue, build, make_message
@@ -35,10 +42,26 @@ from .content import load_issue, require_complete
 from .errors import NewsletterError, SendFailed, display_path
 from .message import refuse_line_breaks
 from .personalize import merge_values
-from .providers.base import (DEFERRED, FAILED, SENT, Message, OutcomeUnknownError, Provider,
-                             Recipient, RejectedError, TransientError)
+from .providers.base import (
+    DEFERRED,
+    FAILED,
+    SENT,
+    Message,
+    OutcomeUnknownError,
+    Provider,
+    Recipient,
+    RejectedError,
+    TransientError,
+)
 from .subscribers import list_columns, require_list, select_recipients
-from .unsubscribe import read_secret, unsubscribe_url, uses_sendgrid_group
+from .unsubscribe import (
+    UnsubscribeLinks,
+    read_secret,
+    unsubscribe_url,
+    uses_sendgrid_group,
+)
+from .workers import BodyContext, BodyWorkers, recipients_of
+
 
 @dataclass
 class SendOptions:
@@ -81,6 +104,7 @@ class SendReport:
     seconds: float = 0.0
     samples: list[str] = field(default_factory=list)
     scheduled_for: str = ""
+    body_workers: int = 0  # worker processes that built the request bodies (a large send), else 0
 
     @property
     def ok(self) -> bool:
@@ -107,6 +131,8 @@ class SendReport:
         if self.deferred:
             parts.append(f"{len(self.deferred)} deferred")
         parts.append(f"{self.batches} batch{'es' * (self.batches != 1)} in {self.seconds:.1f} s")
+        if self.body_workers:
+            parts.append(f"request bodies built by {self.body_workers} worker processes")
         return "; ".join(parts)
 
 
@@ -219,12 +245,22 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
 # -- executing --------------------------------------------------------------------------------------
 
 
+class _Batch(NamedTuple):
+    """Rows committed as in flight, with what their request carries: recipients, or a body a worker built."""
+
+    rows: list[jn.Row]
+    recipients: list[Recipient] | None
+    body: bytes | None
+
+
 class _Batches:
     """The send loop: batches go out (several at once where the provider allows), results come back.
 
     Only this loop's thread touches the journal: a batch is marked in flight
-    before its request is handed to a worker thread, and settled when the
-    worker's result (or exception) comes back.
+    before its request is handed to a request thread, and settled when the
+    thread's result (or exception) comes back. In a large send, a batch's
+    rows first go to a body worker process (workers.py) while still pending;
+    the batch is marked in flight only once its body is back.
     """
 
     def __init__(self, plan: SendPlan, provider: Provider, progress: Progress | None, stop: StopFlag,
@@ -239,6 +275,7 @@ class _Batches:
         self.last_failure = ""
         self.batch_number = 0
         self.fatal: BaseException | None = None
+        self.links = UnsubscribeLinks(plan.settings, plan.options.list_name, plan.secret, plan.provider_name)
 
     @property
     def report(self) -> SendReport:
@@ -250,14 +287,6 @@ class _Batches:
 
     def should_pause(self) -> bool:
         return self.consecutive_failures >= self.send.max_consecutive_failures
-
-    def recipient(self, row: jn.Row) -> Recipient:
-        refuse_line_breaks("subscriber email", row.email)
-        refuse_line_breaks("subscriber name", row.name)
-        url = unsubscribe_url(self.plan.settings, self.plan.options.list_name, row.email, self.plan.secret,
-                              self.plan.provider_name)
-        columns = {"email": row.email, "name": row.name, **row.fields}
-        return Recipient(email=row.email, key=row.key, name=row.name, values=merge_values(columns, url))
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -272,46 +301,81 @@ class _Batches:
     def may_start(self) -> bool:
         return not (self.stop.requested or self.should_pause() or self.fatal)
 
+    def body_workers(self) -> BodyWorkers | None:
+        """Worker processes for request bodies: for a large send, through a provider that takes bodies."""
+        threshold = self.send.parallel_from
+        if not hasattr(self.provider, "send_encoded") or threshold <= 0 or self.report.to_send < threshold:
+            return None
+        plan = self.plan
+        return BodyWorkers(BodyContext(plan.settings, plan.options.list_name, plan.secret, plan.provider_name,
+                                       plan.message, self.provider.encode_batch))
+
     def run(self) -> None:
         size = min(self.send.batch_size, self.provider.max_batch)
-        workers = max(1, min(self.send.concurrency, getattr(self.provider, "max_concurrency", 1)))
-        in_flight: dict[Future, tuple[list[jn.Row], list[Recipient]]] = {}
+        requests = max(1, min(self.send.concurrency, getattr(self.provider, "max_concurrency", 1)))
+        posting: dict[Future, _Batch] = {}  # requests under way; their rows are in flight
+        encoding: dict[Future, list[jn.Row]] = {}  # bodies being built by workers; their rows are still pending
         cursor = 0  # the last journal row taken: the queue is read forward, then again from the start
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-            try:
-                while True:
-                    while len(in_flight) < workers and self.may_start():
-                        rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
-                        if not rows and cursor:
-                            cursor = 0
+        bodies = self.body_workers()
+        ahead = bodies.processes if bodies else 0  # bodies built ahead of the requests that will carry them
+        self.report.body_workers = ahead
+        try:
+            with ThreadPoolExecutor(max_workers=requests, thread_name_prefix="send") as pool:
+                try:
+                    while True:
+                        while self.may_start() and (
+                                len(posting) < requests if not bodies  # each request's batch prepared here
+                                else len(encoding) <= ahead and len(posting) + len(encoding) < requests + ahead):
+                            # Back to the start of the queue (for retries) only once no taken row is still pending.
                             rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
-                        if not rows:
-                            break
-                        cursor = rows[-1].id
-                        batch = self.start(rows)
-                        if batch:
-                            in_flight[pool.submit(self.provider.send_batch, self.plan.message, batch[1])] = batch
-                    if not in_flight:
-                        retry_at = (self.journal.next_retry_time(self.send.max_attempts)
-                                    if self.may_start() else None)
-                        if retry_at is None:
-                            break
-                        self.wait(retry_at - time.time())
-                        continue
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        rows, recipients = in_flight.pop(future)
-                        self.finish(rows, recipients, future)
-                    if self.progress:
-                        self.progress(self.report)
-            except KeyboardInterrupt:
-                for future, (rows, _) in in_flight.items():
-                    future.cancel()
-                    self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
-                                          "delivered") for row in rows])
-                    self.report.unknown.extend((row.email, "interrupted mid-batch") for row in rows)
-                self.report.interrupted = True
-                raise
+                            if not rows and cursor and not encoding:
+                                cursor = 0
+                                rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
+                            if not rows:
+                                break
+                            cursor = rows[-1].id
+                            if bodies:
+                                try:
+                                    encoding[bodies.submit(rows)] = rows
+                                except BrokenExecutor as err:  # a worker died: the pool takes no more work
+                                    self.worker_failed(err)
+                                    break
+                            else:
+                                batch = self.start(rows)
+                                if batch:
+                                    posting[pool.submit(self.post, batch)] = batch
+                        if not posting and not encoding:
+                            retry_at = (self.journal.next_retry_time(self.send.max_attempts)
+                                        if self.may_start() else None)
+                            if retry_at is None:
+                                break
+                            self.wait(retry_at - time.time())
+                            continue
+                        done, _ = wait([*posting, *encoding], return_when=FIRST_COMPLETED)
+                        answered = False
+                        for future in done:
+                            if future in encoding:
+                                batch = self.encoded(encoding.pop(future), future)
+                                if batch:
+                                    posting[pool.submit(self.post, batch)] = batch
+                            else:
+                                self.finish(posting.pop(future).rows, future)
+                                answered = True
+                        if self.progress and answered:
+                            self.progress(self.report)
+                except KeyboardInterrupt:
+                    for future in encoding:
+                        future.cancel()  # nothing sent; the rows are still pending
+                    for future, batch in posting.items():
+                        future.cancel()
+                        self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
+                                              "delivered") for row in batch.rows])
+                        self.report.unknown.extend((row.email, "interrupted mid-batch") for row in batch.rows)
+                    self.report.interrupted = True
+                    raise
+        finally:
+            if bodies:
+                bodies.close()
         if self.fatal:
             raise self.fatal
         if self.stop.requested:
@@ -325,25 +389,54 @@ class _Batches:
         while not self.stop.requested and time.time() < deadline:
             self.sleep(min(0.2, deadline - time.time()))
 
-    def start(self, rows: list[jn.Row]) -> tuple[list[jn.Row], list[Recipient]] | None:
-        """Prepare a batch and commit it as in flight; a recipient whose data is unsafe fails here alone."""
-        recipients: list[Recipient] = []
-        sendable: list[jn.Row] = []
-        refused: list[tuple[int, str, str, str]] = []
-        for row in rows:
-            try:
-                recipients.append(self.recipient(row))
-                sendable.append(row)
-            except NewsletterError as err:
-                refused.append((row.id, jn.FAILED, "", str(err)))
-                self.report.failed.append((row.email, str(err)))
-        if refused:
-            self.journal.settle(refused)
-        if not sendable:
-            return None
+    def refuse(self, rows: Sequence[jn.Row], refused: Sequence[tuple[int, str]]) -> list[jn.Row]:
+        """Fail the rows at the refused positions (unsafe data, alone); the others, to be sent."""
+        if not refused:
+            return list(rows)
+        reasons = dict(refused)
+        self.journal.settle([(rows[i].id, jn.FAILED, "", reason) for i, reason in refused])
+        self.report.failed.extend((rows[i].email, reason) for i, reason in refused)
+        return [row for i, row in enumerate(rows) if i not in reasons]
+
+    def in_flight(self, rows: list[jn.Row], recipients: list[Recipient] | None = None,
+                  body: bytes | None = None) -> _Batch:
+        """Commit that these rows' request is about to be made: from here on they are never resent blindly."""
         self.batch_number += 1
-        self.journal.mark_in_flight([row.id for row in sendable], f"{self.journal.run}-{self.batch_number}")
-        return sendable, recipients
+        self.journal.mark_in_flight([row.id for row in rows], f"{self.journal.run}-{self.batch_number}")
+        return _Batch(rows, recipients, body)
+
+    def start(self, rows: list[jn.Row]) -> _Batch | None:
+        """Prepare a batch here and commit it as in flight; a recipient whose data is unsafe fails here alone."""
+        recipients, refused = recipients_of(rows, self.links)
+        sendable = self.refuse(rows, refused)
+        return self.in_flight(sendable, recipients=recipients) if sendable else None
+
+    def encoded(self, rows: list[jn.Row], future: Future) -> _Batch | None:
+        """A worker built this batch's body: commit it as in flight, unless the send is stopping."""
+        error = future.exception()
+        if error is not None:
+            self.worker_failed(error)
+            return None
+        if not self.may_start():
+            return None  # stopping or paused: these rows were never in flight and stay pending
+        body, refused = future.result()
+        sendable = self.refuse(rows, refused)
+        return self.in_flight(sendable, body=body) if sendable and body is not None else None
+
+    def worker_failed(self, error: BaseException) -> None:
+        """A body worker failed or died: stop starting batches (none of its rows was in flight)."""
+        if self.stop.requested:
+            return  # Ctrl-C is stopping the send anyway
+        self.fatal = self.fatal or NewsletterError(
+            f"a worker process failed while building a request body ({error}); nothing in that batch was sent",
+            hint="run the send again to resume; [send] parallel_from = 0 in newsletter.toml builds every "
+                 "body in the sending process")
+
+    def post(self, batch: _Batch) -> list:
+        """The request itself (in a thread): a body built by a worker, or the recipients built here."""
+        if batch.body is not None:
+            return self.provider.send_encoded(self.plan.message, batch.body, [row.key for row in batch.rows])
+        return self.provider.send_batch(self.plan.message, batch.recipients)
 
     def deliver(self, rows: list[jn.Row]) -> None:
         """Send one batch and wait for it (used to retry the parts of a refused batch)."""
@@ -354,12 +447,12 @@ class _Batches:
             return
         future: Future = Future()
         try:
-            future.set_result(self.provider.send_batch(self.plan.message, batch[1]))
+            future.set_result(self.post(batch))
         except BaseException as err:  # noqa: BLE001 - handed to finish(), which decides
             future.set_exception(err)
-        self.finish(batch[0], batch[1], future)
+        self.finish(batch.rows, future)
 
-    def finish(self, rows: list[jn.Row], recipients: list[Recipient], future: Future) -> None:
+    def finish(self, rows: list[jn.Row], future: Future) -> None:
         """Record what the provider said about a batch (never raises for a provider fault; sets ``fatal``)."""
         ids = [row.id for row in rows]
         error = future.exception()
@@ -433,33 +526,34 @@ class _Batches:
             self.deliver(part)
 
     def record(self, rows: list[jn.Row], deliveries) -> None:
+        """Write what the provider said about each recipient, in order (a success resets the failure count)."""
         by_key = {d.key: d for d in deliveries}
-        settled = []
+        settled: dict[tuple[str, str, str], list[int]] = {}  # (status, message id, reason) -> row ids
+        report = self.report
         for row in rows:
             outcome = by_key.get(row.key)
             if outcome is None:
-                settled.append((row.id, jn.UNKNOWN, "", "the provider did not report this recipient"))
-                self.report.unknown.append((row.email, "not reported by the provider"))
+                settled.setdefault((jn.UNKNOWN, "", "the provider did not report this recipient"), []).append(row.id)
+                report.unknown.append((row.email, "not reported by the provider"))
             elif outcome.status == SENT:
-                settled.append((row.id, jn.SENT, outcome.message_id, ""))
-                self.report.sent += 1
+                settled.setdefault((jn.SENT, outcome.message_id or "", ""), []).append(row.id)
+                report.sent += 1
                 self.consecutive_failures = 0
             elif outcome.status == FAILED:
-                settled.append((row.id, jn.FAILED, "", outcome.reason))
-                self.report.failed.append((row.email, outcome.reason))
+                settled.setdefault((jn.FAILED, "", outcome.reason or ""), []).append(row.id)
+                report.failed.append((row.email, outcome.reason))
                 self.failure(outcome.reason)
             elif outcome.status == DEFERRED:
                 attempt = row.attempts + 1  # per row: a batch can mix rows with different attempt counts
                 self.journal.release([row.id], outcome.reason, retry_at=time.time() + self.backoff(attempt, None))
                 if attempt >= self.send.max_attempts:
-                    self.report.deferred.append((row.email, outcome.reason))
+                    report.deferred.append((row.email, outcome.reason))
                 self.failure(outcome.reason)
             else:
-                settled.append((row.id, jn.UNKNOWN, "", outcome.reason))
-                self.report.unknown.append((row.email, outcome.reason))
+                settled.setdefault((jn.UNKNOWN, "", outcome.reason or ""), []).append(row.id)
+                report.unknown.append((row.email, outcome.reason))
                 self.failure(outcome.reason)
-        if settled:
-            self.journal.settle(settled)
+        self.journal.settle_groups(settled)
 
 
 def execute(plan: SendPlan, provider: Provider, *, progress: Progress | None = None, stop: StopFlag | None = None,
@@ -469,11 +563,37 @@ def execute(plan: SendPlan, provider: Provider, *, progress: Progress | None = N
     loop = _Batches(plan, provider, progress, stop or StopFlag(), sleep)
     provider.open()
     try:
-        loop.run()
+        with _few_collections():
+            loop.run()
     finally:
         provider.close()
         plan.report.seconds = time.monotonic() - started
     return plan.report
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Collect garbage rarely while the send loop runs.
+
+    The loop makes a few short-lived objects per recipient and keeps them until
+    their batch is settled; with the default thresholds Python's cycle collector
+    ran every few hundred recipients and kept re-walking everything the process
+    had loaded (templates, lxml, the HTTP stack). What exists before the loop is
+    set aside for its duration (``gc.freeze``) and young objects are examined
+    every 50,000 allocations instead of 700. Reference counting still frees
+    everything at once; only cycles wait, and there are few.
+    """
+    if os.environ.get("NL_GC_AB") == "off":
+        yield
+        return
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 # -- one send at a time, and the provider to use ----------------------------------------------------------
@@ -510,9 +630,9 @@ def open_provider(settings: Settings, plan: SendPlan | None, name: str, *, dry_r
         builder = None
         max_batch = settings.send.batch_size
         if name == "sendgrid":
-            from .providers.sendgrid import build_payload
+            from .providers.sendgrid import encode_payload
 
-            builder = build_payload
+            builder = encode_payload
         else:
             from .providers.smtp import SmtpProvider
 

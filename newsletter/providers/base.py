@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import cached_property
-from typing import Protocol
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
 from ..errors import NewsletterError
@@ -32,14 +33,17 @@ UNKNOWN = "unknown"  # the request may or may not have been delivered: never res
 OUTCOMES = (SENT, FAILED, DEFERRED, UNKNOWN)
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One addressee of a send, with the merge values their copy is filled with."""
+class Recipient(NamedTuple):
+    """One addressee of a send, with the merge values their copy is filled with.
+
+    A tuple rather than a dataclass: one is made per recipient per send, and a
+    million-recipient send feels the difference.
+    """
 
     email: str
     key: str  # normalized address: the journal's and the de-duplication's key
     name: str = ""
-    values: Mapping[str, str] = field(default_factory=dict)  # "subscriber.<col>" and "unsubscribe_url"
+    values: Mapping[str, str] = MappingProxyType({})  # "subscriber.<col>" and "unsubscribe_url"
 
     @property
     def unsubscribe_url(self) -> str:
@@ -108,9 +112,8 @@ def _quote_address(email: str) -> str:
     return quote(email, safe="")
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """What happened to one recipient of a batch."""
+class Delivery(NamedTuple):
+    """What happened to one recipient of a batch (a tuple: one per recipient)."""
 
     key: str
     status: str  # one of OUTCOMES

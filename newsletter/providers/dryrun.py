@@ -23,7 +23,7 @@ class DryRunProvider:
     max_concurrency = 1
 
     def __init__(self, out_dir: Path, *, samples: int = 3, stands_in_for: str = "sendgrid",
-                 max_batch: int = 1000, payload_builder: Callable[[Message, Sequence[Recipient]], dict] | None = None):
+                 max_batch: int = 1000, payload_builder: Callable[[Message, Sequence[Recipient]], bytes] | None = None):
         self.name = f"dry run ({stands_in_for})"
         self.out_dir = out_dir
         self.samples = samples

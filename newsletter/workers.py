@@ -1,0 +1,155 @@
+"""Request bodies built in worker processes, so a large send uses every core.
+
+Turning a batch of journal rows into a SendGrid request body (each
+recipient's unsubscribe token, merge values and personalization, written as
+JSON) is pure work and most of a large send's time; in one process it runs
+under one interpreter lock, on one core. A send of at least
+``[send] parallel_from`` recipients hands that work to a few worker
+processes instead.
+
+Only the work without side effects moves. The sending process still reads
+the journal, marks a batch in flight (after its body exists, before its
+request), makes the requests and settles the results, exactly as for a small
+send. A worker is handed the rows of one batch and returns bytes: if it
+fails or dies, nothing was sent and those rows are simply still pending.
+Workers ignore Ctrl-C, which is the sending process's to handle.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .config import Settings
+from .errors import NewsletterError
+from .journal import Row
+from .message import refuse_line_breaks
+from .personalize import subscriber_values
+from .providers.base import Message, Recipient
+from .unsubscribe import UnsubscribeLinks
+
+MAX_PROCESSES = 4  # more would only wait on the requests: [send] concurrency defaults to 4
+
+
+def recipient_of(row: Row, links: UnsubscribeLinks) -> Recipient:
+    """The recipient a journal row stands for; a NewsletterError if its address or name could forge headers."""
+    email, name = row.email, row.name
+    refuse_line_breaks("subscriber email", email)
+    refuse_line_breaks("subscriber name", name)
+    return Recipient(email, row.key, name, subscriber_values(email, name, row.fields, links(email)))
+
+
+def recipients_of(rows: Iterable[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
+    """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own."""
+    recipients: list[Recipient] = []
+    refused: list[tuple[int, str]] = []
+    for position, row in enumerate(rows):
+        try:
+            recipients.append(recipient_of(row, links))
+        except NewsletterError as err:
+            refused.append((position, str(err)))
+    return recipients, refused
+
+
+@dataclass(frozen=True)
+class BodyContext:
+    """What a worker needs to build bodies, sent to it once when it starts (the secret goes by pipe, not file)."""
+
+    settings: Settings
+    list_name: str
+    secret: bytes | None
+    provider_name: str
+    message: Message
+    encode: Callable[[Message, Sequence[Recipient]], bytes]  # the provider's own body builder
+
+
+class Encoded(NamedTuple):
+    """A worker's answer for one batch: the body (None when every row was refused) and the refusals."""
+
+    body: bytes | None
+    refused: list[tuple[int, str]]  # (position of the row in the batch, why)
+
+
+_context: BodyContext | None = None
+_links: UnsubscribeLinks | None = None
+
+
+def _start_worker(context: BodyContext, parent: int) -> None:
+    global _context, _links
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process in the group
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    _context = context
+    _links = UnsubscribeLinks(context.settings, context.list_name, context.secret, context.provider_name)
+
+
+def _exit_with_parent(parent: int, every: float = 0.2) -> None:
+    """A worker must not outlive its send: after a kill -9 nothing else would ever stop it.
+
+    ``parent`` is the sending process's pid as it knew it, so a worker that finishes starting
+    after its parent died (reparented already) exits at once too.
+    """
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
+def _encode(rows: list[tuple]) -> Encoded:
+    """Runs in a worker: rows as plain tuples (id, key, email, name, fields) in, one request body out."""
+    assert _context is not None and _links is not None, "worker not started"
+    recipients, refused = recipients_of((Row(i, k, e, n, f or {}, 0) for i, k, e, n, f in rows), _links)
+    try:
+        body = _context.encode(_context.message, recipients) if recipients else None
+    except Exception as err:  # noqa: BLE001 - a bug, not an answer; its type may not survive the pipe
+        raise RuntimeError(f"{type(err).__name__}: {err}") from None
+    return Encoded(body, refused)
+
+
+@contextmanager
+def _ctrl_c_ignored() -> Iterator[None]:
+    """SIGINT ignored for a moment, so processes started now inherit that from their first instruction.
+
+    (``_start_worker`` ignores it too, but only once the worker has started Python and unpickled its
+    context; a Ctrl-C before that would kill it.) Only the main thread may change signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def worker_count() -> int:
+    return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+
+
+class BodyWorkers:
+    """A pool of worker processes building request bodies; ``submit(rows)`` gives a Future of ``Encoded``."""
+
+    def __init__(self, context: BodyContext, processes: int | None = None):
+        self.processes = processes or worker_count()
+        # spawn, not fork: the sending process has threads (HTTP requests), and a forked child
+        # could inherit a lock one of them held.
+        self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_start_worker, initargs=(context, os.getpid()))
+        with _ctrl_c_ignored():
+            for _ in range(self.processes):
+                self._pool.submit(os.getpid)  # start every worker now, so each is born ignoring Ctrl-C
+
+    def submit(self, rows: Sequence[Row]) -> Future:
+        return self._pool.submit(_encode, [(r.id, r.key, r.email, r.name, dict(r.fields) if r.fields else None)
+                                           for r in rows])
+
+    def close(self) -> None:
+        """Stop the workers; bodies not yet built are dropped (their rows were never marked in flight)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

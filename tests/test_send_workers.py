@@ -1,0 +1,218 @@
+"""A large send builds its request bodies in worker processes: the same mail, the same guarantees.
+
+``[send] parallel_from = 1`` makes every send here "large". Each test counts
+deliveries at the stand-in SendGrid (which validates every body against the
+schema), and the process tests run a real ``newsletter send`` and interrupt
+it the way a terminal or the kernel would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sendgrid_fixtures import point_at
+from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
+from test_send import ISSUE, set_option, write_list
+
+from newsletter.cli import main
+from newsletter.unsubscribe import verify_token
+
+SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def statuses(root: Path, list_name: str) -> dict[str, str]:
+    db = sqlite3.connect(root / ".newsletter" / "journal.sqlite")
+    try:
+        return dict(db.execute("SELECT email, status FROM deliveries JOIN sends ON sends.id = deliveries.send "
+                               "WHERE sends.list = ?", (list_name,)))
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def large(sendgrid_newsletter: Path) -> Path:
+    """The example newsletter sending to the stand-in, every send counted as large."""
+    set_option(sendgrid_newsletter, "send", "parallel_from = 1\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05")
+    return sendgrid_newsletter
+
+
+def test_workers_mail_each_recipient_once_with_their_own_values(large: Path, sendgrid_standin):
+    set_option(large, "send", "batch_size = 50")
+    expected = write_list(large, "big", 400)
+    result = run("send", ISSUE, "--list", "big", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "sent 400 of 400" in result.output and "built by" in result.output and "worker processes" in result.output
+    counts = sendgrid_standin.counts()
+    assert set(counts) == expected and max(counts.values()) == 1
+    for accepted in sendgrid_standin.accepted:
+        number = accepted.email.removeprefix("reader").removesuffix("@example.com")
+        assert accepted.name == f"Reader {number}"
+        assert f"Reader {number}" in accepted.substitutions.values()
+        link = accepted.headers["List-Unsubscribe"].split(">")[0].lstrip("<")
+        assert verify_token(SECRET, "big", link.split("token=")[1]) == accepted.email
+
+
+def test_workers_build_the_same_request_as_the_sending_process(large: Path, sendgrid_standin):
+    """A list sent with workers, then (journal cleared) without: every recipient gets the same thing."""
+    write_list(large, "big", 30)
+
+    def sent() -> dict[str, tuple]:
+        result = run("send", ISSUE, "--list", "big", "--yes")
+        assert result.exit_code == 0, result.output
+        accepted = {a.email: (a.name, a.subject, a.substitutions, a.headers, a.custom_args)
+                    for a in sendgrid_standin.accepted}
+        sendgrid_standin.reset()
+        return accepted, result.output
+
+    with_workers, output = sent()
+    assert "worker processes" in output
+    (large / ".newsletter" / "journal.sqlite").unlink()
+    config = large / "newsletter.toml"
+    config.write_text(config.read_text().replace("parallel_from = 1", "parallel_from = 0"))
+    here, output = sent()
+    assert "worker processes" not in output
+    assert len(with_workers) == 30 and with_workers == here
+
+
+def test_workers_fail_an_unsafe_row_alone(large: Path, sendgrid_standin):
+    set_option(large, "send", "batch_size = 2")
+    (large / "subscribers" / "bad.csv").write_text(
+        "email,name,status\n"
+        'a@example.com,"A\nBcc: x@example.org",subscribed\n'
+        "c@example.com,C,subscribed\nd@example.com,D,subscribed\ne@example.com,E,subscribed\n")
+    result = run("send", ISSUE, "--list", "bad", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "1 failed" in result.output and "line break" in result.output
+    assert set(sendgrid_standin.counts()) == {"c@example.com", "d@example.com", "e@example.com"}
+    assert statuses(large, "bad")["a@example.com"] == "failed"
+
+
+def test_workers_retry_rate_limits_and_server_errors_without_duplicates(large: Path, sendgrid_standin):
+    set_option(large, "send", "batch_size = 25")
+    expected = write_list(large, "big", 200)
+    sendgrid_standin.rate_limit(times=2, reset_in=0.05)
+    sendgrid_standin.answer(500, times=2)
+    result = run("send", ISSUE, "--list", "big", "--yes")
+    assert result.exit_code == 0, result.output
+    counts = sendgrid_standin.counts()
+    assert set(counts) == expected and max(counts.values()) == 1
+
+
+def test_workers_never_resend_a_batch_whose_answer_was_lost(large: Path, sendgrid_standin):
+    set_option(large, "send", "batch_size = 10\nconcurrency = 1")
+    expected = write_list(large, "big", 50)
+    sendgrid_standin.drop(deliver=True)  # SendGrid took the first batch, the answer never came
+    first = run("send", ISSUE, "--list", "big", "--yes")
+    assert first.exit_code == 1 and "10 unknown" in first.output, first.output
+    again = run("send", ISSUE, "--list", "big", "--yes")
+    assert "Nothing to send" in again.output or "sent 0" in again.output, again.output
+    assert set(sendgrid_standin.counts()) == expected and max(sendgrid_standin.counts().values()) == 1
+
+
+# -- a real process, interrupted --------------------------------------------------------------------------
+
+
+def _start_send(root: Path, list_name: str) -> subprocess.Popen:
+    """``newsletter send`` in its own session, as from a terminal: Ctrl-C goes to its whole process group."""
+    return subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", list_name, "--yes"],
+                            cwd=root, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_for(condition, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def slow_standin(newsletter_root: Path, monkeypatch):
+    """A stand-in answering each request after 50 ms, so a send can be interrupted halfway."""
+    monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_KEY)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    set_option(newsletter_root, "send", "parallel_from = 1\nbatch_size = 100")
+    with SendGridStandIn(api_key=DEFAULT_KEY, latency=0.05) as standin:
+        point_at(newsletter_root, standin.url)
+        yield standin
+
+
+def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsletter_root: Path, slow_standin):
+    expected = write_list(newsletter_root, "big", 3000)
+    child = _start_send(newsletter_root, "big")
+    assert _wait_for(lambda: sum(slow_standin.counts().values()) >= 500 or child.poll() is not None)
+    assert child.poll() is None, "finished before it could be interrupted: " + child.stdout.read().decode()
+    workers = _workers_of(child.pid)
+    assert workers, "a large send started no worker processes"
+    os.killpg(child.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    output = child.communicate(timeout=60)[0].decode()
+    assert child.returncode == 1, output
+    assert "To resume" in output and "worker process failed" not in output and "Traceback" not in output
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its send"
+    state = statuses(newsletter_root, "big")
+    assert "in_flight" not in state.values() and "unknown" not in state.values()  # the batches finished
+
+    resumed = run("send", ISSUE, "--list", "big", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    counts = slow_standin.counts()
+    assert set(counts) == expected and max(counts.values()) == 1
+
+
+def test_a_killed_worker_stops_the_send_cleanly_and_resume_finishes_it(newsletter_root: Path, slow_standin):
+    expected = write_list(newsletter_root, "big", 3000)
+    child = _start_send(newsletter_root, "big")
+    assert _wait_for(lambda: sum(slow_standin.counts().values()) >= 500 or child.poll() is not None)
+    assert child.poll() is None, "finished before a worker could be killed: " + child.stdout.read().decode()
+    os.kill(_workers_of(child.pid)[0], signal.SIGKILL)  # as the out-of-memory killer would
+    output = child.communicate(timeout=60)[0].decode()
+    assert child.returncode != 0, output
+    assert "worker process failed" in output and "resume" in output and "Traceback" not in output, output
+
+    resumed = run("send", ISSUE, "--list", "big", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    counts = slow_standin.counts()
+    assert set(counts) == expected and max(counts.values()) == 1
+
+
+def test_kill_9_of_the_send_takes_its_workers_with_it(newsletter_root: Path, slow_standin):
+    expected = write_list(newsletter_root, "big", 3000)
+    child = _start_send(newsletter_root, "big")
+    assert _wait_for(lambda: sum(slow_standin.counts().values()) >= 500 or child.poll() is not None)
+    assert child.poll() is None, "finished before it could be killed: " + child.stdout.read().decode()
+    workers = _workers_of(child.pid)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert _wait_for(lambda: not any(_alive(pid) for pid in workers), 5), "workers outlived a killed send"
+
+    resumed = run("send", ISSUE, "--list", "big", "--yes")
+    counts = slow_standin.counts()
+    assert max(counts.values()) == 1, "a recipient was mailed twice"
+    unknown = {email for email, state in statuses(newsletter_root, "big").items() if state == "unknown"}
+    assert set(counts) | unknown == expected, "a recipient was forgotten"
+    assert resumed.exit_code == 0, resumed.output
