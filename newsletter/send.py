@@ -104,7 +104,8 @@ class SendReport:
     seconds: float = 0.0
     samples: list[str] = field(default_factory=list)
     scheduled_for: str = ""
-    body_workers: int = 0  # worker processes that built the request bodies (a large send), else 0
+    body_workers: int = 0  # worker processes started to build request bodies (a large send), else 0
+    worker_batches: int = 0  # batches whose body one of them built (the first go out while they start)
 
     @property
     def ok(self) -> bool:
@@ -132,7 +133,7 @@ class SendReport:
             parts.append(f"{len(self.deferred)} deferred")
         parts.append(f"{self.batches} batch{'es' * (self.batches != 1)} in {self.seconds:.1f} s")
         if self.body_workers:
-            parts.append(f"request bodies built by {self.body_workers} worker processes")
+            parts.append(f"{self.worker_batches} of them built by {self.body_workers} worker processes")
         return "; ".join(parts)
 
 
@@ -301,6 +302,15 @@ class _Batches:
     def may_start(self) -> bool:
         return not (self.stop.requested or self.should_pause() or self.fatal)
 
+    @staticmethod
+    def room(posting: int, encoding: int, requests: int, bodies: BodyWorkers | None) -> bool:
+        """Whether to take another batch: up to ``requests`` requests under way, plus (when workers
+        build the bodies) one body being built per worker and one more waiting for a worker.
+        Until the workers have started, batches are prepared here, so the send does not wait for them."""
+        if bodies is None or not bodies.ready:
+            return posting < requests
+        return encoding <= bodies.processes and posting + encoding < requests + bodies.processes
+
     def body_workers(self) -> BodyWorkers | None:
         """Worker processes for request bodies: for a large send, through a provider that takes bodies."""
         threshold = self.send.parallel_from
@@ -317,15 +327,12 @@ class _Batches:
         encoding: dict[Future, list[jn.Row]] = {}  # bodies being built by workers; their rows are still pending
         cursor = 0  # the last journal row taken: the queue is read forward, then again from the start
         bodies = self.body_workers()
-        ahead = bodies.processes if bodies else 0  # bodies built ahead of the requests that will carry them
-        self.report.body_workers = ahead
+        self.report.body_workers = bodies.processes if bodies else 0
         try:
             with ThreadPoolExecutor(max_workers=requests, thread_name_prefix="send") as pool:
                 try:
                     while True:
-                        while self.may_start() and (
-                                len(posting) < requests if not bodies  # each request's batch prepared here
-                                else len(encoding) <= ahead and len(posting) + len(encoding) < requests + ahead):
+                        while self.may_start() and self.room(len(posting), len(encoding), requests, bodies):
                             # Back to the start of the queue (for retries) only once no taken row is still pending.
                             rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
                             if not rows and cursor and not encoding:
@@ -334,7 +341,7 @@ class _Batches:
                             if not rows:
                                 break
                             cursor = rows[-1].id
-                            if bodies:
+                            if bodies and bodies.ready:
                                 try:
                                     encoding[bodies.submit(rows)] = rows
                                 except BrokenExecutor as err:  # a worker died: the pool takes no more work
@@ -421,7 +428,10 @@ class _Batches:
             return None  # stopping or paused: these rows were never in flight and stay pending
         body, refused = future.result()
         sendable = self.refuse(rows, refused)
-        return self.in_flight(sendable, body=body) if sendable and body is not None else None
+        if not sendable or body is None:
+            return None
+        self.report.worker_batches += 1
+        return self.in_flight(sendable, body=body)
 
     def worker_failed(self, error: BaseException) -> None:
         """A body worker failed or died: stop starting batches (none of its rows was in flight)."""

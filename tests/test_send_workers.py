@@ -24,6 +24,7 @@ from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 from newsletter.unsubscribe import verify_token
+from newsletter.workers import BodyWorkers
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 
@@ -42,9 +43,14 @@ def statuses(root: Path, list_name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def large(sendgrid_newsletter: Path) -> Path:
-    """The example newsletter sending to the stand-in, every send counted as large."""
+def large(sendgrid_newsletter: Path, monkeypatch) -> Path:
+    """The example newsletter sending to the stand-in, every send counted as large.
+
+    A send does not wait for its workers to start (it prepares the first batches itself
+    meanwhile); here it does, so every batch's body comes from a worker.
+    """
     set_option(sendgrid_newsletter, "send", "parallel_from = 1\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05")
+    monkeypatch.setattr(BodyWorkers, "ready", property(lambda self: all(f.result() or True for f in self._started)))
     return sendgrid_newsletter
 
 
@@ -53,7 +59,8 @@ def test_workers_mail_each_recipient_once_with_their_own_values(large: Path, sen
     expected = write_list(large, "big", 400)
     result = run("send", ISSUE, "--list", "big", "--yes")
     assert result.exit_code == 0, result.output
-    assert "sent 400 of 400" in result.output and "built by" in result.output and "worker processes" in result.output
+    assert "sent 400 of 400" in result.output and "8 batches" in result.output
+    assert "8 of them built by" in result.output and "worker processes" in result.output
     counts = sendgrid_standin.counts()
     assert set(counts) == expected and max(counts.values()) == 1
     for accepted in sendgrid_standin.accepted:
@@ -66,6 +73,7 @@ def test_workers_mail_each_recipient_once_with_their_own_values(large: Path, sen
 
 def test_workers_build_the_same_request_as_the_sending_process(large: Path, sendgrid_standin):
     """A list sent with workers, then (journal cleared) without: every recipient gets the same thing."""
+    set_option(large, "send", "batch_size = 10")
     write_list(large, "big", 30)
 
     def sent() -> dict[str, tuple]:
@@ -77,7 +85,7 @@ def test_workers_build_the_same_request_as_the_sending_process(large: Path, send
         return accepted, result.output
 
     with_workers, output = sent()
-    assert "worker processes" in output
+    assert "3 of them built by" in output
     (large / ".newsletter" / "journal.sqlite").unlink()
     config = large / "newsletter.toml"
     config.write_text(config.read_text().replace("parallel_from = 1", "parallel_from = 0"))
@@ -136,6 +144,11 @@ def _workers_of(pid: int) -> list[int]:
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
+def _started_workers(pid: int) -> list[int]:
+    """Workers past their start: each runs a second thread (the watchdog for a dead parent) by then."""
+    return [w for w in _workers_of(pid) if len(list(Path(f"/proc/{w}/task").iterdir())) >= 2]
+
+
 def _alive(pid: int) -> bool:
     try:
         return "\tZ" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
@@ -154,26 +167,33 @@ def _wait_for(condition, seconds: float = 60.0) -> bool:
 
 @pytest.fixture
 def slow_standin(newsletter_root: Path, monkeypatch):
-    """A stand-in answering each request after 50 ms, so a send can be interrupted halfway."""
+    """A stand-in answering each request after 100 ms, so a send can be interrupted halfway."""
     monkeypatch.setenv("SENDGRID_API_KEY", DEFAULT_KEY)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     set_option(newsletter_root, "send", "parallel_from = 1\nbatch_size = 100")
-    with SendGridStandIn(api_key=DEFAULT_KEY, latency=0.05) as standin:
+    with SendGridStandIn(api_key=DEFAULT_KEY, latency=0.1) as standin:
         point_at(newsletter_root, standin.url)
         yield standin
 
 
-def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsletter_root: Path, slow_standin):
-    expected = write_list(newsletter_root, "big", 3000)
-    child = _start_send(newsletter_root, "big")
-    assert _wait_for(lambda: sum(slow_standin.counts().values()) >= 500 or child.poll() is not None)
+def _start_and_wait_for_workers(root: Path, standin: SendGridStandIn) -> tuple[subprocess.Popen, list[int]]:
+    """A send of 6000 under way, both its workers started and building bodies."""
+    child = _start_send(root, "big")
+    assert _wait_for(lambda: len(_started_workers(child.pid)) == 2 or child.poll() is not None)
+    delivered = sum(standin.counts().values())
+    assert _wait_for(lambda: sum(standin.counts().values()) >= delivered + 300 or child.poll() is not None)
     assert child.poll() is None, "finished before it could be interrupted: " + child.stdout.read().decode()
-    workers = _workers_of(child.pid)
-    assert workers, "a large send started no worker processes"
+    return child, _workers_of(child.pid)
+
+
+def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsletter_root: Path, slow_standin):
+    expected = write_list(newsletter_root, "big", 6000)
+    child, workers = _start_and_wait_for_workers(newsletter_root, slow_standin)
     os.killpg(child.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
     output = child.communicate(timeout=60)[0].decode()
     assert child.returncode == 1, output
     assert "To resume" in output and "worker process failed" not in output and "Traceback" not in output
+    assert "of them built by 2 worker processes" in output and " 0 of them built" not in output, output
     assert not any(_alive(pid) for pid in workers), "a worker outlived its send"
     state = statuses(newsletter_root, "big")
     assert "in_flight" not in state.values() and "unknown" not in state.values()  # the batches finished
@@ -185,11 +205,9 @@ def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsl
 
 
 def test_a_killed_worker_stops_the_send_cleanly_and_resume_finishes_it(newsletter_root: Path, slow_standin):
-    expected = write_list(newsletter_root, "big", 3000)
-    child = _start_send(newsletter_root, "big")
-    assert _wait_for(lambda: sum(slow_standin.counts().values()) >= 500 or child.poll() is not None)
-    assert child.poll() is None, "finished before a worker could be killed: " + child.stdout.read().decode()
-    os.kill(_workers_of(child.pid)[0], signal.SIGKILL)  # as the out-of-memory killer would
+    expected = write_list(newsletter_root, "big", 6000)
+    child, workers = _start_and_wait_for_workers(newsletter_root, slow_standin)
+    os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer would
     output = child.communicate(timeout=60)[0].decode()
     assert child.returncode != 0, output
     assert "worker process failed" in output and "resume" in output and "Traceback" not in output, output
@@ -201,11 +219,8 @@ def test_a_killed_worker_stops_the_send_cleanly_and_resume_finishes_it(newslette
 
 
 def test_kill_9_of_the_send_takes_its_workers_with_it(newsletter_root: Path, slow_standin):
-    expected = write_list(newsletter_root, "big", 3000)
-    child = _start_send(newsletter_root, "big")
-    assert _wait_for(lambda: sum(slow_standin.counts().values()) >= 500 or child.poll() is not None)
-    assert child.poll() is None, "finished before it could be killed: " + child.stdout.read().decode()
-    workers = _workers_of(child.pid)
+    expected = write_list(newsletter_root, "big", 6000)
+    child, workers = _start_and_wait_for_workers(newsletter_root, slow_standin)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert _wait_for(lambda: not any(_alive(pid) for pid in workers), 5), "workers outlived a killed send"
