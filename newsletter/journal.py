@@ -31,6 +31,12 @@ SENT = "sent"
 FAILED = "failed"
 UNKNOWN = "unknown"
 STATUSES = (PENDING, IN_FLIGHT, SENT, FAILED, UNKNOWN)
+# Not a status of its own: pending rows the latest run did not select (unsubscribed, removed from the
+# list or filtered out since). They are never sent unless a later run selects them again; ``status``
+# counts them apart so a finished send does not look unfinished.
+NOT_SELECTED = "not_selected"
+NOT_SELECTED_REASON = ("not selected by the latest send (unsubscribed, removed from the list or filtered out "
+                       "since); it is sent only if selected again")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sends (
@@ -275,12 +281,16 @@ class Journal:
         return self.counts(run_only=True)
 
     def problems(self, limit: int = 1000) -> list[tuple[str, str, str]]:
-        """(email, status, reason) of failed, unknown, in-flight and still-deferred recipients."""
+        """(email, status, reason) of failed, unknown, in-flight, still-deferred and no-longer-selected recipients."""
+        latest = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM runs WHERE send=?", (self.send,)).fetchone()[0]
         return self.db.execute(
-            "SELECT email, status, CASE WHEN status='in_flight' THEN 'a send was delivering it (or stopped "
-            "mid-request): it may have arrived' ELSE COALESCE(reason, '') END FROM deliveries WHERE send=? "
-            "AND (status IN ('failed', 'unknown', 'in_flight') OR (status='pending' AND reason IS NOT NULL)) "
-            "ORDER BY id LIMIT ?", (self.send, limit)).fetchall()
+            "SELECT email, CASE WHEN status='pending' AND run < :latest THEN :not_selected ELSE status END, "
+            "CASE WHEN status='in_flight' THEN 'a send was delivering it (or stopped mid-request): it may have "
+            "arrived' WHEN status='pending' AND run < :latest THEN :reason ELSE COALESCE(reason, '') END "
+            "FROM deliveries WHERE send=:send AND (status IN ('failed', 'unknown', 'in_flight') "
+            "OR (status='pending' AND (reason IS NOT NULL OR run < :latest))) ORDER BY id LIMIT :limit",
+            {"latest": latest, "not_selected": NOT_SELECTED.replace("_", " "), "reason": NOT_SELECTED_REASON,
+             "send": self.send, "limit": limit}).fetchall()
 
 
 def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tuple[str, dict[str, int]]]:
@@ -289,15 +299,16 @@ def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tupl
         return []
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        sql = ("SELECT s.list, d.status, COUNT(*) FROM deliveries d JOIN sends s ON s.id = d.send "
-               "WHERE s.issue=?")
+        sql = ("SELECT s.list, CASE WHEN d.status='pending' AND d.run < (SELECT MAX(r.id) FROM runs r "
+               f"WHERE r.send = s.id) THEN '{NOT_SELECTED}' ELSE d.status END AS state, COUNT(*) "
+               "FROM deliveries d JOIN sends s ON s.id = d.send WHERE s.issue=?")
         params: tuple = (issue,)
         if list_name:
             sql += " AND s.list=?"
             params += (list_name,)
         result: dict[str, dict[str, int]] = {}
-        for name, status, count in db.execute(sql + " GROUP BY s.list, d.status", params):
-            result.setdefault(name, dict.fromkeys(STATUSES, 0))[status] = count
+        for name, status, count in db.execute(sql + " GROUP BY s.list, state", params):
+            result.setdefault(name, dict.fromkeys((*STATUSES, NOT_SELECTED), 0))[status] = count
         return sorted(result.items())
     except sqlite3.Error:
         return []

@@ -184,6 +184,10 @@ def test_unsubscribed_since_the_last_attempt_is_not_sent(fast_retries: Path, sen
     second = run("send", ISSUE, "--list", "example", "--yes")
     assert second.exit_code == 0, second.output
     assert set(sendgrid_standin.counts()) == EXAMPLE_SUBSCRIBED - {"katherine@example.org"}
+    # The journal still holds her pending row from the first run; status says why it will not go out.
+    status = run("status", ISSUE).output
+    assert "example: 3 sent, 1 not selected" in status, status
+    assert "not selected: katherine@example.org: not selected by the latest send (unsubscribed" in status
 
 
 def test_a_second_send_of_the_same_issue_is_refused(sendgrid_newsletter: Path, sendgrid_standin):
