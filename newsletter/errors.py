@@ -27,6 +27,10 @@ class NewsletterError(Exception):
         self.reason = message
         super().__init__(self._compose())
 
+    def __reduce__(self):
+        """Pickle with every attribute (hint, status, errors...): a worker process hands errors back by pipe."""
+        return _restore, (type(self), self.args, self.__dict__.copy())
+
     def _compose(self) -> str:
         text = self.reason
         if self.where:
@@ -35,6 +39,12 @@ class NewsletterError(Exception):
         if self.hint:
             text = f"{text} ({self.hint})"
         return text
+
+
+def _restore(cls: type, args: tuple, state: dict) -> NewsletterError:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class SendFailed(NewsletterError):

@@ -303,13 +303,17 @@ class _Batches:
         return not (self.stop.requested or self.should_pause() or self.fatal)
 
     @staticmethod
-    def room(posting: int, encoding: int, requests: int, bodies: BodyWorkers | None) -> bool:
-        """Whether to take another batch: up to ``requests`` requests under way, plus (when workers
-        build the bodies) one body being built per worker and one more waiting for a worker.
-        Until the workers have started, batches are prepared here, so the send does not wait for them."""
+    def room(posting: int, bodies_taken: int, requests: int, bodies: BodyWorkers | None) -> bool:
+        """Whether to take another batch from the journal.
+
+        Prepared here, a batch goes straight to a request: up to ``requests`` of them. With
+        workers, up to one body per worker is being built or waiting for a request, plus one
+        more, so a free request never waits for a worker. Until the workers have started,
+        batches are prepared here, so the send does not wait for them either.
+        """
         if bodies is None or not bodies.ready:
             return posting < requests
-        return encoding <= bodies.processes and posting + encoding < requests + bodies.processes
+        return bodies_taken <= bodies.processes
 
     def body_workers(self) -> BodyWorkers | None:
         """Worker processes for request bodies: for a large send, through a provider that takes bodies."""
@@ -323,8 +327,9 @@ class _Batches:
     def run(self) -> None:
         size = min(self.send.batch_size, self.provider.max_batch)
         requests = max(1, min(self.send.concurrency, getattr(self.provider, "max_concurrency", 1)))
-        posting: dict[Future, _Batch] = {}  # requests under way; their rows are in flight
+        posting: dict[Future, _Batch] = {}  # requests under way (at most ``requests``); their rows are in flight
         encoding: dict[Future, list[jn.Row]] = {}  # bodies being built by workers; their rows are still pending
+        built: list[tuple[list[jn.Row], bytes]] = []  # bodies back, waiting for a free request; rows still pending
         cursor = 0  # the last journal row taken: the queue is read forward, then again from the start
         bodies = self.body_workers()
         self.report.body_workers = bodies.processes if bodies else 0
@@ -332,10 +337,15 @@ class _Batches:
             with ThreadPoolExecutor(max_workers=requests, thread_name_prefix="send") as pool:
                 try:
                     while True:
-                        while self.may_start() and self.room(len(posting), len(encoding), requests, bodies):
+                        while built and len(posting) < requests and self.may_start():
+                            rows, body = built.pop(0)
+                            batch = self.in_flight(rows, body=body)  # committed just before its request starts
+                            posting[pool.submit(self.post, batch)] = batch
+                        while self.may_start() and self.room(len(posting), len(encoding) + len(built), requests,
+                                                             bodies):
                             # Back to the start of the queue (for retries) only once no taken row is still pending.
                             rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
-                            if not rows and cursor and not encoding:
+                            if not rows and cursor and not encoding and not built:
                                 cursor = 0
                                 rows = self.journal.next_pending(size, self.send.max_attempts, cursor)
                             if not rows:
@@ -352,6 +362,7 @@ class _Batches:
                                 if batch:
                                     posting[pool.submit(self.post, batch)] = batch
                         if not posting and not encoding:
+                            built.clear()  # stopping, paused or failed: never in flight, these rows stay pending
                             retry_at = (self.journal.next_retry_time(self.send.max_attempts)
                                         if self.may_start() else None)
                             if retry_at is None:
@@ -362,23 +373,18 @@ class _Batches:
                         answered = False
                         for future in done:
                             if future in encoding:
-                                batch = self.encoded(encoding.pop(future), future)
-                                if batch:
-                                    posting[pool.submit(self.post, batch)] = batch
+                                body = self.encoded(encoding.pop(future), future)
+                                if body:
+                                    built.append(body)
                             else:
-                                self.finish(posting.pop(future).rows, future)
+                                batch = posting.pop(future)
+                                if self.finish(batch.rows, future) and batch.body is not None:
+                                    self.report.worker_batches += 1
                                 answered = True
                         if self.progress and answered:
                             self.progress(self.report)
                 except KeyboardInterrupt:
-                    for future in encoding:
-                        future.cancel()  # nothing sent; the rows are still pending
-                    for future, batch in posting.items():
-                        future.cancel()
-                        self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
-                                              "delivered") for row in batch.rows])
-                        self.report.unknown.extend((row.email, "interrupted mid-batch") for row in batch.rows)
-                    self.report.interrupted = True
+                    self.abandon(encoding, posting)
                     raise
         finally:
             if bodies:
@@ -390,6 +396,21 @@ class _Batches:
         elif self.should_pause():
             self.report.paused = (f"paused after {self.consecutive_failures} failures in a row; last: "
                                   f"{self.last_failure}")
+
+    def abandon(self, encoding: dict[Future, list[jn.Row]], posting: dict[Future, _Batch]) -> None:
+        """A second Ctrl-C: record what is known of each batch and leave; only a request under way is unknown."""
+        for future in encoding:
+            future.cancel()  # nothing sent; the rows are still pending
+        for future, batch in posting.items():
+            if future.cancel():  # still waiting for a request thread: it never started
+                self.journal.release([row.id for row in batch.rows], "", count_attempt=False)
+            elif future.done():
+                self.finish(batch.rows, future)  # answered before the interrupt
+            else:
+                self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
+                                      "delivered") for row in batch.rows])
+                self.report.unknown.extend((row.email, "interrupted mid-batch") for row in batch.rows)
+        self.report.interrupted = True
 
     def wait(self, seconds: float) -> None:
         deadline = time.time() + max(0.0, seconds)
@@ -418,20 +439,21 @@ class _Batches:
         sendable = self.refuse(rows, refused)
         return self.in_flight(sendable, recipients=recipients) if sendable else None
 
-    def encoded(self, rows: list[jn.Row], future: Future) -> _Batch | None:
-        """A worker built this batch's body: commit it as in flight, unless the send is stopping."""
+    def encoded(self, rows: list[jn.Row], future: Future) -> tuple[list[jn.Row], bytes] | None:
+        """A worker built this batch's body: fail the rows it refused, and return the rest with the body
+        (still pending: they go in flight when a request is free), unless the send is stopping."""
         error = future.exception()
         if error is not None:
-            self.worker_failed(error)
+            if isinstance(error, NewsletterError):  # the issue or settings, not the worker: say so as such
+                self.fatal = self.fatal or error
+            else:
+                self.worker_failed(error)
             return None
         if not self.may_start():
             return None  # stopping or paused: these rows were never in flight and stay pending
         body, refused = future.result()
         sendable = self.refuse(rows, refused)
-        if not sendable or body is None:
-            return None
-        self.report.worker_batches += 1
-        return self.in_flight(sendable, body=body)
+        return (sendable, body) if sendable and body is not None else None
 
     def worker_failed(self, error: BaseException) -> None:
         """A body worker failed or died: stop starting batches (none of its rows was in flight)."""
@@ -462,13 +484,18 @@ class _Batches:
             future.set_exception(err)
         self.finish(batch.rows, future)
 
-    def finish(self, rows: list[jn.Row], future: Future) -> None:
-        """Record what the provider said about a batch (never raises for a provider fault; sets ``fatal``)."""
+    def finish(self, rows: list[jn.Row], future: Future) -> bool:
+        """Record what the provider said about a batch (never raises for a provider fault; sets ``fatal``).
+
+        True when the provider answered the batch (a ``batches`` count in the report), False when
+        it is to be tried again or its outcome is unknown.
+        """
         ids = [row.id for row in rows]
         error = future.exception()
         if error is None:
             self.report.batches += 1
             self.record(rows, future.result())
+            return True
         elif isinstance(error, TransientError):
             attempt = max(row.attempts for row in rows) + 1
             delay = self.backoff(attempt, error.retry_after)
@@ -487,6 +514,7 @@ class _Batches:
                 self.rejected(rows, error)
             except NewsletterError as err:
                 self.fatal = self.fatal or err
+            return True
         elif isinstance(error, KeyboardInterrupt):
             self.journal.settle([(i, jn.UNKNOWN, "", "interrupted while this batch was being delivered")
                                  for i in ids])
@@ -502,6 +530,7 @@ class _Batches:
             self.journal.settle([(i, jn.UNKNOWN, "", reason) for i in ids])
             self.report.unknown.extend((row.email, reason) for row in rows)
             self.fatal = self.fatal or error
+        return False
 
     def rejected(self, rows: list[jn.Row], err: RejectedError) -> None:
         """A refused batch delivered nothing: fail the recipients it names, resend the rest.
@@ -589,21 +618,22 @@ def _few_collections() -> Iterator[None]:
     their batch is settled; with the default thresholds Python's cycle collector
     ran every few hundred recipients and kept re-walking everything the process
     had loaded (templates, lxml, the HTTP stack). What exists before the loop is
-    set aside for its duration (``gc.freeze``) and young objects are examined
-    every 50,000 allocations instead of 700. Reference counting still frees
-    everything at once; only cycles wait, and there are few.
+    set aside for its duration (``gc.freeze``, unless someone froze it already)
+    and young objects are examined every 50,000 allocations instead of 700.
+    Reference counting still frees everything at once; only cycles wait, and
+    there are few.
     """
-    if os.environ.get("NL_GC_AB") == "off":
-        yield
-        return
     threshold = gc.get_threshold()
-    gc.freeze()
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     gc.set_threshold(50_000, *threshold[1:])
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
 
 
 # -- one send at a time, and the provider to use ----------------------------------------------------------

@@ -107,6 +107,8 @@ def _encode(rows: list[tuple]) -> Encoded:
     recipients, refused = recipients_of((Row(i, k, e, n, f or {}, 0) for i, k, e, n, f in rows), _links)
     try:
         body = _context.encode(_context.message, recipients) if recipients else None
+    except NewsletterError:
+        raise  # about the issue or the settings: the sending process shows it as it is
     except Exception as err:  # noqa: BLE001 - a bug, not an answer; its type may not survive the pipe
         raise RuntimeError(f"{type(err).__name__}: {err}") from None
     return Encoded(body, refused)
@@ -130,7 +132,12 @@ def _ctrl_c_ignored() -> Iterator[None]:
 
 
 def worker_count() -> int:
-    return max(1, min(MAX_PROCESSES, os.cpu_count() or 1))
+    """One worker per CPU this process may run on (its affinity, which container limits often set), up to 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_PROCESSES, cpus))
 
 
 class BodyWorkers:
@@ -142,8 +149,14 @@ class BodyWorkers:
         # could inherit a lock one of them held.
         self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_start_worker, initargs=(context, os.getpid()))
-        with _ctrl_c_ignored():  # start every worker now, so each is born ignoring Ctrl-C
-            self._started = [self._pool.submit(os.getpid) for _ in range(self.processes)]
+        try:
+            with _ctrl_c_ignored():  # start every worker now, so each is born ignoring Ctrl-C
+                self._started = [self._pool.submit(os.getpid) for _ in range(self.processes)]
+        except Exception as err:  # noqa: BLE001 - nothing was sent; say so and how to avoid workers
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise NewsletterError(f"could not start the worker processes that build request bodies: {err}",
+                                  hint="nothing was sent; [send] parallel_from = 0 in newsletter.toml builds "
+                                       "every body in the sending process") from None
 
     @property
     def ready(self) -> bool:

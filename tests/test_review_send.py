@@ -461,13 +461,21 @@ def test_review_second_ctrl_c_marks_in_flight_unknown(fast: Path, sendgrid_stand
         with lock:
             calls.append(1)
             n = len(calls)
+        import time
+
+        # interrupt_main, unlike a real SIGINT, does not wake the main thread, and two of them before
+        # it wakes count as one. So batch 4's answer wakes it between the two Ctrl-Cs, and batch 1's
+        # after the second, while batch 3 is still being delivered (batches already answered are
+        # recorded as they went, not as unknown).
         if n == 3:
             _thread.interrupt_main()
-            import time
-
-            time.sleep(0.3)
+            time.sleep(0.4)
             _thread.interrupt_main()  # the handler raises KeyboardInterrupt this time
-            time.sleep(0.3)
+            time.sleep(1.0)
+        elif n == 4:
+            time.sleep(0.2)
+        elif n == 1:
+            time.sleep(0.6)
         return original(self, message, recipients)
 
     monkeypatch.setattr(sg.SendGridProvider, "send_batch", send_batch)

@@ -24,7 +24,7 @@ from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 from newsletter.unsubscribe import verify_token
-from newsletter.workers import BodyWorkers
+from newsletter.workers import BodyWorkers, worker_count
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 
@@ -116,6 +116,56 @@ def test_workers_retry_rate_limits_and_server_errors_without_duplicates(large: P
     assert result.exit_code == 0, result.output
     counts = sendgrid_standin.counts()
     assert set(counts) == expected and max(counts.values()) == 1
+    # Bodies built again for a retry are not counted twice.
+    assert "8 batches" in result.output and "8 of them built by" in result.output, result.output
+
+
+def test_second_ctrl_c_leaves_unknown_only_the_requests_under_way(large: Path, sendgrid_standin):
+    """Bodies built ahead wait, still pending, for a free request: abandoning the send never
+    marks unknown (never to be resent) a batch that was not even requested."""
+    from newsletter import send as sending
+    from newsletter.config import load_settings
+
+    set_option(large, "send", "batch_size = 10\nconcurrency = 2")
+    expected = write_list(large, "big", 200)
+    sendgrid_standin.slow(0.3, times=100)  # each request is answered (and delivered) after 0.3 s
+    settings = load_settings(large)
+    plan = sending.prepare(settings, Path(ISSUE), sending.SendOptions(list_name="big"))
+    answers = []
+
+    def progress(report):
+        answers.append(report.sent)
+        if len(answers) == 2:
+            raise KeyboardInterrupt  # the second Ctrl-C, while the next batches are ready to go
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sending.execute(plan, sending.open_provider(settings, plan, "sendgrid"), progress=progress)
+    finally:
+        plan.close()
+    state = statuses(large, "big")
+    unknown = {email for email, status in state.items() if status == "unknown"}
+    assert unknown and unknown <= set(sendgrid_standin.counts()), "a batch never requested was marked unknown"
+    assert len(unknown) == 10 and "in_flight" not in state.values()  # the one request under way
+    resumed = run("send", ISSUE, "--list", "big", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    counts = sendgrid_standin.counts()
+    assert max(counts.values()) == 1 and set(counts) | unknown == expected
+
+
+def test_errors_cross_from_a_worker_whole():
+    """A worker hands errors back through a pipe: message, hint and the provider's details survive."""
+    import pickle
+
+    from newsletter.errors import NewsletterError
+    from newsletter.providers.base import RejectedError
+
+    rejected = pickle.loads(pickle.dumps(RejectedError("refused", errors=[("bad", "personalizations.3.to")],
+                                                       status=400, hint="fix the list")))
+    assert isinstance(rejected, RejectedError) and rejected.errors == (("bad", "personalizations.3.to"),)
+    assert rejected.status == 400 and str(rejected) == "refused (fix the list)"
+    located = pickle.loads(pickle.dumps(NewsletterError("no from", where="newsletter.toml", line=3)))
+    assert str(located) == "newsletter.toml:3: no from" and located.line == 3
 
 
 def test_workers_never_resend_a_batch_whose_answer_was_lost(large: Path, sendgrid_standin):
@@ -179,7 +229,7 @@ def slow_standin(newsletter_root: Path, monkeypatch):
 def _start_and_wait_for_workers(root: Path, standin: SendGridStandIn) -> tuple[subprocess.Popen, list[int]]:
     """A send of 6000 under way, both its workers started and building bodies."""
     child = _start_send(root, "big")
-    assert _wait_for(lambda: len(_started_workers(child.pid)) == 2 or child.poll() is not None)
+    assert _wait_for(lambda: len(_started_workers(child.pid)) == worker_count() or child.poll() is not None)
     delivered = sum(standin.counts().values())
     assert _wait_for(lambda: sum(standin.counts().values()) >= delivered + 300 or child.poll() is not None)
     assert child.poll() is None, "finished before it could be interrupted: " + child.stdout.read().decode()
@@ -193,7 +243,7 @@ def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsl
     output = child.communicate(timeout=60)[0].decode()
     assert child.returncode == 1, output
     assert "To resume" in output and "worker process failed" not in output and "Traceback" not in output
-    assert "of them built by 2 worker processes" in output and " 0 of them built" not in output, output
+    assert f"of them built by {worker_count()} worker processes" in output and " 0 of them" not in output, output
     assert not any(_alive(pid) for pid in workers), "a worker outlived its send"
     state = statuses(newsletter_root, "big")
     assert "in_flight" not in state.values() and "unknown" not in state.values()  # the batches finished

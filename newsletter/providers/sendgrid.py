@@ -1,7 +1,8 @@
 """SendGrid: one request per batch of up to 1000 recipients, through the official client.
 
 The only module that imports ``sendgrid``. A batch becomes one v3 Mail Send
-body (``build_payload``, a pure function a test or a dry run can inspect):
+body (``encode_payload``, a pure function that writes the JSON; a test or a
+dry run can inspect it, parsed, with ``build_payload``):
 the issue rendered and inlined once as shared ``content``, and one
 personalization per recipient carrying that recipient's merge values as
 ``substitutions``. Responses and network faults are translated into the
@@ -306,7 +307,7 @@ def _post_json(endpoint: Any, body: bytes, timeout: float) -> ClientResponse:
 
 
 class SendGridProvider:
-    """Sends batches through SendGrid's v3 Mail Send API; see ``build_payload`` for the body."""
+    """Sends batches through SendGrid's v3 Mail Send API; see ``encode_payload`` for the body."""
 
     name = "sendgrid"
     max_batch = MAX_RECIPIENTS
