@@ -10,13 +10,16 @@ build its request bodies in worker processes ([send] parallel_from), so its
 peak memory is that of the sending process and its workers together, sampled
 from /proc. The naive loop is the same send with batch_size = 1 and
 concurrency = 1: one request per recipient, each journaled, one at a time.
+The batched send and the naive loop run in --pairs back-to-back pairs (this
+machine's speed drifts between minutes); the median pair's ratio is printed,
+and the 1,000,000 figure comes from the slowest batched run.
 
 Targets (2-core machine): 1,000,000 recipients in under 60 s with peak
-memory under 400 MB (run with --recipients 1000000 to measure it rather than
-project it from the rate); batched at least 100x the naive rate; dry run of
+memory under 400 MB (run with --recipients 1000000 --pairs 1 to measure it
+rather than project it from the rate); batched at least 100x the naive rate; dry run of
 100,000 recipients under 10 s.
 
-    python benchmarks/send.py [--recipients 100000] [--naive 2000]
+    python benchmarks/send.py [--recipients 100000] [--naive 2000] [--pairs 3]
 """
 
 from __future__ import annotations
@@ -188,6 +191,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--naive", type=int, default=2_000)
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="batched/naive pairs run back to back; the median pair's ratio is reported")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--dry", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -195,19 +200,24 @@ def main() -> int:
         print(json.dumps(phase(Path(args.phase), args.dry)))
         return 0
 
+    def rate(r: dict) -> float:
+        return r["sent"] / (r["seconds"] - r["prepare_seconds"])
+
     standin = subprocess.Popen([sys.executable, str(REPO / "tests" / "sendgrid_standin.py"), "--port", "0",
                                 "--no-validate", "--key", KEY], stdout=subprocess.PIPE, text=True)
     try:
         url = standin.stdout.readline().split()[-1]
-        batched = run_phase("batched", url, args.recipients, 1000)
-        naive = run_phase("naive", url, args.naive, 1, concurrency=1)  # a plain loop: one request at a time
+        # This machine's speed drifts by tens of percent from one minute to the next: each ratio is taken
+        # from a batched run and the naive loop right after it, and the median of the pairs is reported.
+        pairs = []
+        for _ in range(max(1, args.pairs)):
+            batched = run_phase("batched", url, args.recipients, 1000)
+            naive = run_phase("naive", url, args.naive, 1, concurrency=1)  # a plain loop: one request at a time
+            pairs.append((rate(batched) / rate(naive), batched, naive))
         dry = run_phase("dry run", url, args.recipients, 1000, dry_run=True)
     finally:
         standin.terminate()
         standin.wait()
-
-    def rate(r: dict) -> float:
-        return r["sent"] / (r["seconds"] - r["prepare_seconds"])
 
     def total_mb(r: dict) -> float:
         return r["tree_peak_mb"]
@@ -216,23 +226,26 @@ def main() -> int:
         workers = f" with its {r['workers']} body workers" if r["workers"] else ""
         return f"{total_mb(r):.0f} MB (sending process {r['peak_mb']:.0f} MB{workers})"
 
-    ratio = rate(batched) / rate(naive)
+    pairs.sort(key=lambda pair: pair[0])
+    ratio, batched, naive = pairs[len(pairs) // 2]
+    slowest = max((b for _, b, _ in pairs), key=lambda b: b["seconds"])  # the time target, conservatively
     journal_share = batched["journal_seconds"] / batched["seconds"]
-    projected = 1_000_000 / rate(batched) + batched["prepare_seconds"] * 1_000_000 / args.recipients
+    projected = 1_000_000 / rate(slowest) + slowest["prepare_seconds"] * 1_000_000 / args.recipients
+    peak = max(total_mb(b) for _, b, _ in pairs)
     print(f"batched : {batched['sent']:>9,} recipients in {batched['seconds']:6.1f} s "
           f"(prepare {batched['prepare_seconds']:.1f} s), {rate(batched):>8,.0f}/s, peak {memory(batched)}")
     print(f"naive   : {naive['sent']:>9,} recipients in {naive['seconds']:6.1f} s, {rate(naive):>8,.0f}/s, "
           f"peak {memory(naive)}")
-    print(f"ratio batched/naive: {ratio:,.0f}x (target >= 100x)")
+    print(f"ratio batched/naive: {ratio:,.0f}x, the median of {len(pairs)} pairs "
+          f"({', '.join(f'{r:,.0f}x' for r, _, _ in pairs)}) (target >= 100x)")
     print(f"journal share of the batched send: {journal_share:.0%} "
           f"(reading the list: {batched['list_seconds'] / batched['seconds']:.0%})")
-    label = "measured" if args.recipients >= 1_000_000 else "projected from this rate"
-    print(f"1,000,000 recipients: {projected:.0f} s {label} (target < 60 s), "
-          f"peak {total_mb(batched):.0f} MB at {args.recipients:,} (target < 400 MB)")
+    label = "measured" if args.recipients >= 1_000_000 else "projected"
+    print(f"1,000,000 recipients: {projected:.0f} s {label} from the slowest batched run (target < 60 s), "
+          f"peak {peak:.0f} MB at {args.recipients:,} (target < 400 MB)")
     print(f"dry run : {dry['sent']:>9,} recipients in {dry['seconds']:6.1f} s "
           f"(target < 10 s for 100,000), peak {memory(dry)}")
-    ok = (ratio >= 100 and projected < 60 and total_mb(batched) < 400
-          and dry["seconds"] * 100_000 / args.recipients < 10)
+    ok = ratio >= 100 and projected < 60 and peak < 400 and dry["seconds"] * 100_000 / args.recipients < 10
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 

@@ -149,9 +149,12 @@ class SendPlan:
     report: SendReport
     provider_name: str
     secret: bytes | None
+    bodies: BodyWorkers | None = None  # started while the recipients were selected, for a large send
 
     def close(self) -> None:
         self.journal.close()
+        if self.bodies is not None:
+            self.bodies.close()
 
 
 class StopFlag:
@@ -209,10 +212,14 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
     report = SendReport(issue=issue.name, list_name=options.list_name, provider=provider, dry_run=options.dry_run,
                         findings=findings, html_bytes=len(built.html.encode("utf-8")),
                         scheduled_for=options.send_at.isoformat() if options.send_at else "")
+    message = make_message(settings, built, options.list_name, provider, send_at=options.send_at,
+                           sandbox=options.sandbox)
     journal_path = settings.journal_path
     journal = (jn.Journal.scratch_copy(journal_path, issue.name, options.list_name) if options.dry_run
                else jn.Journal.open(journal_path, issue.name, options.list_name))
+    bodies = None
     try:
+        bodies = _early_body_workers(settings, options, provider, list_path, message, secret)
         journal.start_run()
 
         def on_skip(email: str, reason: str, line: int) -> None:
@@ -231,6 +238,8 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
         counts = journal.selected_status_counts()
     except BaseException:
         journal.close()
+        if bodies is not None:
+            bodies.close()
         raise
     report.selected = sum(counts.values())
     report.to_send = counts[jn.PENDING]
@@ -238,9 +247,33 @@ def prepare(settings: Settings, issue_dir: Path, options: SendOptions) -> SendPl
                            (jn.UNKNOWN, "unknown before")):
         if counts[status]:
             report.skipped[reason] += counts[status]
-    message = make_message(settings, built, options.list_name, provider, send_at=options.send_at,
-                           sandbox=options.sandbox)
-    return SendPlan(settings, options, built, message, journal, report, provider, secret)
+    return SendPlan(settings, options, built, message, journal, report, provider, secret, bodies)
+
+
+def _early_body_workers(settings: Settings, options: SendOptions, provider: str, list_path: Path,
+                        message: Message, secret: bytes | None) -> BodyWorkers | None:
+    """Body workers for what looks like a large SendGrid send, started now so they are ready when the
+    first batch is: they take a fraction of a second to start, and selecting the recipients takes
+    longer. The list's line count is only an upper bound; ``_Batches`` closes them unused if fewer
+    recipients turn out to be pending."""
+    threshold = settings.send.parallel_from
+    if options.dry_run or provider != "sendgrid" or threshold <= 0 or not _has_lines(list_path, threshold + 1):
+        return None
+    from .providers.sendgrid import encode_payload
+
+    return BodyWorkers(BodyContext(settings, options.list_name, secret, provider, message, encode_payload))
+
+
+def _has_lines(path: Path, count: int, chunk: int = 1 << 20) -> bool:
+    """Whether the file has at least ``count`` lines, reading no further than it takes to tell."""
+    seen = 0
+    with open(path, "rb") as data:
+        while seen < count:
+            block = data.read(chunk)
+            if not block:
+                return False
+            seen += block.count(b"\n")
+    return True
 
 
 # -- executing --------------------------------------------------------------------------------------
@@ -316,11 +349,17 @@ class _Batches:
         return bodies_taken <= bodies.processes
 
     def body_workers(self) -> BodyWorkers | None:
-        """Worker processes for request bodies: for a large send, through a provider that takes bodies."""
+        """Worker processes for request bodies: for a large send, through a provider that takes bodies
+        (the plan's, started while it selected the recipients, when it has them)."""
+        plan = self.plan
         threshold = self.send.parallel_from
         if not hasattr(self.provider, "send_encoded") or threshold <= 0 or self.report.to_send < threshold:
+            if plan.bodies is not None:
+                plan.bodies.close()  # the list looked large, but few of its recipients are still to go
+                plan.bodies = None
             return None
-        plan = self.plan
+        if plan.bodies is not None:
+            return plan.bodies
         return BodyWorkers(BodyContext(plan.settings, plan.options.list_name, plan.secret, plan.provider_name,
                                        plan.message, self.provider.encode_batch))
 

@@ -168,5 +168,5 @@ class BodyWorkers:
                                            for r in rows])
 
     def close(self) -> None:
-        """Stop the workers; bodies not yet built are dropped (their rows were never marked in flight)."""
+        """Stop the workers (again: harmless); bodies not yet built are dropped (their rows were never in flight)."""
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -94,6 +94,24 @@ def test_workers_build_the_same_request_as_the_sending_process(large: Path, send
     assert len(with_workers) == 30 and with_workers == here
 
 
+def test_workers_started_for_a_list_that_turns_out_small_are_stopped_unused(large: Path, sendgrid_standin):
+    """Workers start while the recipients are selected, when the list file looks large; a resumed
+    send with few still to go sends them itself and leaves no process behind."""
+    import multiprocessing
+
+    config = large / "newsletter.toml"
+    config.write_text(config.read_text().replace("parallel_from = 1", "parallel_from = 20"))
+    write_list(large, "big", 30)
+    first = run("send", ISSUE, "--list", "big", "--yes")
+    assert first.exit_code == 0 and "built by" in first.output, first.output
+    write_list(large, "big", 35)  # five new subscribers since
+    second = run("send", ISSUE, "--list", "big", "--yes")
+    assert second.exit_code == 0 and "sent 5 of 5" in second.output and "built by" not in second.output
+    assert not multiprocessing.active_children(), "worker processes left running"
+    counts = sendgrid_standin.counts()
+    assert len(counts) == 35 and max(counts.values()) == 1
+
+
 def test_workers_fail_an_unsafe_row_alone(large: Path, sendgrid_standin):
     set_option(large, "send", "batch_size = 2")
     (large / "subscribers" / "bad.csv").write_text(
