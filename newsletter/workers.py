@@ -119,7 +119,8 @@ def _ctrl_c_ignored() -> Iterator[None]:
     """SIGINT ignored for a moment, so processes started now inherit that from their first instruction.
 
     (``_start_worker`` ignores it too, but only once the worker has started Python and unpickled its
-    context; a Ctrl-C before that would kill it.) Only the main thread may change signal handlers.
+    context; a Ctrl-C before that would kill it.) A Ctrl-C in these few milliseconds of starting
+    processes is lost to the sending process too. Only the main thread may change signal handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
