@@ -254,14 +254,17 @@ def _early_body_workers(settings: Settings, options: SendOptions, provider: str,
                         message: Message, secret: bytes | None) -> BodyWorkers | None:
     """Body workers for what looks like a large SendGrid send, started now so they are ready when the
     first batch is: they take a fraction of a second to start, and selecting the recipients takes
-    longer. The list's line count is only an upper bound; ``_Batches`` closes them unused if fewer
-    recipients turn out to be pending."""
+    longer. The list's line count is only an upper bound: if fewer recipients turn out to be
+    pending, ``_Batches`` (or ``SendPlan.close``, when there is nothing to send) stops them unused."""
     threshold = settings.send.parallel_from
     if options.dry_run or provider != "sendgrid" or threshold <= 0 or not _has_lines(list_path, threshold + 1):
         return None
     from .providers.sendgrid import encode_payload
 
-    return BodyWorkers(BodyContext(settings, options.list_name, secret, provider, message, encode_payload))
+    try:
+        return BodyWorkers(BodyContext(settings, options.list_name, secret, provider, message, encode_payload))
+    except NewsletterError:
+        return None  # only a guess that they are needed: if they are, the send tries again and says why not
 
 
 def _has_lines(path: Path, count: int, chunk: int = 1 << 20) -> bool:
@@ -294,7 +297,8 @@ class _Batches:
     before its request is handed to a request thread, and settled when the
     thread's result (or exception) comes back. In a large send, a batch's
     rows first go to a body worker process (workers.py) while still pending;
-    the batch is marked in flight only once its body is back.
+    the batch is marked in flight only once its body is back and a request
+    thread is free to carry it.
     """
 
     def __init__(self, plan: SendPlan, provider: Provider, progress: Progress | None, stop: StopFlag,
@@ -341,8 +345,8 @@ class _Batches:
 
         Prepared here, a batch goes straight to a request: up to ``requests`` of them. With
         workers, up to one body per worker is being built or waiting for a request, plus one
-        more, so a free request never waits for a worker. Until the workers have started,
-        batches are prepared here, so the send does not wait for them either.
+        more, so a request that comes free rarely waits for a body. Until the workers have
+        started, batches are prepared here, so the send does not wait for them either.
         """
         if bodies is None or not bodies.ready:
             return posting < requests
@@ -358,10 +362,13 @@ class _Batches:
                 plan.bodies.close()  # the list looked large, but few of its recipients are still to go
                 plan.bodies = None
             return None
-        if plan.bodies is not None:
+        if plan.bodies is not None and plan.bodies.context.encode is self.provider.encode_batch:
             return plan.bodies
-        return BodyWorkers(BodyContext(plan.settings, plan.options.list_name, plan.secret, plan.provider_name,
-                                       plan.message, self.provider.encode_batch))
+        if plan.bodies is not None:  # started for another provider's bodies than this one builds
+            plan.bodies.close()
+        plan.bodies = BodyWorkers(BodyContext(plan.settings, plan.options.list_name, plan.secret,
+                                              plan.provider_name, plan.message, self.provider.encode_batch))
+        return plan.bodies
 
     def run(self) -> None:
         size = min(self.send.batch_size, self.provider.max_batch)
@@ -428,6 +435,7 @@ class _Batches:
         finally:
             if bodies:
                 bodies.close()
+                self.plan.bodies = None
         if self.fatal:
             raise self.fatal
         if self.stop.requested:
@@ -443,8 +451,12 @@ class _Batches:
         for future, batch in posting.items():
             if future.cancel():  # still waiting for a request thread: it never started
                 self.journal.release([row.id for row in batch.rows], "", count_attempt=False)
-            elif future.done():
-                self.finish(batch.rows, future)  # answered before the interrupt
+            elif future.done() and isinstance(future.exception(), RejectedError):
+                # Refused, so nothing was delivered; splitting it would mean new requests. Next run.
+                self.journal.release([row.id for row in batch.rows], "", count_attempt=False)
+            elif future.done():  # answered before the interrupt: record it as it went
+                if self.finish(batch.rows, future) and batch.body is not None:
+                    self.report.worker_batches += 1
             else:
                 self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
                                       "delivered") for row in batch.rows])
@@ -480,7 +492,8 @@ class _Batches:
 
     def encoded(self, rows: list[jn.Row], future: Future) -> tuple[list[jn.Row], bytes] | None:
         """A worker built this batch's body: fail the rows it refused, and return the rest with the body
-        (still pending: they go in flight when a request is free), unless the send is stopping."""
+        (still pending: they go in flight when a request is free), unless the send is stopping,
+        pausing or failing."""
         error = future.exception()
         if error is not None:
             if isinstance(error, NewsletterError):  # the issue or settings, not the worker: say so as such
@@ -526,8 +539,8 @@ class _Batches:
     def finish(self, rows: list[jn.Row], future: Future) -> bool:
         """Record what the provider said about a batch (never raises for a provider fault; sets ``fatal``).
 
-        True when the provider answered the batch (a ``batches`` count in the report), False when
-        it is to be tried again or its outcome is unknown.
+        True when the provider answered the batch (a ``batches`` count in the report); False when
+        it is to be tried again, its outcome is unknown, or the send stops on it.
         """
         ids = [row.id for row in rows]
         error = future.exception()

@@ -146,22 +146,26 @@ class BodyWorkers:
 
     def __init__(self, context: BodyContext, processes: int | None = None):
         self.processes = processes or worker_count()
-        # spawn, not fork: the sending process has threads (HTTP requests), and a forked child
-        # could inherit a lock one of them held.
-        self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_start_worker, initargs=(context, os.getpid()))
+        self.context = context
+        self._pool: ProcessPoolExecutor | None = None
         try:
+            # spawn, not fork: the sending process has threads (HTTP requests), and a forked child
+            # could inherit a lock one of them held.
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(context, os.getpid()))
             with _ctrl_c_ignored():  # start every worker now, so each is born ignoring Ctrl-C
                 self._started = [self._pool.submit(os.getpid) for _ in range(self.processes)]
-        except Exception as err:  # noqa: BLE001 - nothing was sent; say so and how to avoid workers
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        except Exception as err:  # noqa: BLE001 - e.g. no POSIX semaphores here; nothing was sent
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
             raise NewsletterError(f"could not start the worker processes that build request bodies: {err}",
                                   hint="nothing was sent; [send] parallel_from = 0 in newsletter.toml builds "
                                        "every body in the sending process") from None
 
     @property
     def ready(self) -> bool:
-        """Every worker has started (Python, imports, context: a fraction of a second per worker)."""
+        """The start-up calls are answered: at least one worker runs (a fraction of a second after
+        ``__init__``); the others may still be starting, and take work when they are up."""
         return all(future.done() for future in self._started)
 
     def submit(self, rows: Sequence[Row]) -> Future:
@@ -170,4 +174,5 @@ class BodyWorkers:
 
     def close(self) -> None:
         """Stop the workers (again: harmless); bodies not yet built are dropped (their rows were never in flight)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -112,6 +112,28 @@ def test_workers_started_for_a_list_that_turns_out_small_are_stopped_unused(larg
     assert len(counts) == 35 and max(counts.values()) == 1
 
 
+def test_workers_that_cannot_start_stop_the_send_before_anything_is_sent(large: Path, sendgrid_standin,
+                                                                         monkeypatch):
+    """A system without POSIX semaphores (some containers) cannot run a process pool: the send says
+    so and how to do without one, sends nothing, and sends everyone once that setting is made."""
+    import newsletter.workers as workers
+
+    def no_semaphores(*args, **kwargs):
+        raise OSError("[Errno 38] Function not implemented")
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", no_semaphores)
+    expected = write_list(large, "big", 40)
+    refused = CliRunner().invoke(main, ["send", ISSUE, "--list", "big", "--yes"])
+    assert refused.exit_code == 2, refused.output
+    assert "could not start the worker processes" in refused.output and "parallel_from = 0" in refused.output
+    assert "Traceback" not in refused.output and not sendgrid_standin.counts()
+    config = large / "newsletter.toml"
+    config.write_text(config.read_text().replace("parallel_from = 1", "parallel_from = 0"))
+    sent = run("send", ISSUE, "--list", "big", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert set(sendgrid_standin.counts()) == expected and max(sendgrid_standin.counts().values()) == 1
+
+
 def test_workers_fail_an_unsafe_row_alone(large: Path, sendgrid_standin):
     set_option(large, "send", "batch_size = 2")
     (large / "subscribers" / "bad.csv").write_text(
