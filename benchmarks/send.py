@@ -99,43 +99,38 @@ class TreeMemory:
         return max(self.peak_kb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
 
 
+class Clock:
+    """Wall time spent inside the methods it wraps; a call made from inside another counts once."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._depth = 0  # journal methods call one another (settle -> settle_groups)
+
+    def timed(self, method):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            self._depth += 1
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.seconds += time.perf_counter() - start
+        return wrapper
+
+
 def phase(root: Path, dry_run: bool) -> dict:
     """Run one send in this process; return its timings (called in a child process)."""
     from newsletter import journal as jn
     from newsletter import send as sending
     from newsletter.config import load_settings
 
-    journal_seconds = 0.0
-    depth = 0  # journal methods call one another (settle -> settle_groups): count the outermost call only
-
-    def timed(method):
-        def wrapper(*args, **kwargs):
-            nonlocal journal_seconds, depth
-            start = time.perf_counter()
-            depth += 1
-            try:
-                return method(*args, **kwargs)
-            finally:
-                depth -= 1
-                if not depth:
-                    journal_seconds += time.perf_counter() - start
-        return wrapper
-
-    select_seconds = 0.0  # selecting the list into the journal: the part of preparing that grows with the list
-    select = jn.Journal.select
-
-    def timed_select(*args, **kwargs):
-        nonlocal select_seconds
-        start = time.perf_counter()
-        try:
-            return select(*args, **kwargs)
-        finally:
-            select_seconds += time.perf_counter() - start
-
-    jn.Journal.select = timed_select
+    journal = Clock()  # every journal call of the send
+    selecting = Clock()  # selecting the list into the journal: the part of preparing that grows with the list
+    jn.Journal.select = selecting.timed(jn.Journal.select)
     for name in ("start_run", "select", "next_pending", "next_retry_time", "mark_in_flight", "settle",
                  "settle_groups", "release", "selected_status_counts"):
-        setattr(jn.Journal, name, timed(getattr(jn.Journal, name)))
+        setattr(jn.Journal, name, journal.timed(getattr(jn.Journal, name)))
 
     # Journal.select consumes the stream of recipients read from the CSV: time that reading apart.
     stream_seconds = 0.0
@@ -180,8 +175,8 @@ def phase(root: Path, dry_run: bool) -> dict:
         plan.close()
     total = time.perf_counter() - start
     return {"sent": report.sent, "to_send": report.to_send, "batches": report.batches, "seconds": total,
-            "prepare_seconds": prepare_s, "select_seconds": select_seconds,
-            "journal_seconds": journal_seconds - stream_seconds,
+            "prepare_seconds": prepare_s, "select_seconds": selecting.seconds,
+            "journal_seconds": journal.seconds - stream_seconds,
             "list_seconds": stream_seconds,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "workers": workers.count, "tree_peak_mb": memory.stop()}

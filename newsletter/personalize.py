@@ -58,13 +58,3 @@ def subscriber_values(email: str, name: str, fields: Mapping[str, str], unsubscr
         for key, value in fields.items():
             values[f"subscriber.{key}"] = value or ""
     return values
-
-
-def substitutions(fields: Iterable[MergeField], values: Mapping[str, str]) -> dict[str, str]:
-    """Token -> escaped value, for providers that substitute themselves (SendGrid)."""
-    return {field.token: field.render(values.get(field.name)) for field in fields}
-
-
-def fill(rendered: str, fields: Iterable[MergeField], values: Mapping[str, str]) -> str:
-    """One-off convenience: substitute ``values`` into ``rendered``."""
-    return Personalizer(rendered, fields).fill(values)

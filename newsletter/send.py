@@ -423,9 +423,7 @@ class _Batches:
                                 if body:
                                     built.append(body)
                             else:
-                                batch = posting.pop(future)
-                                if self.finish(batch.rows, future) and batch.body is not None:
-                                    self.report.worker_batches += 1
+                                self.answered(posting.pop(future), future)
                                 answered = True
                         if self.progress and answered:
                             self.progress(self.report)
@@ -444,19 +442,22 @@ class _Batches:
             self.report.paused = (f"paused after {self.consecutive_failures} failures in a row; last: "
                                   f"{self.last_failure}")
 
+    def answered(self, batch: _Batch, future: Future) -> None:
+        """A request came back: record it, counting the batches whose body a worker built."""
+        if self.finish(batch.rows, future) and batch.body is not None:
+            self.report.worker_batches += 1
+
     def abandon(self, encoding: dict[Future, list[jn.Row]], posting: dict[Future, _Batch]) -> None:
         """A second Ctrl-C: record what is known of each batch and leave; only a request under way is unknown."""
         for future in encoding:
             future.cancel()  # nothing sent; the rows are still pending
         for future, batch in posting.items():
-            if future.cancel():  # still waiting for a request thread: it never started
-                self.journal.release([row.id for row in batch.rows], "", count_attempt=False)
-            elif future.done() and isinstance(future.exception(), RejectedError):
-                # Refused, so nothing was delivered; splitting it would mean new requests. Next run.
+            # Still waiting for a request thread (it never started), or refused (nothing was delivered,
+            # and splitting it would mean new requests): back to pending, for the next run.
+            if future.cancel() or (future.done() and isinstance(future.exception(), RejectedError)):
                 self.journal.release([row.id for row in batch.rows], "", count_attempt=False)
             elif future.done():  # answered before the interrupt: record it as it went
-                if self.finish(batch.rows, future) and batch.body is not None:
-                    self.report.worker_batches += 1
+                self.answered(batch, future)
             else:
                 self.journal.settle([(row.id, jn.UNKNOWN, "", "interrupted while this batch was being "
                                       "delivered") for row in batch.rows])

@@ -169,8 +169,8 @@ class BodyWorkers:
         return all(future.done() for future in self._started)
 
     def submit(self, rows: Sequence[Row]) -> Future:
-        return self._pool.submit(_encode, [(r.id, r.key, r.email, r.name, dict(r.fields) if r.fields else None)
-                                           for r in rows])
+        # An empty ``fields`` is the journal's shared read-only mapping, which does not pickle: send None.
+        return self._pool.submit(_encode, [(r.id, r.key, r.email, r.name, r.fields or None) for r in rows])
 
     def close(self) -> None:
         """Stop the workers (again: harmless); bodies not yet built are dropped (their rows were never in flight)."""

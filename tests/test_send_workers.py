@@ -276,6 +276,14 @@ def _start_and_wait_for_workers(root: Path, standin: SendGridStandIn) -> tuple[s
     return child, _workers_of(child.pid)
 
 
+def _resume_mails_everyone_once(standin: SendGridStandIn, expected: set[str]) -> None:
+    """Run the same send again: it finishes, and every subscriber got the issue exactly once."""
+    resumed = run("send", ISSUE, "--list", "big", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    counts = standin.counts()
+    assert set(counts) == expected and max(counts.values()) == 1
+
+
 def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsletter_root: Path, slow_standin):
     expected = write_list(newsletter_root, "big", 6000)
     child, workers = _start_and_wait_for_workers(newsletter_root, slow_standin)
@@ -288,10 +296,7 @@ def test_ctrl_c_stops_after_the_batches_in_flight_and_workers_do_not_break(newsl
     state = statuses(newsletter_root, "big")
     assert "in_flight" not in state.values() and "unknown" not in state.values()  # the batches finished
 
-    resumed = run("send", ISSUE, "--list", "big", "--yes")
-    assert resumed.exit_code == 0, resumed.output
-    counts = slow_standin.counts()
-    assert set(counts) == expected and max(counts.values()) == 1
+    _resume_mails_everyone_once(slow_standin, expected)
 
 
 def test_a_killed_worker_stops_the_send_cleanly_and_resume_finishes_it(newsletter_root: Path, slow_standin):
@@ -302,10 +307,7 @@ def test_a_killed_worker_stops_the_send_cleanly_and_resume_finishes_it(newslette
     assert child.returncode != 0, output
     assert "worker process failed" in output and "resume" in output and "Traceback" not in output, output
 
-    resumed = run("send", ISSUE, "--list", "big", "--yes")
-    assert resumed.exit_code == 0, resumed.output
-    counts = slow_standin.counts()
-    assert set(counts) == expected and max(counts.values()) == 1
+    _resume_mails_everyone_once(slow_standin, expected)
 
 
 def test_kill_9_of_the_send_takes_its_workers_with_it(newsletter_root: Path, slow_standin):

@@ -358,7 +358,6 @@ class SendGridProvider:
 
     def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
         """One request for the whole batch; every recipient SENT on 2xx, else a ProviderError."""
-        check_send_at(message.send_at)
         return self.send_encoded(message, encode_payload(message, recipients), [r.key for r in recipients])
 
     encode_batch = staticmethod(encode_payload)  # a pure function: send.py may run it in worker processes
