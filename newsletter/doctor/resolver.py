@@ -140,7 +140,10 @@ class DnsClient:
 
     def addresses(self, name: str) -> tuple[Lookup, tuple[str, ...]]:
         """A and AAAA of ``name``: the first failure (or the A answer) and every address found."""
-        a, aaaa = self.lookup(name, "A"), self.lookup(name, "AAAA")
+        a = self.lookup(name, "A")
+        if a.outcome in (TIMEOUT, NXDOMAIN):  # AAAA would time out again, or cannot exist either
+            return a, ()
+        aaaa = self.lookup(name, "AAAA")
         found = (*a.records, *aaaa.records)
         if found:
             return (a if a.found else aaaa), found

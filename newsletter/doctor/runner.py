@@ -20,7 +20,7 @@ from .dmarc import check_dmarc, freemail_finding
 from .domains import is_freemail
 from .findings import ERROR, Finding, dns_failure
 from .mx import check_mx
-from .resolver import TIMEOUT, DnsClient
+from .resolver import NXDOMAIN, TIMEOUT, DnsClient
 from .smtp_host import check_reverse_dns, check_tls
 from .spf import check_spf
 from .unsubscribe_endpoint import check_unsubscribe_endpoint
@@ -49,6 +49,8 @@ def dns_findings(settings: Settings, dns: DnsClient) -> list[Finding]:
     first = dns.txt(ctx.envelope_domain)
     if first.outcome == TIMEOUT:  # every other question would wait as long: say it once
         return [dns_failure(first, "The sending domain (SPF, DKIM, DMARC, MX)")]
+    if first.outcome == NXDOMAIN and ctx.envelope_domain == ctx.from_domain:
+        return list(check_spf(ctx))  # "the domain does not exist" is the whole story
     findings: list[Finding] = []
     for check in DNS_CHECKS:
         findings.extend(check(ctx))
