@@ -3,7 +3,7 @@
 Gmail and Yahoo (2024) require one-click unsubscribe for bulk mail: the
 mailbox provider POSTs ``List-Unsubscribe=One-Click`` to the link in the
 ``List-Unsubscribe`` header and expects it to work without a page, a
-cookie or a redirect (RFC 8058 §3.2). The probe sends exactly that, with a
+cookie or a redirect (RFC 8058 §3.1). The probe sends exactly that, with a
 token for ``doctor-probe@invalid`` (a reserved domain no subscriber can
 have), so no real subscriber is ever unsubscribed. The host is resolved
 through the doctor's DNS client, so ``--nameserver`` decides where it goes.
@@ -110,7 +110,7 @@ def _post(ctx: DoctorContext, url, host: str, address: str, port: int) -> Iterat
                       f"POST with {status}", ctx.config_path)
     elif 300 <= status < 400:
         yield Finding(ERROR, "unsubscribe-redirect", f"the unsubscribe endpoint {shown} answered the one-click "
-                      f"POST with a redirect ({status}); mailbox providers do not follow it (RFC 8058 §3.2)",
+                      f"POST with a redirect ({status}); mailbox providers do not follow it (RFC 8058 §3.1)",
                       ctx.config_path, fix="answer the POST itself with 200, without redirecting")
     else:
         yield Finding(ERROR, "unsubscribe-refused", f"the unsubscribe endpoint {shown} answered the one-click "
