@@ -14,7 +14,7 @@ import socket
 import threading
 from pathlib import Path
 
-from dnslib import CNAME, QTYPE, RCODE, RR, DNSLabel
+from dnslib import QTYPE, RCODE, RR, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 ZONES = Path(__file__).resolve().parent / "data" / "dns"

@@ -121,3 +121,20 @@ def test_signals_from_sendgrid_since_the_stage_halt_it(sendgrid_newsletter, send
     decision = judge_stage(counted, SendSettings())
     assert decision.halt
     assert "hard bounces 4.00%" in decision.summary() and "complaints 1.00%" in decision.summary()
+
+
+def test_another_process_can_add_canned_bounces_to_the_standin(sendgrid_newsletter, sendgrid_standin):
+    """A staged send running as a real process is steered through the stand-in's control endpoint."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{sendgrid_standin.url}/_standin/suppressions", method="POST",
+        data=json.dumps({"kind": "bounces", "emails": ["gone@example.com"], "created": 1_900_000_100}).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+    signals = fetch_signals(load_settings(sendgrid_newsletter), since=1_900_000_000, until=1_900_000_200)
+    assert [(b["email"], b["created"], b["status"]) for b in signals["bounces"]] == [
+        ("gone@example.com", 1_900_000_100, "5.1.1")]
+    assert fetch_signals(load_settings(sendgrid_newsletter), since=1_900_000_101)["bounces"] == []

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..config import Settings
+from ..errors import display_path
 from .domains import domain_of
 from .resolver import DnsClient
 
@@ -58,8 +59,6 @@ class DoctorContext:
 
     @property
     def config_path(self) -> str:
-        from ..errors import display_path
-
         return display_path(self.settings.path)
 
     @property

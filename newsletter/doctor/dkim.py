@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from .context import SENDGRID_DOMAIN, DoctorContext
 from .findings import ERROR, INFO, WARNING, Finding, dns_failure
+from .resolver import Lookup
 
 MIN_RSA_BITS = 1024
 RECOMMENDED_RSA_BITS = 2048
@@ -76,9 +77,9 @@ def read_key(selector: str, name: str, record: str) -> DkimKey:
     return DkimKey(selector, name, kind, problem=f"k={kind} but the key is a {type(key).__name__}")
 
 
-def selector_keys(ctx: DoctorContext) -> list[tuple[str, object]]:
+def selector_keys(ctx: DoctorContext) -> list[tuple[str, DkimKey | Lookup]]:
     """(selector, DkimKey or the failed/empty Lookup) for each configured selector."""
-    found: list[tuple[str, object]] = []
+    found: list[tuple[str, DkimKey | Lookup]] = []
     for selector in ctx.dkim_selectors:
         name = f"{selector}._domainkey.{ctx.dkim_domain}"
         lookup = ctx.dns.txt(name)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from .context import SENDGRID_DOMAIN, DoctorContext
 from .dkim import signing_domain, tags
 from .domains import aligned, organisational_domain
-from .findings import ERROR, INFO, WARNING, Finding, dns_failure
+from .findings import ERROR, INFO, Finding, dns_failure
 from .resolver import Lookup
 
 POLICIES = ("none", "quarantine", "reject")

@@ -15,10 +15,6 @@ import socket
 from dataclasses import dataclass, field
 
 import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.rcode
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
@@ -163,8 +159,8 @@ class DnsClient:
             return Lookup(name, rdtype, SERVFAIL if "SERVFAIL" in str(err) else ERROR, detail=_brief(err))
         except (dns.exception.DNSException, OSError) as err:
             return Lookup(name, rdtype, ERROR, detail=_brief(err))
-        cnames = tuple(rrset.items and next(iter(rrset)).to_text().rstrip(".").lower()
-                       for rrset in answer.response.answer if rrset.rdtype == dns.rdatatype.CNAME)
+        cnames = tuple(_text(record) for rrset in answer.response.answer
+                       if rrset.rdtype == dns.rdatatype.CNAME for record in rrset)
         if answer.rrset is None:
             return Lookup(name, rdtype, NODATA, cnames=cnames)
         return Lookup(name, rdtype, ANSWER, tuple(_text(r) for r in answer.rrset), cnames)
