@@ -213,3 +213,18 @@ def test_gate_does_not_keep_dns_failures(newsletter_root, dns_server, own_cache)
     assert "dns-servfail" in _codes(doctor_gate(settings, nameserver=dns_server.address, now=now), "error")
     dns_server.resolver.serve("good")
     assert _codes(doctor_gate(settings, nameserver=dns_server.address, now=now + 60), "error") == set()
+
+
+def test_a_subdomain_sender_redirect_org_dmarc_and_null_mx(newsletter_root, dns_server):
+    dns_server.resolver.serve("subdomain")
+    settings = dataclasses.replace(load_settings(newsletter_root), from_address="News <letters@news.example.com>",
+                                   reply_to="desk@example.net")
+    findings = run_doctor(settings, nameserver=dns_server.address, probe=False)
+    by_code = {f.code: f for f in findings}
+
+    assert _codes(findings, "error") == {"mx-null"}  # SPF passes through its redirect, DMARC is inherited
+    assert "example.net" in by_code["mx-null"].message
+    assert "spf-no-all" not in by_code  # the redirect's -all counts
+    aligned = by_code["dmarc-aligned"]
+    assert aligned.where == "_dmarc.example.com"  # found at the organisational domain
+    assert "DKIM d=news.example.com (strict: aligned)" in aligned.message
