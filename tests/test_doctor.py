@@ -228,3 +228,14 @@ def test_a_subdomain_sender_redirect_org_dmarc_and_null_mx(newsletter_root, dns_
     aligned = by_code["dmarc-aligned"]
     assert aligned.where == "_dmarc.example.com"  # found at the organisational domain
     assert "DKIM d=news.example.com (strict: aligned)" in aligned.message
+
+
+def test_a_token_in_the_path_is_not_printed(newsletter_root, dns_server, one_click):
+    dns_server.resolver.serve("good")
+    settings = dataclasses.replace(load_settings(newsletter_root),
+                                   unsubscribe_url=f"http://127.0.0.1:{one_click.port}/u/{{token}}")
+    findings = run_doctor(settings, nameserver=dns_server.address)
+    token = one_click.app.requests[-1].path.removeprefix("/u/")
+    refused = [f for f in findings if f.code == "unsubscribe-refused"]
+    assert refused and "/u/{token}" in refused[0].message
+    assert not any(token in f.message or token in f.fix for f in findings)

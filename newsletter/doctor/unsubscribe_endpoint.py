@@ -80,7 +80,8 @@ def check_unsubscribe_endpoint(ctx: DoctorContext) -> Iterator[Finding]:
 
 def _post(ctx: DoctorContext, url, host: str, address: str, port: int) -> Iterator[Finding]:
     timeout = ctx.settings.doctor.probe_timeout
-    shown = f"{url.scheme}://{url.netloc}{url.path}"  # without the query: it holds the token
+    configured = urlsplit(ctx.settings.unsubscribe_url)
+    shown = f"{configured.scheme}://{configured.netloc}{configured.path}"  # as configured: no token, no query
     if url.scheme == "https":
         connection: http.client.HTTPConnection = _PinnedHTTPSConnection(host, address, port, timeout)
     else:
