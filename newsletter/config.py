@@ -50,6 +50,14 @@ class SendSettings:
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
     parallel_from: int = 50_000  # recipients to go from which request bodies are built in worker processes; 0: never
+    # Staged send and pacing (docs/deliverability.md).
+    stages: tuple[str, ...] = ()  # e.g. ["1%", "10%", "100%"]: cumulative shares of the list
+    stage_wait_minutes: float = 30.0  # between stages, for bounces and complaints to come back
+    max_hard_bounce_rate: float = 0.02  # of a stage's recipients; above it the send halts
+    max_complaint_rate: float = 0.001
+    max_per_hour: int = 0  # 0: no limit
+    warmup: bool = False  # enforce the warm-up plan's daily caps (newsletter doctor --warmup)
+    domains: tuple[tuple[str, int], ...] = ()  # [send.domains] "gmail.com" = 2000: recipient domain, cap per hour
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,18 @@ class CheckSettings:
     spam_threshold: float = 5.0
     link_timeout: float = 10.0
     link_concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class DoctorSettings:
+    """What ``newsletter doctor`` checks DNS for, beyond what the provider settings imply."""
+
+    dkim_selectors: tuple[str, ...] = ()  # default: s1 and s2 for SendGrid
+    dkim_domain: str = ""  # the d= domain mail is signed with; default: the From domain
+    envelope_domain: str = ""  # the Return-Path (MAIL FROM) domain SPF applies to; default: the From domain
+    bimi_selector: str = "default"
+    dns_timeout: float = 5.0
+    probe_timeout: float = 10.0  # seconds for the unsubscribe endpoint's answer
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     send: SendSettings = field(default_factory=SendSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
+    doctor: DoctorSettings = field(default_factory=DoctorSettings)
 
     @property
     def path(self) -> Path:
@@ -123,6 +144,7 @@ _NEWSLETTER_KEYS = {
 }
 _SECTIONS: dict[str, type] = {
     "sendgrid": SendGridSettings, "smtp": SmtpSettings, "send": SendSettings, "checks": CheckSettings,
+    "doctor": DoctorSettings,
 }
 _PROVIDERS = ("sendgrid", "smtp")
 _SECURITY = ("starttls", "ssl", "none")
@@ -153,6 +175,16 @@ def _coerce(section: str, key: str, value: Any, expected: Any, path: Path) -> An
     where = display_path(path)
     name = f"{section}.{key}"
     text = str(expected)
+    if text.startswith("tuple[tuple"):  # a table of name -> whole number, like [send.domains], kept hashable
+        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in value.values()):
+            raise NewsletterError(f"'{name}' must be a table of names to whole numbers, like "
+                                  f"[{name}] \"gmail.com\" = 2000", where=where)
+        return tuple(sorted((str(k).strip().lower(), v) for k, v in value.items()))
+    if text == "bool":
+        if not isinstance(value, bool):
+            raise NewsletterError(f"'{name}' must be true or false, not {value!r}", where=where)
+        return value
     if "tuple" in text:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise NewsletterError(f"'{name}' must be a list of strings, like [\"a\", \"b\"]", where=where)
