@@ -110,7 +110,11 @@ class Settings:
         return parseaddr(self.from_address)[0]
 
     def list_path(self, list_name: str) -> Path:
-        return self.subscribers_dir / f"{list_name}.csv"
+        """``subscribers/<name>.csv``; a name that is not a plain file name is refused, so no command
+        (send, preview, serve, subscribers ...) reads or writes a CSV outside ``subscribers/``."""
+        from .lists.names import check_list_name  # here, not at the top: lists imports config
+
+        return self.subscribers_dir / f"{check_list_name(list_name)}.csv"
 
 
 # [section] -> (dataclass, key in toml -> attribute name)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.subscribers import (
+from newsletter.lists import (
     add_subscriber,
     list_columns,
     normalize_key,
@@ -186,7 +186,7 @@ def test_a_write_stopped_halfway_leaves_the_old_file_intact(tmp_path: Path, sign
     original = _big_list(path, 300_000)
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         from pathlib import Path
-        from newsletter.subscribers import set_status
+        from newsletter.lists import set_status
         path = Path({str(path)!r})
         set_status(path, {{f"reader{{i}}@example.com": "unsubscribed" for i in range(0, 300_000, 2)}})
     """)], stderr=subprocess.DEVNULL)
@@ -217,7 +217,7 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from newsletter.subscribers import add_subscriber
+        from newsletter.lists import add_subscriber
         for i in range(25):
             add_subscriber(Path(sys.argv[1]), f"{sys.argv[2]}{i}@example.com")
     """)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 
 DELIMITERS = (",", ";", "\t")
 BOM = "\ufeff"
