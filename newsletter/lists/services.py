@@ -238,11 +238,9 @@ def _read_source(source: Path, list_header: Sequence[str], mapping: Mapping[str,
         report.recognised = next((name for name, marks in _SERVICES if marks & norms), "")
         list_by_norm.update({_norm(t): t for t in plan.new_columns})
         for record in records:
-            try:
-                cells = fmt.cells_of(record.cells, record.line)
-            except NewsletterError as err:
-                report.rejected.append(Problem(record.line, "", f"{err.reason} ({err.hint})"))
-                continue
+            # A row of the wrong width stops the import: its values cannot be told apart, and a quote
+            # gone wrong there may have shifted every row after it.
+            cells = fmt.cells_of(record.cells, record.line)
             if cells is None:
                 continue
             row = _incoming(plan, fmt.header, cells, record.line, list_by_norm, ignored_attributes)
