@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .config import Settings, load_settings
-from .errors import NewsletterError
+from .errors import NewsletterError, os_error
 
 
 class NewsletterGroup(click.Group):
@@ -25,6 +25,14 @@ class NewsletterGroup(click.Group):
         except NewsletterError as err:
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except BrokenPipeError:
+            raise  # output piped into `head` that stopped reading: not the user's error to explain
+        except OSError as err:
+            # A file the library did not expect to fail (a folder it cannot write, a full disk):
+            # the path and what to do, never a traceback.
+            error = os_error(err)
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
 
 
 def settings_of(ctx: click.Context) -> Settings:
