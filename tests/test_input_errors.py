@@ -329,3 +329,12 @@ def test_a_dry_run_into_an_outbox_without_write_permission_says_so(
 
     assert_process_input_error(done, "outbox/2026-11-25-first-dispatch: cannot read or write (Permission denied)",
                                "ls -ld outbox/2026-11-25-first-dispatch")
+
+
+def test_a_list_is_named_one_way_only(newsletter_root: Path, no_spamassassin: None) -> None:
+    """'example.csv' would reach the same file as 'example' but be another list to the journal, so
+    a send to it would mail everyone again: the file name is refused with the name to use."""
+    result = run("send", ISSUE, "--list", "example.csv", "--dry-run")
+
+    assert_input_error(result, "'example.csv' is a file name, not a list name", "--list example")
+    assert not (newsletter_root / "outbox").exists()

@@ -17,13 +17,20 @@ _LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 def check_list_name(name: str) -> str:
-    """The list's name without '.csv', or NewsletterError: letters, digits, '.', '_', '-', no leading dot."""
-    stem = name.removesuffix(".csv")
-    if not _LIST_NAME.match(stem):
+    """``name`` if it is a list name (letters, digits, '.', '_', '-', no leading dot), else NewsletterError.
+
+    The name is used as it is, never rewritten: the send journal and the
+    unsubscribe tokens are keyed on it, so 'news' and 'news.csv' must not
+    both reach subscribers/news.csv under two different names.
+    """
+    if name.endswith(".csv") and _LIST_NAME.match(name):
+        raise NewsletterError(f"'{name}' is a file name, not a list name",
+                              hint=f"write the list's name without .csv: --list {name.removesuffix('.csv')}")
+    if not _LIST_NAME.match(name):
         raise NewsletterError(f"'{name}' is not a list name",
                               hint="use letters, digits, '.', '_' or '-', like 'weekly' for subscribers/weekly.csv; "
                                    "a list lives in subscribers/, so no '/' or '..'")
-    return stem
+    return name
 
 
 def require_list(path: Path) -> Path:
