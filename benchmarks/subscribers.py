@@ -88,8 +88,7 @@ def generate_export(path: Path, rows: int, list_rows: int, seed: int = 4) -> Non
 _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from newsletter import listimport
-from newsletter import subscribers as s
+from newsletter import lists as s
 step, path, extra = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 start, cpu = time.perf_counter(), time.process_time()
 if step == "validate":
@@ -101,7 +100,7 @@ elif step == "stream":
     sent = sum(1 for _ in s.select_recipients(path, on_skip=on_skip))
     detail = f"{sent} recipients, skipped " + ", ".join(f"{v} {k}" for k, v in sorted(skipped.items()))
 elif step == "import":
-    r = listimport.import_subscribers(path, Path(extra))
+    r = s.import_subscribers(path, Path(extra))
     detail = f"{r.added} added, {r.updated} updated, {r.unchanged} unchanged, {len(r.rejected)} rejected"
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

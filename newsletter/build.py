@@ -56,7 +56,7 @@ class BuiltIssue:
 
 def subscriber_columns(settings: Settings) -> set[str]:
     """Every column of every list in subscribers/: the merge fields a template may use."""
-    from .subscribers import list_columns
+    from .lists import list_columns
 
     columns: set[str] = set()
     folder = settings.subscribers_dir

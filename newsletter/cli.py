@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .config import Settings, load_settings
-from .errors import NewsletterError
+from .errors import NewsletterError, os_error
 
 
 class NewsletterGroup(click.Group):
@@ -25,6 +25,14 @@ class NewsletterGroup(click.Group):
         except NewsletterError as err:
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
+        except BrokenPipeError:
+            raise  # output piped into `head` that stopped reading: not the user's error to explain
+        except OSError as err:
+            # A file the library did not expect to fail (a folder it cannot write, a full disk):
+            # the path and what to do, never a traceback.
+            error = os_error(err)
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -147,8 +155,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import listimport
-from . import subscribers as subscriber_lists
+from . import lists as subscriber_lists
 from .errors import display_path
 
 
@@ -164,7 +171,8 @@ def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 
 
 def _list_path(ctx: click.Context, name: str) -> Path:
-    return settings_of(ctx).list_path(subscriber_lists.check_list_name(name))
+    """subscribers/NAME.csv, once NAME has passed the one list-name check (Settings.list_path applies it)."""
+    return settings_of(ctx).list_path(name)
 
 
 _list_option = click.option("--list", "-l", "list_name", required=True, metavar="NAME",
@@ -265,7 +273,7 @@ def subscribers_import(ctx: click.Context, source: Path, list_name: str, mapping
                        status_from: str | None, resubscribe: bool, dry_run: bool) -> None:
     """Merge SOURCE, a CSV export (Mailchimp, Substack, Buttondown, listmonk, ...), into a list."""
     path = _list_path(ctx, list_name)
-    report = listimport.import_subscribers(path, source, mapping=mapping, status_from=status_from,
+    report = subscriber_lists.import_subscribers(path, source, mapping=mapping, status_from=status_from,
                                                  resubscribe=resubscribe, dry_run=dry_run)
     if report.recognised:
         click.echo(f"Recognised a {report.recognised} export.")
@@ -367,9 +375,7 @@ def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) ->
 @click.pass_context
 def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
     """Mark the addresses SendGrid suppresses (unsubscribes, bounces, spam reports, the group) in a list."""
-    from .suppressions import sync_list
-
-    report = sync_list(settings_of(ctx), list_name, write=not dry_run)
+    report = subscriber_lists.sync_list(settings_of(ctx), list_name, write=not dry_run)
     for change in report.changes:
         click.echo(f"  {change.email}: {change.was} -> {change.now}")
     click.echo(report.summary)

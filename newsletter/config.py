@@ -8,14 +8,15 @@ provider that needs the secret reads that variable, at send time.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError, display_path, os_error
 
 CONFIG_FILE = "newsletter.toml"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
@@ -131,7 +132,11 @@ class Settings:
         return parseaddr(self.from_address)[0]
 
     def list_path(self, list_name: str) -> Path:
-        return self.subscribers_dir / f"{list_name}.csv"
+        """``subscribers/<name>.csv``; a name that is not a plain file name is refused, so no command
+        (send, preview, serve, subscribers ...) reads or writes a CSV outside ``subscribers/``."""
+        from .lists.names import check_list_name  # here, not at the top: lists imports config
+
+        return self.subscribers_dir / f"{check_list_name(list_name)}.csv"
 
 
 # [section] -> (dataclass, key in toml -> attribute name)
@@ -198,7 +203,8 @@ def _coerce(section: str, key: str, value: Any, expected: Any, path: Path) -> An
             raise NewsletterError(f"'{name}' must be a number, not {value!r}", where=where)
         return float(value)
     if not isinstance(value, str):
-        raise NewsletterError(f"'{name}' must be a string in quotes, not {value!r}", where=where)
+        shown = "" if key.endswith("_env") else f", not {value!r}"  # an *_env value may be a pasted secret
+        raise NewsletterError(f"'{name}' must be a string in quotes{shown}", where=where)
     return value.strip()
 
 
@@ -233,9 +239,12 @@ def load_settings(root: Path | None = None) -> Settings:
     root = find_root(root) if root is None or not (Path(root) / CONFIG_FILE).is_file() else Path(root).resolve()
     path = root / CONFIG_FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise NewsletterError("is not UTF-8 text", where=display_path(path)) from None
+    except OSError as err:  # no permission, a folder in its place
+        raise os_error(err, path, "read the settings") from None
     except tomllib.TOMLDecodeError as err:
         raise NewsletterError(f"is not valid TOML: {err}", where=display_path(path)) from None
     for section in data:
@@ -274,7 +283,98 @@ def load_settings(root: Path | None = None) -> Settings:
     if sections["smtp"].security not in _SECURITY:
         raise NewsletterError(f"'smtp.security' must be one of {', '.join(_SECURITY)}",
                               where=display_path(path))
-    if sections["send"].batch_size < 1 or sections["send"].batch_size > 1000:
-        raise NewsletterError("'send.batch_size' must be between 1 and 1000 (SendGrid's limit per request)",
-                              where=display_path(path))
+    _check_ranges(sections, path, text)
+    _check_env_names({"newsletter": values, **{name: vars(section) for name, section in sections.items()}},
+                     path, text)
     return Settings(root=root, **values, **sections)
+
+
+class _Range(NamedTuple):
+    """The values a number setting may take, and why (for the error)."""
+
+    low: float
+    high: float | None = None
+    low_allowed: bool = True  # False: the value must be greater than ``low``
+    why: str = ""
+
+    def allows(self, value: float) -> bool:
+        above = value >= self.low if self.low_allowed else value > self.low
+        return above and (self.high is None or value <= self.high)
+
+    def describe(self) -> str:
+        low = f"{self.low:g}"
+        if self.high is not None:
+            return f"between {low} and {self.high:g}"
+        return f"at least {low}" if self.low_allowed else f"greater than {low}"
+
+
+# (section, key) -> the values it may take. A setting outside its range would make a send do nothing
+# ("max_attempts = 0" tries no one) or spin (a timeout of 0), so it is an error when the file is read.
+_RANGES: dict[tuple[str, str], _Range] = {
+    ("sendgrid", "timeout"): _Range(0, low_allowed=False, why="seconds to wait for SendGrid's answer"),
+    ("sendgrid", "unsubscribe_group"): _Range(1, why="a SendGrid unsubscribe group id"),
+    ("smtp", "port"): _Range(1, 65535, why="a TCP port"),
+    ("smtp", "timeout"): _Range(0, low_allowed=False, why="seconds to wait for the server's answer"),
+    ("send", "batch_size"): _Range(1, 1000, why="SendGrid's limit per request is 1000"),
+    ("send", "concurrency"): _Range(1, why="requests in flight at once"),
+    ("send", "max_attempts"): _Range(1, why="each recipient needs at least one try"),
+    ("send", "max_consecutive_failures"): _Range(1, why="failures in a row before a send pauses"),
+    ("send", "backoff_seconds"): _Range(0, why="seconds to wait before a retry"),
+    ("send", "max_backoff_seconds"): _Range(0, why="the longest wait before a retry"),
+    ("send", "parallel_from"): _Range(0, why="0 turns worker processes off"),
+    ("checks", "link_timeout"): _Range(0, low_allowed=False, why="seconds to wait for each link"),
+    ("checks", "link_concurrency"): _Range(1, why="links checked at once"),
+}
+
+
+def _check_ranges(sections: dict[str, Any], path: Path, text: str) -> None:
+    for (section, key), limits in _RANGES.items():
+        value = getattr(sections[section], key)
+        if value is None or limits.allows(value):
+            continue
+        default = next(f.default for f in fields(type(sections[section])) if f.name == key)
+        example = f"{key} = {default}" if default is not None else f"{key} = {limits.low:g}"
+        raise NewsletterError(
+            f"'{section}.{key}' must be {limits.describe()} ({limits.why}), not {value:g}",
+            where=display_path(path), line=_line_of(text, section, key),
+            hint=f"write {example} under [{section}], or remove the line for the default",
+        )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ENV_SETTINGS = (("newsletter", "unsubscribe_secret_env", "NEWSLETTER_UNSUBSCRIBE_SECRET"),
+                 ("sendgrid", "api_key_env", "SENDGRID_API_KEY"), ("smtp", "password_env", "SMTP_PASSWORD"))
+
+
+def _check_env_names(values: dict[str, dict[str, Any]], path: Path, text: str) -> None:
+    """A ``*_env`` setting names an environment variable; a value that cannot be one is likely the secret
+    itself, pasted in the wrong place, so the error never shows it."""
+    for section, key, example in _ENV_SETTINGS:
+        value = values[section].get(key if section != "newsletter" else _NEWSLETTER_KEYS[key])
+        if value is None or _ENV_NAME.match(value):
+            continue
+        if not value:
+            raise NewsletterError(f"'{section}.{key}' is empty", where=display_path(path),
+                                  line=_line_of(text, section, key),
+                                  hint=f"write the name of the environment variable: {key} = \"{example}\"")
+        raise NewsletterError(
+            f"'{section}.{key}' must be the name of an environment variable, like {example}; "
+            "its value looks like a secret itself, so it is not shown here",
+            where=display_path(path), line=_line_of(text, section, key),
+            hint=f"put the secret in an environment variable (export {example}=...) and write only its name "
+                 f"here: {key} = \"{example}\". If the value was a real key or password, treat it as "
+                 "exposed: revoke it and make a new one",
+        )
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """The line of ``newsletter.toml`` that sets ``key`` in ``[section]``, for pointing at it."""
+    current = ""
+    assignment = re.compile(rf"\s*{re.escape(key)}\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = re.match(r"\s*\[\s*([^\]]+?)\s*\]", line)
+        if header:
+            current = header.group(1)
+        elif current == section and assignment.match(line):
+            return number
+    return None

@@ -18,7 +18,7 @@ from typing import Any
 import frontmatter
 import yaml
 
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError, display_path, os_error
 
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "source_url", "summary", "image", "image_alt")
@@ -80,6 +80,8 @@ def read_text(path: Path) -> str:
         raise NewsletterError("file not found", where=display_path(path)) from None
     except IsADirectoryError:
         raise NewsletterError("is a folder, expected a file", where=display_path(path)) from None
+    except OSError as err:  # no permission, a link loop, a failing disk: one clear error, not a traceback
+        raise os_error(err, path, "read") from None
     try:
         return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as err:
@@ -179,6 +181,37 @@ def _issue_date(meta: dict[str, Any], folder: Path, path: Path) -> dt.date:
     return dt.date.today()
 
 
+def _article_path(folder: Path, name: str, issue_file: Path, text: str) -> Path:
+    """The file of an article listed in issue.md, which must lie inside the issue folder.
+
+    An entry like ``../../../outside.md`` or ``/etc/passwd`` (or a link that
+    resolves outside) would put any file on the disk into an email sent to the
+    whole list, so it is refused with the line that names it.
+    """
+    article_path = folder / name
+    try:
+        resolved = article_path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        resolved = article_path
+    if resolved == folder or not resolved.is_relative_to(folder):
+        raise NewsletterError(
+            f"article '{name}' is not inside the issue folder", where=display_path(issue_file),
+            line=_line_naming(text, name),
+            hint=f"move the file into {display_path(folder)} and list it by its name there, like 'article.md'",
+        )
+    return article_path
+
+
+def _line_naming(text: str, value: str) -> int | None:
+    """The line of the front matter that lists ``value`` (a '- value' item, else any line holding it)."""
+    lines = text.split("\n")
+    end = next((i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---"), len(lines))
+    for number, line in enumerate(lines[:end], start=1):
+        if line.strip().removeprefix("-").strip().strip("'\"") == value:
+            return number
+    return next((number for number, line in enumerate(lines[:end], start=1) if value in line), None)
+
+
 def load_issue(folder: Path) -> Issue:
     """Read an issue folder and its articles; missing article files are recorded, not fatal."""
     folder = Path(folder)
@@ -192,7 +225,8 @@ def load_issue(folder: Path) -> Issue:
     if not path.exists():
         raise NewsletterError(f"no {ISSUE_FILE} in the issue folder", where=display_path(folder),
                               hint="create one with: newsletter new \"Title\"")
-    meta, body, body_line = split_front_matter(read_text(path), path)
+    text = read_text(path)
+    meta, body, body_line = split_front_matter(text, path)
     _check_known_fields(meta, ISSUE_FIELDS, path)
     names = meta.get("articles") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -204,7 +238,7 @@ def load_issue(folder: Path) -> Issue:
     articles: list[Article] = []
     missing: list[str] = []
     for name in names:
-        article_path = folder / name
+        article_path = _article_path(folder, name, path, text)
         if not article_path.exists():
             missing.append(name)
             continue

@@ -8,6 +8,7 @@ the message without a traceback and exits with ``exit_code``.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 EXIT_OK = 0
@@ -51,6 +52,30 @@ class SendFailed(NewsletterError):
     """A send that ran but could not deliver to every recipient."""
 
     exit_code = EXIT_FAILED
+
+
+_OS_HINTS = {
+    errno.EACCES: "check who may read and write it: ls -ld {where}",
+    errno.EPERM: "check who may read and write it: ls -ld {where}",
+    errno.EISDIR: "a folder is where a file should be; move it out of the way",
+    errno.ENOTDIR: "a file is where a folder should be (a part of this path is a file); move it out of the way",
+    errno.EEXIST: "something is already there where a folder should be; move it out of the way",
+    errno.ENOENT: "check the path",
+    errno.ENOSPC: "the disk is full; free some space, then run the same command again",
+    errno.EDQUOT: "the disk quota is used up; free some space, then run the same command again",
+    errno.EROFS: "the file system is read-only; choose a folder you can write to",
+    errno.ELOOP: "a symbolic link here points to itself; fix or remove it",
+}
+
+
+def os_error(err: OSError, path: str | Path | None = None, action: str = "read or write") -> NewsletterError:
+    """The NewsletterError for a file the system would not read or write: the path, what the system
+    said, and what to do, instead of a traceback (permissions, a folder in place of a file, a full disk)."""
+    target = path if path is not None else err.filename
+    where = display_path(target) if target is not None else None
+    reason = err.strerror or str(err)
+    hint = _OS_HINTS.get(err.errno or 0, "check the file and the disk it is on")
+    return NewsletterError(f"cannot {action} ({reason})", where=where, hint=hint.format(where=where or "."))
 
 
 def display_path(path: str | Path) -> str:

@@ -32,7 +32,7 @@ from .content import (
     split_front_matter,
     write_article,
 )
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError, display_path, os_error
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_SCHEMES = frozenset({"http", "https"})
@@ -175,6 +175,8 @@ def read_bytes(path: Path) -> bytes:
         raise NewsletterError("file not found", where=display_path(path)) from None
     except IsADirectoryError:
         raise NewsletterError("is a folder, expected a file", where=display_path(path)) from None
+    except OSError as err:
+        raise os_error(err, path, "read") from None
 
 
 def _article(source: Path, *, title: str, author: str, body: str, url: str | None, summary: str = "") -> Article:

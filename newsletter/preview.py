@@ -206,7 +206,7 @@ class Snapshot:
 
 def load_recipients(settings: Settings, list_name: str, limit: int = MAX_RECIPIENTS) -> tuple[Recipient, ...]:
     """The first ``limit`` recipients a send to ``list_name`` would reach, with their merge values."""
-    from .subscribers import select_recipients
+    from .lists import select_recipients
 
     selection = select_recipients(settings.list_path(list_name))
     with contextlib.closing(selection):
@@ -576,7 +576,7 @@ def make_preview_server(settings: Settings, issue_dir: Path, *, host: str = DEFA
 
         load_issue(issue_dir)  # raises the precise error: no folder, or no issue.md in it
     if list_name:
-        from .subscribers import check_list_name, require_list
+        from .lists import check_list_name, require_list
 
         list_name = check_list_name(list_name)
         require_list(settings.list_path(list_name))

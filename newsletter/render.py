@@ -25,7 +25,7 @@ from markupsafe import Markup
 from . import markdown
 from .config import Settings
 from .content import ISSUE_FILE, Article, Issue
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError, display_path, os_error
 from .merge import MergeField, MergeRegistry, MergeToken, contains_token_prefix
 from .plaintext import PlainText, heading
 from .themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
@@ -197,6 +197,30 @@ def _render_template(env: SandboxedEnvironment, name: str, context: dict[str, An
         return env.get_template(name).render(context)
     except (jinja2.TemplateError, TypeError) as err:
         raise _template_error(err, str(theme_dir / name)) from None
+    except OSError as err:  # a template (or one it includes) that cannot be read: no permission, a folder
+        raise os_error(err, err.filename or theme_dir / name, "read the template") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(env, theme_dir / name) from None
+
+
+_TEXT_SUFFIXES = (".j2", ".css", ".html", ".txt")
+
+
+def _not_utf8(env: SandboxedEnvironment, fallback: Path) -> NewsletterError:
+    """Which template of the theme is not UTF-8 (Jinja's error does not say), with its line."""
+    loader = env.loader
+    folders = loader.searchpath if isinstance(loader, jinja2.FileSystemLoader) else []
+    for folder in map(Path, folders):
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in _TEXT_SUFFIXES and p.is_file()):
+            data = path.read_bytes()
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return NewsletterError("is not UTF-8 text", where=display_path(path),
+                                       line=data[:err.start].count(b"\n") + 1,
+                                       hint="save the file as UTF-8 in your editor")
+    return NewsletterError("a template is not UTF-8 text", where=display_path(fallback),
+                           hint="save the theme's files as UTF-8 in your editor")
 
 
 def issue_base_url(settings: Settings, issue: Issue) -> str:

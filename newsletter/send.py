@@ -53,7 +53,7 @@ from .providers.base import (
     RejectedError,
     TransientError,
 )
-from .subscribers import list_columns, require_list, select_recipients
+from .lists import list_columns, require_list, select_recipients
 from .unsubscribe import (
     UnsubscribeLinks,
     read_secret,
@@ -769,7 +769,7 @@ def dry_run(settings: Settings, issue_dir: Path, options: SendOptions, progress:
 def send_test(settings: Settings, issue_dir: Path, addresses: Sequence[str], provider_name: str = "",
               subject_prefix: str = "", provider: Provider | None = None) -> SendReport:
     """Send the real message to ``addresses`` only; the journal is not touched."""
-    from .subscribers import normalize_key
+    from .lists import normalize_key
 
     name = provider_name or settings.provider
     issue = load_issue(Path(issue_dir))

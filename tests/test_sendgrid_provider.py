@@ -40,7 +40,7 @@ from newsletter.providers.base import (
     TransientError,
 )
 from newsletter.providers.sendgrid import SendGridProvider, build_payload, from_settings
-from newsletter.subscribers import normalize_key
+from newsletter.lists import normalize_key
 from newsletter.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, unsubscribe_url
 
 ISSUE = REPO / "issues" / "2026-11-25-first-dispatch"

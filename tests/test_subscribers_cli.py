@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from newsletter.cli import main
-from newsletter.subscribers import neutralize, validate_list
+from newsletter.lists import neutralize, validate_list
 
 EXAMPLE_ROWS = (Path(__file__).resolve().parent.parent / "subscribers" / "example.csv").read_bytes()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.subscribers import (
+from newsletter.lists import (
     add_subscriber,
     list_columns,
     normalize_key,
@@ -106,7 +106,7 @@ def test_a_new_list_is_created_with_a_header(tmp_path: Path) -> None:
     (b"email,name,city\nada@example.com,Ada,London\ngrace@example.org,Grace\n", 3,
      ["2 fields but the header has 3", "every row needs 2 separators"]),
     (b"email,name,email\nada@example.com,Ada,x\n", 1, ["names the column 'email' twice"]),
-    (b"email,name\nada@example.com,\"Ada\n" + b"x" * (1 << 20) + b"\n", 2, ["cannot read this CSV record", "quote"]),
+    (b"email,name\nada@example.com,\"Ada\n" + b"x" * (1 << 20) + b"\n", 2, ["quote (\") opened in this row is never closed", "close the quote"]),
     (b"", None, ["is empty", "header"]),
 ])
 def test_an_unreadable_list_names_file_line_and_fix_and_nothing_is_written(
@@ -186,7 +186,7 @@ def test_a_write_stopped_halfway_leaves_the_old_file_intact(tmp_path: Path, sign
     original = _big_list(path, 300_000)
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         from pathlib import Path
-        from newsletter.subscribers import set_status
+        from newsletter.lists import set_status
         path = Path({str(path)!r})
         set_status(path, {{f"reader{{i}}@example.com": "unsubscribed" for i in range(0, 300_000, 2)}})
     """)], stderr=subprocess.DEVNULL)
@@ -217,7 +217,7 @@ def test_two_writers_at_once_lose_nothing(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from newsletter.subscribers import add_subscriber
+        from newsletter.lists import add_subscriber
         for i in range(25):
             add_subscriber(Path(sys.argv[1]), f"{sys.argv[2]}{i}@example.com")
     """)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from newsletter.cli import main
-from newsletter.listimport import import_subscribers
+from newsletter.lists import import_subscribers
 
 DATA = Path(__file__).resolve().parent / "data" / "subscribers"
 

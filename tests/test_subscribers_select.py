@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.subscribers import SKIP_REASONS, list_stats, select_recipients
+from newsletter.lists import SKIP_REASONS, list_stats, select_recipients
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "subscribers" / "example.csv"

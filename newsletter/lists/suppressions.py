@@ -14,10 +14,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Settings
-from .errors import display_path
-from .subscribers import (SUPPRESSED, check_list_name, iter_subscribers, key_or_problem, require_list,
-                          set_status)
+from ..config import Settings
+from ..errors import display_path
+from .addresses import key_or_problem
+from .editor import set_status
+from .names import check_list_name, require_list
+from .read import SUPPRESSED
+from .select import iter_subscribers
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str]
 
 def sync_list(settings: Settings, list_name: str, *, write: bool = True) -> SyncReport:
     """Fetch SendGrid's suppressions and mark those subscribers of ``list_name`` (atomically)."""
-    from .providers.sendgrid import from_settings
+    from ..providers.sendgrid import from_settings
 
     path = require_list(settings.list_path(check_list_name(list_name)))
     provider = from_settings(settings)

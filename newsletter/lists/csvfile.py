@@ -6,6 +6,10 @@ records with the line each starts on and the exact text it came from, how to
 lock it against a second writer, and how to replace it atomically so a crash
 or Ctrl-C mid-write leaves the old file intact. Rows a rewrite does not touch
 are copied back as the exact text they were read from.
+
+Reading is strict: a quote that is never closed (which would swallow every
+line after it into one value) or text after a closing quote is an error
+naming the file and the line, never a row silently merged or dropped.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 
 DELIMITERS = (",", ";", "\t")
 BOM = "\ufeff"
@@ -113,8 +117,13 @@ def _bad_record(path: Path, line: int, err: Exception) -> NewsletterError:
     if isinstance(err, UnicodeDecodeError):
         return NewsletterError("is not UTF-8 text", where=display_path(path),
                                line=_first_bad_utf8_line(path), hint=_UTF8_HINT)
-    return NewsletterError(f"cannot read this CSV record ({err})", where=display_path(path), line=line,
-                           hint="look for a quote (\") that is opened but never closed")
+    if "end of data" in str(err) or "field larger than field limit" in str(err):  # csv's words for both
+        return NewsletterError("a quote (\") opened in this row is never closed, so every line after it would "
+                               "be read as part of one value", where=display_path(path), line=line,
+                               hint="close the quote, or write a quote inside a quoted value as two (\"\")")
+    return NewsletterError(f"cannot read this CSV row ({err})", where=display_path(path), line=line,
+                           hint="put a value that holds a quote in quotes and double the quotes inside it, "
+                                "like \"Ada \"\"the Countess\"\" L.\"")
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ def _records(stream: Iterable[str], path: Path, delimiter: str, first_line: int 
             taken.append(text)
             yield text
 
-    reader = csv.reader(lines(), delimiter=delimiter)
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
     start = first_line
     while True:
         try:
@@ -183,7 +192,7 @@ def read_list(path: Path, *, wanted: Collection[str] = ("email",), required: str
 def read_rows(path: Path, *, fd: int | None = None) -> Iterator[tuple[ListFormat, FastRows]]:
     """Like read_list for a list with an email column, without the cost of keeping each record's text."""
     with _opened(path, ("email",), "email", fd) as (fmt, stream, first_line):
-        yield fmt, FastRows(csv.reader(stream, delimiter=fmt.delimiter), first_line, path)
+        yield fmt, FastRows(csv.reader(stream, delimiter=fmt.delimiter, strict=True), first_line, path)
 
 
 @contextmanager

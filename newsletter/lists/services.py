@@ -14,26 +14,16 @@ import difflib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import NewsletterError, display_path
-from .listfile import Rewrite, read_list
-from .subscribers import (
-    BASE_COLUMNS,
-    SUPPRESSED,
-    KeyedRows,
-    Problem,
-    _Columns,
-    _merge_tags,
-    _new_row,
-    _rewrite,
-    _set_cell,
-    _status_of,
-    key_or_problem,
-    list_columns,
-)
+from ..errors import NewsletterError, display_path
+from .addresses import key_or_problem
+from .csvfile import read_list
+from .editor import Entry, upsert
+from .read import BASE_COLUMNS, list_columns
+from .validate import Problem
 
 # Column names of common exports (normalized: lowercase, runs of other characters -> "_") -> meaning.
 _ALIASES = {
@@ -96,6 +86,10 @@ class _Incoming:
     tags: list[str] = field(default_factory=list)
     subscribed_at: str = ""
     fields: dict[str, str] = field(default_factory=dict)  # list column -> non-empty value
+
+    def entry(self) -> Entry:
+        return Entry(self.email, name=self.name, status=self.status, tags=tuple(self.tags),
+                     subscribed_at=self.subscribed_at, fields=self.fields)
 
 
 @dataclass
@@ -244,11 +238,9 @@ def _read_source(source: Path, list_header: Sequence[str], mapping: Mapping[str,
         report.recognised = next((name for name, marks in _SERVICES if marks & norms), "")
         list_by_norm.update({_norm(t): t for t in plan.new_columns})
         for record in records:
-            try:
-                cells = fmt.cells_of(record.cells, record.line)
-            except NewsletterError as err:
-                report.rejected.append(Problem(record.line, "", f"{err.reason} ({err.hint})"))
-                continue
+            # A row of the wrong width stops the import: its values cannot be told apart, and a quote
+            # gone wrong there may have shifted every row after it.
+            cells = fmt.cells_of(record.cells, record.line)
             if cells is None:
                 continue
             row = _incoming(plan, fmt.header, cells, record.line, list_by_norm, ignored_attributes)
@@ -264,37 +256,10 @@ def _read_source(source: Path, list_header: Sequence[str], mapping: Mapping[str,
     return incoming, plan
 
 
-def _merge(cols: _Columns, cells: list[str], row: _Incoming, resubscribe: bool) -> tuple[bool, bool]:
-    """Update one list row from an incoming row in place; returns (changed, kept a suppression)."""
-    was = _status_of(cells[cols.status]) if cols.status is not None else "subscribed"
-    status, kept = was, False
-    if row.status in SUPPRESSED:
-        status = was if was in SUPPRESSED else row.status
-    elif row.status == "subscribed" or resubscribe:
-        if was in SUPPRESSED and not resubscribe:
-            kept = True
-        else:
-            status = "subscribed"
-    changed = False
-    if status != was and cols.status is not None:
-        cells[cols.status] = status
-        changed = True
-        if status == "subscribed" and row.subscribed_at:
-            _set_cell(cells, cols.subscribed_at, row.subscribed_at)
-    if row.name:
-        changed |= _set_cell(cells, cols.name, row.name)
-    changed |= _merge_tags(cells, cols.tags, row.tags)
-    if row.subscribed_at and cols.subscribed_at is not None and not cells[cols.subscribed_at].strip():
-        changed |= _set_cell(cells, cols.subscribed_at, row.subscribed_at)
-    for column, value in row.fields.items():
-        changed |= _set_cell(cells, cols.find(column), value)
-    return changed, kept
-
-
 def import_subscribers(path: Path, source: Path, *, mapping: Mapping[str, str] | None = None,
                        status_from: str | None = None, resubscribe: bool = False,
                        dry_run: bool = False) -> ImportReport:
-    """Merge another service's CSV export into a list, rewriting the list once.
+    """Merge another service's CSV export into a list, rewriting the list once (through the editor).
 
     Existing addresses are updated, never duplicated; an address the list has
     as unsubscribed, bounced or complained stays so unless ``resubscribe``;
@@ -305,33 +270,9 @@ def import_subscribers(path: Path, source: Path, *, mapping: Mapping[str, str] |
     report = ImportReport()
     list_header = list_columns(path) if path.is_file() and path.stat().st_size else list(BASE_COLUMNS)
     incoming, plan = _read_source(source, list_header, mapping, status_from, report)
-    rows = list(incoming.values())
-    needed = [*(["name"] if any(r.name for r in rows) else []), *(["status"] if any(r.status for r in rows) else []),
-              *(["tags"] if any(r.tags for r in rows) else []),
-              *(["subscribed_at"] if any(r.subscribed_at for r in rows) else []), *plan.new_columns]
-    outcome: dict[str, str] = {}
-
-    def edit(state: Rewrite, cols: _Columns, records: KeyedRows) -> Iterator[str]:
-        for record, cells, key in records:
-            row = incoming.get(key) if cells is not None else None
-            if row is None or cells is None:
-                yield record.raw
-                continue
-            cells = list(cells)
-            changed, kept = _merge(cols, cells, row, resubscribe)
-            if kept and key not in outcome:
-                report.kept_suppressed += 1
-            if changed or outcome.get(key) != "updated":
-                outcome[key] = "updated" if changed else outcome.get(key, "unchanged")
-            yield state.row(cells) if changed else record.raw
-        for key, row in incoming.items():
-            if key not in outcome:
-                outcome[key] = "added"
-                yield state.row(_new_row(cols, row.email, row.name, row.status or "subscribed", row.tags,
-                                         row.subscribed_at, row.fields))
-
-    _rewrite(path, edit, add_columns=needed, create=True, dry_run=dry_run)
-    counts = Counter(outcome.values())
+    done = upsert(path, [row.entry() for row in incoming.values()], resubscribe=resubscribe,
+                  columns=plan.new_columns, dry_run=dry_run)
+    counts = Counter("updated" if outcome == "resubscribed" else outcome for outcome in done.outcomes.values())
     report.added, report.updated, report.unchanged = counts["added"], counts["updated"], counts["unchanged"]
+    report.kept_suppressed = len(done.kept_suppressed)
     return report
-

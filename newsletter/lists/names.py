@@ -1,0 +1,51 @@
+"""List names: the one check every command applies to ``--list NAME`` before touching a file.
+
+A list name becomes a file name under ``subscribers/``; a name with a
+slash or ``..`` would let ``send --list ../../elsewhere/x`` read (or an
+edit write) a CSV anywhere on the disk, so only plain names pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from ..errors import NewsletterError, display_path
+
+_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+def check_list_name(name: str) -> str:
+    """``name`` if it is a list name (letters, digits, '.', '_', '-', no leading dot), else NewsletterError.
+
+    The name is used as it is, never rewritten: the send journal and the
+    unsubscribe tokens are keyed on it, so 'news' and 'news.csv' must not
+    both reach subscribers/news.csv under two different names.
+    """
+    if name.endswith(".csv") and _LIST_NAME.match(name):
+        raise NewsletterError(f"'{name}' is a file name, not a list name",
+                              hint=f"write the list's name without .csv: --list {name.removesuffix('.csv')}")
+    if not _LIST_NAME.match(name):
+        raise NewsletterError(f"'{name}' is not a list name",
+                              hint="use letters, digits, '.', '_' or '-', like 'weekly' for subscribers/weekly.csv; "
+                                   "a list lives in subscribers/, so no '/' or '..'")
+    return name
+
+
+def require_list(path: Path) -> Path:
+    """``path`` if the list exists, else an error naming the lists that do."""
+    if path.is_file():
+        return path
+    if path.exists():
+        raise NewsletterError("is not a file", where=display_path(path),
+                              hint="a list is a CSV file; move whatever is there out of the way")
+    others = sorted(p.stem for p in path.parent.glob("*.csv")) if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.stem, others, n=1)
+    if close:
+        hint = f"did you mean '{close[0]}'?"
+    elif others:
+        hint = f"lists here: {', '.join(others)}"
+    else:
+        hint = f"create it with: newsletter subscribers add EMAIL --list {path.stem}"
+    raise NewsletterError("no such list", where=display_path(path), hint=hint)
