@@ -667,5 +667,59 @@ def archive_command(ctx: click.Context, out: Path | None) -> None:
                f"publish that folder at {settings.base_url}")
 
 
+# --- start a newsletter, themes (scaffold.py, themes/) ----------------------
+
+@main.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--name", default=None, help="The newsletter's name, shown in the header and the From line.")
+@click.option("--from", "from_address", default=None, help='The sender, like "Name <you@example.com>".')
+@click.option("--postal-address", default=None, help="Your postal address, printed in every footer (required by law).")
+@click.option("--base-url", default=None, help="Where the web archive will be published, like https://example.com/news/.")
+@click.option("--unsubscribe-url", default="", help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe?token={token}.")
+@click.option("--list", "list_name", default="readers", show_default=True, help="The first subscriber list's name.")
+def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
+                 list_name: str) -> None:
+    """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
+    from .scaffold import NewsletterDetails, init_newsletter, missing_details
+
+    values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
+    missing = missing_details(values)
+    if missing and not sys.stdin.isatty():
+        raise click.UsageError(f"missing {', '.join(missing)} (not on a terminal, so they cannot be asked for)")
+    for key, flag in zip(values, ("--name", "--from", "--postal-address", "--base-url")):
+        if flag in missing:
+            values[key] = click.prompt(flag.lstrip("-").replace("-", " ").capitalize())
+    details = NewsletterDetails(values["name"], values["from"], values["postal_address"], values["base_url"],
+                                list_name, unsubscribe_url)
+    made = init_newsletter(folder, details)
+    for path in made.created:
+        click.echo(f"created {display_path(path)}{'/' if path.is_dir() else ''}")
+    where = "" if made.root.resolve() == Path.cwd().resolve() else f"cd {display_path(made.root)} && "
+    click.echo(f'Next: {where}newsletter new "First issue"; add readers with: '
+               f"newsletter subscribers add EMAIL --list {made.list_name}")
+    click.echo(f"Unsubscribe links point at {details.unsubscribe_link}: a page there must record them "
+               "(newsletter.unsubscribe_url in newsletter.toml).")
+
+
+@main.group("theme")
+def theme_group() -> None:
+    """Themes: the shipped ones, and copies in templates/ to edit."""
+
+
+@theme_group.command("copy")
+@click.argument("theme")
+@click.option("--name", default=None, help="Folder name under templates/. Default: the theme's own name.")
+@click.option("--force", is_flag=True, help="Replace templates/NAME/ if it exists.")
+@click.pass_context
+def theme_copy(ctx: click.Context, theme: str, name: str | None, force: bool) -> None:
+    """Copy the shipped THEME into templates/ for editing; a theme there overrides the shipped one."""
+    from .themes import copy_theme
+
+    target = copy_theme(settings_of(ctx), theme, name=name, force=force)
+    click.echo(f"copied theme '{theme}' to {display_path(target)}/")
+    if target.name != settings_of(ctx).theme:
+        click.echo(f'Use it with theme = "{target.name}" under [newsletter] in newsletter.toml.')
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
