@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OWN_MODULES = {"newsletter", "conftest", "sendgrid_standin", "sendgrid_fixtures", "smtp_fixtures"}
+OWN_MODULES = {"newsletter", "conftest", "sendgrid_standin", "sendgrid_fixtures", "smtp_fixtures", "readme_command"}
 
 
 def _imported_modules(*folders: str) -> dict[str, set[str]]:
@@ -84,3 +84,30 @@ def test_sendgrid_schema_ships_with_the_tests_with_its_source_and_licence():
                                        "from": {"email": "b@example.com"}, "subject": "Hi",
                                        "content": [{"type": "text/plain", "value": "x"}]})) == []
     assert list(validator.iter_errors({"from": {"email": "b@example.com"}}))
+
+
+def _readme_blocks() -> list[str]:
+    sys.path.insert(0, str(REPO / ".ci"))
+    from readme_command import code_blocks
+
+    return code_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+
+
+def test_readme_starts_with_the_two_commands_for_a_fresh_machine():
+    main_job, tests = _readme_blocks()[:2]
+    assert main_job.startswith("python3 -m venv .venv && .venv/bin/pip install -q -e . && ")
+    assert "newsletter build" in main_job and "--dry-run" in main_job
+    assert tests == "bash .ci/run"
+
+
+def test_ci_runs_the_readme_command_as_written_before_installing_the_test_extras():
+    printed = subprocess.run([sys.executable, str(REPO / ".ci" / "readme_command.py")], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert printed == _readme_blocks()[0]
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "upgrade" not in script  # the pip that `python3 -m venv` ships, as a reader has it
+    steps = ["rm -rf .venv", "readme_command.py", '-c "$readme_command"', '"$newsletter" init',
+             '"$newsletter" import', "tests/data/import/page.html", '-e ".[test]"', "-m pytest"]
+    positions = [script.find(step) for step in steps]
+    assert -1 not in positions, [s for s, p in zip(steps, positions) if p == -1]
+    assert positions == sorted(positions)
