@@ -26,6 +26,16 @@ class NewsletterGroup(click.Group):
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
 
+    group_class = type  # command groups under this one (subscribers, theme) behave the same
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List each command with its whole one-line summary, wrapped rather than cut off with '...'."""
+        rows = [(name, command.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 def settings_of(ctx: click.Context) -> Settings:
     """Settings for this run, loaded once from --root or the nearest newsletter.toml."""
