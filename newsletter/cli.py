@@ -660,14 +660,18 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
 @main.command("archive")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the site. Default: site/ in the newsletter's folder.")
+@click.option("--drafts", is_flag=True, help="Also publish issues marked draft: true or dated in the future.")
+@click.option("--sent-only", is_flag=True, help="Publish only the issues the send journal shows as sent.")
 @click.pass_context
-def archive_command(ctx: click.Context, out: Path | None) -> None:
-    """Write a static web archive of every issue, with an index page and an Atom feed."""
+def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool) -> None:
+    """Write a static web archive of the published issues, with an index page and an Atom feed."""
     from .archive import write_archive
     from .errors import display_path
 
     settings = settings_of(ctx)
-    archive = write_archive(settings, out or settings.root / "site")
+    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only)
+    for item in archive.left_out:
+        click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:
         images = f" and {len(issue.images)} image{'s' * (len(issue.images) != 1)}" if issue.images else ""
         click.echo(f"wrote {display_path(issue.page)}{images}")

@@ -199,6 +199,16 @@ def _render_template(env: SandboxedEnvironment, name: str, context: dict[str, An
         raise _template_error(err, str(theme_dir / name)) from None
 
 
+def render_theme_page(settings: Settings, theme_dir: Path, names: list[str], context: dict[str, Any]) -> str:
+    """Render the first of ``names`` the theme (or a theme it falls back to) has: a page that is not
+    an email, like the archive's index; errors name the template file and line."""
+    env = make_environment(settings, theme_dir)
+    try:
+        return env.select_template(names).render(context)
+    except (jinja2.TemplateError, TypeError) as err:
+        raise _template_error(err, str(theme_dir / names[0])) from None
+
+
 def issue_base_url(settings: Settings, issue: Issue) -> str:
     """Where the issue's web version lives; relative URLs in articles resolve against it."""
     return f"{settings.base_url}{issue.name}/" if settings.base_url else ""

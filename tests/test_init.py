@@ -43,7 +43,7 @@ def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def scratch(tmp_path: Path) -> Path:
+def scratch(tmp_path: Path, spamassassin_standin: Path) -> Path:
     assert not tmp_path.resolve().is_relative_to(REPO)
     return tmp_path
 
