@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import shutil
 import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,13 +44,37 @@ def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def preview_shows(folder: Path, issue: str, text: str) -> None:
+    """``newsletter preview`` serves the issue: its page loads and the email in it holds ``text``."""
+    process = subprocess.Popen([console_script(), "preview", issue, "--port", "0"], cwd=folder, env=clean_env(),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            url = match.group(0) if match else None
+        assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
+        with no_proxy.open(url, timeout=30) as response:
+            assert b'id="email"' in response.read()
+        with no_proxy.open(url + "email", timeout=30) as response:
+            assert text in response.read().decode("utf-8")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 @pytest.fixture
 def scratch(tmp_path: Path, spamassassin_standin: Path) -> Path:
     assert not tmp_path.resolve().is_relative_to(REPO)
     return tmp_path
 
 
-def test_init_then_new_import_build_check_and_dry_run_work_outside_the_repository(scratch: Path):
+def test_init_then_new_import_build_preview_check_and_dry_run_work_outside_the_repository(scratch: Path):
     made = run(scratch, "init", "letter", *DETAILS)
     assert made.returncode == 0, made.stderr
     letter = scratch / "letter"
@@ -75,6 +101,8 @@ def test_init_then_new_import_build_check_and_dry_run_work_outside_the_repositor
     email = (letter / "build" / "2027-03-01-spring-notes" / "email.html").read_text()
     assert "Why Community Gardens Outlast Their Founders" in email and "Tools worth keeping" in email
     assert "1 Example Road, Springfield" in email
+
+    preview_shows(letter, ISSUE, "Why Community Gardens Outlast Their Founders")
 
     checked = run(letter, "check", ISSUE)
     assert checked.returncode == 0, checked.stdout + checked.stderr
