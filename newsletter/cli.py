@@ -694,7 +694,7 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
                  list_name: str) -> None:
     """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
-    from .scaffold import NewsletterDetails, init_newsletter, missing_details
+    from .scaffold import QUESTIONS, NewsletterDetails, init_newsletter, missing_details
 
     values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
     missing = missing_details(values)
@@ -702,7 +702,7 @@ def init_command(folder: Path, name, from_address, postal_address, base_url, uns
         raise click.UsageError(f"missing {', '.join(missing)} (not on a terminal, so they cannot be asked for)")
     for key, flag in zip(values, ("--name", "--from", "--postal-address", "--base-url")):
         if flag in missing:
-            values[key] = click.prompt(flag.lstrip("-").replace("-", " ").capitalize())
+            values[key] = click.prompt(QUESTIONS[flag])
     details = NewsletterDetails(values["name"], values["from"], values["postal_address"], values["base_url"],
                                 list_name, unsubscribe_url)
     made = init_newsletter(folder, details)

@@ -25,6 +25,13 @@ IGNORED = ("build/", "outbox/", "site/", "screenshots/", ".newsletter/", "*.lock
 # The settings init asks for: toml key -> the command-line flag that gives it.
 REQUIRED_FLAGS = {"name": "--name", "from": "--from", "postal_address": "--postal-address",
                   "base_url": "--base-url"}
+# What init asks on a terminal for each flag left out.
+QUESTIONS = {
+    "--name": "Newsletter name",
+    "--from": "From address (Name <you@example.com>)",
+    "--postal-address": "Postal address (printed in every footer, as the law asks)",
+    "--base-url": "Web address of the archive (https://...)",
+}
 
 TEMPLATES_README = """\
 # Your own themes
