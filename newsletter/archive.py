@@ -10,8 +10,8 @@ issue name + file) expect them. Upload the folder to ``base_url`` as it is.
 
 Only what was published goes in: an issue with ``draft: true`` or dated in the
 future stays out unless ``drafts`` is asked for, and ``sent_only`` keeps only
-the issues the send journal shows as sent. The index page is rendered by the
-theme (``archive-index.html.j2``) with its own styles, and carries canonical,
+the issues the send journal shows as sent. The index page carries the theme's
+own styles (a theme may also bring its own ``archive-index.html.j2``), and canonical,
 Open Graph and feed-discovery tags so a shared link and a feed reader find it.
 """
 
@@ -40,7 +40,8 @@ FEED_FILE = "feed.xml"
 INDEX_FILE = "index.html"
 MARKER_FILE = ".newsletter-archive"  # says a folder holds an archive we wrote and may write again
 FEED_ENTRIES = 20
-INDEX_TEMPLATE = "archive-index.html.j2"
+INDEX_TEMPLATE = "archive-index.html.j2"  # a theme may have its own; else this package's, in PAGES_DIR
+PAGES_DIR = Path(__file__).resolve().parent / "static"
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def _write_issue(settings: Settings, built: BuiltIssue, out_dir: Path) -> Archiv
 
 
 def _index_html(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> str:
-    """The index page, rendered by the theme's ``archive-index.html.j2`` (the shipped one if it has none)."""
+    """The index page: the theme's ``archive-index.html.j2`` if it has one, else ours, with the theme's styles."""
     context = {
         "newsletter": {"name": settings.name, "language": settings.language, "base_url": settings.base_url,
                        "subscribe_url": settings.subscribe_url, "postal_address": settings.postal_address},
@@ -196,7 +197,7 @@ def _index_html(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> str:
         "description": f"Every issue of {settings.name}, newest first.",
     }
     theme_dir = theme_folder(settings, settings.theme)
-    return render_theme_page(settings, theme_dir, [INDEX_TEMPLATE, f"default/{INDEX_TEMPLATE}"], context)
+    return render_theme_page(settings, theme_dir, INDEX_TEMPLATE, context, PAGES_DIR)
 
 
 def _timestamp(day: dt.date) -> str:
