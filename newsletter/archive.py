@@ -7,6 +7,12 @@ that still carries a merge token or an unsubscribe link, in case a theme
 prints one in its web version. Image files of the issue folder are copied
 beside its page, where the email's absolute image URLs (``base_url`` +
 issue name + file) expect them. Upload the folder to ``base_url`` as it is.
+
+Only what was published goes in: an issue with ``draft: true`` or dated in the
+future stays out unless ``drafts`` is asked for, and ``sent_only`` keeps only
+the issues the send journal shows as sent. The index page carries the theme's
+own styles (a theme may also bring its own ``archive-index.html.j2``), and canonical,
+Open Graph and feed-discovery tags so a shared link and a feed reader find it.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from xml.etree import ElementTree as ET
 
 from .build import BuiltIssue, build_issue
 from .config import Settings
-from .content import ISSUE_FILE
+from .content import ISSUE_FILE, Issue, load_issue
 from .errors import NewsletterError, display_path
 from .merge import TOKEN_PATTERN
 from .personalize import Personalizer
 from .preview import IMAGE_TYPES
+from .render import render_theme_page
+from .themes import theme_folder
 
 ATOM = "http://www.w3.org/2005/Atom"
 XML = "http://www.w3.org/XML/1998/namespace"
@@ -32,6 +40,8 @@ FEED_FILE = "feed.xml"
 INDEX_FILE = "index.html"
 MARKER_FILE = ".newsletter-archive"  # says a folder holds an archive we wrote and may write again
 FEED_ENTRIES = 20
+INDEX_TEMPLATE = "archive-index.html.j2"  # a theme may have its own; else this package's, in PAGES_DIR
+PAGES_DIR = Path(__file__).resolve().parent / "static"
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,14 @@ class ArchivedIssue:
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """An issue the archive did not publish, and why (said to the writer, who may have expected it)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Archive:
     """What ``write_archive`` wrote."""
 
@@ -56,6 +74,7 @@ class Archive:
     issues: tuple[ArchivedIssue, ...]  # newest first
     index: Path
     feed: Path
+    left_out: tuple[LeftOut, ...] = ()
 
 
 def issue_folders(settings: Settings) -> list[Path]:
@@ -64,6 +83,48 @@ def issue_folders(settings: Settings) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if (p / ISSUE_FILE).is_file())
+
+
+def sent_issue_keys(settings: Settings) -> set[str]:
+    """The issues the send journal shows as sent to at least one recipient of some list.
+
+    The archive's one reading of the journal: test sends and dry runs leave no
+    trace there, so only a real send counts.
+    """
+    from .journal import SENT, summarize
+
+    return {folder.name for folder in issue_folders(settings)
+            if any(counts.get(SENT, 0) for _, counts in summarize(settings.journal_path, folder.name))}
+
+
+def _reason_left_out(issue: Issue, today: dt.date, drafts: bool, sent: set[str] | None) -> str | None:
+    """Why ``issue`` is not published, or None when it is."""
+    if sent is not None and issue.name not in sent:
+        return "not sent yet (archive --sent-only publishes only sent issues)"
+    if drafts:
+        return None
+    if issue.draft:
+        return "draft: true in its issue.md (remove it, or pass --drafts)"
+    if issue.date > today:
+        return f"dated {issue.date.isoformat()}, in the future (pass --drafts to include it)"
+    return None
+
+
+def select_published(settings: Settings, folders: list[Path], *, drafts: bool = False, sent_only: bool = False,
+                     today: dt.date | None = None) -> tuple[list[Path], list[LeftOut]]:
+    """Split issue folders into those to publish and those left out, with the reason for each."""
+    today = today or dt.date.today()
+    sent = sent_issue_keys(settings) if sent_only else None
+    published: list[Path] = []
+    left_out: list[LeftOut] = []
+    for folder in folders:
+        issue = load_issue(folder)
+        reason = _reason_left_out(issue, today, drafts, sent)
+        if reason is None:
+            published.append(folder)
+        else:
+            left_out.append(LeftOut(issue.name, reason))
+    return published, left_out
 
 
 def _refuse_personal_data(settings: Settings, built: BuiltIssue, page: str) -> None:
@@ -125,39 +186,18 @@ def _write_issue(settings: Settings, built: BuiltIssue, out_dir: Path) -> Archiv
 
 
 def _index_html(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> str:
-    esc = html_lib.escape
-    items = "\n".join(
-        f'<li><time datetime="{i.date.isoformat()}">{i.date.strftime("%B %-d, %Y")}</time>'
-        f'<a href="{esc(i.name)}/">{esc(i.subject)}</a>'
-        + (f"<p>{esc(i.preheader)}</p>" if i.preheader else "") + "</li>"
-        for i in issues
-    )
-    return f"""<!DOCTYPE html>
-<html lang="{esc(settings.language)}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>{esc(settings.name)}: all issues</title>
-<link rel="alternate" type="application/atom+xml" title="{esc(settings.name)}" href="{esc(FEED_FILE)}">
-<style>
-body {{ margin: 0 auto; max-width: 640px; padding: 24px 16px; font: 18px/1.5 Georgia, 'Times New Roman', serif; }}
-h1 {{ font-size: 28px; }}
-ol {{ list-style: none; padding: 0; }}
-li {{ margin: 0 0 20px; }}
-time {{ display: block; font: 14px Helvetica, Arial, sans-serif; color: #52606d; }}
-li p {{ margin: 4px 0 0; font-size: 16px; }}
-</style>
-</head>
-<body>
-<h1>{esc(settings.name)}</h1>
-<p>All issues, newest first. <a href="{esc(FEED_FILE)}">Subscribe to the feed</a>.</p>
-<ol>
-{items}
-</ol>
-</body>
-</html>
-"""
+    """The index page: the theme's ``archive-index.html.j2`` if it has one, else ours, with the theme's styles."""
+    context = {
+        "newsletter": {"name": settings.name, "language": settings.language, "base_url": settings.base_url,
+                       "subscribe_url": settings.subscribe_url, "postal_address": settings.postal_address},
+        "issues": [{"href": f"{i.name}/", "url": i.url, "subject": i.subject, "preheader": i.preheader,
+                    "date": i.date} for i in issues],
+        "index_url": settings.base_url,
+        "feed_url": f"{settings.base_url}{FEED_FILE}",
+        "description": f"Every issue of {settings.name}, newest first.",
+    }
+    theme_dir = theme_folder(settings, settings.theme)
+    return render_theme_page(settings, theme_dir, INDEX_TEMPLATE, context, PAGES_DIR)
 
 
 def _timestamp(day: dt.date) -> str:
@@ -195,11 +235,14 @@ def _feed_xml(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> bytes:
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | None = None) -> Archive:
-    """Build every issue (or ``issue_dirs``) and write the site into ``out_dir``.
+def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | None = None, *,
+                  drafts: bool = False, sent_only: bool = False, today: dt.date | None = None) -> Archive:
+    """Build every published issue (or those of ``issue_dirs``) and write the site into ``out_dir``.
 
     Links in the feed are absolute, from ``base_url``; the index links each
-    issue relatively, so the folder also works opened from disk.
+    issue relatively, so the folder also works opened from disk. The page of
+    an issue left out this time is removed, so a site once published with it
+    does not keep serving it.
     """
     if not settings.base_url:
         raise NewsletterError("the archive needs 'newsletter.base_url': the feed and the emails link to it",
@@ -209,13 +252,21 @@ def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | No
     if not folders:
         raise NewsletterError("no issues to archive", where=display_path(settings.issues_dir),
                               hint='create one with: newsletter new "Title"')
+    folders, left_out = select_published(settings, folders, drafts=drafts, sent_only=sent_only, today=today)
+    if not folders:
+        reasons = "; ".join(f"{item.name}: {item.reason}" for item in left_out)
+        raise NewsletterError(f"no published issues to archive ({reasons})", where=display_path(settings.issues_dir))
     built = [build_issue(settings, folder) for folder in folders]  # every issue builds before anything is written
     _prepare(out_dir)
     archived = sorted((_write_issue(settings, b, out_dir) for b in built),
                       key=lambda i: (i.date, i.name), reverse=True)
     issues = tuple(archived)
+    for item in left_out:
+        stale = out_dir / item.name
+        if stale.is_dir() and (stale / INDEX_FILE).is_file():
+            shutil.rmtree(stale)
     index = out_dir / INDEX_FILE
     index.write_text(_index_html(settings, issues), encoding="utf-8")
     feed = out_dir / FEED_FILE
     feed.write_bytes(_feed_xml(settings, issues))
-    return Archive(out_dir, issues, index, feed)
+    return Archive(out_dir, issues, index, feed, tuple(left_out))

@@ -34,6 +34,16 @@ class NewsletterGroup(click.Group):
             click.echo(f"Error: {error}", err=True)
             ctx.exit(error.exit_code)
 
+    group_class = type  # command groups under this one (subscribers, theme) behave the same
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List each command with its whole one-line summary, wrapped rather than cut off with '...'."""
+        rows = [(name, command.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 def settings_of(ctx: click.Context) -> Settings:
     """Settings for this run, loaded once from --root or the nearest newsletter.toml."""
@@ -684,14 +694,18 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
 @main.command("archive")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the site. Default: site/ in the newsletter's folder.")
+@click.option("--drafts", is_flag=True, help="Also publish issues marked draft: true or dated in the future.")
+@click.option("--sent-only", is_flag=True, help="Publish only the issues the send journal shows as sent.")
 @click.pass_context
-def archive_command(ctx: click.Context, out: Path | None) -> None:
-    """Write a static web archive of every issue, with an index page and an Atom feed."""
+def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool) -> None:
+    """Write a static web archive of the published issues, with an index page and an Atom feed."""
     from .archive import write_archive
     from .errors import display_path
 
     settings = settings_of(ctx)
-    archive = write_archive(settings, out or settings.root / "site")
+    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only)
+    for item in archive.left_out:
+        click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:
         images = f" and {len(issue.images)} image{'s' * (len(issue.images) != 1)}" if issue.images else ""
         click.echo(f"wrote {display_path(issue.page)}{images}")
@@ -699,6 +713,60 @@ def archive_command(ctx: click.Context, out: Path | None) -> None:
     count = len(archive.issues)
     click.echo(f"Archived {count} issue{'s' * (count != 1)} in {display_path(archive.out_dir)}; "
                f"publish that folder at {settings.base_url}")
+
+
+# --- start a newsletter, themes (scaffold.py, themes/) ----------------------
+
+@main.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--name", default=None, help="The newsletter's name, shown in the header and the From line.")
+@click.option("--from", "from_address", default=None, help='The sender, like "Name <you@example.com>".')
+@click.option("--postal-address", default=None, help="Your postal address, printed in every footer (required by law).")
+@click.option("--base-url", default=None, help="Where the web archive will be published, like https://example.com/news/.")
+@click.option("--unsubscribe-url", default="", help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe?token={token}.")
+@click.option("--list", "list_name", default="readers", show_default=True, help="The first subscriber list's name.")
+def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
+                 list_name: str) -> None:
+    """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
+    from .scaffold import QUESTIONS, NewsletterDetails, init_newsletter, missing_details
+
+    values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
+    missing = missing_details(values)
+    if missing and not sys.stdin.isatty():
+        raise click.UsageError(f"missing {', '.join(missing)} (not on a terminal, so they cannot be asked for)")
+    for key, flag in zip(values, ("--name", "--from", "--postal-address", "--base-url")):
+        if flag in missing:
+            values[key] = click.prompt(QUESTIONS[flag])
+    details = NewsletterDetails(values["name"], values["from"], values["postal_address"], values["base_url"],
+                                list_name, unsubscribe_url)
+    made = init_newsletter(folder, details)
+    for path in made.created:
+        click.echo(f"created {display_path(path)}{'/' if path.is_dir() else ''}")
+    where = "" if made.root.resolve() == Path.cwd().resolve() else f"cd {display_path(made.root)} && "
+    click.echo(f'Next: {where}newsletter new "First issue"; add readers with: '
+               f"newsletter subscribers add EMAIL --list {made.list_name}")
+    click.echo(f"Unsubscribe links point at {details.unsubscribe_link}: a page there must record them "
+               "(newsletter.unsubscribe_url in newsletter.toml).")
+
+
+@main.group("theme")
+def theme_group() -> None:
+    """Themes: the shipped ones, and copies in templates/ to edit."""
+
+
+@theme_group.command("copy")
+@click.argument("theme")
+@click.option("--name", default=None, help="Folder name under templates/. Default: the theme's own name.")
+@click.option("--force", is_flag=True, help="Replace templates/NAME/ if it exists.")
+@click.pass_context
+def theme_copy(ctx: click.Context, theme: str, name: str | None, force: bool) -> None:
+    """Copy the shipped THEME into templates/ for editing; a theme there overrides the shipped one."""
+    from .themes import copy_theme
+
+    target = copy_theme(settings_of(ctx), theme, name=name, force=force)
+    click.echo(f"copied theme '{theme}' to {display_path(target)}/")
+    if target.name != settings_of(ctx).theme:
+        click.echo(f'Use it with theme = "{target.name}" under [newsletter] in newsletter.toml.')
 
 
 if __name__ == "__main__":  # pragma: no cover

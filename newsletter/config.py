@@ -94,6 +94,7 @@ class Settings:
     language: str = "en"
     why: str = ""
     unsubscribe_url: str = ""
+    subscribe_url: str = ""  # the sign-up page, linked from the web archive's index
     unsubscribe_mailto: str = ""
     unsubscribe_secret_env: str = "NEWSLETTER_UNSUBSCRIBE_SECRET"
     provider: str = "sendgrid"
@@ -145,7 +146,7 @@ _NEWSLETTER_KEYS = {
     "postal_address": "postal_address", "base_url": "base_url", "theme": "theme",
     "language": "language", "why": "why", "unsubscribe_url": "unsubscribe_url",
     "unsubscribe_mailto": "unsubscribe_mailto", "unsubscribe_secret_env": "unsubscribe_secret_env",
-    "provider": "provider",
+    "provider": "provider", "subscribe_url": "subscribe_url",
 }
 _SECTIONS: dict[str, type] = {
     "sendgrid": SendGridSettings, "smtp": SmtpSettings, "send": SendSettings, "checks": CheckSettings,
@@ -275,6 +276,10 @@ def load_settings(root: Path | None = None) -> Settings:
     unsubscribe_url = values.get("unsubscribe_url", "")
     if unsubscribe_url and not unsubscribe_url.startswith(("https://", "http://")):
         raise NewsletterError("'newsletter.unsubscribe_url' must be an https:// URL", where=display_path(path))
+    subscribe_url = values.get("subscribe_url", "")
+    if subscribe_url and not subscribe_url.startswith(("https://", "http://")):
+        raise NewsletterError(f"'newsletter.subscribe_url' must be an https:// URL, not {subscribe_url!r}",
+                              where=display_path(path), hint="the web address of your sign-up page")
     provider = values.get("provider", "sendgrid")
     if provider not in _PROVIDERS:
         raise NewsletterError(f"'newsletter.provider' must be one of {', '.join(_PROVIDERS)}, not {provider!r}",

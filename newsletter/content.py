@@ -22,7 +22,7 @@ from .errors import NewsletterError, display_path, os_error
 
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "source_url", "summary", "image", "image_alt")
-ISSUE_FIELDS = ("subject", "preheader", "date", "number", "theme", "articles")
+ISSUE_FIELDS = ("subject", "preheader", "date", "number", "theme", "articles", "draft")
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
 
@@ -59,6 +59,7 @@ class Issue:
     theme: str | None = None
     intro_line: int = 1
     missing_articles: tuple[str, ...] = field(default=())
+    draft: bool = False  # `draft: true` keeps the issue out of the web archive until it is published
 
     @property
     def name(self) -> str:
@@ -244,6 +245,9 @@ def load_issue(folder: Path) -> Issue:
             continue
         articles.append(load_article(article_path))
     theme = meta.get("theme")
+    draft = meta.get("draft", False)
+    if not isinstance(draft, bool):
+        raise NewsletterError(f"'draft' must be true or false, not '{draft}'", where=display_path(path))
     return Issue(
         path=folder,
         subject=_string_field(meta, "subject", path),
@@ -255,6 +259,7 @@ def load_issue(folder: Path) -> Issue:
         theme=str(theme) if theme else None,
         intro_line=body_line,
         missing_articles=tuple(missing),
+        draft=draft,
     )
 
 

@@ -223,6 +223,24 @@ def _not_utf8(env: SandboxedEnvironment, fallback: Path) -> NewsletterError:
                            hint="save the theme's files as UTF-8 in your editor")
 
 
+def render_theme_page(settings: Settings, theme_dir: Path, name: str, context: dict[str, Any],
+                      fallback_dir: Path) -> str:
+    """Render a page that is not an email (the archive's index) from the theme's own ``name``, else
+    the one in ``fallback_dir``; either can include the theme's files, such as its ``style.css``.
+
+    The fallback stays outside the theme folders so that checks, which search a theme's files for
+    the line of a finding, never point into a page the email does not use.
+    """
+    env = _environment((*template_search_path(settings, theme_dir), fallback_dir),
+                       os.environ.get("XDG_CACHE_HOME", ""))
+    if env.cache is not None:
+        env.cache.clear()  # the theme may have gained its own page since the fallback was loaded
+    try:
+        return env.get_template(name).render(context)
+    except (jinja2.TemplateError, TypeError) as err:
+        raise _template_error(err, str(theme_dir / name)) from None
+
+
 def issue_base_url(settings: Settings, issue: Issue) -> str:
     """Where the issue's web version lives; relative URLs in articles resolve against it."""
     return f"{settings.base_url}{issue.name}/" if settings.base_url else ""

@@ -58,3 +58,23 @@ def settings(newsletter_root: Path):
     from newsletter.config import load_settings
 
     return load_settings(newsletter_root)
+
+
+STANDIN_SPAMASSASSIN = """#!/bin/sh
+# Stands in for spamassassin -t: a clean verdict, then the message, as the real one prints them.
+printf 'X-Spam-Status: No, score=0.0 required=5.0 tests=none autolearn=disabled version=4.0.1\\n'
+cat
+"""
+
+
+@pytest.fixture
+def spamassassin_standin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``spamassassin`` executable that gives every message a clean score, first on PATH (also for
+    child processes), with a spam-verdict cache of its own so no real test reads its verdicts."""
+    folder = tmp_path_factory.mktemp("standin-bin")
+    program = folder / "spamassassin"
+    program.write_text(STANDIN_SPAMASSASSIN, encoding="utf-8")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("standin-cache")))
+    return program

@@ -1,8 +1,8 @@
 """A real HTTP server on 127.0.0.1 standing in for SendGrid's v3 API, for tests and benchmarks.
 
 ``POST /v3/mail/send`` checks the bearer key, validates the body against
-SendGrid's published schema (../shared/sendgrid/mail_send.schema.json beside
-the repository, or $NEWSLETTER_SENDGRID_SCHEMA) and the limits its README
+SendGrid's published schema (tests/data/sendgrid/mail_send.schema.json; its
+README says where it comes from) and the limits that README
 lists, answers 202 with an ``X-Message-Id`` (200 in sandbox mode, as
 SendGrid does), and records every recipient it accepted so a test can count
 deliveries. It can be told to misbehave for the coming requests: answer
@@ -71,13 +71,12 @@ CANNED_DETAILS = {  # kind -> (status, reason) SendGrid gives its entries unless
 }
 
 
+SCHEMA_FILE = Path(__file__).resolve().parent / "data" / "sendgrid" / "mail_send.schema.json"
+
+
 def schema_path() -> Path:
-    """Where the Mail Send schema lives: $NEWSLETTER_SENDGRID_SCHEMA, else ../shared/sendgrid/ beside the repo."""
-    override = os.environ.get("NEWSLETTER_SENDGRID_SCHEMA")
-    if override:
-        return Path(override)
-    repo = Path(__file__).resolve().parents[1]
-    return repo.parent / "shared" / "sendgrid" / "mail_send.schema.json"
+    """Where the Mail Send schema lives: beside the tests, so a clone needs nothing else."""
+    return SCHEMA_FILE
 
 
 def load_validator(path: Path | None = None):
@@ -86,7 +85,7 @@ def load_validator(path: Path | None = None):
 
     path = path or schema_path()
     if not path.is_file():
-        raise FileNotFoundError(f"SendGrid schema not found at {path}; set NEWSLETTER_SENDGRID_SCHEMA")
+        raise FileNotFoundError(f"SendGrid schema not found at {path}; restore it from git")
     schema = json.loads(path.read_text(encoding="utf-8"))
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
 

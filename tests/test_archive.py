@@ -148,3 +148,162 @@ def test_an_issue_folder_without_issues_says_how_to_start(newsletter_root, tmp_p
     result = CliRunner().invoke(main, ["archive", "--out", str(tmp_path / "site")])
     assert result.exit_code == 2
     assert "no issues to archive" in result.output and "newsletter new" in result.output
+
+
+# -- what is published ---------------------------------------------------------------------------------
+
+def _add_issue(root: Path, name: str, front: str) -> Path:
+    folder = root / "issues" / name
+    folder.mkdir()
+    (folder / "issue.md").write_text(f"---\n{front}\narticles: []\n---\n\nHello.\n", encoding="utf-8")
+    return folder
+
+
+def _published(site: Path) -> tuple[str, str]:
+    return (site / "index.html").read_text(encoding="utf-8"), (site / "feed.xml").read_text(encoding="utf-8")
+
+
+def test_drafts_and_future_issues_stay_out_unless_asked(settings, newsletter_root, example_issue, tmp_path):
+    _add_issue(newsletter_root, "2026-11-01-half-written", "subject: Half written\ndate: 2026-11-01\ndraft: true")
+    _add_issue(newsletter_root, "2099-01-01-next-century", "subject: Next century\ndate: 2099-01-01")
+    site = tmp_path / "site"
+
+    archive = write_archive(settings, site)
+    assert [i.name for i in archive.issues] == [example_issue.name]
+    index, feed = _published(site)
+    for hidden in ("Half written", "Next century", "2026-11-01-half-written", "2099-01-01-next-century"):
+        assert hidden not in index and hidden not in feed
+    assert not (site / "2026-11-01-half-written").exists() and not (site / "2099-01-01-next-century").exists()
+    assert {item.name: item.reason.split(" ")[0] for item in archive.left_out} == {
+        "2026-11-01-half-written": "draft:", "2099-01-01-next-century": "dated"}
+
+    with_drafts = write_archive(settings, site, drafts=True)
+    assert len(with_drafts.issues) == 3
+    index, feed = _published(site)
+    assert "Half written" in index and "Next century" in feed
+
+    write_archive(settings, site)  # published once by mistake: the page goes when the issue is left out
+    assert not (site / "2026-11-01-half-written").exists()
+    assert "Half written" not in _published(site)[0]
+
+
+def test_an_issue_dated_today_is_published(settings, newsletter_root, tmp_path):
+    import datetime as dt
+
+    today = dt.date(2027, 5, 4)
+    _add_issue(newsletter_root, "2027-05-04-may-the-fourth", "subject: Fourth\ndate: 2027-05-04")
+    archive = write_archive(settings, tmp_path / "site", today=today)
+    assert archive.issues[0].name == "2027-05-04-may-the-fourth"
+    tomorrow = write_archive(settings, tmp_path / "site", today=today - dt.timedelta(days=1))
+    assert "2027-05-04-may-the-fourth" not in [i.name for i in tomorrow.issues]
+
+
+def test_draft_must_be_true_or_false(newsletter_root, example_issue, tmp_path):
+    _add_issue(newsletter_root, "2026-11-02-unsure", "subject: Unsure\ndate: 2026-11-02\ndraft: maybe")
+    result = CliRunner().invoke(main, ["archive", "--out", str(tmp_path / "site")])
+    assert result.exit_code == 2
+    assert "'draft' must be true or false" in result.output and "2026-11-02-unsure" in result.output
+
+
+def test_cli_archive_says_what_it_left_out_and_drafts_puts_it_back(newsletter_root, example_issue):
+    _add_issue(newsletter_root, "2026-11-01-half-written", "subject: Half written\ndate: 2026-11-01\ndraft: true")
+    result = CliRunner().invoke(main, ["archive"])
+    assert result.exit_code == 0, result.output
+    assert "left out 2026-11-01-half-written: draft: true" in result.output and "Archived 1 issue " in result.output
+    result = CliRunner().invoke(main, ["archive", "--drafts"])
+    assert result.exit_code == 0 and "Archived 2 issues" in result.output
+
+
+def test_sent_only_publishes_the_issues_the_journal_shows_as_sent(sendgrid_newsletter, two_issues,
+                                                                    spamassassin_standin, sendgrid_standin):
+    newest, older = two_issues
+    run = CliRunner().invoke
+    assert run(main, ["send", str(newest), "--list", "example", "--yes"]).exit_code == 0
+    assert run(main, ["send", str(older), "--test-to", "editor@example.com"]).exit_code == 0  # a test: not sent
+    assert run(main, ["send", str(older), "--list", "example", "--dry-run"]).exit_code == 0  # nor a dry run
+
+    settings = load_settings(sendgrid_newsletter)
+    from newsletter.archive import sent_issue_keys
+    assert sent_issue_keys(settings) == {newest.name}
+    result = run(main, ["archive", "--sent-only"])
+    assert result.exit_code == 0, result.output
+    index, feed = _published(sendgrid_newsletter / "site")
+    assert "The Zeroth Dispatch" not in index and "The Zeroth Dispatch" not in feed
+    assert load_issue(newest).subject in feed
+    assert f"left out {older.name}: not sent" in result.output
+    assert run(main, ["archive"]).exit_code == 0  # without --sent-only every published issue goes in
+    assert "The Zeroth Dispatch" in _published(sendgrid_newsletter / "site")[0]
+
+
+def test_sent_only_with_nothing_sent_is_a_clear_error(newsletter_root, example_issue, tmp_path):
+    result = CliRunner().invoke(main, ["archive", "--sent-only", "--out", str(tmp_path / "site")])
+    assert result.exit_code == 2
+    assert "no published issues" in result.output and "not sent yet" in result.output
+    assert not (tmp_path / "site").exists()
+
+
+# -- the index page ------------------------------------------------------------------------------------
+
+def _head(index: str):
+    import lxml.html
+
+    document = lxml.html.document_fromstring(index)
+    meta = {m.get("property") or m.get("name"): m.get("content") for m in document.iter("meta")}
+    links = {(l.get("rel"), l.get("type")): l.get("href") for l in document.iter("link")}
+    return document, meta, links
+
+
+def test_index_carries_canonical_open_graph_and_feed_discovery_tags(settings, two_issues, tmp_path):
+    write_archive(settings, tmp_path / "site")
+    _, meta, links = _head((tmp_path / "site" / "index.html").read_text(encoding="utf-8"))
+    assert links[("canonical", None)] == settings.base_url
+    assert links[("alternate", "application/atom+xml")] == f"{settings.base_url}feed.xml"
+    assert meta["og:url"] == settings.base_url and meta["og:type"] == "website"
+    assert meta["og:title"] == settings.name and meta["og:site_name"] == settings.name
+    assert settings.name in meta["og:description"] and meta["description"] == meta["og:description"]
+
+
+def test_index_links_to_the_subscribe_page_only_when_one_is_configured(newsletter_root, two_issues, tmp_path):
+    site = tmp_path / "site"
+    write_archive(load_settings(newsletter_root), site)
+    document, _, _ = _head((site / "index.html").read_text(encoding="utf-8"))
+    assert not [a for a in document.iter("a") if "subscribe" in (a.text_content() or "").lower()
+                and "feed" not in a.get("href", "")]
+
+    toml = newsletter_root / "newsletter.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        "[newsletter]\n", '[newsletter]\nsubscribe_url = "https://newsletter.example.com/subscribe"\n'), encoding="utf-8")
+    write_archive(load_settings(newsletter_root), site)
+    document, _, _ = _head((site / "index.html").read_text(encoding="utf-8"))
+    assert [a.text_content() for a in document.iter("a") if a.get("href") == "https://newsletter.example.com/subscribe"]
+
+
+def test_subscribe_url_must_be_a_web_address(newsletter_root):
+    toml = newsletter_root / "newsletter.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        "[newsletter]\n", '[newsletter]\nsubscribe_url = "subscribe.html"\n'), encoding="utf-8")
+    with pytest.raises(NewsletterError, match="subscribe_url' must be an https:// URL"):
+        load_settings(newsletter_root)
+
+
+def test_index_uses_the_themes_look(settings, two_issues, tmp_path):
+    from newsletter.themes import theme_folder
+
+    write_archive(settings, tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    style = (theme_folder(settings, "default") / "style.css").read_text(encoding="utf-8")
+    assert style.strip() in index  # the theme's own rules: colours, fonts, dark mode
+    document, _, _ = _head(index)
+    assert document.find_class("masthead")[0].text_content() == settings.name
+    assert document.find_class("card") and document.find_class("container")
+
+
+def test_index_follows_a_writers_own_theme(own_theme, newsletter_root, two_issues, tmp_path):
+    style = own_theme / "style.css"
+    style.write_text(style.read_text(encoding="utf-8").replace("#f4f1ec", "#102030"), encoding="utf-8")
+    write_archive(load_settings(newsletter_root), tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "#102030" in index and "#f4f1ec" not in index
+    (own_theme / "archive-index.html.j2").write_text("<p>{{ newsletter.name }}: {{ issues | length }} issues</p>")
+    write_archive(load_settings(newsletter_root), tmp_path / "site")
+    assert (tmp_path / "site" / "index.html").read_text() == "<p>The Plain Files Dispatch: 2 issues</p>"

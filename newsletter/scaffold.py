@@ -1,0 +1,167 @@
+"""Start a newsletter of one's own: ``newsletter init`` writes a folder that builds and dry-runs at once.
+
+The folder gets the settings only the writer can give (name, from address,
+postal address, web address), an empty ``issues/``, a header-only subscriber
+list, a ``templates/`` that explains how to override the shipped theme, and a
+``.gitignore`` that keeps build output and local state out of git. The theme
+itself stays inside the package, so the new folder holds nothing to upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import CONFIG_FILE, load_settings
+from .errors import NewsletterError, display_path
+from .subscribers import BASE_COLUMNS, check_list_name
+
+DEFAULT_LIST = "readers"
+
+# What `newsletter` writes that belongs to one machine, not to the newsletter's history.
+IGNORED = ("build/", "outbox/", "site/", "screenshots/", ".newsletter/", "*.lock", "subscribers/.*.tmp")
+
+# The settings init asks for: toml key -> the command-line flag that gives it.
+REQUIRED_FLAGS = {"name": "--name", "from": "--from", "postal_address": "--postal-address",
+                  "base_url": "--base-url"}
+# What init asks on a terminal for each flag left out.
+QUESTIONS = {
+    "--name": "Newsletter name",
+    "--from": "From address (Name <you@example.com>)",
+    "--postal-address": "Postal address (printed in every footer, as the law asks)",
+    "--base-url": "Web address of the archive (https://...)",
+}
+
+TEMPLATES_README = """\
+# Your own themes
+
+The `default` theme ships inside the `newsletter` package, so this folder can
+stay empty. A theme here overrides a shipped theme of the same name:
+
+```sh
+newsletter theme copy default        # copies the shipped theme to templates/default/ for editing
+```
+
+Set `theme = "NAME"` under `[newsletter]` in newsletter.toml to use
+`templates/NAME/`. A theme needs `email.html.j2` and `email.txt.j2`.
+"""
+
+
+@dataclass(frozen=True)
+class NewsletterDetails:
+    """What only the writer can say about their newsletter."""
+
+    name: str
+    from_address: str
+    postal_address: str
+    base_url: str
+    list_name: str = DEFAULT_LIST
+    unsubscribe_url: str = ""  # default: unsubscribe?token={token} under base_url
+
+    @property
+    def unsubscribe_link(self) -> str:
+        """Where unsubscribe links point: the one given, else ``unsubscribe`` under the web address."""
+        return self.unsubscribe_url.strip() or self.base_url.strip().rstrip("/") + "/unsubscribe?token={token}"
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """What ``init_newsletter`` made: the folder, and each file or folder it created (kept ones left out)."""
+
+    root: Path
+    created: tuple[Path, ...]
+    list_name: str
+
+
+def missing_details(values: dict[str, str | None]) -> list[str]:
+    """The flags (``--name`` ...) whose value is missing or blank, in the order init asks for them."""
+    return [flag for key, flag in REQUIRED_FLAGS.items() if not (values.get(key) or "").strip()]
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escaping is a subset of TOML's."""
+    return json.dumps(value.strip(), ensure_ascii=False)
+
+
+def settings_text(details: NewsletterDetails) -> str:
+    """The ``newsletter.toml`` of a new newsletter: the four settings, and pointers to the rest."""
+    return f"""\
+# Settings of this newsletter; every key is documented in newsletter's docs/configuration.md.
+# Secrets are never written here: only the NAMES of the environment variables that hold them.
+
+[newsletter]
+name = {_toml_string(details.name)}
+from = {_toml_string(details.from_address)}
+postal_address = {_toml_string(details.postal_address)}
+base_url = {_toml_string(details.base_url)}
+theme = "default"
+# The page that records an unsubscribe (newsletter subscribers unsubscribe --token TOKEN does it
+# by hand); every email links to it, with the signed token in place of {{token}}. The token is
+# signed with the secret in the environment variable NEWSLETTER_UNSUBSCRIBE_SECRET.
+unsubscribe_url = {_toml_string(details.unsubscribe_link)}
+provider = "sendgrid"           # or "smtp", with an [smtp] table
+# subscribe_url = "https://..."   # your sign-up page, linked from the web archive's index page
+
+[sendgrid]
+api_key_env = "SENDGRID_API_KEY"
+"""
+
+
+def _gitignore(path: Path) -> bool:
+    """Write or complete ``.gitignore``; True when the file is new."""
+    existing = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    missing = [line for line in IGNORED if line not in existing]
+    if not missing:
+        return False
+    prefix = "" if not existing or existing[-1] == "" else "\n"
+    with path.open("a", encoding="utf-8") as out:
+        out.write(prefix + "# newsletter: build output, dry-run outbox, web archive and local send state\n"
+                  + "\n".join(missing) + "\n")
+    return not existing
+
+
+def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
+    """Make ``folder`` a newsletter that builds, checks and dry-runs; refuse to touch an existing one.
+
+    The settings are validated by loading them back, as every command will, so
+    a bad address is reported now with the flag to fix rather than on first build.
+    """
+    folder = Path(folder)
+    config = folder / CONFIG_FILE
+    if config.exists():
+        raise NewsletterError("a newsletter already lives here", where=display_path(config),
+                              hint="edit that file, or run newsletter init in another folder")
+    list_name = check_list_name(details.list_name)
+    missing = missing_details({"name": details.name, "from": details.from_address,
+                               "postal_address": details.postal_address, "base_url": details.base_url})
+    if missing:
+        raise NewsletterError(f"missing {', '.join(missing)}", hint="newsletter init needs all four settings")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        config.write_text(settings_text(details), encoding="utf-8")
+    except OSError as err:
+        raise NewsletterError(f"cannot write the newsletter: {err.strerror}", where=display_path(folder)) from None
+    try:
+        load_settings(folder)
+    except NewsletterError as err:
+        config.unlink()
+        raise NewsletterError(f"{err.reason}; nothing was written",
+                              hint="fix the value given to " + ", ".join(REQUIRED_FLAGS.values())) from None
+
+    created: list[Path] = [config]
+    for sub in ("issues", "subscribers", "templates"):
+        if not (folder / sub).is_dir():
+            (folder / sub).mkdir()
+            created.append(folder / sub)
+    files = {
+        folder / "subscribers" / f"{list_name}.csv": ",".join(BASE_COLUMNS) + "\n",
+        folder / "templates" / "README.md": TEMPLATES_README,
+    }
+    for path, text in files.items():
+        if not path.exists():
+            path.write_text(text, encoding="utf-8")
+            created.append(path)
+    if _gitignore(folder / ".gitignore"):
+        created.append(folder / ".gitignore")
+    return Scaffold(folder, tuple(created), list_name)
