@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import CONFIG_FILE, load_settings
 from .errors import NewsletterError, display_path
-from .subscribers import BASE_COLUMNS, check_list_name
+from .lists import BASE_COLUMNS, check_list_name
 
 DEFAULT_LIST = "readers"
 

@@ -98,7 +98,7 @@ def test_warmup_caps_grow_daily_and_are_enforced_per_day():
 
 
 def test_warmup_order_puts_the_most_recently_active_first(newsletter_root):
-    from newsletter.subscribers import iter_subscribers
+    from newsletter.lists import iter_subscribers
 
     rows = list(iter_subscribers(newsletter_root / "subscribers" / "example.csv"))
     ordered = [s.fields["subscribed_at"] for s in warmup_order(rows)]
@@ -121,7 +121,7 @@ def test_doctor_warmup_prints_the_plan_for_a_list(newsletter_root):
 
 
 def iter_rows(root):
-    from newsletter.subscribers import iter_subscribers
+    from newsletter.lists import iter_subscribers
 
     return list(iter_subscribers(root / "subscribers" / "example.csv"))
 

@@ -165,7 +165,7 @@ def warmup_order(subscribers: Iterable, columns: Sequence[str] = ACTIVITY_COLUMN
 def warmup_report(settings, list_name: str | None = None) -> str:
     """The warm-up plan as ``newsletter doctor --warmup`` prints it: the daily caps, and with a list,
     who goes on which day (most recently active first)."""
-    from ..subscribers import iter_subscribers, require_list
+    from ..lists import iter_subscribers, require_list
 
     subscribers: list = []
     if list_name:
