@@ -41,7 +41,7 @@ def _declared(requirements: list[str]) -> set[str]:
 
 
 def _third_party(imports: dict[str, set[str]]) -> dict[str, set[str]]:
-    local = OWN_MODULES | {path.stem for path in (REPO / "tests").glob("test_*.py")}
+    local = OWN_MODULES | {path.stem for path in (REPO / "tests").glob("*.py")}
     return {name: where for name, where in imports.items()
             if name not in sys.stdlib_module_names and name not in local}
 
