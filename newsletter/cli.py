@@ -110,9 +110,9 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
 def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str) -> None:
     """Run the preflight checks (content, client support, accessibility, links, spam score, size);
     exit 1 when any error is found."""
-    from .checks import check_issue, format_report, has_errors, report_json
+    from .checks import CheckOptions, check_issue, format_report, has_errors, report_json
 
-    _, findings = check_issue(settings_of(ctx), issue_dir, check_links=check_links)
+    _, findings = check_issue(settings_of(ctx), issue_dir, options=CheckOptions(check_links=check_links))
     click.echo(report_json(findings) if output_format == "json" else format_report(findings))
     ctx.exit(1 if has_errors(findings) else 0)
 

@@ -3,11 +3,11 @@
 Without network access this checks what a mail client needs: absolute,
 well-formed http(s) URLs with a valid host, valid ``mailto:`` addresses
 (email-validator, no DNS), no scripts or local files, and in-page ``#anchors``
-that exist. With ``--check-links`` (``check_links=True``) each distinct http(s)
+that exist. With ``--check-links`` (``CheckOptions(check_links=True)``) each distinct http(s)
 URL is requested, HEAD first and GET when HEAD is refused, with the timeout
 and concurrency of ``[checks]`` in newsletter.toml. The sample recipient's
 unsubscribe URL is never requested: a GET there could unsubscribe someone.
-Relative and empty URLs are reported by the basic checks (checks.py).
+Relative and empty URLs are reported by the basic checks (basic.py).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from urllib.parse import unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from . import __version__
-from .checks import ERROR, WARNING, CheckContext, Finding, line_of
-from .errors import display_path
-from .markdown import is_absolute
-from .merge import TOKEN_PREFIX
-from .personalize import UNSUBSCRIBE_FIELD
+from .. import __version__
+from ..errors import display_path
+from ..markdown import is_absolute
+from ..merge import TOKEN_PREFIX
+from ..personalize import UNSUBSCRIBE_FIELD
+from .framework import ERROR, THEME, WARNING, CheckContext, Finding, Place
 
 USER_AGENT = f"newsletter-link-check/{__version__} (+https://pypi.org/project/newsletter/)"
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -71,23 +71,23 @@ def links_in(document) -> list[LinkUse]:
     return uses
 
 
-def _where(ctx: CheckContext, url: str) -> tuple[str, int | None]:
-    """The article the URL comes from (its source line when written there), else the theme."""
+def _where(ctx: CheckContext, url: str) -> Place:
+    """The article the URL comes from (its source line when written there), else the theme line of
+    the link's text, else the email template."""
     for path, doc in ctx.article_documents:
-        for element in doc.iter("a", "img"):
-            if (element.get("href") or element.get("src") or "").strip() == url:
-                tail = urlsplit(url).path.rsplit("/", 1)[-1]
-                return display_path(path), line_of(path, url) or (line_of(path, tail) if tail else None)
+        if any((element.get("href") or element.get("src") or "").strip() == url for element in doc.iter("a", "img")):
+            tail = urlsplit(url).path.rsplit("/", 1)[-1]
+            return ctx.locate(url, [path]) or ctx.locate(tail, [path]) or Place(display_path(path))
     for rendered in ctx.built.rendered.articles:
         if url and rendered.image == url:
-            return display_path(rendered.article.path), line_of(rendered.article.path, "image:")
+            return ctx.locate("image:", [rendered.article.path]) or Place(display_path(rendered.article.path))
     for element in ctx.document.iter("a", "img"):  # the template: find the link by its text
         if (element.get("href") or element.get("src") or "").strip() == url:
             text = " ".join(element.text_content().split()) or (element.get("alt") or "").strip()
             if text:
-                return ctx.theme_line(re.compile(re.escape(text)), prefer=".j2")
+                return ctx.locate(re.compile(re.escape(text)), [THEME], prefer=".j2") or ctx.template_place
             break
-    return ctx.template_path, None
+    return ctx.template_place
 
 
 def host_problem(host: str) -> str:
@@ -257,7 +257,7 @@ def status_finding(ctx: CheckContext, status: LinkStatus, kind: str) -> Finding 
 
 
 def check_links_online(ctx: CheckContext) -> Iterator[Finding]:
-    if not ctx.options.get("check_links"):
+    if not ctx.options.check_links:
         return
     skip = {ctx.sample_values.get(UNSUBSCRIBE_FIELD, "")}
     kinds: dict[str, str] = {}
