@@ -56,11 +56,11 @@ def format_report(findings: list[Finding], verbose: bool = False) -> str:
     blocks = []
     for severity in SEVERITIES:
         group = [f for f in shown if f.severity == severity]
-        if group:
-            blocks.append(f"{titles[severity]} ({len(group)}):\n" + "\n".join(
-                "  " + format_finding(f).replace("\n", "\n  ") for f in group))
-    if hidden:
-        blocks.append(theme_notes_line(hidden))
+        lines = ["  " + format_finding(f).replace("\n", "\n  ") for f in group]
+        if severity == INFO and hidden:
+            lines.append("  " + theme_notes_line(hidden))
+        if lines:
+            blocks.append(f"{titles[severity]} ({count(findings, severity)}):\n" + "\n".join(lines))
     blocks.append(summary_line(findings))
     return "\n\n".join(blocks)
 
