@@ -63,11 +63,14 @@ def local_file(issue_dir: Path, url: str) -> Path | None:
 
 def relative_addresses(markdown: str, issue_dir: Path, base: str) -> list[RelativeAddress]:
     """Each distinct relative address of ``markdown`` (fragments, scheme-relative ``//host`` and merge
-    tokens left out), with what it becomes against ``base``, the issue's web address."""
+    tokens and template expressions such as ``{{ web_url }}`` left out), with what it becomes against
+    ``base``, the issue's web address."""
     found: dict[tuple[str, str], RelativeAddress] = {}
     for tag, url in written_addresses(markdown):
         url = url.strip()
         if not url or is_absolute(url) or url.startswith("//") or TOKEN_PREFIX in url or (tag, url) in found:
+            continue
+        if "{{" in unquote(url) or "{%" in unquote(url):
             continue
         found[(tag, url)] = RelativeAddress(tag, url, urljoin(base, url) if base else "", local_file(issue_dir, url))
     return list(found.values())

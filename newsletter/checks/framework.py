@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import lxml.html
 
@@ -183,6 +184,27 @@ class CheckContext:
                     if needle in text or needle in markup:
                         return Place(display_path(path))
         return None
+
+    def place_of_address(self, url: str) -> Place:
+        """Where a link or image address of the email is written: the article it comes from (the
+        source line of the address or of its file name; its ``image:`` line for the article's
+        image), else the theme line of the link's text or image's alt, else the email template."""
+        tail = urlsplit(url).path.rsplit("/", 1)[-1]
+        for path, doc in self.article_documents:
+            if any(((el.get("href") if el.tag == "a" else el.get("src")) or "").strip() == url
+                   for el in doc.iter("a", "img")):
+                return (self.locate(url, [path]) or (self.locate(tail, [path]) if tail else None)
+                        or Place(display_path(path)))
+        for rendered in self.built.rendered.articles:
+            if url and rendered.image == url:
+                return self.locate("image:", [rendered.article.path]) or Place(display_path(rendered.article.path))
+        for element in self.document.iter("a", "img"):
+            if ((element.get("href") if element.tag == "a" else element.get("src")) or "").strip() == url:
+                text = " ".join(element.text_content().split()) or (element.get("alt") or "").strip()
+                if text:
+                    return self.locate(re.compile(re.escape(text)), [THEME], prefer=".j2") or self.template_place
+                break
+        return self.template_place
 
 
 Check = Callable[[CheckContext], Iterable[Finding]]

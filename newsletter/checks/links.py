@@ -25,11 +25,10 @@ from urllib.parse import unquote, urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from .. import __version__
-from ..errors import display_path
 from ..markdown import is_absolute
 from ..merge import TOKEN_PREFIX
 from ..personalize import UNSUBSCRIBE_FIELD
-from .framework import ERROR, THEME, WARNING, CheckContext, Finding, Place
+from .framework import ERROR, WARNING, CheckContext, Finding
 
 USER_AGENT = f"newsletter-link-check/{__version__} (+https://pypi.org/project/newsletter/)"
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -69,25 +68,6 @@ def links_in(document) -> list[LinkUse]:
         if url is not None:
             uses.append(LinkUse(url.strip(), element.tag, attribute))
     return uses
-
-
-def _where(ctx: CheckContext, url: str) -> Place:
-    """The article the URL comes from (its source line when written there), else the theme line of
-    the link's text, else the email template."""
-    for path, doc in ctx.article_documents:
-        if any((element.get("href") or element.get("src") or "").strip() == url for element in doc.iter("a", "img")):
-            tail = urlsplit(url).path.rsplit("/", 1)[-1]
-            return ctx.locate(url, [path]) or ctx.locate(tail, [path]) or Place(display_path(path))
-    for rendered in ctx.built.rendered.articles:
-        if url and rendered.image == url:
-            return ctx.locate("image:", [rendered.article.path]) or Place(display_path(rendered.article.path))
-    for element in ctx.document.iter("a", "img"):  # the template: find the link by its text
-        if (element.get("href") or element.get("src") or "").strip() == url:
-            text = " ".join(element.text_content().split()) or (element.get("alt") or "").strip()
-            if text:
-                return ctx.locate(re.compile(re.escape(text)), [THEME], prefer=".j2") or ctx.template_place
-            break
-    return ctx.template_place
 
 
 def host_problem(host: str) -> str:
@@ -151,7 +131,7 @@ def check_link_syntax(ctx: CheckContext) -> Iterator[Finding]:
         if url.startswith("#"):
             target = unquote(url[1:])
             if use.tag == "a" and target and target not in ids and target not in names:
-                where, line = _where(ctx, url)
+                where, line = ctx.place_of_address(url)
                 yield Finding(WARNING, "anchor-missing", f"link {url} points to no element with id=\"{target}\"",
                               where, line, fix=f"add id=\"{target}\" to the target, or fix the link")
             continue
@@ -163,7 +143,7 @@ def check_link_syntax(ctx: CheckContext) -> Iterator[Finding]:
         if problem:
             severity, reason = problem
             code = "bad-mailto" if url.lower().startswith("mailto:") else "malformed-url"
-            where, line = _where(ctx, url)
+            where, line = ctx.place_of_address(url)
             yield Finding(severity, code, f"{kind} '{url}' is unusable: {reason}", where, line,
                           fix="correct the address (full https://... URL, or mailto:name@example.com)")
 
@@ -238,7 +218,7 @@ def probe_all(urls: Iterable[str], timeout: float, concurrency: int) -> list[Lin
 
 def status_finding(ctx: CheckContext, status: LinkStatus, kind: str) -> Finding | None:
     """The finding for one probed URL: None when it answered with success."""
-    where, line = _where(ctx, status.url)
+    where, line = ctx.place_of_address(status.url)
     if status.status is not None:
         if status.status < 400:
             return None

@@ -22,7 +22,7 @@ from ..addresses import RelativeAddress, relative_addresses
 from ..content import PLACEHOLDER_INTRO
 from ..errors import display_path
 from ..render import issue_base_url
-from .framework import ERROR, ISSUE, THEME, WARNING, Check, CheckContext, Finding, Place
+from .framework import ERROR, ISSUE, WARNING, Check, CheckContext, Finding, Place
 
 ARCHIVE_FOLDER = "site"  # where `newsletter archive` writes by default
 ARCHIVE_PAGE = "index.html"
@@ -89,18 +89,6 @@ def check_placeholder_intro(ctx: CheckContext) -> Iterator[Finding]:
                           "placeholder for an issue without one)")
 
 
-def _place_of(ctx: CheckContext, src: str) -> Place:
-    """The article a link or image of the email comes from (its source line), else the theme."""
-    tail = urlsplit(src).path.rsplit("/", 1)[-1]
-    for path, doc in ctx.article_documents:
-        if any((el.get("src") or el.get("href") or "").strip() == src for el in doc.iter("a", "img")):
-            return _at(ctx, path, src, tail) if tail else _at(ctx, path, src)
-    for rendered in ctx.built.rendered.articles:
-        if src and rendered.image == src:
-            return _at(ctx, rendered.article.path, "image:")
-    return ctx.locate(tail or "<img", [THEME], prefer=".j2") or ctx.template_place
-
-
 def check_image_widths(ctx: CheckContext) -> Iterator[Finding]:
     seen: set[str] = set()
     for img in ctx.document.iter("img"):
@@ -110,7 +98,7 @@ def check_image_widths(ctx: CheckContext) -> Iterator[Finding]:
         seen.add(src)
         yield Finding(WARNING, "image-no-width", f"image {src} has no width attribute, so Outlook for Windows "
                       "shows it at the size of the file (a 1600 px photo spills out of the email)",
-                      *_place_of(ctx, src),
+                      *ctx.place_of_address(src),
                       fix=f'write it as HTML with its display width, e.g. <img src="{src}" alt="..." width="536"> '
                           "(536 px fills the default theme's column)")
 
@@ -161,7 +149,7 @@ def check_archive_published(ctx: CheckContext) -> Iterator[Finding]:
             target = target / ARCHIVE_PAGE
         if not target.exists():
             yield Finding(WARNING, "archive-not-published", f"{kind} {url} is not in the published archive: "
-                          f"{display_path(target)} does not exist", *_place_of(ctx, url), fix=fix)
+                          f"{display_path(target)} does not exist", *ctx.place_of_address(url), fix=fix)
 
 
 CHECKS: list[Check] = [check_relative_addresses, check_placeholder_intro, check_image_widths,
