@@ -13,7 +13,7 @@ from ..errors import display_path
 from ..markdown import is_absolute
 from ..merge import TOKEN_PREFIX
 from ..personalize import UNSUBSCRIBE_FIELD
-from .framework import ERROR, INFO, WARNING, Check, CheckContext, Finding, Place
+from .framework import ERROR, INFO, WARNING, Check, CheckContext, Finding
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78
@@ -26,7 +26,7 @@ def check_subject(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(ERROR, "no-subject", "the issue has no subject", where, fix="add 'subject: ...' to the front matter")
     elif len(subject) > MAX_SUBJECT:
         yield Finding(WARNING, "long-subject", f"the subject is {len(subject)} characters; mail clients cut it "
-                      f"around {MAX_SUBJECT}", *_at(ctx, ctx.issue_file, "subject:"),
+                      f"around {MAX_SUBJECT}", *ctx.place_in(ctx.issue_file, "subject:"),
                       fix="shorten the subject")
     if not ctx.issue.preheader:
         yield Finding(WARNING, "no-preheader", "the issue has no preheader, so inboxes show the first text of "
@@ -66,42 +66,37 @@ def check_postal_address(ctx: CheckContext) -> Iterator[Finding]:
                       fix="print {{ newsletter.postal_address }} in the footer")
 
 
-def _at(ctx: CheckContext, path: Path, needle: str) -> Place:
-    """The line of ``path`` that holds ``needle``; the file alone when none does."""
-    return ctx.locate(needle, [path]) or Place(display_path(path))
-
-
 def _article_findings(ctx: CheckContext, path: Path, doc: lxml.html.HtmlElement) -> Iterator[Finding]:
-    where = display_path(path)
     for img in doc.iter("img"):
         src = img.get("src", "")
         if not (img.get("alt") or "").strip():
             yield Finding(ERROR, "image-no-alt", f"image {src} has no alt text; readers with images off or "
-                          "a screen reader get nothing", *_at(ctx, path, src.rsplit("/", 1)[-1]),
+                          "a screen reader get nothing", *ctx.place_in(path, src.rsplit("/", 1)[-1]),
                           fix="describe the image: ![what it shows](" + src + ")")
     for element, attribute in [*((a, "href") for a in doc.iter("a")), *((i, "src") for i in doc.iter("img"))]:
         url = element.get(attribute)
         if url is not None and not is_absolute(url):
             yield Finding(ERROR, "relative-url", f"relative {'link' if attribute == 'href' else 'image'} "
-                          f"'{url}' cannot be made absolute", *_at(ctx, path, url),
+                          f"'{url}' cannot be made absolute", *ctx.place_in(path, url),
                           fix="set base_url in newsletter.toml, or use a full https:// address")
 
 
 def check_articles(ctx: CheckContext) -> Iterator[Finding]:
     for name in ctx.issue.missing_articles:
         yield Finding(ERROR, "missing-article", f"article '{name}' is listed but the file does not exist",
-                      *_at(ctx, ctx.issue_file, name),
+                      *ctx.place_in(ctx.issue_file, name),
                       fix=f"create {name} in the issue folder, or remove it from 'articles'")
     for path, doc in ctx.article_documents:
         yield from _article_findings(ctx, path, doc)
     for rendered in ctx.built.rendered.articles:
         article = rendered.article
         if article.image and article.image_alt is None:
-            yield Finding(ERROR, "image-no-alt", "the article's image has no image_alt", *_at(ctx, article.path, "image:"),
+            yield Finding(ERROR, "image-no-alt", "the article's image has no image_alt",
+                          *ctx.place_in(article.path, "image:"),
                           fix="add 'image_alt: <what the image shows>' (or image_alt: \"\" if purely decorative)")
         if article.image and not is_absolute(rendered.image):
             yield Finding(ERROR, "relative-url", f"image '{article.image}' cannot be made absolute",
-                          *_at(ctx, article.path, "image:"),
+                          *ctx.place_in(article.path, "image:"),
                           fix="set base_url in newsletter.toml, or use a full https:// address")
 
 

@@ -185,6 +185,14 @@ class CheckContext:
                         return Place(display_path(path))
         return None
 
+    def place_in(self, path: Path, *needles: str) -> Place:
+        """The first line of ``path`` holding one of ``needles`` (tried in order); the file alone when none does."""
+        for needle in needles:
+            place = self.locate(needle, [path])
+            if place:
+                return place
+        return Place(display_path(path))
+
     def place_of_address(self, url: str) -> Place:
         """Where a link or image address of the email is written: the article it comes from (the
         source line of the address or of its file name; its ``image:`` line for the article's
@@ -193,11 +201,10 @@ class CheckContext:
         for path, doc in self.article_documents:
             if any(((el.get("href") if el.tag == "a" else el.get("src")) or "").strip() == url
                    for el in doc.iter("a", "img")):
-                return (self.locate(url, [path]) or (self.locate(tail, [path]) if tail else None)
-                        or Place(display_path(path)))
+                return self.place_in(path, url, tail)
         for rendered in self.built.rendered.articles:
             if url and rendered.image == url:
-                return self.locate("image:", [rendered.article.path]) or Place(display_path(rendered.article.path))
+                return self.place_in(rendered.article.path, "image:")
         for element in self.document.iter("a", "img"):
             if ((element.get("href") if element.tag == "a" else element.get("src")) or "").strip() == url:
                 text = " ".join(element.text_content().split()) or (element.get("alt") or "").strip()

@@ -22,19 +22,10 @@ from ..addresses import RelativeAddress, relative_addresses
 from ..content import PLACEHOLDER_INTRO
 from ..errors import display_path
 from ..render import issue_base_url
-from .framework import ERROR, ISSUE, WARNING, Check, CheckContext, Finding, Place
+from .framework import ERROR, WARNING, Check, CheckContext, Finding, Place
 
 ARCHIVE_FOLDER = "site"  # where `newsletter archive` writes by default
 ARCHIVE_PAGE = "index.html"
-
-
-def _at(ctx: CheckContext, path: Path, *needles: str) -> Place:
-    """The first line of ``path`` holding one of ``needles``; the file alone when none does."""
-    for needle in needles:
-        place = ctx.locate(needle, [path])
-        if place:
-            return place
-    return Place(display_path(path))
 
 
 def _sources(ctx: CheckContext) -> list[tuple[Path, str]]:
@@ -67,7 +58,7 @@ def check_relative_addresses(ctx: CheckContext) -> Iterator[Finding]:
             tail = urlsplit(address.url).path.rsplit("/", 1)[-1]
             if address.on_own_site and _archive_path(ctx, address.resolved) is not None:
                 continue  # a page of the web archive (its index, another issue): check_archive_published
-            finding = _address_finding(ctx, path, address, _at(ctx, path, f"({address.url}", address.url, tail))
+            finding = _address_finding(ctx, path, address, ctx.place_in(path, f"({address.url}", address.url, tail))
             if finding:
                 yield finding
     for rendered in ctx.built.rendered.articles:
@@ -75,7 +66,7 @@ def check_relative_addresses(ctx: CheckContext) -> Iterator[Finding]:
         if image:
             for address in relative_addresses(f"![]({image})", ctx.issue.path, base):
                 finding = _address_finding(ctx, rendered.article.path, address,
-                                           _at(ctx, rendered.article.path, "image:"))
+                                           ctx.place_in(rendered.article.path, "image:"))
                 if finding:
                     yield finding
 
@@ -84,7 +75,7 @@ def check_placeholder_intro(ctx: CheckContext) -> Iterator[Finding]:
     words = PLACEHOLDER_INTRO.rstrip(".")
     if words in " ".join(ctx.issue.intro.split()):
         yield Finding(WARNING, "placeholder-intro", "the introduction is still the placeholder that "
-                      "`newsletter new` wrote", *(ctx.locate(words, [ISSUE]) or Place(display_path(ctx.issue_file))),
+                      "`newsletter new` wrote", *ctx.place_in(ctx.issue_file, words),
                       fix="write your own introduction below the front matter of issue.md (or delete the "
                           "placeholder for an issue without one)")
 
