@@ -124,14 +124,15 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
               help="Also request every link and image URL (HEAD, then GET) and report broken ones.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: findings grouped by severity with file and line; json: for scripts and CI.")
+@click.option("--verbose", is_flag=True, help="Also list the notes about the shipped theme (text output counts them).")
 @click.pass_context
-def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str) -> None:
+def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str, verbose: bool) -> None:
     """Run the preflight checks (content, client support, accessibility, links, spam score, size);
     exit 1 when any error is found."""
-    from .checks import check_issue, format_report, has_errors, report_json
+    from .checks import CheckOptions, check_issue, format_report, has_errors, report_json
 
-    _, findings = check_issue(settings_of(ctx), issue_dir, check_links=check_links)
-    click.echo(report_json(findings) if output_format == "json" else format_report(findings))
+    _, findings = check_issue(settings_of(ctx), issue_dir, options=CheckOptions(check_links=check_links))
+    click.echo(report_json(findings) if output_format == "json" else format_report(findings, verbose))
     ctx.exit(1 if has_errors(findings) else 0)
 
 
@@ -148,7 +149,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     """Turn SOURCE (scraped text, an HTML page or Markdown) into an article of the issue."""
     from .content import load_article
     from .errors import display_path
-    from .importing import import_into_issue, word_count
+    from .importing import import_into_issue, own_site_warnings, word_count
 
     path = import_into_issue(source, issue_dir, url=url, overwrite=force)
     article = load_article(path)
@@ -157,6 +158,12 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     click.echo(f"  author: {article.author or '(none found; add author: to the front matter)'}")
     click.echo(f"  source: {article.source_url or '(none; pass --url to record it)'}")
     click.echo(f"  words:  {word_count(article.body)}")
+    warnings = own_site_warnings(path) if url is None else []
+    for warning in warnings:
+        click.echo(f"warning: {display_path(path)}: {warning}", err=True)
+    if warnings:
+        click.echo("    fix: import it again with --url <the page's web address>, or write full https:// "
+                   "addresses in the article", err=True)
 
 
 # --- subscribers (issue 3) -------------------------------------------------

@@ -83,6 +83,25 @@ def import_into_issue(source: Path, issue_dir: Path, *, url: str | None = None, 
     return target
 
 
+def own_site_warnings(article_path: Path) -> list[str]:
+    """One line per address of an imported article that will point at the newsletter's own site:
+    relative addresses the page wrote for its own site, kept because the page's address is unknown
+    (``newsletter check`` reports them too, with their lines)."""
+    from .addresses import relative_addresses
+    from .config import find_root, load_settings
+
+    issue_dir = article_path.parent
+    try:
+        base_url = load_settings(find_root(issue_dir)).base_url
+    except NewsletterError:
+        base_url = ""
+    base = f"{base_url}{issue_dir.name}/" if base_url else ""
+    body = load_article(article_path).body
+    return [f"{address.kind} '{address.url}' was relative in the page; in the email it points to "
+            f"{address.resolved or 'an address'} on the newsletter's own site"
+            for address in relative_addresses(body, issue_dir, base) if address.on_own_site]
+
+
 def word_count(markdown: str) -> int:
     """Words a reader sees in a Markdown body (link targets and image sources not counted)."""
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", markdown)

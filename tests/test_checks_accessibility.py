@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from test_render import write_issue
 
-from newsletter import accessibility
-from newsletter.accessibility import contrast_ratio, parse_color
+from newsletter.checks import accessibility
+from newsletter.checks.accessibility import contrast_ratio, parse_color
 from newsletter.build import build
 from newsletter.checks import WARNING, CheckContext, Finding, line_of, run_checks_on
 from newsletter.content import load_issue

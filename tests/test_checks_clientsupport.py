@@ -9,10 +9,10 @@ import lxml.html
 import pytest
 from test_render import write_issue
 
-from newsletter import clientsupport
+from newsletter.checks import client_support as clientsupport
 from newsletter.build import build
 from newsletter.checks import INFO, WARNING, CheckContext, Finding, run_checks_on
-from newsletter.clientsupport import (
+from newsletter.checks.client_support import (
     DATA_PATH,
     SupportData,
     check_client_support,

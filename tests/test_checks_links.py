@@ -15,17 +15,17 @@ import pytest
 from click.testing import CliRunner
 from test_render import write_issue
 
-from newsletter import links
+from newsletter.checks import links
 from newsletter.build import build
-from newsletter.checks import ERROR, WARNING, CheckContext, Finding, run_checks_on
+from newsletter.checks import ERROR, WARNING, CheckContext, CheckOptions, Finding, run_checks_on
 from newsletter.cli import main
 from newsletter.content import load_issue
-from newsletter.links import probe_all, url_problem
+from newsletter.checks.links import probe_all, url_problem
 
 
 def findings_of(settings, folder: Path, **options) -> list[Finding]:
     issue = load_issue(folder)
-    return run_checks_on(CheckContext(settings, issue, build(settings, issue), options), links.CHECKS)
+    return run_checks_on(CheckContext(settings, issue, build(settings, issue), CheckOptions(**options)), links.CHECKS)
 
 
 def by_code(findings: list[Finding], code: str) -> list[Finding]:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from test_render import write_issue
 
-from newsletter import spam
+from newsletter.checks import spam
 from newsletter.build import build
 from newsletter.checks import ERROR, INFO, WARNING, CheckContext, Finding, run_checks_on
 from newsletter.config import load_settings
 from newsletter.content import load_issue
-from newsletter.spam import parse_report, score_message
+from newsletter.checks.spam import parse_report, score_message
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.stylesheet import (
+from newsletter.checks.stylesheet import (
     Declaration,
     Rule,
     parse_declarations,

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 import lxml.html
 import lxml.html.defs
 
-from .checks import INFO, WARNING, CheckContext, Finding
+from .framework import ARTICLES, INFO, THEME, WARNING, CheckContext, Finding, Place
 from .stylesheet import Declaration, parse_declarations, parse_stylesheet, selectors_of
 
-DATA_PATH = Path(__file__).parent / "data" / "caniemail.json"
+DATA_PATH = Path(__file__).parent.parent / "data" / "caniemail.json"
 
 # (family, platform) in the data: Gmail web and apps, Apple Mail, Outlook for Windows, Outlook.com, Yahoo.
 MAJOR_CLIENTS: tuple[tuple[str, str], ...] = (
@@ -436,13 +436,10 @@ def support_findings(ctx: CheckContext, data: SupportData | None = None) -> Iter
         yield Finding(WARNING if unsupported else INFO, f"client-support:{slug}", message, where, line, fix)
 
 
-def _where(ctx: CheckContext, usage: Usage) -> tuple[str, int | None]:
-    where, line = ctx.theme_line(usage.needle, prefer=".j2" if usage.html else ".css")
-    if line is None:
-        in_article = ctx.article_line(usage.needle)
-        if in_article:
-            return in_article
-    return where, line
+def _where(ctx: CheckContext, usage: Usage) -> Place:
+    """The theme line that uses the feature (templates first for HTML features), else an article's."""
+    return (ctx.locate(usage.needle, [THEME, ARTICLES], prefer=".j2" if usage.html else ".css")
+            or ctx.template_place)
 
 
 def check_client_support(ctx: CheckContext) -> Iterator[Finding]:

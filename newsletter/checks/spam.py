@@ -24,9 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checks import ERROR, INFO, WARNING, CheckContext, Finding
-from .content import ISSUE_FILE
-from .errors import display_path
+from ..errors import display_path
+from .framework import ERROR, INFO, WARNING, CheckContext, Finding
 
 SPAMASSASSIN = "spamassassin"
 TIMEOUT_SECONDS = 120.0
@@ -170,7 +169,7 @@ def score_message_cached(message: bytes) -> SpamReport:
 
 
 def check_spam_score(ctx: CheckContext) -> Iterator[Finding]:
-    where = display_path(ctx.issue.path / ISSUE_FILE)
+    where = display_path(ctx.issue_file)
     threshold = ctx.settings.checks.spam_threshold
     try:
         report = score_message_cached(ctx.message_bytes)

@@ -3,11 +3,11 @@
 Without network access this checks what a mail client needs: absolute,
 well-formed http(s) URLs with a valid host, valid ``mailto:`` addresses
 (email-validator, no DNS), no scripts or local files, and in-page ``#anchors``
-that exist. With ``--check-links`` (``check_links=True``) each distinct http(s)
+that exist. With ``--check-links`` (``CheckOptions(check_links=True)``) each distinct http(s)
 URL is requested, HEAD first and GET when HEAD is refused, with the timeout
 and concurrency of ``[checks]`` in newsletter.toml. The sample recipient's
 unsubscribe URL is never requested: a GET there could unsubscribe someone.
-Relative and empty URLs are reported by the basic checks (checks.py).
+Relative and empty URLs are reported by the basic checks (basic.py).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from urllib.parse import unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from . import __version__
-from .checks import ERROR, WARNING, CheckContext, Finding, line_of
-from .errors import display_path
-from .markdown import is_absolute
-from .merge import TOKEN_PREFIX
-from .personalize import UNSUBSCRIBE_FIELD
+from .. import __version__
+from ..markdown import is_absolute
+from ..merge import TOKEN_PREFIX
+from ..personalize import UNSUBSCRIBE_FIELD
+from .framework import ERROR, WARNING, CheckContext, Finding
 
 USER_AGENT = f"newsletter-link-check/{__version__} (+https://pypi.org/project/newsletter/)"
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -69,25 +68,6 @@ def links_in(document) -> list[LinkUse]:
         if url is not None:
             uses.append(LinkUse(url.strip(), element.tag, attribute))
     return uses
-
-
-def _where(ctx: CheckContext, url: str) -> tuple[str, int | None]:
-    """The article the URL comes from (its source line when written there), else the theme."""
-    for path, doc in ctx.article_documents:
-        for element in doc.iter("a", "img"):
-            if (element.get("href") or element.get("src") or "").strip() == url:
-                tail = urlsplit(url).path.rsplit("/", 1)[-1]
-                return display_path(path), line_of(path, url) or (line_of(path, tail) if tail else None)
-    for rendered in ctx.built.rendered.articles:
-        if url and rendered.image == url:
-            return display_path(rendered.article.path), line_of(rendered.article.path, "image:")
-    for element in ctx.document.iter("a", "img"):  # the template: find the link by its text
-        if (element.get("href") or element.get("src") or "").strip() == url:
-            text = " ".join(element.text_content().split()) or (element.get("alt") or "").strip()
-            if text:
-                return ctx.theme_line(re.compile(re.escape(text)), prefer=".j2")
-            break
-    return ctx.template_path, None
 
 
 def host_problem(host: str) -> str:
@@ -151,7 +131,7 @@ def check_link_syntax(ctx: CheckContext) -> Iterator[Finding]:
         if url.startswith("#"):
             target = unquote(url[1:])
             if use.tag == "a" and target and target not in ids and target not in names:
-                where, line = _where(ctx, url)
+                where, line = ctx.place_of_address(url)
                 yield Finding(WARNING, "anchor-missing", f"link {url} points to no element with id=\"{target}\"",
                               where, line, fix=f"add id=\"{target}\" to the target, or fix the link")
             continue
@@ -163,7 +143,7 @@ def check_link_syntax(ctx: CheckContext) -> Iterator[Finding]:
         if problem:
             severity, reason = problem
             code = "bad-mailto" if url.lower().startswith("mailto:") else "malformed-url"
-            where, line = _where(ctx, url)
+            where, line = ctx.place_of_address(url)
             yield Finding(severity, code, f"{kind} '{url}' is unusable: {reason}", where, line,
                           fix="correct the address (full https://... URL, or mailto:name@example.com)")
 
@@ -238,7 +218,7 @@ def probe_all(urls: Iterable[str], timeout: float, concurrency: int) -> list[Lin
 
 def status_finding(ctx: CheckContext, status: LinkStatus, kind: str) -> Finding | None:
     """The finding for one probed URL: None when it answered with success."""
-    where, line = _where(ctx, status.url)
+    where, line = ctx.place_of_address(status.url)
     if status.status is not None:
         if status.status < 400:
             return None
@@ -257,7 +237,7 @@ def status_finding(ctx: CheckContext, status: LinkStatus, kind: str) -> Finding 
 
 
 def check_links_online(ctx: CheckContext) -> Iterator[Finding]:
-    if not ctx.options.get("check_links"):
+    if not ctx.options.check_links:
         return
     skip = {ctx.sample_values.get(UNSUBSCRIBE_FIELD, "")}
     kinds: dict[str, str] = {}

@@ -7,7 +7,7 @@ and text contrast (WCAG AA: 4.5:1, or 3:1 for large text) in light mode
 (inlined ``style`` colours against the nearest background) and in dark mode
 (the theme's ``@media (prefers-color-scheme: dark)`` rules applied on top).
 
-Missing alt text is an error reported by the basic checks (checks.py); the
+Missing alt text is an error reported by the basic checks (basic.py); the
 findings here are warnings, because the email still reaches and can be read
 by most readers, just not all of them as well as it should.
 """
@@ -23,8 +23,7 @@ import lxml.etree
 import lxml.html
 from cssselect import SelectorError
 
-from .checks import WARNING, CheckContext, Finding, line_of
-from .errors import display_path
+from .framework import ARTICLES, THEME, WARNING, CheckContext, Finding, Place
 from .stylesheet import parse_declarations, parse_stylesheet, selectors_of
 
 AA_NORMAL = 4.5
@@ -215,16 +214,6 @@ def _visible(text: str) -> bool:
 
 # --- where a problem comes from ---------------------------------------------
 
-def _article_of(ctx: CheckContext, needle: str) -> tuple[str, int | None] | None:
-    """The article whose rendered HTML contains ``needle`` (text or URL), with the source line if found."""
-    if not needle:
-        return None
-    for path, doc in ctx.article_documents:
-        if needle in " ".join(doc.text_content().split()) or needle in lxml.html.tostring(doc, encoding="unicode"):
-            return display_path(path), line_of(path, needle)
-    return None
-
-
 def _color_pattern(value: str) -> re.Pattern[str]:
     """The colour as written in a style attribute, also matching the other hex spelling (#fff / #ffffff)."""
     value = value.strip()
@@ -238,21 +227,18 @@ def _color_pattern(value: str) -> re.Pattern[str]:
     return re.compile(r"(?<![\w#])(?:" + "|".join(sorted(forms, key=len, reverse=True)) + r")(?![\w])", re.IGNORECASE)
 
 
-def _dark_line(ctx: CheckContext, pattern: re.Pattern[str]) -> tuple[str, int | None]:
-    for path in ctx.theme_files:
-        start = line_of(path, re.compile(r"prefers-color-scheme\s*:\s*dark", re.IGNORECASE))
-        if start:
-            line = line_of(path, pattern, start)
-            if line:
-                return display_path(path), line
-    return ctx.theme_line(pattern)
+_DARK_MEDIA = re.compile(r"prefers-color-scheme\s*:\s*dark", re.IGNORECASE)
+
+
+def _in_theme(ctx: CheckContext, pattern: re.Pattern[str], prefer: str = ".css") -> Place:
+    return ctx.locate(pattern, [THEME], prefer=prefer) or ctx.template_place
 
 
 # --- checks ------------------------------------------------------------------
 
 def check_document_language(ctx: CheckContext) -> Iterator[Finding]:
     root = ctx.document
-    where, line = ctx.theme_line(re.compile(r"<html\b", re.IGNORECASE), prefer=".j2")
+    where, line = _in_theme(ctx, re.compile(r"<html\b", re.IGNORECASE), ".j2")
     lang = (root.get("lang") or "").strip()
     if not lang:
         yield Finding(WARNING, "no-lang", "the <html> element has no lang attribute, so screen readers may read "
@@ -267,7 +253,7 @@ def check_document_language(ctx: CheckContext) -> Iterator[Finding]:
                       fix='add dir="ltr" (or dir="rtl") to <html>')
     title = root.find(".//title")
     if title is None or not (title.text_content() or "").strip():
-        where, line = ctx.theme_line(re.compile(r"<head\b", re.IGNORECASE), prefer=".j2")
+        where, line = _in_theme(ctx, re.compile(r"<head\b", re.IGNORECASE), ".j2")
         yield Finding(WARNING, "no-title", "the email has no <title>; screen readers and web views announce it "
                       "first", where, line, fix="add <title>{{ issue.subject }}</title> to <head>")
 
@@ -280,7 +266,7 @@ def check_layout_tables(ctx: CheckContext) -> Iterator[Finding]:
         if any(True for _ in table.iter("th")):  # a data table: its headers are what a screen reader needs
             continue
         classes = (table.get("class") or "").split()
-        in_article = _article_of(ctx, " ".join(table.text_content().split())[:60]) if not classes else None
+        in_article = ctx.locate(" ".join(table.text_content().split())[:60], [ARTICLES]) if not classes else None
         if in_article:
             where, line = in_article
             fix = "give the table a header row (| a | b | then | --- | --- | in Markdown)"
@@ -288,7 +274,7 @@ def check_layout_tables(ctx: CheckContext) -> Iterator[Finding]:
         else:
             pattern = (rf"<table\b[^>]*class=\"[^\"]*\b{re.escape(classes[0])}\b" if classes
                        else r"<table\b(?![^>]*\brole=)")
-            where, line = ctx.theme_line(re.compile(pattern, re.IGNORECASE), prefer=".j2")
+            where, line = _in_theme(ctx, re.compile(pattern, re.IGNORECASE), ".j2")
             fix = 'add role="presentation" to the <table>'
             message = ("a layout table has no role=\"presentation\", so screen readers announce its rows and "
                        "columns")
@@ -319,10 +305,8 @@ def check_link_text(ctx: CheckContext) -> Iterator[Finding]:
         if key in seen:
             continue
         seen.add(key)
-        located = _article_of(ctx, href) if href else None
-        if located is None:
-            located = ctx.theme_line(re.compile(re.escape(name)) if name else re.compile(r"<a\b"), prefer=".j2")
-        where, line = located
+        where, line = (ctx.locate(href, [ARTICLES])
+                       or _in_theme(ctx, re.compile(re.escape(name) if name else r"<a\b"), ".j2"))
         if not name:
             yield Finding(WARNING, "link-no-text", f"the link to {href} has no text (an image link with empty "
                           "alt?), so screen readers read out the address", where, line,
@@ -335,7 +319,7 @@ def check_link_text(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def check_image_alt(ctx: CheckContext) -> Iterator[Finding]:
-    """Alt text that is there but says nothing (a file name, 'image'); missing alt is an error in checks.py."""
+    """Alt text that is there but says nothing (a file name, 'image'); missing alt is an error in basic.py."""
     seen = set()
     for img in ctx.document.iter("img"):
         alt = (img.get("alt") or "").strip()
@@ -344,8 +328,8 @@ def check_image_alt(ctx: CheckContext) -> Iterator[Finding]:
             continue
         if _FILE_NAME_ALT.search(alt) or alt.lower() in _GENERIC_ALT:
             seen.add(src)
-            where, line = _article_of(ctx, src.rsplit("/", 1)[-1]) or ctx.theme_line(
-                re.compile(re.escape(alt)), prefer=".j2")
+            where, line = (ctx.locate(src.rsplit("/", 1)[-1], [ARTICLES])
+                           or _in_theme(ctx, re.compile(re.escape(alt)), ".j2"))
             yield Finding(WARNING, "image-meaningless-alt", f"image {src} has alt text \"{alt}\", which does not "
                           "say what the image shows", where, line,
                           fix="describe what the image shows, or use an empty alt only if it is decorative")
@@ -357,8 +341,8 @@ def check_headings(ctx: CheckContext) -> Iterator[Finding]:
         level = int(heading.tag[1])
         text = " ".join(heading.text_content().split())
         if previous is not None and level > previous[0] + 1:
-            located = _article_of(ctx, text)
-            where, line = located or ctx.theme_line(re.compile(rf"<h{level}\b", re.IGNORECASE), prefer=".j2")
+            located = ctx.locate(text, [ARTICLES])
+            where, line = located or _in_theme(ctx, re.compile(rf"<h{level}\b", re.IGNORECASE), ".j2")
             yield Finding(WARNING, "heading-skipped", f"heading <h{level}> \"{text}\" follows <h{previous[0]}> "
                           f"\"{previous[1]}\": level {previous[0] + 1} is skipped, which breaks the outline "
                           "screen-reader users navigate by", where, line,
@@ -403,7 +387,8 @@ def contrast_findings(ctx: CheckContext, dark: bool) -> Iterator[Finding]:
         source = written or written_background
         if source:  # dark mode: the dark rule that sets it, else the light rule no dark rule overrides
             pattern = _color_pattern(source)
-            where, line = _dark_line(ctx, pattern) if dark else ctx.theme_line(pattern)
+            where, line = ((ctx.locate(pattern, [THEME], after=_DARK_MEDIA) if dark else None)
+                           or _in_theme(ctx, pattern))
         else:
             where, line = ctx.template_path, None
         sample = text if len(text) <= 50 else text[:47] + "..."
