@@ -137,6 +137,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     click.echo(f"wrote {display_path(path)} and added it to {display_path(issue_dir / 'issue.md')}")
     click.echo(f"  title:  {article.title}")
     click.echo(f"  author: {article.author or '(none found; add author: to the front matter)'}")
+    click.echo(f"  date:   {article.date or '(none found; add date: YYYY-MM-DD if it matters)'}")
     click.echo(f"  source: {article.source_url or '(none; pass --url to record it)'}")
     click.echo(f"  words:  {word_count(article.body)}")
 

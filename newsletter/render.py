@@ -229,6 +229,7 @@ def _article_context(rendered: RenderedArticle, text: PlainText | None, column: 
     return {
         "title": article.title,
         "author": article.author,
+        "date": article.date,  # a date, or None
         "source_url": article.source_url,
         "summary": article.summary,
         "image": rendered.image,
