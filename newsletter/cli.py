@@ -633,7 +633,8 @@ def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, l
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the PNG files. Default: build/<issue-name>/.")
 @click.option("--width", "widths", type=click.IntRange(200, 2400), multiple=True,
-              help="Width in CSS pixels; repeat for several. Default: 375 and 600.")
+              help="Width in CSS pixels; repeat for several. Default: a phone and a desktop width either "
+                   "side of the theme's @media (max-width) breakpoint (375 and 800 for the default theme).")
 @click.option("--dark", is_flag=True, help="Render as a reader in dark mode sees it (prefers-color-scheme: dark).")
 @click.pass_context
 def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, widths: tuple[int, ...],
