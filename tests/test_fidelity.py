@@ -113,3 +113,18 @@ def test_no_invalid_width_or_height_attribute_reaches_the_email(settings, newsle
             assert value.isdigit(), f'<img {name}="{value}">'
         else:
             assert value.rstrip("%").isdigit(), f'<{tag} {name}="{value}">'
+
+
+def test_a_theme_built_on_the_default_gets_the_defaults_column(settings, newsletter_root):
+    plain = newsletter_root / "templates" / "plain"
+    plain.mkdir(parents=True)
+    (plain / "email.html.j2").write_text('{% extends "default/email.html.j2" %}\n', encoding="utf-8")
+    (plain / "email.txt.j2").write_text('{% extends "default/email.txt.j2" %}\n', encoding="utf-8")
+    folder = write_issue(newsletter_root, "![A wide photo](images/wide.png)")
+    (folder / "issue.md").write_text((folder / "issue.md").read_text().replace("subject:", "theme: plain\nsubject:"))
+    picture(folder / "images" / "wide.png", 1600, 900)
+
+    built = build_issue(settings, folder)
+    assert built.rendered.theme == "plain"
+    img = article_body(built.html).find(".//img")
+    assert (img.get("width"), img.get("height")) == ("536", "302")

@@ -4,7 +4,9 @@ screen width below which its phone layout applies.
 The content column is declared in the theme's ``theme.toml`` (``[layout] content_width``),
 because images are sized to it before the template runs; the phone breakpoint is read from the
 theme's own CSS (its ``@media (max-width: …)`` rule), so it cannot disagree with what the
-stylesheet actually does.
+stylesheet actually does. A theme folder without one of these files is a theme built on the
+default one (as docs/themes.md shows, and as base.html.j2 includes the default's style.css
+then), so the shipped default theme's file answers for it.
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ from ..errors import NewsletterError, display_path
 
 LAYOUT_FILE = "theme.toml"
 STYLESHEET = "style.css"
-# A theme without theme.toml: the 600 px column nearly every email design uses.
+FALLBACK_THEME = Path(__file__).resolve().parent / "default"
+# When neither the theme nor the default theme says: the 600 px column nearly every email design uses.
 DEFAULT_CONTENT_WIDTH = 600
+
+
+def _own_or_default(theme_dir: Path, name: str) -> Path:
+    own = theme_dir / name
+    return own if own.is_file() else FALLBACK_THEME / name
 _MAX_WIDTH_QUERY = re.compile(r"@media[^{]*\(\s*max-width\s*:\s*(\d+(?:\.\d+)?)px\s*\)", re.IGNORECASE)
 
 
 def content_width(theme_dir: Path) -> int:
     """The widest an image in an article can be shown, in CSS pixels (``[layout] content_width``)."""
-    path = theme_dir / LAYOUT_FILE
+    path = _own_or_default(theme_dir, LAYOUT_FILE)
     if not path.is_file():
         return DEFAULT_CONTENT_WIDTH
     try:
@@ -45,7 +53,7 @@ def phone_breakpoint(theme_dir: Path) -> int | None:
 
     None when the stylesheet has no such query (a theme with one layout for every width).
     """
-    path = theme_dir / STYLESHEET
+    path = _own_or_default(theme_dir, STYLESHEET)
     try:
         css = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
