@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from PIL import Image
-
 
 @dataclass(frozen=True)
 class ImageSizer:
@@ -49,6 +47,8 @@ class ImageSizer:
         path = self.local_file(src)
         if path is None:
             return None
+        from PIL import Image  # only when an issue has images of its own
+
         try:
             with Image.open(path) as image:
                 width, height = image.size
