@@ -18,6 +18,7 @@ from .content import Issue, load_issue, require_complete
 from .errors import NewsletterError, display_path
 from .inline import inline_css
 from .merge import MergeField
+from .message import list_id
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
 from .themes import HTML_TEMPLATE
@@ -90,6 +91,11 @@ def sample_values(settings: Settings, provider: str = "") -> dict[str, str]:
     return merge_values(SAMPLE_RECIPIENT, url)
 
 
+def issue_headers(settings: Settings, list_name: str) -> tuple[tuple[str, str], ...]:
+    """Headers every copy of an issue to ``list_name`` carries, whatever the provider: List-Id."""
+    return (("List-Id", list_id(settings.name, list_name, settings.from_address)),)
+
+
 def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: str, *,
                  send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "") -> Message:
     group = settings.sendgrid.unsubscribe_group if uses_sendgrid_group(settings, provider) else None
@@ -98,6 +104,7 @@ def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider
         html=built.html, text=built.text, fields=built.fields, from_address=settings.from_address,
         reply_to=settings.reply_to, unsubscribe_mailto="" if group is not None else settings.unsubscribe_mailto,
         send_at=send_at, sandbox=sandbox, categories=settings.sendgrid.categories, unsubscribe_group=group,
+        headers=issue_headers(settings, list_name),
     )
 
 

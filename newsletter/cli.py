@@ -156,6 +156,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     click.echo(f"wrote {display_path(path)} and added it to {display_path(issue_dir / 'issue.md')}")
     click.echo(f"  title:  {article.title}")
     click.echo(f"  author: {article.author or '(none found; add author: to the front matter)'}")
+    click.echo(f"  date:   {article.date or '(none found; add date: YYYY-MM-DD if it matters)'}")
     click.echo(f"  source: {article.source_url or '(none; pass --url to record it)'}")
     click.echo(f"  words:  {word_count(article.body)}")
     warnings = own_site_warnings(path) if url is None else []
@@ -683,7 +684,8 @@ def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, l
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the PNG files. Default: build/<issue-name>/.")
 @click.option("--width", "widths", type=click.IntRange(200, 2400), multiple=True,
-              help="Width in CSS pixels; repeat for several. Default: 375 and 600.")
+              help="Width in CSS pixels; repeat for several. Default: a phone and a desktop width either "
+                   "side of the theme's @media (max-width) breakpoint (375 and 800 for the default theme).")
 @click.option("--dark", is_flag=True, help="Render as a reader in dark mode sees it (prefers-color-scheme: dark).")
 @click.pass_context
 def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, widths: tuple[int, ...],

@@ -21,7 +21,7 @@ import yaml
 from .errors import NewsletterError, display_path, os_error
 
 ISSUE_FILE = "issue.md"
-ARTICLE_FIELDS = ("title", "author", "source_url", "summary", "image", "image_alt")
+ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")
 ISSUE_FIELDS = ("subject", "preheader", "date", "number", "theme", "articles", "draft")
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
@@ -38,6 +38,7 @@ class Article:
     summary: str = ""
     image: str = ""
     image_alt: str | None = None
+    date: dt.date | None = None  # when the article was first published (an import keeps a byline's date)
     body_line: int = 1  # line of the file where the Markdown body starts
 
     @property
@@ -157,8 +158,24 @@ def load_article(path: Path) -> Article:
         summary=_string_field(meta, "summary", path),
         image=_string_field(meta, "image", path),
         image_alt=None if alt is None else str(alt).strip(),
+        date=_article_date(meta, path),
         body_line=body_line,
     )
+
+
+def _article_date(meta: dict[str, Any], path: Path) -> dt.date | None:
+    value = meta.get("date")
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise NewsletterError(f"article date '{value}' is not a date", where=display_path(path),
+                              hint="write it as YYYY-MM-DD, e.g. date: 2026-03-03") from None
 
 
 def _issue_date(meta: dict[str, Any], folder: Path, path: Path) -> dt.date:
@@ -318,7 +335,7 @@ def add_article_to_issue(folder: Path, filename: str) -> None:
 def write_article(path: Path, article: Article) -> None:
     """Write an article as Markdown with front matter (fields in the documented order)."""
     meta: dict[str, Any] = {"title": article.title}
-    for key in ("author", "source_url", "summary", "image"):
+    for key in ("author", "date", "source_url", "summary", "image"):
         value = getattr(article, key)
         if value:
             meta[key] = value

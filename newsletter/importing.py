@@ -14,6 +14,7 @@ are kept as they are, only validated.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from collections.abc import Callable
@@ -140,10 +141,10 @@ def read_markdown(source: Path, url: str | None) -> Article:
 
 def read_scraped_text(source: Path, url: str | None) -> Article:
     """Text copied or scraped from a web page: title on the first line, site clutter around it."""
-    title, author, body = scraped.clean(read_text(source))
-    if not title:
+    found = scraped.clean(read_text(source))
+    if not found.title:
         raise NewsletterError("has no text to import", where=display_path(source))
-    return _article(source, title=title, author=author, body=body, url=url)
+    return _article(source, title=found.title, author=found.author, body=found.body, url=url, date=found.date)
 
 
 def read_web_page(source: Path, url: str | None) -> Article:
@@ -152,7 +153,7 @@ def read_web_page(source: Path, url: str | None) -> Article:
 
     page = webpage.extract(read_bytes(source), source)
     return _article(source, title=page.title, author=page.author, body=page.body, url=url or page.url,
-                    summary=page.summary)
+                    summary=page.summary, date=page.date)
 
 
 READERS: tuple[Reader, ...] = (
@@ -198,13 +199,15 @@ def read_bytes(path: Path) -> bytes:
         raise os_error(err, path, "read") from None
 
 
-def _article(source: Path, *, title: str, author: str, body: str, url: str | None, summary: str = "") -> Article:
+def _article(source: Path, *, title: str, author: str, body: str, url: str | None, summary: str = "",
+             date: dt.date | None = None) -> Article:
     """The finished Article; ``url``, the page's address, is also the base for its relative links."""
     body = finish_body(body, url)
     if not body.strip():
         raise NewsletterError("found no article text to import", where=display_path(source),
                               hint="check that this is the article's page or text")
-    return Article(path=source, title=title, body=body, author=author, source_url=url or "", summary=summary)
+    return Article(path=source, title=title, body=body, author=author, source_url=url or "", summary=summary,
+                   date=date)
 
 
 def _same_file(a: Path, b: Path) -> bool:

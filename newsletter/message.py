@@ -9,10 +9,13 @@ samples and SMTP delivery alike, so all three produce the same bytes.
 from __future__ import annotations
 
 import email
+import email.base64mime
 import email.policy
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.header import decode_header
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -40,6 +43,54 @@ class Envelope:
     list_unsubscribe: Sequence[str] = ()  # URLs: https://... and/or mailto:...
     one_click: bool = False
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+_LABEL_UNSAFE = re.compile(r"[^a-z0-9]+")
+
+
+def _label(text: str, fallback: str) -> str:
+    """``text`` as one DNS-style label: lower case letters, digits and hyphens, at most 63 characters
+    (accents dropped: "Über" gives "uber")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _LABEL_UNSAFE.sub("-", ascii_text.lower()).strip("-")[:63].strip("-") or fallback
+
+
+def list_id(newsletter_name: str, list_name: str, from_address: str) -> str:
+    """The List-Id header (RFC 2919) of one list: ``"Name" <list.newsletter.domain>``.
+
+    Mail clients and filters group a list's messages by it (Gmail's "filter messages like
+    these", Outlook's rules, mailing-list folders), and it must stay the same from issue to
+    issue: the id is built from the list's name, the newsletter's name and the From address's
+    domain (a namespace its owner controls), never from anything that changes per issue. The
+    phrase is ASCII: a name with other characters becomes an RFC 2047 encoded word, so every
+    provider can carry the header as it is.
+    """
+    domain = parseaddr(from_address)[1].rpartition("@")[2].strip().lower()
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = _label(domain, "invalid")
+    identifier = f"{_label(list_name, 'list')}.{_label(newsletter_name, 'newsletter')}.{domain or 'invalid'}"
+    name = " ".join(newsletter_name.split())
+    if not name:
+        return f"<{identifier}>"
+    if name.isascii():
+        phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    else:
+        phrase = _encoded_words(name)
+    return f"{phrase} <{identifier}>"
+
+
+def _encoded_words(text: str) -> str:
+    """``text`` as RFC 2047 encoded words of at most 75 characters each (45 UTF-8 bytes in base64)."""
+    words, chunk = [], ""
+    for char in text:
+        if len((chunk + char).encode("utf-8")) > 45:
+            words.append(email.base64mime.header_encode(chunk, "utf-8"))
+            chunk = ""
+        chunk += char
+    words.append(email.base64mime.header_encode(chunk, "utf-8"))
+    return " ".join(words)
 
 
 def needs_utf8(envelope: Envelope) -> bool:
@@ -126,6 +177,16 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
     return msg
 
 
+def _decoded(value: str) -> str:
+    """A header value as a reader sees it: RFC 2047 encoded words decoded (parsing decodes them too)."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # not valid encoded words: compared as written
+        return value
+
+
 def _verify(msg: EmailMessage, intended: Mapping[str, str]) -> None:
     """Parse the message back and insist on exactly the intended top-level headers."""
     raw = msg.as_bytes()
@@ -140,5 +201,5 @@ def _verify(msg: EmailMessage, intended: Mapping[str, str]) -> None:
         if name in ("from", "to", "reply-to"):
             if parseaddr(got)[1].lower() != parseaddr(value)[1].lower():
                 raise NewsletterError(f"built message's {name} header changed to {got!r}; refusing to send it")
-        elif " ".join(got.split()) != " ".join(value.split()):
+        elif " ".join(got.split()) != " ".join(_decoded(value).split()):
             raise NewsletterError(f"built message's {name} header changed to {got!r}; refusing to send it")

@@ -26,9 +26,11 @@ from . import markdown
 from .config import Settings
 from .content import ISSUE_FILE, Article, Issue
 from .errors import NewsletterError, display_path, os_error
+from .images import ImageSizer
 from .merge import MergeField, MergeRegistry, MergeToken, contains_token_prefix
 from .plaintext import PlainText, heading
 from .themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
+from .themes.layout import content_width
 
 STANDARD_FIELDS = ("email", "name")
 # Filters that understand merge tokens; any other filter applied to one is refused,
@@ -43,6 +45,7 @@ class RenderedArticle:
     article: Article
     html: str
     image: str  # absolute (when possible) lead image URL, or ""
+    image_size: tuple[int, int] | None  # the lead image's width and height to show, when it is a local file
     tokens: list = field(default_factory=list, repr=False, compare=False)  # parsed once, for the text part
 
 
@@ -254,21 +257,27 @@ def _refuse_token_lookalikes(issue: Issue) -> None:
                                   hint="reword that text; it is reserved for personalization")
 
 
-def _render_article(article: Article, base: str) -> RenderedArticle:
+def _render_article(article: Article, base: str, column: int) -> RenderedArticle:
     tokens = markdown.parse(article.body)
-    return RenderedArticle(article, markdown.to_html(article.body, base, tokens),
-                           markdown.absolute_url(article.image, base), tokens)
+    sizer = ImageSizer(article.path.parent, column)
+    return RenderedArticle(article, markdown.to_html(article.body, base, tokens, sizer),
+                           markdown.absolute_url(article.image, base),
+                           sizer(article.image) if article.image else None, tokens)
 
 
-def _article_context(rendered: RenderedArticle, text: PlainText | None) -> dict[str, Any]:
+def _article_context(rendered: RenderedArticle, text: PlainText | None, column: int) -> dict[str, Any]:
     """What templates see of an article; ``text`` renders the plain-text fields (text part only)."""
     article = rendered.article
     return {
         "title": article.title,
         "author": article.author,
+        "date": article.date,  # a date, or None
         "source_url": article.source_url,
         "summary": article.summary,
         "image": rendered.image,
+        # the lead image's size: measured for a local file, else the column's width and no height
+        "image_width": rendered.image_size[0] if rendered.image_size else column,
+        "image_height": rendered.image_size[1] if rendered.image_size else "",
         "image_alt": article.image_alt if article.image_alt is not None else "",
         "anchor": article.slug,
         "html": Markup(rendered.html),
@@ -286,7 +295,8 @@ def render_issue(settings: Settings, issue: Issue, available_fields: Collection[
     base = issue_base_url(settings, issue)
     registry = MergeRegistry()
 
-    articles = tuple(_render_article(article, base) for article in issue.articles)
+    column = content_width(theme_dir)
+    articles = tuple(_render_article(article, base, column) for article in issue.articles)
     issue_md = issue.path / ISSUE_FILE
     common = {
         "newsletter": {
@@ -310,8 +320,8 @@ def render_issue(settings: Settings, issue: Issue, available_fields: Collection[
         if flavour == "T":
             intro = text.render(intro_source).rstrip("\n") if intro_source.strip() else ""
         else:
-            intro = Markup(markdown.to_html(intro_source, base))
-        article_contexts = [_article_context(a, text if flavour == "T" else None) for a in articles]
+            intro = Markup(markdown.to_html(intro_source, base, image_size=ImageSizer(issue.path, column)))
+        article_contexts = [_article_context(a, text if flavour == "T" else None, column) for a in articles]
         context = {
             **fragment_context,
             "intro": intro,

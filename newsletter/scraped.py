@@ -4,25 +4,41 @@ Text copied or scraped from a web page carries the page's clutter: the title
 twice, lines of non-breaking spaces, share buttons, "Leave a Comment",
 "Related Posts" lists and "Advertisement" labels. ``clean`` runs small named
 steps over the lines and returns the title (the first line), the author (a
-"By NAME" line near the top) and a Markdown body in which ``#`` headings,
-``**bold**`` and numbered lists survive and bullet characters become a list.
+"By NAME" line near the top), the date (written after the name, "By NAME | March 3,
+2026", or on a line of its own near the top) and a Markdown body in which ``#``
+headings, ``**bold**`` and numbered lists survive and bullet characters become a list.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from typing import NamedTuple
+
+from .dates import written_date
 
 Lines = list[str]
 
 
-def clean(text: str) -> tuple[str, str, str]:
-    """(title, author, Markdown body) of scraped text; empty strings when absent."""
+class Scraped(NamedTuple):
+    """What ``clean`` finds in scraped text; empty strings (and no date) when absent."""
+
+    title: str
+    author: str
+    date: dt.date | None
+    body: str  # Markdown
+
+
+def clean(text: str) -> Scraped:
+    """The title, author, date and Markdown body of scraped text."""
     lines = [tidy_line(line) for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     lines = drop_boilerplate(lines)
     title, lines = take_title(lines)
     lines = drop_repeated_title(lines, title)
-    author, lines = take_byline(lines)
-    return title, author, to_markdown(lines)
+    author, date, lines = take_byline(lines)
+    if date is None:
+        date, lines = take_date_line(lines)
+    return Scraped(title, author, date, to_markdown(lines))
 
 
 # --- steps ------------------------------------------------------------------
@@ -70,19 +86,36 @@ def drop_repeated_title(lines: Lines, title: str) -> Lines:
     return lines
 
 
-def take_byline(lines: Lines, within: int = 3) -> tuple[str, Lines]:
-    """A "By NAME" line among the first few lines becomes the author and leaves the body."""
+def take_byline(lines: Lines, within: int = 3) -> tuple[str, dt.date | None, Lines]:
+    """A "By NAME" line among the first few lines becomes the author (and the date written after
+    the name, if any) and leaves the body."""
     seen = 0
     for i, line in enumerate(lines):
         if not line:
             continue
         author = byline_name(line)
         if author:
-            return author, lines[:i] + lines[i + 1:]
+            return author, byline_date(line), lines[:i] + lines[i + 1:]
         seen += 1
         if seen >= within:
             break
-    return "", lines
+    return "", None, lines
+
+
+def take_date_line(lines: Lines, within: int = 3) -> tuple[dt.date | None, Lines]:
+    """A line among the first few that is only a date ("March 3, 2026", "Published 3 March 2026")
+    becomes the date and leaves the body."""
+    seen = 0
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        date = written_date(_DATE_LABEL.sub("", _label(line, keep_case=True)))
+        if date is not None:
+            return date, lines[:i] + lines[i + 1:]
+        seen += 1
+        if seen >= within:
+            break
+    return None, lines
 
 
 def byline_name(line: str) -> str:
@@ -97,6 +130,23 @@ def byline_name(line: str) -> str:
     if all(w[0].isupper() or w.lower() in _NAME_PARTICLES for w in words) and words[0][0].isupper():
         return name
     return ""
+
+
+def byline_date(line: str) -> dt.date | None:
+    """The date after the name in "By NAME | March 3, 2026", "By NAME, Agency · 3 Mar 2026" or
+    "By NAME on March 3, 2026"; None when there is none."""
+    m = _BYLINE.match(_label(line, keep_case=True))
+    end = _BYLINE_END.search(m.group("rest")) if m else None
+    if not end:
+        return None
+    for part in _BYLINE_PARTS.split(m.group("rest")[end.start():]):
+        part = _DATE_LABEL.sub("", part.strip(" ,|·•–—()"))
+        commas = [i for i, ch in enumerate(part) if ch == ","]
+        for start in [0] + [i + 1 for i in commas]:  # "Agency, March 3, 2026": try after each comma
+            date = written_date(part[start:])
+            if date is not None:
+                return date
+    return None
 
 
 def to_markdown(lines: Lines) -> str:
@@ -152,6 +202,8 @@ _RELATED = re.compile(
 )
 _BYLINE = re.compile(r"^(?:(?:written |posted |words |story |reported )?by|author\s*:)\s+(?P<rest>.+)$", re.IGNORECASE)
 _BYLINE_END = re.compile(r"\s*(?:[|·•,–—(]|\s-\s|\son\s|\supdated\b|\spublished\b)", re.IGNORECASE)
+_BYLINE_PARTS = re.compile(r"\s*[|·•–—()]\s*|\s-\s")
+_DATE_LABEL = re.compile(r"^(?:(?:last\s+)?updated|published|posted|on)(?:\s+on)?\s*:?\s*", re.IGNORECASE)
 _NAME_PARTICLES = {"and", "&", "de", "van", "von", "der", "den", "da", "del", "della", "la", "le", "bin", "al", "y"}
 _BULLET = re.compile(r"^(?:[•●▪◦■□‣►▸➢➤○·]\s*|[–\-*+]\s+)(?=\S)")
 _NUMBERED = re.compile(r"^\d{1,3}[.)]\s+\S")

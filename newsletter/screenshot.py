@@ -28,10 +28,14 @@ from .build import build_issue, default_build_dir, sample_values
 from .config import Settings
 from .errors import NewsletterError, display_path
 from .preview import email_for_browser
+from .themes.layout import phone_breakpoint
 
 BROWSER_ENV = "NEWSLETTER_CHROMIUM"
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-DEFAULT_WIDTHS = (375, 600)
+# A phone (an iPhone's 375 CSS pixels) and a desktop window wide enough for a 600 px email and its
+# margins: the default when the theme's CSS has no @media (max-width) breakpoint to place them around.
+PHONE_WIDTH, DESKTOP_WIDTH = 375, 800
+DEFAULT_WIDTHS = (PHONE_WIDTH, DESKTOP_WIDTH)
 MIN_WIDTH, MAX_WIDTH = 200, 2400
 MAX_HEIGHT = 16384  # Chromium's largest texture; taller emails are cut here
 INSTALL_HINT = f"install Chromium with: sudo apt-get install chromium; or set {BROWSER_ENV} to a Chromium or Chrome binary"
@@ -236,9 +240,21 @@ class Browser:
         return base64.b64decode(result["data"]), height
 
 
+def default_widths(theme_dir: Path) -> tuple[int, int]:
+    """A phone width at or below the theme's breakpoint and a desktop width above it, so the two
+    pictures show the theme's two layouts (a default of 375 and 600 showed the phone layout twice
+    under the default theme's 620 px breakpoint)."""
+    breakpoint = phone_breakpoint(theme_dir)
+    if breakpoint is None:
+        return DEFAULT_WIDTHS
+    phone = max(MIN_WIDTH, min(PHONE_WIDTH, breakpoint))
+    desktop = min(MAX_WIDTH, max(DESKTOP_WIDTH, breakpoint + 1))
+    return phone, desktop
+
+
 def check_widths(widths: Iterable[int]) -> tuple[int, ...]:
-    """Distinct widths in the order given, each within what a screen can be."""
-    chosen = tuple(dict.fromkeys(widths)) or DEFAULT_WIDTHS
+    """Distinct widths in the order given, each within what a screen can be; () for the defaults."""
+    chosen = tuple(dict.fromkeys(widths))
     for width in chosen:
         if not MIN_WIDTH <= width <= MAX_WIDTH:
             raise NewsletterError(f"width {width} is out of range", hint=f"use {MIN_WIDTH} to {MAX_WIDTH} pixels")
@@ -262,8 +278,9 @@ def screenshot_html(html: str, out_paths: Sequence[tuple[Path, int]], *, dark: b
 
 
 def screenshot_issue(settings: Settings, issue_dir: Path, out_dir: Path | None = None,
-                     widths: Iterable[int] = DEFAULT_WIDTHS, *, dark: bool = False) -> list[Shot]:
-    """Build the issue, fill it for the sample recipient, and photograph it at each width.
+                     widths: Iterable[int] = (), *, dark: bool = False) -> list[Shot]:
+    """Build the issue, fill it for the sample recipient, and photograph it at each width
+    (default: a phone and a desktop width either side of the theme's breakpoint).
 
     Pictures are named ``<issue>-<width>.png`` (``-dark`` added with ``dark``) in
     ``out_dir`` (default: build/<issue>/); images of the issue folder show even
@@ -272,6 +289,7 @@ def screenshot_issue(settings: Settings, issue_dir: Path, out_dir: Path | None =
     chosen = check_widths(widths)
     executable = find_chromium()  # before building: a missing browser is the first thing to fix
     built = build_issue(settings, issue_dir)
+    chosen = chosen or default_widths(built.rendered.theme_dir)
     html_part, _ = built.personalizers()
     html = email_for_browser(html_part.fill(sample_values(settings)), settings, built.issue,
                              lambda path: path.as_uri())

@@ -98,7 +98,7 @@ class Accepted:
     name: str = ""
     subject: str = ""  # the personalization's subject, else the request's
     substitutions: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # top level merged with the personalization's
     custom_args: Mapping[str, str] = field(default_factory=dict)  # top level merged with the personalization's
     message_id: str = ""
     request: int = 0  # sequence number of the request that carried it
@@ -452,7 +452,8 @@ class SendGridStandIn:
                     details.append(Accepted(
                         email=str(addressee.get("email", "")), name=str(addressee.get("name", "")),
                         subject=str(p.get("subject") or body.get("subject") or ""),
-                        substitutions=dict(p.get("substitutions") or {}), headers=dict(p.get("headers") or {}),
+                        substitutions=dict(p.get("substitutions") or {}),
+                        headers={**(body.get("headers") or {}), **(p.get("headers") or {})},
                         custom_args=args, send_at=send_at, sandbox=sandbox, asm_group=group,
                         categories=categories))
         return _Batch(emails, details, sandbox)

@@ -461,3 +461,82 @@ def test_import_into_an_issue_with_broken_front_matter_writes_nothing(issue: Pat
     with pytest.raises(NewsletterError, match=r"issue\.md:\d+: front matter is not valid YAML"):
         importing.import_into_issue(SEED, issue)
     assert sorted(p.name for p in issue.iterdir()) == ["issue.md"]
+
+
+# --- the date of a byline -----------------------------------------------------------
+
+
+LAGOON_BODY = (
+    "The lagoon rises twice a day, and the fishermen of Makoko know its rhythm better than any chart. "
+    "For three generations their families have built on stilts above the water.\n\n"
+    "Engineers arrived last year with plans for a seawall. The fishermen listened politely, then explained "
+    "what the water had taught them about walls: they move the problem somewhere else.\n"
+)
+
+
+@pytest.mark.parametrize("top, author, date", [
+    ("By Marta Oyelaran | March 3, 2026", "Marta Oyelaran", dt.date(2026, 3, 3)),
+    ("By Marta Oyelaran, Lagoon Ledger · 3 Mar 2026", "Marta Oyelaran", dt.date(2026, 3, 3)),
+    ("Written by Marta Oyelaran on March 3rd, 2026", "Marta Oyelaran", dt.date(2026, 3, 3)),
+    ("By Marta Oyelaran\n\nPublished: March 3, 2026", "Marta Oyelaran", dt.date(2026, 3, 3)),
+    ("March 3, 2026", "", dt.date(2026, 3, 3)),
+    ("By Marta Oyelaran | March 2026", "Marta Oyelaran", None),  # no day: not a date to keep
+    ("By Marta Oyelaran | 5 min read", "Marta Oyelaran", None),
+])
+def test_scraped_text_byline_date_becomes_the_date(tmp_path: Path, top: str, author: str, date):
+    source = write(tmp_path / "lagoon.txt", f"Tides of the Lagos Lagoon\n\n{top}\n\n{LAGOON_BODY}")
+    article = importing.import_article(source)
+
+    assert (article.author, article.date) == (author, date)
+    assert article.body.startswith("The lagoon rises")
+    if date:
+        assert "2026" not in article.body
+
+
+def test_quirks_fixture_byline_date_is_kept():
+    article = importing.import_article(QUIRKS)
+    assert article.date == dt.date(2025, 3, 3)
+    assert "March 3, 2025" not in article.body
+
+
+LAGOON_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Tides of the Lagos Lagoon</title></head>
+<body><header><nav><a href="/">Home</a> <a href="/about">About</a></nav></header>
+<main><article><h1>Tides of the Lagos Lagoon</h1>
+{byline}
+<p>The lagoon rises twice a day, and the fishermen of Makoko know its rhythm better than any chart. For three
+generations their families have built on stilts above the water, and the tide decides when children go to school.</p>
+<p>Engineers arrived last year with plans for a seawall. The fishermen listened politely, then explained what the
+water had taught them about walls: they move the problem somewhere else, usually to someone poorer.</p>
+</article></main><footer>&copy; 2024 Lagoon Ledger</footer></body></html>
+"""
+
+
+def test_web_page_byline_date_becomes_the_date(tmp_path: Path):
+    page = write(tmp_path / "lagoon.html",
+                 LAGOON_PAGE.format(byline='<p class="byline">By Marta Oyelaran | March 3, 2026</p>'))
+    article = importing.import_article(page)
+
+    assert article.author == "Marta Oyelaran"  # not "Marta Oyelaran; March 3"
+    assert article.date == dt.date(2026, 3, 3)
+    assert importing.import_article(PAGE).date == dt.date(2025, 4, 12)  # article:published_time
+
+
+def test_web_page_without_a_date_gets_none_rather_than_a_guess(tmp_path: Path):
+    page = write(tmp_path / "lagoon.html", LAGOON_PAGE.format(byline='<p class="byline">By Marta Oyelaran</p>'))
+    assert importing.import_article(page).date is None  # not 2024-01-01 from the footer's copyright
+
+
+def test_imported_date_is_written_to_the_front_matter_and_builds(issue: Path, newsletter_dir: Path):
+    result = CliRunner().invoke(main, ["import", str(QUIRKS), "--issue", str(issue)])
+    assert result.exit_code == 0, result.output
+    assert "date:   2025-03-03" in result.output
+    path = next(issue.glob("five-ways-*.md"))
+    assert "\ndate: 2025-03-03\n" in path.read_text(encoding="utf-8")
+    assert content.load_article(path).date == dt.date(2025, 3, 3)
+
+
+def test_an_article_date_that_is_not_a_date_names_the_file(tmp_path: Path):
+    path = write(tmp_path / "a.md", "---\ntitle: A\ndate: March the third\n---\n\nText.\n")
+    with pytest.raises(NewsletterError, match="article date 'March the third' is not a date") as caught:
+        content.load_article(path)
+    assert "a.md" in str(caught.value) and "YYYY-MM-DD" in str(caught.value)

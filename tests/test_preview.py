@@ -272,7 +272,7 @@ def test_recipient_links_are_not_their_real_unsubscribe_links(server, settings):
     real = make_token(os.environ["NEWSLETTER_UNSUBSCRIBE_SECRET"].encode(), "example", "ada@example.com")
     html = server.preview.email_html(0)
     assert "Hi Ada Lovelace" in html
-    assert real not in html and real.split(".")[1] not in html
+    assert real not in html and real[-20:] not in html
 
 
 def test_state_reports_checks_and_size(server):

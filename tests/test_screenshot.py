@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.errors import NewsletterError
-from newsletter.screenshot import BROWSER_ENV, find_chromium, screenshot_issue
+from newsletter.screenshot import BROWSER_ENV, default_widths, find_chromium, screenshot_issue
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -81,6 +81,44 @@ def test_screenshots_have_the_requested_widths_and_the_whole_email(settings, exa
         assert height > 900  # the whole email, not one window's worth
     heights = {s.width: s.height for s in shots}
     assert heights[375] > heights[1024]  # the narrow layout wraps into more lines
+
+
+def content_column(path: Path) -> tuple[int, int]:
+    """Where the email's white content column lies in a PNG, as (left, right) pixel columns: the
+    run of white pixels through the middle of the first row that is white in the middle (the top
+    of the first card)."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        image = picture.convert("RGB")
+    width, height = image.size
+    middle = width // 2
+    row = next(y for y in range(height) if image.getpixel((middle, y)) == (255, 255, 255))
+    left = right = middle
+    while left > 0 and image.getpixel((left - 1, row)) == (255, 255, 255):
+        left -= 1
+    while right < width - 1 and image.getpixel((right + 1, row)) == (255, 255, 255):
+        right += 1
+    return left, right
+
+
+def test_default_screenshots_show_the_phone_and_the_desktop_layout(settings, example_issue, tmp_path):
+    phone, desktop = screenshot_issue(settings, example_issue, tmp_path)
+    assert phone.width <= 620 < desktop.width  # either side of the theme's breakpoint
+    # The phone layout drops the page margins: the column runs edge to edge. The desktop layout is
+    # the 600 px column centred on the page colour.
+    assert content_column(phone.path) == (0, phone.width - 1)
+    left, right = content_column(desktop.path)
+    assert right - left + 1 == 600 and left > 0 and right < desktop.width - 1
+    assert abs(left - (desktop.width - 1 - right)) <= 1
+
+
+def test_default_widths_follow_the_themes_breakpoint(own_theme):
+    css = own_theme / "style.css"
+    css.write_text(css.read_text().replace("max-width: 620px", "max-width: 900px"))
+    assert default_widths(own_theme) == (375, 901)
+    css.write_text(".card { padding: 20px; }\n")  # one layout for every width
+    assert default_widths(own_theme) == (375, 800)
 
 
 def test_dark_screenshot_renders_the_themes_dark_mode(settings, example_issue, tmp_path):

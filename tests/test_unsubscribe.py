@@ -59,3 +59,81 @@ def test_without_the_secret_the_error_names_the_variable(newsletter_root, monkey
     result = CliRunner().invoke(main, ["subscribers", "unsubscribe", "--list", "example", "--token", token])
     assert result.exit_code == 2 and "NEWSLETTER_UNSUBSCRIBE_SECRET" in result.output
     assert "test-secret" not in result.output
+
+
+# -- what a token reveals, and the tokens sent before it was encrypted --------------------------------
+
+
+def decodings(token: str) -> list[bytes]:
+    """Every way a curious reader might decode the token: base64 (either alphabet) from each
+    offset, hex, and the text itself."""
+    import base64
+    import binascii
+
+    found = [token.encode()]
+    for offset in range(4):
+        part = token[offset:]
+        part = part[: len(part) - len(part) % 4]
+        for decode in (base64.urlsafe_b64decode, base64.b64decode):
+            try:
+                found.append(decode(part))
+            except (binascii.Error, ValueError):
+                pass
+    try:
+        found.append(binascii.unhexlify(token))
+    except (binascii.Error, ValueError):
+        pass
+    return found
+
+
+def first_format_token(secret: bytes, list_name: str, email: str) -> str:
+    """A token as the links sent until 2026-11 carry it: base64url(address) "." HMAC-SHA256."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    signed = (list_name + "\n" + email).encode()
+    return f"{b64(email.encode())}.{b64(hmac.digest(secret, signed, hashlib.sha256))}"
+
+
+def test_a_token_shows_no_address_to_whoever_reads_the_link():
+    for email in ("ada@example.com", "grace.hopper@example.org"):
+        token = make_token(SECRET, "example", email)
+        assert verify_token(SECRET, "example", token) == email
+        local = email.split("@")[0].encode()
+        for decoded in decodings(token):
+            assert local not in decoded and b"example" not in decoded
+        assert len(token) < 70  # shorter than the signed tokens were
+        assert all(c.isalnum() or c in "-_" for c in token)  # URL-safe as is
+
+
+def test_forged_truncated_and_other_list_tokens_are_refused():
+    token = make_token(SECRET, "example", "ada@example.com")
+    flipped = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    for bad in (flipped, token[:-2], token + "AA", make_token(b"another secret", "example", "ada@example.com")):
+        with pytest.raises(NewsletterError):
+            verify_token(SECRET, "example", bad)
+    with pytest.raises(NewsletterError, match="not valid for list 'other'"):
+        verify_token(SECRET, "other", token)
+    with pytest.raises(NewsletterError, match="malformed"):
+        verify_token(SECRET, "example", "")
+
+
+def test_tokens_sent_before_encryption_still_verify():
+    old = first_format_token(SECRET, "example", "ada@example.com")
+    assert verify_token(SECRET, "example", old) == "ada@example.com"
+    with pytest.raises(NewsletterError, match="not valid for list 'other'"):
+        verify_token(SECRET, "other", old)
+    forged = first_format_token(SECRET, "example", "ada@example.com").replace("YWRh", "Z3JhY2", 1)
+    with pytest.raises(NewsletterError):
+        verify_token(SECRET, "example", forged)
+
+
+def test_an_old_link_still_unsubscribes_its_reader(newsletter_root):
+    old = first_format_token(SECRET, "example", "ada@example.com")
+    result = CliRunner().invoke(main, ["subscribers", "unsubscribe", "--list", "example", "--token", old])
+    assert result.exit_code == 0, result.output
+    assert status_of(newsletter_root, "ada@example.com") == "unsubscribed"

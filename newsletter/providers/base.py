@@ -67,6 +67,7 @@ class Message:
     sandbox: bool = False
     categories: tuple[str, ...] = ()
     unsubscribe_group: int | None = None  # SendGrid ASM group; then SendGrid adds the unsubscribe headers
+    headers: tuple[tuple[str, str], ...] = ()  # further headers every copy carries (List-Id...), in order
 
     @cached_property
     def html_personalizer(self) -> Personalizer:
@@ -88,6 +89,7 @@ class Message:
             from_address=self.from_address, to_email=recipient.email, to_name=recipient.name,
             reply_to=self.reply_to, subject=self.subject, list_unsubscribe=targets,
             one_click=any(target.startswith("https://") for target in targets),
+            extra_headers=dict(self.headers),
         )
         return build_message(envelope, text, html)
 

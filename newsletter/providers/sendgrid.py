@@ -162,6 +162,8 @@ def _shared_fields(message: Message) -> dict[str, Any]:
         shared["send_at"] = int(message.send_at.timestamp())
     if message.sandbox:
         shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    if message.headers:
+        shared["headers"] = dict(message.headers)
     return shared
 
 

@@ -1,0 +1,64 @@
+"""Every copy of an issue names its list in a List-Id header (RFC 2919), whichever way it leaves:
+the build's sample, dry-run samples, SMTP and SendGrid."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.header import decode_header, make_header
+
+from click.testing import CliRunner
+from test_send import EXAMPLE_SUBSCRIBED, ISSUE
+from test_send_smtp import configure_smtp
+
+from newsletter.cli import main
+from newsletter.message import list_id
+
+EXAMPLE_LIST_ID = '"The Plain Files Dispatch" <example.the-plain-files-dispatch.example.com>'
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def read_eml(path) -> email.message.EmailMessage:
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def test_list_id_names_list_newsletter_and_domain():
+    assert list_id("The Plain Files Dispatch", "example", "Dispatch <dispatch@Example.COM>") == EXAMPLE_LIST_ID
+    assert list_id('Say "hi"', "Main List", "a@example.org") == r'"Say \"hi\"" <main-list.say-hi.example.org>'
+    long_name = "Über die Grenzen — Ein Rundbrief " * 3
+    value = list_id(long_name, "leser", "post@example.org")
+    assert value.isascii() and all(len(word) <= 75 for word in value.split() if word.startswith("=?"))  # RFC 2047 encoded words
+    assert str(make_header(decode_header(value))).startswith("Über die Grenzen — Ein Rundbrief Über")
+    assert value.endswith(" <leser.uber-die-grenzen-ein-rundbrief-uber-die-grenzen-ein-rundbrief-u.example.org>")
+
+
+def test_build_and_dry_run_samples_carry_the_list_id(newsletter_root, tmp_path):
+    assert run("build", ISSUE, "--out", str(tmp_path / "out")).exit_code == 0
+    built = read_eml(tmp_path / "out" / "message.eml")
+    assert built["List-Id"] == '"The Plain Files Dispatch" <sample.the-plain-files-dispatch.example.com>'
+
+    assert run("send", ISSUE, "--list", "example", "--dry-run", "--samples", "2").exit_code == 0
+    samples = sorted((newsletter_root / "outbox" / "2026-11-25-first-dispatch").glob("*.eml"))
+    assert len(samples) == 2
+    assert all(read_eml(sample)["List-Id"] == EXAMPLE_LIST_ID for sample in samples)
+
+
+def test_smtp_copies_carry_the_list_id(newsletter_root, smtp_tls_server, monkeypatch):
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    assert run("send", ISSUE, "--list", "example", "--provider", "smtp", "--yes").exit_code == 0
+    received = smtp_tls_server.handler.received
+    assert sorted(smtp_tls_server.handler.recipients()) == sorted(EXAMPLE_SUBSCRIBED)
+    assert all(r.message()["List-Id"] == EXAMPLE_LIST_ID for r in received)
+    assert all(len(r.message().get_all("List-Id")) == 1 for r in received)
+
+
+def test_sendgrid_requests_carry_the_list_id(sendgrid_newsletter, sendgrid_standin):
+    assert run("send", ISSUE, "--list", "example", "--yes").exit_code == 0
+    accepted = sendgrid_standin.accepted
+    assert {a.email for a in accepted} == EXAMPLE_SUBSCRIBED
+    for recipient in accepted:
+        assert recipient.headers["List-Id"] == EXAMPLE_LIST_ID
+        assert recipient.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # still per recipient
