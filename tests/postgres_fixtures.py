@@ -1,0 +1,102 @@
+"""A real PostgreSQL server for the event store tests.
+
+``postgres_url`` (session): ``NEWSLETTER_TEST_DATABASE_URL`` when set (CI or
+a developer's own server); otherwise a throwaway cluster made with Debian's
+``initdb`` in a temporary folder and started on a free loopback port, run as
+the ``postgres`` user when the tests run as root (PostgreSQL refuses root).
+Without PostgreSQL the tests fail with what to install; they never skip.
+Each test that wants a clean database asks ``fresh_postgres_url``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def _binaries() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _as_owner(command: list[str], user: str | None) -> list[str]:
+    return ["runuser", "-u", user, "--", *command] if user else command
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    bin_dir = _binaries()
+    if bin_dir is None:
+        pytest.fail("the PostgreSQL event store tests need PostgreSQL: apt-get install postgresql "
+                    "(or set NEWSLETTER_TEST_DATABASE_URL to a server they may use)", pytrace=False)
+    user = None
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres").pw_name
+        except KeyError:
+            pytest.fail("running as root, the tests start PostgreSQL as the 'postgres' user, which does not exist; "
+                        "apt-get install postgresql creates it", pytrace=False)
+    folder = tempfile.mkdtemp(prefix="newsletter-pg-")
+    data = os.path.join(folder, "data")
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+    port = _free_port()
+    run = {"check": True, "capture_output": True, "text": True, "timeout": 120}
+    try:
+        subprocess.run(_as_owner([f"{bin_dir}/initdb", "-D", data, "-U", "newsletter", "--auth=trust",
+                                  "--no-sync", "-E", "UTF8", "--locale=C"], user), **run)
+        subprocess.run(_as_owner([f"{bin_dir}/pg_ctl", "-D", data, "-l", os.path.join(folder, "log"), "-w",
+                                  "-o", f"-h {HOST} -p {port} -k {folder} -F", "start"], user), **run)
+    except subprocess.CalledProcessError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"could not start a test PostgreSQL: {err.stderr or err.stdout}", pytrace=False)
+    try:
+        yield f"postgresql://newsletter@{HOST}:{port}/postgres"
+    finally:
+        subprocess.run(_as_owner([f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], user),
+                       capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_url: str) -> str:
+    """A new, empty database on the test server, so each test starts with no schema."""
+    import psycopg
+
+    name = f"nl_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base, _, _ = postgres_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
