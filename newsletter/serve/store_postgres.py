@@ -52,18 +52,19 @@ class PostgresStore:
                                   hint="remove it from the URL and put it in the environment variable "
                                        "named by serve.database_password_env")
         conninfo = make_conninfo(url, password=password) if password else url
+        try:  # one direct connection first: a server that is down fails now, not after the pool's retries
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
+                self._migrate(conn)
+        except psycopg.Error as err:
+            raise self._unreachable(err) from None
         self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_connections, timeout=timeout,
                                     kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
                                     open=False)
         try:
             self._pool.open(wait=True, timeout=timeout)
-            self._run(self._migrate)
         except (PoolTimeout, psycopg.Error) as err:
             self._pool.close()
             raise self._unreachable(err) from None
-        except NewsletterError:
-            self._pool.close()
-            raise
 
     def _unreachable(self, err: Exception) -> NewsletterError:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
