@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -41,23 +42,27 @@ def _as_owner(command: list[str], user: str | None) -> list[str]:
     return ["runuser", "-u", user, "--", *command] if user else command
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
+class NoPostgres(Exception):
+    """PostgreSQL is not installed or would not start; the message says what to do."""
+
+
+@contextmanager
+def throwaway_cluster(*, fsync: bool = True) -> Iterator[str]:
+    """A new PostgreSQL cluster in a temporary folder on a free loopback port; its URL, removed after.
+
+    ``fsync=False`` (tests) trades durability against power loss, which no test needs, for speed.
+    """
     bin_dir = _binaries()
     if bin_dir is None:
-        pytest.fail("the PostgreSQL event store tests need PostgreSQL: apt-get install postgresql "
-                    "(or set NEWSLETTER_TEST_DATABASE_URL to a server they may use)", pytrace=False)
+        raise NoPostgres("PostgreSQL is not installed: apt-get install postgresql "
+                         "(or set NEWSLETTER_TEST_DATABASE_URL to a server the tests may use)")
     user = None
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         try:
             user = pwd.getpwnam("postgres").pw_name
         except KeyError:
-            pytest.fail("running as root, the tests start PostgreSQL as the 'postgres' user, which does not exist; "
-                        "apt-get install postgresql creates it", pytrace=False)
+            raise NoPostgres("running as root, PostgreSQL is started as the 'postgres' user, which does not "
+                             "exist; apt-get install postgresql creates it") from None
     folder = tempfile.mkdtemp(prefix="newsletter-pg-")
     data = os.path.join(folder, "data")
     if user:
@@ -69,16 +74,29 @@ def postgres_url() -> Iterator[str]:
         subprocess.run(_as_owner([f"{bin_dir}/initdb", "-D", data, "-U", "newsletter", "--auth=trust",
                                   "--no-sync", "-E", "UTF8", "--locale=C"], user), **run)
         subprocess.run(_as_owner([f"{bin_dir}/pg_ctl", "-D", data, "-l", os.path.join(folder, "log"), "-w",
-                                  "-o", f"-h {HOST} -p {port} -k {folder} -F", "start"], user), **run)
+                                  "-o", f"-h {HOST} -p {port} -k {folder}{'' if fsync else ' -F'}", "start"], user), **run)
     except subprocess.CalledProcessError as err:
         shutil.rmtree(folder, ignore_errors=True)
-        pytest.fail(f"could not start a test PostgreSQL: {err.stderr or err.stdout}", pytrace=False)
+        raise NoPostgres(f"could not start a throwaway PostgreSQL: {err.stderr or err.stdout}") from None
     try:
         yield f"postgresql://newsletter@{HOST}:{port}/postgres"
     finally:
         subprocess.run(_as_owner([f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], user),
                        capture_output=True, timeout=60)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        with throwaway_cluster(fsync=False) as started:
+            yield started
+    except NoPostgres as err:
+        pytest.fail(f"the PostgreSQL event store tests need PostgreSQL: {err}", pytrace=False)
 
 
 @pytest.fixture
