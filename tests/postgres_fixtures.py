@@ -70,11 +70,12 @@ def throwaway_cluster(*, fsync: bool = True) -> Iterator[str]:
         os.chown(folder, entry.pw_uid, entry.pw_gid)
     port = _free_port()
     run = {"check": True, "capture_output": True, "text": True, "timeout": 120}
+    options = f"-h {HOST} -p {port} -k {folder}" + ("" if fsync else " -F")
     try:
         subprocess.run(_as_owner([f"{bin_dir}/initdb", "-D", data, "-U", "newsletter", "--auth=trust",
                                   "--no-sync", "-E", "UTF8", "--locale=C"], user), **run)
         subprocess.run(_as_owner([f"{bin_dir}/pg_ctl", "-D", data, "-l", os.path.join(folder, "log"), "-w",
-                                  "-o", f"-h {HOST} -p {port} -k {folder}{'' if fsync else ' -F'}", "start"], user), **run)
+                                  "-o", options, "start"], user), **run)
     except subprocess.CalledProcessError as err:
         shutil.rmtree(folder, ignore_errors=True)
         raise NoPostgres(f"could not start a throwaway PostgreSQL: {err.stderr or err.stdout}") from None

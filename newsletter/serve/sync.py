@@ -53,7 +53,8 @@ class EventSyncReport:
         if not self.changes:
             return f"{head}; {where} already agrees."
         if not self.written:
-            return f"Dry run, nothing written to {where}: {head}; {len(self.changes)} address(es) would change ({detail})."
+            return (f"Dry run, nothing written to {where}: {head}; "
+                    f"{len(self.changes)} address(es) would change ({detail}).")
         return f"{head}; changed {len(self.changes)} address(es) in {where} ({detail})."
 
 
