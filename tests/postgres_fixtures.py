@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -102,20 +101,14 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def fresh_postgres_url(postgres_url: str) -> str:
-    """A new, empty database on the test server, so each test starts with no schema."""
+    """The test server with a new, empty schema first on the search path, so each test starts with no tables.
+
+    (A schema takes milliseconds where CREATE DATABASE takes about a second.)
+    """
     import psycopg
 
     name = f"nl_{secrets.token_hex(6)}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    base, _, _ = postgres_url.rpartition("/")
-    return f"{base}/{name}"
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+        conn.execute(f"CREATE SCHEMA {name}")
+    separator = "&" if "?" in postgres_url else "?"
+    return f"{postgres_url}{separator}options=-csearch_path%3D{name}"
