@@ -19,7 +19,8 @@ from .errors import NewsletterError, display_path
 from .inline import inline_css
 from .merge import MergeField
 from .personalize import Personalizer, merge_values
-from .render import HTML_TEMPLATE, RenderedIssue, render_issue
+from .render import RenderedIssue, render_issue
+from .themes import HTML_TEMPLATE
 from .providers.base import Message, Recipient
 from .unsubscribe import unsubscribe_url, uses_sendgrid_group
 

@@ -27,7 +27,7 @@ from .errors import NewsletterError, display_path
 from .markdown import is_absolute
 from .merge import TOKEN_PREFIX
 from .personalize import UNSUBSCRIBE_FIELD, Personalizer
-from .render import HTML_TEMPLATE, TEXT_TEMPLATE
+from .themes import HTML_TEMPLATE, SHIPPED_THEMES, TEXT_TEMPLATE
 
 ERROR = "error"
 WARNING = "warning"
@@ -106,7 +106,7 @@ class CheckContext:
         """Files a problem in the email can come from: the theme's CSS first, then its templates,
         then the other themes' files (a theme may extend another)."""
         theme_dir = self.built.rendered.theme_dir
-        others = sorted(p for p in self.settings.templates_dir.rglob("*")
+        others = sorted(p for folder in (self.settings.templates_dir, SHIPPED_THEMES) for p in folder.rglob("*")
                         if p.is_file() and p.parent != theme_dir and p.suffix in (".css", ".j2"))
         own = sorted((p for p in theme_dir.iterdir() if p.is_file()), key=lambda p: (p.suffix != ".css", p.name))
         return [*own, *others]
@@ -309,13 +309,13 @@ def _acknowledgements(folder: Path, cache: dict[Path, dict[str, str]]) -> dict[s
 
 def acknowledge(findings: list[Finding], settings: Settings) -> list[Finding]:
     """Turn warnings a theme acknowledges (for its own files) into notes that carry the theme's reason."""
-    templates = settings.templates_dir.resolve()
+    theme_roots = (settings.templates_dir.resolve(), SHIPPED_THEMES)
     cache: dict[Path, dict[str, str]] = {}
     result = []
     for finding in findings:
         if finding.severity == WARNING and finding.where:
             path = Path(finding.where).resolve()
-            if templates in path.parents and path.parent.parent == templates:
+            if path.parent.parent in theme_roots:
                 reason = _acknowledgements(path.parent, cache).get(finding.code)
                 if reason:
                     finding = dataclasses.replace(

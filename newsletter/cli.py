@@ -582,6 +582,34 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
             click.echo(f"  {status}: {email}: {reason}")
 
 
+# --- doctor (issue 15) ------------------------------------------------------
+
+@main.command("doctor")
+@click.option("--nameserver", default=None, metavar="HOST[:PORT]",
+              help="Ask this DNS server instead of the system's resolver.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: findings grouped by severity with the fix; json: for scripts and CI.")
+@click.option("--warmup", is_flag=True, help="Print the daily sending caps for warming up a new domain or IP.")
+@click.option("--list", "list_name", default=None, metavar="NAME",
+              help="With --warmup: plan this list's subscribers, most recently active first.")
+@click.pass_context
+def doctor_command(ctx: click.Context, nameserver: str | None, output_format: str, warmup: bool,
+                   list_name: str | None) -> None:
+    """Check the sending setup (SPF, DKIM, DMARC, MX, reverse DNS, BIMI, one-click unsubscribe);
+    exit 1 when any error is found."""
+    from .checks import format_report, has_errors, report_json
+    from .doctor import run_doctor
+
+    if warmup:
+        from .sending.pacing import warmup_report
+
+        click.echo(warmup_report(settings_of(ctx), list_name))
+        return
+    findings = run_doctor(settings_of(ctx), nameserver=nameserver)
+    click.echo(report_json(findings) if output_format == "json" else format_report(findings))
+    ctx.exit(1 if has_errors(findings) else 0)
+
+
 # --- preview, screenshot, archive (issue 6) --------------------------------
 
 def _echo_rebuild(snapshot, changed) -> None:

@@ -50,6 +50,14 @@ class SendSettings:
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
     parallel_from: int = 50_000  # recipients to go from which request bodies are built in worker processes; 0: never
+    # Staged send and pacing (docs/deliverability.md).
+    stages: tuple[str, ...] = ()  # e.g. ["1%", "10%", "100%"]: cumulative shares of the list
+    stage_wait_minutes: float = 30.0  # between stages, for bounces and complaints to come back
+    max_hard_bounce_rate: float = 0.02  # of a stage's recipients; above it the send halts
+    max_complaint_rate: float = 0.001
+    max_per_hour: int = 0  # 0: no limit
+    warmup: bool = False  # enforce the warm-up plan's daily caps (newsletter doctor --warmup)
+    domains: tuple[tuple[str, int], ...] = ()  # [send.domains] "gmail.com" = 2000: recipient domain, cap per hour
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,15 @@ class ServeSettings:
     sendgrid_webhook_key_env: str = "SENDGRID_WEBHOOK_PUBLIC_KEY"
     webhook_max_age_seconds: float = 600.0  # older signed event batches are refused as stale
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For is believed
+class DoctorSettings:
+    """What ``newsletter doctor`` checks DNS for, beyond what the provider settings imply."""
+
+    dkim_selectors: tuple[str, ...] = ()  # default: s1 and s2 for SendGrid
+    dkim_domain: str = ""  # the d= domain mail is signed with; default: the From domain
+    envelope_domain: str = ""  # the Return-Path (MAIL FROM) domain SPF applies to; default: the From domain
+    bimi_selector: str = "default"
+    dns_timeout: float = 5.0
+    probe_timeout: float = 10.0  # seconds for the unsubscribe endpoint's answer
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class Settings:
     send: SendSettings = field(default_factory=SendSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    doctor: DoctorSettings = field(default_factory=DoctorSettings)
 
     @property
     def path(self) -> Path:
@@ -146,6 +164,7 @@ _NEWSLETTER_KEYS = {
 _SECTIONS: dict[str, type] = {
     "sendgrid": SendGridSettings, "smtp": SmtpSettings, "send": SendSettings, "checks": CheckSettings,
     "serve": ServeSettings,
+    "doctor": DoctorSettings,
 }
 _PROVIDERS = ("sendgrid", "smtp")
 _SECURITY = ("starttls", "ssl", "none")
@@ -176,6 +195,16 @@ def _coerce(section: str, key: str, value: Any, expected: Any, path: Path) -> An
     where = display_path(path)
     name = f"{section}.{key}"
     text = str(expected)
+    if text.startswith("tuple[tuple"):  # a table of name -> whole number, like [send.domains], kept hashable
+        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                  for v in value.values()):
+            raise NewsletterError(f"'{name}' must be a table of names to whole numbers, like "
+                                  f"[{name}] \"gmail.com\" = 2000", where=where)
+        return tuple(sorted((str(k).strip().lower(), v) for k, v in value.items()))
+    if text == "bool":
+        if not isinstance(value, bool):
+            raise NewsletterError(f"'{name}' must be true or false, not {value!r}", where=where)
+        return value
     if "tuple" in text:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise NewsletterError(f"'{name}' must be a list of strings, like [\"a\", \"b\"]", where=where)

@@ -28,9 +28,8 @@ from .content import ISSUE_FILE, Article, Issue
 from .errors import NewsletterError, display_path
 from .merge import MergeField, MergeRegistry, MergeToken, contains_token_prefix
 from .plaintext import PlainText, heading
+from .themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
 
-HTML_TEMPLATE = "email.html.j2"
-TEXT_TEMPLATE = "email.txt.j2"
 STANDARD_FIELDS = ("email", "name")
 # Filters that understand merge tokens; any other filter applied to one is refused,
 # because it would transform the token instead of the recipient's value.
@@ -135,17 +134,16 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 
 def make_environment(settings: Settings, theme_dir: Path) -> SandboxedEnvironment:
-    """The sandboxed Jinja2 environment for one theme (theme folder first, then templates/)."""
-    return _environment(settings.templates_dir.resolve(), theme_dir.resolve(),
-                        os.environ.get("XDG_CACHE_HOME", ""))
+    """The sandboxed Jinja2 environment for one theme (see themes.template_search_path)."""
+    return _environment(tuple(template_search_path(settings, theme_dir)), os.environ.get("XDG_CACHE_HOME", ""))
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(templates_dir: Path, theme_dir: Path, cache_home: str) -> SandboxedEnvironment:
+def _environment(search_path: tuple[Path, ...], cache_home: str) -> SandboxedEnvironment:
     """One environment per theme per process: the preview's rebuilds reuse compiled templates
     (Jinja reloads a template whose file changed)."""
     env = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader([str(theme_dir), str(templates_dir)]),
+        loader=jinja2.FileSystemLoader([str(folder) for folder in search_path]),
         bytecode_cache=_bytecode_cache(),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "htm"),
                                             default_for_string=False),
@@ -160,25 +158,6 @@ def _environment(templates_dir: Path, theme_dir: Path, cache_home: str) -> Sandb
     env.filters["default"] = env.filters["d"] = _merge_default
     env.filters["urlencode"] = _merge_urlencode
     return env
-
-
-def available_themes(settings: Settings) -> list[str]:
-    folder = settings.templates_dir
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if (p / HTML_TEMPLATE).is_file())
-
-
-def theme_folder(settings: Settings, theme: str) -> Path:
-    """The folder of ``theme``, or an error listing the themes there are."""
-    folder = settings.templates_dir / theme
-    if not (folder / HTML_TEMPLATE).is_file() or not (folder / TEXT_TEMPLATE).is_file():
-        themes = available_themes(settings)
-        listing = ", ".join(themes) if themes else "none"
-        raise NewsletterError(
-            f"unknown theme '{theme}': templates/{theme}/ needs {HTML_TEMPLATE} and {TEXT_TEMPLATE}",
-            where=display_path(settings.path), hint=f"available themes: {listing}")
-    return folder
 
 
 def _template_error(err: Exception, fallback_where: str, line_offset: int = 0) -> NewsletterError:

@@ -39,6 +39,16 @@ def newsletter_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def own_theme(newsletter_root: Path) -> Path:
+    """The shipped default theme copied into the newsletter's ``templates/default/`` (as
+    ``newsletter theme copy default`` does), for tests that edit the theme's files."""
+    from newsletter.config import load_settings
+    from newsletter.themes import copy_theme
+
+    return copy_theme(load_settings(newsletter_root), "default")
+
+
+@pytest.fixture
 def example_issue(newsletter_root: Path) -> Path:
     return newsletter_root / "issues" / EXAMPLE_ISSUE
 

@@ -9,9 +9,11 @@ deliveries. It can be told to misbehave for the coming requests: answer
 429, 500, 401 or any status, answer slowly, drop the connection after
 reading the request, or refuse a particular address with a 400.
 
-The suppression endpoints (global unsubscribes, bounces, spam reports, a
-group's suppressions) serve canned data with limit/offset paging, and
-``GET /v3/scopes`` lists the key's permissions.
+The suppression endpoints (global unsubscribes, bounces, blocks, spam
+reports, a group's suppressions) serve canned data with limit/offset paging
+and SendGrid's ``start_time``/``end_time`` filter on each entry's
+``created`` time (which a test may set, to stand for bounces that came back
+after a stage of a send), and ``GET /v3/scopes`` lists the key's permissions.
 
 As a script, for benchmarks and for tests that kill a real ``newsletter
 send`` process::
@@ -21,7 +23,9 @@ send`` process::
 It prints ``listening on http://127.0.0.1:PORT`` once ready. Other processes
 read and steer it through ``/_standin/`` endpoints (no key needed):
 ``GET /_standin/stats``, ``GET /_standin/accepted``, ``POST /_standin/script``
-(a JSON list of replies, see ``Reply``) and ``POST /_standin/reset``.
+(a JSON list of replies, see ``Reply``), ``POST /_standin/suppressions``
+(``{"kind": "bounces", "emails": [...], "created": 1760000000}``, as
+``add_suppressions``) and ``POST /_standin/reset``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,12 @@ SUPPRESSION_PATHS = {
     "/v3/suppression/unsubscribes": "unsubscribes",
     "/v3/suppression/bounces": "bounces",
     "/v3/suppression/spam_reports": "spam_reports",
+    "/v3/suppression/blocks": "blocks",
+}
+CANNED_CREATED = 1_760_000_000  # the created time of canned entries given none (plus their index)
+CANNED_DETAILS = {  # kind -> (status, reason) SendGrid gives its entries unless a test says otherwise
+    "bounces": ("5.1.1", "550 5.1.1 The email account that you tried to reach does not exist."),
+    "blocks": ("5.7.1", "554 5.7.1 Message rejected: the sending IP is listed by a blocklist."),
 }
 
 
@@ -223,7 +233,9 @@ class SendGridStandIn:
         self.max_page = max_page  # most items a suppression endpoint returns per page
         self.echo_headers = False  # error bodies quote the request's headers (to test that keys stay hidden)
         self.scopes: list[str] = list(ALL_SCOPES)
-        self.suppressions: dict[str, list[str]] = {"unsubscribes": [], "bounces": [], "spam_reports": []}
+        self.suppressions: dict[str, list[str]] = {"unsubscribes": [], "bounces": [], "spam_reports": [],
+                                                   "blocks": []}
+        self._entry_details: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, email) -> created/status/reason
         self.groups: dict[int, list[str]] = {}
         self._validator = load_validator() if validate else None
         self._lock = threading.Lock()
@@ -309,13 +321,23 @@ class SendGridStandIn:
         with self._lock:
             self._refused[email.strip().lower()] = (message, help_anchor)
 
-    def add_suppressions(self, kind: str, emails: Iterable[str], *, group: int | None = None) -> None:
-        """Canned data: kind is unsubscribes | bounces | spam_reports | group (with ``group``)."""
+    def add_suppressions(self, kind: str, emails: Iterable[str], *, group: int | None = None,
+                         created: int | None = None, status: str | None = None, reason: str | None = None) -> None:
+        """Canned data: kind is unsubscribes | bounces | blocks | spam_reports | group (with ``group``).
+
+        ``created`` (Unix seconds) is when SendGrid recorded them, for the ``start_time`` filter; ``status``
+        and ``reason`` override what a bounce or block says (a "4.2.2" bounce is a soft one)."""
+        emails = list(emails)
         with self._lock:
             if kind == "group":
                 self.groups.setdefault(int(group), []).extend(emails)  # type: ignore[arg-type]
-            else:
-                self.suppressions[kind].extend(emails)
+                return
+            self.suppressions[kind].extend(emails)
+            for email in emails:
+                details = {k: v for k, v in (("created", created), ("status", status), ("reason", reason))
+                           if v is not None}
+                if details:
+                    self._entry_details[(kind, email.lower())] = details
 
     def reset(self) -> None:
         """Forget recordings, script and refused addresses."""
@@ -325,6 +347,10 @@ class SendGridStandIn:
             self._requests.clear()
             self._script.clear()
             self._refused.clear()
+            for kind in self.suppressions:
+                self.suppressions[kind] = []
+            self.groups.clear()
+            self._entry_details.clear()
 
     # -- recordings --
 
@@ -461,20 +487,27 @@ class SendGridStandIn:
             limit = min(self.max_page, max(1, int(query.get("limit", self.max_page))))
         except ValueError:
             offset, limit = 0, self.max_page
-        created = 1_760_000_000
-        page = emails[offset:offset + limit]
         if kind == "group":
-            return page
+            return emails[offset:offset + limit]
         items = []
-        for n, email in enumerate(page, start=offset):
-            item: dict[str, Any] = {"created": created + n, "email": email}
-            if kind == "bounces":
-                item.update(reason="550 5.1.1 The email account that you tried to reach does not exist.",
-                            status="5.1.1")
+        with self._lock:
+            details = dict(self._entry_details)
+        for n, email in enumerate(emails):
+            given = details.get((kind, email.lower()), {})
+            item: dict[str, Any] = {"created": given.get("created", CANNED_CREATED + n), "email": email}
+            if kind in CANNED_DETAILS:
+                status, reason = CANNED_DETAILS[kind]
+                item.update(reason=given.get("reason", reason), status=given.get("status", status))
             elif kind == "spam_reports":
                 item["ip"] = "192.0.2.10"
             items.append(item)
-        return items
+        try:  # SendGrid's filter on when an entry was recorded, both ends inclusive
+            start = int(query["start_time"]) if "start_time" in query else None
+            end = int(query["end_time"]) if "end_time" in query else None
+        except ValueError:
+            start = end = None
+        items = [i for i in items if (start is None or i["created"] >= start) and (end is None or i["created"] <= end)]
+        return items[offset:offset + limit]
 
 
 class _Server(ThreadingHTTPServer):
@@ -600,6 +633,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"emails": list(standin.counts().elements())})
         if path == "/_standin/reset":
             standin.reset()
+            return self._send(200, {"ok": True})
+        if path == "/_standin/suppressions":
+            try:
+                spec = json.loads(raw or b"{}")
+                standin.add_suppressions(spec["kind"], spec["emails"], group=spec.get("group"),
+                                         created=spec.get("created"), status=spec.get("status"),
+                                         reason=spec.get("reason"))
+            except (TypeError, ValueError, KeyError) as err:
+                return self._send(400, {"errors": [_error(f"bad suppressions: {err!r}")]})
             return self._send(200, {"ok": True})
         if path == "/_standin/script":
             try:

@@ -13,6 +13,9 @@ from newsletter.build import build
 from newsletter.checks import WARNING, CheckContext, Finding, line_of, run_checks_on
 from newsletter.content import load_issue
 
+# These tests edit the theme or name its files: they work on an own copy of the default theme.
+pytestmark = pytest.mark.usefixtures("own_theme")
+
 THEME = Path("templates") / "default"
 
 

@@ -20,6 +20,9 @@ from newsletter.clientsupport import (
 )
 from newsletter.content import load_issue
 
+# These tests edit the theme or name its files: they work on an own copy of the default theme.
+pytestmark = pytest.mark.usefixtures("own_theme")
+
 
 def context(settings, folder: Path) -> CheckContext:
     issue = load_issue(folder)

@@ -10,6 +10,9 @@ from click.testing import CliRunner
 from newsletter.cli import main
 from test_render import write_issue
 
+# These tests edit the theme or name its files: they work on an own copy of the default theme.
+pytestmark = pytest.mark.usefixtures("own_theme")
+
 
 def check(folder: Path):
     return CliRunner().invoke(main, ["check", str(folder)], catch_exceptions=False)

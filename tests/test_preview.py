@@ -171,7 +171,7 @@ def test_editing_an_article_updates_the_open_page_without_a_reload(page, server,
     expect()(page.locator("#text")).to_contain_text("Edited while the preview ran")
 
 
-def test_a_template_error_shows_in_the_page_and_fixing_it_brings_the_preview_back(page, server, newsletter_root):
+def test_a_template_error_shows_in_the_page_and_fixing_it_brings_the_preview_back(own_theme, page, server, newsletter_root):
     template = newsletter_root / "templates" / "default" / "email.html.j2"
     good = template.read_text(encoding="utf-8")
     page.goto(server.url)

@@ -12,6 +12,9 @@ from newsletter.cli import main
 from newsletter.errors import NewsletterError
 from newsletter.personalize import Personalizer, merge_values
 
+# These tests edit the theme or name its files: they work on an own copy of the default theme.
+pytestmark = pytest.mark.usefixtures("own_theme")
+
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)

@@ -543,3 +543,60 @@ def event_webhook_verifier(public_key: str) -> Callable[[bytes, str, str], bool]
 __all__ = ["EVENT_SIGNATURE_HEADER", "EVENT_TIMESTAMP_HEADER", "MAX_RECIPIENTS", "SendGridProvider",
            "build_payload", "check_send_at", "encode_payload", "event_webhook_verifier", "from_settings"]
 
+
+
+# --- signals after a stage of a send (staged send's circuit breaker) ---------
+
+SIGNAL_KINDS = {  # what the breaker reads -> SendGrid endpoint
+    "bounces": "suppression/bounces",
+    "blocks": "suppression/blocks",
+    "spam_reports": "suppression/spam_reports",
+}
+
+
+def fetch_signals(settings: Settings, *, since: float, until: float | None = None, page_size: int = 500,
+                  attempts: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """Bounces, blocks and spam reports SendGrid recorded from ``since`` (to ``until``), Unix seconds.
+
+    Plain data for ``sending/stages.py``: ``{"bounces": [{"email", "created", "status", "reason"}, ...],
+    "blocks": [...], "spam_reports": [{"email", "created"}, ...]}``, read page by page with SendGrid's
+    ``start_time``/``end_time`` filter, so a stage sees what came back after it was sent.
+    """
+    provider = from_settings(settings)
+    found: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for kind, path in SIGNAL_KINDS.items():
+            found[kind] = list(_signal_pages(provider, path, since, until, page_size, attempts))
+    finally:
+        provider.close()
+    return found
+
+
+def _signal_pages(provider: SendGridProvider, path: str, since: float, until: float | None, page_size: int,
+                  attempts: int):
+    offset = 0
+    while True:
+        query = {"start_time": int(since), "limit": page_size, "offset": offset}
+        if until is not None:
+            query["end_time"] = int(until)
+        response = provider._with_retries(attempts, lambda q=query: provider._call(
+            f"reading /v3/{path}", lambda c: c._(path).get(query_params=q, timeout=provider.settings.timeout),
+            idempotent=True))
+        try:
+            items = json.loads(response.body or b"[]")
+        except ValueError:
+            raise ProviderError(f"SendGrid answered /v3/{path} with something that is not JSON",
+                                status=response.status_code) from None
+        if not isinstance(items, list):
+            raise ProviderError(f"SendGrid answered /v3/{path} with {type(items).__name__}, not a list",
+                                status=response.status_code)
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("email"), str):
+                yield {"email": item["email"].strip(), "created": int(item.get("created") or 0),
+                       "status": str(item.get("status") or ""), "reason": _scrub(str(item.get("reason") or ""))}
+        if len(items) < page_size:
+            return
+        offset += len(items)
+
+
+__all__ += ["SIGNAL_KINDS", "fetch_signals"]

@@ -1,0 +1,68 @@
+"""A day's memory of the DNS part of the doctor, per domain, so every send does not re-ask DNS.
+
+Kept in ``$XDG_CACHE_HOME/newsletter/doctor/`` (default ``~/.cache``), one
+JSON file per From domain and setup (provider, selectors, envelope domain,
+SMTP host, name server): change any of them and the old answer no longer
+applies. Results with a DNS failure are never kept, since the next try may
+get an answer. Safe to delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from ..config import Settings
+from .findings import Finding
+
+MAX_AGE_SECONDS = 24 * 3600
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "newsletter" / "doctor"
+
+
+def _cache_file(settings: Settings, nameserver: str | None) -> Path:
+    setup = {
+        "version": CACHE_VERSION, "from": settings.from_email.lower(), "reply_to": settings.reply_to.lower(),
+        "provider": settings.provider, "doctor": repr(settings.doctor), "smtp_host": settings.smtp.host,
+        "smtp_security": settings.smtp.security, "nameserver": nameserver or "",
+    }
+    digest = hashlib.sha256(json.dumps(setup, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    domain = settings.from_email.rpartition("@")[2].lower() or "domain"
+    return cache_dir() / f"{domain}-{digest}.json"
+
+
+def load(settings: Settings, nameserver: str | None, now: float | None = None) -> list[Finding] | None:
+    """The findings of a run less than a day old for this setup, or None."""
+    path = _cache_file(settings, nameserver)
+    now = time.time() if now is None else now
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not 0 <= now - float(data["checked_at"]) < MAX_AGE_SECONDS:
+            return None
+        return [Finding(**item) for item in data["findings"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store(settings: Settings, nameserver: str | None, findings: list[Finding], now: float | None = None) -> None:
+    """Keep ``findings`` for a day, unless one is a DNS failure (then the next run asks again)."""
+    if any(f.code.startswith("dns-") for f in findings):
+        return
+    path = _cache_file(settings, nameserver)
+    data = {"checked_at": time.time() if now is None else now, "findings": [f.to_dict() for f in findings]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,
+                                         suffix=".tmp") as handle:
+            json.dump(data, handle)
+        os.replace(handle.name, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs a DNS look-up next time

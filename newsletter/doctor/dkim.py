@@ -1,0 +1,140 @@
+"""DKIM (RFC 6376): each configured selector publishes a key, RSA keys of at least 1024 bits.
+
+Gmail and Yahoo (2024) require DKIM for bulk senders, and DMARC passes on
+DKIM only when the signing domain (``d=``) aligns with the From domain.
+SendGrid signs with ``d=`` your domain only after domain authentication,
+which publishes ``s1._domainkey`` and ``s2._domainkey`` as CNAMEs to keys
+SendGrid rotates; without them it signs as sendgrid.net, which never aligns.
+Keys below 1024 bits are ignored by receivers; 2048 is what they recommend.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from .context import SENDGRID_DOMAIN, DoctorContext
+from .findings import ERROR, INFO, WARNING, Finding, dns_failure
+from .resolver import Lookup
+
+MIN_RSA_BITS = 1024
+RECOMMENDED_RSA_BITS = 2048
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    """What a selector's record says: its key type and size, or why it is unusable."""
+
+    selector: str
+    name: str
+    kind: str = ""  # rsa | ed25519
+    bits: int = 0
+    problem: str = ""  # why receivers cannot verify with it
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem and (self.kind != "rsa" or self.bits >= MIN_RSA_BITS)
+
+
+def tags(record: str) -> dict[str, str]:
+    """``v=DKIM1; k=rsa; p=...`` -> {"v": "DKIM1", "k": "rsa", "p": "..."} (names lowercased)."""
+    found: dict[str, str] = {}
+    for part in record.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            found.setdefault(name.strip().lower(), "".join(value.split()))
+    return found
+
+
+def read_key(selector: str, name: str, record: str) -> DkimKey:
+    fields = tags(record)
+    kind = fields.get("k", "rsa").lower()
+    data = fields.get("p")
+    if data is None:
+        return DkimKey(selector, name, kind, problem="the record has no p= (public key) tag")
+    if not data:
+        return DkimKey(selector, name, kind, problem="the key is revoked (empty p=)")
+    try:
+        der = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return DkimKey(selector, name, kind, problem="p= is not valid base64")
+    if kind == "ed25519":
+        return DkimKey(selector, name, kind, bits=256) if len(der) == 32 else \
+            DkimKey(selector, name, kind, problem="p= is not a 32-byte Ed25519 key")
+    try:
+        key = load_der_public_key(der)
+    except ValueError:
+        return DkimKey(selector, name, kind, problem="p= is not a public key (SubjectPublicKeyInfo, RFC 6376 §3.6.1)")
+    if isinstance(key, rsa.RSAPublicKey):
+        return DkimKey(selector, name, "rsa", key.key_size)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return DkimKey(selector, name, "ed25519", 256)
+    return DkimKey(selector, name, kind, problem=f"k={kind} but the key is a {type(key).__name__}")
+
+
+def selector_keys(ctx: DoctorContext) -> list[tuple[str, DkimKey | Lookup]]:
+    """(selector, DkimKey or the failed/empty Lookup) for each configured selector."""
+    found: list[tuple[str, DkimKey | Lookup]] = []
+    for selector in ctx.dkim_selectors:
+        name = f"{selector}._domainkey.{ctx.dkim_domain}"
+        lookup = ctx.dns.txt(name)
+        records = [r for r in lookup.records if "p=" in r.replace(" ", "")]
+        found.append((selector, read_key(selector, name, records[0]) if records else lookup))
+    return found
+
+
+def signing_domain(ctx: DoctorContext) -> str:
+    """The d= domain the provider will sign with: the configured domain when a selector has a usable key;
+    for SendGrid without one, sendgrid.net; "" when nothing signs."""
+    if any(isinstance(key, DkimKey) and key.usable for _, key in selector_keys(ctx)):
+        return ctx.dkim_domain
+    return SENDGRID_DOMAIN if ctx.provider == "sendgrid" else ""
+
+
+def check_dkim(ctx: DoctorContext) -> Iterator[Finding]:
+    if not ctx.dkim_selectors:
+        yield Finding(WARNING, "dkim-no-selector", "no DKIM selector is configured, so the doctor cannot check that "
+                      "your SMTP server signs mail; Gmail and Yahoo require DKIM for bulk senders",
+                      ctx.config_path, fix="add [doctor] dkim_selectors = [\"<selector>\"] (the s= of your "
+                                           "DKIM-Signature header) to newsletter.toml")
+        return
+    sendgrid = ctx.provider == "sendgrid"
+    for selector, found in selector_keys(ctx):
+        name = f"{selector}._domainkey.{ctx.dkim_domain}"
+        if not isinstance(found, DkimKey):
+            if found.failed:
+                yield dns_failure(found, f"DKIM selector {selector}")
+                continue
+            fix = (f"authenticate {ctx.dkim_domain} in SendGrid (Settings > Sender Authentication) and publish "
+                   f"the CNAME records it shows, {selector}._domainkey among them" if sendgrid else
+                   f"publish the DKIM public key of selector {selector} as a TXT record at {name}")
+            yield Finding(ERROR, "dkim-missing", f"DKIM selector {selector} has no key: {found.describe()}"
+                          + ("; SendGrid then signs as sendgrid.net, which does not align with your domain"
+                             if sendgrid else ""), name, fix=fix)
+            continue
+        if found.problem:
+            yield Finding(ERROR, "dkim-invalid", f"DKIM selector {selector}: {found.problem}", name,
+                          fix="publish the selector's current public key")
+        elif found.kind == "rsa" and found.bits < MIN_RSA_BITS:
+            yield Finding(ERROR, "dkim-weak-key", f"DKIM selector {selector} has a {found.bits}-bit RSA key; "
+                          f"receivers ignore keys under {MIN_RSA_BITS} bits (RFC 8301), so the signature fails",
+                          name, fix=f"generate a {RECOMMENDED_RSA_BITS}-bit key and publish it")
+        elif found.kind == "rsa" and found.bits < RECOMMENDED_RSA_BITS:
+            yield Finding(WARNING, "dkim-short-key", f"DKIM selector {selector} has a {found.bits}-bit RSA key; "
+                          f"{RECOMMENDED_RSA_BITS} bits is recommended", name,
+                          fix=f"rotate to a {RECOMMENDED_RSA_BITS}-bit key"
+                              + (" (SendGrid: Sender Authentication > the domain > key length)" if sendgrid else ""))
+        else:
+            yield Finding(INFO, "dkim", f"DKIM selector {selector}: {found.kind} key, {found.bits} bits", name)
+    if sendgrid:
+        for selector in ctx.dkim_selectors:
+            lookup = ctx.dns.txt(f"{selector}._domainkey.{ctx.dkim_domain}")
+            if lookup.found and not any(c.endswith("." + SENDGRID_DOMAIN) for c in lookup.cnames):
+                yield Finding(INFO, "dkim-not-sendgrid-cname", f"{selector}._domainkey.{ctx.dkim_domain} is not a "
+                              "CNAME to sendgrid.net, so SendGrid cannot rotate its key (automated security off)",
+                              lookup.name)
