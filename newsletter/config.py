@@ -86,6 +86,9 @@ class ServeSettings:
     sendgrid_webhook_key_env: str = "SENDGRID_WEBHOOK_PUBLIC_KEY"
     webhook_max_age_seconds: float = 600.0  # older signed event batches are refused as stale
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For is believed
+
+
+@dataclass(frozen=True)
 class DoctorSettings:
     """What ``newsletter doctor`` checks DNS for, beyond what the provider settings imply."""
 

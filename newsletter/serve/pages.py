@@ -55,6 +55,8 @@ def page_css() -> str:
 
 
 def theme_css(settings: Settings) -> str:
-    """The email theme's stylesheet, or nothing if the theme has none."""
-    path = settings.templates_dir / settings.theme / "style.css"
+    """The email theme's stylesheet (the newsletter's own theme or a shipped one), or nothing if it has none."""
+    from ..themes import theme_folder
+
+    path = theme_folder(settings, settings.theme) / "style.css"
     return path.read_text(encoding="utf-8") if path.is_file() else ""
