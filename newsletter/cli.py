@@ -392,8 +392,19 @@ def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) ->
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.pass_context
 def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
-    """Mark the addresses SendGrid suppresses (unsubscribes, bounces, spam reports, the group) in a list."""
-    report = subscriber_lists.sync_list(settings_of(ctx), list_name, write=not dry_run)
+    """Apply the subscriber service's events (sign-ups, unsubscribes, bounces) to a list, and mark the
+    addresses SendGrid suppresses (unsubscribes, bounces, spam reports, the group) when SendGrid sends."""
+    from .serve.sync import sync_events
+
+    settings = settings_of(ctx)
+    events = sync_events(settings, list_name, write=not dry_run)
+    if events.configured:
+        for change in events.changes:
+            click.echo(f"  {change.email}: {change.was or 'not on the list'} -> {change.now}")
+        click.echo(events.summary)
+    if settings.provider != "sendgrid":
+        return
+    report = subscriber_lists.sync_list(settings, list_name, write=not dry_run)
     for change in report.changes:
         click.echo(f"  {change.email}: {change.was} -> {change.now}")
     click.echo(report.summary)
@@ -776,6 +787,19 @@ def theme_copy(ctx: click.Context, theme: str, name: str | None, force: bool) ->
     click.echo(f"copied theme '{theme}' to {display_path(target)}/")
     if target.name != settings_of(ctx).theme:
         click.echo(f'Use it with theme = "{target.name}" under [newsletter] in newsletter.toml.')
+
+
+# --- serve (issue 14) -------------------------------------------------------
+
+@main.command("serve")
+@click.option("--host", default=None, help="Address to listen on. Default: serve.host (127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port. Default: serve.port (8080).")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events."""
+    from .serve.server import serve
+
+    serve(settings_of(ctx), host, port, on_ready=lambda line: click.echo(line, err=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,6 +69,27 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class ServeSettings:
+    """``[serve]``: the subscriber service (``newsletter serve``), see docs/serve.md."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    lists: tuple[str, ...] = ()  # the lists readers may subscribe to and leave through the service
+    public_url: str = ""  # where readers reach the service; "" = newsletter.base_url
+    database_url: str = ""  # "" = the SQLite file `database`; "postgresql://user@host/db" = PostgreSQL
+    database: str = ".newsletter/events.sqlite"
+    database_password_env: str = "NEWSLETTER_DATABASE_PASSWORD"
+    confirm_hours: float = 48.0  # how long a confirmation link works
+    requests_per_ip: int = 20  # subscribe POSTs from one client address per rate_window_seconds
+    requests_per_address: int = 5  # subscribe POSTs for one email address per rate_window_seconds
+    rate_window_seconds: float = 3600.0
+    confirmations_per_day: int = 3  # confirmation mails one address can be sent in 24 hours
+    sendgrid_webhook_key_env: str = "SENDGRID_WEBHOOK_PUBLIC_KEY"
+    webhook_max_age_seconds: float = 600.0  # older signed event batches are refused as stale
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For is believed
+
+
+@dataclass(frozen=True)
 class DoctorSettings:
     """What ``newsletter doctor`` checks DNS for, beyond what the provider settings imply."""
 
@@ -102,6 +123,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     send: SendSettings = field(default_factory=SendSettings)
     checks: CheckSettings = field(default_factory=CheckSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     doctor: DoctorSettings = field(default_factory=DoctorSettings)
 
     @property
@@ -150,6 +172,7 @@ _NEWSLETTER_KEYS = {
 }
 _SECTIONS: dict[str, type] = {
     "sendgrid": SendGridSettings, "smtp": SmtpSettings, "send": SendSettings, "checks": CheckSettings,
+    "serve": ServeSettings,
     "doctor": DoctorSettings,
 }
 _PROVIDERS = ("sendgrid", "smtp")
@@ -291,6 +314,7 @@ def load_settings(root: Path | None = None) -> Settings:
     _check_ranges(sections, path, text)
     _check_env_names({"newsletter": values, **{name: vars(section) for name, section in sections.items()}},
                      path, text)
+    _check_serve(sections["serve"], path)
     return Settings(root=root, **values, **sections)
 
 
@@ -348,7 +372,9 @@ def _check_ranges(sections: dict[str, Any], path: Path, text: str) -> None:
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ENV_SETTINGS = (("newsletter", "unsubscribe_secret_env", "NEWSLETTER_UNSUBSCRIBE_SECRET"),
-                 ("sendgrid", "api_key_env", "SENDGRID_API_KEY"), ("smtp", "password_env", "SMTP_PASSWORD"))
+                 ("sendgrid", "api_key_env", "SENDGRID_API_KEY"), ("smtp", "password_env", "SMTP_PASSWORD"),
+                 ("serve", "database_password_env", "NEWSLETTER_DATABASE_PASSWORD"),
+                 ("serve", "sendgrid_webhook_key_env", "SENDGRID_WEBHOOK_PUBLIC_KEY"))
 
 
 def _check_env_names(values: dict[str, dict[str, Any]], path: Path, text: str) -> None:
@@ -383,3 +409,19 @@ def _line_of(text: str, section: str, key: str) -> int | None:
         elif current == section and assignment.match(line):
             return number
     return None
+
+
+def _check_serve(serve: ServeSettings, path: Path) -> None:
+    """The [serve] values that would only fail later, at start or at a reader's click."""
+    where = display_path(path)
+    if serve.public_url and not serve.public_url.startswith(("https://", "http://")):
+        raise NewsletterError(f"'serve.public_url' must start with https://, not {serve.public_url!r}", where=where)
+    if serve.database_url and not serve.database_url.startswith(("postgresql://", "postgres://")):
+        raise NewsletterError(f"'serve.database_url' must be a postgresql:// URL, not {serve.database_url!r}",
+                              where=where, hint='leave it out for the SQLite file "serve.database"')
+    if not 1 <= serve.port <= 65535:
+        raise NewsletterError(f"'serve.port' must be between 1 and 65535, not {serve.port}", where=where)
+    for key in ("confirm_hours", "requests_per_ip", "requests_per_address", "rate_window_seconds",
+                "confirmations_per_day", "webhook_max_age_seconds"):
+        if getattr(serve, key) <= 0:
+            raise NewsletterError(f"'serve.{key}' must be more than 0", where=where)

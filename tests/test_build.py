@@ -76,7 +76,7 @@ def test_text_part_is_written_for_people(example_issue: Path, newsletter_root: P
     assert "1. *History.*" in text
     assert re.search(r"read past issues on the web \[\d+\]", text)
     assert re.search(r"^\[\d+\] https://newsletter\.example\.com/$", text, re.M)  # relative link made absolute
-    assert "Unsubscribe: https://newsletter.example.com/unsubscribe?token=" in text
+    assert "Unsubscribe: https://newsletter.example.com/unsubscribe/" in text
     assert "Plain Files Press, 100 Example Street" in text
 
 

@@ -114,8 +114,8 @@ def point_newsletter_at(root: Path, base: str, timeout: float = 1.0, concurrency
     config = root / "newsletter.toml"
     text = config.read_text(encoding="utf-8")
     text = text.replace('base_url = "https://newsletter.example.com/"', f'base_url = "{base}/"')
-    text = text.replace('unsubscribe_url = "https://newsletter.example.com/unsubscribe?token={token}"',
-                        f'unsubscribe_url = "{base}/unsubscribe?token={{token}}"')
+    text = text.replace('unsubscribe_url = "https://newsletter.example.com/unsubscribe/{token}"',
+                        f'unsubscribe_url = "{base}/unsubscribe/{{token}}"')
     text += f"\n[checks]\nlink_timeout = {timeout}\nlink_concurrency = {concurrency}\n"
     config.write_text(text, encoding="utf-8")
 

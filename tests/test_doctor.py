@@ -47,7 +47,7 @@ def _codes(findings, severity: str | None = None) -> set[str]:
 def _use_endpoint(root: Path, url: str, extra: str = "") -> None:
     """Point the copy's unsubscribe_url at the local endpoint (through the test DNS), keeping the rest."""
     path = root / "newsletter.toml"
-    text = path.read_text().replace('unsubscribe_url = "https://newsletter.example.com/unsubscribe?token={token}"',
+    text = path.read_text().replace('unsubscribe_url = "https://newsletter.example.com/unsubscribe/{token}"',
                                     f'unsubscribe_url = "{url}"')
     path.write_text(text + extra)
 

@@ -508,7 +508,42 @@ def from_settings(settings: Settings) -> SendGridProvider:
     return SendGridProvider(settings.sendgrid, api_key=key)
 
 
-__all__ = ["MAX_RECIPIENTS", "SendGridProvider", "build_payload", "check_send_at", "encode_payload", "from_settings"]
+# --- the signed Event Webhook ------------------------------------------------
+
+EVENT_SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+EVENT_TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def event_webhook_verifier(public_key: str) -> Callable[[bytes, str, str], bool]:
+    """A check of SendGrid's signed Event Webhook batches against the account's verification key.
+
+    ``public_key`` is the base64 key SendGrid shows under Mail Settings > Signed
+    Event Webhook. The returned function takes the raw body and the values of
+    the signature and timestamp headers, and says whether SendGrid signed
+    exactly those bytes (ECDSA P-256 over timestamp + body, the package's own
+    verifier). A key that is not a key is a NewsletterError at start.
+    """
+    from sendgrid.helpers.eventwebhook import EventWebhook
+
+    try:
+        verifier = EventWebhook(public_key.strip())
+    except (ValueError, TypeError):
+        raise NewsletterError("the SendGrid webhook verification key is not a public key",
+                              hint="copy the key from SendGrid's Mail Settings > Signed Event Webhook") from None
+
+    def verify(body: bytes, signature: str, timestamp: str) -> bool:
+        if not signature or not timestamp:
+            return False
+        try:
+            return bool(verifier.verify_signature(body.decode("utf-8"), signature, timestamp))
+        except (ValueError, TypeError, UnicodeDecodeError):  # undecodable base64 or body
+            return False
+
+    return verify
+
+
+__all__ = ["EVENT_SIGNATURE_HEADER", "EVENT_TIMESTAMP_HEADER", "MAX_RECIPIENTS", "SendGridProvider",
+           "build_payload", "check_send_at", "encode_payload", "event_webhook_verifier", "from_settings"]
 
 
 

@@ -1,0 +1,46 @@
+"""Access logs that never hold an address or a token.
+
+uvicorn's own access log prints every path, and these paths carry tokens
+(which stand for an address). This ASGI middleware logs one line per request
+instead: method, the path with every token replaced by ``…``, status and
+time. No query string, no client address, no form fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+ACCESS_LOGGER = "newsletter.serve.access"
+_TOKEN_PATHS = re.compile(r"^/(confirm|unsubscribe|resubscribe)/[^/]*")
+
+
+def redact(path: str) -> str:
+    """The path as the log may show it."""
+    return _TOKEN_PATHS.sub(lambda m: f"/{m.group(1)}/…", path)
+
+
+class AccessLog:
+    """Wraps the app; logs ``METHOD /path STATUS 12ms`` at INFO once each response has started."""
+
+    def __init__(self, app, logger: logging.Logger | None = None):
+        self.app = app
+        self.logger = logger or logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = [500]
+
+        async def sending(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.logger.info("%s %s %d %.0fms", scope["method"], redact(scope["path"]), status[0],
+                             (time.perf_counter() - started) * 1000)

@@ -1,0 +1,60 @@
+"""SendGrid's Event Webhook: which of its events change a list, and into which store events.
+
+A batch is a JSON array of events. Only those that mean "stop mailing this
+address" are kept: hard bounces, drops for a bounced or invalid address, spam
+reports, and (group) unsubscribes. Each names its list through the ``list``
+custom argument every send carries; an event without one (a message sent
+another way) applies to every list. Opens, clicks and deliveries are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection
+
+from ..errors import NewsletterError
+from ..lists import key_or_problem
+from .store import BOUNCED, COMPLAINED, EVERY_LIST, UNSUBSCRIBED, Event
+
+_KINDS = {"bounce": BOUNCED, "spamreport": COMPLAINED, "unsubscribe": UNSUBSCRIBED,
+          "group_unsubscribe": UNSUBSCRIBED}
+_DROPPED_FOR = ("bounced address", "invalid")  # a drop for these reasons means the address does not take mail
+
+
+def kind_of(item: dict) -> str | None:
+    """The store's kind for one SendGrid event, or None when it changes nothing."""
+    name = item.get("event")
+    if name == "bounce" and item.get("type") == "blocked":  # a temporary block, not a dead address
+        return None
+    if name == "dropped":
+        reason = str(item.get("reason", "")).lower()
+        return BOUNCED if any(r in reason for r in _DROPPED_FOR) else None
+    return _KINDS.get(name) if isinstance(name, str) else None
+
+
+def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
+    """The store events in one webhook body; a NewsletterError if it is not SendGrid's JSON array."""
+    try:
+        items = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise NewsletterError("the event batch is not JSON") from None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise NewsletterError("the event batch is not a JSON array of events")
+    events = []
+    for item in items:
+        kind = kind_of(item)
+        email = item.get("email")
+        if kind is None or not isinstance(email, str):
+            continue
+        list_name = item.get("list")
+        if list_name is None:
+            list_name = EVERY_LIST
+        elif list_name not in served:
+            continue  # another newsletter's (or list's) mail
+        key = key_or_problem(email)[0] or email.strip().lower()
+        source_id = item.get("sg_event_id") or hashlib.sha256(
+            json.dumps(item, sort_keys=True).encode("utf-8")).hexdigest()
+        events.append(Event(list_name=list_name, kind=kind, email=email.strip(), key=key, at=at,
+                            source="sendgrid", source_id=f"sendgrid:{source_id}"))
+    return events

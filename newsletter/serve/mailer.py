@@ -1,0 +1,46 @@
+"""The confirmation mail: one message, sent the way ``send --test-to`` sends, through the configured provider.
+
+The message is built as an issue's is (``providers.base.Message``, the same
+MIME building and header-injection refusal) and handed to the provider's
+``send_batch`` with a single recipient. It has no unsubscribe link: it is not
+a newsletter, and nobody is on a list until they confirm.
+"""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import NewsletterError
+from ..providers.base import SENT, Message, Provider, Recipient
+from .pages import render_mail
+
+
+def open_provider(settings: Settings) -> Provider:
+    """The configured provider (SendGrid or SMTP), its secret read from the environment."""
+    if settings.provider == "sendgrid":
+        from ..providers import sendgrid
+
+        return sendgrid.from_settings(settings)
+    from ..providers import smtp
+
+    return smtp.from_settings(settings)
+
+
+def confirmation_message(settings: Settings, list_name: str, confirm_url: str) -> Message:
+    html, text = render_mail(settings, list_name, confirm_url)
+    return Message(issue_name="confirm", list_name=list_name, subject=f"Confirm your subscription to {settings.name}",
+                   html=html, text=text, fields=(), from_address=settings.from_address, reply_to=settings.reply_to,
+                   categories=settings.sendgrid.categories)
+
+
+def send_confirmation(settings: Settings, list_name: str, email: str, key: str, name: str, confirm_url: str,
+                      provider: Provider | None = None) -> None:
+    """Mail ``email`` its confirmation link; a NewsletterError if the provider did not accept it."""
+    message = confirmation_message(settings, list_name, confirm_url)
+    provider = provider or open_provider(settings)
+    provider.open()
+    try:
+        delivery = provider.send_batch(message, [Recipient(email=email, key=key, name=name)])[0]
+    finally:
+        provider.close()
+    if delivery.status != SENT:
+        raise NewsletterError(f"the confirmation mail was not accepted: {delivery.reason or delivery.status}")

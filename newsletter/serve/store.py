@@ -1,0 +1,92 @@
+"""The event store's vocabulary and interface, shared by the SQLite and PostgreSQL stores.
+
+An event is one fact a reader or a provider told the service: someone asked
+to subscribe, confirmed, left, bounced or complained. Events are only ever
+appended; ``subscribers sync`` reads the ones after a list's cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+SCHEMA_VERSION = 1
+
+SUBSCRIBED = "subscribed"  # asked to subscribe (a confirmation mail was sent): changes nothing in the list
+CONFIRMED = "confirmed"  # clicked Confirm (or re-subscribed from a genuine unsubscribe link)
+UNSUBSCRIBED = "unsubscribed"
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+KINDS = (SUBSCRIBED, CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
+DEPARTURES = (UNSUBSCRIBED, BOUNCED, COMPLAINED)
+EVERY_LIST = "*"  # a provider event that does not name its list applies to every list
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def stamp(moment: dt.datetime) -> str:
+    """The one text form of a time in the store: UTC, to the microsecond, so text order is time order."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One appended fact. ``key`` is the normalized address the lists compare by."""
+
+    list_name: str
+    kind: str
+    email: str
+    key: str
+    at: str  # stamp() of when the service accepted it
+    name: str = ""
+    asked_at: str = ""  # for a confirmation: when the subscription was asked for (the consent record)
+    source: str = ""  # "web", "one-click", "sendgrid"
+    source_id: str = ""  # the provider's id of the event (SendGrid's sg_event_id): stored once
+    id: int = 0  # given by the store
+
+
+class EventStore(Protocol):
+    """What the service and ``subscribers sync`` need from a store; both stores behave the same."""
+
+    where: str  # a description for messages, never holding a password
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Append events durably in one transaction (skipping a ``source_id`` seen before); returns how many."""
+
+    def count_since(self, list_name: str, key: str, kind: str, since: str) -> int:
+        """Events of ``kind`` for ``key`` on ``list_name`` at or after ``since`` (a stamp)."""
+
+    def remember_signature(self, signature: str, at: str) -> bool:
+        """Record a signed webhook batch's signature; False if it was seen before (a replay)."""
+
+    def unsynced(self, list_name: str) -> list[Event]:
+        """Events for ``list_name`` (or every list) after its sync cursor, oldest first."""
+
+    def mark_synced(self, list_name: str, last_id: int) -> None:
+        """Move ``list_name``'s cursor to ``last_id`` once its events are in the list file."""
+
+    def ping(self) -> None:
+        """Raise NewsletterError if the store cannot be reached."""
+
+    def close(self) -> None: ...
+
+
+def event_columns() -> tuple[str, ...]:
+    """The event table's columns in the order both stores write and read them."""
+    return ("list_name", "kind", "email", "key", "name", "at", "asked_at", "source", "source_id")
+
+
+def event_values(event: Event) -> tuple:
+    return (event.list_name, event.kind, event.email, event.key, event.name, event.at, event.asked_at,
+            event.source, event.source_id or None)
+
+
+def event_of_row(row: Sequence) -> Event:
+    """An Event from ``SELECT id, <event_columns()>``."""
+    (id_, list_name, kind, email, key, name, at, asked_at, source, source_id) = row
+    return Event(list_name=list_name, kind=kind, email=email, key=key, name=name or "", at=at,
+                 asked_at=asked_at or "", source=source or "", source_id=source_id or "", id=int(id_))

@@ -1,0 +1,161 @@
+"""Helpers for the subscriber service tests: settings edits, a uvicorn in a thread, list rows."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from newsletter.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def set_newsletter(root: Path, **values: str) -> None:
+    """Replace ``key = ...`` lines of [newsletter] (they come before any other table in the example)."""
+    path = root / "newsletter.toml"
+    text = path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text, count=1)
+        assert count == 1, key
+    path.write_text(text, encoding="utf-8")
+
+
+def set_serve(root: Path, **values: str) -> None:
+    """Set keys of [serve] (the example's last table): TOML-literal values, replaced or appended."""
+    path = root / "newsletter.toml"
+    head, marker, serve = path.read_text(encoding="utf-8").partition("\n[serve]\n")
+    assert marker, "the example newsletter.toml has a [serve] table"
+    for key, value in values.items():
+        serve, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", serve)
+        if not count:
+            serve = serve.rstrip("\n") + f"\n{key} = {value}\n"
+    path.write_text(head + marker + serve, encoding="utf-8")
+
+
+def settings_with(root: Path, database_url: str = "", **serve: str) -> Settings:
+    if database_url:
+        serve["database_url"] = f'"{database_url}"'
+    set_serve(root, **serve)
+    return load_settings(root)
+
+
+def list_rows(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return {row["email"].lower(): row for row in csv.DictReader(handle)}
+
+
+def bound_socket() -> socket.socket:
+    """A socket on 127.0.0.1 with a port the system chose (port 0), for uvicorn to listen on."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class ServiceThread:
+    """The service under a real uvicorn on an already bound loopback socket, in a background thread."""
+
+    def __init__(self, app, sock: socket.socket):
+        self.sock = sock
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def start(self) -> ServiceThread:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def example_copy(folder: Path) -> Path:
+    """A private copy of the repository's example newsletter."""
+    root = folder / "letter"
+    root.mkdir()
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    for name in ("templates", "subscribers", "issues"):
+        shutil.copytree(REPO / name, root / name)
+    return root
+
+
+def start_mail_server():
+    """A real aiosmtpd on 127.0.0.1 that records what arrives: (controller, RecordingHandler)."""
+    from aiosmtpd.controller import Controller
+    from smtp_fixtures import RecordingHandler, _free_port
+
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), server_hostname="mx.example.com",
+                            ready_timeout=5.0)
+    controller.start()
+    return controller, handler
+
+
+def point_smtp_at(root: Path, port: int) -> None:
+    path = root / "newsletter.toml"
+    text = re.sub(r"(?ms)^\[smtp\]\n.*?(?=^\[)", f'[smtp]\nhost = "127.0.0.1"\nport = {port}\n'
+                  'security = "none"\ntimeout = 5.0\n\n', path.read_text(encoding="utf-8"))
+    path.write_text(text, encoding="utf-8")
+
+
+@dataclass
+class World:
+    """A newsletter folder, its mail server, its running service and the store behind it."""
+
+    root: Path
+    settings: Settings
+    mail: object  # RecordingHandler
+    service: ServiceThread
+    store: object
+    controller: object
+
+    @property
+    def url(self) -> str:
+        return self.service.url
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.store.close()
+        self.controller.stop()
+
+    def links(self, address: str, path: str) -> list[str]:
+        """Every link to ``path`` in the plain-text mail that arrived for ``address``, oldest first."""
+        found = []
+        for received in list(self.mail.received):
+            if address.lower() in (r.lower() for r in received.rcpt_tos):
+                text = received.message().get_body(("plain",)).get_content()
+                found += re.findall(rf"{re.escape(self.url)}{path}[^\s>\"]+", text)
+        return found
+
+
+def start_world(folder: Path, *, database_url: str = "", **serve: str) -> World:
+    """The example newsletter sending over SMTP to a local aiosmtpd, served by a real uvicorn."""
+    from newsletter.serve.app import create_app
+    from newsletter.serve.connect import open_store
+
+    root = example_copy(folder)
+    controller, handler = start_mail_server()
+    sock = bound_socket()
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    set_newsletter(root, provider='"smtp"', base_url=f'"{url}/"', unsubscribe_url=f'"{url}/unsubscribe/{{token}}"')
+    point_smtp_at(root, controller.port)
+    settings = settings_with(root, database_url=database_url, **serve)
+    store = open_store(settings)
+    app = create_app(settings, store, secret=os.environ["NEWSLETTER_UNSUBSCRIBE_SECRET"].encode())
+    return World(root, settings, handler, ServiceThread(app, sock).start(), store, controller)

@@ -1,0 +1,86 @@
+"""A reader's whole story in a real headless Chromium: subscribe, confirm, receive an issue, unsubscribe.
+
+The service runs under uvicorn on 127.0.0.1, mail goes to a local aiosmtpd,
+and the list file changes only when the writer runs `subscribers sync`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLE_ISSUE
+from serve_helpers import list_rows, start_world
+from test_preview import BROWSER_ARGS, chromium_or_fail
+
+from newsletter.cli import main
+
+SECRET = "test-secret-for-unsubscribe-links"
+READER = "new.reader@example.com"
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    running = start_world(tmp_path)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def page():
+    executable = chromium_or_fail()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=BROWSER_ARGS)
+        context = browser.new_context(viewport={"width": 390, "height": 844}, java_script_enabled=False)  # a phone
+        opened = context.new_page()
+        opened.set_default_timeout(10_000)
+        yield opened
+        browser.close()
+
+
+def sync(world) -> str:
+    result = CliRunner().invoke(main, ["--root", str(world.root), "subscribers", "sync", "--list", "example"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_subscribe_confirm_receive_and_unsubscribe_in_a_browser(world, page):
+    from playwright.sync_api import expect
+
+    page.goto(f"{world.url}/subscribe/example")
+    page.get_by_label("Email address").fill(READER)
+    page.get_by_label("Name").fill("Nova Reader")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+
+    [link] = world.links(READER, "/confirm/")  # the confirmation mail arrived at the SMTP server
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Confirm your subscription")).to_be_visible()
+    assert READER not in list_rows(world.settings.list_path("example"))  # opening the link is not confirming
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("heading", name="You are subscribed")).to_be_visible()
+
+    assert f"{READER}: not on the list -> subscribed" in sync(world)
+    row = list_rows(world.settings.list_path("example"))[READER]
+    assert (row["name"], row["status"]) == ("Nova Reader", "subscribed") and row["consent_confirmed_at"]
+
+    sent = CliRunner().invoke(main, ["--root", str(world.root), "send", str(world.root / "issues" / EXAMPLE_ISSUE),
+                                     "--list", "example", "--provider", "smtp", "--yes"])
+    assert sent.exit_code == 0, sent.output
+    issue = [r.message() for r in world.mail.received if r.rcpt_tos == (READER,)][-1]
+    html = issue.get_body(("html",)).get_content()
+    footer_link = re.search(r'href="([^"]+/unsubscribe/[^"]+)"', html).group(1)
+    assert footer_link.startswith(f"{world.url}/unsubscribe/")
+
+    page.goto(footer_link)
+    expect(page.get_by_text("Stop receiving The Plain Files Dispatch (example)?")).to_be_visible()
+    page.get_by_role("button", name="Unsubscribe").click()
+    expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
+    expect(page.get_by_role("button", name="Subscribe again")).to_be_visible()
+
+    assert f"{READER}: subscribed -> unsubscribed" in sync(world)
+    assert list_rows(world.settings.list_path("example"))[READER]["status"] == "unsubscribed"
