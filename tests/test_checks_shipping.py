@@ -173,7 +173,9 @@ def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, ne
     folder = write_issue(newsletter_root, articles=article("![A broom in the hall](images/broom.png)"))
     (folder / "images").mkdir()
     (folder / "images" / "broom.png").write_bytes(PNG)
-    write_archive(settings, newsletter_root / "site", [folder])
+    [before] = findings(settings, folder, "archive-not-published")
+    assert "newsletter archive --drafts" in before.fix  # dated 2027: the archive leaves it out without --drafts
+    write_archive(settings, newsletter_root / "site", [folder], drafts=True)
 
     assert findings(settings, folder, "archive-not-published") == []
 

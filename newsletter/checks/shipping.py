@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -125,7 +127,10 @@ def check_archive_published(ctx: CheckContext) -> Iterator[Finding]:
         return
     site = archive_folder(ctx)
     folder = site / ctx.issue.name
-    fix = (f"run `newsletter archive` (it writes {display_path(site)}/), then publish {display_path(site)}/ at "
+    # The archive leaves out drafts and future-dated issues unless told otherwise (archive.select_published).
+    unpublished = ctx.issue.draft or (ctx.issue.date is not None and ctx.issue.date > dt.date.today())
+    command = "newsletter archive --drafts" if unpublished else "newsletter archive"
+    fix = (f"run `{command}` (it writes {display_path(site)}/), then publish {display_path(site)}/ at "
            f"{ctx.settings.base_url} before the email goes out")
     if not (folder / ARCHIVE_PAGE).is_file():
         others = sum(1 for url in uses if url.split("#")[0].split("?")[0] not in (web_url, web_url + ARCHIVE_PAGE))
