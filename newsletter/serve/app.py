@@ -77,6 +77,10 @@ class Service:
             "Open it again from the email, exactly as it came. If that does not help, reply to the newsletter."],
             status=400)
 
+    def too_large(self) -> HTMLResponse:
+        return self.page("Something is wrong with the form", ["What was sent is far larger than this form."],
+                         status=413)
+
     def store_down(self) -> HTMLResponse:
         return self.page("Please try again in a few minutes", [
             "We could not record your request just now, so nothing has changed yet. Please try again shortly."],
@@ -101,7 +105,10 @@ class Service:
         list_name = request.path_params["list_name"]
         if not self.served(list_name):
             return self.page("No such list", ["There is no list here by that name."], status=404)
-        form = await _form(request)
+        body = await _body_up_to(request, MAX_FORM_BYTES)
+        if body is None:
+            return self.too_large()
+        form = await _form(request, body)
         if form is None:
             return self.page("Something is wrong with the form", ["Please fill in the form again."], status=400)
         if form.get(HONEYPOT_FIELD, "").strip():
@@ -197,7 +204,10 @@ class Service:
         if found is None:
             return self.bad_link()
         list_name, email = found
-        one_click = (await request.body())[:200].decode("utf-8", "replace").strip() == ONE_CLICK_BODY
+        body = await _body_up_to(request, MAX_FORM_BYTES)
+        if body is None:
+            return self.too_large()
+        one_click = body[:200].decode("utf-8", "replace").strip() == ONE_CLICK_BODY
         try:
             await self.record(Event(list_name=list_name, kind=UNSUBSCRIBED, email=email, key=_key(email),
                                     at=stamp(now_utc()), source="one-click" if one_click else "web"))
@@ -233,8 +243,8 @@ class Service:
 
         if self.webhook_verifier is None:
             return PlainTextResponse("the SendGrid event webhook is not configured\n", status_code=503)
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BYTES:
+        body = await _body_up_to(request, MAX_WEBHOOK_BYTES)
+        if body is None:
             return PlainTextResponse("too large\n", status_code=413)
         signature = request.headers.get(EVENT_SIGNATURE_HEADER, "")
         timestamp = request.headers.get(EVENT_TIMESTAMP_HEADER, "")
@@ -273,12 +283,34 @@ class Service:
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
-async def _form(request: Request) -> dict[str, str] | None:
-    """The posted form's text fields, or None if it is not a form or too large."""
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-        return None
+async def _body_up_to(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than ``limit`` bytes.
+
+    Read chunk by chunk, so an endless or huge body is cut off at the limit
+    instead of filling memory (uvicorn itself sets no limit). Starlette keeps
+    nothing: the form is parsed from the bytes read here (``_form``).
+    """
     try:
-        form = await request.form(max_files=0, max_fields=20)
+        if int(request.headers.get("content-length") or 0) > limit:
+            return None
+    except ValueError:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _form(request: Request, body: bytes) -> dict[str, str] | None:
+    """The text fields of the form in ``body`` (read by _body_up_to), or None if it is not a form."""
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=20)
     except Exception:  # noqa: BLE001 - any malformed body is the same 400 to the reader
         return None
     return {name: value for name, value in form.items() if isinstance(value, str)}

@@ -1,0 +1,108 @@
+"""The subscriber service against hostile or careless requests (real uvicorn on 127.0.0.1, real aiosmtpd)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import select
+import socket
+import time
+
+import httpx
+import pytest
+from serve_helpers import start_world
+
+from newsletter.serve.store import CONFIRMED, SUBSCRIBED
+from newsletter.unsubscribe import make_token
+
+SECRET = "test-secret-for-hostile-requests"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+        patch.setenv("SENDGRID_WEBHOOK_PUBLIC_KEY", base64.b64encode(public).decode("ascii"))
+        running = start_world(tmp_path_factory.mktemp("serve-hostile"), requests_per_ip="1000")
+        yield running
+        running.stop()
+
+
+@pytest.fixture
+def client(world):
+    with httpx.Client(base_url=world.url, timeout=10) as opened:
+        yield opened
+
+
+def events_of(world, email: str, kind: str | None = None):
+    return [e for e in world.store.unsynced("example") if e.key == email.lower() and (kind is None or e.kind == kind)]
+
+
+def endless_post(url: str, path: str, *, limit_bytes: int = 64_000_000, seconds: float = 20.0) -> int | None:
+    """POST a chunked body that never ends; the status the server answers with before ``limit_bytes``, else None."""
+    host, port = url.removeprefix("http://").split(":")
+    chunk = b"a" * 65536
+    with socket.create_connection((host, int(port)), timeout=seconds) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
+        sent, deadline = 0, time.monotonic() + seconds
+        while sent < limit_bytes and time.monotonic() < deadline:
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:  # the server answered and closed while we were still sending
+                break
+            sent += len(chunk)
+        else:
+            return None
+        answer = sock.recv(200)
+    match = re.match(rb"HTTP/1\.1 (\d{3})", answer)
+    return int(match.group(1)) if match else None
+
+
+@pytest.mark.parametrize("route", ["events/sendgrid", "unsubscribe/{token}", "subscribe/example"])
+def test_an_endless_body_is_cut_off_with_a_413_not_read_into_memory(world, route):
+    path = "/" + route.format(token=make_token(SECRET.encode(), "example", "ada@example.com"))
+
+    assert endless_post(world.url, path) == 413
+    assert not events_of(world, "ada@example.com")
+
+
+def test_form_bytes_that_are_not_utf_8_are_a_bad_address_not_a_mail_to_a_mangled_one(world, client):
+    answer = client.post("/subscribe/example", content=b"email=caf%E9@example.com&website=",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    assert answer.status_code == 400 and "check the address" in answer.text
+    assert not [e for e in world.store.unsynced("example") if "caf" in e.key]
+    assert not [m for m in world.mail.received if any("caf" in r for r in m.rcpt_tos)]
+
+
+def test_an_address_smtp_cannot_reach_gets_a_400_that_says_why_not_a_503_to_retry(world, client):
+    answer = client.post("/subscribe/example", data={"email": "josé@example.com", "website": ""})
+
+    assert answer.status_code == 400
+    assert "accented" in answer.text and "try again in a few minutes" not in answer.text.lower()
+    assert not [e for e in world.store.unsynced("example") if e.kind == SUBSCRIBED and "jos" in e.key]
+
+
+def test_an_old_unsubscribe_link_cannot_resubscribe_someone_who_left(world, client):
+    """The unsubscribe link is in every issue and never expires: whoever holds an old (forwarded) issue
+    must not be able to put a reader who left back on the list without the reader confirming."""
+    token = make_token(SECRET.encode(), "example", "katherine@example.org")
+
+    assert client.post(f"/resubscribe/{token}").status_code == 400
+    assert not events_of(world, "katherine@example.org", CONFIRMED)
+
+    done = client.post(f"/unsubscribe/{token}", data={})  # the reader leaves, from the page
+    [action] = re.findall(r'action="(/resubscribe/[^"]+)"', done.text)
+    assert token not in action  # the way back is a fresh, short-lived link, not the permanent one
+    back = client.post(action)
+    assert back.status_code == 200 and "Welcome back" in back.text
+    assert [e.kind for e in events_of(world, "katherine@example.org")] == ["unsubscribed", CONFIRMED]
+    assert client.post(f"/resubscribe/{token}").status_code == 400
