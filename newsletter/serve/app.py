@@ -117,11 +117,17 @@ class Service:
                              status=400)
         email, name = form.get("email", "").strip(), " ".join(form.get("name", "").split())[:200]
         try:
+            if "\ufffd" in email:  # bytes that were not UTF-8: what the reader typed is lost
+                raise EmailNotValidError("not UTF-8")
             email = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError:
             return self.page("Please check the address", [
                 "That does not look like an email address. Go back and check it for typing mistakes."],
                 status=400)
+        if self.settings.provider == "smtp" and not email.isascii():  # SMTP here sends without SMTPUTF8
+            return self.page("Please use another address", [
+                "We cannot send to addresses with accented or non-Latin letters yet. "
+                "Please subscribe with another address."], status=400)
         key = _key(email)
         client = request.client.host if request.client else "?"
         if self.limits.too_many(client, list_name, key):
