@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import json
 import logging
+import re
 import time
 
 import httpx
@@ -135,8 +136,8 @@ def test_the_unsubscribe_page_names_the_list_asks_and_offers_the_way_back(world,
     done = client.post(f"/unsubscribe/{token}", data={})
 
     assert done.status_code == 200 and "You are unsubscribed" in done.text
-    assert f'action="/resubscribe/{token}"' in done.text
-    back = client.post(f"/resubscribe/{token}")
+    [way_back] = re.findall(r'action="(/resubscribe/[^"]+)"', done.text)
+    back = client.post(way_back)
     assert back.status_code == 200 and "Welcome back" in back.text
     assert [e.kind for e in events_of(world, "katherine@example.org")] == [UNSUBSCRIBED, CONFIRMED]
     assert all(e.list_name == "vip" for e in events_of(world, "katherine@example.org"))

@@ -31,12 +31,13 @@ from .access_log import AccessLog
 from .limits import HONEYPOT_FIELD, SignUpLimits
 from .mailer import send_confirmation
 from .store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, Event, EventStore, now_utc, stamp
-from .tokens import ConfirmTokens, SignUp
+from .tokens import RESUBSCRIBE_SALT, ConfirmTokens, SignUp
 
 log = logging.getLogger("newsletter.serve")
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 MAX_FORM_BYTES = 16_384
 MAX_WEBHOOK_BYTES = 5_000_000
+RESUBSCRIBE_SECONDS = 3600  # how long the "Subscribe again" button works after leaving
 
 
 def public_url(settings: Settings) -> str:
@@ -59,6 +60,9 @@ class Service:
         self.secret = secret
         self.lists = tuple(settings.serve.lists)
         self.confirm_tokens = ConfirmTokens(secret, settings.serve.confirm_hours * 3600)
+        # not the unsubscribe token: it is in every issue and never expires, so whoever holds an old
+        # (forwarded) issue could put someone who left back on the list
+        self.resubscribe_tokens = ConfirmTokens(secret, RESUBSCRIBE_SECONDS, salt=RESUBSCRIBE_SALT)
         self.limits = SignUpLimits(settings.serve, store)
         self.mailer = mailer
         self.webhook_verifier = webhook_verifier
@@ -222,18 +226,21 @@ class Service:
             return self.store_down()
         if one_click:
             return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
+        way_back = self.resubscribe_tokens.make(SignUp(list_name, email, "", stamp(now_utc())))
         return self.page("You are unsubscribed", [
             f"You will not receive {self.settings.name} ({list_name}) any more.",
-            "Changed your mind, or pressed by mistake?"], action=f"/resubscribe/{token}", button="Subscribe again")
+            "Changed your mind, or pressed by mistake?"], action=f"/resubscribe/{way_back}", button="Subscribe again")
 
     async def resubscribe(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        found = self.list_of(token)
-        if found is None:
+        try:
+            sign_up = self.resubscribe_tokens.read(request.path_params["token"])
+        except NewsletterError:
             return self.bad_link()
-        list_name, email = found
+        if not self.served(sign_up.list_name):
+            return self.bad_link()
+        list_name, email = sign_up.list_name, sign_up.email
         now = stamp(now_utc())
-        try:  # the link came in their own mail: it confirms the address as a confirmation mail would
+        try:  # the button came from the page their own unsubscribe link led to, minutes ago
             await self.record(Event(list_name=list_name, kind=CONFIRMED, email=email, key=_key(email), at=now,
                                     asked_at=now, source="web"))
         except NewsletterError as err:

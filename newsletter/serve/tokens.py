@@ -15,6 +15,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from ..errors import NewsletterError
 
 _SALT = "newsletter.serve.confirm"
+RESUBSCRIBE_SALT = "newsletter.serve.resubscribe"  # the "Subscribe again" button right after leaving
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,10 @@ class SignUp:
 
 
 class ConfirmTokens:
-    """Make and check confirmation tokens with one secret and lifetime."""
+    """Make and check confirmation tokens with one secret, lifetime and purpose (the salt)."""
 
-    def __init__(self, secret: bytes, max_age_seconds: float):
-        self._serializer = URLSafeTimedSerializer(secret, salt=_SALT)
+    def __init__(self, secret: bytes, max_age_seconds: float, salt: str = _SALT):
+        self._serializer = URLSafeTimedSerializer(secret, salt=salt)
         self._max_age = max_age_seconds
 
     def make(self, sign_up: SignUp) -> str:
