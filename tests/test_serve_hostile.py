@@ -106,3 +106,19 @@ def test_an_old_unsubscribe_link_cannot_resubscribe_someone_who_left(world, clie
     assert back.status_code == 200 and "Welcome back" in back.text
     assert [e.kind for e in events_of(world, "katherine@example.org")] == ["unsubscribed", CONFIRMED]
     assert client.post(f"/resubscribe/{token}").status_code == 400
+
+
+def test_sync_without_an_event_store_says_so_instead_of_printing_nothing(tmp_path):
+    """A writer who runs sync where the store is not (a fresh checkout: the SQLite file is git-ignored)
+    must not take silence for "nothing changed"."""
+    from click.testing import CliRunner
+    from serve_helpers import example_copy, set_newsletter
+
+    from newsletter.cli import main
+
+    root = example_copy(tmp_path)
+    set_newsletter(root, provider='"smtp"')
+
+    result = CliRunner().invoke(main, ["--root", str(root), "subscribers", "sync", "--list", "example"])
+
+    assert result.exit_code == 0 and "No event store yet" in result.output
