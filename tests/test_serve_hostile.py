@@ -122,3 +122,33 @@ def test_sync_without_an_event_store_says_so_instead_of_printing_nothing(tmp_pat
     result = CliRunner().invoke(main, ["--root", str(root), "subscribers", "sync", "--list", "example"])
 
     assert result.exit_code == 0 and "No event store yet" in result.output
+
+
+def test_mistyped_paths_do_not_put_tokens_or_addresses_in_the_access_log(world, client, caplog):
+    import logging
+
+    token = make_token(SECRET.encode(), "example", "ada@example.com")
+    paths = [f"//unsubscribe/{token}", f"/Unsubscribe/{token}", f"/unsubscribe/x/{token}",
+             "/subscribe/reader@example.com", f"/{token}", "/confirm"]
+    with caplog.at_level(logging.INFO, logger="newsletter.serve.access"):
+        for path in paths:
+            assert client.get(httpx.URL(world.url + path)).status_code in (404, 405)
+        deadline = time.monotonic() + 5
+        while len(caplog.records) < len(paths) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "newsletter.serve.access")
+    assert logged.count(" 404 ") + logged.count(" 405 ") == len(paths)
+    assert token not in logged and "@" not in logged
+    assert "GET /healthz 200" in _logged_for(client, caplog, "/healthz")  # plain routes stay readable
+
+
+def _logged_for(client, caplog, path: str) -> str:
+    import logging
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="newsletter.serve.access"):
+        client.get(path)
+        deadline = time.monotonic() + 5
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return "\n".join(r.getMessage() for r in caplog.records)
