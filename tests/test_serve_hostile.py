@@ -152,3 +152,18 @@ def _logged_for(client, caplog, path: str) -> str:
         while not caplog.records and time.monotonic() < deadline:
             time.sleep(0.01)
     return "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_serve_refuses_a_list_name_no_list_can_have(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from serve_helpers import example_copy, set_serve
+
+    from newsletter.cli import main
+
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    root = example_copy(tmp_path)
+    set_serve(root, lists='["example", "news/weekly"]')
+
+    result = CliRunner().invoke(main, ["--root", str(root), "serve", "--port", "0"])
+
+    assert result.exit_code == 2 and "news/weekly" in result.output and "serve.lists" in result.output

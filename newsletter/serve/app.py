@@ -24,7 +24,7 @@ from starlette.routing import Route
 from ..config import Settings
 from ..errors import NewsletterError
 from ..providers.base import Provider
-from ..lists import key_or_problem
+from ..lists import check_list_name, key_or_problem
 from ..unsubscribe import read_secret, verify_token
 from . import pages
 from .access_log import AccessLog
@@ -349,6 +349,11 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
     if not settings.serve.lists:
         raise NewsletterError("no lists to serve", where=settings.path,
                               hint='add lists = ["your-list"] under [serve]')
+    for list_name in settings.serve.lists:
+        try:
+            check_list_name(list_name)
+        except NewsletterError as err:  # readers could never reach it, and sync would refuse it
+            raise NewsletterError(f"serve.lists: {err.reason}", where=settings.path, hint=err.hint) from None
     secret = secret or read_secret(settings)
     key = webhook_public_key if webhook_public_key is not None else os.environ.get(
         settings.serve.sendgrid_webhook_key_env, "")
