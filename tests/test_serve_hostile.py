@@ -167,3 +167,29 @@ def test_serve_refuses_a_list_name_no_list_can_have(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["--root", str(root), "serve", "--port", "0"])
 
     assert result.exit_code == 2 and "news/weekly" in result.output and "serve.lists" in result.output
+
+
+def test_leaving_and_coming_back_before_a_sync_keeps_the_name_the_reader_gave(tmp_path):
+    """Sign up as "Browser Reader", confirm, press Unsubscribe, then Subscribe again (no name on that
+    button), all before the writer syncs: the row still gets the name."""
+    from serve_helpers import example_copy, list_rows
+
+    from newsletter.config import load_settings
+    from newsletter.serve.connect import open_store
+    from newsletter.serve.store import UNSUBSCRIBED, Event
+    from newsletter.serve.sync import sync_events
+
+    settings = load_settings(example_copy(tmp_path))
+    def at(n): return f"2026-11-26T10:00:0{n}.000000Z"
+    common = {"list_name": "example", "email": "back@example.com", "key": "back@example.com"}
+    store = open_store(settings)
+    store.append([Event(kind=SUBSCRIBED, name="Browser Reader", at=at(1), **common),
+                  Event(kind=CONFIRMED, name="Browser Reader", at=at(2), asked_at=at(1), **common),
+                  Event(kind=UNSUBSCRIBED, at=at(3), **common),
+                  Event(kind=CONFIRMED, at=at(4), asked_at=at(4), **common)])
+    store.close()
+
+    sync_events(settings, "example")
+
+    row = list_rows(settings.list_path("example"))["back@example.com"]
+    assert (row["status"], row["name"]) == ("subscribed", "Browser Reader")
