@@ -193,3 +193,31 @@ def test_leaving_and_coming_back_before_a_sync_keeps_the_name_the_reader_gave(tm
 
     row = list_rows(settings.list_path("example"))["back@example.com"]
     assert (row["status"], row["name"]) == ("subscribed", "Browser Reader")
+
+
+def _readable(token: str) -> bytes:
+    """Everything a token shows to whoever reads the URL: the text itself and each part base64-decoded."""
+    shown = token.encode()
+    for part in re.split(r"[.]", token):
+        try:
+            shown += b"\n" + base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except ValueError:
+            continue
+    return shown
+
+
+def test_confirmation_and_way_back_links_name_nobody_to_whoever_reads_the_url(world, client):
+    """Like the unsubscribe links (AES-SIV), the service's own links must not carry the address or name
+    in the clear: URLs end up in browser histories, link scanners and proxy logs."""
+    client.post("/subscribe/example", data={"email": "private.reader@example.com", "name": "Private Reader",
+                                            "website": ""})
+    link = world.links("private.reader@example.com", "/confirm/")[-1]
+    assert client.post(link).status_code == 200  # still a working link
+    token = make_token(SECRET.encode(), "example", "private.reader@example.com")
+    done = client.post(f"/unsubscribe/{token}", data={})
+    [way_back] = re.findall(r'action="/resubscribe/([^"]+)"', done.text)
+
+    assert client.post(f"/resubscribe/{link.rsplit('/', 1)[1]}").status_code == 400  # one purpose per token
+    assert client.post(f"/confirm/{way_back}").status_code == 400
+    for shown in (_readable(link.rsplit("/", 1)[1]), _readable(way_back)):
+        assert b"private.reader" not in shown and b"Private Reader" not in shown

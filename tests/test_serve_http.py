@@ -97,14 +97,10 @@ def test_opening_the_confirmation_link_does_not_confirm_pressing_the_button_does
 
 
 def test_forged_or_expired_confirmation_links_get_a_400(world, client):
-    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+    from newsletter.serve.tokens import ConfirmTokens, SignUp
 
-    class LongAgo(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(time.time()) - 49 * 3600
-
-    expired = URLSafeTimedSerializer(SECRET.encode(), salt="newsletter.serve.confirm", signer=LongAgo).dumps(
-        ["example", "late@example.com", "", "2026-01-01T00:00:00.000000Z"])
+    expired = ConfirmTokens(SECRET.encode(), 48 * 3600).make(
+        SignUp("example", "late@example.com", "", "2026-01-01T00:00:00.000000Z"), made_at=time.time() - 49 * 3600)
     subscribe(client, "forger@example.com")
     good = world.links("forger@example.com", "/confirm/")[-1].rsplit("/", 1)[1]
     for token in (expired, good[:-3], altered(good), "nonsense"):

@@ -31,7 +31,7 @@ from .access_log import AccessLog
 from .limits import HONEYPOT_FIELD, SignUpLimits
 from .mailer import send_confirmation
 from .store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, Event, EventStore, now_utc, stamp
-from .tokens import RESUBSCRIBE_SALT, ConfirmTokens, SignUp
+from .tokens import RESUBSCRIBE, ConfirmTokens, SignUp
 
 log = logging.getLogger("newsletter.serve")
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
@@ -62,7 +62,7 @@ class Service:
         self.confirm_tokens = ConfirmTokens(secret, settings.serve.confirm_hours * 3600)
         # not the unsubscribe token: it is in every issue and never expires, so whoever holds an old
         # (forwarded) issue could put someone who left back on the list
-        self.resubscribe_tokens = ConfirmTokens(secret, RESUBSCRIBE_SECONDS, salt=RESUBSCRIBE_SALT)
+        self.resubscribe_tokens = ConfirmTokens(secret, RESUBSCRIBE_SECONDS, purpose=RESUBSCRIBE)
         self.limits = SignUpLimits(settings.serve, store)
         self.mailer = mailer
         self.webhook_verifier = webhook_verifier
