@@ -221,3 +221,14 @@ def test_confirmation_and_way_back_links_name_nobody_to_whoever_reads_the_url(wo
     assert client.post(f"/confirm/{way_back}").status_code == 400
     for shown in (_readable(link.rsplit("/", 1)[1]), _readable(way_back)):
         assert b"private.reader" not in shown and b"Private Reader" not in shown
+
+
+def test_the_name_field_cannot_carry_a_spammers_text_into_a_strangers_inbox(world, client):
+    """Bots fill sign-up forms with a stranger's address and an advert as the name; the confirmation
+    mail then carries the advert (in To:) to the stranger. The mail must not show what the form said."""
+    advert = "Cheap pills at pills.example.net"
+    assert client.post("/subscribe/example", data={"email": "stranger@example.org", "name": advert,
+                                                   "website": ""}).status_code == 200
+    [received] = [m for m in world.mail.received if "stranger@example.org" in m.rcpt_tos]
+
+    assert "pills" not in received.message().as_string()

@@ -151,7 +151,8 @@ class Service:
             return self.store_down()
         token = self.confirm_tokens.make(SignUp(list_name, email, name, asked_at))
         try:
-            await run_in_threadpool(self.mailer, self.settings, list_name, email, key, name,
+            # to the bare address: the name is unconfirmed text, and bots use sign-up forms to carry adverts
+            await run_in_threadpool(self.mailer, self.settings, list_name, email, key, "",
                                     f"{self.base}confirm/{token}")
         except NewsletterError as err:
             log.error("confirmation mail not sent: %s", _without_address(str(err), email))
