@@ -232,3 +232,21 @@ def test_the_name_field_cannot_carry_a_spammers_text_into_a_strangers_inbox(worl
     [received] = [m for m in world.mail.received if "stranger@example.org" in m.rcpt_tos]
 
     assert "pills" not in received.message().as_string()
+
+
+def test_a_store_file_deleted_under_the_running_service_is_a_503_not_a_200_into_nowhere(tmp_path, monkeypatch):
+    """`git clean -fdX` (the store is git-ignored) or a careless `rm` while the service runs: SQLite keeps
+    writing to the deleted file, and everything answered 200 after that is gone at the next start."""
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", SECRET)
+    running = start_world(tmp_path)
+    try:
+        database = running.root / running.settings.serve.database
+        for leftover in database.parent.glob(database.name + "*"):
+            leftover.unlink()
+        token = make_token(SECRET.encode(), "example", "ada@example.com")
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            answer = client.post(f"/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
+            health = client.get("/healthz")
+        assert (answer.status_code, health.status_code) == (503, 503)
+    finally:
+        running.stop()
