@@ -398,9 +398,9 @@ def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
 
     settings = settings_of(ctx)
     events = sync_events(settings, list_name, write=not dry_run)
-    if events.configured:
-        for change in events.changes:
-            click.echo(f"  {change.email}: {change.was or 'not on the list'} -> {change.now}")
+    for change in events.changes:
+        click.echo(f"  {change.email}: {change.was or 'not on the list'} -> {change.now}")
+    if events.configured or settings.serve.lists:  # no store where one is expected: say so, not silence
         click.echo(events.summary)
     if settings.provider != "sendgrid":
         return

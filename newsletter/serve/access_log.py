@@ -13,12 +13,24 @@ import re
 import time
 
 ACCESS_LOGGER = "newsletter.serve.access"
-_TOKEN_PATHS = re.compile(r"^/(confirm|unsubscribe|resubscribe)/[^/]*")
+# Paths shown as they are: the routes that carry nothing about a reader (a list name is letters, digits, ._-).
+_PLAIN_PATHS = re.compile(r"/(?:healthz|theme\.css|pages\.css|events/sendgrid|subscribe/[A-Za-z0-9._-]{0,40})")
+_ROUTE_WORD = re.compile(r"[A-Za-z0-9._-]{1,20}")  # short enough to be a route's name, not a token
 
 
 def redact(path: str) -> str:
-    """The path as the log may show it."""
-    return _TOKEN_PATHS.sub(lambda m: f"/{m.group(1)}/…", path)
+    """The path as the log may show it: a plain route as it is, any other only up to its first segment.
+
+    Not only the token routes: a mistyped or mangled link (``//unsubscribe/<token>``,
+    ``/Unsubscribe/<token>``, ``/subscribe/reader@example.com``) carries the same
+    token or address, and is logged too (as a 404).
+    """
+    if _PLAIN_PATHS.fullmatch(path):
+        return path
+    first, _, rest = path.removeprefix("/").partition("/")
+    if not _ROUTE_WORD.fullmatch(first):
+        return "/…" if path != "/" else path
+    return f"/{first}/…" if rest or path.endswith("/") else f"/{first}"
 
 
 class AccessLog:

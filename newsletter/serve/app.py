@@ -24,19 +24,20 @@ from starlette.routing import Route
 from ..config import Settings
 from ..errors import NewsletterError
 from ..providers.base import Provider
-from ..lists import key_or_problem
+from ..lists import check_list_name, key_or_problem
 from ..unsubscribe import read_secret, verify_token
 from . import pages
 from .access_log import AccessLog
 from .limits import HONEYPOT_FIELD, SignUpLimits
 from .mailer import send_confirmation
 from .store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, Event, EventStore, now_utc, stamp
-from .tokens import ConfirmTokens, SignUp
+from .tokens import RESUBSCRIBE, ConfirmTokens, SignUp
 
 log = logging.getLogger("newsletter.serve")
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 MAX_FORM_BYTES = 16_384
 MAX_WEBHOOK_BYTES = 5_000_000
+RESUBSCRIBE_SECONDS = 3600  # how long the "Subscribe again" button works after leaving
 
 
 def public_url(settings: Settings) -> str:
@@ -59,6 +60,9 @@ class Service:
         self.secret = secret
         self.lists = tuple(settings.serve.lists)
         self.confirm_tokens = ConfirmTokens(secret, settings.serve.confirm_hours * 3600)
+        # not the unsubscribe token: it is in every issue and never expires, so whoever holds an old
+        # (forwarded) issue could put someone who left back on the list
+        self.resubscribe_tokens = ConfirmTokens(secret, RESUBSCRIBE_SECONDS, purpose=RESUBSCRIBE)
         self.limits = SignUpLimits(settings.serve, store)
         self.mailer = mailer
         self.webhook_verifier = webhook_verifier
@@ -76,6 +80,10 @@ class Service:
             "The link is not valid: it may have been cut short or changed, or it has expired.",
             "Open it again from the email, exactly as it came. If that does not help, reply to the newsletter."],
             status=400)
+
+    def too_large(self) -> HTMLResponse:
+        return self.page("Something is wrong with the form", ["What was sent is far larger than this form."],
+                         status=413)
 
     def store_down(self) -> HTMLResponse:
         return self.page("Please try again in a few minutes", [
@@ -101,7 +109,10 @@ class Service:
         list_name = request.path_params["list_name"]
         if not self.served(list_name):
             return self.page("No such list", ["There is no list here by that name."], status=404)
-        form = await _form(request)
+        body = await _body_up_to(request, MAX_FORM_BYTES)
+        if body is None:
+            return self.too_large()
+        form = await _form(request, body)
         if form is None:
             return self.page("Something is wrong with the form", ["Please fill in the form again."], status=400)
         if form.get(HONEYPOT_FIELD, "").strip():
@@ -110,11 +121,17 @@ class Service:
                              status=400)
         email, name = form.get("email", "").strip(), " ".join(form.get("name", "").split())[:200]
         try:
+            if "\ufffd" in email:  # bytes that were not UTF-8: what the reader typed is lost
+                raise EmailNotValidError("not UTF-8")
             email = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError:
             return self.page("Please check the address", [
                 "That does not look like an email address. Go back and check it for typing mistakes."],
                 status=400)
+        if self.settings.provider == "smtp" and not email.isascii():  # SMTP here sends without SMTPUTF8
+            return self.page("Please use another address", [
+                "We cannot send to addresses with accented or non-Latin letters yet. "
+                "Please subscribe with another address."], status=400)
         key = _key(email)
         client = request.client.host if request.client else "?"
         if self.limits.too_many(client, list_name, key):
@@ -134,7 +151,8 @@ class Service:
             return self.store_down()
         token = self.confirm_tokens.make(SignUp(list_name, email, name, asked_at))
         try:
-            await run_in_threadpool(self.mailer, self.settings, list_name, email, key, name,
+            # to the bare address: the name is unconfirmed text, and bots use sign-up forms to carry adverts
+            await run_in_threadpool(self.mailer, self.settings, list_name, email, key, "",
                                     f"{self.base}confirm/{token}")
         except NewsletterError as err:
             log.error("confirmation mail not sent: %s", _without_address(str(err), email))
@@ -197,7 +215,10 @@ class Service:
         if found is None:
             return self.bad_link()
         list_name, email = found
-        one_click = (await request.body())[:200].decode("utf-8", "replace").strip() == ONE_CLICK_BODY
+        body = await _body_up_to(request, MAX_FORM_BYTES)
+        if body is None:
+            return self.too_large()
+        one_click = body[:200].decode("utf-8", "replace").strip() == ONE_CLICK_BODY
         try:
             await self.record(Event(list_name=list_name, kind=UNSUBSCRIBED, email=email, key=_key(email),
                                     at=stamp(now_utc()), source="one-click" if one_click else "web"))
@@ -206,18 +227,21 @@ class Service:
             return self.store_down()
         if one_click:
             return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
+        way_back = self.resubscribe_tokens.make(SignUp(list_name, email, "", stamp(now_utc())))
         return self.page("You are unsubscribed", [
             f"You will not receive {self.settings.name} ({list_name}) any more.",
-            "Changed your mind, or pressed by mistake?"], action=f"/resubscribe/{token}", button="Subscribe again")
+            "Changed your mind, or pressed by mistake?"], action=f"/resubscribe/{way_back}", button="Subscribe again")
 
     async def resubscribe(self, request: Request) -> Response:
-        token = request.path_params["token"]
-        found = self.list_of(token)
-        if found is None:
+        try:
+            sign_up = self.resubscribe_tokens.read(request.path_params["token"])
+        except NewsletterError:
             return self.bad_link()
-        list_name, email = found
+        if not self.served(sign_up.list_name):
+            return self.bad_link()
+        list_name, email = sign_up.list_name, sign_up.email
         now = stamp(now_utc())
-        try:  # the link came in their own mail: it confirms the address as a confirmation mail would
+        try:  # the button came from the page their own unsubscribe link led to, minutes ago
             await self.record(Event(list_name=list_name, kind=CONFIRMED, email=email, key=_key(email), at=now,
                                     asked_at=now, source="web"))
         except NewsletterError as err:
@@ -233,8 +257,8 @@ class Service:
 
         if self.webhook_verifier is None:
             return PlainTextResponse("the SendGrid event webhook is not configured\n", status_code=503)
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BYTES:
+        body = await _body_up_to(request, MAX_WEBHOOK_BYTES)
+        if body is None:
             return PlainTextResponse("too large\n", status_code=413)
         signature = request.headers.get(EVENT_SIGNATURE_HEADER, "")
         timestamp = request.headers.get(EVENT_TIMESTAMP_HEADER, "")
@@ -273,12 +297,34 @@ class Service:
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
-async def _form(request: Request) -> dict[str, str] | None:
-    """The posted form's text fields, or None if it is not a form or too large."""
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-        return None
+async def _body_up_to(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is longer than ``limit`` bytes.
+
+    Read chunk by chunk, so an endless or huge body is cut off at the limit
+    instead of filling memory (uvicorn itself sets no limit). Starlette keeps
+    nothing: the form is parsed from the bytes read here (``_form``).
+    """
     try:
-        form = await request.form(max_files=0, max_fields=20)
+        if int(request.headers.get("content-length") or 0) > limit:
+            return None
+    except ValueError:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _form(request: Request, body: bytes) -> dict[str, str] | None:
+    """The text fields of the form in ``body`` (read by _body_up_to), or None if it is not a form."""
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=20)
     except Exception:  # noqa: BLE001 - any malformed body is the same 400 to the reader
         return None
     return {name: value for name, value in form.items() if isinstance(value, str)}
@@ -304,6 +350,11 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
     if not settings.serve.lists:
         raise NewsletterError("no lists to serve", where=settings.path,
                               hint='add lists = ["your-list"] under [serve]')
+    for list_name in settings.serve.lists:
+        try:
+            check_list_name(list_name)
+        except NewsletterError as err:  # readers could never reach it, and sync would refuse it
+            raise NewsletterError(f"serve.lists: {err.reason}", where=settings.path, hint=err.hint) from None
     secret = secret or read_secret(settings)
     key = webhook_public_key if webhook_public_key is not None else os.environ.get(
         settings.serve.sendgrid_webhook_key_env, "")

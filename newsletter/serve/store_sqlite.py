@@ -29,6 +29,15 @@ CREATE TABLE IF NOT EXISTS webhook_signatures (signature TEXT PRIMARY KEY, at TE
 """
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is now (device, inode), or None if there is none."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class SqliteStore:
     """The event store in one SQLite file (created, with its schema, on first open)."""
 
@@ -44,6 +53,7 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
+            self._file = _identity(self.path)
         except sqlite3.Error as err:
             raise NewsletterError(f"cannot open the event store: {err}", where=self.where,
                                   hint="check the file's permissions and free disk space") from None
@@ -72,6 +82,10 @@ class SqliteStore:
 
     def _run(self, work):
         with self._lock:
+            if _identity(self.path) != self._file:  # SQLite would go on writing to the deleted file
+                raise NewsletterError("the event store file was deleted or replaced while the service ran",
+                                      where=self.where, hint="restart 'newsletter serve' (it creates the file "
+                                      "again); nothing was recorded since, and readers were told so")
             try:
                 return work(self._db)
             except sqlite3.Error as err:

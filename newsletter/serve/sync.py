@@ -11,6 +11,7 @@ or interrupted applies nothing twice.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
@@ -59,9 +60,19 @@ class EventSyncReport:
 
 
 def last_events(events: list[Event]) -> dict[str, Event]:
-    """Each address's latest event that changes a list (requests to subscribe change nothing)."""
+    """Each address's latest event that changes a list (requests to subscribe change nothing).
+
+    A confirmation without a name (the "Subscribe again" button) keeps the
+    name the reader confirmed earlier in the same events.
+    """
     latest: dict[str, Event] = {}
+    names: dict[str, str] = {}
     for event in events:
+        if event.kind == CONFIRMED:
+            if event.name:
+                names[event.key] = event.name
+            elif event.key in names:
+                event = dataclasses.replace(event, name=names[event.key])
         if event.kind == CONFIRMED or event.kind in DEPARTURES:
             latest[event.key] = event
     return latest
