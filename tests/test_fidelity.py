@@ -115,6 +115,13 @@ def test_no_invalid_width_or_height_attribute_reaches_the_email(settings, newsle
             assert value.rstrip("%").isdigit(), f'<{tag} {name}="{value}">'
 
 
+def test_a_writers_own_invalid_image_size_is_dropped_and_a_valid_one_kept():
+    html = to_html('<img src="https://example.com/a.png" alt="A" width="536" height="auto">\n\n'
+                   '<img src="https://example.com/b.png" alt="B" width="50%" height="300px">')
+    images = lxml.html.fragment_fromstring(html, create_parent="div").findall(".//img")
+    assert [(img.get("width"), img.get("height")) for img in images] == [("536", None), (None, None)]
+
+
 def test_a_theme_built_on_the_default_gets_the_defaults_column(settings, newsletter_root):
     plain = newsletter_root / "templates" / "plain"
     plain.mkdir(parents=True)
