@@ -338,3 +338,37 @@ def test_a_list_is_named_one_way_only(newsletter_root: Path, no_spamassassin: No
 
     assert_input_error(result, "'example.csv' is a file name, not a list name", "--list example")
     assert not (newsletter_root / "outbox").exists()
+
+
+# --- impossible dates in front matter ------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["build", ISSUE], ["archive"]])
+def test_an_impossible_date_in_issue_md_names_its_line(example_issue: Path, command: list[str]) -> None:
+    path = example_issue / "issue.md"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, text in enumerate(lines) if text.startswith("date:"))
+    lines[at] = "date: 2026-13-45"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run(*command)
+
+    assert_input_error(result, f"{ISSUE}/issue.md:{at + 1}: ", "2026-13-45", "YYYY-MM-DD")
+
+
+def test_an_impossible_date_in_an_imported_article_is_refused(example_issue: Path, tmp_path: Path) -> None:
+    source = tmp_path / "leap.md"
+    source.write_text("---\ntitle: Leap\ndate: 2026-02-30\n---\n\nText.\n", encoding="utf-8")
+
+    result = run("import", str(source), "--issue", ISSUE)
+
+    assert_input_error(result, "leap.md:3: ", "2026-02-30")
+
+
+def test_a_yaml_error_in_front_matter_names_the_line_it_is_on(example_issue: Path) -> None:
+    path = example_issue / "issue.md"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "note: one: two")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert_input_error(run("build", ISSUE), f"{ISSUE}/issue.md:3: front matter is not valid YAML")
