@@ -748,18 +748,20 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
                  list_name: str) -> None:
     """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
-    from .scaffold import QUESTIONS, NewsletterDetails, init_newsletter, missing_details
+    from .scaffold import init_asking, missing_details
 
     values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
     missing = missing_details(values)
     if missing and not sys.stdin.isatty():
         raise click.UsageError(f"missing {', '.join(missing)} (not on a terminal, so they cannot be asked for)")
-    for key, flag in zip(values, ("--name", "--from", "--postal-address", "--base-url")):
-        if flag in missing:
-            values[key] = click.prompt(QUESTIONS[flag])
-    details = NewsletterDetails(values["name"], values["from"], values["postal_address"], values["base_url"],
-                                list_name, unsubscribe_url)
-    made = init_newsletter(folder, details)
+
+    def ask(question: str, refused: str | None) -> str:
+        if refused:
+            click.echo(f"Error: {refused}", err=True)
+        return click.prompt(question)
+
+    made = init_asking(folder, values, ask, list_name=list_name, unsubscribe_url=unsubscribe_url)
+    details = made.details
     for path in made.created:
         click.echo(f"created {display_path(path)}{'/' if path.is_dir() else ''}")
     where = "" if made.root.resolve() == Path.cwd().resolve() else f"cd {display_path(made.root)} && "
