@@ -149,6 +149,22 @@ def test_an_image_without_a_width_is_a_warning(settings, newsletter_root):
     assert 'width="' in finding.fix
 
 
+def test_the_width_suggested_is_the_themes_column_not_the_defaults(settings, newsletter_root, own_theme):
+    (own_theme / "theme.toml").write_text("[layout]\ncontent_width = 400\n", encoding="utf-8")
+    folder = write_issue(newsletter_root, articles=article("![Seals on the rocks](https://example.org/seals.jpg)"))
+
+    [finding] = findings(settings, folder, "image-no-width")
+
+    assert 'width="400"' in finding.fix and "536" not in finding.fix and "default theme" not in finding.fix
+
+
+def test_a_missing_local_image_is_one_error_not_also_a_width_warning(settings, newsletter_root):
+    folder = write_issue(newsletter_root, articles=article("![A broom](images/broom.png)"))
+
+    assert len(findings(settings, folder, "missing-image")) == 1
+    assert findings(settings, folder, "image-no-width") == []
+
+
 def test_an_image_with_a_width_passes(settings, newsletter_root):
     folder = write_issue(newsletter_root, articles=article(
         'Text.\n\n<img src="https://example.org/seals.jpg" alt="Seals on the rocks" width="536">'))
@@ -173,7 +189,7 @@ def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, ne
     folder = write_issue(newsletter_root, articles=article("![A broom in the hall](images/broom.png)"))
     (folder / "images").mkdir()
     (folder / "images" / "broom.png").write_bytes(PNG)
-    write_archive(settings, newsletter_root / "site", [folder])
+    write_archive(settings, newsletter_root / "site", [folder], drafts=True)  # dated 2027: in the future
 
     assert findings(settings, folder, "archive-not-published") == []
 

@@ -22,6 +22,7 @@ from ..addresses import RelativeAddress, relative_addresses
 from ..content import PLACEHOLDER_INTRO
 from ..errors import display_path
 from ..render import issue_base_url
+from ..themes.layout import content_width
 from .framework import ERROR, WARNING, Check, CheckContext, Finding, Place
 
 ARCHIVE_FOLDER = "site"  # where `newsletter archive` writes by default
@@ -80,8 +81,18 @@ def check_placeholder_intro(ctx: CheckContext) -> Iterator[Finding]:
                           "placeholder for an issue without one)")
 
 
+def _missing_images(ctx: CheckContext) -> set[str]:
+    """The email addresses of local images whose file is missing: check_relative_addresses reports them."""
+    base = issue_base_url(ctx.settings, ctx.issue)
+    images = [f"![]({ra.article.image})" for ra in ctx.built.rendered.articles if ra.article.image]
+    return {address.resolved for _, markdown in [*_sources(ctx), *((None, image) for image in images)]
+            for address in relative_addresses(markdown, ctx.issue.path, base)
+            if address.tag == "img" and address.local is not None and not address.local.is_file()}
+
+
 def check_image_widths(ctx: CheckContext) -> Iterator[Finding]:
-    seen: set[str] = set()
+    seen = _missing_images(ctx)
+    column = content_width(ctx.built.rendered.theme_dir)
     for img in ctx.document.iter("img"):
         src = (img.get("src") or "").strip()
         if (img.get("width") or "").strip() or src in seen:
@@ -90,8 +101,8 @@ def check_image_widths(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(WARNING, "image-no-width", f"image {src} has no width attribute, so Outlook for Windows "
                       "shows it at the size of the file (a 1600 px photo spills out of the email)",
                       *ctx.place_of_address(src),
-                      fix=f'write it as HTML with its display width, e.g. <img src="{src}" alt="..." width="536"> '
-                          "(536 px fills the default theme's column)")
+                      fix=f'write it as HTML with its display width, e.g. <img src="{src}" alt="..." '
+                          f'width="{column}"> ({column} px fills the theme\'s column)')
 
 
 def archive_folder(ctx: CheckContext) -> Path:
