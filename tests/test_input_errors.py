@@ -372,3 +372,21 @@ def test_a_yaml_error_in_front_matter_names_the_line_it_is_on(example_issue: Pat
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     assert_input_error(run("build", ISSUE), f"{ISSUE}/issue.md:3: front matter is not valid YAML")
+
+
+# --- theme copy --name ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "a/b", "ABSOLUTE"])
+def test_theme_copy_refuses_a_name_that_is_not_one_folder_of_templates(newsletter_root: Path, name: str) -> None:
+    """--force replaces the folder it names: a name that leaves templates/ could delete the newsletter."""
+    (newsletter_root / "keep.txt").write_text("mine\n", encoding="utf-8")
+    if name == "ABSOLUTE":
+        name = str(newsletter_root.parent / "outside")
+
+    result = run("theme", "copy", "default", "--name", name, "--force")
+
+    assert_input_error(result, "--name", repr(name))
+    assert (newsletter_root / "keep.txt").read_text(encoding="utf-8") == "mine\n"
+    assert (newsletter_root / "newsletter.toml").is_file() and (newsletter_root / "issues").is_dir()
+    assert not (newsletter_root.parent / "outside").exists()

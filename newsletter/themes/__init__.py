@@ -65,7 +65,11 @@ def copy_theme(settings: Settings, theme: str, *, name: str | None = None, force
     if not _is_theme(source):
         listing = ", ".join(shipped_themes()) or "none"
         raise NewsletterError(f"no shipped theme named '{theme}'", hint=f"shipped themes: {listing}")
-    target = settings.templates_dir / (name or theme)
+    folder_name = theme if name is None else name
+    if folder_name in ("", ".", "..") or Path(folder_name).name != folder_name or "\\" in folder_name:
+        raise NewsletterError(f"--name {folder_name!r} is not a folder name of templates/",
+                              hint="give a plain name such as --name spring (no / and no ..)")
+    target = settings.templates_dir / folder_name
     if target.exists() and not force:
         raise NewsletterError(f"{display_path(target)} already exists",
                               hint="edit it as it is, pick another --name, or pass --force to replace it")
