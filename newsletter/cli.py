@@ -125,13 +125,17 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: findings grouped by severity with file and line; json: for scripts and CI.")
 @click.option("--verbose", is_flag=True, help="Also list the notes about the shipped theme (text output counts them).")
+@click.option("--archive", "archive_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The web archive's folder, when `newsletter archive --out` wrote it elsewhere. Default: site/.")
 @click.pass_context
-def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str, verbose: bool) -> None:
+def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str, verbose: bool,
+                  archive_dir: Path | None) -> None:
     """Run the preflight checks (content, client support, accessibility, links, spam score, size);
     exit 1 when any error is found."""
     from .checks import CheckOptions, check_issue, format_report, has_errors, report_json
 
-    _, findings = check_issue(settings_of(ctx), issue_dir, options=CheckOptions(check_links=check_links))
+    options = CheckOptions(check_links=check_links, archive_dir=archive_dir)
+    _, findings = check_issue(settings_of(ctx), issue_dir, options=options)
     click.echo(report_json(findings) if output_format == "json" else format_report(findings, verbose))
     ctx.exit(1 if has_errors(findings) else 0)
 

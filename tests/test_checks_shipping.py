@@ -185,6 +185,19 @@ def test_links_into_an_unpublished_archive_are_a_warning_naming_the_command(sett
     assert "newsletter archive" in finding.fix and "site/" in finding.fix
 
 
+def test_check_archive_reads_an_archive_written_elsewhere(settings, newsletter_root, tmp_path):
+    """A writer who runs `newsletter archive --out public` tells check where the archive is."""
+    folder = write_issue(newsletter_root)
+    write_archive(settings, tmp_path / "public", [folder], drafts=True)  # dated 2027: in the future
+
+    elsewhere = CliRunner().invoke(main, ["check", str(folder), "--archive", str(tmp_path / "public")])
+    default = CliRunner().invoke(main, ["check", str(folder)])
+
+    assert "archive-not-published" not in elsewhere.output and "is not published" not in elsewhere.output
+    assert "is not published" in default.output
+    assert "--archive" in default.output  # the fix says how to point check at another folder
+
+
 def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, newsletter_root):
     folder = write_issue(newsletter_root, articles=article("![A broom in the hall](images/broom.png)"))
     (folder / "images").mkdir()

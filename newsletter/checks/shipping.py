@@ -137,7 +137,8 @@ def check_archive_published(ctx: CheckContext) -> Iterator[Finding]:
     site = archive_folder(ctx)
     folder = site / ctx.issue.name
     fix = (f"run `newsletter archive` (it writes {display_path(site)}/), then publish {display_path(site)}/ at "
-           f"{ctx.settings.base_url} before the email goes out")
+           f"{ctx.settings.base_url} before the email goes out (archived elsewhere with --out DIR? "
+           "newsletter check --archive DIR)")
     if not (folder / ARCHIVE_PAGE).is_file():
         others = sum(1 for url in uses if url.split("#")[0].split("?")[0] not in (web_url, web_url + ARCHIVE_PAGE))
         also = f" and {others} other address{'es' * (others != 1)} in it" if others else ""
