@@ -731,7 +731,7 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
     for item in archive.left_out:
         click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:
-        images = f" and {len(issue.images)} image{'s' * (len(issue.images) != 1)}" if issue.images else ""
+        images = f" and {len(issue.images)} file{'s' * (len(issue.images) != 1)}" if issue.images else ""
         click.echo(f"wrote {display_path(issue.page)}{images}")
     click.echo(f"wrote {display_path(archive.index)} and {display_path(archive.feed)}")
     count = len(archive.issues)
