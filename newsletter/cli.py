@@ -153,7 +153,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     """Turn SOURCE (scraped text, an HTML page or Markdown) into an article of the issue."""
     from .content import load_article
     from .errors import display_path
-    from .importing import import_into_issue, own_site_warnings, word_count
+    from .importing import import_into_issue, import_warnings, word_count
 
     path = import_into_issue(source, issue_dir, url=url, overwrite=force)
     article = load_article(path)
@@ -163,12 +163,11 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     click.echo(f"  date:   {article.date or '(none found; add date: YYYY-MM-DD if it matters)'}")
     click.echo(f"  source: {article.source_url or '(none; pass --url to record it)'}")
     click.echo(f"  words:  {word_count(article.body)}")
-    warnings = own_site_warnings(path) if url is None else []
-    for warning in warnings:
-        click.echo(f"warning: {display_path(path)}: {warning}", err=True)
-    if warnings:
-        click.echo("    fix: import it again with --url <the page's web address>, or write full https:// "
-                   "addresses in the article", err=True)
+    by_fix: dict[str, list[str]] = {}  # one fix line under the warnings it answers
+    for warning, fix in import_warnings(path, page_address_known=url is not None):
+        by_fix.setdefault(fix, []).append(warning)
+    for fix, warnings in by_fix.items():
+        click.echo("".join(f"warning: {display_path(path)}: {w}\n" for w in warnings) + f"    fix: {fix}", err=True)
 
 
 # --- subscribers (issue 3) -------------------------------------------------

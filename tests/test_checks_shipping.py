@@ -211,3 +211,18 @@ def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, ne
                                  encoding="utf-8")
     [finding] = findings(settings, folder, "archive-not-published")
     assert "images/mop.png" in finding.message and finding.where.endswith("a.md") and finding.line == 7
+
+
+def test_import_warns_about_a_local_image_it_did_not_bring(newsletter_root, tmp_path):
+    """A Markdown draft's images stay beside the draft: the writer hears at once, not at check time."""
+    folder = write_issue(newsletter_root)
+    draft = tmp_path / "draft.md"
+    draft.write_text("---\ntitle: With a picture\n---\n\n![A chart of opens](chart.png)\n", encoding="utf-8")
+    (tmp_path / "chart.png").write_bytes(PNG)
+
+    result = CliRunner().invoke(main, ["import", str(draft), "--issue", str(folder)], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.output
+    assert "image 'chart.png' is not in the issue folder" in result.stderr
+    assert f"{folder.name}/chart.png" in result.stderr
+    assert "--url" not in result.stderr  # nothing the page's address would fix
