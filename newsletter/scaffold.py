@@ -150,7 +150,7 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
                                "postal_address": details.postal_address, "base_url": details.base_url})
     if missing:
         raise NewsletterError(f"missing {', '.join(missing)}", hint="newsletter init needs all four settings")
-    made_folder = not folder.exists()
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders init makes, deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         config.write_text(settings_text(details), encoding="utf-8")
@@ -160,8 +160,8 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
         load_settings(folder)
     except NewsletterError as err:
         config.unlink()
-        if made_folder:
-            folder.rmdir()
+        for path in made:
+            path.rmdir()
         flag = next((flag for key, flag in SETTING_FLAGS.items() if f"'newsletter.{key}'" in err.reason), None)
         raise BadDetail(f"{err.reason}; nothing was written", flag,
                         hint=f"give another value to {flag}" if flag else err.hint) from None

@@ -196,11 +196,11 @@ def test_init_keeps_an_existing_gitignore_and_adds_what_it_lacks(scratch: Path):
 def test_init_reports_a_bad_address_and_writes_nothing(scratch: Path):
     details = list(DETAILS)
     details[details.index("--from") + 1] = "not an address"
-    result = run(scratch, "init", "letter", *details)
+    result = run(scratch, "init", "letters/letter", *details)
     assert result.returncode == 2
     assert "not an email address" in result.stderr and "--from" in result.stderr
     assert "--name" not in result.stderr and "--base-url" not in result.stderr  # only the flag to fix
-    assert not (scratch / "letter").exists()  # not even the folder
+    assert not (scratch / "letters").exists()  # not even the folders
 
 
 def test_theme_copy_puts_the_shipped_theme_in_templates_where_it_overrides(scratch: Path):
