@@ -19,6 +19,7 @@ from .errors import NewsletterError, display_path
 from .lists import BASE_COLUMNS, check_list_name
 
 DEFAULT_LIST = "readers"
+FOLDERS = ("issues", "subscribers", "templates")
 
 # What `newsletter` writes that belongs to one machine, not to the newsletter's history.
 IGNORED = ("build/", "outbox/", "site/", "screenshots/", ".newsletter/", "*.lock", "subscribers/.*.tmp")
@@ -150,6 +151,12 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
                                "postal_address": details.postal_address, "base_url": details.base_url})
     if missing:
         raise NewsletterError(f"missing {', '.join(missing)}", hint="newsletter init needs all four settings")
+    for sub in (*FOLDERS, f"subscribers/{list_name}.csv", "templates/README.md", ".gitignore"):
+        path = folder / sub
+        if path.exists() and path.is_dir() != (sub in FOLDERS):
+            kind = "folder" if sub in FOLDERS else "file"
+            raise NewsletterError(f"init puts a {kind} here, and something else is in the way",
+                                  where=display_path(path), hint="move it aside, then run newsletter init again")
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders init makes, deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -167,7 +174,7 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
                         hint=f"give another value to {flag}" if flag else err.hint) from None
 
     created: list[Path] = [config]
-    for sub in ("issues", "subscribers", "templates"):
+    for sub in FOLDERS:
         if not (folder / sub).is_dir():
             (folder / sub).mkdir()
             created.append(folder / sub)

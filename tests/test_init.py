@@ -226,3 +226,14 @@ def test_theme_copy_puts_the_shipped_theme_in_templates_where_it_overrides(scrat
     assert 'theme = "spring"' in named.stdout
     unknown = run(scratch, "theme", "copy", "fancy")
     assert unknown.returncode == 2 and "shipped themes: default" in unknown.stderr
+
+
+def test_init_checks_its_folders_before_writing_anything(scratch: Path):
+    (scratch / "letter").mkdir()
+    (scratch / "letter" / "issues").write_text("a file where init puts a folder\n")
+
+    result = run(scratch, "init", "letter", *DETAILS)
+
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "letter/issues" in result.stderr
+    assert not (scratch / "letter" / "newsletter.toml").exists()  # so init can simply be run again
