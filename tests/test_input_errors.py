@@ -390,3 +390,15 @@ def test_theme_copy_refuses_a_name_that_is_not_one_folder_of_templates(newslette
     assert (newsletter_root / "keep.txt").read_text(encoding="utf-8") == "mine\n"
     assert (newsletter_root / "newsletter.toml").is_file() and (newsletter_root / "issues").is_dir()
     assert not (newsletter_root.parent / "outside").exists()
+
+
+def test_a_partial_copy_of_the_shipped_theme_is_named_not_silently_ignored(newsletter_root: Path) -> None:
+    """templates/default/ with only an edited style.css used to build with the shipped theme, edits lost."""
+    shutil.rmtree(newsletter_root / "templates")
+    own = newsletter_root / "templates" / "default"
+    own.mkdir(parents=True)
+    (own / "style.css").write_text(".masthead { color: #ff0000; }\n", encoding="utf-8")
+
+    result = run("build", ISSUE)
+
+    assert_input_error(result, "templates/default", "email.html.j2", "newsletter theme copy default")
