@@ -11,6 +11,7 @@ them, which the build never does; ``check`` reports those.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,8 +50,10 @@ class ImageSizer:
         from PIL import Image  # only when an issue has images of its own
 
         try:
-            with Image.open(path) as image:
-                width, height = image.size
+            with warnings.catch_warnings():  # only the header is read: no decompression bomb to warn about
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    width, height = image.size
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
         return (width, height) if width > 0 and height > 0 else None
