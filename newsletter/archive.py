@@ -4,8 +4,8 @@ Each issue page is the build's web version (``BuiltIssue.web_html``): merge
 fields hold their fallbacks and there is no unsubscribe link, so nothing
 about any subscriber is published. ``write_archive`` refuses to write a page
 that still carries a merge token or an unsubscribe link, in case a theme
-prints one in its web version. Image files of the issue folder, and the files
-its articles link to (a PDF), are copied beside its page, where the email's absolute image URLs (``base_url`` +
+prints one in its web version. The files of the issue folder the email uses (its
+images, a PDF an article links to) are copied beside its page, and nothing else, where the email's absolute image URLs (``base_url`` +
 issue name + file) expect them. Upload the folder to ``base_url`` as it is.
 
 Only what was published goes in: an issue with ``draft: true`` or dated in the
@@ -31,7 +31,6 @@ from .content import ISSUE_FILE, Issue, load_issue
 from .errors import NewsletterError, display_path
 from .merge import TOKEN_PATTERN
 from .personalize import Personalizer
-from .preview import IMAGE_TYPES
 from .render import issue_base_url, render_theme_page
 from .themes import theme_folder
 
@@ -176,7 +175,7 @@ def _write_issue(settings: Settings, built: BuiltIssue, out_dir: Path) -> Archiv
     page = folder / INDEX_FILE
     page.write_text(built.web_html, encoding="utf-8")
     files = []
-    for source in sorted({*_images(issue), *_linked_files(settings, built)}):
+    for source in sorted(set(_linked_files(settings, built))):
         target = folder / source.relative_to(issue.path.resolve())
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -185,18 +184,15 @@ def _write_issue(settings: Settings, built: BuiltIssue, out_dir: Path) -> Archiv
                          f"{settings.base_url}{issue.name}/", page, tuple(files), content)
 
 
-def _images(issue: Issue) -> list[Path]:
-    """Every image file of the issue folder (symbolic links left out: they may lead anywhere)."""
-    return [source.resolve() for source in issue.path.rglob("*")
-            if source.is_file() and source.suffix.lower() in IMAGE_TYPES and not source.is_symlink()]
-
-
 def _linked_files(settings: Settings, built: BuiltIssue) -> list[Path]:
-    """Files of the issue folder that the introduction or an article links to (a PDF, a data file):
-    the email points at them under ``base_url``, so they are published beside the page."""
+    """Files of the issue folder the email uses: images and files (a PDF) the introduction or an
+    article names, and each article's lead ``image``. The email points at them under ``base_url``,
+    so they are published beside the page; nothing else of the folder is (the archive is public).
+    Symbolic links that lead out of the folder are not followed."""
     issue = built.issue
     base = issue_base_url(settings, issue)
-    sources = [issue.intro, *(rendered.article.body for rendered in built.rendered.articles)]
+    sources = [issue.intro, *(rendered.article.body for rendered in built.rendered.articles),
+               *(f"![]({rendered.article.image})" for rendered in built.rendered.articles if rendered.article.image)]
     return [address.local for markdown in sources for address in relative_addresses(markdown, issue.path, base)
             if address.local is not None and address.local.is_file()]
 

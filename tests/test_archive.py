@@ -324,3 +324,17 @@ def test_a_file_the_issue_links_to_is_published_beside_its_page(settings, exampl
     assert not (site / example_issue.name / "notes.txt").exists()  # only what the issue links to
     result = CliRunner().invoke(main, ["check", str(example_issue), "--archive", str(site)])
     assert "report.pdf" not in result.output
+
+
+def test_an_image_the_issue_does_not_use_is_not_published(settings, two_issues, tmp_path):
+    """The archive is public: a photo kept in the issue folder but used nowhere stays private."""
+    _, older = two_issues
+    (older / "drafts").mkdir()
+    (older / "drafts" / "private-photo.jpg").write_bytes(PIXEL_PNG)
+    site = tmp_path / "site"
+
+    write_archive(settings, site)
+
+    assert not (site / older.name / "drafts").exists()
+    assert (site / older.name / "photo.png").is_file()  # the article's lead image
+    assert (site / older.name / "img" / "diagram.png").is_file()  # an image in its text
