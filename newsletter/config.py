@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field, fields
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -295,6 +296,9 @@ def load_settings(root: Path | None = None) -> Settings:
         if not base_url.startswith(("https://", "http://")):
             raise NewsletterError(f"'newsletter.base_url' must start with https://, not {base_url!r}",
                                   where=display_path(path))
+        if not urlsplit(base_url).hostname:
+            raise NewsletterError(f"'newsletter.base_url' names no host: {base_url!r}", where=display_path(path),
+                                  hint='write the whole address, like base_url = "https://example.com/news/"')
         values["base_url"] = base_url.rstrip("/") + "/"
     unsubscribe_url = values.get("unsubscribe_url", "")
     if unsubscribe_url and not unsubscribe_url.startswith(("https://", "http://")):

@@ -402,3 +402,14 @@ def test_a_partial_copy_of_the_shipped_theme_is_named_not_silently_ignored(newsl
     result = run("build", ISSUE)
 
     assert_input_error(result, "templates/default", "email.html.j2", "newsletter theme copy default")
+
+
+@pytest.mark.parametrize("base_url", ["https://", "https:///news/", "http://?x"])
+def test_a_base_url_without_a_host_is_refused(newsletter_root: Path, base_url: str) -> None:
+    config = newsletter_root / "newsletter.toml"
+    lines = config.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("base_url"))
+    lines[at] = f'base_url = "{base_url}"'
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert_input_error(run("build", ISSUE), "newsletter.toml", "'newsletter.base_url'", "host")
