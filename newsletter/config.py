@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from urllib.parse import urlsplit
 from dataclasses import dataclass, field, fields
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from .errors import NewsletterError, display_path, os_error
 
