@@ -4,8 +4,8 @@ Each issue page is the build's web version (``BuiltIssue.web_html``): merge
 fields hold their fallbacks and there is no unsubscribe link, so nothing
 about any subscriber is published. ``write_archive`` refuses to write a page
 that still carries a merge token or an unsubscribe link, in case a theme
-prints one in its web version. Image files of the issue folder are copied
-beside its page, where the email's absolute image URLs (``base_url`` +
+prints one in its web version. The files of the issue folder the email uses (its
+images, a PDF an article links to) are copied beside its page, and nothing else, where the email's absolute image URLs (``base_url`` +
 issue name + file) expect them. Upload the folder to ``base_url`` as it is.
 
 Only what was published goes in: an issue with ``draft: true`` or dated in the
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from .addresses import relative_addresses
 from .build import BuiltIssue, build_issue
 from .config import Settings
 from .content import ISSUE_FILE, Issue, load_issue
 from .errors import NewsletterError, display_path
 from .merge import TOKEN_PATTERN
 from .personalize import Personalizer
-from .preview import IMAGE_TYPES
-from .render import render_theme_page
+from .render import issue_base_url, render_theme_page
 from .themes import theme_folder
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -54,7 +54,7 @@ class ArchivedIssue:
     date: dt.date
     url: str
     page: Path
-    images: tuple[Path, ...]
+    images: tuple[Path, ...]  # files copied beside the page: its images and the files it links to
     content: str  # the issue's text as HTML, for the feed
 
 
@@ -174,15 +174,27 @@ def _write_issue(settings: Settings, built: BuiltIssue, out_dir: Path) -> Archiv
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / INDEX_FILE
     page.write_text(built.web_html, encoding="utf-8")
-    images = []
-    for source in sorted(issue.path.rglob("*")):
-        if source.is_file() and source.suffix.lower() in IMAGE_TYPES and not source.is_symlink():
-            target = folder / source.relative_to(issue.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            images.append(target)
+    files = []
+    for source in sorted(set(_linked_files(settings, built))):
+        target = folder / source.relative_to(issue.path.resolve())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        files.append(target)
     return ArchivedIssue(issue.name, issue.subject, issue.preheader, issue.date,
-                         f"{settings.base_url}{issue.name}/", page, tuple(images), content)
+                         f"{settings.base_url}{issue.name}/", page, tuple(files), content)
+
+
+def _linked_files(settings: Settings, built: BuiltIssue) -> list[Path]:
+    """Files of the issue folder the email uses: images and files (a PDF) the introduction or an
+    article names, and each article's lead ``image``. The email points at them under ``base_url``,
+    so they are published beside the page; nothing else of the folder is (the archive is public).
+    Symbolic links that lead out of the folder are not followed."""
+    issue = built.issue
+    base = issue_base_url(settings, issue)
+    sources = [issue.intro, *(rendered.article.body for rendered in built.rendered.articles),
+               *(f"![]({rendered.article.image})" for rendered in built.rendered.articles if rendered.article.image)]
+    return [address.local for markdown in sources for address in relative_addresses(markdown, issue.path, base)
+            if address.local is not None and address.local.is_file()]
 
 
 def _index_html(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> str:

@@ -125,13 +125,17 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: findings grouped by severity with file and line; json: for scripts and CI.")
 @click.option("--verbose", is_flag=True, help="Also list the notes about the shipped theme (text output counts them).")
+@click.option("--archive", "archive_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The web archive's folder, when `newsletter archive --out` wrote it elsewhere. Default: site/.")
 @click.pass_context
-def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str, verbose: bool) -> None:
+def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output_format: str, verbose: bool,
+                  archive_dir: Path | None) -> None:
     """Run the preflight checks (content, client support, accessibility, links, spam score, size);
     exit 1 when any error is found."""
     from .checks import CheckOptions, check_issue, format_report, has_errors, report_json
 
-    _, findings = check_issue(settings_of(ctx), issue_dir, options=CheckOptions(check_links=check_links))
+    options = CheckOptions(check_links=check_links, archive_dir=archive_dir)
+    _, findings = check_issue(settings_of(ctx), issue_dir, options=options)
     click.echo(report_json(findings) if output_format == "json" else format_report(findings, verbose))
     ctx.exit(1 if has_errors(findings) else 0)
 
@@ -149,7 +153,7 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     """Turn SOURCE (scraped text, an HTML page or Markdown) into an article of the issue."""
     from .content import load_article
     from .errors import display_path
-    from .importing import import_into_issue, own_site_warnings, word_count
+    from .importing import import_into_issue, import_warnings, word_count
 
     path = import_into_issue(source, issue_dir, url=url, overwrite=force)
     article = load_article(path)
@@ -159,12 +163,11 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
     click.echo(f"  date:   {article.date or '(none found; add date: YYYY-MM-DD if it matters)'}")
     click.echo(f"  source: {article.source_url or '(none; pass --url to record it)'}")
     click.echo(f"  words:  {word_count(article.body)}")
-    warnings = own_site_warnings(path) if url is None else []
-    for warning in warnings:
-        click.echo(f"warning: {display_path(path)}: {warning}", err=True)
-    if warnings:
-        click.echo("    fix: import it again with --url <the page's web address>, or write full https:// "
-                   "addresses in the article", err=True)
+    by_fix: dict[str, list[str]] = {}  # one fix line under the warnings it answers
+    for warning, fix in import_warnings(path, page_address_known=url is not None):
+        by_fix.setdefault(fix, []).append(warning)
+    for fix, warnings in by_fix.items():
+        click.echo("".join(f"warning: {display_path(path)}: {w}\n" for w in warnings) + f"    fix: {fix}", err=True)
 
 
 # --- subscribers (issue 3) -------------------------------------------------
@@ -727,7 +730,7 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
     for item in archive.left_out:
         click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:
-        images = f" and {len(issue.images)} image{'s' * (len(issue.images) != 1)}" if issue.images else ""
+        images = f" and {len(issue.images)} file{'s' * (len(issue.images) != 1)}" if issue.images else ""
         click.echo(f"wrote {display_path(issue.page)}{images}")
     click.echo(f"wrote {display_path(archive.index)} and {display_path(archive.feed)}")
     count = len(archive.issues)
@@ -748,18 +751,20 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
                  list_name: str) -> None:
     """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
-    from .scaffold import QUESTIONS, NewsletterDetails, init_newsletter, missing_details
+    from .scaffold import init_asking, missing_details
 
     values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
     missing = missing_details(values)
     if missing and not sys.stdin.isatty():
         raise click.UsageError(f"missing {', '.join(missing)} (not on a terminal, so they cannot be asked for)")
-    for key, flag in zip(values, ("--name", "--from", "--postal-address", "--base-url")):
-        if flag in missing:
-            values[key] = click.prompt(QUESTIONS[flag])
-    details = NewsletterDetails(values["name"], values["from"], values["postal_address"], values["base_url"],
-                                list_name, unsubscribe_url)
-    made = init_newsletter(folder, details)
+
+    def ask(question: str, refused: str | None) -> str:
+        if refused:
+            click.echo(f"Error: {refused}", err=True)
+        return click.prompt(question)
+
+    made = init_asking(folder, values, ask, list_name=list_name, unsubscribe_url=unsubscribe_url)
+    details = made.details
     for path in made.created:
         click.echo(f"created {display_path(path)}{'/' if path.is_dir() else ''}")
     where = "" if made.root.resolve() == Path.cwd().resolve() else f"cd {display_path(made.root)} && "

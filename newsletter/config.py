@@ -15,6 +15,7 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from .errors import NewsletterError, display_path, os_error
 
@@ -295,6 +296,9 @@ def load_settings(root: Path | None = None) -> Settings:
         if not base_url.startswith(("https://", "http://")):
             raise NewsletterError(f"'newsletter.base_url' must start with https://, not {base_url!r}",
                                   where=display_path(path))
+        if not urlsplit(base_url).hostname:
+            raise NewsletterError(f"'newsletter.base_url' names no host: {base_url!r}", where=display_path(path),
+                                  hint='write the whole address, like base_url = "https://example.com/news/"')
         values["base_url"] = base_url.rstrip("/") + "/"
     unsubscribe_url = values.get("unsubscribe_url", "")
     if unsubscribe_url and not unsubscribe_url.startswith(("https://", "http://")):

@@ -94,6 +94,20 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+_DATE_LIKE = re.compile(r"(?<![\w-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w-])")
+
+
+def _impossible_date(raw_meta: str) -> tuple[int | None, str]:
+    """The line (1-based in ``raw_meta``) and text of the first YYYY-MM-DD there that is no real date."""
+    for number, text in enumerate(raw_meta.splitlines(), 1):
+        for match in _DATE_LIKE.finditer(text):
+            try:
+                dt.date(*(int(part) for part in match.groups()))
+            except ValueError:
+                return number, match[0]
+    return None, "a YYYY-MM-DD value"
+
+
 def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]:
     """Return (front matter, body, line where the body starts) of a Markdown file."""
     if not text.startswith("---"):
@@ -103,11 +117,18 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]
         meta = yaml.safe_load(raw_meta) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else None  # +1 for 1-based, +1 for the '---' line
+        line = mark.line + 1 if mark is not None else None  # raw_meta starts after '---' but keeps its line break
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise NewsletterError(
             f"front matter is not valid YAML: {problem}", where=display_path(path), line=line,
             hint="check the quoting and indentation between the '---' lines",
+        ) from None
+    except ValueError:  # YAML reads 2026-13-45 as a date, and the date does not exist
+        number, value = _impossible_date(raw_meta)
+        raise NewsletterError(
+            f"front matter holds a date that does not exist: {value}", where=display_path(path),
+            line=number,  # raw_meta's first line is the rest of the opening '---' line
+            hint="write it as YYYY-MM-DD with a real month and day, e.g. date: 2026-03-03",
         ) from None
     if not isinstance(meta, dict):
         raise NewsletterError(

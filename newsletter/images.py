@@ -11,9 +11,12 @@ them, which the build never does; ``check`` reports those.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from .addresses import local_file
 
 
 @dataclass(frozen=True)
@@ -32,15 +35,12 @@ class ImageSizer:
         return shown, max(1, round(height * shown / width))
 
     def local_file(self, src: str) -> Path | None:
-        """The file a relative ``src`` names inside the issue folder; None for anything else."""
+        """The existing file a relative ``src`` names inside the issue folder; None for anything else."""
         parts = urlsplit(src.strip())
-        if parts.scheme or parts.netloc or not parts.path or parts.path.startswith("/"):
+        if parts.scheme or parts.netloc:
             return None
-        folder = self.folder.resolve()
-        path = (folder / unquote(parts.path)).resolve()
-        if not path.is_relative_to(folder) or not path.is_file():
-            return None
-        return path
+        path = local_file(self.folder, src.strip())
+        return path if path is not None and path.is_file() else None
 
     def natural_size(self, src: str) -> tuple[int, int] | None:
         """The pixel size of a local image; None when it is not one or Pillow cannot read it (SVG)."""
@@ -50,8 +50,10 @@ class ImageSizer:
         from PIL import Image  # only when an issue has images of its own
 
         try:
-            with Image.open(path) as image:
-                width, height = image.size
+            with warnings.catch_warnings():  # only the header is read: no decompression bomb to warn about
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    width, height = image.size
         except (OSError, ValueError, Image.DecompressionBombError):
             return None
         return (width, height) if width > 0 and height > 0 else None

@@ -84,10 +84,11 @@ def import_into_issue(source: Path, issue_dir: Path, *, url: str | None = None, 
     return target
 
 
-def own_site_warnings(article_path: Path) -> list[str]:
-    """One line per address of an imported article that will point at the newsletter's own site:
-    relative addresses the page wrote for its own site, kept because the page's address is unknown
-    (``newsletter check`` reports them too, with their lines)."""
+def import_warnings(article_path: Path, *, page_address_known: bool) -> list[tuple[str, str]]:
+    """(warning, fix) for what an imported article would ship broken, said at once (``newsletter
+    check`` reports the same, with their lines): a local image the issue folder does not hold (a
+    draft's images stay beside the draft), and, when the page's address is unknown, relative
+    addresses the page wrote for its own site, which land on the newsletter's own site."""
     from .addresses import relative_addresses
     from .config import find_root, load_settings
 
@@ -97,10 +98,16 @@ def own_site_warnings(article_path: Path) -> list[str]:
     except NewsletterError:
         base_url = ""
     base = f"{base_url}{issue_dir.name}/" if base_url else ""
-    body = load_article(article_path).body
-    return [f"{address.kind} '{address.url}' was relative in the page; in the email it points to "
-            f"{address.resolved or 'an address'} on the newsletter's own site"
-            for address in relative_addresses(body, issue_dir, base) if address.on_own_site]
+    warnings: list[tuple[str, str]] = []
+    own_site_fix = "import it again with --url <the page's web address>, or write full https:// addresses in the article"
+    for address in relative_addresses(load_article(article_path).body, issue_dir, base):
+        if address.tag == "img" and address.local is not None and not address.local.is_file():
+            warnings.append((f"image '{address.url}' is not in the issue folder, so every reader would get a "
+                             "broken image", f"copy it to {display_path(address.local)}"))
+        elif address.on_own_site and not page_address_known:
+            warnings.append((f"{address.kind} '{address.url}' was relative in the page; in the email it points "
+                             f"to {address.resolved or 'an address'} on the newsletter's own site", own_site_fix))
+    return warnings
 
 
 def word_count(markdown: str) -> int:

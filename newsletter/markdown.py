@@ -109,6 +109,8 @@ def to_html(markdown: str, base: str = "", tokens: list[Token] | None = None,
         if attribute == "style":  # only a cell's alignment; any other CSS is dropped
             align = _CELL_ALIGN.search(value)
             return f"text-align:{align[1].lower()}" if align else None
+        if attribute in ("width", "height"):  # an <img> size is whole pixels; "auto" or "50%" is invalid HTML
+            return value.strip() if value.strip().isdigit() else None
         return value
 
     return nh3.clean(

@@ -10,6 +10,7 @@ itself stays inside the package, so the new folder holds nothing to upgrade.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .errors import NewsletterError, display_path
 from .lists import BASE_COLUMNS, check_list_name
 
 DEFAULT_LIST = "readers"
+FOLDERS = ("issues", "subscribers", "templates")
 
 # What `newsletter` writes that belongs to one machine, not to the newsletter's history.
 IGNORED = ("build/", "outbox/", "site/", "screenshots/", ".newsletter/", "*.lock", "subscribers/.*.tmp")
@@ -25,6 +27,8 @@ IGNORED = ("build/", "outbox/", "site/", "screenshots/", ".newsletter/", "*.lock
 # The settings init asks for: toml key -> the command-line flag that gives it.
 REQUIRED_FLAGS = {"name": "--name", "from": "--from", "postal_address": "--postal-address",
                   "base_url": "--base-url"}
+# Every setting init writes from a flag: the error about a setting names the flag to fix.
+SETTING_FLAGS = {**REQUIRED_FLAGS, "unsubscribe_url": "--unsubscribe-url"}
 # What init asks on a terminal for each flag left out.
 QUESTIONS = {
     "--name": "Newsletter name",
@@ -46,6 +50,15 @@ newsletter theme copy default        # copies the shipped theme to templates/def
 Set `theme = "NAME"` under `[newsletter]` in newsletter.toml to use
 `templates/NAME/`. A theme needs `email.html.j2` and `email.txt.j2`.
 """
+
+
+class BadDetail(NewsletterError):
+    """A value init was given that ``newsletter.toml`` would refuse; ``flag`` is the one to fix
+    (None when the error names no flag), so a prompt can ask for just that one again."""
+
+    def __init__(self, message: str, flag: str | None, **context):
+        self.flag = flag
+        super().__init__(message, **context)
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class Scaffold:
     root: Path
     created: tuple[Path, ...]
     list_name: str
+    details: NewsletterDetails
 
 
 def missing_details(values: dict[str, str | None]) -> list[str]:
@@ -137,6 +151,13 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
                                "postal_address": details.postal_address, "base_url": details.base_url})
     if missing:
         raise NewsletterError(f"missing {', '.join(missing)}", hint="newsletter init needs all four settings")
+    for sub in (*FOLDERS, f"subscribers/{list_name}.csv", "templates/README.md", ".gitignore"):
+        path = folder / sub
+        if path.exists() and path.is_dir() != (sub in FOLDERS):
+            kind = "folder" if sub in FOLDERS else "file"
+            raise NewsletterError(f"init puts a {kind} here, and something else is in the way",
+                                  where=display_path(path), hint="move it aside, then run newsletter init again")
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders init makes, deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         config.write_text(settings_text(details), encoding="utf-8")
@@ -146,11 +167,14 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
         load_settings(folder)
     except NewsletterError as err:
         config.unlink()
-        raise NewsletterError(f"{err.reason}; nothing was written",
-                              hint="fix the value given to " + ", ".join(REQUIRED_FLAGS.values())) from None
+        for path in made:
+            path.rmdir()
+        flag = next((flag for key, flag in SETTING_FLAGS.items() if f"'newsletter.{key}'" in err.reason), None)
+        raise BadDetail(f"{err.reason}; nothing was written", flag,
+                        hint=f"give another value to {flag}" if flag else err.hint) from None
 
     created: list[Path] = [config]
-    for sub in ("issues", "subscribers", "templates"):
+    for sub in FOLDERS:
         if not (folder / sub).is_dir():
             (folder / sub).mkdir()
             created.append(folder / sub)
@@ -164,4 +188,24 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
             created.append(path)
     if _gitignore(folder / ".gitignore"):
         created.append(folder / ".gitignore")
-    return Scaffold(folder, tuple(created), list_name)
+    return Scaffold(folder, tuple(created), list_name, details)
+
+
+def init_asking(folder: Path, values: dict[str, str | None], ask: Callable[[str, str | None], str], *,
+                list_name: str = DEFAULT_LIST, unsubscribe_url: str = "") -> Scaffold:
+    """``init_newsletter`` with the settings in ``values`` (keys of REQUIRED_FLAGS), asking
+    ``ask(question, why the last answer was refused or None)`` for each one missing, and again for
+    an asked one the settings refuse: a typo costs one answer, not the whole session."""
+    values = dict(values)
+    asked = {flag: key for key, flag in REQUIRED_FLAGS.items() if flag in missing_details(values)}
+    for flag, key in asked.items():
+        values[key] = ask(QUESTIONS[flag], None)
+    while True:
+        details = NewsletterDetails(values["name"] or "", values["from"] or "", values["postal_address"] or "",
+                                    values["base_url"] or "", list_name, unsubscribe_url)
+        try:
+            return init_newsletter(folder, details)
+        except BadDetail as err:
+            if err.flag not in asked:
+                raise
+            values[asked[err.flag]] = ask(QUESTIONS[err.flag], err.reason.removesuffix("; nothing was written"))

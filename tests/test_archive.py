@@ -307,3 +307,34 @@ def test_index_follows_a_writers_own_theme(own_theme, newsletter_root, two_issue
     (own_theme / "archive-index.html.j2").write_text("<p>{{ newsletter.name }}: {{ issues | length }} issues</p>")
     write_archive(load_settings(newsletter_root), tmp_path / "site")
     assert (tmp_path / "site" / "index.html").read_text() == "<p>The Plain Files Dispatch: 2 issues</p>"
+
+
+def test_a_file_the_issue_links_to_is_published_beside_its_page(settings, example_issue, tmp_path):
+    """A PDF linked from an article is at the address the email gives it, and check stops asking for it."""
+    (example_issue / "report.pdf").write_bytes(b"%PDF-1.4\n")
+    (example_issue / "notes.txt").write_text("private: not linked\n", encoding="utf-8")
+    issue = load_issue(example_issue)
+    article = issue.articles[0].path
+    article.write_text(article.read_text(encoding="utf-8") + "\nRead [the report](report.pdf).\n", encoding="utf-8")
+    site = tmp_path / "site"
+
+    write_archive(settings, site)
+
+    assert (site / example_issue.name / "report.pdf").read_bytes() == b"%PDF-1.4\n"
+    assert not (site / example_issue.name / "notes.txt").exists()  # only what the issue links to
+    result = CliRunner().invoke(main, ["check", str(example_issue), "--archive", str(site)])
+    assert "report.pdf" not in result.output
+
+
+def test_an_image_the_issue_does_not_use_is_not_published(settings, two_issues, tmp_path):
+    """The archive is public: a photo kept in the issue folder but used nowhere stays private."""
+    _, older = two_issues
+    (older / "drafts").mkdir()
+    (older / "drafts" / "private-photo.jpg").write_bytes(PIXEL_PNG)
+    site = tmp_path / "site"
+
+    write_archive(settings, site)
+
+    assert not (site / older.name / "drafts").exists()
+    assert (site / older.name / "photo.png").is_file()  # the article's lead image
+    assert (site / older.name / "img" / "diagram.png").is_file()  # an image in its text

@@ -94,6 +94,13 @@ def test_html_element_from_an_article_names_the_article(settings, newsletter_roo
     assert "Outlook (Windows)" in finding.message
 
 
+def test_fragment_link_in_a_markdown_article_names_the_article_line(settings, newsletter_root):
+    article = "---\ntitle: Notes\n---\n\nIntro.\n\nSee [the notes](#notes) below.\n"
+    findings = support_findings(settings, write_issue(newsletter_root, articles={"a.md": article}))
+    finding = findings["client-support:html-anchor-links"]
+    assert finding.where.endswith("issues/2027-02-02-test/a.md") and finding.line == 7
+
+
 def test_image_format_is_looked_up(settings, newsletter_root):
     article = "---\ntitle: Pics\n---\n\n![A chart of opens](https://example.com/chart.webp)\n"
     findings = support_findings(settings, write_issue(newsletter_root, articles={"a.md": article}))

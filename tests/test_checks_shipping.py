@@ -149,6 +149,22 @@ def test_an_image_without_a_width_is_a_warning(settings, newsletter_root):
     assert 'width="' in finding.fix
 
 
+def test_the_width_suggested_is_the_themes_column_not_the_defaults(settings, newsletter_root, own_theme):
+    (own_theme / "theme.toml").write_text("[layout]\ncontent_width = 400\n", encoding="utf-8")
+    folder = write_issue(newsletter_root, articles=article("![Seals on the rocks](https://example.org/seals.jpg)"))
+
+    [finding] = findings(settings, folder, "image-no-width")
+
+    assert 'width="400"' in finding.fix and "536" not in finding.fix and "default theme" not in finding.fix
+
+
+def test_a_missing_local_image_is_one_error_not_also_a_width_warning(settings, newsletter_root):
+    folder = write_issue(newsletter_root, articles=article("![A broom](images/broom.png)"))
+
+    assert len(findings(settings, folder, "missing-image")) == 1
+    assert findings(settings, folder, "image-no-width") == []
+
+
 def test_an_image_with_a_width_passes(settings, newsletter_root):
     folder = write_issue(newsletter_root, articles=article(
         'Text.\n\n<img src="https://example.org/seals.jpg" alt="Seals on the rocks" width="536">'))
@@ -169,6 +185,19 @@ def test_links_into_an_unpublished_archive_are_a_warning_naming_the_command(sett
     assert "newsletter archive" in finding.fix and "site/" in finding.fix
 
 
+def test_check_archive_reads_an_archive_written_elsewhere(settings, newsletter_root, tmp_path):
+    """A writer who runs `newsletter archive --out public` tells check where the archive is."""
+    folder = write_issue(newsletter_root)
+    write_archive(settings, tmp_path / "public", [folder], drafts=True)  # dated 2027: in the future
+
+    elsewhere = CliRunner().invoke(main, ["check", str(folder), "--archive", str(tmp_path / "public")])
+    default = CliRunner().invoke(main, ["check", str(folder)])
+
+    assert "archive-not-published" not in elsewhere.output and "is not published" not in elsewhere.output
+    assert "is not published" in default.output
+    assert "--archive" in default.output  # the fix says how to point check at another folder
+
+
 def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, newsletter_root):
     folder = write_issue(newsletter_root, articles=article("![A broom in the hall](images/broom.png)"))
     (folder / "images").mkdir()
@@ -184,3 +213,18 @@ def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, ne
                                  encoding="utf-8")
     [finding] = findings(settings, folder, "archive-not-published")
     assert "images/mop.png" in finding.message and finding.where.endswith("a.md") and finding.line == 7
+
+
+def test_import_warns_about_a_local_image_it_did_not_bring(newsletter_root, tmp_path):
+    """A Markdown draft's images stay beside the draft: the writer hears at once, not at check time."""
+    folder = write_issue(newsletter_root)
+    draft = tmp_path / "draft.md"
+    draft.write_text("---\ntitle: With a picture\n---\n\n![A chart of opens](chart.png)\n", encoding="utf-8")
+    (tmp_path / "chart.png").write_bytes(PNG)
+
+    result = CliRunner().invoke(main, ["import", str(draft), "--issue", str(folder)], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.output
+    assert "image 'chart.png' is not in the issue folder" in result.stderr
+    assert f"{folder.name}/chart.png" in result.stderr
+    assert "--url" not in result.stderr  # nothing the page's address would fix

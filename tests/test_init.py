@@ -123,13 +123,13 @@ def test_init_without_a_terminal_names_every_missing_flag(scratch: Path):
     assert not (scratch / "letter" / "newsletter.toml").exists()
 
 
-def test_init_asks_on_a_terminal(scratch: Path):
-    """On a real terminal (a pty) init prompts for what the flags did not give."""
+def answer_on_a_terminal(scratch: Path, args: list[str], answers: list[str]) -> tuple[int, str]:
+    """Run ``newsletter`` on a real terminal (a pty), typing each answer when a prompt ends in ':'."""
     main, child_side = pty.openpty()
-    process = subprocess.Popen([console_script(), "init", "letter", "--name", "Garden Notes"], cwd=scratch,
+    process = subprocess.Popen([console_script(), *args], cwd=scratch,
                                env=clean_env(), stdin=child_side, stdout=child_side, stderr=child_side)
     os.close(child_side)
-    answers = ["Garden Notes <notes@example.com>", "1 Example Road, Springfield", "https://example.com/garden"]
+    answers = list(answers)
     output = b""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -148,12 +148,32 @@ def test_init_asks_on_a_terminal(scratch: Path):
             break
     process.wait(timeout=30)
     os.close(main)
-    assert process.returncode == 0, output.decode(errors="replace")
-    assert b"Postal address" in output and b"Web address of the archive" in output
-    assert b"Newsletter name" not in output  # given as a flag
+    return process.returncode, output.decode(errors="replace")
+
+
+def test_init_asks_on_a_terminal(scratch: Path):
+    """On a real terminal (a pty) init prompts for what the flags did not give."""
+    answers = ["Garden Notes <notes@example.com>", "1 Example Road, Springfield", "https://example.com/garden"]
+    returncode, output = answer_on_a_terminal(scratch, ["init", "letter", "--name", "Garden Notes"], answers)
+    assert returncode == 0, output
+    assert "Postal address" in output and "Web address of the archive" in output
+    assert "Newsletter name" not in output  # given as a flag
     settings = tomllib.loads((scratch / "letter" / "newsletter.toml").read_text())["newsletter"]
     assert settings["postal_address"] == "1 Example Road, Springfield"
     assert settings["from"] == "Garden Notes <notes@example.com>"
+
+
+def test_init_asks_again_for_an_answer_it_cannot_use(scratch: Path):
+    """A typo in one answer costs that answer, not the whole session: init says why and asks again."""
+    answers = ["not an address", "1 Example Road, Springfield", "example.com/garden",
+               "Garden Notes <notes@example.com>", "https://example.com/garden"]
+    returncode, output = answer_on_a_terminal(scratch, ["init", "letter", "--name", "Garden Notes"], answers)
+    assert returncode == 0, output
+    assert "not an email address" in output and "must start with https://" in output
+    assert output.count("From address") == 2 and output.count("Web address of the archive") == 2
+    settings = tomllib.loads((scratch / "letter" / "newsletter.toml").read_text())["newsletter"]
+    assert settings["from"] == "Garden Notes <notes@example.com>"
+    assert settings["base_url"] == "https://example.com/garden"
 
 
 def test_init_refuses_to_overwrite_a_newsletter(scratch: Path):
@@ -176,10 +196,11 @@ def test_init_keeps_an_existing_gitignore_and_adds_what_it_lacks(scratch: Path):
 def test_init_reports_a_bad_address_and_writes_nothing(scratch: Path):
     details = list(DETAILS)
     details[details.index("--from") + 1] = "not an address"
-    result = run(scratch, "init", "letter", *details)
+    result = run(scratch, "init", "letters/letter", *details)
     assert result.returncode == 2
     assert "not an email address" in result.stderr and "--from" in result.stderr
-    assert not (scratch / "letter" / "newsletter.toml").exists()
+    assert "--name" not in result.stderr and "--base-url" not in result.stderr  # only the flag to fix
+    assert not (scratch / "letters").exists()  # not even the folders
 
 
 def test_theme_copy_puts_the_shipped_theme_in_templates_where_it_overrides(scratch: Path):
@@ -205,3 +226,14 @@ def test_theme_copy_puts_the_shipped_theme_in_templates_where_it_overrides(scrat
     assert 'theme = "spring"' in named.stdout
     unknown = run(scratch, "theme", "copy", "fancy")
     assert unknown.returncode == 2 and "shipped themes: default" in unknown.stderr
+
+
+def test_init_checks_its_folders_before_writing_anything(scratch: Path):
+    (scratch / "letter").mkdir()
+    (scratch / "letter" / "issues").write_text("a file where init puts a folder\n")
+
+    result = run(scratch, "init", "letter", *DETAILS)
+
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "letter/issues" in result.stderr
+    assert not (scratch / "letter" / "newsletter.toml").exists()  # so init can simply be run again

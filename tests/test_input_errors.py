@@ -338,3 +338,78 @@ def test_a_list_is_named_one_way_only(newsletter_root: Path, no_spamassassin: No
 
     assert_input_error(result, "'example.csv' is a file name, not a list name", "--list example")
     assert not (newsletter_root / "outbox").exists()
+
+
+# --- impossible dates in front matter ------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["build", ISSUE], ["archive"]])
+def test_an_impossible_date_in_issue_md_names_its_line(example_issue: Path, command: list[str]) -> None:
+    path = example_issue / "issue.md"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, text in enumerate(lines) if text.startswith("date:"))
+    lines[at] = "date: 2026-13-45"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = run(*command)
+
+    assert_input_error(result, f"{ISSUE}/issue.md:{at + 1}: ", "2026-13-45", "YYYY-MM-DD")
+
+
+def test_an_impossible_date_in_an_imported_article_is_refused(example_issue: Path, tmp_path: Path) -> None:
+    source = tmp_path / "leap.md"
+    source.write_text("---\ntitle: Leap\ndate: 2026-02-30\n---\n\nText.\n", encoding="utf-8")
+
+    result = run("import", str(source), "--issue", ISSUE)
+
+    assert_input_error(result, "leap.md:3: ", "2026-02-30")
+
+
+def test_a_yaml_error_in_front_matter_names_the_line_it_is_on(example_issue: Path) -> None:
+    path = example_issue / "issue.md"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(2, "note: one: two")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert_input_error(run("build", ISSUE), f"{ISSUE}/issue.md:3: front matter is not valid YAML")
+
+
+# --- theme copy --name ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../elsewhere", "a/b", "ABSOLUTE"])
+def test_theme_copy_refuses_a_name_that_is_not_one_folder_of_templates(newsletter_root: Path, name: str) -> None:
+    """--force replaces the folder it names: a name that leaves templates/ could delete the newsletter."""
+    (newsletter_root / "keep.txt").write_text("mine\n", encoding="utf-8")
+    if name == "ABSOLUTE":
+        name = str(newsletter_root.parent / "outside")
+
+    result = run("theme", "copy", "default", "--name", name, "--force")
+
+    assert_input_error(result, "--name", repr(name))
+    assert (newsletter_root / "keep.txt").read_text(encoding="utf-8") == "mine\n"
+    assert (newsletter_root / "newsletter.toml").is_file() and (newsletter_root / "issues").is_dir()
+    assert not (newsletter_root.parent / "outside").exists()
+
+
+def test_a_partial_copy_of_the_shipped_theme_is_named_not_silently_ignored(newsletter_root: Path) -> None:
+    """templates/default/ with only an edited style.css used to build with the shipped theme, edits lost."""
+    shutil.rmtree(newsletter_root / "templates")
+    own = newsletter_root / "templates" / "default"
+    own.mkdir(parents=True)
+    (own / "style.css").write_text(".masthead { color: #ff0000; }\n", encoding="utf-8")
+
+    result = run("build", ISSUE)
+
+    assert_input_error(result, "templates/default", "email.html.j2", "newsletter theme copy default")
+
+
+@pytest.mark.parametrize("base_url", ["https://", "https:///news/", "http://?x"])
+def test_a_base_url_without_a_host_is_refused(newsletter_root: Path, base_url: str) -> None:
+    config = newsletter_root / "newsletter.toml"
+    lines = config.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("base_url"))
+    lines[at] = f'base_url = "{base_url}"'
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    assert_input_error(run("build", ISSUE), "newsletter.toml", "'newsletter.base_url'", "host")

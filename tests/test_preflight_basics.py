@@ -93,6 +93,18 @@ def test_no_unsubscribe_url_configured_is_an_error(newsletter_root):
     assert result.exit_code == 1 and "no unsubscribe address is configured" in result.output
 
 
+def test_an_unsubscribe_url_without_a_token_is_an_error(newsletter_root):
+    """Every reader would get the same link, and the page it opens could not tell who asked to leave."""
+    config = newsletter_root / "newsletter.toml"
+    lines = config.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("unsubscribe_url"))
+    lines[at] = 'unsubscribe_url = "https://newsletter.example.com/unsubscribe"'
+    config.write_text("\n".join(lines) + "\n")
+    result = check(write_issue(newsletter_root))
+    assert result.exit_code == 1
+    assert f"newsletter.toml:{at + 1}" in result.output and "{token}" in result.output
+
+
 @pytest.mark.parametrize("front, expected", [
     ("subject: Fine", "the issue has no preheader"),
     ("subject: " + "A very long subject line " * 4 + "\npreheader: P", "the subject is 99 characters"),

@@ -45,6 +45,12 @@ def check_unsubscribe(ctx: CheckContext) -> Iterator[Finding]:
                       display_path(ctx.settings.path),
                       fix="set newsletter.unsubscribe_url = \"https://.../unsubscribe?token={token}\" "
                           "or sendgrid.unsubscribe_group")
+    elif uses_link and ctx.settings.unsubscribe_url and "{token}" not in ctx.settings.unsubscribe_url and \
+            ctx.sample_values.get(UNSUBSCRIBE_FIELD, "") == ctx.settings.unsubscribe_url:
+        yield Finding(ERROR, "unsubscribe-url-no-token", "newsletter.unsubscribe_url has no {token}, so every "
+                      "reader gets the same link and the page it opens cannot tell who asked to leave",
+                      *ctx.place_in(ctx.settings.path, "unsubscribe_url"),
+                      fix="put {token} where the page reads it, e.g. \"https://.../unsubscribe?token={token}\"")
     elif not uses_link or not _unsubscribe_in_html(ctx):
         yield Finding(ERROR, "no-unsubscribe-link", "the email has no unsubscribe link", ctx.template_path,
                       fix="add <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a> to the footer")

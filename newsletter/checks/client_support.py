@@ -346,7 +346,8 @@ class _Collector:
             self.add(data.attributes.get(name, []), f"{name}=\"\" on <{tag}>", rf"\s{re.escape(name)}\s*=")
         href = (element.get("href") or "").strip() if tag == "a" else ""
         if href.startswith("#"):
-            self.add(["html-anchor-links"], f"link to {href}", r"href=\"#")
+            # the fragment itself, as HTML (href="#x") or Markdown ([..](#x)) writes it
+            self.add(["html-anchor-links"], f"link to {href}", rf"[(\"']{re.escape(href)}[)\"'\s]")
         elif href.lower().startswith("mailto:"):
             self.add(["html-mailto-links"], "mailto: link", r"mailto:")
         if tag == "meta" and (element.get("name") or "").lower() == "color-scheme":

@@ -24,6 +24,7 @@ from ..addresses import RelativeAddress, relative_addresses
 from ..content import PLACEHOLDER_INTRO
 from ..errors import display_path
 from ..render import issue_base_url
+from ..themes.layout import content_width
 from .framework import ERROR, WARNING, Check, CheckContext, Finding, Place
 
 ARCHIVE_FOLDER = "site"  # where `newsletter archive` writes by default
@@ -82,8 +83,18 @@ def check_placeholder_intro(ctx: CheckContext) -> Iterator[Finding]:
                           "placeholder for an issue without one)")
 
 
+def _missing_images(ctx: CheckContext) -> set[str]:
+    """The email addresses of local images whose file is missing: check_relative_addresses reports them."""
+    base = issue_base_url(ctx.settings, ctx.issue)
+    images = [f"![]({ra.article.image})" for ra in ctx.built.rendered.articles if ra.article.image]
+    return {address.resolved for _, markdown in [*_sources(ctx), *((None, image) for image in images)]
+            for address in relative_addresses(markdown, ctx.issue.path, base)
+            if address.tag == "img" and address.local is not None and not address.local.is_file()}
+
+
 def check_image_widths(ctx: CheckContext) -> Iterator[Finding]:
-    seen: set[str] = set()
+    seen = _missing_images(ctx)
+    column = content_width(ctx.built.rendered.theme_dir)
     for img in ctx.document.iter("img"):
         src = (img.get("src") or "").strip()
         if (img.get("width") or "").strip() or src in seen:
@@ -92,8 +103,8 @@ def check_image_widths(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(WARNING, "image-no-width", f"image {src} has no width attribute, so Outlook for Windows "
                       "shows it at the size of the file (a 1600 px photo spills out of the email)",
                       *ctx.place_of_address(src),
-                      fix=f'write it as HTML with its display width, e.g. <img src="{src}" alt="..." width="536"> '
-                          "(536 px fills the default theme's column)")
+                      fix=f'write it as HTML with its display width, e.g. <img src="{src}" alt="..." '
+                          f'width="{column}"> ({column} px fills the theme\'s column)')
 
 
 def archive_folder(ctx: CheckContext) -> Path:
@@ -131,7 +142,8 @@ def check_archive_published(ctx: CheckContext) -> Iterator[Finding]:
     unpublished = ctx.issue.draft or (ctx.issue.date is not None and ctx.issue.date > dt.date.today())
     command = "newsletter archive --drafts" if unpublished else "newsletter archive"
     fix = (f"run `{command}` (it writes {display_path(site)}/), then publish {display_path(site)}/ at "
-           f"{ctx.settings.base_url} before the email goes out")
+           f"{ctx.settings.base_url} before the email goes out (archived elsewhere with --out DIR? "
+           "newsletter check --archive DIR)")
     if not (folder / ARCHIVE_PAGE).is_file():
         others = sum(1 for url in uses if url.split("#")[0].split("?")[0] not in (web_url, web_url + ARCHIVE_PAGE))
         also = f" and {others} other address{'es' * (others != 1)} in it" if others else ""

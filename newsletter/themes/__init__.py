@@ -44,7 +44,15 @@ def is_shipped(theme_dir: Path) -> bool:
 
 def theme_folder(settings: Settings, theme: str) -> Path:
     """The folder of ``theme``: ``templates/<theme>/`` when the newsletter has it, else the shipped one."""
-    for folder in (settings.templates_dir / theme, SHIPPED_THEMES / theme):
+    own = settings.templates_dir / theme
+    if own.is_dir() and not _is_theme(own) and _is_theme(SHIPPED_THEMES / theme):
+        # a partial copy would otherwise lose the writer's edits to the shipped theme, silently
+        lacking = " and ".join(name for name in (HTML_TEMPLATE, TEXT_TEMPLATE) if not (own / name).is_file())
+        raise NewsletterError(
+            f"overrides the shipped theme '{theme}' but has no {lacking}, so its files would be ignored",
+            where=display_path(own), hint=f"move your files aside, run newsletter theme copy {theme} and put "
+                                          "your edits back into the copy; or remove the folder")
+    for folder in (own, SHIPPED_THEMES / theme):
         if _is_theme(folder):
             return folder
     listing = ", ".join(available_themes(settings)) or "none"
@@ -65,7 +73,11 @@ def copy_theme(settings: Settings, theme: str, *, name: str | None = None, force
     if not _is_theme(source):
         listing = ", ".join(shipped_themes()) or "none"
         raise NewsletterError(f"no shipped theme named '{theme}'", hint=f"shipped themes: {listing}")
-    target = settings.templates_dir / (name or theme)
+    folder_name = theme if name is None else name
+    if folder_name in ("", ".", "..") or Path(folder_name).name != folder_name or "\\" in folder_name:
+        raise NewsletterError(f"--name {folder_name!r} is not a folder name of templates/",
+                              hint="give a plain name such as --name spring (no / and no ..)")
+    target = settings.templates_dir / folder_name
     if target.exists() and not force:
         raise NewsletterError(f"{display_path(target)} already exists",
                               hint="edit it as it is, pick another --name, or pass --force to replace it")
