@@ -121,9 +121,11 @@ class Clock:
 
 def phase(root: Path, dry_run: bool) -> dict:
     """Run one send in this process; return its timings (called in a child process)."""
-    from newsletter import journal as jn
-    from newsletter import send as sending
     from newsletter.config import load_settings
+    from newsletter.sending import engine
+    from newsletter.sending import journal as jn
+    from newsletter.sending import plan as sending
+    from newsletter.sending import workers as body_workers
 
     journal = Clock()  # every journal call of the send
     selecting = Clock()  # selecting the list into the journal: the part of preparing that grows with the list
@@ -154,25 +156,21 @@ def phase(root: Path, dry_run: bool) -> dict:
     class workers:  # counts the worker processes a send starts
         count = 0
 
-    start_workers = sending.BodyWorkers.__init__
+    start_workers = body_workers.BodyWorkers.__init__
 
     def counted(self, *args, **kwargs):
         start_workers(self, *args, **kwargs)
         workers.count += self.processes
 
-    sending.BodyWorkers.__init__ = counted
+    body_workers.BodyWorkers.__init__ = counted
     memory = TreeMemory()
     settings = load_settings(root)
     options = sending.SendOptions(list_name="bench", dry_run=dry_run, samples=3, out_dir=root / "outbox")
     start = time.perf_counter()
-    if dry_run:
-        report = sending.dry_run(settings, root / "issues" / ISSUE, options)
-        prepare_s = 0.0
-    else:
-        plan = sending.prepare(settings, root / "issues" / ISSUE, options)
-        prepare_s = time.perf_counter() - start
-        report = sending.execute(plan, sending.open_provider(settings, plan, "sendgrid"))
-        plan.close()
+    prepared = []
+    report = engine.send(settings, root / "issues" / ISSUE, options,
+                         on_plan=lambda plan, report: prepared.append(time.perf_counter() - start))
+    prepare_s = prepared[0] if prepared and not dry_run else 0.0
     total = time.perf_counter() - start
     return {"sent": report.sent, "to_send": report.to_send, "batches": report.batches, "seconds": total,
             "prepare_seconds": prepare_s, "select_seconds": selecting.seconds,

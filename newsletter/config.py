@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import NewsletterError, display_path
+from .providers.registry import NAMES as PROVIDER_NAMES
 
 CONFIG_FILE = "newsletter.toml"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
@@ -45,8 +46,9 @@ class SendSettings:
     journal: str = ".newsletter/journal.sqlite"
     batch_size: int = 1000
     concurrency: int = 4  # batches in flight at once, where the provider allows it (SendGrid)
-    max_attempts: int = 5
-    max_consecutive_failures: int = 20
+    max_attempts: int = 5  # tries of one recipient a server refused for now (SMTP 4xx)
+    max_in_flight: int = 2000  # recipients whose requests may be under way at once (the grey zone of a crash)
+    outage_seconds: float = 300.0  # pause (resumably) after this long without one accepted request
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
     parallel_from: int = 50_000  # recipients to go from which request bodies are built in worker processes; 0: never
@@ -124,7 +126,6 @@ _NEWSLETTER_KEYS = {
 _SECTIONS: dict[str, type] = {
     "sendgrid": SendGridSettings, "smtp": SmtpSettings, "send": SendSettings, "checks": CheckSettings,
 }
-_PROVIDERS = ("sendgrid", "smtp")
 _SECURITY = ("starttls", "ssl", "none")
 
 
@@ -235,8 +236,8 @@ def load_settings(root: Path | None = None) -> Settings:
     if unsubscribe_url and not unsubscribe_url.startswith(("https://", "http://")):
         raise NewsletterError("'newsletter.unsubscribe_url' must be an https:// URL", where=display_path(path))
     provider = values.get("provider", "sendgrid")
-    if provider not in _PROVIDERS:
-        raise NewsletterError(f"'newsletter.provider' must be one of {', '.join(_PROVIDERS)}, not {provider!r}",
+    if provider not in PROVIDER_NAMES:
+        raise NewsletterError(f"'newsletter.provider' must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}",
                               where=display_path(path))
     sections = {name: _section(cls, name, data.get(name, {}), path) for name, cls in _SECTIONS.items()}
     if sections["smtp"].security not in _SECURITY:

@@ -44,7 +44,9 @@ from ..unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
 from .base import (
     SENT,
     AuthError,
+    Capabilities,
     Delivery,
+    Payload,
     Message,
     OutcomeUnknownError,
     ProviderError,
@@ -65,6 +67,8 @@ SUPPRESSION_KINDS = {  # endpoint -> status written to the list
     "suppression/spam_reports": "complained",
 }
 _STATUS_RANK = {"unsubscribed": 0, "bounced": 1, "complained": 2}  # the more specific status wins
+# Independent HTTPS requests (SendGrid answers each in ~100-300 ms); scheduling by send_at; ASM groups.
+CAPABILITIES = Capabilities(max_batch=MAX_RECIPIENTS, max_concurrency=4, scheduling=True, unsubscribe_groups=True)
 
 
 # --- keeping the key out of logs -------------------------------------------
@@ -162,6 +166,8 @@ def _shared_fields(message: Message) -> dict[str, Any]:
         shared["send_at"] = int(message.send_at.timestamp())
     if message.sandbox:
         shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    if message.headers:
+        shared["headers"] = dict(message.headers)
     return shared
 
 
@@ -220,6 +226,15 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
     personalizations[0] = '{"personalizations":[' + personalizations[0]
     personalizations[-1] += "]," + shared[1:]
     return ",".join(personalizations).encode("ascii")
+
+
+def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
+    """The provider interface's ``encode``: the body ``encode_payload`` writes, with the keys it carries."""
+    return Payload(tuple(r.key for r in recipients), encode_payload(message, recipients))
+
+
+def check_schedule(send_at: dt.datetime | None) -> None:
+    check_send_at(send_at)
 
 
 def build_payload(message: Message, recipients: Sequence[Recipient]) -> dict[str, Any]:
@@ -310,9 +325,8 @@ class SendGridProvider:
     """Sends batches through SendGrid's v3 Mail Send API; see ``encode_payload`` for the body."""
 
     name = "sendgrid"
-    max_batch = MAX_RECIPIENTS
-    max_concurrency = 4  # independent HTTPS requests; SendGrid answers each in ~100-300 ms
-    supports_send_at = True
+    capabilities = CAPABILITIES
+    encode = staticmethod(encode)  # pure: the send engine may run it in worker processes
 
     def __init__(self, settings: SendGridSettings, *, api_key: str):
         key = (api_key or "").strip()
@@ -328,6 +342,7 @@ class SendGridProvider:
                                   where="newsletter.toml")
         _SECRETS.add(key)
         self.settings = settings
+        self.timeout = settings.timeout
         self.host = host
         self._client = sendgrid.SendGridAPIClient(api_key=key, host=host)
 
@@ -356,19 +371,22 @@ class SendGridProvider:
                 status=200, hint="in SendGrid: Settings > API Keys > edit the key > Mail Send: Full Access",
             )
 
-    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
-        """One request for the whole batch; every recipient SENT on 2xx, else a ProviderError."""
-        return self.send_encoded(message, encode_payload(message, recipients), [r.key for r in recipients])
-
-    encode_batch = staticmethod(encode_payload)  # a pure function: send.py may run it in worker processes
-
-    def send_encoded(self, message: Message, body: bytes, keys: Sequence[str]) -> list[Delivery]:
-        """``send_batch`` for a body ``encode_payload`` already built (for the recipients ``keys`` name)."""
-        check_send_at(message.send_at)
+    def deliver(self, payload: Payload):
+        """One request for the whole payload; every recipient SENT on 2xx, else a ProviderError."""
+        keys = payload.keys
         response = self._call(f"sending to {len(keys)} recipients",
-                              lambda c: _post_json(c.mail.send, body, self.settings.timeout))
+                              lambda c: _post_json(c.mail.send, payload.data, self.timeout))
         message_id = _scrub(response.headers.get("X-Message-Id", "") or "")
-        return [Delivery(key, SENT, message_id) for key in keys]
+        yield [Delivery(key, SENT, message_id) for key in keys]
+
+    def probe(self, timeout: float) -> None:
+        """A read that delivers nothing (the key's scopes): returns once SendGrid answers in time."""
+        self._call("checking SendGrid is answering", lambda c: c.scopes.get(timeout=timeout), idempotent=True)
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """``encode`` then ``deliver``, waiting for the outcome: for tests and one-off calls."""
+        check_send_at(message.send_at)
+        return [d for chunk in self.deliver(encode(message, recipients)) for d in chunk]
 
     def close(self) -> None:
         """Nothing to release: the client opens one connection per request."""
@@ -506,5 +524,5 @@ def from_settings(settings: Settings) -> SendGridProvider:
     return SendGridProvider(settings.sendgrid, api_key=key)
 
 
-__all__ = ["MAX_RECIPIENTS", "SendGridProvider", "build_payload", "check_send_at", "encode_payload", "from_settings"]
+__all__ = ["CAPABILITIES", "MAX_RECIPIENTS", "SendGridProvider", "build_payload", "check_send_at", "encode", "encode_payload", "from_settings"]
 

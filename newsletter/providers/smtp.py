@@ -20,9 +20,10 @@ import os
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from email.utils import parseaddr
+from typing import NamedTuple
 
 from ..config import Settings, SmtpSettings
 from ..errors import NewsletterError
@@ -32,8 +33,10 @@ from .base import (
     SENT,
     UNKNOWN,
     AuthError,
+    Capabilities,
     Delivery,
     Message,
+    Payload,
     ProviderError,
     Recipient,
     TransientError,
@@ -42,6 +45,50 @@ from .base import (
 MAX_BATCH = 50  # recipients per send_batch call: one journal batch, one transaction each
 ATTEMPTS = 3  # connections tried for one recipient when the server drops us before the final dot
 SECURITY = ("starttls", "ssl", "none")
+# One connection, one conversation at a time; no scheduling (cron or at(1) do that); our own unsubscribe links.
+CAPABILITIES = Capabilities(max_batch=MAX_BATCH, max_concurrency=1)
+_SECRETS: set[str] = set()  # passwords this process holds: never printed, even when a server echoes one
+
+
+def _scrub(text: str) -> str:
+    for secret in _SECRETS:
+        if secret and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+class Copy(NamedTuple):
+    """One recipient's message, ready for DATA."""
+
+    key: str
+    email: str
+    message_id: str
+    data: bytes
+
+
+def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
+    """Each recipient's complete message as wire bytes; an address SMTP cannot carry is refused alone."""
+    copies: list[Copy] = []
+    refused: list[tuple[str, str]] = []
+    for recipient in recipients:
+        if not recipient.email.isascii():
+            refused.append((recipient.key, f"address {recipient.email!r} has non-ASCII characters, which need "
+                                           "SMTPUTF8; the SMTP provider sends to ASCII addresses only"))
+            continue
+        try:
+            msg = message.email_for(recipient)
+        except NewsletterError as err:
+            refused.append((recipient.key, str(err)))
+            continue
+        copies.append(Copy(recipient.key, recipient.email, str(msg["Message-ID"]), wire_data(msg)))
+    return Payload(tuple(c.key for c in copies), (parseaddr(message.from_address)[1], tuple(copies)),
+                   tuple(refused))
+
+
+def check_schedule(send_at) -> None:
+    if send_at is not None:
+        raise NewsletterError("--at needs a provider that schedules delivery; smtp sends at once",
+                              hint="use --provider sendgrid, or run the send later from cron or at(1)")
 
 
 def wire_data(msg: EmailMessage) -> bytes:
@@ -64,7 +111,7 @@ def _is_loopback(host: str) -> bool:
 def _text(reply: bytes | str) -> str:
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", errors="replace")
-    return " ".join(reply.split())
+    return _scrub(" ".join(reply.split()))
 
 
 class _Dropped(Exception):
@@ -75,9 +122,9 @@ class SmtpProvider:
     """Sends each recipient their own message over one reused SMTP connection."""
 
     name = "smtp"
+    capabilities = CAPABILITIES
     max_batch = MAX_BATCH
-    max_concurrency = 1  # one SMTP connection, one conversation at a time
-    supports_send_at = False
+    encode = staticmethod(encode)
 
     def __init__(self, settings: SmtpSettings, *, password: str | None,
                  ssl_context: ssl.SSLContext | None = None, attempts: int = ATTEMPTS):
@@ -96,6 +143,12 @@ class SmtpProvider:
                      "'none' is for a relay on this machine",
             )
         self.settings = settings
+        self.timeout = settings.timeout
+        if password:  # a server that echoes credentials must not get them printed: raw, or as AUTH sent them
+            import base64
+
+            _SECRETS.update({password, base64.b64encode(password.encode()).decode(),
+                             base64.b64encode(f"\0{settings.username}\0{password}".encode()).decode()})
         self._password = password
         self._context = ssl_context
         self._attempts = max(1, attempts)
@@ -115,29 +168,45 @@ class SmtpProvider:
         """Connect, secure and log in, unless a connection is already open."""
         self._connection()
 
-    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
-        """One transaction per recipient; raises only while nothing of this batch can have been delivered."""
-        sender = parseaddr(message.from_address)[1]
+    def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
+        """One transaction per recipient, each outcome yielded as its reply arrives.
+
+        Raises only while nothing of this payload can have been delivered; once something
+        may have been, a fault of the connection makes the rest DEFERRED instead.
+        """
+        sender, copies = payload.data
         self._check_idle_connection()
-        deliveries: list[Delivery] = []
-        for index, recipient in enumerate(recipients):
+        delivered = False
+        for index, copy in enumerate(copies):
             try:
-                deliveries.append(self._deliver(sender, message, recipient))
+                outcome = self._deliver(sender, copy)
             except ProviderError as err:
                 self._discard()
-                if not any(d.status in (SENT, UNKNOWN) for d in deliveries):
+                if not delivered:
                     raise
-                reason = f"not sent: {err}"
-                deliveries.extend(Delivery(r.key, DEFERRED, reason=reason) for r in recipients[index:])
-                break
+                yield [Delivery(c.key, DEFERRED, reason=f"not sent: {err}") for c in copies[index:]]
+                return
             except Exception as err:  # a bug, not a reply: this recipient may have been mid-transaction
                 self._discard()
-                if not any(d.status in (SENT, UNKNOWN) for d in deliveries):
+                if not delivered:
                     raise
-                deliveries.append(Delivery(recipient.key, UNKNOWN, reason=f"interrupted by an error: {err}"))
-                deliveries.extend(Delivery(r.key, DEFERRED, reason=f"not sent: {err}") for r in recipients[index + 1:])
-                break
-        return deliveries
+                reason = _scrub(f"interrupted by an error: {err}")
+                yield [Delivery(copy.key, UNKNOWN, reason=reason),
+                       *(Delivery(c.key, DEFERRED, reason=f"not sent: {err}") for c in copies[index + 1:])]
+                return
+            delivered = delivered or outcome.status in (SENT, UNKNOWN)
+            yield [outcome]
+
+    def probe(self, timeout: float) -> None:
+        """NOOP on the connection (opening one if needed): delivers nothing."""
+        self._check_idle_connection()
+        self._connection().noop()
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """``encode`` then ``deliver``, waiting for every outcome: for tests and one-off calls."""
+        from .base import deliver_all
+
+        return deliver_all(self, message, recipients)
 
     def close(self) -> None:
         """Say QUIT politely if the connection is still up, and forget it."""
@@ -151,27 +220,18 @@ class SmtpProvider:
 
     # -- one recipient ---------------------------------------------------------
 
-    def _deliver(self, sender: str, message: Message, recipient: Recipient) -> Delivery:
-        if not recipient.email.isascii():
-            return Delivery(recipient.key, FAILED, reason=(
-                f"address {recipient.email!r} has non-ASCII characters, which need SMTPUTF8; "
-                "the SMTP provider sends to ASCII addresses only"))
-        try:
-            msg = message.email_for(recipient)
-        except NewsletterError as err:
-            return Delivery(recipient.key, FAILED, reason=str(err))
-        message_id = str(msg["Message-ID"])
-        data = wire_data(msg)
+    def _deliver(self, sender: str, copy: Copy) -> Delivery:
+        message_id, data = copy.message_id, copy.data
         lost = ""
         for _ in range(self._attempts):
             smtp = self._connection()
             try:
-                status, reason = self._transaction(smtp, sender, recipient.email, data)
+                status, reason = self._transaction(smtp, sender, copy.email, data)
             except _Dropped as err:
                 self._discard()
                 lost = str(err)
                 continue
-            return Delivery(recipient.key, status, message_id=message_id if status in (SENT, UNKNOWN) else "",
+            return Delivery(copy.key, status, message_id=message_id if status in (SENT, UNKNOWN) else "",
                             reason=reason)
         # The server, not this recipient, is the trouble: stop hammering it and let send.py back off.
         raise TransientError(f"the connection to {self.where} was lost before the message was sent, "
