@@ -174,7 +174,7 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
     sent = journal.sent_count()
     if not sent or options.allow_changed:
         return
-    earlier = [run for run in journal.runs() if run.fingerprint]
+    earlier = [run for run in journal.runs() if run.fingerprint and run.counts.get(jn.SENT)]
     if not earlier or earlier[-1].fingerprint == whole:
         return
     changed = [p for p in PARTS if earlier[-1].parts.get(p) != parts.get(p)]
@@ -238,7 +238,6 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
         if not testing:
-            check_fingerprint(journal, whole, parts, options, issue.path)
             bodies = _early_body_workers(settings, options, provider, list_path, message, secret)
         journal.start_run(audience, whole, parts, kind="dry run" if options.dry_run else "send",
                           allow_changed=options.allow_changed and journal.sent_count() > 0)
@@ -260,6 +259,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             journal.requeue(jn.UNKNOWN)
         if options.retry_failed:
             journal.requeue(jn.FAILED)
+        if not testing and journal.selected_status_counts()[jn.PENDING]:
+            check_fingerprint(journal, whole, parts, options, issue.path)  # only when someone would get it
     except BaseException:
         journal.close()
         if bodies is not None:
