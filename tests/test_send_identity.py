@@ -279,3 +279,35 @@ def test_a_burst_of_5xx_backs_off_and_pauses_only_after_a_sustained_outage(sendg
     result = run("send", ISSUE, "--list", "burst", "--yes")
     assert result.exit_code == 0, result.output
     assert set(sendgrid_standin.counts()) == expected
+
+
+def test_kill_9_of_an_smtp_send_leaves_only_the_message_under_way_unknown(newsletter_root: Path, smtp_tls_server,
+                                                                         monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_send_smtp import configure_smtp
+
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    expected = write_list(newsletter_root, "q", 60)
+    handler = smtp_tls_server.handler
+    handler.delay_reply(after=10, seconds=20)  # the 11th message is received, its answer held back
+    child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "q", "--provider",
+                              "smtp", "--yes"], cwd=newsletter_root, env={**os.environ},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while len(handler.received) < 11 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    handler.delays.clear()
+    resumed = run("send", ISSUE, "--resume", "--yes")
+    assert resumed.exit_code == 1, resumed.output  # one recipient to settle
+    state = statuses(newsletter_root, "q")
+    assert [e for e, s in state.items() if s == "unknown"] == ["reader10@example.com"]
+    got = handler.recipients()
+    assert len(got) == len(set(got)) and set(got) == expected

@@ -175,6 +175,10 @@ class Capabilities:
     max_concurrency: int  # requests the engine may have under way at once (1: never overlapping)
     scheduling: bool = False  # honours Message.send_at (``--at``)
     unsubscribe_groups: bool = False  # hosts the unsubscribe link itself (a group), instead of ours
+    # Delivers a payload's recipients one after another, in order, and waits after yielding each
+    # outcome until the engine has journaled it: after a crash, only the first recipient still in
+    # flight can have been attempted (one unknown, as a mail queue would have), the rest are unsent.
+    sequential: bool = False
 
 
 class Payload(NamedTuple):

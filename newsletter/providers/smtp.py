@@ -46,7 +46,7 @@ MAX_BATCH = 50  # recipients per send_batch call: one journal batch, one transac
 ATTEMPTS = 3  # connections tried for one recipient when the server drops us before the final dot
 SECURITY = ("starttls", "ssl", "none")
 # One connection, one conversation at a time; no scheduling (cron or at(1) do that); our own unsubscribe links.
-CAPABILITIES = Capabilities(max_batch=MAX_BATCH, max_concurrency=1)
+CAPABILITIES = Capabilities(max_batch=MAX_BATCH, max_concurrency=1, sequential=True)
 _SECRETS: set[str] = set()  # passwords this process holds: never printed, even when a server echoes one
 
 

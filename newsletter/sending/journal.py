@@ -96,6 +96,9 @@ DISK_HINT = ("free some disk space or make the folder writable (or set [send] jo
              "resume the send; recipients whose request was under way are then reported as unknown")
 
 
+SEQUENTIAL = ":sequential"  # ends the batch id of a request whose recipients are tried one by one, in order
+
+
 class JournalError(NewsletterError):
     """The journal could not be read or written: nothing more is sent until it can be."""
 
@@ -286,6 +289,13 @@ class Journal:
                 (self.send, time.time(), os.getpid(), kind, audience.provider, json.dumps(list(audience.tags)),
                  json.dumps([list(p) for p in audience.where]), fingerprint, json.dumps(dict(parts)),
                  int(allow_changed), note)).lastrowid
+            # A sequential request (SMTP) journals each answer before the next recipient is tried: of its
+            # rows still in flight, the first may have been under way, the others were never attempted.
+            db.execute(
+                "UPDATE deliveries SET status='pending', batch=NULL, updated=? WHERE send=? AND status='in_flight' "
+                "AND batch LIKE '%" + SEQUENTIAL + "' AND id > (SELECT MIN(d.id) FROM deliveries d WHERE "
+                "d.send=deliveries.send AND d.batch=deliveries.batch AND d.status='in_flight')",
+                (time.time(), self.send))
             db.execute(
                 "UPDATE deliveries SET status=?, reason=?, updated=?, settled_run=run WHERE send=? AND status=?",
                 (UNKNOWN, "the send stopped while this recipient's request was under way; it may have arrived",

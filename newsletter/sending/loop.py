@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
@@ -67,7 +68,8 @@ class _Request:
     started: float
     open: dict[str, jn.Row] = field(default_factory=dict)  # key -> row, until the provider reports it
     built_by_worker: bool = False
-
+    journaled: threading.Event = field(default_factory=threading.Event)  # the last chunk is on record
+    abandoned: bool = False  # the loop is leaving: deliver nothing more
 
 class Loop:
     """Deliver every pending recipient of a plan through a provider; see the module docstring."""
@@ -202,6 +204,9 @@ class Loop:
             self.abandon(encoding, posting)
             raise
         finally:
+            for request in posting.values():  # leaving (an error, Ctrl-C): no request goes on to deliver more
+                request.abandoned = True
+                request.journaled.set()
             pool.shutdown(wait=not abandoned, cancel_futures=True)
             if bodies is not None:
                 bodies.close()
@@ -290,16 +295,25 @@ class Loop:
         if not rows or not payload.keys:
             return
         self.numbers += 1
-        self.journal.mark_in_flight([row.id for row in rows], f"{self.journal.run}-{self.numbers}")
+        ordered = jn.SEQUENTIAL if self.provider.capabilities.sequential else ""
+        self.journal.mark_in_flight([row.id for row in rows], f"{self.journal.run}-{self.numbers}{ordered}")
         request = _Request(self.numbers, rows, payload, self.clock(), {row.key: row for row in rows}, by_worker)
         posting[request.number] = request
         pool.submit(self.post, request)
 
     def post(self, request: _Request) -> None:
-        """In a request thread: deliver, handing each chunk of outcomes to the loop as it arrives."""
+        """In a request thread: deliver, handing each chunk of outcomes to the loop as it arrives, and
+        going on only once the loop has journaled it (a crash then leaves the least unknown)."""
+        outcomes = self.provider.deliver(request.payload)
         try:
-            for chunk in self.provider.deliver(request.payload):
+            for chunk in outcomes:
                 self.events.put(("chunk", request, chunk))
+                while not request.journaled.wait(0.1) and not request.abandoned:
+                    pass
+                request.journaled.clear()
+                if request.abandoned:
+                    outcomes.close()  # stop before the next recipient
+                    break
         except BaseException as err:  # noqa: BLE001 - the loop decides what it means
             self.events.put(("done", request, err))
             return
@@ -321,7 +335,10 @@ class Loop:
         kind = event[0]
         if kind == "chunk":
             _, request, chunk = event
-            self.record(request, chunk)
+            try:
+                self.record(request, chunk)
+            finally:
+                request.journaled.set()
         elif kind == "done":
             _, request, error = event
             posting.pop(request.number, None)
@@ -519,9 +536,15 @@ class Loop:
             except queue.Empty:
                 break
             if event[0] == "chunk":
+                event[1].abandoned = True
                 self.record(event[1], event[2])
+                event[1].journaled.set()
         for request in posting.values():
+            request.abandoned = True
             rows = list(request.open.values())
+            if rows and self.provider.capabilities.sequential:  # only the first can have been under way
+                self.journal.release([row.id for row in rows[1:]], "", count_attempt=False)
+                rows = rows[:1]
             self.settle([(row, jn.UNKNOWN, "", "interrupted while this request was under way") for row in rows])
             self.report.unknown.extend((row.email, "interrupted mid-request") for row in rows)
         self.report.interrupted = True
