@@ -299,23 +299,23 @@ def test_review_unexpected_exception_mid_smtp_batch_is_not_treated_as_nothing_se
     released, and the next run mails them again."""
     from test_send_smtp import configure_smtp
 
-    from newsletter.providers import base
+    from newsletter.providers import smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     write_list(newsletter_root, "smtp", 5)
-    original = base.Message.email_for
+    original = smtp.WireTemplate.copy
 
-    def email_for(self, recipient):
+    def copy(self, recipient, date):
         if recipient.email == "reader2@example.com":
             raise ValueError("something unforeseen while building the message")
-        return original(self, recipient)
+        return original(self, recipient, date)
 
-    monkeypatch.setattr(base.Message, "email_for", email_for)
+    monkeypatch.setattr(smtp.WireTemplate, "copy", copy)
     first = run("send", ISSUE, "--list", "smtp", "--provider", "smtp", "--yes")
     # Issue 13: each message is built before its batch goes in flight, so a bug while building one
     # stops the send before any of that batch is sent (they stay pending, none is lost or unknown).
     assert first.exit_code == 2 and "could not build the request" in first.output, first.output
-    monkeypatch.setattr(base.Message, "email_for", original)
+    monkeypatch.setattr(smtp.WireTemplate, "copy", original)
     run("send", ISSUE, "--list", "smtp", "--provider", "smtp", "--yes")
     got = smtp_tls_server.handler.recipients()
     assert len(got) == len(set(got)), f"mailed twice: {sorted(got)}"

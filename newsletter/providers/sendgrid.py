@@ -144,12 +144,16 @@ def _check_batch(recipients: Sequence[Recipient]) -> None:
         seen.add(address)
 
 
-def _shared_fields(message: Message) -> dict[str, Any]:
-    """Everything in the body but the personalizations: the same for every batch of a send."""
+def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything in the body but the personalizations; ``aliases`` (token -> token) merges tokens
+    whose values are the same for every recipient of the batch, so each value is sent once."""
+    text, html = message.text, message.html
+    for alias, canonical in (aliases or {}).items():
+        text, html = text.replace(alias, canonical), html.replace(alias, canonical)
     content = []
-    if message.text:
-        content.append({"type": "text/plain", "value": message.text})
-    content.append({"type": "text/html", "value": message.html})
+    if text:
+        content.append({"type": "text/plain", "value": text})
+    content.append({"type": "text/html", "value": html})
     shared: dict[str, Any] = {
         "from": _address(message.from_address, "From address"),
         "subject": message.subject,
@@ -192,36 +196,52 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
 
     fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
     group = message.unsubscribe_group
-    # What each substitution is made of, worked out once per batch rather than per recipient:
-    # SendGrid's own group-unsubscribe tag must reach it verbatim (escaped, it is no longer a tag).
-    renders = [(_json_string(f.token) + ":", f.name, f.render, f.name == UNSUBSCRIBE_FIELD) for f in fields]
+    for index, recipient in enumerate(recipients):
+        try:
+            refuse_line_breaks("recipient address", recipient.email)
+            refuse_line_breaks("recipient name", recipient.name)
+        except NewsletterError as err:
+            raise RejectedError(f"{recipient.email!r}: {err.reason}",
+                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
+    # Each token's value for every recipient, worked out once per batch. SendGrid's own group-unsubscribe
+    # tag must reach it verbatim (escaped, it is no longer a tag).
+    columns = []
+    for field in fields:
+        render, name, is_link = field.render, field.name, field.name == UNSUBSCRIBE_FIELD
+        columns.append([SENDGRID_GROUP_UNSUBSCRIBE if is_link and values.get(UNSUBSCRIBE_FIELD) ==
+                        SENDGRID_GROUP_UNSUBSCRIBE else render(values.get(name)) for _, _, _, values in recipients])
+    # No value twice in one personalization: tokens whose values agree for the whole batch (a name's
+    # HTML and text forms, most often) share one substitution, and the batch's content uses one token.
+    canonical: dict[tuple, int] = {}
+    aliases: dict[str, str] = {}
+    keep = []
+    for j, column in enumerate(columns):
+        first = canonical.setdefault(tuple(column), j)
+        if first == j:
+            keep.append(j)
+        else:
+            aliases[fields[j].token] = fields[first].token
+    keys = [_json_string(fields[j].token) + ":" for j in keep]
+    kept = [columns[j] for j in keep]
     list_unsubscribe = message.list_unsubscribe
     one_click = f',"List-Unsubscribe-Post":{_json_string(ONE_CLICK)}'
     personalizations = []
     for index, recipient in enumerate(recipients):
         email, _, name, values = recipient
-        try:
-            refuse_line_breaks("recipient address", email)
-            refuse_line_breaks("recipient name", name)
-        except NewsletterError as err:
-            raise RejectedError(f"{email!r}: {err.reason}",
-                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
         to = _json_string(email.strip())
         if name:
             to += ',"name":' + _json_string(_recipient_name(name))
         text = '{"to":[{"email":' + to + "}]"
-        if renders:
-            group_link = values.get(UNSUBSCRIBE_FIELD) == SENDGRID_GROUP_UNSUBSCRIBE
-            text += ',"substitutions":{' + ",".join([
-                key + _json_string(SENDGRID_GROUP_UNSUBSCRIBE if group_link and is_link else render(values.get(field)))
-                for key, field, render, is_link in renders]) + "}"
+        if keys:
+            text += ',"substitutions":{' + ",".join([key + _json_string(column[index])
+                                                      for key, column in zip(keys, kept)]) + "}"
         if group is None:
             targets = list_unsubscribe(recipient)
             if targets:
                 text += ',"headers":{"List-Unsubscribe":' + _json_string(", ".join([f"<{t}>" for t in targets]))
                 text += (one_click if targets[0].startswith("https://") else "") + "}"
         personalizations.append(text + "}")
-    shared = json.dumps(_shared_fields(message), separators=(",", ":"))
+    shared = json.dumps(_shared_fields(message, aliases), separators=(",", ":"))
     # Framed in the first and last items, so the ~1 MB body is joined and encoded once, not copied again.
     personalizations[0] = '{"personalizations":[' + personalizations[0]
     personalizations[-1] += "]," + shared[1:]
