@@ -311,3 +311,10 @@ def test_kill_9_of_an_smtp_send_leaves_only_the_message_under_way_unknown(newsle
     assert [e for e, s in state.items() if s == "unknown"] == ["reader10@example.com"]
     got = handler.recipients()
     assert len(got) == len(set(got)) and set(got) == expected
+
+
+def test_new_gives_the_issue_its_id_from_the_start(newsletter_root: Path):
+    assert run("new", "Spring Notes!", "--date", "2027-03-01").exit_code == 0
+    text = (newsletter_root / "issues" / "2027-03-01-spring-notes" / "issue.md").read_text()
+    line = next(line for line in text.splitlines() if line.startswith("id: "))
+    assert len(line) > 30

@@ -190,14 +190,14 @@ class Loop:
                         break
                     self.idle(wake)
                     continue
-                self.handle(self.next_event(), posting, encoding, built)
+                answered = self.handle(self.next_event(), posting, encoding, built)
                 while True:  # everything else already waiting, before deciding again
                     try:
                         event = self.events.get_nowait()
                     except queue.Empty:
                         break
-                    self.handle(event, posting, encoding, built)
-                if self.progress:
+                    answered = self.handle(event, posting, encoding, built) or answered
+                if self.progress and answered:
                     self.progress(self.report)
         except KeyboardInterrupt:
             abandoned = True
@@ -329,9 +329,10 @@ class Loop:
 
     # -- answers -----------------------------------------------------------------------------------
 
-    def handle(self, event, posting, encoding, built) -> None:
+    def handle(self, event, posting, encoding, built) -> bool:
+        """Act on one event; True when a request finished (worth a progress line)."""
         if event is None:
-            return
+            return False
         kind = event[0]
         if kind == "chunk":
             _, request, chunk = event
@@ -343,6 +344,7 @@ class Loop:
             _, request, error = event
             posting.pop(request.number, None)
             self.finished(request, error)
+            return True
         elif kind == "encoded":
             future = event[1]
             rows = encoding.pop(future, None)
@@ -362,6 +364,7 @@ class Loop:
                 self.probe_timeout = min(self.probe_timeout * 2, max(self.provider.timeout,
                                                                      self.settings.outage_seconds))
                 self.hold_until = self.clock() + self.backoff(2)
+        return False
 
     def record(self, request: _Request, chunk) -> None:
         """Commit what the provider said about these recipients, at once."""
