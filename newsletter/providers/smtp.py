@@ -22,7 +22,6 @@ import re
 import smtplib
 import ssl
 from collections.abc import Iterator, Sequence
-from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import NamedTuple
 
@@ -207,14 +206,6 @@ def check_schedule(send_at) -> None:
     if send_at is not None:
         raise NewsletterError("--at needs a provider that schedules delivery; smtp sends at once",
                               hint="use --provider sendgrid, or run the send later from cron or at(1)")
-
-
-def wire_data(msg: EmailMessage) -> bytes:
-    """The DATA section for ``msg``: CRLF line ends, leading dots doubled, ending in the lone dot."""
-    raw = re.sub(rb"\r\n|\r|\n", b"\r\n", msg.as_bytes())
-    if not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
-    return re.sub(rb"(?m)^\.", b"..", raw) + b".\r\n"
 
 
 def _is_loopback(host: str) -> bool:
