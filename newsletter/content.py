@@ -268,21 +268,32 @@ def new_issue_id() -> str:
     return str(uuid.uuid4())
 
 
-def write_issue_id(folder: Path, issue_id: str) -> None:
-    """Put ``id: <issue_id>`` first in issue.md's front matter, leaving every other byte of the file as it was."""
+def write_issue_id(folder: Path, issue_id: str) -> str:
+    """Put ``id: <issue_id>`` first in issue.md's front matter, leaving every other byte of the file as it
+    was, and return the id the issue has: another send that got there first (the file is locked while
+    this one looks) keeps its own."""
+    import fcntl
+
     path = Path(folder) / ISSUE_FILE
-    data = path.read_bytes()
-    first = data.find(b"\n")
-    if first < 0 or data[:first].rstrip(b"\r").lstrip(b"\xef\xbb\xbf") != b"---":
-        raise NewsletterError("has no front matter to record the issue's id in", where=display_path(path),
-                              hint="start the file with a '---' line and the issue's fields")
-    newline = b"\r\n" if data[:first].endswith(b"\r") else b"\n"
     try:
-        path.write_bytes(data[:first + 1] + f"id: {issue_id}".encode() + newline + data[first + 1:])
+        with open(path, "r+b") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            data = file.read()
+            meta, _, _ = split_front_matter(data.decode("utf-8-sig", "replace"), path)
+            if meta.get("id"):
+                return str(meta["id"]).strip()
+            first = data.find(b"\n")
+            if first < 0 or data[:first].rstrip(b"\r").lstrip(b"\xef\xbb\xbf") != b"---":
+                raise NewsletterError("has no front matter to record the issue's id in", where=display_path(path),
+                                      hint="start the file with a '---' line and the issue's fields")
+            newline = b"\r\n" if data[:first].endswith(b"\r") else b"\n"
+            file.seek(0)
+            file.write(data[:first + 1] + f"id: {issue_id}".encode() + newline + data[first + 1:])
     except OSError as err:
         raise NewsletterError(f"cannot record the issue's id: {err.strerror}", where=display_path(path),
                               hint=f"make the file writable, or add the line 'id: {issue_id}' to its front "
                                    "matter yourself") from None
+    return issue_id
 
 
 def add_article_to_issue(folder: Path, filename: str) -> None:

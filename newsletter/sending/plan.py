@@ -93,7 +93,7 @@ def issue_identity(issue: Issue, *, record: bool) -> str:
         return issue.id
     issue_id = new_issue_id()
     if record:
-        write_issue_id(issue.path, issue_id)
+        issue_id = write_issue_id(issue.path, issue_id)
     return issue_id
 
 
