@@ -438,11 +438,18 @@ def _echo_report(report) -> None:
     if report.paused:
         click.echo(f"Paused: {report.paused}", err=True)
     click.echo(report.summary())
-    unknown_before = report.skipped.get("unknown before", 0)
-    if unknown_before:
-        click.echo(f"{unknown_before} recipients' earlier delivery is unknown (a send stopped mid-request): "
-                   f"see newsletter status {report.issue and 'issues/' + report.issue}; resend them only if "
-                   "you are sure they did not get it, with --retry-unknown", err=True)
+    if report.dry_run or report.list_name == "(test)":
+        return
+    if report.unknown_total:
+        issue = report.resume_hint.split()[2] if report.resume_hint else "ISSUE_DIR"
+        click.echo(f"{report.unknown_total} recipients' delivery is unknown (a request got no answer, or a send "
+                   f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
+                   f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)
+    if report.failed:
+        click.echo("Failed recipients are not sent again unless you ask: fix the cause, then "
+                   f"{report.resume_hint} --retry-failed", err=True)
+    if report.interrupted or report.paused or report.deferred:
+        click.echo(f"To resume exactly this send, run: {report.resume_hint}", err=True)
 
 
 def _progress_printer():
@@ -470,13 +477,21 @@ def _progress_printer():
     return show, tty
 
 
+def _provider_names():
+    from .providers.registry import NAMES
+
+    return list(NAMES)
+
+
 @main.command("send")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
 @click.option("--list", "list_name", default=None, help="Subscriber list (subscribers/NAME.csv).")
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (repeatable: all must match).")
 @click.option("--where", "where", multiple=True, help="Only subscribers whose FIELD=VALUE (repeatable).")
-@click.option("--provider", type=click.Choice(["sendgrid", "smtp"]), default=None,
+@click.option("--provider", type=click.Choice(_provider_names()), default=None,
               help="Mail provider. Default: newsletter.provider in newsletter.toml.")
+@click.option("--resume", is_flag=True, help="Continue the recorded send exactly: its list, tags, where, provider.")
+@click.option("--allow-changed", is_flag=True, help="Send the rest even though the issue changed (recorded).")
 @click.option("--dry-run", is_flag=True, help="Do everything but deliver: write samples and report.json.")
 @click.option("--test-to", "test_to", multiple=True, help="Send only to this address (repeatable); journal untouched.")
 @click.option("--test-prefix", default="", help="Prefix the subject of --test-to messages, e.g. '[TEST] '.")
@@ -490,40 +505,77 @@ def _progress_printer():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dry run: output folder. Default: outbox/<issue-name>/.")
 @click.pass_context
-def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, dry_run, test_to,
-                 test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, samples, out) -> None:
+def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
+                 dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, samples,
+                 out) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
-    from . import send as sending
-    from .errors import EXIT_FAILED
+    from .errors import EXIT_FAILED, display_path
+    from .sending import engine
 
-    settings = settings_of(ctx)
-    if test_to:
-        report = sending.send_test(settings, issue_dir, test_to, provider or "", test_prefix)
-        _echo_report(report)
-        ctx.exit(0 if report.ok else EXIT_FAILED)
-    if not list_name:
-        raise click.UsageError("--list NAME is required (or --test-to ADDRESS)")
-    options = sending.SendOptions(
-        list_name=list_name, provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
-        send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown,
-        retry_failed=retry_failed, samples=samples, out_dir=out)
+    options = engine.SendOptions(
+        list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
+        send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
+        samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
+        test_prefix=test_prefix)
+    report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
-        report = sending.dry_run(settings, issue_dir, options)
-        _echo_findings(report.findings, issue_dir)
         for sample in report.samples:
             click.echo(f"wrote {sample}")
-        report_path = (out or sending.outbox_dir(settings, report.issue)) / "report.json"
+        report_path = (out or engine.outbox_dir(settings_of(ctx), report.issue)) / "report.json"
         click.echo(f"wrote {display_path(report_path)} (who would get it, who is skipped and why)")
-        _echo_report(report)
+    _echo_report(report)
+    if dry_run:
         click.echo("This was a dry run: nothing was sent. To send for real, run the same command "
                    "without --dry-run.")
         return
-    report = _live_send(ctx, settings, issue_dir, options, yes)
-    _echo_report(report)
-    if report.interrupted or report.paused or report.deferred:
-        click.echo(f"To resume, run the same command again: newsletter send {issue_dir} --list {list_name}",
-                   err=True)
     ctx.exit(0 if report.ok else EXIT_FAILED)
+
+
+def _run_send(settings, issue_dir: Path, options, yes: bool):
+    """engine.send with a question before delivering, a progress line, and Ctrl-C finishing the requests."""
+    import signal
+
+    from .sending import engine
+
+    show, tty = _progress_printer()
+    stop = engine.StopFlag()
+
+    def confirm(plan, report) -> bool:
+        _echo_findings(report.findings, issue_dir)
+        if options.dry_run or options.test_to or yes:
+            return True
+        question = (f"Send '{plan.built.subject}' to {report.to_send} recipients of list "
+                    f"'{plan.list_name}' through {plan.provider_name}?")
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
+        return click.confirm(question, abort=True)
+
+    def on_plan(plan, report) -> None:
+        if report.to_send == 0:
+            _echo_findings(report.findings, issue_dir)
+            click.echo("Nothing to send: every selected recipient is already settled.")
+
+    def on_interrupt(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+        click.echo("\nStopping after the requests under way (Ctrl-C again to abandon them)...", err=True)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
+                           confirm=confirm, on_plan=on_plan)
+    except NewsletterError as err:
+        report = getattr(err, "report", None)
+        if report is not None:  # the send stopped after some requests may have gone out: say what was done
+            if tty:
+                click.echo()
+            _echo_report(report)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if tty:
+            click.echo()
 
 
 def _parse_send_at(value: str | None):
@@ -539,57 +591,40 @@ def _parse_send_at(value: str | None):
     return moment if moment.tzinfo else moment.astimezone()
 
 
-def _live_send(ctx: click.Context, settings, issue_dir: Path, options, yes: bool):
-    """Confirm, lock, and run a live send with Ctrl-C finishing the batch in flight."""
-    import signal
+@main.command("resolve")
+@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.option("--list", "list_name", required=True, help="The list whose send to settle.")
+@click.option("--as", "resolution", type=click.Choice(["sent", "resend"]), default=None,
+              help="sent: they got it (never resent); resend: the next --resume sends them again.")
+@click.option("--abandon", is_flag=True, help="Abandon an unfinished send: what it has not sent stays unsent.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@click.pass_context
+def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolution, abandon: bool, yes: bool):
+    """Settle the recipients of ISSUE_DIR whose delivery is unknown (listed first), recorded in the journal."""
+    from .sending import engine
 
-    from . import send as sending
-
-    issue_name = issue_dir.resolve().name
-    with sending.exclusive(settings, issue_name, options.list_name):
-        plan = sending.prepare(settings, issue_dir, options)
-        try:
-            report = plan.report
-            _echo_findings(report.findings, issue_dir)
-            question = (f"Send '{plan.built.subject}' to {report.to_send} recipients of list "
-                        f"'{options.list_name}' through {plan.provider_name}?")
-            if report.to_send == 0:
-                click.echo("Nothing to send: every selected recipient is already settled.")
-                return report
-            if not yes:
-                if not sys.stdin.isatty():
-                    raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
-                click.confirm(question, abort=True)
-            provider = sending.open_provider(settings, plan, plan.provider_name)
-            stop = sending.StopFlag()
-
-            def on_interrupt(signum, frame):
-                if stop.requested:
-                    raise KeyboardInterrupt
-                stop.requested = True
-                click.echo("\nStopping after the batch in flight (Ctrl-C again to abandon it)...", err=True)
-
-            previous = signal.signal(signal.SIGINT, on_interrupt)
-            show, tty = _progress_printer()
-            try:
-                report = sending.execute(plan, provider, progress=show, stop=stop)
-            except KeyboardInterrupt:
-                report = plan.report
-            except NewsletterError:
-                # The send stopped on an error after some batches may have gone out: say what was done.
-                if tty:
-                    click.echo()
-                _echo_report(plan.report)
-                click.echo(f"Fix the problem below, then run the same command again to resume: newsletter send "
-                           f"{issue_dir} --list {options.list_name}", err=True)
-                raise
-            finally:
-                signal.signal(signal.SIGINT, previous)
-                if tty:
-                    click.echo()
-            return report
-        finally:
-            plan.close()
+    if bool(resolution) == abandon:
+        raise click.UsageError("give one of --as sent, --as resend or --abandon")
+    settings = settings_of(ctx)
+    if abandon:
+        question = f"Abandon the unfinished send of {issue_dir} to list '{list_name}'?"
+    else:
+        rows = engine.unknown_recipients(settings, issue_dir, list_name)
+        if not rows:
+            click.echo(f"No recipient of list '{list_name}' has an unknown delivery.")
+            return
+        for email, reason in rows:
+            click.echo(f"  unknown: {email}: {reason}")
+        question = f"Record these {len(rows)} recipients as {resolution}?"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
+        click.confirm(question, abort=True)
+    count = engine.resolve(settings, issue_dir, list_name, "abandon" if abandon else resolution)
+    verb = "abandoned the unfinished send" if abandon else f"recorded as {resolution}"
+    click.echo(f"{count} recipients: {verb}.")
+    if resolution == "resend" and count:
+        click.echo(f"Send them with: newsletter send {issue_dir} --list {list_name} --resume")
 
 
 @main.command("status")
@@ -597,16 +632,18 @@ def _live_send(ctx: click.Context, settings, issue_dir: Path, options, yes: bool
 @click.option("--list", "list_name", default=None, help="Only this list.")
 @click.pass_context
 def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -> None:
-    """Show the send journal of ISSUE_DIR: counts and the failed or unknown recipients."""
-    from . import send as sending
+    """Show the send journal of ISSUE_DIR: each run (when, audience, provider, fingerprint, counts), problems."""
+    from .sending import engine
 
-    results = sending.status(settings_of(ctx), issue_dir, list_name)
+    results = engine.status(settings_of(ctx), issue_dir, list_name)
     if not results:
         click.echo(f"{issue_dir.resolve().name} has not been sent{' to ' + list_name if list_name else ''}.")
-    for name, counts, problems in results:
-        line = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n)
-        click.echo(f"{name}: {line}")
-        for email, status, reason in problems:
+    for result in results:
+        line = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in result.counts.items() if n)
+        click.echo(f"{result.list_name}: {line}")
+        for run_line in result.run_lines():
+            click.echo(f"  run {run_line}")
+        for email, status, reason in result.problems:
             click.echo(f"  {status}: {email}: {reason}")
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import NewsletterError, display_path, os_error
+from .providers.registry import NAMES as PROVIDER_NAMES
 
 CONFIG_FILE = "newsletter.toml"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
@@ -47,8 +48,9 @@ class SendSettings:
     journal: str = ".newsletter/journal.sqlite"
     batch_size: int = 1000
     concurrency: int = 4  # batches in flight at once, where the provider allows it (SendGrid)
-    max_attempts: int = 5
-    max_consecutive_failures: int = 20
+    max_attempts: int = 5  # tries of one recipient a server refused for now (SMTP 4xx)
+    max_in_flight: int = 2000  # recipients whose requests may be under way at once (the grey zone of a crash)
+    outage_seconds: float = 300.0  # pause (resumably) after this long without one accepted request
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 60.0
     parallel_from: int = 50_000  # recipients to go from which request bodies are built in worker processes; 0: never
@@ -176,7 +178,6 @@ _SECTIONS: dict[str, type] = {
     "serve": ServeSettings,
     "doctor": DoctorSettings,
 }
-_PROVIDERS = ("sendgrid", "smtp")
 _SECURITY = ("starttls", "ssl", "none")
 
 
@@ -308,8 +309,8 @@ def load_settings(root: Path | None = None) -> Settings:
         raise NewsletterError(f"'newsletter.subscribe_url' must be an https:// URL, not {subscribe_url!r}",
                               where=display_path(path), hint="the web address of your sign-up page")
     provider = values.get("provider", "sendgrid")
-    if provider not in _PROVIDERS:
-        raise NewsletterError(f"'newsletter.provider' must be one of {', '.join(_PROVIDERS)}, not {provider!r}",
+    if provider not in PROVIDER_NAMES:
+        raise NewsletterError(f"'newsletter.provider' must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}",
                               where=display_path(path))
     sections = {name: _section(cls, name, data.get(name, {}), path) for name, cls in _SECTIONS.items()}
     if sections["smtp"].security not in _SECURITY:
@@ -351,7 +352,12 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("send", "batch_size"): _Range(1, 1000, why="SendGrid's limit per request is 1000"),
     ("send", "concurrency"): _Range(1, why="requests in flight at once"),
     ("send", "max_attempts"): _Range(1, why="each recipient needs at least one try"),
-    ("send", "max_consecutive_failures"): _Range(1, why="failures in a row before a send pauses"),
+    ("send", "max_in_flight"): _Range(1, why="recipients whose requests may be under way at once"),
+    ("send", "outage_seconds"): _Range(0, low_allowed=False, why="seconds without an accepted request before a pause"),
+    ("send", "stage_wait_minutes"): _Range(0, why="minutes between the stages of a staged send"),
+    ("send", "max_hard_bounce_rate"): _Range(0, 1, why="a share of a stage, like 0.02"),
+    ("send", "max_complaint_rate"): _Range(0, 1, why="a share of a stage, like 0.001"),
+    ("send", "max_per_hour"): _Range(0, why="0 turns the hourly cap off"),
     ("send", "backoff_seconds"): _Range(0, why="seconds to wait before a retry"),
     ("send", "max_backoff_seconds"): _Range(0, why="the longest wait before a retry"),
     ("send", "parallel_from"): _Range(0, why="0 turns worker processes off"),

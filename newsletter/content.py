@@ -22,7 +22,7 @@ from .errors import NewsletterError, display_path, os_error
 
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")
-ISSUE_FIELDS = ("subject", "preheader", "date", "number", "theme", "articles", "draft")
+ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articles", "draft")
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
 
@@ -61,6 +61,7 @@ class Issue:
     intro_line: int = 1
     missing_articles: tuple[str, ...] = field(default=())
     draft: bool = False  # `draft: true` keeps the issue out of the web archive until it is published
+    id: str = ""  # stable identity from the front matter (given by `new` or the first send); "" until then
 
     @property
     def name(self) -> str:
@@ -298,6 +299,7 @@ def load_issue(folder: Path) -> Issue:
         intro_line=body_line,
         missing_articles=tuple(missing),
         draft=draft,
+        id=str(meta.get("id") or "").strip(),
     )
 
 
@@ -328,6 +330,7 @@ def new_issue(issues_dir: Path, title: str, date: dt.date, number: int | None = 
     post = frontmatter.Post(
         f"{PLACEHOLDER_INTRO} You can greet each reader: "
         "Hi {{ subscriber.name | default('there') }}!\n",
+        id=new_issue_id(),
         subject=title,
         preheader="",
         date=date.isoformat(),
@@ -336,6 +339,41 @@ def new_issue(issues_dir: Path, title: str, date: dt.date, number: int | None = 
     )
     (folder / ISSUE_FILE).write_text(frontmatter.dumps(post, sort_keys=False) + "\n", encoding="utf-8")
     return folder
+
+
+def new_issue_id() -> str:
+    """A stable identity for an issue: the send journal knows it by this, whatever its folder is called."""
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def write_issue_id(folder: Path, issue_id: str) -> str:
+    """Put ``id: <issue_id>`` first in issue.md's front matter, leaving every other byte of the file as it
+    was, and return the id the issue has: another send that got there first (the file is locked while
+    this one looks) keeps its own."""
+    import fcntl
+
+    path = Path(folder) / ISSUE_FILE
+    try:
+        with open(path, "r+b") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            data = file.read()
+            meta, _, _ = split_front_matter(data.decode("utf-8-sig", "replace"), path)
+            if meta.get("id"):
+                return str(meta["id"]).strip()
+            first = data.find(b"\n")
+            if first < 0 or data[:first].rstrip(b"\r").lstrip(b"\xef\xbb\xbf") != b"---":
+                raise NewsletterError("has no front matter to record the issue's id in", where=display_path(path),
+                                      hint="start the file with a '---' line and the issue's fields")
+            newline = b"\r\n" if data[:first].endswith(b"\r") else b"\n"
+            file.seek(0)
+            file.write(data[:first + 1] + f"id: {issue_id}".encode() + newline + data[first + 1:])
+    except OSError as err:
+        raise NewsletterError(f"cannot record the issue's id: {err.strerror}", where=display_path(path),
+                              hint=f"make the file writable, or add the line 'id: {issue_id}' to its front "
+                                   "matter yourself") from None
+    return issue_id
 
 
 def add_article_to_issue(folder: Path, filename: str) -> None:

@@ -34,6 +34,11 @@ class Personalizer:
             self._fields.append(by_token[token])
         self.fields = tuple(dict.fromkeys(self._fields))
 
+    @property
+    def pieces(self) -> tuple[list[str], list[MergeField]]:
+        """(the text between tokens, the field at each token): for encoders that fill pre-encoded pieces."""
+        return self._pieces, self._fields
+
     def fill(self, values: Mapping[str, str]) -> str:
         """The part with every token replaced by the recipient's escaped value (or the fallback)."""
         pieces = self._pieces

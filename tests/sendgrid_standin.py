@@ -306,9 +306,10 @@ class SendGridStandIn:
                 headers["Retry-After"] = f"{retry_after:g}"
             self.script(Reply(status=429, headers=headers, errors=[_error("too many requests")]))
 
-    def slow(self, seconds: float, *, times: int = 1, deliver: bool = True) -> None:
-        """Answer only after ``seconds``; by default the mail was accepted (recorded) meanwhile."""
-        self.script(*(Reply(delay=seconds, deliver=deliver) for _ in range(times)))
+    def slow(self, seconds: float, *, times: int = 1, deliver: bool = True, path: str = MAIL_SEND) -> None:
+        """Answer only after ``seconds``; by default the mail was accepted (recorded) meanwhile.
+        ``path="/v3/"`` slows every API request (mail sends and reads alike): a struggling SendGrid."""
+        self.script(*(Reply(delay=seconds, deliver=deliver, path=path) for _ in range(times)))
 
     def drop(self, *, times: int = 1, deliver: bool = False) -> None:
         """Read the request, then close the connection without answering."""
@@ -662,9 +663,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every mail send")
     parser.add_argument("--details", action="store_true",
                         help="record substitutions and headers, not only addresses (uses more memory)")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="answer the first --delay-count API requests (mail or reads) after this many seconds")
+    parser.add_argument("--delay-count", type=int, default=0)
+    parser.add_argument("--rate-limit-count", type=int, default=0,
+                        help="answer the first N mail sends 429 (Retry-After: --retry-after)")
+    parser.add_argument("--retry-after", type=float, default=0.01)
     args = parser.parse_args(argv)
     standin = SendGridStandIn(api_key=args.key, validate=not args.no_validate, host=args.host, port=args.port,
                               record_details=args.details, latency=args.latency)
+    if args.delay and args.delay_count:
+        standin.slow(args.delay, times=args.delay_count, path="/v3/")
+    if args.rate_limit_count:
+        standin.rate_limit(times=args.rate_limit_count, reset_in=args.retry_after, retry_after=args.retry_after)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"listening on {standin.url}", flush=True)
     try:

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import load_settings
-from newsletter.send import exclusive
+from newsletter.content import write_issue_id
+from newsletter.sending.lock import exclusive
 
 ISSUE = "issues/2026-11-25-first-dispatch"
 EXAMPLE_SUBSCRIBED = {"ada@example.com", "grace@example.org", "katherine@example.org", "edsger@example.com"}
@@ -174,7 +175,7 @@ def test_header_injection_in_a_name_fails_that_recipient_only(fast_retries: Path
 
 
 def test_unsubscribed_since_the_last_attempt_is_not_sent(fast_retries: Path, sendgrid_standin):
-    set_option(fast_retries, "send", "batch_size = 1\nmax_consecutive_failures = 2")
+    set_option(fast_retries, "send", "batch_size = 1\noutage_seconds = 0.5")
     sendgrid_standin.answer(500, times=100)  # first attempt: nothing goes out, the send pauses
     first = run("send", ISSUE, "--list", "example", "--yes")
     assert first.exit_code == 1 and "paused" in first.output.lower()
@@ -192,7 +193,8 @@ def test_unsubscribed_since_the_last_attempt_is_not_sent(fast_retries: Path, sen
 
 def test_a_second_send_of_the_same_issue_is_refused(sendgrid_newsletter: Path, sendgrid_standin):
     settings = load_settings(sendgrid_newsletter)
-    with exclusive(settings, "2026-11-25-first-dispatch", "example"):
+    write_issue_id(sendgrid_newsletter / ISSUE, "issue-one")
+    with exclusive(settings.journal_path, "issue-one", "example", "2026-11-25-first-dispatch"):
         result = run("send", ISSUE, "--list", "example", "--yes")
     assert result.exit_code == 2
     assert "another send of 2026-11-25-first-dispatch to list 'example' is running (pid" in result.output

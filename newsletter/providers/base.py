@@ -1,18 +1,26 @@
 """The small interface every provider implements, and the vocabulary they share.
 
-Providers translate; they do not decide. ``send.py`` owns batching,
-retries, the journal and progress, identically for every provider. A
-provider turns one batch of recipients into requests, and reports what
-happened to each recipient using a closed vocabulary of statuses. A fault
-that concerns the whole batch is raised as one of the exceptions below, so
-the orchestrator can tell "safe to retry" from "maybe delivered" from
-"stop everything".
+Providers translate; they do not decide. The send engine (``newsletter/sending/``)
+owns batching, concurrency, back-off, the journal and progress, identically for
+every provider. A provider does two things:
+
+- ``encode(message, recipients) -> Payload``: pure and picklable (a module-level
+  function), so worker processes, the dry run and tests can call it without a
+  network;
+- ``deliver(payload)``: the only network step, yielding the recipients'
+  ``Delivery`` outcomes in chunks as the answers arrive (SMTP: one recipient at
+  a time; SendGrid: the whole request at once), so the engine journals each
+  answer as soon as it exists.
+
+It declares what it can do as ``Capabilities``. A fault that concerns the
+whole request is raised as one of the exceptions below, so the engine can tell
+"safe to retry" from "maybe delivered" from "stop everything".
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from functools import cached_property
@@ -159,19 +167,61 @@ class RejectedError(ProviderError):
         super().__init__(message, **kwargs)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider declares it can do; the engine reads this, never the provider's name."""
+
+    max_batch: int  # most recipients one payload may carry
+    max_concurrency: int  # requests the engine may have under way at once (1: never overlapping)
+    scheduling: bool = False  # honours Message.send_at (``--at``)
+    unsubscribe_groups: bool = False  # hosts the unsubscribe link itself (a group), instead of ours
+    # Delivers a payload's recipients one after another, in order, and waits after yielding each
+    # outcome until the engine has journaled it: after a crash, only the first recipient still in
+    # flight can have been attempted (one unknown, as a mail queue would have), the rest are unsent.
+    sequential: bool = False
+
+
+class Payload(NamedTuple):
+    """One request, encoded: the keys of the recipients it carries, in order, and the provider's data.
+
+    ``refused`` names recipients the encoder could not put in the request at all (an address
+    the provider cannot carry), each with its reason: they fail alone, before anything is sent.
+    """
+
+    keys: tuple[str, ...]
+    data: object
+    refused: tuple[tuple[str, str], ...] = ()
+
+
 class Provider(Protocol):
-    """What send.py needs of a way out."""
+    """What the send engine needs of a way out."""
 
     name: str
-    max_batch: int  # most recipients one send_batch call may carry
-    max_concurrency: int  # batches send.py may have in flight at once (1: calls never overlap)
-    supports_send_at: bool
+    capabilities: Capabilities
+    timeout: float  # seconds a request may stay unanswered before its outcome is unknown
+
+    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload:
+        """The request for these recipients; pure (a staticmethod of a module-level function)."""
 
     def open(self) -> None:
-        """Connect / check credentials before the first batch (may raise AuthError)."""
+        """Connect / check credentials before the first request (may raise AuthError)."""
 
-    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
-        """Deliver ``message`` to ``recipients``; one Delivery per recipient, or raise a ProviderError."""
+    def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
+        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request."""
+
+    def probe(self, timeout: float) -> None:
+        """A request that delivers nothing (an API read, an SMTP NOOP): returns once the provider answers."""
 
     def close(self) -> None:
         """Release connections."""
+
+
+def deliver_all(provider: Provider, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+    """Encode and deliver one batch, and wait for every outcome (tests, and callers without a journal)."""
+    payload = provider.encode(message, recipients)
+    outcomes = [Delivery(key, FAILED, reason=reason) for key, reason in payload.refused]
+    if payload.keys:
+        for chunk in provider.deliver(payload):
+            outcomes.extend(chunk)
+    order = {r.key: i for i, r in enumerate(recipients)}
+    return sorted(outcomes, key=lambda d: order.get(d.key, len(order)))

@@ -1,48 +1,56 @@
 """The dry run: a provider that does everything but deliver.
 
 It sits on the same path as a live send (same batching, journal logic and
-checks, on a scratch copy of the journal), fills in every recipient's
-message so problems surface, writes the first few as complete ``.eml``
-files, and, when standing in for SendGrid, builds each batch's real request
-body so its limits are exercised too. Nothing touches the network.
+checks, on a scratch copy of the journal). Its ``encode`` runs the real
+provider's ``encode`` (so that provider's limits are exercised) and keeps the
+recipients; ``deliver`` fills in every recipient's copy so problems surface,
+and writes the first few as complete ``.eml`` files. Nothing touches the network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ..errors import NewsletterError
-from .base import FAILED, SENT, Delivery, Message, Recipient
+from .base import FAILED, SENT, Capabilities, Delivery, Message, Payload, Recipient
 
 
 class DryRunProvider:
-    """Counts and samples what a live send would deliver."""
+    """Counts and samples what a live send through ``stands_in_for`` would deliver."""
 
-    supports_send_at = True
-    max_concurrency = 1
+    timeout = 30.0
 
-    def __init__(self, out_dir: Path, *, samples: int = 3, stands_in_for: str = "sendgrid",
-                 max_batch: int = 1000, payload_builder: Callable[[Message, Sequence[Recipient]], bytes] | None = None):
+    def __init__(self, out_dir: Path, *, stands_in_for: str, capabilities: Capabilities,
+                 encode: Callable[[Message, Sequence[Recipient]], Payload], samples: int = 3):
         self.name = f"dry run ({stands_in_for})"
+        # One request at a time: the samples are written in order.
+        self.capabilities = Capabilities(max_batch=capabilities.max_batch, max_concurrency=1,
+                                         scheduling=capabilities.scheduling,
+                                         unsubscribe_groups=capabilities.unsubscribe_groups)
         self.out_dir = out_dir
         self.samples = samples
-        self.max_batch = max_batch
-        self.payload_builder = payload_builder
+        self._encode = encode
         self.sample_paths: list[Path] = []
         self.largest_message = 0
         self.total_bytes = 0
-        self.batches = 0
+
+    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload:
+        inner = self._encode(message, recipients)  # the request a live send would make, limits enforced
+        refused = dict(inner.refused)
+        return Payload(inner.keys, (message, [r for r in recipients if r.key not in refused]), inner.refused)
 
     def open(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.out_dir.glob("sample-*.eml"):
-            old.unlink()
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            for old in self.out_dir.glob("sample-*.eml"):
+                old.unlink()
+        except OSError as err:
+            raise NewsletterError(f"cannot write the dry run's samples: {err.strerror}", where=str(self.out_dir),
+                                  hint="check the folder is writable, or pass --out") from None
 
-    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
-        self.batches += 1
-        if self.payload_builder is not None:
-            self.payload_builder(message, recipients)  # the request a live send would make, limits enforced
+    def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
+        message, recipients = payload.data
         deliveries = []
         for recipient in recipients:
             html, text = message.personalize(recipient)
@@ -56,7 +64,10 @@ class DryRunProvider:
                     deliveries.append(Delivery(recipient.key, FAILED, reason=str(err)))
                     continue
             deliveries.append(Delivery(recipient.key, SENT, message_id="dry-run"))
-        return deliveries
+        yield deliveries
+
+    def probe(self, timeout: float) -> None:
+        pass
 
     def _write_sample(self, message: Message, recipient: Recipient) -> None:
         path = self.out_dir / f"sample-{len(self.sample_paths) + 1}.eml"

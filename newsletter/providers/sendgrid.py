@@ -44,7 +44,9 @@ from ..unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
 from .base import (
     SENT,
     AuthError,
+    Capabilities,
     Delivery,
+    Payload,
     Message,
     OutcomeUnknownError,
     ProviderError,
@@ -65,6 +67,8 @@ SUPPRESSION_KINDS = {  # endpoint -> status written to the list
     "suppression/spam_reports": "complained",
 }
 _STATUS_RANK = {"unsubscribed": 0, "bounced": 1, "complained": 2}  # the more specific status wins
+# Independent HTTPS requests (SendGrid answers each in ~100-300 ms); scheduling by send_at; ASM groups.
+CAPABILITIES = Capabilities(max_batch=MAX_RECIPIENTS, max_concurrency=4, scheduling=True, unsubscribe_groups=True)
 
 
 # --- keeping the key out of logs -------------------------------------------
@@ -140,12 +144,16 @@ def _check_batch(recipients: Sequence[Recipient]) -> None:
         seen.add(address)
 
 
-def _shared_fields(message: Message) -> dict[str, Any]:
-    """Everything in the body but the personalizations: the same for every batch of a send."""
+def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything in the body but the personalizations; ``aliases`` (token -> token) merges tokens
+    whose values are the same for every recipient of the batch, so each value is sent once."""
+    text, html = message.text, message.html
+    for alias, canonical in (aliases or {}).items():
+        text, html = text.replace(alias, canonical), html.replace(alias, canonical)
     content = []
-    if message.text:
-        content.append({"type": "text/plain", "value": message.text})
-    content.append({"type": "text/html", "value": message.html})
+    if text:
+        content.append({"type": "text/plain", "value": text})
+    content.append({"type": "text/html", "value": html})
     shared: dict[str, Any] = {
         "from": _address(message.from_address, "From address"),
         "subject": message.subject,
@@ -188,40 +196,65 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
 
     fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
     group = message.unsubscribe_group
-    # What each substitution is made of, worked out once per batch rather than per recipient:
-    # SendGrid's own group-unsubscribe tag must reach it verbatim (escaped, it is no longer a tag).
-    renders = [(_json_string(f.token) + ":", f.name, f.render, f.name == UNSUBSCRIBE_FIELD) for f in fields]
+    for index, recipient in enumerate(recipients):
+        try:
+            refuse_line_breaks("recipient address", recipient.email)
+            refuse_line_breaks("recipient name", recipient.name)
+        except NewsletterError as err:
+            raise RejectedError(f"{recipient.email!r}: {err.reason}",
+                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
+    # Each token's value for every recipient, worked out once per batch. SendGrid's own group-unsubscribe
+    # tag must reach it verbatim (escaped, it is no longer a tag).
+    columns = []
+    for field in fields:
+        render, name, is_link = field.render, field.name, field.name == UNSUBSCRIBE_FIELD
+        columns.append([SENDGRID_GROUP_UNSUBSCRIBE if is_link and values.get(UNSUBSCRIBE_FIELD) ==
+                        SENDGRID_GROUP_UNSUBSCRIBE else render(values.get(name)) for _, _, _, values in recipients])
+    # No value twice in one personalization: tokens whose values agree for the whole batch (a name's
+    # HTML and text forms, most often) share one substitution, and the batch's content uses one token.
+    canonical: dict[tuple, int] = {}
+    aliases: dict[str, str] = {}
+    keep = []
+    for j, column in enumerate(columns):
+        first = canonical.setdefault(tuple(column), j)
+        if first == j:
+            keep.append(j)
+        else:
+            aliases[fields[j].token] = fields[first].token
+    keys = [_json_string(fields[j].token) + ":" for j in keep]
+    kept = [columns[j] for j in keep]
     list_unsubscribe = message.list_unsubscribe
     one_click = f',"List-Unsubscribe-Post":{_json_string(ONE_CLICK)}'
     personalizations = []
     for index, recipient in enumerate(recipients):
         email, _, name, values = recipient
-        try:
-            refuse_line_breaks("recipient address", email)
-            refuse_line_breaks("recipient name", name)
-        except NewsletterError as err:
-            raise RejectedError(f"{email!r}: {err.reason}",
-                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
         to = _json_string(email.strip())
         if name:
             to += ',"name":' + _json_string(_recipient_name(name))
         text = '{"to":[{"email":' + to + "}]"
-        if renders:
-            group_link = values.get(UNSUBSCRIBE_FIELD) == SENDGRID_GROUP_UNSUBSCRIBE
-            text += ',"substitutions":{' + ",".join([
-                key + _json_string(SENDGRID_GROUP_UNSUBSCRIBE if group_link and is_link else render(values.get(field)))
-                for key, field, render, is_link in renders]) + "}"
+        if keys:
+            text += ',"substitutions":{' + ",".join([key + _json_string(column[index])
+                                                      for key, column in zip(keys, kept)]) + "}"
         if group is None:
             targets = list_unsubscribe(recipient)
             if targets:
                 text += ',"headers":{"List-Unsubscribe":' + _json_string(", ".join([f"<{t}>" for t in targets]))
                 text += (one_click if targets[0].startswith("https://") else "") + "}"
         personalizations.append(text + "}")
-    shared = json.dumps(_shared_fields(message), separators=(",", ":"))
+    shared = json.dumps(_shared_fields(message, aliases), separators=(",", ":"))
     # Framed in the first and last items, so the ~1 MB body is joined and encoded once, not copied again.
     personalizations[0] = '{"personalizations":[' + personalizations[0]
     personalizations[-1] += "]," + shared[1:]
     return ",".join(personalizations).encode("ascii")
+
+
+def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
+    """The provider interface's ``encode``: the body ``encode_payload`` writes, with the keys it carries."""
+    return Payload(tuple(r.key for r in recipients), encode_payload(message, recipients))
+
+
+def check_schedule(send_at: dt.datetime | None) -> None:
+    check_send_at(send_at)
 
 
 def build_payload(message: Message, recipients: Sequence[Recipient]) -> dict[str, Any]:
@@ -312,9 +345,8 @@ class SendGridProvider:
     """Sends batches through SendGrid's v3 Mail Send API; see ``encode_payload`` for the body."""
 
     name = "sendgrid"
-    max_batch = MAX_RECIPIENTS
-    max_concurrency = 4  # independent HTTPS requests; SendGrid answers each in ~100-300 ms
-    supports_send_at = True
+    capabilities = CAPABILITIES
+    encode = staticmethod(encode)  # pure: the send engine may run it in worker processes
 
     def __init__(self, settings: SendGridSettings, *, api_key: str):
         key = (api_key or "").strip()
@@ -330,6 +362,7 @@ class SendGridProvider:
                                   where="newsletter.toml")
         _SECRETS.add(key)
         self.settings = settings
+        self.timeout = settings.timeout
         self.host = host
         self._client = sendgrid.SendGridAPIClient(api_key=key, host=host)
 
@@ -358,19 +391,22 @@ class SendGridProvider:
                 status=200, hint="in SendGrid: Settings > API Keys > edit the key > Mail Send: Full Access",
             )
 
-    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
-        """One request for the whole batch; every recipient SENT on 2xx, else a ProviderError."""
-        return self.send_encoded(message, encode_payload(message, recipients), [r.key for r in recipients])
-
-    encode_batch = staticmethod(encode_payload)  # a pure function: send.py may run it in worker processes
-
-    def send_encoded(self, message: Message, body: bytes, keys: Sequence[str]) -> list[Delivery]:
-        """``send_batch`` for a body ``encode_payload`` already built (for the recipients ``keys`` name)."""
-        check_send_at(message.send_at)
+    def deliver(self, payload: Payload):
+        """One request for the whole payload; every recipient SENT on 2xx, else a ProviderError."""
+        keys = payload.keys
         response = self._call(f"sending to {len(keys)} recipients",
-                              lambda c: _post_json(c.mail.send, body, self.settings.timeout))
+                              lambda c: _post_json(c.mail.send, payload.data, self.timeout))
         message_id = _scrub(response.headers.get("X-Message-Id", "") or "")
-        return [Delivery(key, SENT, message_id) for key in keys]
+        yield [Delivery(key, SENT, message_id) for key in keys]
+
+    def probe(self, timeout: float) -> None:
+        """A read that delivers nothing (the key's scopes): returns once SendGrid answers in time."""
+        self._call("checking SendGrid is answering", lambda c: c.scopes.get(timeout=timeout), idempotent=True)
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """``encode`` then ``deliver``, waiting for the outcome: for tests and one-off calls."""
+        check_send_at(message.send_at)
+        return [d for chunk in self.deliver(encode(message, recipients)) for d in chunk]
 
     def close(self) -> None:
         """Nothing to release: the client opens one connection per request."""

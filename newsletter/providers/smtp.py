@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from binascii import b2a_qp
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
-from email.message import EmailMessage
+from collections.abc import Iterator, Sequence
 from email.utils import parseaddr
+from typing import NamedTuple
 
 from ..config import Settings, SmtpSettings
 from ..errors import NewsletterError
@@ -32,8 +33,10 @@ from .base import (
     SENT,
     UNKNOWN,
     AuthError,
+    Capabilities,
     Delivery,
     Message,
+    Payload,
     ProviderError,
     Recipient,
     TransientError,
@@ -42,14 +45,167 @@ from .base import (
 MAX_BATCH = 50  # recipients per send_batch call: one journal batch, one transaction each
 ATTEMPTS = 3  # connections tried for one recipient when the server drops us before the final dot
 SECURITY = ("starttls", "ssl", "none")
+# One connection, one conversation at a time; no scheduling (cron or at(1) do that); our own unsubscribe links.
+CAPABILITIES = Capabilities(max_batch=MAX_BATCH, max_concurrency=1, sequential=True)
+_SECRETS: set[str] = set()  # passwords this process holds: never printed, even when a server echoes one
 
 
-def wire_data(msg: EmailMessage) -> bytes:
-    """The DATA section for ``msg``: CRLF line ends, leading dots doubled, ending in the lone dot."""
-    raw = re.sub(rb"\r\n|\r|\n", b"\r\n", msg.as_bytes())
-    if not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
-    return re.sub(rb"(?m)^\.", b"..", raw) + b".\r\n"
+def _scrub(text: str) -> str:
+    for secret in _SECRETS:
+        if secret and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+class Copy(NamedTuple):
+    """One recipient's message, ready for DATA."""
+
+    key: str
+    email: str
+    message_id: str
+    data: bytes
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends, dot-stuffed for DATA (every piece starts a line)."""
+    encoded = b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    if encoded.startswith(b".") or b"\n." in encoded:
+        encoded = re.sub(rb"(?m)^\.", b"..", encoded)
+    return encoded
+
+
+class _EncodedPart:
+    """A body part quoted-printable encoded once, between its merge tokens: each recipient's copy
+    joins these with their values (each encoded on lines of its own, between soft line breaks,
+    so no line grows past 76 characters)."""
+
+    __slots__ = ("pieces", "fields")
+
+    def __init__(self, personalizer):
+        pieces, fields = personalizer.pieces
+        self.fields = fields
+        self.pieces = [_qp(piece) for piece in pieces]
+        for i in range(len(self.pieces) - 1):  # a soft break after every piece followed by a token...
+            if not self.pieces[i].endswith(b"\r\n"):
+                self.pieces[i] += b"=\r\n"
+        if self.pieces[-1] and not self.pieces[-1].endswith(b"\r\n"):
+            self.pieces[-1] += b"\r\n"  # the part ends with a line break, as email's set_content writes it
+
+    def fill(self, values) -> list[bytes]:
+        out = [self.pieces[0]]
+        last = len(self.fields) - 1
+        for i, (field, piece) in enumerate(zip(self.fields, self.pieces[1:])):
+            value = _qp(field.render(values.get(field.name)))
+            if value and not value.endswith(b"\r\n"):
+                value += b"\r\n" if i == last and not piece else b"=\r\n"  # ...and after every value
+            out.append(value)
+            out.append(piece)
+        return out
+
+
+class WireTemplate:
+    """The MIME message of an issue built once; each recipient's copy is bytes substituted into it.
+
+    Building and verifying an ``EmailMessage`` per recipient was most of an SMTP send's time.
+    Here the headers every copy shares (From, Reply-To, Subject, extra headers) are built and
+    folded once by ``email`` itself, and both bodies are quoted-printable encoded once between
+    their merge tokens; per recipient only To, Date, Message-ID and the unsubscribe headers are
+    written and the values encoded. The boundary cannot occur in quoted-printable text (a bare
+    ``=`` is always escaped there). ``tests/test_smtp_wire.py`` compares copies with what
+    ``email`` parses from them and from ``Message.email_for`` for a sample of recipients.
+    """
+
+    def __init__(self, message: Message):
+        from email.message import EmailMessage as _Shared
+
+        from ..message import POLICY, refuse_line_breaks
+
+        self.message = message
+        shared = _Shared(policy=POLICY)
+        shared["From"] = message.from_address
+        if message.reply_to:
+            shared["Reply-To"] = message.reply_to
+        shared["Subject"] = refuse_line_breaks("subject", message.subject)
+        for name, value in message.headers:
+            shared[name] = refuse_line_breaks(name, value)
+        self.shared = shared.as_bytes().rstrip(b"\r\n") + b"\r\n"
+        self.domain = parseaddr(message.from_address)[1].rpartition("@")[2] or "localhost"
+        self.boundary = f"=_nl_{os.urandom(12).hex()}"
+        b = self.boundary.encode()
+        part = b'Content-Type: text/%s; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+        self.head = (b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"" + b + b"\"\r\n\r\n--"
+                     + b + b"\r\n" + part % b"plain")
+        self.middle = b"\r\n--" + b + b"\r\n" + part % b"html"
+        self.tail = b"\r\n--" + b + b"--\r\n"
+        self.text = _EncodedPart(message.text_personalizer)
+        self.html = _EncodedPart(message.html_personalizer)
+
+    def copy(self, recipient: Recipient, date: str) -> tuple[str, bytes]:
+        """(Message-ID, the complete message as DATA: CRLF line ends, dot-stuffed, without the final dot)."""
+        from email.utils import formataddr
+
+        from ..message import refuse_line_breaks
+
+        message = self.message
+        to = formataddr((refuse_line_breaks("recipient name", recipient.name),
+                         refuse_line_breaks("recipient", recipient.email)), "utf-8")
+        message_id = f"<{os.urandom(16).hex()}@{self.domain}>"
+        out = [self.shared, b"To: ", to.encode("ascii"), b"\r\nDate: ", date.encode("ascii"),
+               b"\r\nMessage-ID: ", message_id.encode("ascii"), b"\r\n"]
+        targets = message.list_unsubscribe(recipient)
+        if targets:
+            unsubscribe = ", ".join(f"<{t}>" for t in targets)
+            refuse_line_breaks("List-Unsubscribe", unsubscribe)
+            out += [b"List-Unsubscribe: ", unsubscribe.encode("ascii"), b"\r\n"]
+            if targets[0].startswith("https://"):
+                out.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        out.append(self.head)
+        out += self.text.fill(recipient.values)
+        out.append(self.middle)
+        out += self.html.fill(recipient.values)
+        out.append(self.tail)
+        return message_id, b"".join(out)
+
+
+_TEMPLATES: dict[int, WireTemplate] = {}
+
+
+def _template(message: Message) -> WireTemplate:
+    """The template of ``message``, made once per issue (a send encodes many batches of the same message)."""
+    template = _TEMPLATES.get(id(message))
+    if template is None or template.message is not message:
+        _TEMPLATES.clear()
+        template = _TEMPLATES[id(message)] = WireTemplate(message)
+    return template
+
+
+def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
+    """Each recipient's complete message as wire bytes; an address SMTP cannot carry is refused alone."""
+    from email.utils import formatdate
+
+    template = _template(message)
+    date = formatdate(localtime=False, usegmt=True)
+    copies: list[Copy] = []
+    refused: list[tuple[str, str]] = []
+    for recipient in recipients:
+        if not recipient.email.isascii():
+            refused.append((recipient.key, f"address {recipient.email!r} has non-ASCII characters, which need "
+                                           "SMTPUTF8; the SMTP provider sends to ASCII addresses only"))
+            continue
+        try:
+            message_id, data = template.copy(recipient, date)
+        except (NewsletterError, UnicodeEncodeError) as err:
+            refused.append((recipient.key, str(err)))
+            continue
+        copies.append(Copy(recipient.key, recipient.email, message_id, data + b".\r\n"))
+    return Payload(tuple(c.key for c in copies), (parseaddr(message.from_address)[1], tuple(copies)),
+                   tuple(refused))
+
+
+def check_schedule(send_at) -> None:
+    if send_at is not None:
+        raise NewsletterError("--at needs a provider that schedules delivery; smtp sends at once",
+                              hint="use --provider sendgrid, or run the send later from cron or at(1)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -64,7 +220,7 @@ def _is_loopback(host: str) -> bool:
 def _text(reply: bytes | str) -> str:
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", errors="replace")
-    return " ".join(reply.split())
+    return _scrub(" ".join(reply.split()))
 
 
 class _Dropped(Exception):
@@ -75,9 +231,9 @@ class SmtpProvider:
     """Sends each recipient their own message over one reused SMTP connection."""
 
     name = "smtp"
+    capabilities = CAPABILITIES
     max_batch = MAX_BATCH
-    max_concurrency = 1  # one SMTP connection, one conversation at a time
-    supports_send_at = False
+    encode = staticmethod(encode)
 
     def __init__(self, settings: SmtpSettings, *, password: str | None,
                  ssl_context: ssl.SSLContext | None = None, attempts: int = ATTEMPTS):
@@ -96,6 +252,12 @@ class SmtpProvider:
                      "'none' is for a relay on this machine",
             )
         self.settings = settings
+        self.timeout = settings.timeout
+        if password:  # a server that echoes credentials must not get them printed: raw, or as AUTH sent them
+            import base64
+
+            _SECRETS.update({password, base64.b64encode(password.encode()).decode(),
+                             base64.b64encode(f"\0{settings.username}\0{password}".encode()).decode()})
         self._password = password
         self._context = ssl_context
         self._attempts = max(1, attempts)
@@ -115,29 +277,45 @@ class SmtpProvider:
         """Connect, secure and log in, unless a connection is already open."""
         self._connection()
 
-    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
-        """One transaction per recipient; raises only while nothing of this batch can have been delivered."""
-        sender = parseaddr(message.from_address)[1]
+    def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
+        """One transaction per recipient, each outcome yielded as its reply arrives.
+
+        Raises only while nothing of this payload can have been delivered; once something
+        may have been, a fault of the connection makes the rest DEFERRED instead.
+        """
+        sender, copies = payload.data
         self._check_idle_connection()
-        deliveries: list[Delivery] = []
-        for index, recipient in enumerate(recipients):
+        delivered = False
+        for index, copy in enumerate(copies):
             try:
-                deliveries.append(self._deliver(sender, message, recipient))
+                outcome = self._deliver(sender, copy)
             except ProviderError as err:
                 self._discard()
-                if not any(d.status in (SENT, UNKNOWN) for d in deliveries):
+                if not delivered:
                     raise
-                reason = f"not sent: {err}"
-                deliveries.extend(Delivery(r.key, DEFERRED, reason=reason) for r in recipients[index:])
-                break
+                yield [Delivery(c.key, DEFERRED, reason=f"not sent: {err}") for c in copies[index:]]
+                return
             except Exception as err:  # a bug, not a reply: this recipient may have been mid-transaction
                 self._discard()
-                if not any(d.status in (SENT, UNKNOWN) for d in deliveries):
+                if not delivered:
                     raise
-                deliveries.append(Delivery(recipient.key, UNKNOWN, reason=f"interrupted by an error: {err}"))
-                deliveries.extend(Delivery(r.key, DEFERRED, reason=f"not sent: {err}") for r in recipients[index + 1:])
-                break
-        return deliveries
+                reason = _scrub(f"interrupted by an error: {err}")
+                yield [Delivery(copy.key, UNKNOWN, reason=reason),
+                       *(Delivery(c.key, DEFERRED, reason=f"not sent: {err}") for c in copies[index + 1:])]
+                return
+            delivered = delivered or outcome.status in (SENT, UNKNOWN)
+            yield [outcome]
+
+    def probe(self, timeout: float) -> None:
+        """NOOP on the connection (opening one if needed): delivers nothing."""
+        self._check_idle_connection()
+        self._connection().noop()
+
+    def send_batch(self, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+        """``encode`` then ``deliver``, waiting for every outcome: for tests and one-off calls."""
+        from .base import deliver_all
+
+        return deliver_all(self, message, recipients)
 
     def close(self) -> None:
         """Say QUIT politely if the connection is still up, and forget it."""
@@ -151,27 +329,18 @@ class SmtpProvider:
 
     # -- one recipient ---------------------------------------------------------
 
-    def _deliver(self, sender: str, message: Message, recipient: Recipient) -> Delivery:
-        if not recipient.email.isascii():
-            return Delivery(recipient.key, FAILED, reason=(
-                f"address {recipient.email!r} has non-ASCII characters, which need SMTPUTF8; "
-                "the SMTP provider sends to ASCII addresses only"))
-        try:
-            msg = message.email_for(recipient)
-        except NewsletterError as err:
-            return Delivery(recipient.key, FAILED, reason=str(err))
-        message_id = str(msg["Message-ID"])
-        data = wire_data(msg)
+    def _deliver(self, sender: str, copy: Copy) -> Delivery:
+        message_id, data = copy.message_id, copy.data
         lost = ""
         for _ in range(self._attempts):
             smtp = self._connection()
             try:
-                status, reason = self._transaction(smtp, sender, recipient.email, data)
+                status, reason = self._transaction(smtp, sender, copy.email, data)
             except _Dropped as err:
                 self._discard()
                 lost = str(err)
                 continue
-            return Delivery(recipient.key, status, message_id=message_id if status in (SENT, UNKNOWN) else "",
+            return Delivery(copy.key, status, message_id=message_id if status in (SENT, UNKNOWN) else "",
                             reason=reason)
         # The server, not this recipient, is the trouble: stop hammering it and let send.py back off.
         raise TransientError(f"the connection to {self.where} was lost before the message was sent, "

@@ -1,8 +1,8 @@
 """Request bodies built in worker processes, so a large send uses every core.
 
-Turning a batch of journal rows into a SendGrid request body (each
-recipient's unsubscribe token, merge values and personalization, written as
-JSON) is pure work and most of a large send's time; in one process it runs
+Turning a batch of journal rows into a request (each recipient's
+unsubscribe token, merge values and personalization, encoded by the
+provider's pure ``encode``) is pure work and most of a large send's time; in one process it runs
 under one interpreter lock, on one core. A send of at least
 ``[send] parallel_from`` recipients hands that work to a few worker
 processes instead.
@@ -28,13 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .config import Settings
-from .errors import NewsletterError
+from ..config import Settings
+from ..errors import NewsletterError
+from ..message import refuse_line_breaks
+from ..personalize import subscriber_values
+from ..providers.base import Message, Payload, Recipient
+from ..unsubscribe import UnsubscribeLinks
 from .journal import Row
-from .message import refuse_line_breaks
-from .personalize import subscriber_values
-from .providers.base import Message, Recipient
-from .unsubscribe import UnsubscribeLinks
 
 MAX_PROCESSES = 4  # more would only wait on the requests: [send] concurrency defaults to 4
 
@@ -68,13 +68,13 @@ class BodyContext:
     secret: bytes | None
     provider_name: str
     message: Message
-    encode: Callable[[Message, Sequence[Recipient]], bytes]  # the provider's own body builder
+    encode: Callable[[Message, Sequence[Recipient]], Payload]  # the provider's own, pure encoder
 
 
 class Encoded(NamedTuple):
-    """A worker's answer for one batch: the body (None when every row was refused) and the refusals."""
+    """A worker's answer for one batch: the payload (None when every row was refused) and the refusals."""
 
-    body: bytes | None
+    payload: Payload | None
     refused: list[tuple[int, str]]  # (position of the row in the batch, why)
 
 

@@ -1,0 +1,42 @@
+"""The one list of provider names: config, the CLI and the send engine all read it.
+
+Each name maps to the module that implements it. A provider module offers
+``CAPABILITIES`` (base.Capabilities), ``encode`` (pure, picklable),
+``check_schedule(send_at)`` and ``from_settings(settings)``. Modules are
+imported only when used, so a send through SMTP never imports ``sendgrid``,
+and nothing outside this file needs to know which modules exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ..errors import NewsletterError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ..config import Settings
+    from .base import Capabilities, Provider
+
+PROVIDERS: dict[str, str] = {
+    "sendgrid": "newsletter.providers.sendgrid",
+    "smtp": "newsletter.providers.smtp",
+}
+NAMES: tuple[str, ...] = tuple(PROVIDERS)
+
+
+def module(name: str) -> ModuleType:
+    """The module implementing provider ``name``; a NewsletterError naming the known ones otherwise."""
+    if name not in PROVIDERS:
+        raise NewsletterError(f"unknown provider '{name}'", hint=f"use one of: {', '.join(NAMES)}")
+    return importlib.import_module(PROVIDERS[name])
+
+
+def capabilities(name: str) -> Capabilities:
+    return module(name).CAPABILITIES
+
+
+def open_provider(settings: Settings, name: str) -> Provider:
+    """Provider ``name`` configured from settings (secrets read from the environment)."""
+    return module(name).from_settings(settings)

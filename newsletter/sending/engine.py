@@ -1,0 +1,216 @@
+"""``send``: the one function behind a live send, a dry run, a test send and the benchmark.
+
+1. load the issue and its stable id (given now, in issue.md, on its first send);
+2. lock (issue id, list), plan: settle the audience (``--resume`` repeats the
+   recorded one), build and check the issue, fingerprint it, select the
+   recipients into the journal (a scratch copy for a dry run or a test send);
+3. confirm, then run the loop through the provider;
+4. read the report back from the journal.
+
+``resolve`` settles the recipients whose delivery is unknown; ``status`` shows the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import NewsletterError, display_path
+from ..providers import registry
+from ..providers.base import Provider
+from ..providers.dryrun import DryRunProvider
+from . import journal as jn
+from .lock import exclusive
+from .loop import Loop, Progress, StopFlag, few_collections
+from .plan import SendOptions, SendPlan, describe_audience, load, prepare, resume_command
+from .report import ListStatus, SendReport
+from .report import status as journal_status
+
+Confirm = Callable[[SendPlan, SendReport], bool]  # asked before delivering; False: deliver nothing
+
+
+def outbox_dir(settings: Settings, issue_name: str) -> Path:
+    return settings.root / "outbox" / issue_name
+
+
+def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
+         progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
+         on_plan: Callable[[SendPlan, SendReport], None] | None = None) -> SendReport:
+    """Send (or dry-run, or test-send) the issue in ``issue_dir`` as ``options`` say; the report at the end.
+
+    ``provider`` replaces the configured one (tests, benchmarks). ``confirm`` is asked once the
+    recipients are selected; ``on_plan`` sees the plan and the report before delivery starts
+    and the report as far as it got if the send stops on an error (``report`` is then kept on
+    the error as ``err.report``).
+    """
+    scratch = options.dry_run or bool(options.test_to)
+    if not options.test_to and not options.list_name and not options.resume:
+        raise NewsletterError("--list NAME is required (or --resume, or --test-to ADDRESS)")
+    issue, issue_id = load(issue_dir, record_id=not scratch)
+    if options.resume and not options.list_name:
+        options.list_name = _unfinished_list(settings, issue_id, issue_dir)
+    with ExitStack() as stack:
+        if not scratch:
+            stack.enter_context(exclusive(settings.journal_path, issue_id, options.list_name, issue.name))
+        plan = prepare(settings, issue, issue_id, options)
+        stack.callback(plan.close)
+        report = _new_report(plan, issue_dir)
+        if on_plan:
+            on_plan(plan, report)
+        if report.to_send == 0 or (confirm is not None and not confirm(plan, report)):
+            plan.journal.finish_run()
+            report.fill_from(plan.journal, settings.send.max_attempts)
+            return report
+        out_dir = options.out_dir or outbox_dir(settings, issue.name)
+        if provider is None:
+            if options.dry_run:
+                module = registry.module(plan.provider_name)
+                provider = DryRunProvider(out_dir, stands_in_for=plan.provider_name, capabilities=module.CAPABILITIES,
+                                          encode=module.encode, samples=options.samples)
+            else:
+                provider = registry.open_provider(settings, plan.provider_name)
+        started = time.monotonic()
+        try:
+            provider.open()
+            try:
+                with few_collections():
+                    Loop(plan, provider, report, progress=progress, stop=stop).run()
+            finally:
+                provider.close()
+        except NewsletterError as err:
+            report.seconds = time.monotonic() - started
+            _fill_if_readable(report, plan)
+            err.report = report  # what was done before it stopped, for the summary
+            raise
+        except KeyboardInterrupt:
+            report.interrupted = True
+        report.seconds = time.monotonic() - started
+        plan.journal.finish_run()
+        report.fill_from(plan.journal, settings.send.max_attempts)
+        if options.dry_run:
+            report.samples = [display_path(p) for p in provider.sample_paths]
+            write_report(report, out_dir)
+        return report
+
+
+def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:
+    try:
+        report.fill_from(plan.journal, plan.settings.send.max_attempts)
+    except Exception:  # noqa: BLE001 - the journal is what failed: keep the loop's own counts
+        pass
+
+
+def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
+    counts = plan.journal.selected_status_counts()
+    report = SendReport(issue=plan.issue.name, list_name=plan.list_name, provider=plan.provider_name,
+                        dry_run=plan.options.dry_run, issue_id=plan.issue_id, fingerprint=plan.fingerprint,
+                        findings=plan.findings, html_bytes=len(plan.built.html.encode("utf-8")),
+                        scheduled_for=plan.options.send_at.isoformat() if plan.options.send_at else "",
+                        skipped=plan.skipped)
+    report.selected = sum(counts.values())
+    report.to_send = counts[jn.PENDING]
+    for status, reason in ((jn.SENT, "already sent"), (jn.FAILED, "failed before"),
+                           (jn.UNKNOWN, "unknown before")):
+        if counts[status]:
+            report.skipped[reason] += counts[status]
+    if plan.options.test_to:
+        report.list_name = "(test)"
+    else:
+        report.resume_hint = resume_command(issue_dir, plan.list_name)
+    return report
+
+
+def _unfinished_list(settings: Settings, issue_id: str, issue_dir: Path) -> str:
+    """The one list this issue has an unfinished send to (for ``--resume`` without ``--list``)."""
+    names = jn.lists_of(settings.journal_path, issue_id)
+    unfinished = []
+    for name in names:
+        journal = jn.Journal.read_only(settings.journal_path, issue_id, name)
+        try:
+            if journal.unfinished() is not None:
+                unfinished.append(name)
+        finally:
+            journal.close()
+    candidates = unfinished or names
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise NewsletterError(f"nothing to resume: {display_path(issue_dir)} was never sent",
+                              hint=f"start a send with: newsletter send {display_path(issue_dir)} --list NAME")
+    raise NewsletterError(f"{display_path(issue_dir)} has sends to several lists ({', '.join(candidates)})",
+                          hint="say which to resume with --list NAME")
+
+
+def write_report(report: SendReport, out_dir: Path) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "report.json"
+        path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise NewsletterError(f"cannot write the dry run's report: {err.strerror}", where=display_path(out_dir),
+                              hint="check the folder is writable, or pass --out") from None
+    return path
+
+
+# -- settling the unknown, and looking at the journal ------------------------------------------------------
+
+
+RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
+
+
+def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> list[tuple[str, str]]:
+    """(email, why) of every recipient of the send whose delivery is unknown."""
+    issue, issue_id = load(issue_dir, record_id=False)
+    if list_name not in jn.lists_of(settings.journal_path, issue.id or issue.name):
+        raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
+    journal = jn.Journal.read_only(settings.journal_path, issue.id or issue.name, list_name)
+    try:
+        return journal.unknown_rows()
+    finally:
+        journal.close()
+
+
+def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str) -> int:
+    """Settle the unknown recipients as ``sent`` (they got it) or ``resend`` (pending: the next
+    ``--resume`` sends them), or ``abandon`` an unfinished send; recorded as a run. Returns how many."""
+    issue, issue_id = load(issue_dir, record_id=False)
+    key = issue.id or issue.name
+    if list_name not in jn.lists_of(settings.journal_path, key):
+        raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
+    with exclusive(settings.journal_path, key, list_name, issue.name):
+        journal = jn.Journal.open(settings.journal_path, key, list_name, folder=issue.name)
+        try:
+            if resolution == "abandon":
+                unfinished = journal.unfinished()
+                if unfinished is None:
+                    return 0
+                left = journal.db.execute("SELECT COUNT(*) FROM deliveries WHERE send=? AND run=? AND "
+                                          "status='pending'", (journal.send, unfinished.id)).fetchone()[0]
+                journal.start_run(unfinished.audience, kind="abandon",
+                                  note=f"abandoned the send {describe_audience(list_name, unfinished.audience)}, "
+                                       f"{left} recipients unsent")
+                return left
+            if resolution not in RESOLUTIONS:
+                raise NewsletterError(f"--as must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+            rows = journal.unknown_rows()
+            if not rows:
+                return 0
+            journal.start_run(kind="resolve", note=f"{len(rows)} unknown recipients resolved as {resolution}")
+            journal.resolve(RESOLUTIONS[resolution], "resolved as sent by the writer")
+            return len(rows)
+        finally:
+            journal.close()
+
+
+def status(settings: Settings, issue_dir: Path, list_name: str | None = None) -> list[ListStatus]:
+    """For each list the issue was sent to: counts, every run and the problem rows."""
+    issue, _ = load(issue_dir, record_id=False)
+    return journal_status(settings, issue.id or issue.name, list_name)
+
+
+__all__ = ["SendOptions", "SendReport", "StopFlag", "describe_audience", "outbox_dir", "resolve", "send", "status",
+           "unknown_recipients"]

@@ -1,0 +1,551 @@
+"""The send journal: one SQLite row per (issue, list, recipient), so each is mailed once.
+
+It is the only record of outcomes: a run's report is read back from it at the
+end. An issue is known by its stable id (``id:`` in issue.md's front matter),
+not its folder's name, so a renamed or copied folder is the same issue and a
+different issue in a folder of the same name is not. Each run records its
+audience (list, tags, where), provider and the fingerprint of what went out.
+
+State follows what actually happened. A row becomes ``in_flight`` (with its
+batch id) in a committed transaction *before* the request, and ``sent``
+only *after* the provider accepted it. A row found ``in_flight`` when a
+send starts belongs to a run that died mid-request: its outcome is unknown,
+and it is never resent unless the writer asks (``--retry-unknown``).
+
+The journal also holds each pending recipient's merge values, taken from the
+list when the send was prepared, so the send loop streams from SQLite with
+flat memory; they are cleared once the recipient is settled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
+
+from ..errors import NewsletterError, display_path
+
+PENDING = "pending"
+IN_FLIGHT = "in_flight"
+SENT = "sent"
+FAILED = "failed"
+UNKNOWN = "unknown"
+STATUSES = (PENDING, IN_FLIGHT, SENT, FAILED, UNKNOWN)
+# Not a status of its own: pending rows the latest run did not select (unsubscribed, removed from the
+# list or filtered out since). They are never sent unless a later run selects them again; ``status``
+# counts them apart so a finished send does not look unfinished.
+NOT_SELECTED = "not_selected"
+NOT_SELECTED_REASON = ("not selected by the latest send (unsubscribed, removed from the list or filtered out "
+                       "since); it is sent only if selected again")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sends (
+    id INTEGER PRIMARY KEY,
+    issue TEXT NOT NULL,
+    list TEXT NOT NULL,
+    folder TEXT,
+    UNIQUE (issue, list)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    send INTEGER NOT NULL REFERENCES sends (id),
+    key TEXT NOT NULL,
+    email TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    fields TEXT,
+    status TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    batch TEXT,
+    message_id TEXT,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    settled_run INTEGER,
+    UNIQUE (send, key)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    send INTEGER NOT NULL REFERENCES sends (id),
+    started REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'send',
+    provider TEXT,
+    tags TEXT,
+    filters TEXT,
+    fingerprint TEXT,
+    parts TEXT,
+    allow_changed INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
+    finished REAL
+);
+"""
+# Columns added since the first journals (keyed by folder name): (table, column, declaration).
+_ADDED = (("sends", "folder", "TEXT"), ("deliveries", "settled_run", "INTEGER"),
+          ("runs", "kind", "TEXT NOT NULL DEFAULT 'send'"), ("runs", "provider", "TEXT"), ("runs", "tags", "TEXT"),
+          ("runs", "filters", "TEXT"), ("runs", "fingerprint", "TEXT"), ("runs", "parts", "TEXT"),
+          ("runs", "allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("runs", "note", "TEXT"),
+          ("runs", "finished", "REAL"))
+DISK_HINT = ("free some disk space or make the folder writable (or set [send] journal in newsletter.toml), then "
+             "resume the send; recipients whose request was under way are then reported as unknown")
+
+
+SEQUENTIAL = ":sequential"  # ends the batch id of a request whose recipients are tried one by one, in order
+
+
+class JournalError(NewsletterError):
+    """The journal could not be read or written: nothing more is sent until it can be."""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns a journal written by an earlier version lacks (its sends keep their folder names
+    as issue keys, with ``folder`` empty, until an issue with that folder name adopts them)."""
+    for table, column, declaration in _ADDED:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _corrupt(path: Path | str, err: BaseException) -> JournalError:
+    where = display_path(path)
+    if "not a database" in str(err) or "malformed" in str(err):
+        return JournalError(f"the send journal is damaged ({err})", where=where,
+                            hint="restore it from a backup; never delete it, it records who was already mailed")
+    if "disk is full" in str(err) or "disk I/O" in str(err):
+        return JournalError(f"cannot write the send journal: {err}", where=where, hint=DISK_HINT)
+    return JournalError(f"cannot use the send journal: {err}", where=where,
+                        hint="check the file and its folder are writable; " + DISK_HINT.split("; ")[0])
+
+
+class Audience(NamedTuple):
+    """Who a run was for and how it went out: what ``--resume`` repeats."""
+
+    provider: str
+    tags: tuple[str, ...]
+    where: tuple[tuple[str, str], ...]
+
+
+class RunRecord(NamedTuple):
+    """One run of a send as ``status`` shows it."""
+
+    id: int
+    kind: str  # send | dry run | resolve | abandon
+    started: float
+    audience: Audience
+    fingerprint: str
+    parts: dict[str, str]
+    allow_changed: bool
+    note: str
+    counts: dict[str, int]
+
+
+class Row(NamedTuple):
+    """A recipient waiting to be sent, as the send loop reads it back (a tuple: made per recipient)."""
+
+    id: int
+    key: str
+    email: str
+    name: str
+    fields: Mapping[str, str]
+    attempts: int
+
+
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared by every row without extra columns
+
+
+class Journal:
+    """The journal of one issue sent to one list (the database may hold many)."""
+
+    def __init__(self, connection: sqlite3.Connection, issue: str, list_name: str, path: str = ":memory:",
+                 *, create: bool = True, folder: str = ""):
+        self.db = connection
+        self.issue = issue
+        self.list = list_name
+        self.path = path
+        self.folder = folder
+        self.run = 0
+        try:
+            self.send = self._send_id(create)
+        except sqlite3.Error as err:
+            raise _corrupt(path, err) from None
+
+    def _send_id(self, create: bool) -> int:
+        """The row naming this (issue, list) pair; every delivery row refers to it (-1: none yet, read-only).
+
+        A journal from before issues had ids knows the issue by its folder name: the first
+        issue with that folder name to be sent adopts that record (it gets the id), once.
+        """
+        row = self.db.execute("SELECT id FROM sends WHERE issue=? AND list=?", (self.issue, self.list)).fetchone()
+        if row:
+            return row[0]
+        if create:
+            legacy = self.folder and self.db.execute(
+                "SELECT id FROM sends WHERE issue=? AND list=? AND folder IS NULL",
+                (self.folder, self.list)).fetchone()
+            if legacy:
+                self.db.execute("UPDATE sends SET issue=?, folder=? WHERE id=?", (self.issue, self.folder, legacy[0]))
+                return legacy[0]
+            return self.db.execute("INSERT INTO sends (issue, list, folder) VALUES (?, ?, ?)",
+                                   (self.issue, self.list, self.folder)).lastrowid
+        return -1
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, issue: str, list_name: str, folder: str = "") -> Journal:
+        """Open (creating) the journal database at ``path``."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise JournalError(f"cannot create the journal's folder: {err.strerror}", where=display_path(path.parent),
+                               hint="make the folder writable, or set [send] journal in newsletter.toml") from None
+        if path.is_dir():
+            raise JournalError("the send journal is a folder, not a file", where=display_path(path),
+                               hint="move that folder away, or set [send] journal in newsletter.toml")
+        try:
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before the request it announces goes out, even across a power loss.
+            connection.execute("PRAGMA synchronous=FULL")
+            connection.executescript(_SCHEMA)
+            _migrate(connection)
+        except sqlite3.Error as err:
+            raise _corrupt(path, err) from None
+        return cls(connection, issue, list_name, str(path), folder=folder)
+
+    @classmethod
+    def scratch_copy(cls, path: Path | None, issue: str, list_name: str, folder: str = "") -> Journal:
+        """An in-memory copy of the journal at ``path`` (or an empty one), for a run that must leave it untouched."""
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            if path is not None and path.is_dir():
+                raise JournalError("the send journal is a folder, not a file", where=display_path(path),
+                                   hint="move that folder away, or set [send] journal in newsletter.toml")
+            if path is not None and path.exists():
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                try:
+                    source.backup(memory)
+                finally:
+                    source.close()
+            memory.executescript(_SCHEMA)
+            _migrate(memory)
+        except sqlite3.Error as err:
+            raise _corrupt(path or ":memory:", err) from None
+        return cls(memory, issue, list_name, folder=folder)
+
+    @classmethod
+    def read_only(cls, path: Path, issue: str, list_name: str) -> Journal:
+        """The journal at ``path`` opened for reading in place (``status``): no copy, no write."""
+        return cls(_read_only(path), issue, list_name, str(path), create=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; a failing disk becomes a JournalError naming the file and the fix.
+
+        ``durable=False`` for records whose loss is safe (an outcome: lost, its row reads as
+        in flight, hence unknown, never resent blindly): no fsync of its own, and WAL order
+        keeps it behind every durable commit before it.
+        """
+        try:
+            if not durable:
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            else:
+                self.db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as err:
+            raise _corrupt(self.path, err) from None
+        finally:
+            if not durable:
+                try:
+                    self.db.execute("PRAGMA synchronous=FULL")
+                except sqlite3.Error:
+                    pass
+
+    # -- preparing a run ----------------------------------------------------------------------------
+
+    def start_run(self, audience: Audience | None = None, fingerprint: str = "", parts: Mapping[str, str] = {},
+                  *, kind: str = "send", allow_changed: bool = False, note: str = "") -> int:
+        """Record a new run (its audience, provider and fingerprint) and settle rows a dead run left
+        in flight as unknown."""
+        audience = audience or Audience("", (), ())
+        with self.transaction() as db:
+            self.run = db.execute(
+                "INSERT INTO runs (send, started, pid, kind, provider, tags, filters, fingerprint, parts, "
+                "allow_changed, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.send, time.time(), os.getpid(), kind, audience.provider, json.dumps(list(audience.tags)),
+                 json.dumps([list(p) for p in audience.where]), fingerprint, json.dumps(dict(parts)),
+                 int(allow_changed), note)).lastrowid
+            # A sequential request (SMTP) journals each answer before the next recipient is tried: of its
+            # rows still in flight, the first may have been under way, the others were never attempted.
+            db.execute(
+                "UPDATE deliveries SET status='pending', batch=NULL, updated=? WHERE send=? AND status='in_flight' "
+                "AND batch LIKE '%" + SEQUENTIAL + "' AND id > (SELECT MIN(d.id) FROM deliveries d WHERE "
+                "d.send=deliveries.send AND d.batch=deliveries.batch AND d.status='in_flight')",
+                (time.time(), self.send))
+            db.execute(
+                "UPDATE deliveries SET status=?, reason=?, updated=?, settled_run=run WHERE send=? AND status=?",
+                (UNKNOWN, "the send stopped while this recipient's request was under way; it may have arrived",
+                 time.time(), self.send, IN_FLIGHT))
+        return self.run
+
+    def finish_run(self) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished=? WHERE id=?", (time.time(), self.run))
+
+    # -- what earlier runs did ---------------------------------------------------------------------
+
+    def runs(self, kinds: Iterable[str] = ("send",)) -> list[RunRecord]:
+        """Every run of this send of the given kinds, oldest first, with what each settled."""
+        kinds = tuple(kinds)
+        marks = ",".join("?" * len(kinds))
+        records = []
+        try:
+            rows = self.db.execute(
+                "SELECT id, kind, started, provider, tags, filters, fingerprint, parts, allow_changed, note "
+                f"FROM runs WHERE send=? AND kind IN ({marks}) ORDER BY id", (self.send, *kinds)).fetchall()
+        except sqlite3.OperationalError:  # a journal from before runs were recorded, read in place
+            return []
+        for (i, kind, started, provider, tags, filters, fingerprint, parts, allow, note) in rows:
+            counts = dict(self.db.execute("SELECT status, COUNT(*) FROM deliveries WHERE settled_run=? "
+                                          "GROUP BY status", (i,)).fetchall()) if kind != "dry run" else {}
+            audience = Audience(provider or "", tuple(json.loads(tags or "[]")),
+                                tuple(tuple(p) for p in json.loads(filters or "[]")))
+            records.append(RunRecord(i, kind, started, audience, fingerprint or "", json.loads(parts or "{}"),
+                                     bool(allow), note or "", counts))
+        return records
+
+    def unfinished(self) -> RunRecord | None:
+        """The latest send run, if recipients it selected are still to go (and it was not abandoned)."""
+        runs = self.runs(("send", "abandon"))
+        if not runs or runs[-1].kind != "send":
+            return None
+        latest = runs[-1]
+        left = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE send=? AND run=? AND status='pending'",
+                               (self.send, latest.id)).fetchone()[0]
+        return latest if left else None
+
+    def sent_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM deliveries WHERE send=? AND status='sent'",
+                               (self.send,)).fetchone()[0]
+
+    def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 5000,
+               refresh: Iterable[str] = (PENDING,)) -> None:
+        """Mark this run's selection: new recipients become pending; known ones keep their status.
+
+        Rows whose status is in ``refresh`` (pending, and whatever --retry-* will requeue) take
+        the list's current address, name and fields, so a corrected row is what gets sent.
+        Pending rows not selected again (unsubscribed since) are left out of this run and never sent.
+        """
+        statuses = ", ".join(f"'{s}'" for s in refresh if s in STATUSES)
+        fresh = f"status IN ({statuses})"
+        sql = (
+            "INSERT INTO deliveries (send, key, email, name, fields, status, run, updated) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) "
+            "ON CONFLICT (send, key) DO UPDATE SET run=excluded.run, "
+            f"email=CASE WHEN {fresh} THEN excluded.email ELSE email END, "
+            f"name=CASE WHEN {fresh} THEN excluded.name ELSE name END, "
+            f"fields=CASE WHEN {fresh} THEN excluded.fields ELSE fields END, "
+            f"attempts=CASE WHEN {fresh} THEN 0 ELSE attempts END, "
+            "not_before=0"
+        )
+        now = time.time()
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        buffer: list[tuple] = []
+        for key, email, name, fields in recipients:
+            buffer.append((self.send, key, email, name, dumps(fields) if fields else None, self.run, now))
+            if len(buffer) >= chunk:
+                with self.transaction() as db:
+                    db.executemany(sql, buffer)
+                buffer.clear()
+        if buffer:
+            with self.transaction() as db:
+                db.executemany(sql, buffer)
+
+    def resolve(self, status: str, reason: str) -> list[tuple[str, str]]:
+        """Settle every unknown recipient of this send as ``status`` (sent, or pending to be resent)."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT email, COALESCE(reason, '') FROM deliveries WHERE send=? AND status='unknown' "
+                              "ORDER BY id", (self.send,)).fetchall()
+            if status == PENDING:
+                db.execute("UPDATE deliveries SET status='pending', reason=NULL, attempts=0, batch=NULL, "
+                           "settled_run=?, updated=? WHERE send=? AND status='unknown'",
+                           (self.run, time.time(), self.send))
+            else:
+                db.execute("UPDATE deliveries SET status=?, reason=?, settled_run=?, updated=? "
+                           "WHERE send=? AND status='unknown'", (status, reason, self.run, time.time(), self.send))
+        return rows
+
+    def unknown_rows(self, limit: int = 100_000) -> list[tuple[str, str]]:
+        return self.db.execute("SELECT email, COALESCE(reason, '') FROM deliveries WHERE send=? AND status='unknown' "
+                               "ORDER BY id LIMIT ?", (self.send, limit)).fetchall()
+
+    def run_outcomes(self, limit: int = 1000) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+        """What this run settled: counts by status, and (status, email, reason) of its failed and unknown rows."""
+        counts = dict(self.db.execute("SELECT status, COUNT(*) FROM deliveries WHERE settled_run=? GROUP BY status",
+                                      (self.run,)).fetchall())
+        problems = self.db.execute(
+            "SELECT status, email, COALESCE(reason, '') FROM deliveries WHERE settled_run=? AND "
+            "status IN ('failed', 'unknown') ORDER BY id LIMIT ?", (self.run, limit)).fetchall()
+        return counts, problems
+
+    def deferred(self, max_attempts: int, limit: int = 1000) -> list[tuple[str, str]]:
+        """Recipients of this run refused for now too many times to try again in this run."""
+        return self.db.execute(
+            "SELECT email, COALESCE(reason, '') FROM deliveries WHERE send=? AND run=? AND status='pending' "
+            "AND attempts >= ? ORDER BY id LIMIT ?", (self.send, self.run, max_attempts, limit)).fetchall()
+
+    def requeue(self, status: str) -> int:
+        """Put this run's ``unknown`` (or ``failed``) recipients back in the queue, on request."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET status='pending', reason=NULL, attempts=0 WHERE send=? AND run=? AND status=?",
+                (self.send, self.run, status)).rowcount
+
+    # -- the send loop -----------------------------------------------------------------------------
+
+    def next_pending(self, limit: int, max_attempts: int, after: int = 0) -> list[Row]:
+        """Up to ``limit`` pending recipients of this run that may be tried now, in order, after row ``after``.
+
+        The send loop walks forward with ``after`` (the last id it took), so each call reads
+        only the rows ahead of it in the table's own order, and no second index has to be
+        kept up to date on every insert; it starts again from 0 to pick up retries. (``+send``
+        keeps SQLite from choosing the (send, key) index, which would sort the whole send per call.)
+        """
+        rows = self.db.execute(
+            "SELECT id, key, email, name, fields, attempts FROM deliveries "
+            "WHERE id > ? AND +send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
+            "ORDER BY id LIMIT ?",
+            (after, self.send, self.run, max_attempts, time.time(), limit)).fetchall()
+        loads = json.loads
+        return [Row(i, k, e, n, loads(f) if f else _NO_FIELDS, a) for i, k, e, n, f, a in rows]
+
+    def next_retry_time(self, max_attempts: int) -> float | None:
+        """When the earliest deferred recipient of this run may be tried again, if any."""
+        return self.db.execute(
+            "SELECT MIN(not_before) FROM deliveries WHERE send=? AND status='pending' AND run=? "
+            "AND attempts < ? AND not_before > 0", (self.send, self.run, max_attempts)).fetchone()[0]
+
+    def mark_in_flight(self, ids: list[int], batch: str) -> None:
+        """Commit that a request for these rows is about to be made: from here on they are never resent blindly."""
+        with self.transaction() as db:
+            db.execute("UPDATE deliveries SET status='in_flight', batch=?, updated=? "
+                       "WHERE id IN (SELECT value FROM json_each(?))", (batch, time.time(), json.dumps(ids)))
+
+    def settle(self, outcomes: Iterable[tuple[int, str, str, str]]) -> None:
+        """Record (id, status, message_id, reason) after the provider answered; one statement per outcome kind."""
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for i, status, message_id, reason in outcomes:
+            groups.setdefault((status, message_id or "", reason or ""), []).append(i)
+        self.settle_groups(groups)
+
+    def settle_groups(self, groups: Mapping[tuple[str, str, str], list[int]]) -> None:
+        """``settle`` for outcomes already grouped: (status, message_id, reason) -> row ids, in one transaction."""
+        if not groups:
+            return
+        now = time.time()
+        with self.transaction(durable=False) as db:
+            for (status, message_id, reason), ids in groups.items():
+                db.execute(
+                    "UPDATE deliveries SET status=?, message_id=NULLIF(?, ''), reason=NULLIF(?, ''), updated=?, "
+                    "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END, settled_run=? "
+                    "WHERE id IN (SELECT value FROM json_each(?))",
+                    (status, message_id, reason, now, status, self.run, json.dumps(ids)))
+
+    def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True) -> None:
+        """Put rows back to pending: nothing was delivered (refused connection, 5xx, 4xx, Ctrl-C before sending)."""
+        with self.transaction(durable=False) as db:
+            db.execute(
+                "UPDATE deliveries SET status='pending', batch=NULL, reason=NULLIF(?, ''), not_before=?, "
+                "attempts=attempts+?, updated=? WHERE id IN (SELECT value FROM json_each(?))",
+                (reason, retry_at, 1 if count_attempt else 0, time.time(), json.dumps(ids)))
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def counts(self, run_only: bool = False) -> dict[str, int]:
+        sql = "SELECT status, COUNT(*) FROM deliveries WHERE send=?"
+        params: tuple = (self.send,)
+        if run_only:
+            sql += " AND run=?"
+            params += (self.run,)
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(dict(self.db.execute(sql + " GROUP BY status", params).fetchall()))
+        return counts
+
+    def selected_status_counts(self) -> dict[str, int]:
+        """Status of every recipient selected in this run (sent before, failed before, pending...)."""
+        return self.counts(run_only=True)
+
+    def problems(self, limit: int = 1000) -> list[tuple[str, str, str]]:
+        """(email, status, reason) of failed, unknown, in-flight, still-deferred and no-longer-selected recipients."""
+        latest = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM runs WHERE send=?", (self.send,)).fetchone()[0]
+        return self.db.execute(
+            "SELECT email, CASE WHEN status='pending' AND run < :latest THEN :not_selected ELSE status END, "
+            "CASE WHEN status='in_flight' THEN 'a send was delivering it (or stopped mid-request): it may have "
+            "arrived' WHEN status='pending' AND run < :latest THEN :reason ELSE COALESCE(reason, '') END "
+            "FROM deliveries WHERE send=:send AND (status IN ('failed', 'unknown', 'in_flight') "
+            "OR (status='pending' AND (reason IS NOT NULL OR run < :latest))) ORDER BY id LIMIT :limit",
+            {"latest": latest, "not_selected": NOT_SELECTED.replace("_", " "), "reason": NOT_SELECTED_REASON,
+             "send": self.send, "limit": limit}).fetchall()
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """The journal at ``path`` for reading; a JournalError naming the file if it is not a readable journal."""
+    if path.is_dir():
+        raise JournalError("the send journal is a folder, not a file", where=display_path(path),
+                           hint="move that folder away, or set [send] journal in newsletter.toml")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db.execute("SELECT COUNT(*) FROM sends").fetchone()
+    except sqlite3.Error as err:
+        raise _corrupt(path, err) from None
+    return db
+
+
+def lists_of(path: Path, issue: str) -> list[str]:
+    """The lists ``issue`` (its id) was sent to, from the journal at ``path`` (none if it does not exist)."""
+    if not path.exists() and not path.is_symlink():
+        return []
+    db = _read_only(path)
+    try:
+        return [row[0] for row in db.execute("SELECT list FROM sends WHERE issue=? ORDER BY list", (issue,))]
+    except sqlite3.Error as err:
+        raise _corrupt(path, err) from None
+    finally:
+        db.close()
+
+
+def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tuple[str, dict[str, int]]]:
+    """(list, status counts) for every list ``issue`` was sent to, read-only."""
+    if not path.exists():
+        return []
+    db = _read_only(path)
+    try:
+        sql = ("SELECT s.list, CASE WHEN d.status='pending' AND d.run < (SELECT MAX(r.id) FROM runs r "
+               f"WHERE r.send = s.id) THEN '{NOT_SELECTED}' ELSE d.status END AS state, COUNT(*) "
+               "FROM deliveries d JOIN sends s ON s.id = d.send WHERE s.issue=?")
+        params: tuple = (issue,)
+        if list_name:
+            sql += " AND s.list=?"
+            params += (list_name,)
+        result: dict[str, dict[str, int]] = {}
+        for name, status, count in db.execute(sql + " GROUP BY s.list, state", params):
+            result.setdefault(name, dict.fromkeys((*STATUSES, NOT_SELECTED), 0))[status] = count
+        return sorted(result.items())
+    except sqlite3.Error as err:
+        raise _corrupt(path, err) from None
+    finally:
+        db.close()

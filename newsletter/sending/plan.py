@@ -1,0 +1,312 @@
+"""Planning a send: which issue (its stable id), what exactly goes out (its fingerprint), to whom
+(the selection, recorded with the provider as the run's audience), before anything is delivered.
+
+A resume repeats the recorded audience; a send that would change the audience or
+the content of an unfinished or partly delivered send is refused with what differs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..build import BuiltIssue, build, make_message
+from ..checks import CheckContext, Finding, format_finding, has_errors, run_checks_on
+from ..config import Settings
+from ..content import Issue, load_issue, new_issue_id, require_complete, write_issue_id
+from ..errors import NewsletterError, SendFailed, display_path
+from ..message import refuse_line_breaks
+from ..providers import registry
+from ..providers.base import Message
+from ..lists import list_columns, normalize_key, require_list, select_recipients
+from ..unsubscribe import read_secret
+from . import journal as jn
+from .workers import BodyContext, BodyWorkers
+
+TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
+
+
+@dataclass
+class SendOptions:
+    """What the writer asked for on the command line."""
+
+    list_name: str = ""
+    provider: str = ""  # "" = newsletter.toml's provider (or, with ``resume``, the recorded one)
+    tags: tuple[str, ...] = ()
+    where: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    send_at: dt.datetime | None = None
+    sandbox: bool = False
+    retry_unknown: bool = False
+    retry_failed: bool = False
+    samples: int = 3
+    out_dir: Path | None = None
+    resume: bool = False  # continue the recorded send exactly: its list, tags, where and provider
+    allow_changed: bool = False  # send even though the issue changed since part of it went out (recorded)
+    test_to: tuple[str, ...] = ()  # send only to these addresses; the journal is not touched
+    test_prefix: str = ""
+
+
+@dataclass
+class SendPlan:
+    """A send ready to go: the issue built and checked, the recipients selected into the journal."""
+
+    settings: Settings
+    options: SendOptions
+    issue: Issue
+    issue_id: str
+    built: BuiltIssue
+    message: Message
+    journal: jn.Journal
+    audience: jn.Audience
+    fingerprint: str
+    findings: list[Finding]
+    skipped: Counter
+    secret: bytes | None
+    bodies: BodyWorkers | None = None  # started while the recipients were selected, for a large send
+
+    @property
+    def provider_name(self) -> str:
+        return self.audience.provider
+
+    @property
+    def list_name(self) -> str:
+        return self.journal.list
+
+    def close(self) -> None:
+        self.journal.close()
+        if self.bodies is not None:
+            self.bodies.close()
+
+
+# -- identity and fingerprint ------------------------------------------------------------------------
+
+
+def issue_identity(issue: Issue, *, record: bool) -> str:
+    """The issue's stable id: its front matter's, or a new one (written to issue.md when ``record``)."""
+    if issue.id:
+        return issue.id
+    issue_id = new_issue_id()
+    if record:
+        issue_id = write_issue_id(issue.path, issue_id)
+    return issue_id
+
+
+PARTS = ("subject", "html", "text", "headers")
+
+
+def fingerprint(message: Message) -> tuple[str, dict[str, str]]:
+    """A digest of exactly what goes out, before personalization, and one per part (to say what changed)."""
+    headers = json.dumps([message.from_address, message.reply_to, message.unsubscribe_mailto,
+                          list(message.categories), message.unsubscribe_group, [list(h) for h in message.headers]])
+    parts = {name: hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
+             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers))}
+    whole = hashlib.sha256("".join(parts[p] for p in PARTS).encode()).hexdigest()[:16]
+    return whole, parts
+
+
+def describe_audience(list_name: str, audience: jn.Audience) -> str:
+    """The command-line words that select this audience: what a resume hint repeats."""
+    words = [f"--list {list_name}"]
+    words += [f"--tag {_quote(t)}" for t in audience.tags]
+    words += [f"--where {_quote(f'{k}={v}')}" for k, v in audience.where]
+    words.append(f"--provider {audience.provider}")
+    return " ".join(words)
+
+
+def _quote(word: str) -> str:
+    import shlex
+
+    return shlex.quote(word)
+
+
+def resume_command(issue_dir: Path | str, list_name: str) -> str:
+    return f"newsletter send {display_path(issue_dir)} --list {list_name} --resume"
+
+
+def _audience_of(options: SendOptions, settings: Settings) -> jn.Audience:
+    return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
+                       tuple(sorted(options.where.items())))
+
+
+def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path) -> jn.Audience:
+    """The audience of this run: the recorded one for ``--resume``; the asked one otherwise, refused
+    if it differs from an unfinished send's (which would change who gets the rest)."""
+    unfinished = journal.unfinished()
+    if options.resume:
+        runs = journal.runs()
+        if not runs:
+            raise NewsletterError(f"nothing to resume: this issue was never sent to list '{journal.list}'",
+                                  hint=f"start it with: newsletter send {display_path(issue_dir)} "
+                                       f"--list {journal.list}")
+        recorded = (unfinished or runs[-1]).audience
+        if options.provider and options.provider != recorded.provider or options.tags or options.where:
+            raise NewsletterError("--resume repeats the recorded send (" + describe_audience(journal.list, recorded)
+                                  + "); do not add --provider, --tag or --where to it")
+        return recorded
+    asked = _audience_of(options, settings)
+    if unfinished is not None and unfinished.audience != asked:
+        recorded = unfinished.audience
+        differences = []
+        if recorded.provider != asked.provider:
+            differences.append(f"provider {asked.provider} instead of {recorded.provider}")
+        if recorded.tags != asked.tags:
+            differences.append(f"tags {list(asked.tags) or 'none'} instead of {list(recorded.tags) or 'none'}")
+        if recorded.where != asked.where:
+            differences.append(f"--where {dict(asked.where) or 'none'} instead of {dict(recorded.where) or 'none'}")
+        started = dt.datetime.fromtimestamp(unfinished.started).isoformat(timespec="minutes")
+        raise NewsletterError(
+            f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
+            f"{describe_audience(journal.list, recorded)}) went to a different audience: {'; '.join(differences)}",
+            hint=f"finish it with: {resume_command(issue_dir, journal.list)}; or abandon what it has not sent "
+                 f"with: newsletter resolve {display_path(issue_dir)} --list {journal.list} --abandon")
+    return asked
+
+
+def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
+                      issue_dir: Path) -> None:
+    """Refuse to send a changed issue to the rest of a list that already got part of it (unless told to)."""
+    sent = journal.sent_count()
+    if not sent or options.allow_changed:
+        return
+    earlier = [run for run in journal.runs() if run.fingerprint and run.counts.get(jn.SENT)]
+    if not earlier or earlier[-1].fingerprint == whole:
+        return
+    changed = [p for p in PARTS if earlier[-1].parts.get(p) != parts.get(p)]
+    raise NewsletterError(
+        f"the issue changed since {sent} recipients of list '{journal.list}' were sent it "
+        f"({', '.join(changed) or 'content'} changed); the rest would get a different issue",
+        hint="undo the change to send the same issue to the rest, or pass --allow-changed to send the changed "
+             "issue to them anyway (the override is recorded in the journal)")
+
+
+# -- preparing ---------------------------------------------------------------------------------------
+
+
+def used_columns(built: BuiltIssue) -> tuple[str, ...]:
+    """The subscriber columns the issue's merge fields read: all a recipient's copy needs of their row."""
+    return tuple(sorted({f.name.split(".", 1)[1] for f in built.fields if f.name.startswith("subscriber.")}))
+
+
+def _needs_secret(settings: Settings, message: Message) -> bool:
+    """Links are signed with the secret unless the provider hosts them (an unsubscribe group)."""
+    return bool(settings.unsubscribe_url) and message.unsubscribe_group is None
+
+
+def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
+    if send_at is None:
+        return
+    if send_at <= dt.datetime.now(dt.timezone.utc):
+        raise NewsletterError(f"--at {send_at.isoformat()} is in the past", hint="give a future time")
+    registry.module(provider).check_schedule(send_at)
+
+
+def open_journal(settings: Settings, issue: Issue, issue_id: str, list_name: str, scratch: bool) -> jn.Journal:
+    if scratch:
+        return jn.Journal.scratch_copy(settings.journal_path, issue_id, list_name, folder=issue.name)
+    return jn.Journal.open(settings.journal_path, issue_id, list_name, folder=issue.name)
+
+
+def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOptions) -> SendPlan:
+    """Build and check the issue, settle the audience, and select its recipients into the journal."""
+    require_complete(issue)
+    testing = bool(options.test_to)
+    list_name = TEST_LIST if testing else options.list_name
+    journal = (jn.Journal.scratch_copy(None, issue_id, list_name) if testing
+               else open_journal(settings, issue, issue_id, list_name, options.dry_run))
+    bodies = None
+    try:
+        audience = (_audience_of(options, settings) if testing
+                    else settle_audience(journal, options, settings, issue.path))
+        provider = audience.provider
+        registry.module(provider)  # an unknown name fails here, naming the known ones
+        _check_schedule(options.send_at, provider)
+        list_path = None if testing else require_list(settings.list_path(list_name))
+        built = build(settings, issue, list_columns(list_path) if list_path else None)
+        findings = run_checks_on(CheckContext(settings, issue, built))
+        if has_errors(findings) and not options.dry_run:
+            listing = "\n".join(format_finding(f) for f in findings if f.severity == "error")
+            raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
+                             hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
+        message = make_message(settings, built, list_name, provider, send_at=options.send_at,
+                               sandbox=options.sandbox, subject_prefix=options.test_prefix)
+        secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
+        whole, parts = fingerprint(message)
+        if not testing:
+            bodies = _early_body_workers(settings, options, provider, list_path, message, secret)
+        journal.start_run(audience, whole, parts, kind="dry run" if options.dry_run else "send",
+                          allow_changed=options.allow_changed and journal.sent_count() > 0)
+        skipped: Counter = Counter()
+        if testing:
+            rows = _test_rows(options.test_to)
+        else:
+            def on_skip(email: str, reason: str, line: int) -> None:
+                skipped[reason] += 1
+
+            selection = select_recipients(list_path, tags=audience.tags, where=dict(audience.where),
+                                          on_skip=on_skip)
+            extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
+            rows = ((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in extra}) for s in selection)
+        refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
+                   *([jn.FAILED] if options.retry_failed else []))
+        journal.select(rows, refresh=refresh)
+        if options.retry_unknown:
+            journal.requeue(jn.UNKNOWN)
+        if options.retry_failed:
+            journal.requeue(jn.FAILED)
+        if not testing and journal.selected_status_counts()[jn.PENDING]:
+            check_fingerprint(journal, whole, parts, options, issue.path)  # only when someone would get it
+    except BaseException:
+        journal.close()
+        if bodies is not None:
+            bodies.close()
+        raise
+    return SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
+                    skipped, secret, bodies)
+
+
+def _test_rows(addresses):
+    unique: dict[str, str] = {}
+    for address in addresses:  # one message per address, however it is spelled
+        refuse_line_breaks("--test-to address", address)
+        unique.setdefault(normalize_key(address), address.strip())
+    return [(key, address, "", {}) for key, address in unique.items()]
+
+
+def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:
+    """The issue in ``issue_dir`` and its id (given to it now, in issue.md, if it has none and ``record_id``)."""
+    issue = load_issue(Path(issue_dir))
+    return issue, issue_identity(issue, record=record_id)
+
+
+def _early_body_workers(settings: Settings, options: SendOptions, provider: str, list_path: Path,
+                        message: Message, secret: bytes | None) -> BodyWorkers | None:
+    """Body workers for what looks like a large send, started now so they are ready when the first
+    batch is: they take a fraction of a second to start, and selecting the recipients takes longer.
+    The list's line count is only an upper bound: if fewer recipients turn out to be pending, the
+    loop (or ``SendPlan.close``, when there is nothing to send) stops them unused."""
+    threshold = settings.send.parallel_from
+    if options.dry_run or threshold <= 0 or not _has_lines(list_path, threshold + 1):
+        return None
+    try:
+        return BodyWorkers(BodyContext(settings, options.list_name, secret, provider, message,
+                                       registry.module(provider).encode))
+    except NewsletterError:
+        return None  # only a guess that they are needed: if they are, the send tries again and says why not
+
+
+def _has_lines(path: Path, count: int, chunk: int = 1 << 20) -> bool:
+    """Whether the file has at least ``count`` lines, reading no further than it takes to tell."""
+    seen = 0
+    with open(path, "rb") as data:
+        while seen < count:
+            block = data.read(chunk)
+            if not block:
+                return False
+            seen += block.count(b"\n")
+    return True

@@ -1,0 +1,129 @@
+"""What a run did, read back from the journal (the only record of outcomes), and ``status``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..checks import Finding
+from ..config import Settings
+from . import journal as jn
+
+
+@dataclass
+class SendReport:
+    """What a send did, for the closing summary, ``report.json`` and the exit code.
+
+    While the loop runs, its counters feed the progress line; at the end every
+    outcome is read back from the journal (``fill_from``), so the summary says
+    what the journal says.
+    """
+
+    issue: str
+    list_name: str
+    provider: str
+    dry_run: bool
+    issue_id: str = ""
+    fingerprint: str = ""
+    resume_hint: str = ""  # the command that continues exactly this send
+    selected: int = 0  # subscribed, valid, de-duplicated recipients matching the filters
+    to_send: int = 0  # of those, not settled by an earlier run
+    skipped: Counter = field(default_factory=Counter)
+    sent: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unknown: list[tuple[str, str]] = field(default_factory=list)
+    deferred: list[tuple[str, str]] = field(default_factory=list)
+    batches: int = 0
+    retries: int = 0
+    paused: str = ""
+    interrupted: bool = False
+    html_bytes: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+    samples: list[str] = field(default_factory=list)
+    scheduled_for: str = ""
+    body_workers: int = 0  # worker processes started to build request bodies (a large send), else 0
+    worker_batches: int = 0  # batches whose body one of them built (the first go out while they start)
+    unknown_total: int = 0  # every recipient of this send whose delivery is unknown (this run's and earlier)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.unknown or self.deferred or self.paused or self.interrupted
+                    or self.unknown_total)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = dict(self.skipped)
+        data["findings"] = [f.to_dict() for f in self.findings]
+        data["failed"] = [{"email": e, "reason": r} for e, r in self.failed]
+        data["unknown"] = [{"email": e, "reason": r} for e, r in self.unknown]
+        data["deferred"] = [{"email": e, "reason": r} for e, r in self.deferred]
+        return data
+
+    def fill_from(self, journal: jn.Journal, max_attempts: int) -> None:
+        """Replace the loop's running counts with what the journal records for this run."""
+        counts, problems = journal.run_outcomes()
+        self.sent = counts.get(jn.SENT, 0)
+        self.failed = [(email, reason) for status, email, reason in problems if status == jn.FAILED]
+        self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
+        self.deferred = journal.deferred(max_attempts)
+        self.unknown_total = len(journal.unknown_rows())
+
+    def summary(self) -> str:
+        verb = "would send" if self.dry_run else "sent"
+        skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()) if n) or "none"
+        parts = [f"{'Dry run: ' if self.dry_run else ''}{verb} {self.sent} of {self.to_send}",
+                 f"skipped {skipped}"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} unknown")
+        if self.deferred:
+            parts.append(f"{len(self.deferred)} deferred")
+        parts.append(f"{self.batches} batch{'es' * (self.batches != 1)} in {self.seconds:.1f} s")
+        if self.body_workers:
+            parts.append(f"{self.worker_batches} of them built by {self.body_workers} worker processes")
+        return "; ".join(parts)
+
+
+@dataclass
+class ListStatus:
+    """``status`` for one list: counts, the runs (when, audience, provider, fingerprint, counts), problems."""
+
+    list_name: str
+    counts: dict[str, int]
+    runs: list[jn.RunRecord]
+    problems: list[tuple[str, str, str]]
+
+    def run_lines(self) -> list[str]:
+        lines = []
+        for run in self.runs:
+            when = dt.datetime.fromtimestamp(run.started).isoformat(sep=" ", timespec="seconds")
+            counts = ", ".join(f"{n} {s}" for s, n in sorted(run.counts.items()) if n) or "nothing settled"
+            if run.kind in ("resolve", "abandon"):
+                lines.append(f"{when}  {run.kind}: {run.note}; {counts}")
+                continue
+            audience = [f"list {self.list_name}"]
+            if run.audience.tags:
+                audience.append("tags " + ", ".join(run.audience.tags))
+            if run.audience.where:
+                audience.append("where " + ", ".join(f"{k}={v}" for k, v in run.audience.where))
+            changed = " (sent although the issue had changed: --allow-changed)" if run.allow_changed else ""
+            lines.append(f"{when}  {run.kind} via {run.audience.provider}; {'; '.join(audience)}; "
+                         f"fingerprint {run.fingerprint}{changed}; {counts}")
+        return lines
+
+
+def status(settings: Settings, issue_id: str, list_name: str | None = None) -> list[ListStatus]:
+    """For each list the issue (its id) was sent to: counts, runs and problem rows, read-only."""
+    path: Path = settings.journal_path
+    result = []
+    for name, counts in jn.summarize(path, issue_id, list_name):
+        journal = jn.Journal.read_only(path, issue_id, name)
+        try:
+            result.append(ListStatus(name, counts, journal.runs(("send", "resolve", "abandon")), journal.problems()))
+        finally:
+            journal.close()
+    return result
