@@ -15,6 +15,24 @@ EXAMPLE_ISSUE = "2026-11-25-first-dispatch"
 SEED = REPO / "tests" / "data" / "import" / "seed.txt"
 
 
+def _example_files() -> dict[str, bytes]:
+    """The example newsletter's own files, as committed: tests work on copies and must never edit these."""
+    paths = [REPO / "newsletter.toml", *(p for folder in ("issues", "subscribers", "templates")
+                                         for p in sorted((REPO / folder).rglob("*")) if p.is_file())]
+    return {str(p.relative_to(REPO)): p.read_bytes() for p in paths}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def example_left_untouched():
+    """Fail the run if any test wrote into the repository's example newsletter (a relative path
+    resolved against the repository instead of the test's copy, say)."""
+    before = _example_files()
+    yield
+    after = _example_files()
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"tests changed the repository's example newsletter: {', '.join(changed)}"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache folder for the whole run (SpamAssassin verdicts), never the user's ~/.cache."""

@@ -315,7 +315,7 @@ def test_a_dry_run_whose_outbox_cannot_be_made_says_so(newsletter_root: Path, no
 
     result = run("send", ISSUE, "--list", "example", "--dry-run")
 
-    assert_input_error(result, "outbox/2026-11-25-first-dispatch: cannot read or write (Not a directory)",
+    assert_input_error(result, "outbox/2026-11-25-first-dispatch: cannot write the dry run's samples (Not a directory)",
                        "a file is where a folder should be")
 
 
@@ -327,7 +327,7 @@ def test_a_dry_run_into_an_outbox_without_write_permission_says_so(
 
     done = run_where_permissions_apply(newsletter_root, "send", ISSUE, "--list", "example", "--dry-run")
 
-    assert_process_input_error(done, "outbox/2026-11-25-first-dispatch: cannot read or write (Permission denied)",
+    assert_process_input_error(done, "outbox/2026-11-25-first-dispatch: cannot write the dry run's samples (Permission denied)",
                                "ls -ld outbox/2026-11-25-first-dispatch")
 
 

@@ -196,7 +196,7 @@ def test_a_second_send_of_the_same_issue_is_refused(sendgrid_newsletter: Path, s
     write_issue_id(sendgrid_newsletter / ISSUE, "issue-one")
     with exclusive(settings.journal_path, "issue-one", "example", "2026-11-25-first-dispatch"):
         result = run("send", ISSUE, "--list", "example", "--yes")
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     assert "another send of 2026-11-25-first-dispatch to list 'example' is running (pid" in result.output
     assert not sendgrid_standin.counts()
 

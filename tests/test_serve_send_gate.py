@@ -34,7 +34,7 @@ def letter(tmp_path, monkeypatch):
 
 
 def send(root) -> object:
-    return CliRunner().invoke(main, ["--root", str(root), "send", ISSUE, "--list", "example", "--yes"])
+    return CliRunner().invoke(main, ["--root", str(root), "send", str(root / ISSUE), "--list", "example", "--yes"])
 
 
 @pytest.mark.xfail(strict=True, reason=NOT_WIRED)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from ..errors import NewsletterError
+from ..errors import NewsletterError, os_error
 from .base import FAILED, SENT, Capabilities, Delivery, Message, Payload, Recipient
 
 
@@ -46,8 +46,8 @@ class DryRunProvider:
             for old in self.out_dir.glob("sample-*.eml"):
                 old.unlink()
         except OSError as err:
-            raise NewsletterError(f"cannot write the dry run's samples: {err.strerror}", where=str(self.out_dir),
-                                  hint="check the folder is writable, or pass --out") from None
+            error = os_error(err, self.out_dir, action="write the dry run's samples")
+            raise NewsletterError(error.reason, where=error.where, hint=f"{error.hint}; or pass --out DIR") from None
 
     def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
         message, recipients = payload.data
