@@ -23,6 +23,7 @@ from ..errors import NewsletterError, display_path
 from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
+from ..serve.sync import apply_unsynced_departures
 from . import journal as jn
 from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
@@ -56,6 +57,10 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     with ExitStack() as stack:
         if not scratch:
             stack.enter_context(exclusive(settings.journal_path, issue_id, options.list_name, issue.name))
+        if not options.dry_run and not options.test_to:
+            # who left through `newsletter serve` since the last sync is marked in the list before
+            # anyone is selected; an unreachable store refuses the send (nothing is mailed)
+            apply_unsynced_departures(settings, options.list_name)
         plan = prepare(settings, issue, issue_id, options)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
