@@ -504,10 +504,16 @@ def _provider_names():
               help="Dry run: how many personalized .eml samples to write.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dry run: output folder. Default: outbox/<issue-name>/.")
+@click.option("--ignore-doctor", is_flag=True, help="Send although newsletter doctor finds errors (recorded).")
+@click.option("--nameserver", default="", metavar="HOST[:PORT]",
+              help="DNS server for the doctor check before a live send. Default: [doctor] nameserver, or the system's.")
+@click.option("--stages", default=None, help="Staged send, cumulative shares: 1%,10%,100%. Default: [send] stages.")
+@click.option("--stage-wait", "stage_wait", type=float, default=None, metavar="MINUTES",
+              help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, samples,
-                 out) -> None:
+                 out, ignore_doctor, nameserver, stages, stage_wait) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
@@ -516,7 +522,8 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
         send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
-        test_prefix=test_prefix)
+        test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
+        stage_wait_minutes=stage_wait)
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:

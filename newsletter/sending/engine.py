@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 from ..config import Settings
+from ..doctor import doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
 from ..providers import registry
 from ..providers.base import Provider
@@ -61,6 +63,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             # who left through `newsletter serve` since the last sync is marked in the list before
             # anyone is selected; an unreachable store refuses the send (nothing is mailed)
             apply_unsynced_departures(settings, options.list_name)
+            options.run_note = _doctor_gate(settings, options)
         plan = prepare(settings, issue, issue_id, options)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
@@ -100,6 +103,23 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             report.samples = [display_path(p) for p in provider.sample_paths]
             write_report(report, out_dir)
         return report
+
+
+SKIP_DOCTOR_ENV = "NEWSLETTER_TEST_SKIP_DOCTOR"  # test-only: the suite's sends never ask DNS (tests/conftest.py)
+
+
+def _doctor_gate(settings: Settings, options: SendOptions) -> str:
+    """The DNS part of ``newsletter doctor`` (cached for a day) before a live send: refuse on an error
+    unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
+    if os.environ.get(SKIP_DOCTOR_ENV) == "1":
+        return ""
+    findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None)
+    errors = [f for f in findings if f.severity == "error"]
+    if not errors:
+        return ""
+    if not options.ignore_doctor:
+        refuse_on_errors(findings)
+    return "sent despite doctor errors (--ignore-doctor): " + ", ".join(sorted({f.code for f in errors}))
 
 
 def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:

@@ -111,8 +111,9 @@ class ListStatus:
             if run.audience.where:
                 audience.append("where " + ", ".join(f"{k}={v}" for k, v in run.audience.where))
             changed = " (sent although the issue had changed: --allow-changed)" if run.allow_changed else ""
+            note = f" ({run.note})" if run.note else ""
             lines.append(f"{when}  {run.kind} via {run.audience.provider}; {'; '.join(audience)}; "
-                         f"fingerprint {run.fingerprint}{changed}; {counts}")
+                         f"fingerprint {run.fingerprint}{changed}{note}; {counts}")
         return lines
 
 
