@@ -448,6 +448,9 @@ def _echo_report(report) -> None:
     if report.failed:
         click.echo("Failed recipients are not sent again unless you ask: fix the cause, then "
                    f"{report.resume_hint} --retry-failed", err=True)
+    if report.halted:
+        click.echo(f"Halted at {report.halted}. Nobody else was sent it. Look at the bounces and complaints "
+                   f"(newsletter status shows each stage), then continue with: {report.resume_hint}", err=True)
     if report.interrupted or report.paused or report.deferred:
         click.echo(f"To resume exactly this send, run: {report.resume_hint}", err=True)
 
@@ -508,7 +511,7 @@ def _provider_names():
 @click.option("--nameserver", default="", metavar="HOST[:PORT]",
               help="DNS server for the doctor check before a live send. Default: [doctor] nameserver, or the system's.")
 @click.option("--stages", default=None, help="Staged send, cumulative shares: 1%,10%,100%. Default: [send] stages.")
-@click.option("--stage-wait", "stage_wait", type=float, default=None, metavar="MINUTES",
+@click.option("--stage-wait", "stage_wait", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
               help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
@@ -571,7 +574,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
-                           confirm=confirm, on_plan=on_plan)
+                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
     except NewsletterError as err:
         report = getattr(err, "report", None)
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
@@ -650,6 +653,8 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
         click.echo(f"{result.list_name}: {line}")
         for run_line in result.run_lines():
             click.echo(f"  run {run_line}")
+        for stage in result.stages:
+            click.echo(f"  {stage.line()}")
         for email, status, reason in result.problems:
             click.echo(f"  {status}: {email}: {reason}")
 
