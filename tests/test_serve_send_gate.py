@@ -31,7 +31,7 @@ def letter(tmp_path, monkeypatch):
 
 
 def send(root) -> object:
-    return CliRunner().invoke(main, ["--root", str(root), "send", ISSUE, "--list", "example", "--yes"])
+    return CliRunner().invoke(main, ["--root", str(root), "send", str(root / ISSUE), "--list", "example", "--yes"])
 
 
 def test_a_reader_who_left_through_the_service_is_not_mailed_by_the_next_send(letter):
