@@ -32,6 +32,7 @@ from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import SendOptions, SendPlan, describe_audience, load, prepare, resume_command
 from .report import ListStatus, SendReport
+from .paced import run_paced
 from .staged import run_stages
 from .stages import stages_of
 from .report import status as journal_status
@@ -152,9 +153,14 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
 def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
              say: Callable[[str], None]) -> None:
     """The send loop over everything pending, or stage by stage with the circuit breaker."""
-    def deliver() -> bool:
+    def loop() -> bool:
         Loop(plan, provider, report, progress=progress, stop=stop).run()
         return not (report.interrupted or report.paused or stop.requested)
+
+    def deliver() -> bool:  # within the pacing caps, when a live send has any
+        if plan.options.dry_run or plan.options.test_to:
+            return loop()
+        return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say)
 
     shares = _shares(plan)
     if len(shares) == 1:
