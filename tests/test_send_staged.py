@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.content import load_issue
+from newsletter.content import load_issue, write_issue_id
 from newsletter.sending.stages import assign_stages, parse_stages
 
 ISSUE = "issues/2026-11-25-first-dispatch"
@@ -32,12 +32,15 @@ STAGES = "1%,10%,100%"
 def staged(sendgrid_newsletter: Path) -> Path:
     rows = [f"{email},Reader {i},subscribed" for i, email in enumerate(READERS)]
     (sendgrid_newsletter / "subscribers" / "readers.csv").write_text("email,name,status\n" + "\n".join(rows) + "\n")
+    write_issue_id(sendgrid_newsletter / ISSUE, "staged-issue")  # kept if the issue has an id already
     return sendgrid_newsletter
 
 
 def stage_members(root: Path) -> dict[int, set[str]]:
     """Who is in which stage, worked out here from the issue's id as the send does."""
-    assigned = assign_stages(load_issue(root / ISSUE).id, READERS, parse_stages(STAGES))
+    issue_id = load_issue(root / ISSUE).id
+    assert issue_id
+    assigned = assign_stages(issue_id, READERS, parse_stages(STAGES))
     return {n: {a for a, s in assigned.items() if s == n} for n in (1, 2, 3)}
 
 
