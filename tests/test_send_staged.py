@@ -137,3 +137,59 @@ def test_a_send_stopped_during_the_wait_resumes_with_the_judgement(staged, sendg
 
     assert resumed.returncode == 1 and "Halted at stage 1" in resumed.stderr, resumed.stderr
     assert set(sendgrid_standin.counts()) == members[1] and max(sendgrid_standin.counts().values()) == 1
+
+
+# -- over SMTP: the journal's 5xx answers, and the serve event store's complaints ------------------------
+
+
+@pytest.fixture
+def smtp_staged(tmp_path, monkeypatch):
+    from serve_helpers import example_copy, point_smtp_at, set_newsletter, start_mail_server
+
+    monkeypatch.setenv("NEWSLETTER_UNSUBSCRIBE_SECRET", "test-secret-for-staged-sends")
+    root = example_copy(tmp_path)
+    controller, handler = start_mail_server()
+    set_newsletter(root, provider='"smtp"')
+    point_smtp_at(root, controller.port)
+    rows = [f"{email},Reader {i},subscribed" for i, email in enumerate(READERS[:100])]
+    (root / "subscribers" / "readers.csv").write_text("email,name,status\n" + "\n".join(rows) + "\n")
+    write_issue_id(root / ISSUE, "smtp-staged-issue")
+    assigned = assign_stages(load_issue(root / ISSUE).id, READERS[:100], parse_stages("5%,100%"))
+    first = sorted(a for a, s in assigned.items() if s == 1)
+    yield root, handler, first
+    controller.stop()
+
+
+def test_smtp_5xx_answers_in_the_journal_halt_a_stage(smtp_staged):
+    root, mail, first = smtp_staged
+    mail.answer(first[0], "550 5.1.1 mailbox unavailable")
+
+    halted = send(root, "--stages", "5%,100%", "--stage-wait", "0.01")
+
+    assert halted.returncode == 1, halted.stdout + halted.stderr
+    assert "Halted at stage 1 halted: hard bounces 20.00%" in halted.stderr
+    assert set(mail.recipients()) == set(first[1:])  # the other 95 were never tried
+
+
+def test_a_complaint_the_subscriber_service_records_during_the_wait_halts(smtp_staged):
+    from newsletter.config import load_settings
+    from newsletter.serve.connect import open_store
+    from newsletter.serve.store import COMPLAINED, Event, now_utc, stamp
+
+    root, mail, first = smtp_staged
+    open_store(load_settings(root)).close()  # the service has run: its store exists
+    process = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes",
+                                "--stages", "5%,100%", "--stage-wait", "0.05"], cwd=root, env={**os.environ},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(mail.recipients()) < len(first) and time.time() < deadline:
+        time.sleep(0.05)
+    store = open_store(load_settings(root))  # SendGrid's webhook tells the service: a spam report
+    store.append([Event(list_name="readers", kind=COMPLAINED, email=first[2], key=first[2], at=stamp(now_utc()),
+                        source="sendgrid")])
+    store.close()
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 1, out + err
+    assert "spam complaints 20.00% of the stage exceed 0.10%" in err
+    assert sorted(mail.recipients()) == first
