@@ -170,6 +170,16 @@ def test_smtp_5xx_answers_in_the_journal_halt_a_stage(smtp_staged):
     assert "Halted at stage 1 halted: hard bounces 20.00%" in halted.stderr
     assert set(mail.recipients()) == set(first[1:])  # the other 95 were never tried
 
+    abandon = CliRunner().invoke(main, ["--root", str(root), "resolve", str(root / ISSUE), "--list", "readers",
+                                        "--abandon", "--yes"])
+    assert abandon.exit_code == 0, abandon.output
+    assert "95" in abandon.output
+    status = CliRunner().invoke(main, ["--root", str(root), "status", str(root / ISSUE)]).output
+    assert "abandon" in status and "held" not in status.split("\n")[0]
+    again = send(root, "--stage-wait", "0.01")  # abandoned: a new send is no longer refused, nobody twice
+    assert again.returncode == 0 and "halted" not in again.stderr, again.stderr
+    assert sorted(mail.recipients()) == sorted(set(READERS[:100]) - {first[0]})
+
 
 def test_a_complaint_the_subscriber_service_records_during_the_wait_halts(smtp_staged):
     from newsletter.config import load_settings

@@ -263,6 +263,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
         journal = jn.Journal.open(settings.journal_path, key, list_name, folder=issue.name)
         try:
             if resolution == "abandon":
+                holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
                 unfinished = journal.unfinished()
                 if unfinished is None:
                     return 0

@@ -65,7 +65,7 @@ class StageRecord:
     soft_bounces: int
     blocks: int
     complaints: int
-    verdict: str  # "" (not judged yet) | healthy | halted | resumed (a halt the writer overrode) | last
+    verdict: str  # "" (not judged yet) | healthy | halted | resumed / abandoned (a halt the writer overrode) | last
     summary: str
 
     def line(self) -> str:
@@ -126,6 +126,15 @@ def update_stage(journal: jn.Journal, number: int, **values) -> None:
     columns = ", ".join(f"{name}=?" for name in values)
     with journal.transaction() as db:
         db.execute(f"UPDATE stages SET {columns} WHERE send=? AND number=?", (*values.values(), journal.send, number))
+
+
+def abandon_halt(journal: jn.Journal) -> None:
+    """``resolve --abandon`` of a halted staged send: its held rows go back to pending (so the abandon
+    counts them) and the halt no longer refuses a new send."""
+    release(journal)
+    with journal.transaction() as db:
+        ensure_tables(db)
+        db.execute("UPDATE stages SET verdict='abandoned' WHERE send=? AND verdict='halted'", (journal.send,))
 
 
 def halted_stage(path: Path, issue: str, list_name: str) -> StageRecord | None:

@@ -72,7 +72,7 @@ def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_
         if number == len(shares):
             holds.update_stage(journal, number, verdict="last", sent=_sent(journal, members[number]))
             break
-        if record.verdict in ("healthy", "resumed"):
+        if record.verdict in ("healthy", "resumed", "abandoned"):
             continue
         if record.verdict == "halted":
             if not resume:
