@@ -40,7 +40,8 @@ def test_a_domain_cap_spreads_the_send_over_scaled_hours(sendgrid_newsletter: Pa
     path.write_text(path.read_text() + '\n[send.domains]\n"example.com" = 10\n')
 
     done = subprocess.run([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes"],
-                          cwd=sendgrid_newsletter, env={**os.environ, "NEWSLETTER_TEST_HOUR_SECONDS": str(HOUR_SECONDS)},
+                          cwd=sendgrid_newsletter,
+                          env={**os.environ, "NEWSLETTER_TEST_HOUR_SECONDS": str(HOUR_SECONDS)},
                           capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stdout + done.stderr

@@ -119,7 +119,8 @@ def record_plan(journal: jn.Journal, shares: tuple[float, ...], sizes: list[int]
         ensure_tables(db)
         for number, (share, size) in enumerate(zip(shares, sizes), start=1):
             db.execute("INSERT INTO stages (send, number, share, size) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (send, number) DO UPDATE SET size=excluded.size", (journal.send, number, share, size))
+                       "ON CONFLICT (send, number) DO UPDATE SET size=excluded.size",
+                       (journal.send, number, share, size))
 
 
 def update_stage(journal: jn.Journal, number: int, **values) -> None:
