@@ -160,6 +160,8 @@ def smtp_staged(tmp_path, monkeypatch):
     rows = [f"{email},Reader {i},subscribed" for i, email in enumerate(READERS[:100])]
     (root / "subscribers" / "readers.csv").write_text("email,name,status\n" + "\n".join(rows) + "\n")
     write_issue_id(root / ISSUE, "smtp-staged-issue")
+    toml = root / "newsletter.toml"
+    toml.write_text(toml.read_text() + '\n[send]\nstages = ["5%", "100%"]\n')  # the setting; --stages would win
     assigned = assign_stages(load_issue(root / ISSUE).id, READERS[:100], parse_stages("5%,100%"))
     first = sorted(a for a, s in assigned.items() if s == 1)
     yield root, handler, first
@@ -170,7 +172,7 @@ def test_smtp_5xx_answers_in_the_journal_halt_a_stage(smtp_staged):
     root, mail, first = smtp_staged
     mail.answer(first[0], "550 5.1.1 mailbox unavailable")
 
-    halted = send(root, "--stages", "5%,100%", "--stage-wait", "0.01")
+    halted = send(root, "--stage-wait", "0.01")  # the stages come from [send] stages
 
     assert halted.returncode == 1, halted.stdout + halted.stderr
     assert "Halted at stage 1 halted: hard bounces 20.00%" in halted.stderr
