@@ -75,3 +75,24 @@ def test_the_cap_counts_what_an_earlier_run_sent(sendgrid_newsletter: Path, send
     assert len(every) == 16 and len(sendgrid_standin.counts()) == 16
     assert most_in_any_window(every, hour * 0.95) == 10
     assert every[-1] - every[0] >= hour * 0.95  # the last 6 waited for the first run's hour to pass
+
+
+def test_warmup_keeps_to_the_first_days_cap_most_recently_active_first(sendgrid_newsletter: Path, sendgrid_standin):
+    """Day one of the warm-up plan allows 50: the 50 most recently subscribed go, the other 10 a "day" later."""
+    rows = [f"reader{i}@example.com,Reader,subscribed,2026-{1 + i // 28:02d}-{1 + i % 28:02d}" for i in range(60)]
+    (sendgrid_newsletter / "subscribers" / "readers.csv").write_text("email,name,status,subscribed_at\n"
+                                                                      + "\n".join(rows) + "\n")
+    path = sendgrid_newsletter / "newsletter.toml"
+    path.write_text(path.read_text() + "\n[send]\nwarmup = true\n")
+    hour = 0.1  # a day lasts 2.4 s
+
+    done = subprocess.run([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes"],
+                          cwd=sendgrid_newsletter, env={**os.environ, "NEWSLETTER_TEST_HOUR_SECONDS": str(hour)},
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(sendgrid_standin.counts()) == 60 and max(sendgrid_standin.counts().values()) == 1
+    order = [a.email for a in sendgrid_standin.accepted]
+    assert set(order[:50]) == {f"reader{i}@example.com" for i in range(10, 60)}  # the newest first
+    times = sorted(t for ts in sent_times(sendgrid_newsletter).values() for t in ts)
+    assert times[50] - times[0] >= 24 * hour * 0.95

@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import NewsletterError
 from . import holds
 from . import journal as jn
-from .pacing import DAY, HOUR, PacingLimits, domain_of, plan_now
+from .pacing import DAY, HOUR, PacingLimits, domain_of, plan_now, warmup_order
 
 HOUR_SECONDS_ENV = "NEWSLETTER_TEST_HOUR_SECONDS"  # test-only: a scaled-down clock
 
@@ -52,18 +52,34 @@ def is_paced(settings: Settings) -> bool:
     return bool(send.max_per_hour or send.domains or send.warmup)
 
 
+def warmup_ranks(settings: Settings, list_name: str) -> dict[str, int]:
+    """Subscriber key -> place in the warm-up order (most recently active first, as ``doctor --warmup``
+    prints it); empty when the list cannot be read (the send then goes in list order)."""
+    from ..lists import iter_subscribers
+
+    try:
+        ordered = warmup_order(iter_subscribers(settings.list_path(list_name), statuses=("subscribed",)))
+    except NewsletterError:
+        return {}
+    return {sub.key: place for place, sub in enumerate(ordered)}
+
+
 def run_paced(settings: Settings, journal: jn.Journal, deliver: Callable[[], bool], *,
               should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None) -> bool:
     """Deliver everything pending within the caps, waiting for each next slot; False if told to stop."""
     if not is_paced(settings):
         return deliver()
     scale = clock_scale()
+    rank = warmup_ranks(settings, journal.list) if settings.send.warmup else {}
     try:
         while True:
             holds.release(journal, (holds.WAITING,))
-            pending = journal.db.execute(
-                "SELECT id, email FROM deliveries WHERE send=? AND run=? AND status='pending' AND attempts < ? "
+            rows = journal.db.execute(
+                "SELECT id, email, key FROM deliveries WHERE send=? AND run=? AND status='pending' AND attempts < ? "
                 "ORDER BY id", (journal.send, journal.run, settings.send.max_attempts)).fetchall()
+            if rank:  # warming up: the most recently active subscribers first
+                rows.sort(key=lambda row: rank.get(row[2], len(rank)))
+            pending = [(row_id, email) for row_id, email, _ in rows]
             if not pending:
                 return True
             now = time.time()
