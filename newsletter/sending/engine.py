@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -119,6 +120,8 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
     unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
     if os.environ.get(SKIP_DOCTOR_ENV) == "1":
         return ""
+    if options.provider:  # --provider: check the setup of the provider this send goes through
+        settings = dataclasses.replace(settings, provider=options.provider)
     findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None)
     errors = [f for f in findings if f.severity == "error"]
     if not errors:
