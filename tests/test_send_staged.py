@@ -101,7 +101,7 @@ def test_bounces_halt_the_send_and_a_resume_goes_on_without_mailing_anyone_twice
 
     assert halted.returncode == 1, halted.stdout + halted.stderr
     assert set(sendgrid_standin.counts()) == members[1]  # only the first stage was mailed
-    assert "Halted at stage 1 halted: hard bounces 50.00%" in halted.stderr
+    assert "Halted at stage 1: hard bounces 50.00%" in halted.stderr
     assert f"newsletter send {ISSUE} --list readers --resume" in halted.stderr
     status = CliRunner().invoke(main, ["status", ISSUE])
     assert "198 held" in status.output
@@ -175,7 +175,7 @@ def test_smtp_5xx_answers_in_the_journal_halt_a_stage(smtp_staged):
     halted = send(root, "--stage-wait", "0.01")  # the stages come from [send] stages
 
     assert halted.returncode == 1, halted.stdout + halted.stderr
-    assert "Halted at stage 1 halted: hard bounces 20.00%" in halted.stderr
+    assert "Halted at stage 1: hard bounces 20.00%" in halted.stderr
     assert set(mail.recipients()) == set(first[1:])  # the other 95 were never tried
 
     abandon = CliRunner().invoke(main, ["--root", str(root), "resolve", str(root / ISSUE), "--list", "readers",

@@ -96,7 +96,7 @@ def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_
         if decision.halt:
             holds.set_status(journal, [row_id for n, rows_n in members.items() if n > number
                                        for row_id, _, _ in rows_n], holds.HELD, jn.PENDING)
-            return StagedOutcome(halted=f"stage {number} {decision.summary()}")
+            return StagedOutcome(halted=f"stage {number}: {decision.summary().removeprefix('halted: ')}")
     return StagedOutcome()
 
 
