@@ -448,6 +448,9 @@ def _echo_report(report) -> None:
     if report.failed:
         click.echo("Failed recipients are not sent again unless you ask: fix the cause, then "
                    f"{report.resume_hint} --retry-failed", err=True)
+    if report.halted:
+        click.echo(f"Halted at {report.halted}. Nobody else was sent it. Look at the bounces and complaints "
+                   f"(newsletter status shows each stage), then continue with: {report.resume_hint}", err=True)
     if report.interrupted or report.paused or report.deferred:
         click.echo(f"To resume exactly this send, run: {report.resume_hint}", err=True)
 
@@ -504,10 +507,16 @@ def _provider_names():
               help="Dry run: how many personalized .eml samples to write.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dry run: output folder. Default: outbox/<issue-name>/.")
+@click.option("--ignore-doctor", is_flag=True, help="Send although newsletter doctor finds errors (recorded).")
+@click.option("--nameserver", default="", metavar="HOST[:PORT]",
+              help="DNS server for the doctor check before a live send. Default: [doctor] nameserver, or the system's.")
+@click.option("--stages", default=None, help="Staged send, cumulative shares: 1%,10%,100%. Default: [send] stages.")
+@click.option("--stage-wait", "stage_wait", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
+              help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, samples,
-                 out) -> None:
+                 out, ignore_doctor, nameserver, stages, stage_wait) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
@@ -516,7 +525,8 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
         send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
-        test_prefix=test_prefix)
+        test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
+        stage_wait_minutes=stage_wait)
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:
@@ -564,7 +574,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
-                           confirm=confirm, on_plan=on_plan)
+                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
     except NewsletterError as err:
         report = getattr(err, "report", None)
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
@@ -643,6 +653,8 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
         click.echo(f"{result.list_name}: {line}")
         for run_line in result.run_lines():
             click.echo(f"  run {run_line}")
+        for stage in result.stages:
+            click.echo(f"  {stage.line()}")
         for email, status, reason in result.problems:
             click.echo(f"  {status}: {email}: {reason}")
 

@@ -101,6 +101,7 @@ class DoctorSettings:
     envelope_domain: str = ""  # the Return-Path (MAIL FROM) domain SPF applies to; default: the From domain
     bimi_selector: str = "default"
     dns_timeout: float = 5.0
+    nameserver: str = ""  # the DNS server a live send's doctor gate asks, HOST[:PORT]; "" = the system's
     probe_timeout: float = 10.0  # seconds for the unsubscribe endpoint's answer
 
 

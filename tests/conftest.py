@@ -41,6 +41,14 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_doctor_gate() -> None:
+    """Test-only: live sends in the suite skip the doctor's DNS gate (NEWSLETTER_TEST_SKIP_DOCTOR=1), so no
+    test asks a real resolver about example.com. tests/test_send_doctor_gate.py turns it back on, pointed
+    at the DNS stand-in."""
+    os.environ["NEWSLETTER_TEST_SKIP_DOCTOR"] = "1"
+
+
 @pytest.fixture
 def newsletter_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of this repository's example newsletter in tmp_path, with the cwd set to it."""

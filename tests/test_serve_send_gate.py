@@ -18,9 +18,6 @@ from newsletter.serve.connect import open_store
 from newsletter.serve.store import UNSUBSCRIBED, Event, now_utc, stamp
 
 ISSUE = "issues/2026-11-25-first-dispatch"
-NOT_WIRED = ("the send engine does not call newsletter.serve.sync.apply_unsynced_departures yet "
-             "(newsletter/send.py is being rewritten; see the r14 report)")
-
 
 @pytest.fixture
 def letter(tmp_path, monkeypatch):
@@ -37,7 +34,6 @@ def send(root) -> object:
     return CliRunner().invoke(main, ["--root", str(root), "send", str(root / ISSUE), "--list", "example", "--yes"])
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_a_reader_who_left_through_the_service_is_not_mailed_by_the_next_send(letter):
     root, mail = letter
     store = open_store(load_settings(root))
@@ -52,7 +48,6 @@ def test_a_reader_who_left_through_the_service_is_not_mailed_by_the_next_send(le
     assert "grace@example.org" in mailed and "ada@example.com" not in mailed
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_WIRED)
 def test_a_send_refuses_when_the_configured_store_is_down(letter):
     root, mail = letter
     with socket.socket() as sock:

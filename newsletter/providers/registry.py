@@ -2,7 +2,8 @@
 
 Each name maps to the module that implements it. A provider module offers
 ``CAPABILITIES`` (base.Capabilities), ``encode`` (pure, picklable),
-``check_schedule(send_at)`` and ``from_settings(settings)``. Modules are
+``check_schedule(send_at)``, ``from_settings(settings)`` and ``fetch_signals(settings, since=...)``
+(bounces, blocks and spam reports since a time, for a staged send). Modules are
 imported only when used, so a send through SMTP never imports ``sendgrid``,
 and nothing outside this file needs to know which modules exist.
 """
@@ -40,3 +41,9 @@ def capabilities(name: str) -> Capabilities:
 def open_provider(settings: Settings, name: str) -> Provider:
     """Provider ``name`` configured from settings (secrets read from the environment)."""
     return module(name).from_settings(settings)
+
+
+def fetch_signals(settings: Settings, name: str, *, since: float) -> dict[str, list[dict]]:
+    """What provider ``name`` recorded since ``since`` (Unix seconds): ``{"bounces": [...], "blocks": [...],
+    "spam_reports": [...]}``, each item with at least ``email`` (see ``sending/stages.py``)."""
+    return module(name).fetch_signals(settings, since=since)

@@ -202,6 +202,12 @@ def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
                    tuple(refused))
 
 
+def fetch_signals(settings, *, since: float) -> dict[str, list[dict]]:
+    """Nothing: an SMTP server has no API for bounces. Its 5xx answers are in the journal, and later
+    bounces reach ``newsletter serve``'s event store, which a staged send also reads."""
+    return {}
+
+
 def check_schedule(send_at) -> None:
     if send_at is not None:
         raise NewsletterError("--at needs a provider that schedules delivery; smtp sends at once",

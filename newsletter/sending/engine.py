@@ -12,22 +12,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 from ..config import Settings
+from ..doctor import doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
 from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
+from ..serve.sync import apply_unsynced_departures
+from . import holds
 from . import journal as jn
 from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import SendOptions, SendPlan, describe_audience, load, prepare, resume_command
 from .report import ListStatus, SendReport
+from .paced import run_paced
+from .staged import run_stages
+from .stages import stages_of
 from .report import status as journal_status
 
 Confirm = Callable[[SendPlan, SendReport], bool]  # asked before delivering; False: deliver nothing
@@ -39,7 +47,8 @@ def outbox_dir(settings: Settings, issue_name: str) -> Path:
 
 def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
          progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
-         on_plan: Callable[[SendPlan, SendReport], None] | None = None) -> SendReport:
+         on_plan: Callable[[SendPlan, SendReport], None] | None = None,
+         say: Callable[[str], None] = lambda _: None) -> SendReport:
     """Send (or dry-run, or test-send) the issue in ``issue_dir`` as ``options`` say; the report at the end.
 
     ``provider`` replaces the configured one (tests, benchmarks). ``confirm`` is asked once the
@@ -56,6 +65,12 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     with ExitStack() as stack:
         if not scratch:
             stack.enter_context(exclusive(settings.journal_path, issue_id, options.list_name, issue.name))
+        if not options.dry_run and not options.test_to:
+            # who left through `newsletter serve` since the last sync is marked in the list before
+            # anyone is selected; an unreachable store refuses the send (nothing is mailed)
+            apply_unsynced_departures(settings, options.list_name)
+            options.run_note = _doctor_gate(settings, options)
+            _before_live_run(settings, issue_id, options, issue.name, issue_dir)
         plan = prepare(settings, issue, issue_id, options)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
@@ -78,7 +93,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             provider.open()
             try:
                 with few_collections():
-                    Loop(plan, provider, report, progress=progress, stop=stop).run()
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say)
             finally:
                 provider.close()
         except NewsletterError as err:
@@ -95,6 +110,72 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             report.samples = [display_path(p) for p in provider.sample_paths]
             write_report(report, out_dir)
         return report
+
+
+SKIP_DOCTOR_ENV = "NEWSLETTER_TEST_SKIP_DOCTOR"  # test-only: the suite's sends never ask DNS (tests/conftest.py)
+
+
+def _doctor_gate(settings: Settings, options: SendOptions) -> str:
+    """The DNS part of ``newsletter doctor`` (cached for a day) before a live send: refuse on an error
+    unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
+    if os.environ.get(SKIP_DOCTOR_ENV) == "1":
+        return ""
+    if options.provider:  # --provider: check the setup of the provider this send goes through
+        settings = dataclasses.replace(settings, provider=options.provider)
+    findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None)
+    errors = [f for f in findings if f.severity == "error"]
+    if not errors:
+        return ""
+    if not options.ignore_doctor:
+        refuse_on_errors(findings)
+    return "sent despite doctor errors (--ignore-doctor): " + ", ".join(sorted({f.code for f in errors}))
+
+
+def _before_live_run(settings: Settings, issue_id: str, options: SendOptions, folder: str, issue_dir: Path) -> None:
+    """Recipients held back by an earlier staged or paced run go back to pending (this run applies the
+    stages and caps afresh); a send whose circuit breaker halted it continues only with ``--resume``."""
+    holds.release_before_run(settings.journal_path, issue_id, options.list_name, folder)
+    halted = holds.halted_stage(settings.journal_path, issue_id, options.list_name)
+    if halted is not None and not options.resume:
+        raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",
+                              hint="look at the bounces and complaints (newsletter status), then continue with: "
+                                   + resume_command(issue_dir, options.list_name))
+
+
+def _shares(plan: SendPlan) -> tuple[float, ...]:
+    """The stages of a live send: the recorded ones when it was started staged (a resume repeats
+    them), else ``--stages`` or ``[send] stages``; a dry run or test send is one stage."""
+    if plan.options.dry_run or plan.options.test_to:
+        return (1.0,)
+    recorded = holds.stage_records(plan.journal.db, plan.journal.send)
+    if recorded:
+        return tuple(r.share for r in recorded)
+    return stages_of(plan.settings.send, plan.options.stages)
+
+
+def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
+             say: Callable[[str], None]) -> None:
+    """The send loop over everything pending, or stage by stage with the circuit breaker."""
+    def loop() -> bool:
+        Loop(plan, provider, report, progress=progress, stop=stop).run()
+        return not (report.interrupted or report.paused or stop.requested)
+
+    def deliver() -> bool:  # within the pacing caps, when a live send has any
+        if plan.options.dry_run or plan.options.test_to:
+            return loop()
+        return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say)
+
+    shares = _shares(plan)
+    if len(shares) == 1:
+        deliver()
+        return
+    minutes = plan.options.stage_wait_minutes
+    minutes = plan.settings.send.stage_wait_minutes if minutes is None else minutes
+    outcome = run_stages(plan.settings, plan.journal, plan.issue_id, plan.provider_name, shares, minutes * 60,
+                         deliver, resume=plan.options.resume, should_stop=lambda: stop.requested, say=say)
+    report.halted = outcome.halted
+    if outcome.stopped and stop.requested:
+        report.interrupted = True
 
 
 def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:
@@ -185,6 +266,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
         journal = jn.Journal.open(settings.journal_path, key, list_name, folder=issue.name)
         try:
             if resolution == "abandon":
+                holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
                 unfinished = journal.unfinished()
                 if unfinished is None:
                     return 0

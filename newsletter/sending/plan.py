@@ -50,6 +50,11 @@ class SendOptions:
     allow_changed: bool = False  # send even though the issue changed since part of it went out (recorded)
     test_to: tuple[str, ...] = ()  # send only to these addresses; the journal is not touched
     test_prefix: str = ""
+    ignore_doctor: bool = False  # a live send goes ahead despite doctor errors (recorded on the run)
+    nameserver: str = ""  # the DNS server the doctor gate asks ("" = [doctor] nameserver, else the system's)
+    stages: str | None = None  # --stages 1%,10%,100% (None = [send] stages)
+    stage_wait_minutes: float | None = None  # --stage-wait (None = [send] stage_wait_minutes)
+    run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
 
 
 @dataclass
@@ -240,7 +245,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         if not testing:
             bodies = _early_body_workers(settings, options, provider, list_path, message, secret)
         journal.start_run(audience, whole, parts, kind="dry run" if options.dry_run else "send",
-                          allow_changed=options.allow_changed and journal.sent_count() > 0)
+                          allow_changed=options.allow_changed and journal.sent_count() > 0,
+                          note=options.run_note)
         skipped: Counter = Counter()
         if testing:
             rows = _test_rows(options.test_to)

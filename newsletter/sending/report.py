@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..checks import Finding
 from ..config import Settings
+from . import holds
 from . import journal as jn
 
 
@@ -47,11 +48,12 @@ class SendReport:
     body_workers: int = 0  # worker processes started to build request bodies (a large send), else 0
     worker_batches: int = 0  # batches whose body one of them built (the first go out while they start)
     unknown_total: int = 0  # every recipient of this send whose delivery is unknown (this run's and earlier)
+    halted: str = ""  # a staged send's circuit breaker stopped it: which stage and why
 
     @property
     def ok(self) -> bool:
         return not (self.failed or self.unknown or self.deferred or self.paused or self.interrupted
-                    or self.unknown_total)
+                    or self.unknown_total or self.halted)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -96,6 +98,7 @@ class ListStatus:
     counts: dict[str, int]
     runs: list[jn.RunRecord]
     problems: list[tuple[str, str, str]]
+    stages: list[holds.StageRecord] = field(default_factory=list)
 
     def run_lines(self) -> list[str]:
         lines = []
@@ -111,8 +114,9 @@ class ListStatus:
             if run.audience.where:
                 audience.append("where " + ", ".join(f"{k}={v}" for k, v in run.audience.where))
             changed = " (sent although the issue had changed: --allow-changed)" if run.allow_changed else ""
+            note = f" ({run.note})" if run.note else ""
             lines.append(f"{when}  {run.kind} via {run.audience.provider}; {'; '.join(audience)}; "
-                         f"fingerprint {run.fingerprint}{changed}; {counts}")
+                         f"fingerprint {run.fingerprint}{changed}{note}; {counts}")
         return lines
 
 
@@ -123,7 +127,8 @@ def status(settings: Settings, issue_id: str, list_name: str | None = None) -> l
     for name, counts in jn.summarize(path, issue_id, list_name):
         journal = jn.Journal.read_only(path, issue_id, name)
         try:
-            result.append(ListStatus(name, counts, journal.runs(("send", "resolve", "abandon")), journal.problems()))
+            result.append(ListStatus(name, counts, journal.runs(("send", "resolve", "abandon")), journal.problems(),
+                                     holds.stage_records(journal.db, journal.send)))
         finally:
             journal.close()
     return result

@@ -1,0 +1,114 @@
+"""Pacing a send: ``[send] max_per_hour``, ``[send.domains]`` caps and ``[send] warmup``, from the journal.
+
+``run_paced`` asks ``pacing.plan_now`` how many of each recipient domain may go
+now, given the timestamps of every message this journal records as sent in
+the last day (all issues and lists: a mailbox provider judges the sender, not
+the issue). The rest are set aside as ``waiting`` (``holds``), the send loop
+delivers what may go, and then the send waits in place for the next slot
+and asks again.
+
+A paced send keeps running until everyone is sent, however long the caps make
+it (the caps exist to spread it out). Ctrl-C stops it after the requests under
+way, and ``--resume`` continues it later with the same caps, because they are
+counted from the journal's timestamps, not from this process's memory.
+
+``NEWSLETTER_TEST_HOUR_SECONDS`` is for tests only: it makes an hour (and a day,
+24 of them) last that many real seconds, so a test can watch the caps at work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from ..config import Settings
+from ..errors import NewsletterError
+from . import holds
+from . import journal as jn
+from .pacing import DAY, HOUR, PacingLimits, domain_of, plan_now, warmup_order
+
+HOUR_SECONDS_ENV = "NEWSLETTER_TEST_HOUR_SECONDS"  # test-only: a scaled-down clock
+
+
+def clock_scale() -> float:
+    """How many pacing seconds one real second is (1 unless a test scales the hour down)."""
+    value = os.environ.get(HOUR_SECONDS_ENV, "")
+    if not value:
+        return 1.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise NewsletterError(f"{HOUR_SECONDS_ENV} must be a positive number of seconds, not {value!r}",
+                              hint=f"it is for tests only: unset {HOUR_SECONDS_ENV}")
+    return HOUR / seconds
+
+
+def is_paced(settings: Settings) -> bool:
+    send = settings.send
+    return bool(send.max_per_hour or send.domains or send.warmup)
+
+
+def warmup_ranks(settings: Settings, list_name: str) -> dict[str, int]:
+    """Subscriber key -> place in the warm-up order (most recently active first, as ``doctor --warmup``
+    prints it); empty when the list cannot be read (the send then goes in list order)."""
+    from ..lists import iter_subscribers
+
+    try:
+        ordered = warmup_order(iter_subscribers(settings.list_path(list_name), statuses=("subscribed",)))
+    except NewsletterError:
+        return {}
+    return {sub.key: place for place, sub in enumerate(ordered)}
+
+
+def run_paced(settings: Settings, journal: jn.Journal, deliver: Callable[[], bool], *,
+              should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None) -> bool:
+    """Deliver everything pending within the caps, waiting for each next slot; False if told to stop."""
+    if not is_paced(settings):
+        return deliver()
+    scale = clock_scale()
+    rank = warmup_ranks(settings, journal.list) if settings.send.warmup else {}
+    try:
+        while True:
+            holds.release(journal, (holds.WAITING,))
+            rows = journal.db.execute(
+                "SELECT id, email, key FROM deliveries WHERE send=? AND run=? AND status='pending' AND attempts < ? "
+                "ORDER BY id", (journal.send, journal.run, settings.send.max_attempts)).fetchall()
+            if rank:  # warming up: the most recently active subscribers first
+                rows.sort(key=lambda row: rank.get(row[2], len(rank)))
+            pending = [(row_id, email) for row_id, email, _ in rows]
+            if not pending:
+                return True
+            now = time.time()
+            history = [(t * scale, email) for t, email in journal.db.execute(
+                "SELECT updated, email FROM deliveries WHERE status='sent' AND updated > ?", (now - DAY / scale,))]
+            first = journal.db.execute("SELECT MIN(updated) FROM deliveries WHERE status='sent'").fetchone()[0]
+            limits = PacingLimits.from_settings(settings.send, first_send_at=first * scale if first else None,
+                                                now=now * scale)
+            decision = plan_now(history, Counter(domain_of(email) for _, email in pending), limits, now * scale)
+            room = dict(decision.allowed)
+            waiting = []
+            for row_id, email in pending:
+                domain = domain_of(email)
+                if room.get(domain, 0) > 0:
+                    room[domain] -= 1
+                else:
+                    waiting.append(row_id)
+            holds.set_status(journal, waiting, holds.WAITING, jn.PENDING)
+            if decision.total and not deliver():
+                return False
+            if decision.next_slot_at is None:
+                return True  # nothing was held back: the loop has settled everyone it could
+            wake = decision.next_slot_at / scale
+            if waiting:
+                say(f"Pacing ([send] caps): {len(waiting)} recipients wait for the next slot, in "
+                    f"{max(0.0, wake - time.time()) / 60:.1f} minutes (Ctrl-C stops; --resume continues)")
+            while time.time() < wake:
+                if should_stop():
+                    return False
+                time.sleep(min(0.2, max(0.0, wake - time.time())))
+    finally:
+        holds.release(journal, (holds.WAITING,))
