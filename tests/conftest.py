@@ -91,16 +91,38 @@ STANDIN_SPAMASSASSIN = """#!/bin/sh
 printf 'X-Spam-Status: No, score=0.0 required=5.0 tests=none autolearn=disabled version=4.0.1\\n'
 cat
 """
+REAL_PATH = os.environ.get("PATH", "")
 
 
-@pytest.fixture
-def spamassassin_standin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A ``spamassassin`` executable that gives every message a clean score, first on PATH (also for
-    child processes), with a spam-verdict cache of its own so no real test reads its verdicts."""
+@pytest.fixture(scope="session", autouse=True)
+def spamassassin_standin_by_default(tmp_path_factory: pytest.TempPathFactory, private_cache: Path) -> Path:
+    """Every test that builds, checks or sends scores its message with a stand-in ``spamassassin``
+    (first on PATH, also for child processes): a real run takes seconds, and only the spam tests
+    (tests/test_checks_spam.py, through ``real_spamassassin``) are about the score."""
     folder = tmp_path_factory.mktemp("standin-bin")
     program = folder / "spamassassin"
     program.write_text(STANDIN_SPAMASSASSIN, encoding="utf-8")
     program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("standin-cache")))
+    os.environ["PATH"] = f"{folder}{os.pathsep}{REAL_PATH}"
     return program
+
+
+@pytest.fixture
+def spamassassin_standin(spamassassin_standin_by_default: Path, tmp_path_factory: pytest.TempPathFactory,
+                         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The stand-in, with a spam-verdict cache of its own (for tests that look at the cache)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("standin-cache")))
+    return spamassassin_standin_by_default
+
+
+@pytest.fixture
+def real_spamassassin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The installed SpamAssassin, first on PATH again, with a verdict cache no stand-in wrote to."""
+    import shutil
+
+    path = shutil.which("spamassassin", path=REAL_PATH)
+    if not path:
+        pytest.fail("SpamAssassin is not installed; install it to run these tests: apt-get install spamassassin")
+    monkeypatch.setenv("PATH", REAL_PATH)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("real-spam-cache")))
+    return path
