@@ -1,8 +1,8 @@
 """The confirmation mail: one message, sent the way ``send --test-to`` sends, through the configured provider.
 
 The message is built as an issue's is (``providers.base.Message``, the same
-MIME building and header-injection refusal) and handed to the provider's
-``send_batch`` with a single recipient. It has no unsubscribe link: it is not
+MIME building and header-injection refusal), encoded and delivered through the
+provider's declared interface (``providers.base.deliver_all``) to a single recipient. It has no unsubscribe link: it is not
 a newsletter, and nobody is on a list until they confirm.
 """
 
@@ -10,19 +10,14 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..errors import NewsletterError
-from ..providers.base import SENT, Message, Provider, Recipient
+from ..providers import registry
+from ..providers.base import SENT, Message, Provider, Recipient, deliver_all
 from .pages import render_mail
 
 
 def open_provider(settings: Settings) -> Provider:
     """The configured provider (SendGrid or SMTP), its secret read from the environment."""
-    if settings.provider == "sendgrid":
-        from ..providers import sendgrid
-
-        return sendgrid.from_settings(settings)
-    from ..providers import smtp
-
-    return smtp.from_settings(settings)
+    return registry.open_provider(settings, settings.provider)
 
 
 def confirmation_message(settings: Settings, list_name: str, confirm_url: str) -> Message:
@@ -39,7 +34,7 @@ def send_confirmation(settings: Settings, list_name: str, email: str, key: str, 
     provider = provider or open_provider(settings)
     provider.open()
     try:
-        delivery = provider.send_batch(message, [Recipient(email=email, key=key, name=name)])[0]
+        delivery = deliver_all(provider, message, [Recipient(email=email, key=key, name=name)])[0]
     finally:
         provider.close()
     if delivery.status != SENT:
