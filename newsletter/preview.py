@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import html as html_lib
-import ipaddress
 import itertools
 import json
 import re
@@ -44,6 +43,7 @@ from .markdown import is_absolute
 from .personalize import Personalizer, merge_values
 from .render import issue_base_url
 from .unsubscribe import unsubscribe_url
+from .hosts import is_loopback
 
 if TYPE_CHECKING:
     from .checks import Finding
@@ -485,15 +485,6 @@ def _int(query: dict[str, list[str]], key: str) -> int | None:
         return int(query[key][0])
     except (KeyError, IndexError, ValueError):
         return None
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip("[]") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class PreviewServer(ThreadingHTTPServer):

@@ -23,3 +23,23 @@ def dns_failure(lookup: Lookup, check: str) -> Finding:
     else:
         fix = "check the network or pass --nameserver HOST[:PORT], then run newsletter doctor again"
     return Finding(ERROR, code, f"{check} could not be checked: {lookup.describe()}", lookup.name, fix=fix)
+
+
+def smtp_host_addresses(ctx, host: str) -> tuple[Finding | None, tuple[str, ...]]:
+    """The addresses of the SMTP host (itself when it is one), or the finding that says why there are none.
+
+    Reverse DNS and SPF both need them; ``ctx`` is the doctor's context (its ``dns`` and ``config_path``).
+    """
+    import ipaddress
+
+    try:
+        return None, (str(ipaddress.ip_address(host)),)
+    except ValueError:
+        pass
+    lookup, addresses = ctx.dns.addresses(host)
+    if lookup.failed:
+        return dns_failure(lookup, f"the address of the SMTP host {host}"), ()
+    if not addresses:
+        return Finding(ERROR, "smtp-host-unresolved", f"the SMTP host {host} has no address ({lookup.describe()})",
+                       ctx.config_path, fix="check smtp.host in newsletter.toml"), ()
+    return None, tuple(addresses)

@@ -9,42 +9,25 @@ Checked only when the provider is SMTP: SendGrid's servers are SendGrid's.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
 from .context import DoctorContext
-from .findings import ERROR, INFO, WARNING, Finding, dns_failure
-
-
-def _is_local(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_private or address.is_link_local
+from .findings import ERROR, INFO, WARNING, Finding, dns_failure, smtp_host_addresses
+from ..hosts import is_local
 
 
 def check_reverse_dns(ctx: DoctorContext) -> Iterator[Finding]:
     if ctx.provider != "smtp":
         return
     host = ctx.settings.smtp.host
-    if _is_local(host):
+    if is_local(host):
         yield Finding(INFO, "rdns-local-relay", f"the SMTP host {host} is local; the server that finally delivers "
                       "the mail needs a PTR name that resolves back to its address", ctx.config_path)
         return
-    try:
-        addresses: tuple[str, ...] = (str(ipaddress.ip_address(host)),)
-    except ValueError:
-        lookup, addresses = ctx.dns.addresses(host)
-        if lookup.failed:
-            yield dns_failure(lookup, f"the address of the SMTP host {host}")
-            return
-        if not addresses:
-            yield Finding(ERROR, "smtp-host-unresolved", f"the SMTP host {host} has no address "
-                          f"({lookup.describe()})", ctx.config_path, fix="check smtp.host in newsletter.toml")
-            return
+    problem, addresses = smtp_host_addresses(ctx, host)
+    if problem:
+        yield problem
+        return
     for address in addresses:
         ptr = ctx.dns.reverse(address)
         if ptr.failed:
@@ -69,7 +52,7 @@ def check_tls(ctx: DoctorContext) -> Iterator[Finding]:
     if ctx.provider != "smtp" or ctx.settings.smtp.security != "none":
         return
     host = ctx.settings.smtp.host
-    local = _is_local(host)
+    local = is_local(host)
     yield Finding(INFO if local else WARNING, "smtp-no-tls",
                   f"mail goes to the SMTP host {host} without TLS (smtp.security = \"none\")"
                   + ("" if local else ": messages and the password can be read on the way"), ctx.config_path,

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .context import SENDGRID_SPF_INCLUDE, DoctorContext
-from .findings import ERROR, INFO, WARNING, Finding, dns_failure
+from .findings import ERROR, INFO, WARNING, Finding, dns_failure, smtp_host_addresses
 from .resolver import NXDOMAIN, DnsClient, Lookup
+from ..hosts import is_local
 
 MAX_LOOKUPS = 10
 MAX_VOID_LOOKUPS = 2
@@ -158,16 +159,6 @@ def _walk(dns: DnsClient, domain: str, record: str, result: SpfWalk, seen: set[s
             _walk(dns, redirect, target, result, seen | {redirect}, top=top)
 
 
-def _loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private
-
-
 def check_spf(ctx: DoctorContext) -> Iterator[Finding]:
     domain = ctx.envelope_domain
     lookup = ctx.dns.txt(domain)
@@ -227,22 +218,15 @@ def _provider_authorized(ctx: DoctorContext, domain: str, result: SpfWalk) -> It
                           domain, fix=f"add include:{SENDGRID_SPF_INCLUDE} before the 'all' at the end")
         return
     host = ctx.settings.smtp.host
-    if _loopback(host):
+    if is_local(host):
         yield Finding(INFO, "spf-local-relay", f"the SMTP host {host} is on this machine or network; SPF must "
                       "authorize the server that finally delivers the mail", domain,
                       fix="add that server's addresses (ip4:/ip6:) or its provider's include to the SPF record")
         return
-    try:
-        addresses: tuple[str, ...] = (str(ipaddress.ip_address(host)),)
-    except ValueError:
-        lookup, addresses = ctx.dns.addresses(host)
-        if lookup.failed:
-            yield dns_failure(lookup, f"the address of the SMTP host {host}")
-            return
-        if not addresses:
-            yield Finding(ERROR, "smtp-host-unresolved", f"the SMTP host {host} has no address "
-                          f"({lookup.describe()})", ctx.config_path, fix="check smtp.host in newsletter.toml")
-            return
+    problem, addresses = smtp_host_addresses(ctx, host)
+    if problem:
+        yield problem
+        return
     missing = [a for a in addresses if not result.authorizes(a)]
     if missing:
         yield Finding(ERROR, "spf-provider-missing", f"the SPF record of {domain} does not authorize the SMTP "

@@ -443,14 +443,7 @@ class SendGridProvider:
         seen: set[str] = set()
         while True:
             response = self._with_retries(attempts, self._page_request(path, page_size, offset))
-            try:
-                items = json.loads(response.body or b"[]")
-            except ValueError:
-                raise ProviderError(f"SendGrid answered /v3/{path} with something that is not JSON",
-                                    status=response.status_code) from None
-            if not isinstance(items, list):
-                raise ProviderError(f"SendGrid answered /v3/{path} with {type(items).__name__}, not a list",
-                                    status=response.status_code)
+            items = _json_list(response, path)
             fresh = [i for i in items if json.dumps(i, sort_keys=True) not in seen]
             yield from fresh
             if len(items) < page_size or not fresh:  # the last page, or an endpoint that ignores paging
@@ -530,6 +523,19 @@ class SendGridProvider:
             hint=f"check 'sendgrid.api_host' in newsletter.toml (now {self.host})" if status == 404 else None,
         )
 
+
+
+def _json_list(response, path: str) -> list:
+    """The JSON list a SendGrid read endpoint answers, or a ProviderError saying what came instead."""
+    try:
+        items = json.loads(response.body or b"[]")
+    except ValueError:
+        raise ProviderError(f"SendGrid answered /v3/{path} with something that is not JSON",
+                            status=response.status_code) from None
+    if not isinstance(items, list):
+        raise ProviderError(f"SendGrid answered /v3/{path} with {type(items).__name__}, not a list",
+                            status=response.status_code)
+    return items
 
 def from_settings(settings: Settings) -> SendGridProvider:
     """The provider for ``settings``, with the API key read from the variable ``newsletter.toml`` names."""
@@ -620,14 +626,7 @@ def _signal_pages(provider: SendGridProvider, path: str, since: float, until: fl
         response = provider._with_retries(attempts, lambda q=query: provider._call(
             f"reading /v3/{path}", lambda c: c._(path).get(query_params=q, timeout=provider.settings.timeout),
             idempotent=True))
-        try:
-            items = json.loads(response.body or b"[]")
-        except ValueError:
-            raise ProviderError(f"SendGrid answered /v3/{path} with something that is not JSON",
-                                status=response.status_code) from None
-        if not isinstance(items, list):
-            raise ProviderError(f"SendGrid answered /v3/{path} with {type(items).__name__}, not a list",
-                                status=response.status_code)
+        items = _json_list(response, path)
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("email"), str):
                 yield {"email": item["email"].strip(), "created": int(item.get("created") or 0),

@@ -15,7 +15,6 @@ DEFERRED instead, so the orchestrator never resends a delivered message.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from binascii import b2a_qp
 import re
@@ -27,6 +26,7 @@ from typing import NamedTuple
 
 from ..config import Settings, SmtpSettings
 from ..errors import NewsletterError
+from ..hosts import is_loopback
 from .base import (
     DEFERRED,
     FAILED,
@@ -214,15 +214,6 @@ def check_schedule(send_at) -> None:
                               hint="use --provider sendgrid, or run the send later from cron or at(1)")
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _text(reply: bytes | str) -> str:
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", errors="replace")
@@ -250,7 +241,7 @@ class SmtpProvider:
                 f"no password for SMTP user '{settings.username}' on {settings.host}:{settings.port}",
                 hint=f"export {settings.password_env}=<the password>",
             )
-        if settings.security == "none" and settings.username and not _is_loopback(settings.host):
+        if settings.security == "none" and settings.username and not is_loopback(settings.host):
             raise NewsletterError(
                 f"smtp.security is 'none', which would send the password for '{settings.username}' "
                 f"to {settings.host}:{settings.port} in clear text",

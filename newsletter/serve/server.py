@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Callable
 
@@ -13,15 +12,7 @@ from ..config import Settings
 from ..errors import NewsletterError
 from .app import create_app, public_url
 from .connect import open_store
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from ..hosts import is_loopback
 
 
 def check_exposure(settings: Settings, host: str) -> None:
