@@ -36,7 +36,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
 from typing import NamedTuple
 
 from ..errors import NewsletterError, display_path
@@ -174,11 +173,8 @@ class Row(NamedTuple):
     key: str
     email: str
     name: str
-    fields: Mapping[str, str]
+    fields: str  # the other columns the issue uses, as the journal holds them: a JSON object ("" for none)
     attempts: int
-
-
-_NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared by every row without extra columns
 
 
 class Journal:
@@ -472,21 +468,19 @@ class Journal:
         kept up to date on every insert; it starts again from 0 to pick up retries. (``+send``
         keeps SQLite from choosing the (send, key) index, which would sort the whole send per call.)
         Rows carried by a batch of this process still in flight read ``pending`` in the table and are
-        skipped here.
+        skipped here. A row's other columns stay JSON text: the body workers decode them, not this process.
         """
         sql = ("SELECT id, key, email, name, fields, attempts FROM deliveries "
                "WHERE id > ? AND +send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
                "ORDER BY id LIMIT ?")
-        loads = json.loads
         flying = self._flying
         taken: list[Row] = []
         while True:
             wanted = limit - len(taken)
             rows = self.db.execute(sql, (after, self.send, self.run, max_attempts, time.time(), wanted)).fetchall()
             if not flying:
-                return taken + [Row(i, k, e, n, loads(f) if f else _NO_FIELDS, a) for i, k, e, n, f, a in rows]
-            taken += [Row(i, k, e, n, loads(f) if f else _NO_FIELDS, a) for i, k, e, n, f, a in rows
-                      if i not in flying]
+                return taken + [Row(i, k, e, n, f or "", a) for i, k, e, n, f, a in rows]
+            taken += [Row(i, k, e, n, f or "", a) for i, k, e, n, f, a in rows if i not in flying]
             if len(rows) < wanted or len(taken) >= limit:
                 return taken
             after = rows[-1][0]
