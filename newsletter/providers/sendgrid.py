@@ -5,7 +5,9 @@ body (``encode_payload``, a pure function that writes the JSON; a test or a
 dry run can inspect it, parsed, with ``build_payload``):
 the issue rendered and inlined once as shared ``content``, and one
 personalization per recipient carrying that recipient's merge values as
-``substitutions``. Responses and network faults are translated into the
+``substitutions``, each value once. The engine's ``encode`` (``encode_bodies``)
+makes one body per way the batch's values agree: most often one; a recipient
+whose value has differing HTML and text forms goes in a body of its own. Responses and network faults are translated into the
 outcome vocabulary of ``base.py``; deciding what to do about them (retry,
 split, stop) is ``send.py``'s job.
 
