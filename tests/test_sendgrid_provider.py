@@ -543,3 +543,33 @@ def test_no_value_is_sent_twice_in_one_personalization(settings, message):
     used = {m.group(0) for part in body["content"] for m in TOKEN_PATTERN.finditer(part["value"])}
     assert used == keys
     assert len(keys) < len(message.fields)  # fewer keys than tokens: HTML and text forms merged
+
+
+def test_only_recipients_whose_value_has_two_forms_carry_two_keys(settings, message, provider, sendgrid_standin):
+    """Issue 13: one name with differing HTML and text forms (``Ann & Bob``) no longer makes every
+    personalization of its batch carry both forms: it goes in a body of its own, the others keep one key."""
+    from newsletter.providers.sendgrid import encode
+
+    ann = recipient(settings, "ann@example.org", "Ann & Bob")
+    batch = [*readers(settings, 20), ann, *readers(settings, 5, start=20)]
+    bodies = encode(message, batch).data
+    assert [len(keys) for keys, _ in bodies] == [25, 1] and bodies[1][0] == (ann.key,)
+    parsed = [json.loads(body) for _, body in bodies]
+    for body in parsed:
+        for personalization in body["personalizations"]:
+            values = list(personalization["substitutions"].values())
+            assert len(values) == len(set(values)), values
+    plain, own = (len(body["personalizations"][0]["substitutions"]) for body in parsed)
+    assert plain < own
+    # Each body's content and substitutions give every recipient exactly their own copy.
+    for (keys, _), body in zip(bodies, parsed):
+        for key, personalization in zip(keys, body["personalizations"]):
+            person = next(r for r in batch if r.key == key)
+            html, text = message.personalize(person)
+            assert substituted(body["content"][1]["value"], personalization["substitutions"]) == html
+            assert substituted(body["content"][0]["value"], personalization["substitutions"]) == text
+    # Delivered through the stand-in (which validates both bodies): everybody once.
+    deliveries = provider.send_batch(message, batch)
+    assert [d.key for d in deliveries] == [r.key for r in batch if r is not ann] + [ann.key]
+    assert sorted(sendgrid_standin.counts()) == sorted(r.email for r in batch)
+    assert max(sendgrid_standin.counts().values()) == 1

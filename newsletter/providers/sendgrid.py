@@ -5,7 +5,9 @@ body (``encode_payload``, a pure function that writes the JSON; a test or a
 dry run can inspect it, parsed, with ``build_payload``):
 the issue rendered and inlined once as shared ``content``, and one
 personalization per recipient carrying that recipient's merge values as
-``substitutions``. Responses and network faults are translated into the
+``substitutions``, each value once. The engine's ``encode`` (``encode_bodies``)
+makes one body per way the batch's values agree: most often one; a recipient
+whose value has differing HTML and text forms goes in a body of its own. Responses and network faults are translated into the
 outcome vocabulary of ``base.py``; deciding what to do about them (retry,
 split, stop) is ``send.py``'s job.
 
@@ -195,7 +197,6 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
     refuse_line_breaks("subject", message.subject)
 
     fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
-    group = message.unsubscribe_group
     for index, recipient in enumerate(recipients):
         try:
             refuse_line_breaks("recipient address", recipient.email)
@@ -203,30 +204,43 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
         except NewsletterError as err:
             raise RejectedError(f"{recipient.email!r}: {err.reason}",
                                 errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
-    # Each token's value for every recipient, worked out once per batch. SendGrid's own group-unsubscribe
-    # tag must reach it verbatim (escaped, it is no longer a tag).
+    columns = _columns(fields, recipients)
+    return _body(message, recipients, fields, columns, range(len(recipients)))
+
+
+def _columns(fields: Sequence[Any], recipients: Sequence[Recipient]) -> list[list[str]]:
+    """Each token's value for every recipient, worked out once per batch. SendGrid's own
+    group-unsubscribe tag must reach it verbatim (escaped, it is no longer a tag)."""
     columns = []
     for field in fields:
         render, name, is_link = field.render, field.name, field.name == UNSUBSCRIBE_FIELD
         columns.append([SENDGRID_GROUP_UNSUBSCRIBE if is_link and values.get(UNSUBSCRIBE_FIELD) ==
                         SENDGRID_GROUP_UNSUBSCRIBE else render(values.get(name)) for _, _, _, values in recipients])
-    # No value twice in one personalization: tokens whose values agree for the whole batch (a name's
-    # HTML and text forms, most often) share one substitution, and the batch's content uses one token.
+    return columns
+
+
+def _body(message: Message, recipients: Sequence[Recipient], fields: Sequence[Any], columns: list[list[str]],
+          members: Sequence[int]) -> bytes:
+    """The body for the recipients at ``members`` (positions in ``recipients``, in order)."""
+    # No value twice in one personalization: tokens whose values agree for every member (a name's
+    # HTML and text forms, most often) share one substitution, and the body's content uses one token.
     canonical: dict[tuple, int] = {}
     aliases: dict[str, str] = {}
     keep = []
     for j, column in enumerate(columns):
-        first = canonical.setdefault(tuple(column), j)
+        first = canonical.setdefault(tuple([column[i] for i in members]), j)
         if first == j:
             keep.append(j)
         else:
             aliases[fields[j].token] = fields[first].token
     keys = [_json_string(fields[j].token) + ":" for j in keep]
     kept = [columns[j] for j in keep]
+    group = message.unsubscribe_group
     list_unsubscribe = message.list_unsubscribe
     one_click = f',"List-Unsubscribe-Post":{_json_string(ONE_CLICK)}'
     personalizations = []
-    for index, recipient in enumerate(recipients):
+    for index in members:
+        recipient = recipients[index]
         email, _, name, values = recipient
         to = _json_string(email.strip())
         if name:
@@ -248,9 +262,49 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
     return ",".join(personalizations).encode("ascii")
 
 
+def _shapes(columns: list[list[str]], count: int) -> list[list[int]]:
+    """The recipients (positions) grouped by which of their values agree (for each token, the first
+    token with the same value), in order of first appearance: within a group every value goes once."""
+    if not columns:
+        return [list(range(count))]
+    groups: dict[tuple, list[int]] = {}
+    width = range(len(columns))
+    for i, row in enumerate(zip(*columns)):
+        seen: dict[str, int] = {}
+        shape = tuple([seen.setdefault(row[j], j) for j in width])
+        members = groups.get(shape)
+        if members is None:
+            members = groups[shape] = []
+        members.append(i)
+    return list(groups.values())
+
+
+def encode_bodies(message: Message, recipients: Sequence[Recipient]) -> tuple[tuple[tuple[str, ...], bytes], ...]:
+    """The bodies for one batch, each with the keys it carries, in order.
+
+    One body per way the recipients' values agree (most often one for everybody), so that no
+    personalization carries a value twice: only recipients whose value has differing HTML and
+    text forms (a name with ``&`` or ``'``) get two keys for it, in a body of their own.
+    """
+    _check_batch(recipients)
+    check_categories(message.categories)
+    refuse_line_breaks("subject", message.subject)
+    for index, recipient in enumerate(recipients):
+        try:
+            refuse_line_breaks("recipient address", recipient.email)
+            refuse_line_breaks("recipient name", recipient.name)
+        except NewsletterError as err:
+            raise RejectedError(f"{recipient.email!r}: {err.reason}",
+                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
+    fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
+    columns = _columns(fields, recipients)
+    return tuple((tuple([recipients[i].key for i in members]), _body(message, recipients, fields, columns, members))
+                 for members in _shapes(columns, len(recipients)))
+
+
 def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
-    """The provider interface's ``encode``: the body ``encode_payload`` writes, with the keys it carries."""
-    return Payload(tuple(r.key for r in recipients), encode_payload(message, recipients))
+    """The provider interface's ``encode``: the bodies ``encode_bodies`` writes, with the keys they carry."""
+    return Payload(tuple(r.key for r in recipients), encode_bodies(message, recipients))
 
 
 def check_schedule(send_at: dt.datetime | None) -> None:
@@ -392,12 +446,21 @@ class SendGridProvider:
             )
 
     def deliver(self, payload: Payload):
-        """One request for the whole payload; every recipient SENT on 2xx, else a ProviderError."""
-        keys = payload.keys
-        response = self._call(f"sending to {len(keys)} recipients",
-                              lambda c: _post_json(c.mail.send, payload.data, self.timeout))
-        message_id = _scrub(response.headers.get("X-Message-Id", "") or "")
-        yield [Delivery(key, SENT, message_id) for key in keys]
+        """One request per body of the payload (most often one); its recipients SENT on 2xx, else a
+        ProviderError for the recipients not yet reported (a refusal names them by their position
+        among those, as the engine reads it)."""
+        bodies = ((payload.keys, payload.data),) if isinstance(payload.data, bytes) else payload.data
+        waiting = list(payload.keys)  # not yet reported, in the payload's order
+        for keys, body in bodies:
+            try:
+                response = self._call(f"sending to {len(keys)} recipients",
+                                      lambda c, body=body: _post_json(c.mail.send, body, self.timeout))
+            except RejectedError as err:
+                raise _renumbered(err, keys, waiting) from None
+            message_id = _scrub(response.headers.get("X-Message-Id", "") or "")
+            done = set(keys)
+            waiting = [key for key in waiting if key not in done]
+            yield [Delivery(key, SENT, message_id) for key in keys]
 
     def probe(self, timeout: float) -> None:
         """A read that delivers nothing (the key's scopes): returns once SendGrid answers in time."""
@@ -536,6 +599,23 @@ def _json_list(response, path: str) -> list:
         raise ProviderError(f"SendGrid answered /v3/{path} with {type(items).__name__}, not a list",
                             status=response.status_code)
     return items
+
+
+def _renumbered(err: RejectedError, keys: Sequence[str], waiting: Sequence[str]) -> RejectedError:
+    """``err`` about one body, its ``personalizations.N`` renumbered to positions among ``waiting``."""
+    position = {key: i for i, key in enumerate(waiting)}
+
+    def field(name: str) -> str:
+        parts = name.split(".")
+        if len(parts) > 1 and parts[0] == "personalizations" and parts[1].isdigit() and int(parts[1]) < len(keys):
+            parts[1] = str(position[keys[int(parts[1])]])
+        return ".".join(parts)
+
+    if len(keys) == len(waiting) and list(keys) == list(waiting):
+        return err
+    return RejectedError(err.reason, status=err.status, body=err.body, hint=err.hint,
+                         errors=[(message, field(name)) for message, name in err.errors])
+
 
 def from_settings(settings: Settings) -> SendGridProvider:
     """The provider for ``settings``, with the API key read from the variable ``newsletter.toml`` names."""

@@ -6,11 +6,21 @@ not its folder's name, so a renamed or copied folder is the same issue and a
 different issue in a folder of the same name is not. Each run records its
 audience (list, tags, where), provider and the fingerprint of what went out.
 
-State follows what actually happened. A row becomes ``in_flight`` (with its
-batch id) in a committed transaction *before* the request, and ``sent``
-only *after* the provider accepted it. A row found ``in_flight`` when a
-send starts belongs to a run that died mid-request: its outcome is unknown,
-and it is never resent unless the writer asks (``--retry-unknown``).
+State follows what actually happened, recorded per batch where per-row state
+is not needed. A request's batch record (its label, state and the ids of the
+rows it carries) is committed as ``in_flight`` *before* the request: one row
+of ``batches``, not an update of each recipient. A recipient becomes ``sent``
+only *after* the provider accepted it (an all-accepted batch is one statement),
+and only recipients whose outcome differs (failed, deferred, unknown) are
+written on their own. A row that leaves its batch before the batch is over (a
+deferred recipient put back in the queue) is stamped with the batch's label,
+so it no longer counts as carried by it. While a batch is in flight, the rows
+it carries that are still ``pending`` and not stamped with its label read as
+``in_flight``. Such rows found when a send starts belong to a run that died
+mid-request: their outcome is unknown (for a sequential request, only the
+first: the others were never attempted), and they are never resent unless the
+writer asks (``--retry-unknown``). Journals of earlier versions marked each row
+``in_flight`` instead; those rows are settled the same way.
 
 The journal also holds each pending recipient's merge values, taken from the
 list when the send was prepared, so the send loop streams from SQLite with
@@ -26,7 +36,6 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
 from typing import NamedTuple
 
 from ..errors import NewsletterError, display_path
@@ -70,6 +79,18 @@ CREATE TABLE IF NOT EXISTS deliveries (
     settled_run INTEGER,
     UNIQUE (send, key)
 );
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY,
+    send INTEGER NOT NULL REFERENCES sends (id),
+    run INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ids TEXT,
+    size INTEGER NOT NULL,
+    started REAL NOT NULL,
+    settled REAL
+);
+CREATE INDEX IF NOT EXISTS batches_by_state ON batches (send, state);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     send INTEGER NOT NULL REFERENCES sends (id),
@@ -152,11 +173,8 @@ class Row(NamedTuple):
     key: str
     email: str
     name: str
-    fields: Mapping[str, str]
+    fields: str  # the other columns the issue uses, as the journal holds them: a JSON object ("" for none)
     attempts: int
-
-
-_NO_FIELDS: Mapping[str, str] = MappingProxyType({})  # shared by every row without extra columns
 
 
 class Journal:
@@ -170,6 +188,9 @@ class Journal:
         self.path = path
         self.folder = folder
         self.run = 0
+        # The batches this process has in flight: row id -> batch label, and rows still carried per label.
+        self._flying: dict[int, str] = {}
+        self._carried: dict[str, int] = {}
         try:
             self.send = self._send_id(create)
         except sqlite3.Error as err:
@@ -289,8 +310,10 @@ class Journal:
                 (self.send, time.time(), os.getpid(), kind, audience.provider, json.dumps(list(audience.tags)),
                  json.dumps([list(p) for p in audience.where]), fingerprint, json.dumps(dict(parts)),
                  int(allow_changed), note)).lastrowid
-            # A sequential request (SMTP) journals each answer before the next recipient is tried: of its
-            # rows still in flight, the first may have been under way, the others were never attempted.
+            self._recover_batches(db)
+            # Journals of earlier versions marked each row in flight. A sequential request (SMTP) journals each
+            # answer before the next recipient is tried: of its rows still in flight, the first may have been
+            # under way, the others were never attempted.
             db.execute(
                 "UPDATE deliveries SET status='pending', batch=NULL, updated=? WHERE send=? AND status='in_flight' "
                 "AND batch LIKE '%" + SEQUENTIAL + "' AND id > (SELECT MIN(d.id) FROM deliveries d WHERE "
@@ -301,6 +324,24 @@ class Journal:
                 (UNKNOWN, "the send stopped while this recipient's request was under way; it may have arrived",
                  time.time(), self.send, IN_FLIGHT))
         return self.run
+
+    def _recover_batches(self, db: sqlite3.Connection) -> None:
+        """Settle the batches a dead run left in flight: their carried rows become unknown (for a
+        sequential request only the first; the others were never attempted and stay pending)."""
+        now = time.time()
+        for number, label, ids in db.execute("SELECT id, label, ids FROM batches WHERE send=? AND state='in_flight'",
+                                             (self.send,)).fetchall():
+            carried = [i for (i,) in db.execute(
+                "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) AND status='pending' "
+                "AND batch IS NOT ? ORDER BY id", (ids or "[]", label))]
+            if label.endswith(SEQUENTIAL):
+                carried = carried[:1]
+            db.execute(
+                "UPDATE deliveries SET status=?, reason=?, updated=?, settled_run=run, batch=? "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (UNKNOWN, "the send stopped while this recipient's request was under way; it may have arrived",
+                 now, label, json.dumps(carried)))
+            db.execute("UPDATE batches SET state='settled', ids=NULL, settled=? WHERE id=?", (now, number))
 
     def finish_run(self) -> None:
         with self.transaction() as db:
@@ -342,13 +383,15 @@ class Journal:
         return self.db.execute("SELECT COUNT(*) FROM deliveries WHERE send=? AND status='sent'",
                                (self.send,)).fetchone()[0]
 
-    def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 5000,
+    def select(self, recipients: Iterable[tuple[str, str, str, dict[str, str]]], chunk: int = 20_000,
                refresh: Iterable[str] = (PENDING,)) -> None:
         """Mark this run's selection: new recipients become pending; known ones keep their status.
 
         Rows whose status is in ``refresh`` (pending, and whatever --retry-* will requeue) take
         the list's current address, name and fields, so a corrected row is what gets sent.
         Pending rows not selected again (unsubscribed since) are left out of this run and never sent.
+        Its commits need no fsync of their own (``durable=False``): a lost selection is simply made
+        again by the next run, and the first batch's durable commit puts every one before it on disk.
         """
         statuses = ", ".join(f"'{s}'" for s in refresh if s in STATUSES)
         fresh = f"status IN ({statuses})"
@@ -368,11 +411,11 @@ class Journal:
         for key, email, name, fields in recipients:
             buffer.append((self.send, key, email, name, dumps(fields) if fields else None, self.run, now))
             if len(buffer) >= chunk:
-                with self.transaction() as db:
+                with self.transaction(durable=False) as db:
                     db.executemany(sql, buffer)
                 buffer.clear()
         if buffer:
-            with self.transaction() as db:
+            with self.transaction(durable=False) as db:
                 db.executemany(sql, buffer)
 
     def resolve(self, status: str, reason: str) -> list[tuple[str, str]]:
@@ -424,14 +467,23 @@ class Journal:
         only the rows ahead of it in the table's own order, and no second index has to be
         kept up to date on every insert; it starts again from 0 to pick up retries. (``+send``
         keeps SQLite from choosing the (send, key) index, which would sort the whole send per call.)
+        Rows carried by a batch of this process still in flight read ``pending`` in the table and are
+        skipped here. A row's other columns stay JSON text: the body workers decode them, not this process.
         """
-        rows = self.db.execute(
-            "SELECT id, key, email, name, fields, attempts FROM deliveries "
-            "WHERE id > ? AND +send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
-            "ORDER BY id LIMIT ?",
-            (after, self.send, self.run, max_attempts, time.time(), limit)).fetchall()
-        loads = json.loads
-        return [Row(i, k, e, n, loads(f) if f else _NO_FIELDS, a) for i, k, e, n, f, a in rows]
+        sql = ("SELECT id, key, email, name, fields, attempts FROM deliveries "
+               "WHERE id > ? AND +send=? AND status='pending' AND run=? AND attempts < ? AND not_before <= ? "
+               "ORDER BY id LIMIT ?")
+        flying = self._flying
+        taken: list[Row] = []
+        while True:
+            wanted = limit - len(taken)
+            rows = self.db.execute(sql, (after, self.send, self.run, max_attempts, time.time(), wanted)).fetchall()
+            if not flying:
+                return taken + [Row(i, k, e, n, f or "", a) for i, k, e, n, f, a in rows]
+            taken += [Row(i, k, e, n, f or "", a) for i, k, e, n, f, a in rows if i not in flying]
+            if len(rows) < wanted or len(taken) >= limit:
+                return taken
+            after = rows[-1][0]
 
     def next_retry_time(self, max_attempts: int) -> float | None:
         """When the earliest deferred recipient of this run may be tried again, if any."""
@@ -440,10 +492,45 @@ class Journal:
             "AND attempts < ? AND not_before > 0", (self.send, self.run, max_attempts)).fetchone()[0]
 
     def mark_in_flight(self, ids: list[int], batch: str) -> None:
-        """Commit that a request for these rows is about to be made: from here on they are never resent blindly."""
+        """Commit that a request for these rows is about to be made: from here on they are never resent blindly.
+
+        One record for the batch (its label and the ids it carries), not an update of each row.
+        """
         with self.transaction() as db:
-            db.execute("UPDATE deliveries SET status='in_flight', batch=?, updated=? "
-                       "WHERE id IN (SELECT value FROM json_each(?))", (batch, time.time(), json.dumps(ids)))
+            db.execute("INSERT INTO batches (send, run, label, state, ids, size, started) "
+                       "VALUES (?, ?, ?, 'in_flight', ?, ?, ?)",
+                       (self.send, self.run, batch, json.dumps(ids), len(ids), time.time()))
+        flying = self._flying
+        for i in ids:
+            flying[i] = batch
+        self._carried[batch] = self._carried.get(batch, 0) + len(ids)
+
+    def _leaving(self, ids: Iterable[int]) -> tuple[dict[str | None, list[int]], list[str]]:
+        """The rows among ``ids`` by the batch in flight that carries them (None: none), and the batches
+        they were the last rows of. Changes nothing: ``_left`` does once the transaction is committed."""
+        flying = self._flying
+        by_batch: dict[str | None, list[int]] = {}
+        for i in ids:
+            by_batch.setdefault(flying.get(i), []).append(i)
+        over = [label for label, rows in by_batch.items() if label is not None and self._carried[label] == len(rows)]
+        return by_batch, over
+
+    def _left(self, by_batch: Mapping[str | None, list[int]]) -> None:
+        flying, carried = self._flying, self._carried
+        for label, rows in by_batch.items():
+            if label is None:
+                continue
+            for i in rows:
+                del flying[i]
+            carried[label] -= len(rows)
+            if not carried[label]:
+                del carried[label]
+
+    def _close_batches(self, db: sqlite3.Connection, labels: list[str], now: float) -> None:
+        """The batches whose last carried row was just settled or released: one statement for all."""
+        if labels:
+            db.execute("UPDATE batches SET state='settled', ids=NULL, settled=? WHERE send=? AND state='in_flight' "
+                       "AND label IN (SELECT value FROM json_each(?))", (now, self.send, json.dumps(labels)))
 
     def settle(self, outcomes: Iterable[tuple[int, str, str, str]]) -> None:
         """Record (id, status, message_id, reason) after the provider answered; one statement per outcome kind."""
@@ -453,10 +540,15 @@ class Journal:
         self.settle_groups(groups)
 
     def settle_groups(self, groups: Mapping[tuple[str, str, str], list[int]]) -> None:
-        """``settle`` for outcomes already grouped: (status, message_id, reason) -> row ids, in one transaction."""
+        """``settle`` for outcomes already grouped: (status, message_id, reason) -> row ids, in one transaction.
+
+        An all-accepted batch is one group: one statement. A batch whose every row is now
+        settled (or released) is closed in the same transaction.
+        """
         if not groups:
             return
         now = time.time()
+        by_batch, over = self._leaving(i for ids in groups.values() for i in ids)
         with self.transaction(durable=False) as db:
             for (status, message_id, reason), ids in groups.items():
                 db.execute(
@@ -464,25 +556,37 @@ class Journal:
                     "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END, settled_run=? "
                     "WHERE id IN (SELECT value FROM json_each(?))",
                     (status, message_id, reason, now, status, self.run, json.dumps(ids)))
+            self._close_batches(db, over, now)
+        self._left(by_batch)
 
     def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True) -> None:
-        """Put rows back to pending: nothing was delivered (refused connection, 5xx, 4xx, Ctrl-C before sending)."""
+        """Put rows back to pending: nothing was delivered (refused connection, 5xx, 4xx, Ctrl-C before sending).
+
+        A row leaving a batch still in flight is stamped with that batch's label: it is pending
+        again, no longer carried by that batch (a crash then leaves it pending, not unknown).
+        """
+        now = time.time()
+        by_batch, over = self._leaving(ids)
         with self.transaction(durable=False) as db:
-            db.execute(
-                "UPDATE deliveries SET status='pending', batch=NULL, reason=NULLIF(?, ''), not_before=?, "
-                "attempts=attempts+?, updated=? WHERE id IN (SELECT value FROM json_each(?))",
-                (reason, retry_at, 1 if count_attempt else 0, time.time(), json.dumps(ids)))
+            for label, rows in by_batch.items():
+                db.execute(
+                    "UPDATE deliveries SET status='pending', batch=?, reason=NULLIF(?, ''), not_before=?, "
+                    "attempts=attempts+?, updated=? WHERE id IN (SELECT value FROM json_each(?))",
+                    (label, reason, retry_at, 1 if count_attempt else 0, now, json.dumps(rows)))
+            self._close_batches(db, over, now)
+        self._left(by_batch)
 
     # -- reporting ---------------------------------------------------------------------------------
 
     def counts(self, run_only: bool = False) -> dict[str, int]:
-        sql = "SELECT status, COUNT(*) FROM deliveries WHERE send=?"
-        params: tuple = (self.send,)
+        sql = ("SELECT CASE WHEN status='pending' AND id IN (SELECT value FROM json_each(?)) THEN 'in_flight' "
+               "ELSE status END AS state, COUNT(*) FROM deliveries WHERE send=?")
+        params: tuple = (carried_ids(self.db, self.send), self.send)
         if run_only:
             sql += " AND run=?"
             params += (self.run,)
         counts = dict.fromkeys(STATUSES, 0)
-        counts.update(dict(self.db.execute(sql + " GROUP BY status", params).fetchall()))
+        counts.update(dict(self.db.execute(sql + " GROUP BY state", params).fetchall()))
         return counts
 
     def selected_status_counts(self) -> dict[str, int]:
@@ -493,13 +597,32 @@ class Journal:
         """(email, status, reason) of failed, unknown, in-flight, still-deferred and no-longer-selected recipients."""
         latest = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM runs WHERE send=?", (self.send,)).fetchone()[0]
         return self.db.execute(
-            "SELECT email, CASE WHEN status='pending' AND run < :latest THEN :not_selected ELSE status END, "
-            "CASE WHEN status='in_flight' THEN 'a send was delivering it (or stopped mid-request): it may have "
-            "arrived' WHEN status='pending' AND run < :latest THEN :reason ELSE COALESCE(reason, '') END "
-            "FROM deliveries WHERE send=:send AND (status IN ('failed', 'unknown', 'in_flight') "
+            "WITH carried(id) AS (SELECT value FROM json_each(:carried)) "
+            "SELECT email, CASE WHEN status='in_flight' OR id IN carried THEN 'in_flight' "
+            "WHEN status='pending' AND run < :latest THEN :not_selected ELSE status END, "
+            "CASE WHEN status='in_flight' OR id IN carried THEN 'a send was delivering it (or stopped "
+            "mid-request): it may have arrived' WHEN status='pending' AND run < :latest THEN :reason "
+            "ELSE COALESCE(reason, '') END "
+            "FROM deliveries WHERE send=:send AND (status IN ('failed', 'unknown', 'in_flight') OR id IN carried "
             "OR (status='pending' AND (reason IS NOT NULL OR run < :latest))) ORDER BY id LIMIT :limit",
             {"latest": latest, "not_selected": NOT_SELECTED.replace("_", " "), "reason": NOT_SELECTED_REASON,
-             "send": self.send, "limit": limit}).fetchall()
+             "send": self.send, "limit": limit, "carried": carried_ids(self.db, self.send)}).fetchall()
+
+
+def carried_ids(db: sqlite3.Connection, send: int | None = None) -> str:
+    """The ids (a JSON array) of the rows a batch in flight carries: ``pending`` in the table, not stamped
+    with its label. They read as in flight. (A journal of an earlier version, read in place, has none.)"""
+    try:
+        batches = db.execute("SELECT label, ids FROM batches WHERE state='in_flight'" +
+                             (" AND send=?" if send is not None else ""),
+                             (send,) if send is not None else ()).fetchall()
+    except sqlite3.OperationalError:
+        return "[]"
+    ids: list[int] = []
+    for label, carried in batches:
+        ids += [i for (i,) in db.execute("SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) "
+                                         "AND status='pending' AND batch IS NOT ?", (carried or "[]", label))]
+    return json.dumps(ids)
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -534,10 +657,11 @@ def summarize(path: Path, issue: str, list_name: str | None = None) -> list[tupl
         return []
     db = _read_only(path)
     try:
-        sql = ("SELECT s.list, CASE WHEN d.status='pending' AND d.run < (SELECT MAX(r.id) FROM runs r "
+        sql = ("SELECT s.list, CASE WHEN d.status='pending' AND d.id IN (SELECT value FROM json_each(?)) "
+               "THEN 'in_flight' WHEN d.status='pending' AND d.run < (SELECT MAX(r.id) FROM runs r "
                f"WHERE r.send = s.id) THEN '{NOT_SELECTED}' ELSE d.status END AS state, COUNT(*) "
                "FROM deliveries d JOIN sends s ON s.id = d.send WHERE s.issue=?")
-        params: tuple = (issue,)
+        params: tuple = (carried_ids(db), issue)
         if list_name:
             sql += " AND s.list=?"
             params += (list_name,)

@@ -367,22 +367,26 @@ class Loop:
         return False
 
     def record(self, request: _Request, chunk) -> None:
-        """Commit what the provider said about these recipients, at once."""
+        """Commit what the provider said about these recipients, at once: the accepted ones of one
+        answer (a whole SendGrid batch) in one statement, the others each by its outcome."""
+        accepted: dict[str, list[int]] = {}  # message id -> rows
         outcomes = []
-        answered = False
+        opened = request.open
         for delivery in chunk:
-            row = request.open.pop(delivery.key, None)
+            row = opened.pop(delivery.key, None)
             if row is None:
                 continue
-            if delivery.status == SENT:
-                outcomes.append((row, jn.SENT, delivery.message_id or "", ""))
-                self.report.sent += 1
-                answered = True
-            elif delivery.status == FAILED:
+            status = delivery.status
+            if status == SENT:
+                message_id = delivery.message_id or ""
+                ids = accepted.get(message_id)
+                if ids is None:
+                    ids = accepted[message_id] = []
+                ids.append(row.id)
+            elif status == FAILED:
                 outcomes.append((row, jn.FAILED, "", delivery.reason or ""))
                 self.report.failed.append((row.email, delivery.reason))
-                answered = True
-            elif delivery.status == DEFERRED:
+            elif status == DEFERRED:
                 attempt = row.attempts + 1
                 self.journal.release([row.id], delivery.reason,
                                      retry_at=time.time() + self.backoff(attempt))
@@ -390,8 +394,12 @@ class Loop:
             else:
                 outcomes.append((row, jn.UNKNOWN, delivery.message_id or "", delivery.reason or ""))
                 self.report.unknown.append((row.email, delivery.reason))
-        self.settle(outcomes)
-        if answered:
+        groups: dict[tuple[str, str, str], list[int]] = {(jn.SENT, m, ""): ids for m, ids in accepted.items()}
+        for row, status, message_id, reason in outcomes:
+            groups.setdefault((status, message_id, reason), []).append(row.id)
+        self.journal.settle_groups(groups)
+        self.report.sent += sum(len(ids) for ids in accepted.values())
+        if accepted or any(status == jn.FAILED for _, status, _, _ in outcomes):
             self.last_accepted = self.clock()
 
     def settle(self, outcomes) -> None:

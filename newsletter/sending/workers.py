@@ -17,6 +17,7 @@ Workers ignore Ctrl-C, which is the sending process's to handle.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -44,7 +45,8 @@ def recipient_of(row: Row, links: UnsubscribeLinks) -> Recipient:
     email, name = row.email, row.name
     refuse_line_breaks("subscriber email", email)
     refuse_line_breaks("subscriber name", name)
-    return Recipient(email, row.key, name, subscriber_values(email, name, row.fields, links(email)))
+    fields = json.loads(row.fields) if row.fields else None
+    return Recipient(email, row.key, name, subscriber_values(email, name, fields, links(email)))
 
 
 def recipients_of(rows: Iterable[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
@@ -102,9 +104,9 @@ def _exit_with_parent(parent: int, every: float = 0.2) -> None:
 
 
 def _encode(rows: list[tuple]) -> Encoded:
-    """Runs in a worker: rows as plain tuples (id, key, email, name, fields) in, one request body out."""
+    """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out."""
     assert _context is not None and _links is not None, "worker not started"
-    recipients, refused = recipients_of((Row(i, k, e, n, f or {}, 0) for i, k, e, n, f in rows), _links)
+    recipients, refused = recipients_of((Row(i, k, e, n, f, 0) for i, k, e, n, f in rows), _links)
     try:
         body = _context.encode(_context.message, recipients) if recipients else None
     except NewsletterError:
@@ -169,8 +171,7 @@ class BodyWorkers:
         return all(future.done() for future in self._started)
 
     def submit(self, rows: Sequence[Row]) -> Future:
-        # An empty ``fields`` is the journal's shared read-only mapping, which does not pickle: send None.
-        return self._pool.submit(_encode, [(r.id, r.key, r.email, r.name, r.fields or None) for r in rows])
+        return self._pool.submit(_encode, [row[:5] for row in rows])
 
     def close(self) -> None:
         """Stop the workers (again: harmless); bodies not yet built are dropped (their rows were never in flight)."""
