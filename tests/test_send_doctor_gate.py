@@ -84,4 +84,4 @@ def test_the_test_only_switch_that_skips_the_gate_is_recorded(sendgrid_newslette
     result = run("send", ISSUE, "--list", "example", "--yes")
 
     assert result.exit_code == 0, result.output
-    assert "doctor not run (NEWSLETTER_TEST_SKIP_DOCTOR=1, test-only)" in run("status", ISSUE).output
+    assert "doctor not run: NEWSLETTER_TEST_SKIP_DOCTOR=1, test-only" in run("status", ISSUE).output

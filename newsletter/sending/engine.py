@@ -120,7 +120,7 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
     """The DNS part of ``newsletter doctor`` (cached for a day) before a live send: refuse on an error
     unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
     if os.environ.get(SKIP_DOCTOR_ENV) == "1":
-        return f"doctor not run ({SKIP_DOCTOR_ENV}=1, test-only)"  # recorded, so it is never a silent side door
+        return f"doctor not run: {SKIP_DOCTOR_ENV}=1, test-only"  # recorded, so it is never a silent side door
     if options.provider:  # --provider: check the setup of the provider this send goes through
         settings = dataclasses.replace(settings, provider=options.provider)
     findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None)
