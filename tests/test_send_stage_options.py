@@ -3,16 +3,11 @@ names other stages than the send was started with is refused rather than silentl
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from test_send_staged import ISSUE, READERS, STAGES, canned_bounces, send, stage_members
+from test_send_staged import ISSUE, READERS, STAGES, halt_at_stage_one, send, stage_members
 from test_send_staged import staged  # noqa: F401 - the fixture
 
 
@@ -35,14 +30,7 @@ def test_bad_stages_refuse_a_live_send_before_it_is_recorded(staged, sendgrid_st
 
 def test_a_resume_naming_other_stages_is_refused_and_mails_nobody(staged, sendgrid_standin):
     members = stage_members(staged)
-    process = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes",
-                                "--stages", STAGES, "--stage-wait", "0.05"], cwd=staged, env={**os.environ},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while len(sendgrid_standin.counts()) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    canned_bounces(sendgrid_standin, sorted(members[1])[:1], created=int(time.time()))
-    assert process.wait(timeout=60) == 1
+    halt_at_stage_one(staged, sendgrid_standin, members)
 
     other = send(staged, "--resume", "--stages", "50%,100%", "--stage-wait", "0.01")
 
