@@ -171,9 +171,10 @@ def test_freemail_from_is_refused_without_asking_its_dns(newsletter_root, dns_se
     assert not any("gmail" in name for name, _ in dns_server.resolver.questions[asked:])
 
 
-def test_bad_nameserver_is_a_usage_error(newsletter_root):
-    result = _doctor(newsletter_root, "--nameserver", "127.0.0.1:notaport")
-    assert result.exit_code == 2
+@pytest.mark.parametrize("value", ["127.0.0.1:notaport", "[::1", "[::1]53", "127.0.0.1:0", "[]:53"])
+def test_bad_nameserver_is_a_usage_error(newsletter_root, value):
+    result = _doctor(newsletter_root, "--nameserver", value)
+    assert result.exit_code == 2, result.output
     assert "is not HOST[:PORT]" in result.output
 
 
