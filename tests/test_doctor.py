@@ -240,3 +240,14 @@ def test_a_token_in_the_path_is_not_printed(newsletter_root, dns_server, one_cli
     refused = [f for f in findings if f.code == "unsubscribe-refused"]
     assert refused and "/u/{token}" in refused[0].message
     assert not any(token in f.message or token in f.fix for f in findings)
+
+
+def test_a_subdomain_sender_gets_the_organisational_domains_subdomain_policy(newsletter_root, dns_server):
+    """RFC 7489 §6.6.3: a policy found at the organisational domain applies to a subdomain through sp=."""
+    dns_server.resolver.serve("subdomain-sp")
+    settings = dataclasses.replace(load_settings(newsletter_root), from_address="News <letters@news.example.com>")
+    findings = run_doctor(settings, nameserver=dns_server.address, probe=False)
+    by_code = {f.code: f for f in findings}
+
+    assert "sp=none" in by_code["dmarc-monitoring"].message  # not the p=reject of example.com itself
+    assert "DMARC enforces" not in by_code["bimi"].message
