@@ -251,3 +251,14 @@ def test_a_subdomain_sender_gets_the_organisational_domains_subdomain_policy(new
 
     assert "sp=none" in by_code["dmarc-monitoring"].message  # not the p=reject of example.com itself
     assert "DMARC enforces" not in by_code["bimi"].message
+
+
+def test_a_redirect_beside_an_all_is_ignored_as_receivers_ignore_it(newsletter_root, dns_server):
+    """RFC 7208 §6.1: redirect= is not followed when the record has an 'all', so its look-ups do not count."""
+    dns_server.resolver.serve("spf-ignored-redirect")
+    findings = run_doctor(load_settings(newsletter_root), nameserver=dns_server.address, probe=False)
+    by_code = {f.code: f for f in findings}
+
+    assert "spf-too-many-lookups" not in by_code
+    assert "(2 of 10 look-ups)" in by_code["spf"].message
+    assert not any(question[0] == "_many.example.com" for question in dns_server.resolver.questions)
