@@ -262,3 +262,14 @@ def test_a_redirect_beside_an_all_is_ignored_as_receivers_ignore_it(newsletter_r
     assert "spf-too-many-lookups" not in by_code
     assert "(2 of 10 look-ups)" in by_code["spf"].message
     assert not any(question[0] == "_many.example.com" for question in dns_server.resolver.questions)
+
+
+def test_gate_asks_again_after_a_refusal_so_a_fixed_record_counts_at_once(newsletter_root, dns_server, own_cache):
+    """A writer who fixes the record the gate refused on, and sends again, is not refused for the rest of the day."""
+    settings = load_settings(newsletter_root)
+    dns_server.resolver.serve("missing")
+    now = time.time()
+    assert "spf-missing" in _codes(doctor_gate(settings, nameserver=dns_server.address, now=now), "error")
+
+    dns_server.resolver.serve("good")  # the writer publishes the records
+    assert _codes(doctor_gate(settings, nameserver=dns_server.address, now=now + 60), "error") == set()
