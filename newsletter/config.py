@@ -208,10 +208,11 @@ def _coerce(section: str, key: str, value: Any, expected: Any, path: Path) -> An
     name = f"{section}.{key}"
     text = str(expected)
     if text.startswith("tuple[tuple"):  # a table of name -> whole number, like [send.domains], kept hashable
-        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                                   for v in value.values()):
-            raise NewsletterError(f"'{name}' must be a table of names to whole numbers, like "
-                                  f"[{name}] \"gmail.com\" = 2000", where=where)
+            raise NewsletterError(f"'{name}' must be a table of names to whole numbers above 0, like "
+                                  f"[{name}] \"gmail.com\" = 2000", where=where,
+                                  hint="remove a name's line to leave it uncapped")
         return tuple(sorted((str(k).strip().lower(), v) for k, v in value.items()))
     if text == "bool":
         if not isinstance(value, bool):

@@ -171,9 +171,10 @@ def test_freemail_from_is_refused_without_asking_its_dns(newsletter_root, dns_se
     assert not any("gmail" in name for name, _ in dns_server.resolver.questions[asked:])
 
 
-def test_bad_nameserver_is_a_usage_error(newsletter_root):
-    result = _doctor(newsletter_root, "--nameserver", "127.0.0.1:notaport")
-    assert result.exit_code == 2
+@pytest.mark.parametrize("value", ["127.0.0.1:notaport", "[::1", "[::1]53", "127.0.0.1:0", "[]:53"])
+def test_bad_nameserver_is_a_usage_error(newsletter_root, value):
+    result = _doctor(newsletter_root, "--nameserver", value)
+    assert result.exit_code == 2, result.output
     assert "is not HOST[:PORT]" in result.output
 
 
@@ -239,3 +240,36 @@ def test_a_token_in_the_path_is_not_printed(newsletter_root, dns_server, one_cli
     refused = [f for f in findings if f.code == "unsubscribe-refused"]
     assert refused and "/u/{token}" in refused[0].message
     assert not any(token in f.message or token in f.fix for f in findings)
+
+
+def test_a_subdomain_sender_gets_the_organisational_domains_subdomain_policy(newsletter_root, dns_server):
+    """RFC 7489 §6.6.3: a policy found at the organisational domain applies to a subdomain through sp=."""
+    dns_server.resolver.serve("subdomain-sp")
+    settings = dataclasses.replace(load_settings(newsletter_root), from_address="News <letters@news.example.com>")
+    findings = run_doctor(settings, nameserver=dns_server.address, probe=False)
+    by_code = {f.code: f for f in findings}
+
+    assert "sp=none" in by_code["dmarc-monitoring"].message  # not the p=reject of example.com itself
+    assert "DMARC enforces" not in by_code["bimi"].message
+
+
+def test_a_redirect_beside_an_all_is_ignored_as_receivers_ignore_it(newsletter_root, dns_server):
+    """RFC 7208 §6.1: redirect= is not followed when the record has an 'all', so its look-ups do not count."""
+    dns_server.resolver.serve("spf-ignored-redirect")
+    findings = run_doctor(load_settings(newsletter_root), nameserver=dns_server.address, probe=False)
+    by_code = {f.code: f for f in findings}
+
+    assert "spf-too-many-lookups" not in by_code
+    assert "(2 of 10 look-ups)" in by_code["spf"].message
+    assert not any(question[0] == "_many.example.com" for question in dns_server.resolver.questions)
+
+
+def test_gate_asks_again_after_a_refusal_so_a_fixed_record_counts_at_once(newsletter_root, dns_server, own_cache):
+    """A writer who fixes the record the gate refused on, and sends again, is not refused for the rest of the day."""
+    settings = load_settings(newsletter_root)
+    dns_server.resolver.serve("missing")
+    now = time.time()
+    assert "spf-missing" in _codes(doctor_gate(settings, nameserver=dns_server.address, now=now), "error")
+
+    dns_server.resolver.serve("good")  # the writer publishes the records
+    assert _codes(doctor_gate(settings, nameserver=dns_server.address, now=now + 60), "error") == set()

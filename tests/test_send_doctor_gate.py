@@ -77,3 +77,11 @@ def test_a_good_setup_sends_and_the_answer_is_kept_for_the_day(gated, dns_server
     again = run("send", ISSUE, "--list", "example", "--yes", "--retry-failed")
     assert again.exit_code == 0, again.output
     assert len(dns_server.resolver.questions) == asked
+
+
+def test_the_test_only_switch_that_skips_the_gate_is_recorded(sendgrid_newsletter, sendgrid_standin):
+    """NEWSLETTER_TEST_SKIP_DOCTOR (set for the whole suite) is no silent side door: status shows it."""
+    result = run("send", ISSUE, "--list", "example", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "doctor not run: NEWSLETTER_TEST_SKIP_DOCTOR=1, test-only" in run("status", ISSUE).output

@@ -6,10 +6,12 @@ from __future__ import annotations
 import bisect
 import dataclasses
 
+import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import SendSettings, load_settings
+from newsletter.errors import NewsletterError
 from newsletter.sending.pacing import (
     DAY,
     HOUR,
@@ -132,3 +134,12 @@ def test_warmup_must_be_true_or_false(newsletter_root):
     result = CliRunner().invoke(main, ["--root", str(newsletter_root), "doctor", "--warmup"])
     assert result.exit_code == 2
     assert "'send.warmup' must be true or false" in result.output
+
+
+def test_a_domain_cap_of_zero_is_refused_not_read_as_no_cap(newsletter_root):
+    """``"gmail.com" = 0`` reads like "send none to Gmail"; pacing would take it as "no cap" and send them all."""
+    path = newsletter_root / "newsletter.toml"
+    path.write_text(path.read_text() + '\n[send.domains]\n"gmail.com" = 0\n')
+    with pytest.raises(NewsletterError, match="send.domains") as error:
+        load_settings(newsletter_root)
+    assert error.value.exit_code == 2 and "remove" in str(error.value.hint)

@@ -49,6 +49,26 @@ def send(root: Path, *args: str) -> subprocess.CompletedProcess:
                            *args], cwd=root, env={**os.environ}, capture_output=True, text=True, timeout=120)
 
 
+def start_send(root: Path, *args: str, **streams) -> subprocess.Popen:
+    """``send`` as a background process (to bounce, stop or kill it while it waits between stages)."""
+    return subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes",
+                             *args], cwd=root, env={**os.environ}, text=True,
+                            **(streams or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}))
+
+
+def halt_at_stage_one(root: Path, standin, members: dict[int, set[str]]) -> None:
+    """A staged send whose first stage has one hard bounce in two (it halts there, exit 1)."""
+    process = start_send(root, "--stages", STAGES, "--stage-wait", "0.05")
+    deadline = time.time() + 60
+    while len(standin.counts()) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    canned_bounces(standin, sorted(members[1])[:1], created=int(time.time()))  # comes back during the wait
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, out + err
+    assert "Halted at stage 1: hard bounces 50.00%" in err
+    assert f"newsletter send {ISSUE} --list readers --resume" in err
+
+
 def canned_bounces(standin, emails, created: int) -> None:
     request = urllib.request.Request(f"{standin.url}/_standin/suppressions", method="POST",
                                      data=json.dumps({"kind": "bounces", "emails": sorted(emails),
@@ -88,21 +108,10 @@ def test_a_clean_staged_send_goes_through_every_stage_in_order_with_nobody_twice
 
 def test_bounces_halt_the_send_and_a_resume_goes_on_without_mailing_anyone_twice(staged, sendgrid_standin):
     members = stage_members(staged)
-    first = sorted(members[1])
-    process = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes",
-                                "--stages", STAGES, "--stage-wait", "0.05"], cwd=staged, env={**os.environ},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while len(sendgrid_standin.counts()) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    canned_bounces(sendgrid_standin, first[:1], created=int(time.time()))  # comes back during the wait
-    out, err = process.communicate(timeout=60)
-    halted = subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
-    assert halted.returncode == 1, halted.stdout + halted.stderr
+    halt_at_stage_one(staged, sendgrid_standin, members)
+
     assert set(sendgrid_standin.counts()) == members[1]  # only the first stage was mailed
-    assert "Halted at stage 1: hard bounces 50.00%" in halted.stderr
-    assert f"newsletter send {ISSUE} --list readers --resume" in halted.stderr
     status = CliRunner().invoke(main, ["status", ISSUE])
     assert "198 held" in status.output
     assert "stage 1 (1%, 2 recipients): halted; 2 sent, 1 hard bounces" in status.output
@@ -125,9 +134,8 @@ def test_bounces_halt_the_send_and_a_resume_goes_on_without_mailing_anyone_twice
 def test_a_send_stopped_during_the_wait_resumes_with_the_judgement(staged, sendgrid_standin):
     """Killed while waiting after stage 1: the resume sends nobody of stage 1 again and judges it first."""
     members = stage_members(staged)
-    process = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes",
-                                "--stages", STAGES, "--stage-wait", "10"], cwd=staged, env={**os.environ},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start_send(staged, "--stages", STAGES, "--stage-wait", "10", stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while len(sendgrid_standin.counts()) < 2 and time.time() < deadline:

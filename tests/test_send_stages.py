@@ -116,7 +116,7 @@ def test_signals_from_sendgrid_since_the_stage_halt_it(sendgrid_newsletter, send
     queries = [r.query for r in sendgrid_standin.requests if r.path == "/v3/suppression/bounces"]
     assert all(q["start_time"] == str(sent_at) for q in queries) and len(queries) == 3  # paged by 2
 
-    counted = stage_signals(stage, signals, smtp_hard_failures=[stage[10]])
+    counted = stage_signals(stage, signals, hard_refusals=[stage[10]])
     assert counted == StageSignals(sent=100, hard_bounces=4, soft_bounces=1, blocks=1, complaints=1)
     decision = judge_stage(counted, SendSettings())
     assert decision.halt

@@ -3,8 +3,10 @@
 Kept in ``$XDG_CACHE_HOME/newsletter/doctor/`` (default ``~/.cache``), one
 JSON file per From domain and setup (provider, selectors, envelope domain,
 SMTP host, name server): change any of them and the old answer no longer
-applies. Results with a DNS failure are never kept, since the next try may
-get an answer. Safe to delete.
+applies. Only a passing result is kept: one with a DNS failure or an error
+is asked again on the next send (the next try may get an answer, and a writer
+who fixed the record the send refused on must not be refused all day), and
+it replaces a passing answer kept earlier. Safe to delete.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..config import Settings
-from .findings import Finding
+from .findings import ERROR, Finding
 
 MAX_AGE_SECONDS = 24 * 3600
 CACHE_VERSION = 1
@@ -53,10 +55,14 @@ def load(settings: Settings, nameserver: str | None, now: float | None = None) -
 
 
 def store(settings: Settings, nameserver: str | None, findings: list[Finding], now: float | None = None) -> None:
-    """Keep ``findings`` for a day, unless one is a DNS failure (then the next run asks again)."""
-    if any(f.code.startswith("dns-") for f in findings):
-        return
+    """Keep ``findings`` for a day when they pass; else forget any earlier answer (the next run asks again)."""
     path = _cache_file(settings, nameserver)
+    if any(f.code.startswith("dns-") or f.severity == ERROR for f in findings):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # an unwritable cache folder: nothing could have been kept in it either
+        return
     data = {"checked_at": time.time() if now is None else now, "findings": [f.to_dict() for f in findings]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

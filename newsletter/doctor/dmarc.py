@@ -28,10 +28,16 @@ class DmarcRecord:
     name: str  # where it was found (the From domain's, or the organisational domain's)
     text: str
     tags: dict
+    inherited: bool = False  # found at the organisational domain of a subdomain From: its sp= applies
+
+    @property
+    def policy_tag(self) -> str:
+        """``sp`` for a subdomain under its organisational domain's record when it has one, else ``p``."""
+        return "sp" if self.inherited and "sp" in self.tags else "p"
 
     @property
     def policy(self) -> str:
-        return self.tags.get("p", "").lower()
+        return self.tags.get(self.policy_tag, "").lower()
 
     def mode(self, tag: str) -> str:
         return "s" if self.tags.get(tag, "r").lower() == "s" else "r"
@@ -51,7 +57,8 @@ def find_record(ctx: DoctorContext) -> tuple[DmarcRecord | None, Lookup | None, 
             return None, lookup, 0
         records = [r for r in lookup.records if r.replace(" ", "").lower().startswith("v=dmarc1")]
         if records:
-            return DmarcRecord(lookup.name, records[0], tags(records[0])), None, len(records)
+            return (DmarcRecord(lookup.name, records[0], tags(records[0]), inherited=domain != ctx.from_domain),
+                    None, len(records))
     return None, None, 0
 
 
@@ -80,11 +87,11 @@ def check_dmarc(ctx: DoctorContext) -> Iterator[Finding]:
                       "DMARC (RFC 7489 §6.6.3)", record.name, fix="keep one TXT record starting with v=DMARC1")
     if record.policy not in POLICIES:
         yield Finding(ERROR, "dmarc-invalid", f"the DMARC record at {record.name} has no valid policy "
-                      f"(p={record.policy or 'missing'}): {record.text}", record.name,
+                      f"({record.policy_tag}={record.policy or 'missing'}): {record.text}", record.name,
                       fix="start the record with v=DMARC1; p=none (or quarantine, reject)")
         return
     if record.policy == "none":
-        yield Finding(INFO, "dmarc-monitoring", f"DMARC policy of {ctx.from_domain} is p=none (monitoring only)",
+        yield Finding(INFO, "dmarc-monitoring", f"DMARC policy of {ctx.from_domain} is {record.policy_tag}=none (monitoring only)",
                       record.name, fix="once the reports show all your mail passing, move to p=quarantine")
     if "rua" not in record.tags:
         yield Finding(INFO, "dmarc-no-reports", "the DMARC record asks for no aggregate reports (no rua=), so you "

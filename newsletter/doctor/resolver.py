@@ -68,7 +68,9 @@ def parse_nameserver(value: str) -> tuple[str, int]:
     text = value.strip()
     host, port = text, 53
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise _bad_nameserver(value)
         if rest:
             if not rest.startswith(":"):
                 raise _bad_nameserver(value)

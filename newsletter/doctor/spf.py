@@ -99,13 +99,15 @@ def _spf_of(dns: DnsClient, domain: str, result: SpfWalk, why: str) -> str | Non
 
 def _walk(dns: DnsClient, domain: str, record: str, result: SpfWalk, seen: set[str], top: bool) -> None:
     redirect = None
+    has_all = False
     for term in record.split()[1:]:
         qualifier, name, arg = _split(term)
-        if name in LOOKUP_TERMS:
+        if name in LOOKUP_TERMS and name != "redirect":  # a redirect costs a look-up only when followed
             result.lookups += 1
         if result.lookups > _WALK_LIMIT or "%" in arg:
             continue  # macros depend on the sender; too many look-ups: already decided
         if name == "all":
+            has_all = True
             if top:
                 result.all_qualifier = qualifier
         elif name == "include":
@@ -150,7 +152,8 @@ def _walk(dns: DnsClient, domain: str, record: str, result: SpfWalk, seen: set[s
         elif name == "ptr":
             result.problems.append((domain, "the 'ptr' mechanism is slow and deprecated (RFC 7208 §5.5); "
                                             "receivers may ignore it"))
-    if redirect and (not top or result.all_qualifier is None):
+    if redirect and not has_all:  # beside an 'all' a redirect is ignored (RFC 7208 §6.1)
+        result.lookups += 1
         if redirect in seen:
             result.problems.append((domain, f"redirect={redirect} loops back"))
             return

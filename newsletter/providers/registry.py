@@ -2,8 +2,9 @@
 
 Each name maps to the module that implements it. A provider module offers
 ``CAPABILITIES`` (base.Capabilities), ``encode`` (pure, picklable),
-``check_schedule(send_at)``, ``from_settings(settings)`` and ``fetch_signals(settings, since=...)``
-(bounces, blocks and spam reports since a time, for a staged send). Modules are
+``check_schedule(send_at)``, ``from_settings(settings)``, ``fetch_signals(settings, since=...)``
+(bounces, blocks and spam reports since a time, for a staged send) and ``is_hard_refusal(reason)``
+(whether a recipient's refusal recorded in the journal is a hard bounce, for the same). Modules are
 imported only when used, so a send through SMTP never imports ``sendgrid``,
 and nothing outside this file needs to know which modules exist.
 """
@@ -47,3 +48,9 @@ def fetch_signals(settings: Settings, name: str, *, since: float) -> dict[str, l
     """What provider ``name`` recorded since ``since`` (Unix seconds): ``{"bounces": [...], "blocks": [...],
     "spam_reports": [...]}``, each item with at least ``email`` (see ``sending/stages.py``)."""
     return module(name).fetch_signals(settings, since=since)
+
+
+def is_hard_refusal(name: str, reason: str) -> bool:
+    """Whether a refusal provider ``name`` gave (its reason as the journal keeps it) is a hard bounce: the
+    receiving server said the address is permanently undeliverable. A staged send counts these."""
+    return module(name).is_hard_refusal(reason)

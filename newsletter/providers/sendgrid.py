@@ -307,6 +307,12 @@ def encode(message: Message, recipients: Sequence[Recipient]) -> Payload:
     return Payload(tuple(r.key for r in recipients), encode_bodies(message, recipients))
 
 
+def is_hard_refusal(reason: str) -> bool:
+    """Never: SendGrid's own refusals (a malformed address, a body it rejects) are not answers from a
+    receiving server; its bounces come through ``fetch_signals``."""
+    return False
+
+
 def check_schedule(send_at: dt.datetime | None) -> None:
     check_send_at(send_at)
 

@@ -208,6 +208,12 @@ def fetch_signals(settings, *, since: float) -> dict[str, list[dict]]:
     return {}
 
 
+def is_hard_refusal(reason: str) -> bool:
+    """A 5xx answer to RCPT or DATA (``_outcome``'s "SMTP 550 ..."): the receiving server refused the
+    address for good, a hard bounce."""
+    return reason.startswith("SMTP 5")
+
+
 def check_schedule(send_at) -> None:
     if send_at is not None:
         raise NewsletterError("--at needs a provider that schedules delivery; smtp sends at once",

@@ -59,6 +59,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     scratch = options.dry_run or bool(options.test_to)
     if not options.test_to and not options.list_name and not options.resume:
         raise NewsletterError("--list NAME is required (or --resume, or --test-to ADDRESS)")
+    stages_of(settings.send, options.stages)  # a wrong --stages or [send] stages: said before anything starts
     issue, issue_id = load(issue_dir, record_id=not scratch)
     if options.resume and not options.list_name:
         options.list_name = _unfinished_list(settings, issue_id, issue_dir)
@@ -119,7 +120,7 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
     """The DNS part of ``newsletter doctor`` (cached for a day) before a live send: refuse on an error
     unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
     if os.environ.get(SKIP_DOCTOR_ENV) == "1":
-        return ""
+        return f"doctor not run: {SKIP_DOCTOR_ENV}=1, test-only"  # recorded, so it is never a silent side door
     if options.provider:  # --provider: check the setup of the provider this send goes through
         settings = dataclasses.replace(settings, provider=options.provider)
     findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None)
@@ -149,7 +150,13 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
         return (1.0,)
     recorded = holds.stage_records(plan.journal.db, plan.journal.send)
     if recorded:
-        return tuple(r.share for r in recorded)
+        shares = tuple(r.share for r in recorded)
+        if plan.options.stages is not None and stages_of(plan.settings.send, plan.options.stages) != shares:
+            started = ",".join(f"{share * 100:g}%" for share in shares)
+            raise NewsletterError(f"this send was started in the stages {started}, not --stages "
+                                  f"{plan.options.stages}: a send keeps its stages to the end",
+                                  hint=f"leave out --stages (or give --stages {started}) to go on")
+        return shares
     return stages_of(plan.settings.send, plan.options.stages)
 
 

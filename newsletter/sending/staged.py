@@ -104,11 +104,11 @@ def judge(settings: Settings, journal: jn.Journal, provider_name: str, stage: li
           since: float) -> BreakerDecision:
     """Read every signal for the stage's sent recipients since it started, and judge them."""
     sent_emails = [email for email, status, _ in _outcomes(journal, stage) if status == jn.SENT]
-    smtp_hard = [email for email, status, reason in _outcomes(journal, stage)
-                 if status == jn.FAILED and reason.startswith("SMTP 5")]
+    refused_hard = [email for email, status, reason in _outcomes(journal, stage)
+                    if status == jn.FAILED and registry.is_hard_refusal(provider_name, reason)]
     signals = _merge(registry.fetch_signals(settings, provider_name, since=since),
                      serve_signals(settings, journal.list, since=since))
-    counted = stage_signals(sent_emails + smtp_hard, signals, smtp_hard_failures=smtp_hard)
+    counted = stage_signals(sent_emails + refused_hard, signals, hard_refusals=refused_hard)
     return judge_stage(counted, settings.send)
 
 

@@ -139,9 +139,10 @@ def judge_stage(signals: StageSignals, settings: SendSettings) -> BreakerDecisio
 
 
 def stage_signals(stage_addresses: Iterable[str], provider_signals: Mapping[str, Sequence[Mapping]],
-                  smtp_hard_failures: Iterable[str] = ()) -> StageSignals:
-    """Count a stage's signals: SendGrid's (``providers.sendgrid.fetch_signals``) and the journal's SMTP 5xx
-    answers, for the stage's own addresses only, each address counted once per kind."""
+                  hard_refusals: Iterable[str] = ()) -> StageSignals:
+    """Count a stage's signals: the provider's (``registry.fetch_signals``) and the permanent refusals in the
+    journal (``registry.is_hard_refusal``: an SMTP server's 5xx answers), for the stage's own addresses only,
+    each address counted once per kind."""
     members = {a.strip().lower() for a in stage_addresses}
 
     def of(kind: str, hard: bool | None = None) -> set[str]:
@@ -149,6 +150,6 @@ def stage_signals(stage_addresses: Iterable[str], provider_signals: Mapping[str,
                 if str(item.get("email", "")).strip().lower() in members
                 and (hard is None or str(item.get("status", "")).startswith(HARD_BOUNCE_STATUS) == hard)}
 
-    hard = of("bounces", hard=True) | {a.strip().lower() for a in smtp_hard_failures if a.strip().lower() in members}
+    hard = of("bounces", hard=True) | {a.strip().lower() for a in hard_refusals if a.strip().lower() in members}
     return StageSignals(sent=len(members), hard_bounces=len(hard), soft_bounces=len(of("bounces", hard=False)),
                         blocks=len(of("blocks")), complaints=len(of("spam_reports")))
