@@ -141,7 +141,7 @@ def phase(root: Path, dry_run: bool) -> dict:
 
     # Journal.select consumes the stream of recipients read from the CSV: time that reading apart.
     stream_seconds = 0.0
-    read_list = sending.select_recipients
+    read_list = sending.select_rows
 
     def timed_stream(*args, **kwargs):
         nonlocal stream_seconds
@@ -156,7 +156,7 @@ def phase(root: Path, dry_run: bool) -> dict:
             stream_seconds += time.perf_counter() - start
             yield item
 
-    sending.select_recipients = timed_stream
+    sending.select_rows = timed_stream
 
     class workers:  # counts the worker processes a send starts
         count = 0
