@@ -177,6 +177,7 @@ def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, 
             reader, offset, width = rows.reader, rows.first_line, len(fmt.header)
             email_at, name_at, status_at = cols.email, cols.name, cols.status
             fields = None if columns is None else [(c, cols.index.get(c)) for c in columns]
+            merge = _merge_fields(fields or [])
             start = offset
             with rows.reporting(lambda: start):
                 for cells in reader:
@@ -205,13 +206,22 @@ def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, 
                         if fields is None:
                             yield subscriber_of(cols, cells, line)
                         else:
-                            yield (key, email, cells[name_at].strip() if name_at is not None else "",
-                                   {c: cells[i].strip() if i is not None else "" for c, i in fields})
+                            yield (key, email, cells[name_at].strip() if name_at is not None else "", merge(cells))
                         continue
                     if on_skip is not None:
                         on_skip(email, reason, line)
     finally:
         os.close(fd)
+
+
+def _merge_fields(fields: Sequence[tuple[str, int | None]]) -> Callable[[list[str]], dict[str, str]]:
+    """A row's merge fields as a dict, made the cheapest way for the usual case of none or one."""
+    if not fields:
+        return lambda cells: {}
+    if len(fields) == 1 and fields[0][1] is not None:
+        name, at = fields[0]
+        return lambda cells: {name: cells[at].strip()}
+    return lambda cells: {c: cells[i].strip() if i is not None else "" for c, i in fields}
 
 
 @dataclass
