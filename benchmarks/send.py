@@ -6,8 +6,10 @@ off) and an aiosmtpd server run in two more. For each of --pairs back-to-back pa
 - the project's SendGrid send of N recipients (default 100,000), whole process:
   building and checking the issue, selecting the list into the journal, the journal,
   the requests (body workers included); then the bare official ``sendgrid`` client
-  posting bodies of the same shape (1,000 personalizations each, 4 threads, no
-  journal) to the same stand-in. Ratio target: >= 0.7x.
+  posting bodies of the same shape (1,000 personalizations each, with the per-recipient
+  List-Unsubscribe headers, 4 threads, no journal) to the same stand-in. Ratio target:
+  >= 0.7x. The minimal bodies earlier runs compared against are measured too, for
+  comparison with older figures.
 - the project's SMTP send of M messages (default 1,000; sending rate, after
   preparing); then plain smtplib sending the same issue's message bytes, built once,
   over one connection to the same server. Ratio target: >= 0.6x.
@@ -18,11 +20,13 @@ and a dry run of N recipients (target < 10 s for 100,000).
 
     python benchmarks/send.py [--recipients 100000] [--smtp-messages 1000] [--pairs 3]
 
-Last run on the 2-core development machine (shared with other work; its speed drifts by
-tens of percent from minute to minute), with the defaults: SendGrid 24,900/s whole process
-against 104,500/s for the bare client, 0.24x (pairs 0.22x, 0.24x, 0.28x): target MISSED;
-1,000,000 projected at 45 s; peak 182 MB for the sending process and its 2 workers.
-SMTP 0.95x the pre-built-bytes ceiling (target met). Dry run of 100,000: 4.6 s.
+Last runs on the 2-core development machine (shared with other work; its speed drifted by a
+factor of two within minutes), with the defaults, three runs (2026-11-26 13:04-13:08): SendGrid
+11,700-21,700/s whole process against 29,000-76,000/s for the bare client with bodies of the
+same shape, 0.40x the median of nine pairs (0.23x-0.50x): target MISSED; against the minimal
+bodies of earlier runs (no List-Unsubscribe headers) 0.19x; 1,000,000 projected at 51-81 s;
+peak 185 MB for the sending process and its 2 workers. SMTP 0.84x-1.00x the pre-built-bytes
+ceiling (target met). Dry run of 100,000: 4.0-5.7 s.
 The journal's part is one record per request in flight and one statement per accepted
 batch; see docs/sending.md for where the rest of the time goes.
 """
