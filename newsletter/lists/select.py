@@ -23,6 +23,7 @@ from .names import require_list
 from .read import SUPPRESSED, Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
 
 SKIP_REASONS = ("unsubscribed", "bounced", "complained", "invalid", "duplicate")
+Row = tuple[str, str, str, dict[str, str]]  # a send's recipient as the journal takes it: key, email, name, fields
 
 
 def _conditions(path: Path, cols: Columns, where: Mapping[str, str] | None) -> list[tuple[int, str]]:
@@ -93,8 +94,6 @@ def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] 
     """
     return _select(path, tags, where, on_skip, tuple(columns))
 
-
-Row = tuple[str, str, str, dict[str, str]]
 
 
 def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
