@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.lists import SKIP_REASONS, list_stats, select_recipients
+from newsletter.lists import SKIP_REASONS, list_stats, select_recipients, select_rows
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "subscribers" / "example.csv"
@@ -108,3 +108,35 @@ def test_stats_count_what_a_send_would_do() -> None:
     assert stats.by_status == {"subscribed": 5, "unsubscribed": 1, "bounced": 1}
     assert stats.by_tag == {"readers": 6, "founders": 2}
     assert (stats.duplicates, stats.invalid) == (1, 0)
+
+
+def test_a_send_reads_the_same_selection_as_journal_rows_with_only_the_fields_it_uses(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,name,status,tags,city\n"
+                    " Ada@Example.com ,  Ada ,subscribed,readers, London \n"
+                    "grace@example.org,Grace,Subscribed ,founders,Arlington\n"
+                    "ada@example.com,Ada again,,readers,Paris\n"
+                    "mary@example.net,Mary,subscribed,readers,Leeds\n"
+                    "MARY@example.net,,unsubscribed,,\n"
+                    "not-an-address,X,subscribed,readers,\n")
+    skipped: list[tuple[str, str, int]] = []
+
+    rows = list(select_rows(path, columns=["city", "country"], tags=["Readers"],
+                            on_skip=lambda *args: skipped.append(args)))
+
+    assert rows == [("ada@example.com", "Ada@Example.com", "Ada", {"city": "London", "country": ""})]
+    assert skipped == [("ada@example.com", "duplicate", 4), ("mary@example.net", "unsubscribed", 5),
+                       ("not-an-address", "invalid", 7)]
+    everyone = [(key, email) for key, email, _, fields in select_rows(path) if fields == {}]
+    assert everyone == [(r.key, r.email) for r in select_recipients(path)] == [
+        ("ada@example.com", "Ada@Example.com"), ("grace@example.org", "grace@example.org")]
+    assert [key for key, *_ in select_rows(path, where={"CITY": " arlington"})] == ["grace@example.org"]
+
+
+def test_a_send_fails_on_a_broken_row_before_its_first_journal_row(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("email,status\nada@example.com,subscribed\ngrace@example.org,\"subscribed\n"
+                    "mary@example.net,subscribed\n")
+
+    with pytest.raises(NewsletterError, match=r"list.csv:3: a quote .* is never closed"):
+        select_rows(path)

@@ -7,7 +7,7 @@ modules inside each own one job:
 - ``addresses``: an address's key (which rows are the same person);
 - ``csvfile``: the CSV file itself: dialect, records with their lines, lock, atomic replace;
 - ``read``: rows as Subscribers, and what each column means;
-- ``select``: filters, the recipients of a send, counts;
+- ``select``: filters, the recipients of a send (as Subscribers, or as journal rows), counts;
 - ``validate``: every problem of every row, with its line;
 - ``editor``: every change to a list (add, upsert, statuses, removal), one locked atomic rewrite each;
 - ``export``: rows out as spreadsheet-safe CSV or JSON;
@@ -22,7 +22,7 @@ from .editor import Entry, UpsertReport, add_subscriber, remove_subscriber, set_
 from .export import export_subscribers, export_to_file, neutralize
 from .names import check_list_name, require_list
 from .read import BASE_COLUMNS, STATUSES, SUPPRESSED, Subscriber, list_columns
-from .select import SKIP_REASONS, ListStats, iter_subscribers, list_stats, select_recipients
+from .select import SKIP_REASONS, ListStats, iter_subscribers, list_stats, select_recipients, select_rows
 from .services import ImportReport, import_subscribers
 from .suppressions import SyncReport, sync_list
 from .validate import ListProblems, Problem, validate_list
@@ -33,6 +33,6 @@ __all__ = [
     "UpsertReport",
     "add_subscriber", "check_list_name", "export_subscribers", "export_to_file", "import_subscribers",
     "iter_subscribers", "key_or_problem", "list_columns", "list_stats", "neutralize", "normalize_key",
-    "remove_subscriber", "require_list", "select_recipients", "set_status",
+    "remove_subscriber", "require_list", "select_recipients", "select_rows", "set_status",
     "sync_list", "unsubscribe", "upsert", "validate_list",
 ]

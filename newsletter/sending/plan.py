@@ -23,7 +23,7 @@ from ..errors import NewsletterError, SendFailed, display_path
 from ..message import refuse_line_breaks
 from ..providers import registry
 from ..providers.base import Message
-from ..lists import list_columns, normalize_key, require_list, select_recipients
+from ..lists import list_columns, normalize_key, require_list, select_rows
 from ..unsubscribe import read_secret
 from . import journal as jn
 from .workers import BodyContext, BodyWorkers
@@ -254,10 +254,9 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             def on_skip(email: str, reason: str, line: int) -> None:
                 skipped[reason] += 1
 
-            selection = select_recipients(list_path, tags=audience.tags, where=dict(audience.where),
-                                          on_skip=on_skip)
             extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
-            rows = ((s.key, s.email, s.name, {c: s.fields.get(c, "") for c in extra}) for s in selection)
+            rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
+                               on_skip=on_skip)
         refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                    *([jn.FAILED] if options.retry_failed else []))
         journal.select(rows, refresh=refresh)
