@@ -1,0 +1,84 @@
+"""Issue 13, tried as a hostile user: secrets that look like variable names, list names that leave
+subscribers/ on the read-only commands, a status a writer can read after a large outage, and hints
+that still work when the issue folder's name has a space in it."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from newsletter.cli import main
+from test_send import ISSUE, set_option, write_list
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def replace_setting(root: Path, old: str, new: str) -> None:
+    path = root / "newsletter.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_an_env_setting_holding_an_alphanumeric_password_is_refused_without_showing_it(newsletter_root: Path):
+    # A generated password made only of letters and digits is a valid variable *name*; it must not be
+    # echoed back in "environment variable <the password> is not set".
+    for secret in ("hunter2hunter2hunter2XYZ", "k3j4h5g6f7d8s9a0", "9f86d081884c7d659a2feaa0c55ad015"[1:]):
+        replace_setting(newsletter_root, 'password_env = "SMTP_PASSWORD"', f'password_env = "{secret}"')
+        result = CliRunner().invoke(main, ["send", ISSUE, "--list", "example", "--provider", "smtp", "--yes"])
+        assert result.exit_code == 2, result.output
+        assert secret not in result.output
+        assert "smtp.password_env" in result.output and "looks like a secret" in result.output
+        replace_setting(newsletter_root, f'password_env = "{secret}"', 'password_env = "SMTP_PASSWORD"')
+
+
+def test_ordinary_variable_names_are_still_accepted(newsletter_root: Path):
+    for name in ("SMTP_PASSWORD", "smtp_password", "SMTPPASSWORD2", "AWSSES2SMTPPASSWORD", "mailpass2"):
+        replace_setting(newsletter_root, 'password_env = "SMTP_PASSWORD"', f'password_env = "{name}"')
+        result = CliRunner().invoke(main, ["status", ISSUE])
+        assert result.exit_code == 0, (name, result.output)
+        replace_setting(newsletter_root, f'password_env = "{name}"', 'password_env = "SMTP_PASSWORD"')
+
+
+def test_status_and_resolve_refuse_a_list_name_outside_subscribers(newsletter_root: Path):
+    for args in (["status", ISSUE, "--list", "../../x"], ["resolve", ISSUE, "--list", "../../x", "--as", "sent",
+                                                          "--yes"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "'../../x' is not a list name" in result.output
+
+
+def test_status_after_an_outage_groups_the_recipients_with_the_same_reason(sendgrid_newsletter: Path,
+                                                                          sendgrid_standin):
+    set_option(sendgrid_newsletter, "send", "backoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n"
+                                            "outage_seconds = 0.4")
+    write_list(sendgrid_newsletter, "many", 120)
+    sendgrid_standin.answer(500, times=400)
+    first = run("send", ISSUE, "--list", "many", "--yes")
+    assert first.exit_code == 1 and "Paused" in first.output, first.output
+
+    status = run("status", ISSUE)
+    assert status.exit_code == 0, status.output
+    lines = status.output.splitlines()
+    assert len(lines) < 20, status.output  # not one line per recipient
+    assert "120 pending" in lines[0]
+    grouped = [line for line in lines if "reader0@example.com" in line]
+    assert grouped and "120 recipients" in grouped[0], status.output
+    assert "--list many" in status.output  # how to see them all
+
+
+def test_the_hints_quote_an_issue_folder_with_a_space(sendgrid_newsletter: Path, sendgrid_standin):
+    spaced = sendgrid_newsletter / "issues" / "first dispatch"
+    (sendgrid_newsletter / ISSUE).rename(spaced)
+    set_option(sendgrid_newsletter, "send", "backoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n"
+                                            "outage_seconds = 0.4")
+    sendgrid_standin.answer(500, times=400)
+    first = run("send", "issues/first dispatch", "--list", "example", "--yes")
+    assert first.exit_code == 1, first.output
+    hint = next(line for line in first.output.splitlines() if "--resume" in line)
+    command = shlex.split(hint[hint.index("newsletter send"):])
+    assert command[:3] == ["newsletter", "send", "issues/first dispatch"], hint
