@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config import Settings
 from ..doctor import doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
+from ..lists.names import check_list_name
 from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
@@ -245,6 +246,7 @@ RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
 
 def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> list[tuple[str, str]]:
     """(email, why) of every recipient of the send whose delivery is unknown."""
+    check_list_name(list_name)
     issue, issue_id = load(issue_dir, record_id=False)
     if list_name not in jn.lists_of(settings.journal_path, issue.id or issue.name):
         raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
@@ -258,6 +260,7 @@ def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> l
 def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str) -> int:
     """Settle the unknown recipients as ``sent`` (they got it) or ``resend`` (pending: the next
     ``--resume`` sends them), or ``abandon`` an unfinished send; recorded as a run. Returns how many."""
+    check_list_name(list_name)
     issue, issue_id = load(issue_dir, record_id=False)
     key = issue.id or issue.name
     if list_name not in jn.lists_of(settings.journal_path, key):
@@ -282,7 +285,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
             if not rows:
                 return 0
             journal.start_run(kind="resolve", note=f"{len(rows)} unknown recipients resolved as {resolution}")
-            journal.resolve(RESOLUTIONS[resolution], "resolved as sent by the writer")
+            journal.resolve(RESOLUTIONS[resolution], f"resolved as {resolution} by the writer")
             return len(rows)
         finally:
             journal.close()
@@ -290,6 +293,8 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
 
 def status(settings: Settings, issue_dir: Path, list_name: str | None = None) -> list[ListStatus]:
     """For each list the issue was sent to: counts, every run and the problem rows."""
+    if list_name is not None:
+        check_list_name(list_name)
     issue, _ = load(issue_dir, record_id=False)
     return journal_status(settings, issue.id or issue.name, list_name)
 
