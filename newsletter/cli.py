@@ -655,8 +655,8 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
             click.echo(f"  run {run_line}")
         for stage in result.stages:
             click.echo(f"  {stage.line()}")
-        for email, status, reason in result.problems:
-            click.echo(f"  {status}: {email}: {reason}")
+        for problem in result.problem_lines():
+            click.echo(f"  {problem}")
 
 
 # --- doctor (issue 15) ------------------------------------------------------

@@ -68,7 +68,6 @@ def test_status_after_an_outage_groups_the_recipients_with_the_same_reason(sendg
     assert "120 pending" in lines[0]
     grouped = [line for line in lines if "reader0@example.com" in line]
     assert grouped and "120 recipients" in grouped[0], status.output
-    assert "--list many" in status.output  # how to see them all
 
 
 def test_the_hints_quote_an_issue_folder_with_a_space(sendgrid_newsletter: Path, sendgrid_standin):

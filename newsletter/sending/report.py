@@ -120,6 +120,22 @@ class ListStatus:
         return lines
 
 
+    def problem_lines(self, shown: int = 3) -> list[str]:
+        """One line per (status, reason), naming how many and the first few addresses: after an outage
+        thousands of recipients share one reason, and a line each would bury the runs above them."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for email, state, reason in self.problems:
+            groups.setdefault((state, reason), []).append(email)
+        lines = []
+        for (state, reason), emails in groups.items():
+            if len(emails) == 1:
+                lines.append(f"{state.replace('_', ' ')}: {emails[0]}: {reason}")
+                continue
+            named = ", ".join(emails[:shown]) + (", ..." if len(emails) > shown else "")
+            lines.append(f"{state.replace('_', ' ')}: {len(emails)} recipients ({named}): {reason}")
+        return lines
+
+
 def status(settings: Settings, issue_id: str, list_name: str | None = None) -> list[ListStatus]:
     """For each list the issue (its id) was sent to: counts, runs and problem rows, read-only."""
     path: Path = settings.journal_path
