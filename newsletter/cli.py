@@ -7,6 +7,7 @@ function; a NewsletterError becomes its message on stderr and its exit code
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -426,6 +427,7 @@ def _parse_where(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _echo_report(report) -> None:
+    issue = shlex.join(shlex.split(report.resume_hint)[2:3]) if report.resume_hint else "ISSUE_DIR"
     for email, reason in report.failed[:50]:
         click.echo(f"  failed: {email}: {reason}", err=True)
     for email, reason in report.unknown[:50]:
@@ -434,14 +436,13 @@ def _echo_report(report) -> None:
         click.echo(f"  deferred: {email}: {reason}", err=True)
     hidden = max(0, len(report.failed) - 50) + max(0, len(report.unknown) - 50) + max(0, len(report.deferred) - 50)
     if hidden:
-        click.echo(f"  ... and {hidden} more: newsletter status ISSUE_DIR", err=True)
+        click.echo(f"  ... and {hidden} more: newsletter status {issue} --list {report.list_name}", err=True)
     if report.paused:
         click.echo(f"Paused: {report.paused}", err=True)
     click.echo(report.summary())
     if report.dry_run or report.list_name == "(test)":
         return
     if report.unknown_total:
-        issue = report.resume_hint.split()[2] if report.resume_hint else "ISSUE_DIR"
         click.echo(f"{report.unknown_total} recipients' delivery is unknown (a request got no answer, or a send "
                    f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
                    f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)

@@ -81,3 +81,19 @@ def test_the_hints_quote_an_issue_folder_with_a_space(sendgrid_newsletter: Path,
     hint = next(line for line in first.output.splitlines() if "--resume" in line)
     command = shlex.split(hint[hint.index("newsletter send"):])
     assert command[:3] == ["newsletter", "send", "issues/first dispatch"], hint
+
+
+def test_the_send_summary_points_at_the_status_of_this_issue(newsletter_root: Path, smtp_tls_server, monkeypatch):
+    from test_send_smtp import configure_smtp
+
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+
+    async def refuse_all(server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 mailbox unavailable"
+
+    smtp_tls_server.handler.handle_RCPT = refuse_all
+    write_list(newsletter_root, "refused", 60)
+    result = run("send", ISSUE, "--list", "refused", "--provider", "smtp", "--yes")
+    assert result.exit_code == 1, result.output
+    assert "... and 10 more: newsletter status issues/2026-11-25-first-dispatch --list refused" in result.output
+    assert "ISSUE_DIR" not in result.output

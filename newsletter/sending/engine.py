@@ -32,7 +32,8 @@ from . import holds
 from . import journal as jn
 from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import SendOptions, SendPlan, describe_audience, load, prepare, resume_command
+from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
+                   resume_command)
 from .report import ListStatus, SendReport
 from .paced import run_paced
 from .staged import run_stages
@@ -222,7 +223,7 @@ def _unfinished_list(settings: Settings, issue_id: str, issue_dir: Path) -> str:
         return candidates[0]
     if not candidates:
         raise NewsletterError(f"nothing to resume: {display_path(issue_dir)} was never sent",
-                              hint=f"start a send with: newsletter send {display_path(issue_dir)} --list NAME")
+                              hint=f"start a send with: newsletter send {command_path(issue_dir)} --list NAME")
     raise NewsletterError(f"{display_path(issue_dir)} has sends to several lists ({', '.join(candidates)})",
                           hint="say which to resume with --list NAME")
 

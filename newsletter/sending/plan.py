@@ -130,8 +130,13 @@ def _quote(word: str) -> str:
     return shlex.quote(word)
 
 
+def command_path(issue_dir: Path | str) -> str:
+    """The issue folder as a hint's command must write it: quoted when it has a space or a quote."""
+    return _quote(display_path(issue_dir))
+
+
 def resume_command(issue_dir: Path | str, list_name: str) -> str:
-    return f"newsletter send {display_path(issue_dir)} --list {list_name} --resume"
+    return f"newsletter send {command_path(issue_dir)} --list {list_name} --resume"
 
 
 def _audience_of(options: SendOptions, settings: Settings) -> jn.Audience:
@@ -147,7 +152,7 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         runs = journal.runs()
         if not runs:
             raise NewsletterError(f"nothing to resume: this issue was never sent to list '{journal.list}'",
-                                  hint=f"start it with: newsletter send {display_path(issue_dir)} "
+                                  hint=f"start it with: newsletter send {command_path(issue_dir)} "
                                        f"--list {journal.list}")
         recorded = (unfinished or runs[-1]).audience
         if options.provider and options.provider != recorded.provider or options.tags or options.where:
@@ -169,7 +174,7 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
             f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
             f"{describe_audience(journal.list, recorded)}) went to a different audience: {'; '.join(differences)}",
             hint=f"finish it with: {resume_command(issue_dir, journal.list)}; or abandon what it has not sent "
-                 f"with: newsletter resolve {display_path(issue_dir)} --list {journal.list} --abandon")
+                 f"with: newsletter resolve {command_path(issue_dir)} --list {journal.list} --abandon")
     return asked
 
 
