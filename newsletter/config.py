@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import NewsletterError, display_path, os_error
-from .providers.registry import NAMES as PROVIDER_NAMES
+from .providers.names import NAMES as PROVIDER_NAMES
 
 CONFIG_FILE = "newsletter.toml"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"

@@ -1,11 +1,12 @@
-"""The one list of provider names: config, the CLI and the send engine all read it.
+"""Opening a provider by name (the names live in ``names.py``): config, the CLI and the send engine
+all go through these.
 
 Each name maps to the module that implements it. A provider module offers
 ``CAPABILITIES`` (base.Capabilities), ``encode`` (pure, picklable),
 ``check_schedule(send_at)``, ``from_settings(settings)`` and ``fetch_signals(settings, since=...)``
 (bounces, blocks and spam reports since a time, for a staged send). Modules are
 imported only when used, so a send through SMTP never imports ``sendgrid``,
-and nothing outside this file needs to know which modules exist.
+and nothing outside names.py and this file needs to know which modules exist.
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..errors import NewsletterError
+from .names import NAMES, PROVIDERS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..config import Settings
     from .base import Capabilities, Provider
 
-PROVIDERS: dict[str, str] = {
-    "sendgrid": "newsletter.providers.sendgrid",
-    "smtp": "newsletter.providers.smtp",
-}
-NAMES: tuple[str, ...] = tuple(PROVIDERS)
 
 
 def module(name: str) -> ModuleType:
