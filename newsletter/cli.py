@@ -641,8 +641,9 @@ def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolut
 @main.command("status")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
 @click.option("--list", "list_name", default=None, help="Only this list.")
+@click.option("--all", "every", is_flag=True, help="One line per recipient with a problem, not one per reason.")
 @click.pass_context
-def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -> None:
+def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, every: bool) -> None:
     """Show the send journal of ISSUE_DIR: each run (when, audience, provider, fingerprint, counts), problems."""
     from .sending import engine
 
@@ -656,7 +657,7 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
             click.echo(f"  run {run_line}")
         for stage in result.stages:
             click.echo(f"  {stage.line()}")
-        for problem in result.problem_lines():
+        for problem in result.problem_lines(every):
             click.echo(f"  {problem}")
 
 

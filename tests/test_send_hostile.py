@@ -67,7 +67,9 @@ def test_status_after_an_outage_groups_the_recipients_with_the_same_reason(sendg
     assert len(lines) < 20, status.output  # not one line per recipient
     assert "120 pending" in lines[0]
     grouped = [line for line in lines if "reader0@example.com" in line]
-    assert grouped and "120 recipients" in grouped[0], status.output
+    assert grouped and "120 recipients" in grouped[0] and "--all" in grouped[0], status.output
+    every = run("status", ISSUE, "--all").output
+    assert all(f"reader{i}@example.com:" in every for i in range(120))
 
 
 def test_the_hints_quote_an_issue_folder_with_a_space(sendgrid_newsletter: Path, sendgrid_standin):

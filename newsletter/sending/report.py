@@ -120,9 +120,12 @@ class ListStatus:
         return lines
 
 
-    def problem_lines(self, shown: int = 3) -> list[str]:
-        """One line per (status, reason), naming how many and the first few addresses: after an outage
-        thousands of recipients share one reason, and a line each would bury the runs above them."""
+    def problem_lines(self, every: bool = False, shown: int = 3) -> list[str]:
+        """One line per (state, reason), naming how many and the first few addresses: after an outage
+        thousands of recipients share one reason, and a line each would bury the runs above them.
+        ``every``: one line per recipient instead (``status --all``), to check each against the provider."""
+        if every:
+            return [f"{state.replace('_', ' ')}: {email}: {reason}" for email, state, reason in self.problems]
         groups: dict[tuple[str, str], list[str]] = {}
         for email, state, reason in self.problems:
             groups.setdefault((state, reason), []).append(email)
@@ -131,7 +134,7 @@ class ListStatus:
             if len(emails) == 1:
                 lines.append(f"{state.replace('_', ' ')}: {emails[0]}: {reason}")
                 continue
-            named = ", ".join(emails[:shown]) + (", ..." if len(emails) > shown else "")
+            named = ", ".join(emails[:shown]) + (", ... (every address: --all)" if len(emails) > shown else "")
             lines.append(f"{state.replace('_', ' ')}: {len(emails)} recipients ({named}): {reason}")
         return lines
 
