@@ -99,3 +99,33 @@ def test_the_send_summary_points_at_the_status_of_this_issue(newsletter_root: Pa
     assert result.exit_code == 1, result.output
     assert "... and 10 more: newsletter status issues/2026-11-25-first-dispatch --list refused" in result.output
     assert "ISSUE_DIR" not in result.output
+
+
+def test_status_after_kill_9_of_an_smtp_send_names_only_the_message_under_way(newsletter_root: Path,
+                                                                               smtp_tls_server, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_send_smtp import configure_smtp
+
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    write_list(newsletter_root, "forty", 40)
+    smtp_tls_server.handler.delay_reply(after=10, seconds=30)  # the 11th message waits for its answer
+    child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "forty",
+                              "--provider", "smtp", "--yes", "--ignore-doctor"], cwd=newsletter_root,
+                             env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while len(smtp_tls_server.handler.received) < 11 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert child.poll() is None, child.stdout.read().decode()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    status = run("status", ISSUE, "--list", "forty").output
+    # SMTP answers each recipient before the next is tried: ten are sent, one may have arrived, and
+    # the other 29 were never attempted (a resume sends them), not 30 "may have arrived".
+    assert status.splitlines()[0] == "forty: 29 pending, 1 in flight, 10 sent", status
+    assert "in flight: reader10@example.com: " in status
