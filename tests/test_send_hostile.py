@@ -129,3 +129,20 @@ def test_status_after_kill_9_of_an_smtp_send_names_only_the_message_under_way(ne
     # the other 29 were never attempted (a resume sends them), not 30 "may have arrived".
     assert status.splitlines()[0] == "forty: 29 pending, 1 in flight, 10 sent", status
     assert "in flight: reader10@example.com: " in status
+
+
+def test_a_different_audience_is_refused_in_the_words_of_the_command_line(sendgrid_newsletter: Path,
+                                                                          sendgrid_standin):
+    set_option(sendgrid_newsletter, "send", "backoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n"
+                                            "outage_seconds = 0.4")
+    rows = [f"reader{i}@example.com,Reader {i},subscribed,{'founders' if i < 4 else 'later'},Paris"
+            for i in range(10)]
+    (sendgrid_newsletter / "subscribers" / "people.csv").write_text("email,name,status,tags,city\n"
+                                                                    + "\n".join(rows) + "\n")
+    sendgrid_standin.answer(500, times=400)
+    assert run("send", ISSUE, "--list", "people", "--tag", "founders", "--yes").exit_code == 1
+    refused = run("send", ISSUE, "--list", "people", "--where", "city=Paris", "--yes")
+    assert refused.exit_code == 2, refused.output
+    assert "[" not in refused.output and "{" not in refused.output, refused.output  # no Python reprs
+    assert "no --tag instead of --tag founders" in refused.output
+    assert "--where city=Paris instead of no --where" in refused.output

@@ -124,6 +124,11 @@ def describe_audience(list_name: str, audience: jn.Audience) -> str:
     return " ".join(words)
 
 
+def _words(option: str, values) -> str:
+    """``--tag a --tag b`` as the writer typed it, or ``no --tag``."""
+    return " ".join(f"{option} {_quote(v)}" for v in values) or f"no {option}"
+
+
 def _quote(word: str) -> str:
     import shlex
 
@@ -166,9 +171,10 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         if recorded.provider != asked.provider:
             differences.append(f"provider {asked.provider} instead of {recorded.provider}")
         if recorded.tags != asked.tags:
-            differences.append(f"tags {list(asked.tags) or 'none'} instead of {list(recorded.tags) or 'none'}")
+            differences.append(f"{_words('--tag', asked.tags)} instead of {_words('--tag', recorded.tags)}")
         if recorded.where != asked.where:
-            differences.append(f"--where {dict(asked.where) or 'none'} instead of {dict(recorded.where) or 'none'}")
+            differences.append(f"{_words('--where', [f'{k}={v}' for k, v in asked.where])} instead of "
+                               f"{_words('--where', [f'{k}={v}' for k, v in recorded.where])}")
         started = dt.datetime.fromtimestamp(unfinished.started).isoformat(timespec="minutes")
         raise NewsletterError(
             f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
