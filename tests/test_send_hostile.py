@@ -146,3 +146,12 @@ def test_a_different_audience_is_refused_in_the_words_of_the_command_line(sendgr
     assert "[" not in refused.output and "{" not in refused.output, refused.output  # no Python reprs
     assert "no --tag instead of --tag founders" in refused.output
     assert "--where city=Paris instead of no --where" in refused.output
+
+
+def test_an_empty_tag_is_refused_not_read_as_everyone(sendgrid_newsletter: Path, sendgrid_standin):
+    # `--tag "$TAG"` with TAG unset must not mail the whole list.
+    for tag in ("", "  "):
+        result = CliRunner().invoke(main, ["send", ISSUE, "--list", "example", "--tag", tag, "--yes"])
+        assert result.exit_code == 2, result.output
+        assert "--tag" in result.output and "empty" in result.output
+    assert not sendgrid_standin.counts()

@@ -145,6 +145,10 @@ def resume_command(issue_dir: Path | str, list_name: str) -> str:
 
 
 def _audience_of(options: SendOptions, settings: Settings) -> jn.Audience:
+    if any(not tag.strip() for tag in options.tags):
+        # An empty tag (`--tag "$TAG"` with TAG unset) would otherwise narrow nothing: the whole list.
+        raise NewsletterError("--tag is empty", hint="give the tag to select, like --tag founders, or leave "
+                                                     "--tag out to send to everyone on the list")
     return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
                        tuple(sorted(options.where.items())))
 
