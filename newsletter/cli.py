@@ -577,7 +577,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
         return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
                            confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
     except NewsletterError as err:
-        report = getattr(err, "report", None)
+        report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
             if tty:
                 click.echo()
