@@ -155,3 +155,26 @@ def test_an_empty_tag_is_refused_not_read_as_everyone(sendgrid_newsletter: Path,
         assert result.exit_code == 2, result.output
         assert "--tag" in result.output and "empty" in result.output
     assert not sendgrid_standin.counts()
+
+
+def test_ctrl_c_during_the_last_request_is_a_finished_send(sendgrid_newsletter: Path, sendgrid_standin):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sendgrid_standin.slow(1.5)  # the one request is accepted at once, answered 1.5 s later
+    child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "example", "--yes",
+                              "--ignore-doctor"], cwd=sendgrid_newsletter, env={**os.environ},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not sendgrid_standin.counts() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    output = child.communicate(timeout=60)[0].decode()
+    assert "Stopping after the requests under way" in output
+    assert "sent 4 of 4" in output
+    # Everyone got it: no resume to run, and the exit code says all went well.
+    assert child.returncode == 0, output
+    assert "--resume" not in output

@@ -72,6 +72,11 @@ class SendReport:
         self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
         self.deferred = journal.deferred(max_attempts)
         self.unknown_total = len(journal.unknown_rows())
+        if self.interrupted:
+            # Ctrl-C while the last requests were answered: nothing of this run is left to send, so
+            # there is nothing to resume and the send is finished (the other outcomes still count).
+            left = journal.selected_status_counts()
+            self.interrupted = bool(left.get(jn.PENDING) or left.get(jn.IN_FLIGHT))
 
     def summary(self) -> str:
         verb = "would send" if self.dry_run else "sent"
