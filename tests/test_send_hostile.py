@@ -178,3 +178,27 @@ def test_ctrl_c_during_the_last_request_is_a_finished_send(sendgrid_newsletter: 
     # Everyone got it: no resume to run, and the exit code says all went well.
     assert child.returncode == 0, output
     assert "--resume" not in output
+
+
+def test_a_new_issue_copied_from_a_sent_one_is_not_silently_skipped(sendgrid_newsletter: Path, sendgrid_standin):
+    import shutil
+
+    assert run("send", ISSUE, "--list", "example", "--yes").exit_code == 0
+    sendgrid_standin.reset()
+    # The writer's usual start of next week's issue: copy last week's folder, then edit it.
+    nxt = sendgrid_newsletter / "issues" / "2026-12-02-second-dispatch"
+    shutil.copytree(sendgrid_newsletter / ISSUE, nxt)
+    issue_md = nxt / "issue.md"
+    issue_md.write_text(issue_md.read_text().replace("The First Dispatch:", "The Second Dispatch:"))
+
+    refused = run("send", "issues/2026-12-02-second-dispatch", "--list", "example", "--yes")
+    assert refused.exit_code == 2, refused.output
+    assert "Nothing to send" not in refused.output
+    assert "issues/2026-12-02-second-dispatch/issue.md" in refused.output and "id:" in refused.output
+    assert "subject" in refused.output
+    assert not sendgrid_standin.counts()
+
+    issue_md.write_text("\n".join(line for line in issue_md.read_text().split("\n") if not line.startswith("id:")))
+    sent = run("send", "issues/2026-12-02-second-dispatch", "--list", "example", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert len(sendgrid_standin.counts()) == 4
