@@ -207,17 +207,17 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
 
 def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
                      issue_dir: Path) -> None:
-    """Everyone already got this issue id, yet what would go out differs: most likely a new issue made by
-    copying an old folder (its ``id:`` came along), which would otherwise be skipped as "already settled"."""
+    """Everyone already got this issue id, yet the subject that would go out differs: most likely a new issue
+    made by copying an old folder (its ``id:`` came along), which would otherwise be skipped as "already settled"."""
     if options.allow_changed or not journal.sent_count():
         return
     earlier = [run for run in journal.runs() if run.fingerprint and run.counts.get(jn.SENT)]
-    if not earlier or earlier[-1].fingerprint == whole:
+    # A renamed folder changes only the links to the web archive; a new issue has a subject of its own.
+    if not earlier or earlier[-1].parts.get("subject") in (None, parts.get("subject")):
         return
-    changed = [p for p in PARTS if earlier[-1].parts.get(p) != parts.get(p)]
     raise NewsletterError(
-        f"every selected recipient of list '{journal.list}' already got the issue with this id, and this one "
-        f"differs from it ({', '.join(changed) or 'content'} changed), so nobody would get it",
+        f"every selected recipient of list '{journal.list}' already got the issue with this id, under another "
+        "subject, so nobody would get this one",
         where=display_path(issue_dir / "issue.md"),
         hint="a new issue made by copying an old folder keeps the old one's id: delete the 'id:' line at the top "
              "of issue.md and send again (it gets its own id); if this is the sent issue edited afterwards, "
