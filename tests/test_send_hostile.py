@@ -202,3 +202,11 @@ def test_a_new_issue_copied_from_a_sent_one_is_not_silently_skipped(sendgrid_new
     sent = run("send", "issues/2026-12-02-second-dispatch", "--list", "example", "--yes")
     assert sent.exit_code == 0, sent.output
     assert len(sendgrid_standin.counts()) == 4
+
+
+def test_a_live_send_names_a_bad_list_name_not_the_lock(sendgrid_newsletter: Path, sendgrid_standin):
+    result = CliRunner().invoke(main, ["send", ISSUE, "--list", "../../x", "--yes", "--ignore-doctor"])
+    assert result.exit_code == 2, result.output
+    assert "'../../x' is not a list name" in result.output and "lock" not in result.output
+    assert not (sendgrid_newsletter / ".newsletter" / "locks").exists() or not any(
+        (sendgrid_newsletter / ".newsletter" / "locks").iterdir())

@@ -61,6 +61,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     scratch = options.dry_run or bool(options.test_to)
     if not options.test_to and not options.list_name and not options.resume:
         raise NewsletterError("--list NAME is required (or --resume, or --test-to ADDRESS)")
+    if options.list_name:
+        check_list_name(options.list_name)  # before the name becomes part of the lock's file name
     issue, issue_id = load(issue_dir, record_id=not scratch)
     if options.resume and not options.list_name:
         options.list_name = _unfinished_list(settings, issue_id, issue_dir)
