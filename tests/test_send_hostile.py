@@ -210,3 +210,17 @@ def test_a_live_send_names_a_bad_list_name_not_the_lock(sendgrid_newsletter: Pat
     assert "'../../x' is not a list name" in result.output and "lock" not in result.output
     assert not (sendgrid_newsletter / ".newsletter" / "locks").exists() or not any(
         (sendgrid_newsletter / ".newsletter" / "locks").iterdir())
+
+
+def test_an_issue_id_that_is_not_a_plain_name_is_refused(sendgrid_newsletter: Path, sendgrid_standin, tmp_path):
+    # The id names the send's lock file: '../../x' would write outside the newsletter.
+    issue_md = sendgrid_newsletter / ISSUE / "issue.md"
+    original = issue_md.read_text()
+    outside = tmp_path / "pwn"
+    for value in (f'"../../../../../../..{outside}"', "[a, b]", '"has space"'):
+        issue_md.write_text(original.replace("---\n", f"---\nid: {value}\n", 1))
+        result = CliRunner().invoke(main, ["send", ISSUE, "--list", "example", "--yes", "--ignore-doctor"])
+        assert result.exit_code == 2, result.output
+        assert "issue.md" in result.output and "'id'" in result.output, result.output
+        assert not list(tmp_path.glob("pwn*"))
+    assert not sendgrid_standin.counts()
