@@ -7,6 +7,7 @@ function; a NewsletterError becomes its message on stderr and its exit code
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -426,6 +427,7 @@ def _parse_where(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _echo_report(report) -> None:
+    issue = shlex.join(shlex.split(report.resume_hint)[2:3]) if report.resume_hint else "ISSUE_DIR"
     for email, reason in report.failed[:50]:
         click.echo(f"  failed: {email}: {reason}", err=True)
     for email, reason in report.unknown[:50]:
@@ -434,14 +436,13 @@ def _echo_report(report) -> None:
         click.echo(f"  deferred: {email}: {reason}", err=True)
     hidden = max(0, len(report.failed) - 50) + max(0, len(report.unknown) - 50) + max(0, len(report.deferred) - 50)
     if hidden:
-        click.echo(f"  ... and {hidden} more: newsletter status ISSUE_DIR", err=True)
+        click.echo(f"  ... and {hidden} more: newsletter status {issue} --list {report.list_name}", err=True)
     if report.paused:
         click.echo(f"Paused: {report.paused}", err=True)
     click.echo(report.summary())
     if report.dry_run or report.list_name == "(test)":
         return
     if report.unknown_total:
-        issue = report.resume_hint.split()[2] if report.resume_hint else "ISSUE_DIR"
         click.echo(f"{report.unknown_total} recipients' delivery is unknown (a request got no answer, or a send "
                    f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
                    f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)
@@ -576,7 +577,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
         return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
                            confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
     except NewsletterError as err:
-        report = getattr(err, "report", None)
+        report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
             if tty:
                 click.echo()
@@ -640,8 +641,9 @@ def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolut
 @main.command("status")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
 @click.option("--list", "list_name", default=None, help="Only this list.")
+@click.option("--all", "every", is_flag=True, help="One line per recipient with a problem, not one per reason.")
 @click.pass_context
-def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -> None:
+def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, every: bool) -> None:
     """Show the send journal of ISSUE_DIR: each run (when, audience, provider, fingerprint, counts), problems."""
     from .sending import engine
 
@@ -655,8 +657,8 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None) -
             click.echo(f"  run {run_line}")
         for stage in result.stages:
             click.echo(f"  {stage.line()}")
-        for email, status, reason in result.problems:
-            click.echo(f"  {status}: {email}: {reason}")
+        for problem in result.problem_lines(every):
+            click.echo(f"  {problem}")
 
 
 # --- doctor (issue 15) ------------------------------------------------------

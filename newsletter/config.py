@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import NewsletterError, display_path, os_error
-from .providers.registry import NAMES as PROVIDER_NAMES
+from .providers.names import NAMES as PROVIDER_NAMES
 
 CONFIG_FILE = "newsletter.toml"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
@@ -383,6 +383,14 @@ def _check_ranges(sections: dict[str, Any], path: Path, text: str) -> None:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _looks_like_token(value: str) -> bool:
+    """A generated password or key made only of letters and digits is also a valid variable name.
+    Variable names have underscores or are upper case; a long run of lower-case letters mixed with
+    digits (and upper case, or 16+ characters) is far more likely the secret itself."""
+    return ("_" not in value and len(value) >= 12 and any(c.isdigit() for c in value)
+            and any(c.islower() for c in value) and (any(c.isupper() for c in value) or len(value) >= 16))
 _ENV_SETTINGS = (("newsletter", "unsubscribe_secret_env", "NEWSLETTER_UNSUBSCRIBE_SECRET"),
                  ("sendgrid", "api_key_env", "SENDGRID_API_KEY"), ("smtp", "password_env", "SMTP_PASSWORD"),
                  ("serve", "database_password_env", "NEWSLETTER_DATABASE_PASSWORD"),
@@ -394,7 +402,7 @@ def _check_env_names(values: dict[str, dict[str, Any]], path: Path, text: str) -
     itself, pasted in the wrong place, so the error never shows it."""
     for section, key, example in _ENV_SETTINGS:
         value = values[section].get(key if section != "newsletter" else _NEWSLETTER_KEYS[key])
-        if value is None or _ENV_NAME.match(value):
+        if value is None or (_ENV_NAME.match(value) and not _looks_like_token(value)):
             continue
         if not value:
             raise NewsletterError(f"'{section}.{key}' is empty", where=display_path(path),

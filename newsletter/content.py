@@ -299,8 +299,27 @@ def load_issue(folder: Path) -> Issue:
         intro_line=body_line,
         missing_articles=tuple(missing),
         draft=draft,
-        id=str(meta.get("id") or "").strip(),
+        id=checked_issue_id(meta.get("id"), path),
     )
+
+
+_ISSUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+
+
+def checked_issue_id(value: Any, path: Path) -> str:
+    """The issue's ``id:`` as a plain name (letters, digits, '.', '_', '-'), or "" when there is none.
+
+    The id keys the send journal and names the send's lock file, so a hand-edited one like
+    ``../../x`` must not reach a path."""
+    if value is None or value == "":
+        return ""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or not _ISSUE_ID.match(text):
+        raise NewsletterError(f"'id' must be a plain name of letters, digits, '.', '_' or '-', not {value!r}",
+                              where=display_path(path),
+                              hint="restore the id a send wrote (see git log -p issue.md), or delete the 'id:' "
+                                   "line so that the next send gives the issue a new one")
+    return text
 
 
 def require_complete(issue: Issue) -> None:
@@ -361,7 +380,7 @@ def write_issue_id(folder: Path, issue_id: str) -> str:
             data = file.read()
             meta, _, _ = split_front_matter(data.decode("utf-8-sig", "replace"), path)
             if meta.get("id"):
-                return str(meta["id"]).strip()
+                return checked_issue_id(meta["id"], path)
             first = data.find(b"\n")
             if first < 0 or data[:first].rstrip(b"\r").lstrip(b"\xef\xbb\xbf") != b"---":
                 raise NewsletterError("has no front matter to record the issue's id in", where=display_path(path),

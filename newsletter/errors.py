@@ -20,6 +20,7 @@ class NewsletterError(Exception):
     """A problem the user can fix; ``str(err)`` is the whole message to show."""
 
     exit_code = EXIT_USAGE
+    report = None  # a send that stopped on this error: its SendReport so far, for the summary (sending/engine.py)
 
     def __init__(self, message: str, *, where: str | Path | None = None, line: int | None = None, hint: str | None = None):
         self.where = str(where) if where is not None else None

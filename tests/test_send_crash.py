@@ -41,7 +41,7 @@ def test_kill_9_mid_send_then_resume_delivers_everyone_at_most_once(newsletter_r
         assert 800 <= delivered_before < len(expected)
 
         resumed = CliRunner().invoke(main, ["send", ISSUE, "--list", "big", "--yes"], catch_exceptions=False)
-        status = CliRunner().invoke(main, ["status", ISSUE, "--list", "big"], catch_exceptions=False)
+        status = CliRunner().invoke(main, ["status", ISSUE, "--list", "big", "--all"], catch_exceptions=False)
 
     counts = standin.counts()
     assert max(counts.values()) == 1, "a recipient was mailed twice"

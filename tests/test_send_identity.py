@@ -167,7 +167,7 @@ def test_resume_repeats_the_tagged_selection_and_a_different_one_is_refused(send
 
     everyone = run("send", ISSUE, "--list", "people", "--yes")
     assert everyone.exit_code == 2, everyone.output
-    assert "tags" in everyone.output and "--resume" in everyone.output and "--abandon" in everyone.output
+    assert "--tag founders" in everyone.output and "--resume" in everyone.output and "--abandon" in everyone.output
     assert not sendgrid_standin.counts()
 
     resumed = run("send", ISSUE, "--resume", "--yes")

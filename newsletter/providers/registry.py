@@ -1,4 +1,5 @@
-"""The one list of provider names: config, the CLI and the send engine all read it.
+"""Opening a provider by name (the names live in ``names.py``): config, the CLI and the send engine
+all go through these.
 
 Each name maps to the module that implements it. A provider module offers
 ``CAPABILITIES`` (base.Capabilities), ``encode`` (pure, picklable),
@@ -6,7 +7,7 @@ Each name maps to the module that implements it. A provider module offers
 (bounces, blocks and spam reports since a time, for a staged send) and ``is_hard_refusal(reason)``
 (whether a recipient's refusal recorded in the journal is a hard bounce, for the same). Modules are
 imported only when used, so a send through SMTP never imports ``sendgrid``,
-and nothing outside this file needs to know which modules exist.
+and nothing outside names.py and this file needs to know which modules exist.
 """
 
 from __future__ import annotations
@@ -16,16 +17,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..errors import NewsletterError
+from .names import NAMES, PROVIDERS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..config import Settings
     from .base import Capabilities, Provider
 
-PROVIDERS: dict[str, str] = {
-    "sendgrid": "newsletter.providers.sendgrid",
-    "smtp": "newsletter.providers.smtp",
-}
-NAMES: tuple[str, ...] = tuple(PROVIDERS)
 
 
 def module(name: str) -> ModuleType:

@@ -192,18 +192,8 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
     is refused as SendGrid would refuse it (RejectedError naming the
     personalization), so ``send.py`` isolates that one recipient.
     """
-    _check_batch(recipients)
-    check_categories(message.categories)
-    refuse_line_breaks("subject", message.subject)
-
+    _refuse_unsendable(message, recipients)
     fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
-    for index, recipient in enumerate(recipients):
-        try:
-            refuse_line_breaks("recipient address", recipient.email)
-            refuse_line_breaks("recipient name", recipient.name)
-        except NewsletterError as err:
-            raise RejectedError(f"{recipient.email!r}: {err.reason}",
-                                errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
     columns = _columns(fields, recipients)
     return _body(message, recipients, fields, columns, range(len(recipients)))
 
@@ -279,13 +269,10 @@ def _shapes(columns: list[list[str]], count: int) -> list[list[int]]:
     return list(groups.values())
 
 
-def encode_bodies(message: Message, recipients: Sequence[Recipient]) -> tuple[tuple[tuple[str, ...], bytes], ...]:
-    """The bodies for one batch, each with the keys it carries, in order.
-
-    One body per way the recipients' values agree (most often one for everybody), so that no
-    personalization carries a value twice: only recipients whose value has differing HTML and
-    text forms (a name with ``&`` or ``'``) get two keys for it, in a body of their own.
-    """
+def _refuse_unsendable(message: Message, recipients: Sequence[Recipient]) -> None:
+    """What SendGrid would refuse, checked before a body is built: a batch over its limits, bad
+    categories, a line break in the subject, or in one recipient's address or name (a RejectedError
+    naming that personalization, so the send fails that recipient alone)."""
     _check_batch(recipients)
     check_categories(message.categories)
     refuse_line_breaks("subject", message.subject)
@@ -296,6 +283,16 @@ def encode_bodies(message: Message, recipients: Sequence[Recipient]) -> tuple[tu
         except NewsletterError as err:
             raise RejectedError(f"{recipient.email!r}: {err.reason}",
                                 errors=[(err.reason, f"personalizations.{index}.to.0")]) from None
+
+
+def encode_bodies(message: Message, recipients: Sequence[Recipient]) -> tuple[tuple[tuple[str, ...], bytes], ...]:
+    """The bodies for one batch, each with the keys it carries, in order.
+
+    One body per way the recipients' values agree (most often one for everybody), so that no
+    personalization carries a value twice: only recipients whose value has differing HTML and
+    text forms (a name with ``&`` or ``'``) get two keys for it, in a body of their own.
+    """
+    _refuse_unsendable(message, recipients)
     fields = tuple(dict.fromkeys(message.html_personalizer.fields + message.text_personalizer.fields))
     columns = _columns(fields, recipients)
     return tuple((tuple([recipients[i].key for i in members]), _body(message, recipients, fields, columns, members))

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..config import Settings
 from ..doctor import doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
+from ..lists.names import check_list_name
 from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
@@ -31,7 +32,8 @@ from . import holds
 from . import journal as jn
 from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import SendOptions, SendPlan, describe_audience, load, prepare, resume_command
+from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
+                   resume_command)
 from .report import ListStatus, SendReport
 from .paced import run_paced
 from .staged import run_stages
@@ -60,6 +62,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     if not options.test_to and not options.list_name and not options.resume:
         raise NewsletterError("--list NAME is required (or --resume, or --test-to ADDRESS)")
     stages_of(settings.send, options.stages)  # a wrong --stages or [send] stages: said before anything starts
+    if options.list_name:
+        check_list_name(options.list_name)  # before the name becomes part of the lock's file name
     issue, issue_id = load(issue_dir, record_id=not scratch)
     if options.resume and not options.list_name:
         options.list_name = _unfinished_list(settings, issue_id, issue_dir)
@@ -228,7 +232,7 @@ def _unfinished_list(settings: Settings, issue_id: str, issue_dir: Path) -> str:
         return candidates[0]
     if not candidates:
         raise NewsletterError(f"nothing to resume: {display_path(issue_dir)} was never sent",
-                              hint=f"start a send with: newsletter send {display_path(issue_dir)} --list NAME")
+                              hint=f"start a send with: newsletter send {command_path(issue_dir)} --list NAME")
     raise NewsletterError(f"{display_path(issue_dir)} has sends to several lists ({', '.join(candidates)})",
                           hint="say which to resume with --list NAME")
 
@@ -252,6 +256,7 @@ RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
 
 def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> list[tuple[str, str]]:
     """(email, why) of every recipient of the send whose delivery is unknown."""
+    check_list_name(list_name)
     issue, issue_id = load(issue_dir, record_id=False)
     if list_name not in jn.lists_of(settings.journal_path, issue.id or issue.name):
         raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
@@ -265,6 +270,7 @@ def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> l
 def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str) -> int:
     """Settle the unknown recipients as ``sent`` (they got it) or ``resend`` (pending: the next
     ``--resume`` sends them), or ``abandon`` an unfinished send; recorded as a run. Returns how many."""
+    check_list_name(list_name)
     issue, issue_id = load(issue_dir, record_id=False)
     key = issue.id or issue.name
     if list_name not in jn.lists_of(settings.journal_path, key):
@@ -289,7 +295,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
             if not rows:
                 return 0
             journal.start_run(kind="resolve", note=f"{len(rows)} unknown recipients resolved as {resolution}")
-            journal.resolve(RESOLUTIONS[resolution], "resolved as sent by the writer")
+            journal.resolve(RESOLUTIONS[resolution], f"resolved as {resolution} by the writer")
             return len(rows)
         finally:
             journal.close()
@@ -297,6 +303,8 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
 
 def status(settings: Settings, issue_dir: Path, list_name: str | None = None) -> list[ListStatus]:
     """For each list the issue was sent to: counts, every run and the problem rows."""
+    if list_name is not None:
+        check_list_name(list_name)
     issue, _ = load(issue_dir, record_id=False)
     return journal_status(settings, issue.id or issue.name, list_name)
 

@@ -611,7 +611,7 @@ class Journal:
 
 def carried_ids(db: sqlite3.Connection, send: int | None = None) -> str:
     """The ids (a JSON array) of the rows a batch in flight carries: ``pending`` in the table, not stamped
-    with its label. They read as in flight. (A journal of an earlier version, read in place, has none.)"""
+    with its label (of a sequential batch, only the first). They read as in flight. (A journal of an earlier version, read in place, has none.)"""
     try:
         batches = db.execute("SELECT label, ids FROM batches WHERE state='in_flight'" +
                              (" AND send=?" if send is not None else ""),
@@ -620,8 +620,12 @@ def carried_ids(db: sqlite3.Connection, send: int | None = None) -> str:
         return "[]"
     ids: list[int] = []
     for label, carried in batches:
-        ids += [i for (i,) in db.execute("SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) "
-                                         "AND status='pending' AND batch IS NOT ?", (carried or "[]", label))]
+        rows = [i for (i,) in db.execute("SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?)) "
+                                         "AND status='pending' AND batch IS NOT ? ORDER BY id",
+                                         (carried or "[]", label))]
+        # A sequential request (SMTP) journals each answer before trying the next recipient: only the
+        # first unanswered one can be under way; the rest were not attempted (as _recover_batches decides).
+        ids += rows[:1] if label.endswith(SEQUENTIAL) else rows
     return json.dumps(ids)
 
 

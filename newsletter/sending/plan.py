@@ -124,17 +124,31 @@ def describe_audience(list_name: str, audience: jn.Audience) -> str:
     return " ".join(words)
 
 
+def _words(option: str, values) -> str:
+    """``--tag a --tag b`` as the writer typed it, or ``no --tag``."""
+    return " ".join(f"{option} {_quote(v)}" for v in values) or f"no {option}"
+
+
 def _quote(word: str) -> str:
     import shlex
 
     return shlex.quote(word)
 
 
+def command_path(issue_dir: Path | str) -> str:
+    """The issue folder as a hint's command must write it: quoted when it has a space or a quote."""
+    return _quote(display_path(issue_dir))
+
+
 def resume_command(issue_dir: Path | str, list_name: str) -> str:
-    return f"newsletter send {display_path(issue_dir)} --list {list_name} --resume"
+    return f"newsletter send {command_path(issue_dir)} --list {list_name} --resume"
 
 
 def _audience_of(options: SendOptions, settings: Settings) -> jn.Audience:
+    if any(not tag.strip() for tag in options.tags):
+        # An empty tag (`--tag "$TAG"` with TAG unset) would otherwise narrow nothing: the whole list.
+        raise NewsletterError("--tag is empty", hint="give the tag to select, like --tag founders, or leave "
+                                                     "--tag out to send to everyone on the list")
     return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
                        tuple(sorted(options.where.items())))
 
@@ -147,7 +161,7 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         runs = journal.runs()
         if not runs:
             raise NewsletterError(f"nothing to resume: this issue was never sent to list '{journal.list}'",
-                                  hint=f"start it with: newsletter send {display_path(issue_dir)} "
+                                  hint=f"start it with: newsletter send {command_path(issue_dir)} "
                                        f"--list {journal.list}")
         recorded = (unfinished or runs[-1]).audience
         if options.provider and options.provider != recorded.provider or options.tags or options.where:
@@ -161,15 +175,16 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         if recorded.provider != asked.provider:
             differences.append(f"provider {asked.provider} instead of {recorded.provider}")
         if recorded.tags != asked.tags:
-            differences.append(f"tags {list(asked.tags) or 'none'} instead of {list(recorded.tags) or 'none'}")
+            differences.append(f"{_words('--tag', asked.tags)} instead of {_words('--tag', recorded.tags)}")
         if recorded.where != asked.where:
-            differences.append(f"--where {dict(asked.where) or 'none'} instead of {dict(recorded.where) or 'none'}")
+            differences.append(f"{_words('--where', [f'{k}={v}' for k, v in asked.where])} instead of "
+                               f"{_words('--where', [f'{k}={v}' for k, v in recorded.where])}")
         started = dt.datetime.fromtimestamp(unfinished.started).isoformat(timespec="minutes")
         raise NewsletterError(
             f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
             f"{describe_audience(journal.list, recorded)}) went to a different audience: {'; '.join(differences)}",
             hint=f"finish it with: {resume_command(issue_dir, journal.list)}; or abandon what it has not sent "
-                 f"with: newsletter resolve {display_path(issue_dir)} --list {journal.list} --abandon")
+                 f"with: newsletter resolve {command_path(issue_dir)} --list {journal.list} --abandon")
     return asked
 
 
@@ -188,6 +203,25 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
         f"({', '.join(changed) or 'content'} changed); the rest would get a different issue",
         hint="undo the change to send the same issue to the rest, or pass --allow-changed to send the changed "
              "issue to them anyway (the override is recorded in the journal)")
+
+
+def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
+                     issue_dir: Path) -> None:
+    """Everyone already got this issue id, yet the subject that would go out differs: most likely a new issue
+    made by copying an old folder (its ``id:`` came along), which would otherwise be skipped as "already settled"."""
+    if options.allow_changed or not journal.sent_count():
+        return
+    earlier = [run for run in journal.runs() if run.fingerprint and run.counts.get(jn.SENT)]
+    # A renamed folder changes only the links to the web archive; a new issue has a subject of its own.
+    if not earlier or earlier[-1].parts.get("subject") in (None, parts.get("subject")):
+        return
+    raise NewsletterError(
+        f"every selected recipient of list '{journal.list}' already got the issue with this id, under another "
+        "subject, so nobody would get this one",
+        where=display_path(issue_dir / "issue.md"),
+        hint="a new issue made by copying an old folder keeps the old one's id: delete the 'id:' line at the top "
+             "of issue.md and send again (it gets its own id); if this is the sent issue edited afterwards, "
+             "there is nobody left to send it to")
 
 
 # -- preparing ---------------------------------------------------------------------------------------
@@ -266,6 +300,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             journal.requeue(jn.FAILED)
         if not testing and journal.selected_status_counts()[jn.PENDING]:
             check_fingerprint(journal, whole, parts, options, issue.path)  # only when someone would get it
+        elif not testing:
+            check_not_a_copy(journal, whole, parts, options, issue.path)
     except BaseException:
         journal.close()
         if bodies is not None:

@@ -72,6 +72,11 @@ class SendReport:
         self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
         self.deferred = journal.deferred(max_attempts)
         self.unknown_total = len(journal.unknown_rows())
+        if self.interrupted:
+            # Ctrl-C while the last requests were answered: nothing of this run is left to send, so
+            # there is nothing to resume and the send is finished (the other outcomes still count).
+            left = journal.selected_status_counts()
+            self.interrupted = bool(left.get(jn.PENDING) or left.get(jn.IN_FLIGHT))
 
     def summary(self) -> str:
         verb = "would send" if self.dry_run else "sent"
@@ -117,6 +122,25 @@ class ListStatus:
             note = f" ({run.note})" if run.note else ""
             lines.append(f"{when}  {run.kind} via {run.audience.provider}; {'; '.join(audience)}; "
                          f"fingerprint {run.fingerprint}{changed}{note}; {counts}")
+        return lines
+
+
+    def problem_lines(self, every: bool = False, shown: int = 3) -> list[str]:
+        """One line per (state, reason), naming how many and the first few addresses: after an outage
+        thousands of recipients share one reason, and a line each would bury the runs above them.
+        ``every``: one line per recipient instead (``status --all``), to check each against the provider."""
+        if every:
+            return [f"{state.replace('_', ' ')}: {email}: {reason}" for email, state, reason in self.problems]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for email, state, reason in self.problems:
+            groups.setdefault((state, reason), []).append(email)
+        lines = []
+        for (state, reason), emails in groups.items():
+            if len(emails) == 1:
+                lines.append(f"{state.replace('_', ' ')}: {emails[0]}: {reason}")
+                continue
+            named = ", ".join(emails[:shown]) + (", ... (every address: --all)" if len(emails) > shown else "")
+            lines.append(f"{state.replace('_', ' ')}: {len(emails)} recipients ({named}): {reason}")
         return lines
 
 
