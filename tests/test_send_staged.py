@@ -197,7 +197,8 @@ def test_smtp_5xx_answers_in_the_journal_halt_a_stage(smtp_staged):
     assert sorted(mail.recipients()) == sorted(set(READERS[:100]) - {first[0]})
 
 
-def test_a_complaint_the_subscriber_service_records_during_the_wait_halts(smtp_staged):
+@pytest.mark.parametrize("synced_meanwhile", [False, True], ids=["unsynced", "synced-during-the-wait"])
+def test_a_complaint_the_subscriber_service_records_during_the_wait_halts(smtp_staged, synced_meanwhile):
     from newsletter.config import load_settings
     from newsletter.serve.connect import open_store
     from newsletter.serve.store import COMPLAINED, Event, now_utc, stamp
@@ -213,6 +214,8 @@ def test_a_complaint_the_subscriber_service_records_during_the_wait_halts(smtp_s
     store = open_store(load_settings(root))  # SendGrid's webhook tells the service: a spam report
     store.append([Event(list_name="readers", kind=COMPLAINED, email=first[2], key=first[2], at=stamp(now_utc()),
                         source="sendgrid")])
+    if synced_meanwhile:  # `subscribers sync` from cron took the event into the CSV during the wait
+        store.mark_synced("readers", max(event.id for event in store.unsynced("readers")))
     store.close()
     out, err = process.communicate(timeout=60)
 

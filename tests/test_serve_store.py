@@ -57,6 +57,21 @@ def test_the_schema_is_created_on_first_open_and_reopening_keeps_the_events(sett
         store.close()
 
 
+def test_events_since_a_moment_are_read_whether_or_not_a_sync_took_them(settings):
+    """What a staged send judges after its wait: a sync during the wait must not hide a complaint."""
+    append(settings, event(BOUNCED, "old@example.com", at="2026-01-01T00:00:00.000000Z"),
+           event(COMPLAINED, "new@example.com", at="2026-06-01T00:00:00.000000Z"),
+           event(COMPLAINED, "other@example.com", list_name="other", at="2026-06-01T00:00:00.000000Z"))
+    store = open_store(settings)
+    try:
+        store.mark_synced("example", max(e.id for e in store.unsynced("example")))
+        assert store.unsynced("example") == []
+        assert [(e.kind, e.email) for e in store.events_since("example", "2026-03-01T00:00:00.000000Z")] == [
+            (COMPLAINED, "new@example.com")]
+    finally:
+        store.close()
+
+
 def test_a_store_from_a_newer_version_is_refused(settings):
     append(settings)
     if settings.serve.database_url:

@@ -66,6 +66,10 @@ class EventStore(Protocol):
     def unsynced(self, list_name: str) -> list[Event]:
         """Events for ``list_name`` (or every list) after its sync cursor, oldest first."""
 
+    def events_since(self, list_name: str, since: str) -> list[Event]:
+        """Events for ``list_name`` (or every list) at or after ``since`` (a stamp), synced or not, oldest
+        first: a staged send judges what came back during its wait even if a sync ran meanwhile."""
+
     def mark_synced(self, list_name: str, last_id: int) -> None:
         """Move ``list_name``'s cursor to ``last_id`` once its events are in the list file."""
 

@@ -134,6 +134,11 @@ class PostgresStore:
 
         return self._run(work)
 
+    def events_since(self, list_name: str, since: str) -> list[Event]:
+        return self._run(lambda conn: [event_of_row(r) for r in conn.execute(
+            f"SELECT id, {', '.join(event_columns())} FROM newsletter_events "
+            "WHERE at >= %s AND list_name IN (%s, '*') ORDER BY id", (since, list_name)).fetchall()])
+
     def mark_synced(self, list_name: str, last_id: int) -> None:
         self._run(lambda conn: conn.execute(
             "INSERT INTO newsletter_sync_cursors (list_name, last_id) VALUES (%s, %s) ON CONFLICT (list_name) "

@@ -128,6 +128,11 @@ class SqliteStore:
 
         return self._run(work)
 
+    def events_since(self, list_name: str, since: str) -> list[Event]:
+        return self._run(lambda db: [event_of_row(r) for r in db.execute(
+            f"SELECT id, {', '.join(event_columns())} FROM events "
+            "WHERE at >= ? AND list_name IN (?, '*') ORDER BY id", (since, list_name))])
+
     def mark_synced(self, list_name: str, last_id: int) -> None:
         self._run(lambda db: db.execute(
             "INSERT INTO sync_cursors (list_name, last_id) VALUES (?, ?) "
