@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pty
-import re
 import select
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from journal_reading import preview_url
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORTS = REPO / "tests" / "data" / "import"
@@ -50,15 +50,7 @@ def preview_shows(folder: Path, issue: str, text: str) -> None:
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-            url = match.group(0) if match else None
-        assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
+        url = preview_url(process, timeout=60)
         with no_proxy.open(url, timeout=30) as response:
             assert b'id="email"' in response.read()
         with no_proxy.open(url + "email", timeout=30) as response:

@@ -32,6 +32,7 @@ from newsletter.preview import (
 )
 from newsletter.screenshot import find_chromium
 from newsletter.unsubscribe import make_token
+from journal_reading import preview_url
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -303,15 +304,7 @@ def test_cli_prints_the_url_and_serves_the_page(newsletter_root, example_issue):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-            url = match.group(0) if match else None
-        assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
+        url = preview_url(process, timeout=30)
         with urllib.request.urlopen(url, timeout=10) as response:
             assert b'id="email"' in response.read()
     finally:

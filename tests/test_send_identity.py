@@ -12,6 +12,7 @@ from sendgrid_standin import Reply
 
 from newsletter.cli import main
 from test_send import ISSUE, set_option, write_list
+from journal_reading import statuses
 
 
 def run(*args: str):
@@ -30,14 +31,6 @@ def failing(standin, times: int = 400) -> None:
     """SendGrid answers 500 to the next mail sends: the send backs off, then pauses (outage)."""
     standin.answer(500, times=times)
 
-
-def statuses(root: Path, list_name: str) -> dict[str, str]:
-    db = sqlite3.connect(root / ".newsletter" / "journal.sqlite")
-    try:
-        return dict(db.execute("SELECT d.email, d.status FROM deliveries d JOIN sends s ON s.id = d.send "
-                               "WHERE s.list = ?", (list_name,)))
-    finally:
-        db.close()
 
 
 def quick_outage(root: Path) -> None:

@@ -10,7 +10,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
 
 from test_send import ISSUE, set_option
+from journal_reading import statuses
 
 RUNS = 50
 BUDGET_SECONDS = 420  # bounded in time: stop starting runs after this (the test then fails if too few ran)
@@ -31,14 +31,6 @@ def _list(root: Path, name: str, count: int) -> set[str]:
     (root / "subscribers" / f"{name}.csv").write_text("email,name,status\n" + "\n".join(rows) + "\n")
     return {f"{name}-{i}@example.com" for i in range(count)}
 
-
-def _statuses(root: Path, list_name: str) -> dict[str, str]:
-    db = sqlite3.connect(root / ".newsletter" / "journal.sqlite")
-    try:
-        return dict(db.execute("SELECT d.email, d.status FROM deliveries d JOIN sends s ON s.id = d.send "
-                               "WHERE s.list = ?", (list_name,)))
-    finally:
-        db.close()
 
 
 def _send(root: Path, *args: str) -> subprocess.Popen:
@@ -86,7 +78,7 @@ def test_50_random_kill_9_runs_mail_nobody_twice_and_lose_nobody(newsletter_root
             resumed.wait(timeout=120)
             got = ([r for r in smtp_server.handler.recipients() if r.startswith(f"{name}-")] if smtp
                    else [e for e in standin.counts().elements() if e.startswith(f"{name}-")])
-            state = _statuses(newsletter_root, name)
+            state = statuses(newsletter_root, name)
             unknown = {e for e, s in state.items() if s == "unknown"}
             totals["runs"] += 1
             totals["recipients"] += len(expected)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from test_send import ISSUE, set_option, write_list
 from newsletter.cli import main
 from newsletter.unsubscribe import verify_token
 from newsletter.sending.workers import BodyWorkers, worker_count
+from journal_reading import statuses
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 
@@ -32,14 +32,6 @@ SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETT
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
-
-def statuses(root: Path, list_name: str) -> dict[str, str]:
-    db = sqlite3.connect(root / ".newsletter" / "journal.sqlite")
-    try:
-        return dict(db.execute("SELECT email, status FROM deliveries JOIN sends ON sends.id = deliveries.send "
-                               "WHERE sends.list = ?", (list_name,)))
-    finally:
-        db.close()
 
 
 @pytest.fixture
