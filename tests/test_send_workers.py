@@ -87,8 +87,8 @@ def test_workers_build_the_same_request_as_the_sending_process(large: Path, send
 
 
 def test_workers_started_for_a_list_that_turns_out_small_are_stopped_unused(large: Path, sendgrid_standin):
-    """Workers start while the recipients are selected, when the list file looks large; a resumed
-    send with few still to go sends them itself and leaves no process behind."""
+    """Workers start only when enough recipients are still to go, whatever the list's size: a resumed
+    send of a large list with few still to go sends them itself and leaves no process behind."""
     import multiprocessing
 
     config = large / "newsletter.toml"

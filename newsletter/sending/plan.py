@@ -26,7 +26,7 @@ from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
 from ..unsubscribe import read_secret
 from . import journal as jn
-from .workers import BodyContext, BodyWorkers
+from .workers import BodyWorkers
 
 TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
 
@@ -73,7 +73,9 @@ class SendPlan:
     findings: list[Finding]
     skipped: Counter
     secret: bytes | None
-    bodies: BodyWorkers | None = None  # started while the recipients were selected, for a large send
+    # The send loop's body workers while it runs (a large send): started once the recipients are
+    # selected, not before, so they and the selection's set of addresses are never in memory at once.
+    bodies: BodyWorkers | None = None
 
     @property
     def provider_name(self) -> str:
@@ -258,7 +260,6 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
     list_name = TEST_LIST if testing else options.list_name
     journal = (jn.Journal.scratch_copy(None, issue_id, list_name) if testing
                else open_journal(settings, issue, issue_id, list_name, options.dry_run))
-    bodies = None
     try:
         audience = (_audience_of(options, settings) if testing
                     else settle_audience(journal, options, settings, issue.path))
@@ -276,8 +277,6 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                                sandbox=options.sandbox, subject_prefix=options.test_prefix)
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
-        if not testing:
-            bodies = _early_body_workers(settings, options, provider, list_path, message, secret)
         journal.start_run(audience, whole, parts, kind="dry run" if options.dry_run else "send",
                           allow_changed=options.allow_changed and journal.sent_count() > 0,
                           note=options.run_note)
@@ -304,11 +303,9 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             check_not_a_copy(journal, whole, parts, options, issue.path)
     except BaseException:
         journal.close()
-        if bodies is not None:
-            bodies.close()
         raise
     return SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
-                    skipped, secret, bodies)
+                    skipped, secret)
 
 
 def _test_rows(addresses):
@@ -323,31 +320,3 @@ def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:
     """The issue in ``issue_dir`` and its id (given to it now, in issue.md, if it has none and ``record_id``)."""
     issue = load_issue(Path(issue_dir))
     return issue, issue_identity(issue, record=record_id)
-
-
-def _early_body_workers(settings: Settings, options: SendOptions, provider: str, list_path: Path,
-                        message: Message, secret: bytes | None) -> BodyWorkers | None:
-    """Body workers for what looks like a large send, started now so they are ready when the first
-    batch is: they take a fraction of a second to start, and selecting the recipients takes longer.
-    The list's line count is only an upper bound: if fewer recipients turn out to be pending, the
-    loop (or ``SendPlan.close``, when there is nothing to send) stops them unused."""
-    threshold = settings.send.parallel_from
-    if options.dry_run or threshold <= 0 or not _has_lines(list_path, threshold + 1):
-        return None
-    try:
-        return BodyWorkers(BodyContext(settings, options.list_name, secret, provider, message,
-                                       registry.module(provider).encode))
-    except NewsletterError:
-        return None  # only a guess that they are needed: if they are, the send tries again and says why not
-
-
-def _has_lines(path: Path, count: int, chunk: int = 1 << 20) -> bool:
-    """Whether the file has at least ``count`` lines, reading no further than it takes to tell."""
-    seen = 0
-    with open(path, "rb") as data:
-        while seen < count:
-            block = data.read(chunk)
-            if not block:
-                return False
-            seen += block.count(b"\n")
-    return True
