@@ -3,7 +3,8 @@
 Each phase runs in its own child process; the SendGrid stand-in (schema validation
 off) and an aiosmtpd server run in two more. For each of --pairs back-to-back pairs:
 
-- the project's SendGrid send of N recipients (default 100,000), whole process:
+- the project's SendGrid send of N recipients (default 1,000,000, the size the target is set
+  for), whole process:
   building and checking the issue, selecting the list into the journal, the journal,
   the requests (body workers included); then the bare official ``sendgrid`` client
   posting bodies of the same shape (1,000 personalizations each, with the per-recipient
@@ -15,10 +16,10 @@ off) and an aiosmtpd server run in two more. For each of --pairs back-to-back pa
   over one connection to the same server. Ratio target: >= 0.6x.
 
 Also: peak memory of the sending process and its workers (target < 250 MB), a
-projection (or, with --recipients 1000000, a measurement) of 1,000,000 recipients,
-and a dry run of N recipients (target < 10 s for 100,000).
+projection of 1,000,000 recipients when N is smaller, and a dry run of --dry-recipients
+(default 100,000; target < 10 s for 100,000).
 
-    python benchmarks/send.py [--recipients 100000] [--smtp-messages 1000] [--pairs 3]
+    python benchmarks/send.py [--recipients 1000000] [--smtp-messages 1000] [--pairs 3] [--dry-recipients 100000]
 
 Last runs on the 2-core development machine (shared with other work; its speed drifted by a
 factor of two within minutes), with the defaults, three runs (2026-11-26 13:04-13:08): SendGrid
@@ -318,7 +319,8 @@ def child_json(*args: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--recipients", type=int, default=1_000_000)
+    parser.add_argument("--dry-recipients", type=int, default=100_000)
     parser.add_argument("--smtp-messages", type=int, default=1_000)
     parser.add_argument("--pairs", type=int, default=3,
                         help="project/baseline pairs run back to back; the median pair's ratio is reported")
@@ -364,7 +366,7 @@ def main() -> int:
             ceiling = child_json("--ceiling", str(smtp_port), "--smtp-messages", str(args.smtp_messages))
             smtp_rate = smtp["sent"] / (smtp["seconds"] - smtp["prepare_seconds"])
             smtp_pairs.append((smtp_rate / whole(ceiling), smtp_rate, whole(ceiling)))
-        dry = run_phase("dry run", url, args.recipients, 1000, dry_run=True)
+        dry = run_phase("dry run", url, args.dry_recipients, 1000, dry_run=True)
     finally:
         standin.terminate()
         standin.wait()
@@ -400,7 +402,7 @@ def main() -> int:
           f"({', '.join(f'{r:.2f}x' for r, _, _ in smtp_pairs)}) (target >= 0.6x)")
     print(f"dry run       : {dry['sent']:>9,} recipients in {dry['seconds']:6.1f} s "
           f"(target < 10 s for 100,000), peak {dry['tree_peak_mb']:.0f} MB")
-    ok = ratio >= 0.7 and smtp_ratio >= 0.6 and peak < 250 and dry["seconds"] * 100_000 / args.recipients < 10
+    ok = ratio >= 0.7 and smtp_ratio >= 0.6 and peak < 250 and dry["seconds"] * 100_000 / dry["sent"] < 10
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1
 
