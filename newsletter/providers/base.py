@@ -103,25 +103,28 @@ class Message:
 
     def list_unsubscribe(self, recipient: Recipient) -> list[str]:
         """List-Unsubscribe targets for this recipient: their HTTPS link and the mailto."""
-        (link,), (mailto,) = self.unsubscribe_targets([recipient])
-        return [target for target in (link, mailto) if target]
+        targets = self.unsubscribe_links([recipient])
+        if self.unsubscribe_mailto:
+            targets.append(self.unsubscribe_mailto_prefix + quote_addresses([recipient.email])[0])
+        return [target for target in targets if target]
 
-    def unsubscribe_targets(self, recipients: Sequence[Recipient]) -> tuple[list[str], list[str]]:
-        """(HTTPS links, mailto targets): each recipient's two List-Unsubscribe targets, "" where there
-        is none; worked out for a whole batch at once, since an encoder writes them for every recipient."""
+    def unsubscribe_links(self, recipients: Sequence[Recipient]) -> list[str]:
+        """Each recipient's HTTPS List-Unsubscribe target, "" for none (a batch at a time: an
+        encoder writes them for every recipient)."""
         links = [values.get("unsubscribe_url", "") for _, _, _, values in recipients]
-        links = [link if link.startswith("https://") else "" for link in links]
-        if not self.unsubscribe_mailto:
-            return links, [""] * len(links)
-        prefix = f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20"
-        return links, [prefix + quoted for quoted in _quote_addresses([email for email, _, _, _ in recipients])]
+        return [link if link.startswith("https://") else "" for link in links]
+
+    @property
+    def unsubscribe_mailto_prefix(self) -> str:
+        """The mailto List-Unsubscribe target up to the recipient's address (which follows it
+        percent-encoded: ``quote_addresses``); "" when there is none."""
+        return f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20" if self.unsubscribe_mailto else ""
 
 
-_PLAIN_ADDRESS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
-_PLAIN_ADDRESSES = _PLAIN_ADDRESS | {"@", " "}
+_PLAIN_ADDRESSES = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@ ")
 
 
-def _quote_addresses(emails: Sequence[str]) -> list[str]:
+def quote_addresses(emails: Sequence[str]) -> list[str]:
     """Each address percent-encoded for a URL query, as ``quote(email, safe="")`` would.
 
     The common case, addresses of letters, digits, ".-_" and "@", needs only its "@" encoded: one

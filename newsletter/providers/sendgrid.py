@@ -57,6 +57,7 @@ from .base import (
     Recipient,
     RejectedError,
     TransientError,
+    quote_addresses,
 )
 
 MAX_RECIPIENTS = 1000  # per request: personalizations and to+cc+bcc addresses
@@ -190,7 +191,7 @@ def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
     then every recipient's first value, ...), each column through the encoder ``json.dumps``
     itself uses, and joined once: built as dicts and serialized afterwards, or written
     recipient by recipient, it was most of a large send's CPU (see ``_json_texts`` and
-    ``_interleaved``). ``build_payload`` parses the result back for anyone who wants to inspect it.
+    ``_Layout``). ``build_payload`` parses the result back for anyone who wants to inspect it.
 
     A caller that breaks SendGrid's per-request limits (over 1000 recipients,
     or an address twice, compared case-insensitively) gets a ValueError: the
@@ -242,21 +243,45 @@ def _json_texts(values: Sequence[str]) -> list[str]:
     return [_json_string(value)[1:-1] for value in values]
 
 
-def _interleaved(constants: Sequence[str], columns: Sequence[Sequence[str]], count: int) -> list[str]:
-    """The pieces of ``count`` records, in order: constants[0], columns[0][i], constants[1],
-    columns[1][i], ..., constants[-1], for i = 0, 1, ... (one more constant than columns).
+class _Layout:
+    """The personalizations of one body as they are written: constant text and columns of
+    per-recipient text (already JSON), alternating.
 
-    The list is made by repeating the constants and filling each column in with one slice
-    assignment, so joining it writes every personalization without the interpreter running
-    once per recipient.
+    ``pieces`` lays them out for every recipient in one list by repeating the constants and filling
+    each column in with one slice assignment, so one join writes every personalization without the
+    interpreter running once per recipient.
     """
-    width = len(constants) + len(columns)
-    record: list[str] = [""] * width
-    record[0::2] = constants
-    pieces = record * count
-    for position, column in enumerate(columns):
-        pieces[2 * position + 1::width] = column
-    return pieces
+
+    def __init__(self, count: int):
+        self.count = count
+        self.constants = [""]
+        self.columns: list[Sequence[str]] = []
+
+    def text(self, constant: str) -> None:
+        self.constants[-1] += constant
+
+    def column(self, texts: Sequence[str]) -> None:
+        self.columns.append(texts)
+        self.constants.append("")
+
+    def optional(self, before: str, texts: Sequence[str], after: str) -> None:
+        """``before + text + after`` for each recipient whose text is not "", nothing for the others."""
+        if all(texts):
+            self.text(before)
+            self.column(texts)
+            self.text(after)
+        elif any(texts):
+            self.column([before + text + after if text else "" for text in texts])
+
+    def pieces(self) -> list[str]:
+        """constants[0], columns[0][i], constants[1], ..., constants[-1], for i = 0, 1, ..."""
+        width = len(self.constants) + len(self.columns)
+        record = [""] * width
+        record[0::2] = self.constants
+        pieces = record * self.count
+        for position, column in enumerate(self.columns):
+            pieces[2 * position + 1::width] = column
+        return pieces
 
 
 def _body(message: Message, recipients: Sequence[Recipient], fields: Sequence[Any], columns: list[list[str]],
@@ -267,32 +292,30 @@ def _body(message: Message, recipients: Sequence[Recipient], fields: Sequence[An
         columns = [[column[i] for i in members] for column in columns]
     # No value twice in one personalization: tokens whose values agree for every member (a name's
     # HTML and text forms, most often) share one substitution, and the body's content uses one token.
-    canonical: dict[tuple, int] = {}
     aliases: dict[str, str] = {}
-    keep = []
+    keep: list[int] = []
     for j, column in enumerate(columns):
-        first = canonical.setdefault(tuple(column), j)
-        if first == j:
+        first = next((k for k in keep if columns[k] == column), None)
+        if first is None:
             keep.append(j)
         else:
             aliases[fields[j].token] = fields[first].token
     emails, _, names, _ = zip(*recipients)
-    # Each personalization: {"to":[{"email":E,"name":N}],"substitutions":{K:V,...},"headers":{...}}
-    constants = ['{"to":[{"email":"']
-    variables = [_json_texts(list(map(str.strip, emails))), _name_texts(names)]
-    constants += ['"', "}]"]
-    if keep:
-        constants[-1] += ',"substitutions":{'
-        for n, j in enumerate(keep):
-            constants[-1] += ("," if n else "") + _json_string(fields[j].token) + ':"'
-            variables.append(_json_texts(columns[j]))
-            constants.append('"')
-        constants[-1] += "}"
+    # Each: {"to":[{"email":E,"name":N}],"substitutions":{K:V,...},"headers":{"List-Unsubscribe":...}}
+    layout = _Layout(len(recipients))
+    layout.text('{"to":[{"email":"')
+    layout.column(_json_texts(list(map(str.strip, emails))))
+    layout.text('"')
+    layout.optional(',"name":"', _json_texts(_recipient_names(names)), '"')
+    layout.text("}]")
+    for n, j in enumerate(keep):
+        layout.text((',"substitutions":{' if n == 0 else ",") + _json_string(fields[j].token) + ':"')
+        layout.column(_json_texts(columns[j]))
+        layout.text('"' if n < len(keep) - 1 else '"}')
     if message.unsubscribe_group is None:  # otherwise SendGrid writes List-Unsubscribe itself
-        variables.append(_list_unsubscribe_texts(*message.unsubscribe_targets(recipients)))
-        constants.append("")
-    constants[-1] += "},"
-    pieces = _interleaved(constants, variables, len(recipients))
+        _list_unsubscribe(layout, message, recipients, emails)
+    layout.text("},")
+    pieces = layout.pieces()
     # Framed in the first and last pieces, so the ~1 MB body is joined and encoded once, not copied again.
     shared = json.dumps(_shared_fields(message, aliases), separators=(",", ":"))
     pieces[0] = '{"personalizations":[' + pieces[0]
@@ -300,28 +323,44 @@ def _body(message: Message, recipients: Sequence[Recipient], fields: Sequence[An
     return "".join(pieces).encode("ascii")
 
 
-def _name_texts(names: Sequence[str]) -> list[str]:
-    """Each recipient's ``,"name":...`` in ``to``, or "" for a recipient without a name."""
+def _recipient_names(names: Sequence[str]) -> Sequence[str]:
+    """``_recipient_name`` of each name; a batch with no ',' or ';' in any name is as it is."""
     joined = "".join(names)
     if "," in joined or ";" in joined:
-        names = [_recipient_name(name) for name in names]
-    return [',"name":"' + text + '"' if text else "" for text in _json_texts(names)]
+        return [_recipient_name(name) for name in names]
+    return names
 
 
-_ONE_CLICK_TEXT = ',"List-Unsubscribe-Post":' + _json_string(ONE_CLICK)
+_LIST_UNSUBSCRIBE = ',"headers":{"List-Unsubscribe":"'
+_ONE_CLICK_END = '>",' + _json_string("List-Unsubscribe-Post") + ":" + _json_string(ONE_CLICK) + "}"
 
 
-def _list_unsubscribe_texts(links: Sequence[str], mailtos: Sequence[str]) -> list[str]:
-    """Each recipient's ``,"headers":{...}``: List-Unsubscribe with their targets (the HTTPS link
-    first), and the one-click header when there is a link; "" for a recipient with no target."""
-    header = ',"headers":{"List-Unsubscribe":"'
-    texts = []
-    for link, mailto in zip(_json_texts(links), _json_texts(mailtos)):
-        if link:
-            texts.append(header + "<" + link + (">, <" + mailto + '>"' if mailto else '>"') + _ONE_CLICK_TEXT + "}")
-        else:
-            texts.append(header + "<" + mailto + '>"}' if mailto else "")
-    return texts
+def _list_unsubscribe(layout: _Layout, message: Message, recipients: Sequence[Recipient],
+                      emails: Sequence[str]) -> None:
+    """Each recipient's ``,"headers":{...}``: List-Unsubscribe with their targets, the HTTPS link
+    first (``Message.list_unsubscribe``), and the one-click header when there is a link; nothing
+    for a recipient without a target. The mailto target is the same text up to the address,
+    and a percent-encoded address needs no JSON escaping, so only the links are encoded."""
+    links = _json_texts(message.unsubscribe_links(recipients))
+    mailto = _json_string(message.unsubscribe_mailto_prefix)[1:-1]
+    if not mailto:
+        layout.optional(_LIST_UNSUBSCRIBE + "<", links, _ONE_CLICK_END)
+        return
+    addresses = quote_addresses(emails)
+    if all(links):
+        layout.text(_LIST_UNSUBSCRIBE + "<")
+        layout.column(links)
+        layout.text(">, <" + mailto)
+        layout.column(addresses)
+        layout.text(_ONE_CLICK_END)
+    elif not any(links):
+        layout.text(_LIST_UNSUBSCRIBE + "<" + mailto)
+        layout.column(addresses)
+        layout.text('>"}')
+    else:
+        layout.column([_LIST_UNSUBSCRIBE + "<" + link + ">, <" + mailto + address + _ONE_CLICK_END if link
+                       else _LIST_UNSUBSCRIBE + "<" + mailto + address + '>"}'
+                       for link, address in zip(links, addresses)])
 
 
 def _shapes(columns: list[list[str]], count: int) -> list[list[int]]:

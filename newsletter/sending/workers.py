@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from ..config import Settings
 from ..errors import NewsletterError
-from ..message import refuse_line_breaks
+from ..message import may_break_lines, refuse_line_breaks
 from ..personalize import subscriber_values
 from ..providers.base import Message, Payload, Recipient
 from ..unsubscribe import UnsubscribeLinks
@@ -50,15 +50,52 @@ def recipient_of(row: Row, links: UnsubscribeLinks) -> Recipient:
 
 
 def recipients_of(rows: Iterable[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
-    """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own."""
+    """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own.
+
+    ``rows`` are journal rows, or plain tuples in the same order (a worker's). The same recipients
+    as ``recipient_of`` row by row, made a batch at a time: one check of every address and name for
+    line breaks, the batch's tokens at once, and its fields parsed as one JSON array. Only a batch
+    where something may be refused goes row by row, so each refusal names its own row.
+    """
+    rows = list(rows)
+    if not rows:
+        return [], []
+    _, keys, emails, names, fields = list(zip(*rows))[:5]
+    if may_break_lines(emails) or may_break_lines(names):
+        return _one_by_one(rows, links)
+    values = list(map(subscriber_values, emails, names, _parsed(fields), links.many(emails)))
+    return list(map(Recipient, emails, keys, names, values)), []
+
+
+def _one_by_one(rows: Sequence[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
     recipients: list[Recipient] = []
     refused: list[tuple[int, str]] = []
     for position, row in enumerate(rows):
         try:
-            recipients.append(recipient_of(row, links))
+            recipients.append(recipient_of(Row(*row[:5], 0), links))
         except NewsletterError as err:
             refused.append((position, str(err)))
     return recipients, refused
+
+
+def _parsed(texts: Sequence[str | None]) -> list[object]:
+    """Each row's fields (JSON text, "" or None for none) parsed: ``json.loads`` once for the batch,
+    its objects read as one array, rather than once per row (whose call costs more than the parse).
+
+    Each text is one JSON value, so the array has exactly one item per text; anything else (a text
+    that is not one value) parses row by row, to fail exactly as it would alone.
+    """
+    present = [text for text in texts if text]
+    try:
+        parsed = json.loads("[" + ",".join(present) + "]")
+    except ValueError:
+        parsed = None
+    if parsed is None or len(parsed) != len(present):
+        return [json.loads(text) if text else None for text in texts]
+    if len(present) == len(texts):
+        return parsed
+    items = iter(parsed)
+    return [next(items) if text else None for text in texts]
 
 
 @dataclass(frozen=True)
@@ -104,9 +141,10 @@ def _exit_with_parent(parent: int, every: float = 0.2) -> None:
 
 
 def _encode(rows: list[tuple]) -> Encoded:
-    """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out."""
+    """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out.
+    (``recipients_of`` reads them by position, as it reads journal rows.)"""
     assert _context is not None and _links is not None, "worker not started"
-    recipients, refused = recipients_of((Row(i, k, e, n, f, 0) for i, k, e, n, f in rows), _links)
+    recipients, refused = recipients_of(rows, _links)
     try:
         body = _context.encode(_context.message, recipients) if recipients else None
     except NewsletterError:
