@@ -121,17 +121,19 @@ class Message:
         return f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20" if self.unsubscribe_mailto else ""
 
 
-_PLAIN_ADDRESSES = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@ ")
+_PLAIN_ADDRESSES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@ "
 
 
 def quote_addresses(emails: Sequence[str]) -> list[str]:
     """Each address percent-encoded for a URL query, as ``quote(email, safe="")`` would.
 
     The common case, addresses of letters, digits, ".-_" and "@", needs only its "@" encoded: one
-    check and one replacement over the batch joined by spaces (a space is in no such address).
+    check (deleting those characters leaves nothing) and one replacement over the batch joined by
+    spaces (a space is in no such address).
     """
     joined = " ".join(emails)
-    if _PLAIN_ADDRESSES.issuperset(joined) and joined.count(" ") == len(emails) - 1:
+    if (joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_ADDRESSES)
+            and joined.count(" ") == len(emails) - 1):
         return joined.replace("@", "%40").split(" ")
     return [quote(email, safe="") for email in emails]
 

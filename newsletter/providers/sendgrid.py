@@ -229,14 +229,23 @@ def _columns(fields: Sequence[Any], recipients: Sequence[Recipient]) -> list[lis
     return columns
 
 
-def _json_texts(values: Sequence[str]) -> list[str]:
+_JSON_AS_IS = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\')  # what JSON writes unescaped
+
+
+def _json_texts(values: Sequence[str]) -> Sequence[str]:
     """Each value as the text of a JSON string, without its quotes: what ``json.dumps`` writes for it.
 
-    One call of the C encoder for the whole column, joined by '"': the encoder writes every '"' as
-    '\\"' and never writes '"' otherwise, so splitting its output at '\\"' gives back each value's
-    text (escaping is per character, so the text of a concatenation is the concatenation of the
-    texts). A column where a value holds a '"' itself is encoded value by value.
+    Most columns (addresses, links, plain names) have nothing to escape, which one check of the
+    whole column finds (deleting every character JSON writes as it is leaves nothing); they are
+    their own text. Otherwise it is one call of the C encoder for the whole column, joined by '"':
+    the encoder writes every '"' as '\\"' and never writes '"' otherwise, so splitting its output
+    at '\\"' gives back each value's text (escaping is per character, so the text of a
+    concatenation is the concatenation of the texts). A column where a value holds a '"' itself
+    is encoded value by value.
     """
+    joined = "".join(values)
+    if joined.isascii() and not joined.encode("ascii").translate(None, _JSON_AS_IS):
+        return values
     joined = '"'.join(values)
     if joined.count('"') == len(values) - 1:
         return _json_string(joined)[1:-1].split('\\"')
