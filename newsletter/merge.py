@@ -44,14 +44,14 @@ class MergeField:
             return quote(text, safe="")
         return text
 
-    def render_all(self, values: Sequence[str | None]) -> list[str]:
+    def render_all(self, values: Sequence[str | None]) -> Sequence[str]:
         """``[self.render(value) for value in values]``, the same texts, for a batch at a time.
 
         HTML-escaping a batch's values is one pass over them joined by NUL, which escaping leaves
         as it is, rather than a call per value; a value holding NUL itself is escaped on its own.
         """
         fallback = self.fallback
-        texts = [value if value else fallback for value in values]
+        texts = values if all(values) else [value if value else fallback for value in values]
         if self.flavour == "H":
             joined = "\0".join(texts)
             if joined.count("\0") == len(texts) - 1:

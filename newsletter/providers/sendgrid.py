@@ -183,6 +183,22 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
     return shared
 
 
+_last_shared: tuple[Message, dict[str, str], str] | None = None
+
+
+def _shared_text(message: Message, aliases: dict[str, str]) -> str:
+    """``_shared_fields`` as JSON. The same for every batch of a send but the rare one whose values
+    agree differently, and tens of kilobytes (the whole issue, twice), so the last one is kept:
+    a worker encodes every batch of one message. Messages are frozen; the same object is the same text."""
+    global _last_shared
+    last = _last_shared
+    if last is not None and last[0] is message and last[1] == aliases:
+        return last[2]
+    text = json.dumps(_shared_fields(message, aliases), separators=(",", ":"))
+    _last_shared = (message, dict(aliases), text)
+    return text
+
+
 def encode_payload(message: Message, recipients: Sequence[Recipient]) -> bytes:
     """The Mail Send body for one batch, as the JSON bytes that go out: shared content, one
     personalization per recipient carrying that recipient's merge values as ``substitutions``.
@@ -326,7 +342,7 @@ def _body(message: Message, recipients: Sequence[Recipient], fields: Sequence[An
     layout.text("},")
     pieces = layout.pieces()
     # Framed in the first and last pieces, so the ~1 MB body is joined and encoded once, not copied again.
-    shared = json.dumps(_shared_fields(message, aliases), separators=(",", ":"))
+    shared = _shared_text(message, aliases)
     pieces[0] = '{"personalizations":[' + pieces[0]
     pieces[-1] = pieces[-1][:-1] + "]," + shared[1:]
     return "".join(pieces).encode("ascii")
@@ -382,9 +398,8 @@ def _shapes(columns: list[list[str]], count: int) -> list[list[int]]:
     """
     differing = []
     for j, k in combinations(range(len(columns)), 2):
-        same = list(map(operator.eq, columns[j], columns[k]))
-        if any(same) and not all(same):
-            differing.append(same)
+        if columns[j] != columns[k] and any(map(operator.eq, columns[j], columns[k])):
+            differing.append(list(map(operator.eq, columns[j], columns[k])))
     if not differing:
         return [list(range(count))]
     groups: dict[tuple, list[int]] = {}

@@ -64,7 +64,7 @@ def recipients_of(rows: Iterable[Row], links: UnsubscribeLinks) -> tuple[list[Re
     if may_break_lines(emails) or may_break_lines(names):
         return _one_by_one(rows, links)
     values = list(map(subscriber_values, emails, names, _parsed(fields), links.many(emails)))
-    return list(map(Recipient, emails, keys, names, values)), []
+    return list(map(Recipient._make, zip(emails, keys, names, values))), []
 
 
 def _one_by_one(rows: Sequence[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
