@@ -32,7 +32,7 @@ from typing import NamedTuple
 from ..config import Settings
 from ..errors import NewsletterError
 from ..message import may_break_lines, refuse_line_breaks
-from ..personalize import subscriber_values
+from ..personalize import subscriber_values, subscriber_values_of
 from ..providers.base import Message, Payload, Recipient
 from ..unsubscribe import UnsubscribeLinks
 from .journal import Row
@@ -49,53 +49,30 @@ def recipient_of(row: Row, links: UnsubscribeLinks) -> Recipient:
     return Recipient(email, row.key, name, subscriber_values(email, name, fields, links(email)))
 
 
-def recipients_of(rows: Iterable[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
+def recipients_of(rows: Iterable[Row | tuple],
+                  links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
     """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own.
 
     ``rows`` are journal rows, or plain tuples in the same order (a worker's). The same recipients
     as ``recipient_of`` row by row, made a batch at a time: one check of every address and name for
-    line breaks, the batch's tokens at once, and its fields parsed as one JSON array. Only a batch
-    where something may be refused goes row by row, so each refusal names its own row.
+    line breaks, the batch's tokens at once, and its fields parsed at once. Only a batch where
+    something may be refused goes row by row, so each refusal names its own row.
     """
     rows = list(rows)
     if not rows:
         return [], []
     _, keys, emails, names, fields = list(zip(*rows))[:5]
-    if may_break_lines(emails) or may_break_lines(names):
-        return _one_by_one(rows, links)
-    values = list(map(subscriber_values, emails, names, _parsed(fields), links.many(emails)))
-    return list(map(Recipient._make, zip(emails, keys, names, values))), []
-
-
-def _one_by_one(rows: Sequence[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
+    if not may_break_lines(emails) and not may_break_lines(names):
+        values = subscriber_values_of(emails, names, fields, links.many(emails))
+        return list(map(Recipient._make, zip(emails, keys, names, values))), []
     recipients: list[Recipient] = []
     refused: list[tuple[int, str]] = []
     for position, row in enumerate(rows):
         try:
-            recipients.append(recipient_of(Row(*row[:5], 0), links))
+            recipients.append(recipient_of(Row(*row[:5], 0), links))  # (a worker's tuple made a row)
         except NewsletterError as err:
             refused.append((position, str(err)))
     return recipients, refused
-
-
-def _parsed(texts: Sequence[str | None]) -> list[object]:
-    """Each row's fields (JSON text, "" or None for none) parsed: ``json.loads`` once for the batch,
-    its objects read as one array, rather than once per row (whose call costs more than the parse).
-
-    Each text is one JSON value, so the array has exactly one item per text; anything else (a text
-    that is not one value) parses row by row, to fail exactly as it would alone.
-    """
-    present = [text for text in texts if text]
-    try:
-        parsed = json.loads("[" + ",".join(present) + "]")
-    except ValueError:
-        parsed = None
-    if parsed is None or len(parsed) != len(present):
-        return [json.loads(text) if text else None for text in texts]
-    if len(present) == len(texts):
-        return parsed
-    items = iter(parsed)
-    return [next(items) if text else None for text in texts]
 
 
 @dataclass(frozen=True)
