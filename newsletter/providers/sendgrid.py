@@ -367,24 +367,24 @@ def _list_unsubscribe(layout: _Layout, message: Message, recipients: Sequence[Re
     for a recipient without a target. The mailto target is the same text up to the address,
     and a percent-encoded address needs no JSON escaping, so only the links are encoded."""
     links = _json_texts(message.unsubscribe_links(recipients))
-    mailto = _json_string(message.unsubscribe_mailto_prefix)[1:-1]
-    if not mailto:
+    mailto_start = _json_string(message.unsubscribe_mailto_prefix)[1:-1]
+    if not mailto_start:
         layout.optional(_LIST_UNSUBSCRIBE + "<", links, _ONE_CLICK_END)
         return
     addresses = quote_addresses(emails)
     if all(links):
         layout.text(_LIST_UNSUBSCRIBE + "<")
         layout.column(links)
-        layout.text(">, <" + mailto)
+        layout.text(">, <" + mailto_start)
         layout.column(addresses)
         layout.text(_ONE_CLICK_END)
     elif not any(links):
-        layout.text(_LIST_UNSUBSCRIBE + "<" + mailto)
+        layout.text(_LIST_UNSUBSCRIBE + "<" + mailto_start)
         layout.column(addresses)
         layout.text('>"}')
     else:
-        layout.column([_LIST_UNSUBSCRIBE + "<" + link + ">, <" + mailto + address + _ONE_CLICK_END if link
-                       else _LIST_UNSUBSCRIBE + "<" + mailto + address + '>"}'
+        layout.column([_LIST_UNSUBSCRIBE + "<" + link + ">, <" + mailto_start + address + _ONE_CLICK_END if link
+                       else _LIST_UNSUBSCRIBE + "<" + mailto_start + address + '>"}'
                        for link, address in zip(links, addresses)])
 
 
