@@ -9,7 +9,8 @@ a name like ``{{ 7*7 }}`` or ``<script>`` arrives as those characters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 
 from .merge import TOKEN_PATTERN, TOKEN_PREFIX, MergeField
 
@@ -63,3 +64,30 @@ def subscriber_values(email: str, name: str, fields: Mapping[str, str], unsubscr
         for key, value in fields.items():
             values[f"subscriber.{key}"] = value or ""
     return values
+
+
+def subscriber_values_of(emails: Sequence[str], names: Sequence[str], fields: Sequence[str | None],
+                         unsubscribe_urls: Sequence[str]) -> list[dict[str, str]]:
+    """``subscriber_values`` for a batch of journal rows, whose other columns are JSON text as the
+    journal holds them ("" or None for none): the same values, the texts parsed at once."""
+    return list(map(subscriber_values, emails, names, _parsed(fields), unsubscribe_urls))
+
+
+def _parsed(texts: Sequence[str | None]) -> list[object]:
+    """Each JSON text parsed (None for "" or None): ``json.loads`` once for the batch, its texts read
+    as one array, rather than once per row (whose call costs more than the parse).
+
+    Each text is one JSON value, so the array has exactly one item per text; anything else (a text
+    that is not one value) parses row by row, to fail exactly as it would alone.
+    """
+    present = [text for text in texts if text]
+    try:
+        parsed = json.loads("[" + ",".join(present) + "]")
+    except ValueError:
+        parsed = None
+    if parsed is None or len(parsed) != len(present):
+        return [json.loads(text) if text else None for text in texts]
+    if len(present) == len(texts):
+        return parsed
+    items = iter(parsed)
+    return [next(items) if text else None for text in texts]

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -75,6 +76,18 @@ class TokenSigner:
 
     def __call__(self, email: str) -> str:
         return _b64(_VERSION + self._cipher.encrypt(email.encode("utf-8"), self._associated))
+
+    def many(self, emails: Sequence[str]) -> list[str]:
+        """``[self(email) for email in emails]``, the same tokens, for a batch at a time.
+
+        The encryptions are one call each, but their base64 is made URL-safe, unpadded and
+        decoded in one pass over the whole batch: ``b2a_base64`` ends each token with a line
+        break (never a base64 character), and the padding "=" is deleted while translating.
+        """
+        encrypt, associated, b64 = self._cipher.encrypt, self._associated, binascii.b2a_base64
+        encoded = b"".join([b64(_VERSION + encrypt(email.encode("utf-8"), associated))
+                            for email in emails])
+        return encoded.translate(_URLSAFE, b"=").decode("ascii").split("\n")[:-1]
 
 
 def _malformed() -> NewsletterError:
@@ -154,6 +167,16 @@ class UnsubscribeLinks:
         if self._fixed is not None:
             return self._fixed
         return self._sign(email).join(self._parts)  # base64url: safe in a URL as is
+
+    def many(self, emails: Sequence[str]) -> list[str]:
+        """``[self(email) for email in emails]``, the same links: a batch's tokens made at once."""
+        if self._fixed is not None:
+            return [self._fixed] * len(emails)
+        parts = self._parts
+        if len(parts) == 2:  # the usual one "{token}"
+            before, after = parts
+            return [before + token + after for token in self._sign.many(emails)]
+        return [token.join(parts) for token in self._sign.many(emails)]
 
 
 def unsubscribe_url(settings: Settings, list_name: str, email: str, secret: bytes | None,

@@ -103,23 +103,39 @@ class Message:
 
     def list_unsubscribe(self, recipient: Recipient) -> list[str]:
         """List-Unsubscribe targets for this recipient: their HTTPS link and the mailto."""
-        targets = []
-        if recipient.unsubscribe_url.startswith("https://"):
-            targets.append(recipient.unsubscribe_url)
+        targets = self.unsubscribe_links([recipient])
         if self.unsubscribe_mailto:
-            targets.append(f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{_quote_address(recipient.email)}")
-        return targets
+            targets.append(self.unsubscribe_mailto_prefix + quote_addresses([recipient.email])[0])
+        return [target for target in targets if target]
+
+    def unsubscribe_links(self, recipients: Sequence[Recipient]) -> list[str]:
+        """Each recipient's HTTPS List-Unsubscribe target, "" for none (a batch at a time: an
+        encoder writes them for every recipient)."""
+        links = [values.get("unsubscribe_url", "") for _, _, _, values in recipients]
+        return [link if link.startswith("https://") else "" for link in links]
+
+    @property
+    def unsubscribe_mailto_prefix(self) -> str:
+        """The mailto List-Unsubscribe target up to the recipient's address (which follows it
+        percent-encoded: ``quote_addresses``); "" when there is none."""
+        return f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20" if self.unsubscribe_mailto else ""
 
 
-_PLAIN_ADDRESS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_PLAIN_ADDRESSES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@ "
 
 
-def _quote_address(email: str) -> str:
-    """Percent-encode an address for a URL query; the common case without urllib's general machinery."""
-    local, at, domain = email.rpartition("@")
-    if at and _PLAIN_ADDRESS.issuperset(local) and _PLAIN_ADDRESS.issuperset(domain):
-        return f"{local}%40{domain}"
-    return quote(email, safe="")
+def quote_addresses(emails: Sequence[str]) -> list[str]:
+    """Each address percent-encoded for a URL query, as ``quote(email, safe="")`` would.
+
+    The common case, addresses of letters, digits, ".-_" and "@", needs only its "@" encoded: one
+    check (deleting those characters leaves nothing) and one replacement over the batch joined by
+    spaces (a space is in no such address).
+    """
+    joined = " ".join(emails)
+    if (joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_ADDRESSES)
+            and joined.count(" ") == len(emails) - 1):
+        return joined.replace("@", "%40").split(" ")
+    return [quote(email, safe="") for email in emails]
 
 
 class Delivery(NamedTuple):

@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 from ..config import Settings
 from ..errors import NewsletterError
-from ..message import refuse_line_breaks
-from ..personalize import subscriber_values
+from ..message import may_break_lines, refuse_line_breaks
+from ..personalize import subscriber_values, subscriber_values_of
 from ..providers.base import Message, Payload, Recipient
 from ..unsubscribe import UnsubscribeLinks
 from .journal import Row
@@ -49,13 +49,27 @@ def recipient_of(row: Row, links: UnsubscribeLinks) -> Recipient:
     return Recipient(email, row.key, name, subscriber_values(email, name, fields, links(email)))
 
 
-def recipients_of(rows: Iterable[Row], links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
-    """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own."""
+def recipients_of(rows: Iterable[Row | tuple],
+                  links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
+    """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own.
+
+    ``rows`` are journal rows, or plain tuples in the same order (a worker's). The same recipients
+    as ``recipient_of`` row by row, made a batch at a time: one check of every address and name for
+    line breaks, the batch's tokens at once, and its fields parsed at once. Only a batch where
+    something may be refused goes row by row, so each refusal names its own row.
+    """
+    rows = list(rows)
+    if not rows:
+        return [], []
+    _, keys, emails, names, fields = list(zip(*rows))[:5]
+    if not may_break_lines(emails) and not may_break_lines(names):
+        values = subscriber_values_of(emails, names, fields, links.many(emails))
+        return list(map(Recipient._make, zip(emails, keys, names, values))), []
     recipients: list[Recipient] = []
     refused: list[tuple[int, str]] = []
     for position, row in enumerate(rows):
         try:
-            recipients.append(recipient_of(row, links))
+            recipients.append(recipient_of(Row(*row[:5], 0), links))  # (a worker's tuple made a row)
         except NewsletterError as err:
             refused.append((position, str(err)))
     return recipients, refused
@@ -104,9 +118,10 @@ def _exit_with_parent(parent: int, every: float = 0.2) -> None:
 
 
 def _encode(rows: list[tuple]) -> Encoded:
-    """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out."""
+    """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out.
+    (``recipients_of`` reads them by position, as it reads journal rows.)"""
     assert _context is not None and _links is not None, "worker not started"
-    recipients, refused = recipients_of((Row(i, k, e, n, f, 0) for i, k, e, n, f in rows), _links)
+    recipients, refused = recipients_of(rows, _links)
     try:
         body = _context.encode(_context.message, recipients) if recipients else None
     except NewsletterError:
