@@ -9,8 +9,8 @@ every provider. A provider does two things:
   network;
 - ``deliver(payload)``: the only network step, yielding the recipients'
   ``Delivery`` outcomes in chunks as the answers arrive (SMTP: one recipient at
-  a time; SendGrid: the whole request at once), so the engine journals each
-  answer as soon as it exists.
+  a time; SendGrid: the whole request at once, as one ``Accepted``), so the
+  engine journals each answer as soon as it exists.
 
 It declares what it can do as ``Capabilities``. A fault that concerns the
 whole request is raised as one of the exceptions below, so the engine can tell
@@ -145,6 +145,20 @@ class Delivery(NamedTuple):
     status: str  # one of OUTCOMES
     message_id: str = ""
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A chunk of outcomes in which every recipient was accepted under one message id (a whole
+    SendGrid request). Iterated, it gives each recipient's ``Delivery`` like any other chunk;
+    the send loop reads ``keys`` instead, so a million-recipient send makes no object per
+    recipient to say what one answer already said."""
+
+    keys: Sequence[str]
+    message_id: str = ""
+
+    def __iter__(self) -> Iterator[Delivery]:
+        return (Delivery(key, SENT, self.message_id) for key in self.keys)
 
 
 class ProviderError(NewsletterError):

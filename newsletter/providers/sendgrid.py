@@ -46,7 +46,7 @@ from ..message import may_break_lines, refuse_line_breaks
 from ..personalize import UNSUBSCRIBE_FIELD
 from ..unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
 from .base import (
-    SENT,
+    Accepted,
     AuthError,
     Capabilities,
     Delivery,
@@ -608,7 +608,7 @@ class SendGridProvider:
             message_id = _scrub(response.headers.get("X-Message-Id", "") or "")
             done = set(keys)
             waiting = [key for key in waiting if key not in done]
-            yield [Delivery(key, SENT, message_id) for key in keys]
+            yield Accepted(keys, message_id)
 
     def probe(self, timeout: float) -> None:
         """A read that delivers nothing (the key's scopes): returns once SendGrid answers in time."""

@@ -509,9 +509,14 @@ class Journal:
         """The rows among ``ids`` by the batch in flight that carries them (None: none), and the batches
         they were the last rows of. Changes nothing: ``_left`` does once the transaction is committed."""
         flying = self._flying
-        by_batch: dict[str | None, list[int]] = {}
-        for i in ids:
-            by_batch.setdefault(flying.get(i), []).append(i)
+        ids = list(ids)
+        labels = set(map(flying.get, ids))
+        if len(labels) == 1:  # the usual case, a whole answer about one request: no per-row grouping
+            by_batch: dict[str | None, list[int]] = {labels.pop(): ids}
+        else:
+            by_batch = {}
+            for i in ids:
+                by_batch.setdefault(flying.get(i), []).append(i)
         over = [label for label, rows in by_batch.items() if label is not None and self._carried[label] == len(rows)]
         return by_batch, over
 
@@ -551,11 +556,17 @@ class Journal:
         by_batch, over = self._leaving(i for ids in groups.values() for i in ids)
         with self.transaction(durable=False) as db:
             for (status, message_id, reason), ids in groups.items():
+                if not ids:
+                    continue
+                first, last = min(ids), max(ids)
+                if last - first + 1 == len(ids):  # every id from first to last (ids are unique): a range
+                    rows, arguments = "id BETWEEN ? AND ?", (first, last)
+                else:
+                    rows, arguments = "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
                 db.execute(
                     "UPDATE deliveries SET status=?, message_id=NULLIF(?, ''), reason=NULLIF(?, ''), updated=?, "
                     "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END, settled_run=? "
-                    "WHERE id IN (SELECT value FROM json_each(?))",
-                    (status, message_id, reason, now, status, self.run, json.dumps(ids)))
+                    f"WHERE {rows}", (status, message_id, reason, now, status, self.run, *arguments))
             self._close_batches(db, over, now)
         self._left(by_batch)
 

@@ -29,11 +29,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from ..errors import NewsletterError
 from ..providers.base import (
     DEFERRED,
+    Accepted,
     FAILED,
     SENT,
     OutcomeUnknownError,
@@ -369,9 +371,16 @@ class Loop:
     def record(self, request: _Request, chunk) -> None:
         """Commit what the provider said about these recipients, at once: the accepted ones of one
         answer (a whole SendGrid batch) in one statement, the others each by its outcome."""
+        opened = request.open
+        if isinstance(chunk, Accepted):  # everyone in it accepted: no outcome to look at one by one
+            pop = opened.pop
+            ids = [row.id for row in map(pop, chunk.keys, repeat(None)) if row is not None]
+            self.journal.settle_groups({(jn.SENT, chunk.message_id or "", ""): ids})
+            self.report.sent += len(ids)
+            self.last_accepted = self.clock()
+            return
         accepted: dict[str, list[int]] = {}  # message id -> rows
         outcomes = []
-        opened = request.open
         for delivery in chunk:
             row = opened.pop(delivery.key, None)
             if row is None:
