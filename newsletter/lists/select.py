@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import difflib
 import os
-from json.encoder import encode_basestring
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from .names import require_list
 from .read import SUPPRESSED, Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
 
 SKIP_REASONS = ("unsubscribed", "bounced", "complained", "invalid", "duplicate")
-Row = tuple[str, str, str, str]  # a send's recipient as the journal takes it: key, email, name, fields (JSON text)
+Row = tuple[str, str, str, str]  # a send's recipient as the journal takes it: key, email, name, fields as JSON text
 
 
 def _conditions(path: Path, cols: Columns, where: Mapping[str, str] | None) -> list[tuple[int, str]]:
@@ -220,7 +220,7 @@ def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, 
 def _merge_fields(fields: Sequence[tuple[str, int | None]]) -> Callable[[list[str]], str]:
     """A row's merge fields as JSON object text ("" for none), byte for byte what
     ``json.dumps({name: value, ...}, ensure_ascii=False)`` writes (journals already hold that text),
-    made the cheapest way for the usual case of one column: no dict, no encoder call per row."""
+    made the cheapest way: no dict and no ``json.dumps`` per row, one C call per value."""
     if not fields:
         return lambda cells: ""
     encoded = [("{" if n == 0 else ", ") + encode_basestring(name) + ": " for n, (name, _) in enumerate(fields)]

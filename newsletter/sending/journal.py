@@ -124,8 +124,8 @@ class _SelectStatement:
     """The upsert ``select`` runs: one statement inserts up to ``rows`` recipients (4 parameters each).
 
     A multi-row VALUES saves the per-call work of a statement on every row (about a third
-    less time than ``executemany``); send, run and time are written in as literals (numbers this journal made),
-    so a row binds only its own values. ``rows`` stays within SQLite's limits on parameters and
+    less time than ``executemany``); send, run and time are written in as literals (numbers
+    this journal made), so a row binds only its own values. ``rows`` stays within SQLite's limits on parameters and
     on the length of a statement, and at most 1,000: from 250 to 8,000 rows a statement took the
     same time for a million rows, and a smaller statement is quicker to prepare and to hold.
     """
@@ -427,8 +427,9 @@ class Journal:
         Its commits need no fsync of their own (``durable=False``): a lost selection is simply made
         again by the next run, and the first batch's durable commit puts every one before it on disk.
 
-        A million recipients are written in about a second: each statement inserts thousands of
-        rows (one multi-row VALUES, the run's constants written into it), not one row per call.
+        Each statement inserts up to a thousand rows (``_SelectStatement``: one multi-row VALUES,
+        the run's constants written into it), not one row per call: about 1.7 s of the journal's
+        time for a million recipients, against 2.4 s before and 1.7 s more for ``json.dumps``.
         """
         upsert = _SelectStatement(self.db, self.send, self.run, time.time(), refresh)
         dumps = json.JSONEncoder(ensure_ascii=False).encode
@@ -451,6 +452,7 @@ class Journal:
             self._insert_selected(upsert, statements)
 
     def _insert_selected(self, upsert: _SelectStatement, statements: list[list]) -> None:
+        """One transaction of ``select``: its statements' parameters, 4 per recipient."""
         with self.transaction(durable=False) as db:
             for values in statements:
                 db.execute(upsert.sql(len(values) // 4), values)
