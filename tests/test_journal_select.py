@@ -123,3 +123,13 @@ def test_a_broken_row_stops_the_selection_before_anything_is_written(tmp_path: P
     with pytest.raises(NewsletterError, match=r"list.csv:15002: a quote .* is never closed"):
         journal.select(select_rows(listing))
     assert _table(tmp_path / "journal.sqlite") == []
+
+
+def test_a_key_given_twice_in_one_statement_ends_as_the_later_row(tmp_path: Path) -> None:
+    """As with one upsert per row: the second row of a key refreshes the first (still pending)."""
+    journal = _journal(tmp_path / "journal.sqlite")
+    journal.select([("a@example.com", "a@example.com", "First", '{"x": "1"}'),
+                    ("b@example.com", "b@example.com", "B", ""),
+                    ("a@example.com", "A@example.com", "Second", '{"x": "2"}')])
+    assert [row[1:5] for row in _table(tmp_path / "journal.sqlite")] == [
+        ("a@example.com", "A@example.com", "Second", '{"x": "2"}'), ("b@example.com", "b@example.com", "B", None)]
