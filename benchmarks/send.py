@@ -175,7 +175,8 @@ def phase(root: Path, dry_run: bool) -> dict:
     body_workers.BodyWorkers.__init__ = counted
     memory = TreeMemory()
     settings = load_settings(root)
-    options = sending.SendOptions(list_name="bench", dry_run=dry_run, samples=3, out_dir=root / "outbox")
+    options = sending.SendOptions(list_name="bench", dry_run=dry_run, samples=3, out_dir=root / "outbox",
+                                  confirmed=True)  # as `newsletter send --yes`
     start = time.perf_counter()
     prepared = []
     report = engine.send(settings, root / "issues" / ISSUE, options,

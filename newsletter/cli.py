@@ -527,7 +527,7 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
         test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
-        stage_wait_minutes=stage_wait)
+        stage_wait_minutes=stage_wait, confirmed=yes)
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:

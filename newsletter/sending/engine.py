@@ -110,7 +110,12 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             report.interrupted = True
         report.seconds = time.monotonic() - started
         plan.journal.finish_run()
+        if plan.selection is not None:  # selected while sending (a fresh send): every one new, to send
+            report.selected = report.to_send = plan.selection.selected
+        interrupted = report.interrupted
         report.fill_from(plan.journal, settings.send.max_attempts)
+        if interrupted and plan.selection is not None and not plan.selection.done:
+            report.interrupted = True  # stopped before the whole list was even selected: more to send
         if options.dry_run:
             report.samples = [display_path(p) for p in provider.sample_paths]
             write_report(report, out_dir)

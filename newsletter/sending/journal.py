@@ -411,6 +411,10 @@ class Journal:
                                (self.send, latest.id)).fetchone()[0]
         return latest if left else None
 
+    def is_fresh(self) -> bool:
+        """Nobody of this issue and list is in the journal yet (its first run is being prepared)."""
+        return self.db.execute("SELECT 1 FROM deliveries WHERE send=? LIMIT 1", (self.send,)).fetchone() is None
+
     def sent_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM deliveries WHERE send=? AND status='sent'",
                                (self.send,)).fetchone()[0]

@@ -222,7 +222,21 @@ class Loop:
                                   f"{self.last_failure}")
 
     def take(self, cursor: int) -> list[jn.Row]:
-        return self.journal.next_pending(self.size, self.settings.max_attempts, cursor)
+        """The next batch from the journal; while the list is still being selected, a step of it first
+        (so the selection keeps ahead of the loop), and more until there is a batch or the list is done."""
+        selection = self.plan.selection
+        if selection is not None and not selection.done:
+            self.selected(selection.advance())
+        rows = self.journal.next_pending(self.size, self.settings.max_attempts, cursor)
+        while selection is not None and len(rows) < self.size and self.selected(selection.advance()):
+            rows = self.journal.next_pending(self.size, self.settings.max_attempts, cursor)
+        return rows
+
+    def selected(self, count: int) -> int:
+        """``count`` more recipients selected while sending: each is new and pending (the send is fresh)."""
+        self.report.selected += count
+        self.report.to_send += count
+        return count
 
     def room(self, posting, encoding, built, bodies: BodyWorkers | None) -> bool:
         """Whether to take another batch from the journal now."""
@@ -254,9 +268,16 @@ class Loop:
             self.late_events.append(event)
 
     def next_event(self) -> Any:
-        """The next answer, or None after a moment (so a hold's end or a timeout is noticed)."""
+        """The next answer, or None after a moment (so a hold's end or a timeout is noticed). While
+        the list is still being selected, waiting is selecting: a step whenever no answer is in."""
         if self.late_events:
             return self.late_events.pop(0)
+        selection = self.plan.selection
+        while selection is not None and not selection.done and self.may_continue():
+            try:
+                return self.events.get_nowait()
+            except queue.Empty:
+                self.selected(selection.advance())
         try:
             return self.events.get(timeout=0.1)
         except queue.Empty:
@@ -506,7 +527,8 @@ class Loop:
         """Worker processes that encode payloads, for a large send (not a dry run: it samples in order)."""
         plan = self.plan
         threshold = self.settings.parallel_from
-        if plan.options.dry_run or threshold <= 0 or self.report.to_send < threshold:
+        large = self.report.to_send >= threshold or plan.selection is not None  # selected while sending: large
+        if plan.options.dry_run or threshold <= 0 or not large:
             if plan.bodies is not None:
                 plan.bodies.close()  # the list looked large, but few of its recipients are still to go
                 plan.bodies = None

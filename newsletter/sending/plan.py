@@ -26,6 +26,7 @@ from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
 from ..unsubscribe import read_secret
 from . import journal as jn
+from .selection import PendingSelection, may_select_while_sending
 from .workers import BodyWorkers
 
 TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
@@ -54,6 +55,7 @@ class SendOptions:
     nameserver: str = ""  # the DNS server the doctor gate asks ("" = [doctor] nameserver, else the system's)
     stages: str | None = None  # --stages 1%,10%,100% (None = [send] stages)
     stage_wait_minutes: float | None = None  # --stage-wait (None = [send] stage_wait_minutes)
+    confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
 
 
@@ -76,6 +78,8 @@ class SendPlan:
     # The send loop's body workers while it runs (a large send): started once the recipients are
     # selected, not before, so they and the selection's set of addresses are never in memory at once.
     bodies: BodyWorkers | None = None
+    # A fresh large send's list still being selected while its first batches go out (``selection``).
+    selection: PendingSelection | None = None
 
     @property
     def provider_name(self) -> str:
@@ -86,6 +90,8 @@ class SendPlan:
         return self.journal.list
 
     def close(self) -> None:
+        if self.selection is not None:
+            self.selection.close()
         self.journal.close()
         if self.bodies is not None:
             self.bodies.close()
@@ -260,6 +266,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
     list_name = TEST_LIST if testing else options.list_name
     journal = (jn.Journal.scratch_copy(None, issue_id, list_name) if testing
                else open_journal(settings, issue, issue_id, list_name, options.dry_run))
+    selection = None
     try:
         audience = (_audience_of(options, settings) if testing
                     else settle_audience(journal, options, settings, issue.path))
@@ -292,7 +299,15 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                                on_skip=on_skip)
         refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                    *([jn.FAILED] if options.retry_failed else []))
-        journal.select(rows, refresh=refresh)
+        selection = None
+        if not testing and may_select_while_sending(
+                settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run, testing=testing,
+                retrying=options.retry_unknown or options.retry_failed, stages=options.stages):
+            selection = PendingSelection(journal, rows, refresh)
+            while selection.advance() and not journal.selected_status_counts()[jn.PENDING]:
+                pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
+        else:
+            journal.select(rows, refresh=refresh)
         if options.retry_unknown:
             journal.requeue(jn.UNKNOWN)
         if options.retry_failed:
@@ -302,10 +317,12 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         elif not testing:
             check_not_a_copy(journal, whole, parts, options, issue.path)
     except BaseException:
+        if selection is not None:
+            selection.close()
         journal.close()
         raise
     return SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
-                    skipped, secret)
+                    skipped, secret, selection=selection)
 
 
 def _test_rows(addresses):

@@ -1,0 +1,93 @@
+"""Selecting a large list while its first batches go out.
+
+A send used to select every recipient into the journal before its first
+request: for a million recipients, seconds in which nothing is sent and the
+second core and the provider wait. For a *fresh* send (nobody of this issue
+and list in the journal yet) of a large list that the writer confirmed
+beforehand (``--yes``), the selection instead goes on in steps between the
+send loop's batches and while it waits for answers.
+
+What stays as it was:
+
+- every recipient is in the journal, as pending, before any request can
+  carry them, and the loop only ever takes recipients from the journal;
+- the list is read once, in order, and wholly checked first (``select_rows``
+  reads every row for suppressed addresses and unreadable rows before it
+  yields the first): a bad row stops the send at file:line before anything
+  is sent;
+- an interruption (Ctrl-C, kill -9) leaves a journal with part of the list
+  selected; the next run selects the whole list again, as a resume always
+  does, so nobody is skipped and nobody already sent is sent again.
+
+Not for a resume, a retry, a dry run, a test send, a staged or paced send,
+or a send whose question (``Send ... to N recipients?``) needs the count
+first: those select everything, then start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from itertools import islice
+from pathlib import Path
+
+from ..config import Settings
+from . import journal as jn
+from .paced import is_paced
+from .stages import stages_of
+
+STEP = 5_000  # recipients selected per step: a few milliseconds, between two batches of the loop
+
+
+class PendingSelection:
+    """The rest of a fresh send's list, selected into the journal a step at a time."""
+
+    def __init__(self, journal: jn.Journal, rows: Generator[tuple, None, None], refresh: Iterable[str],
+                 step: int = STEP):
+        self.journal = journal
+        self.rows = rows
+        self.refresh = tuple(refresh)
+        self.step = step
+        self.selected = 0  # recipients selected so far (each new, so each pending: the send is fresh)
+        self.done = False
+
+    def advance(self) -> int:
+        """Select the next step of the list; how many recipients it added (0 once the list is done)."""
+        if self.done:
+            return 0
+        chunk = list(islice(self.rows, self.step))
+        if not chunk:
+            self.close()
+            return 0
+        self.journal.select(chunk, refresh=self.refresh)
+        self.selected += len(chunk)
+        return len(chunk)
+
+    def close(self) -> None:
+        """Stop reading the list (its file is closed); what was selected stays in the journal."""
+        self.done = True
+        self.rows.close()
+
+
+def may_select_while_sending(settings: Settings, journal: jn.Journal, list_path: Path, *, confirmed: bool,
+                             dry_run: bool, testing: bool, retrying: bool, stages: str | None) -> bool:
+    """Whether this send's selection may go on while its first batches go out (see the module docstring)."""
+    if not confirmed or dry_run or testing or retrying or is_paced(settings):
+        return False
+    if stages_of(settings.send, stages) != (1.0,):
+        return False
+    threshold = settings.send.parallel_from
+    if threshold <= 0 or not _has_lines(list_path, threshold + 1):
+        return False  # a small list is selected in a moment: no reason to do it differently
+    return journal.is_fresh()
+
+
+def _has_lines(path: Path, count: int, chunk: int = 1 << 20) -> bool:
+    """Whether the file has at least ``count`` lines, reading no further than it takes to tell."""
+    seen = 0
+    with open(path, "rb") as data:
+        while seen < count:
+            block = data.read(chunk)
+            if not block:
+                return False
+            seen += block.count(b"\n")
+    return True
