@@ -85,7 +85,7 @@ def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[st
 
 def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] = (),
                 where: Mapping[str, str] | None = None,
-                on_skip: Callable[[str, str, int], None] | None = None) -> Iterator[Row]:
+                on_skip: Callable[[str, str, int], None] | None = None, dedupe: bool = True) -> Iterator[Row]:
     """The same selection as ``select_recipients``, in the form a send's journal takes each recipient:
     ``(key, email, name, fields)``, ``fields`` being the JSON object text ``{"column": "value"}`` of
     only the merge-field ``columns`` the issue uses (named as in the header; a column the list lacks
@@ -95,14 +95,18 @@ def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] 
     that nothing reads (most of the cost of the general reader), and no dict is built and then
     encoded per row: the JSON text is the very text ``json.dumps(..., ensure_ascii=False)`` would
     write, made by joining pre-encoded names with each value encoded by json's own C encoder.
+
+    ``dedupe=False`` leaves an address's later rows in, for a caller that drops them itself: a
+    fresh send's journal keeps the first row of each key (``Journal.select(first_wins=True)``),
+    and a million addresses held here as well would be about 100 MB.
     """
-    return _select(path, tags, where, on_skip, tuple(columns))
+    return _select(path, tags, where, on_skip, tuple(columns), dedupe)
 
 
 
 def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
             on_skip: Callable[[str, str, int], None] | None,
-            columns: tuple[str, ...] | None) -> Iterator[Any]:
+            columns: tuple[str, ...] | None, dedupe: bool = True) -> Iterator[Any]:
     """Both selections: the first pass now (suppressed keys, every row readable), the second streamed."""
     path = require_list(path)
     try:
@@ -117,7 +121,7 @@ def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
     except BaseException:
         os.close(fd)
         raise
-    return _selected(path, fd, matches, suppressed, on_skip, columns)
+    return _selected(path, fd, matches, suppressed, on_skip, columns, dedupe)
 
 
 def cells_matcher(path: Path, cols: Columns, tags: Sequence[str],
@@ -169,11 +173,12 @@ def _suppressed_keys(fmt: ListFormat, cols: Columns, rows: FastRows) -> dict[str
 
 
 def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, suppressed: Mapping[str, str],
-              on_skip: Callable[[str, str, int], None] | None, columns: tuple[str, ...] | None) -> Iterator[Any]:
+              on_skip: Callable[[str, str, int], None] | None, columns: tuple[str, ...] | None,
+              dedupe: bool = True) -> Iterator[Any]:
     """The second pass: decide each row from its cells, cheapest test first; yield a Subscriber, or
-    a journal row when ``columns`` is given."""
+    a journal row when ``columns`` is given (every row of an address unless ``dedupe``)."""
     seen: set[str] = set()
-    add = seen.add
+    add = seen.add if dedupe else _remember_nothing
     try:
         with read_rows(path, fd=fd) as (fmt, rows):
             cols = Columns.of(fmt.header)
@@ -215,6 +220,10 @@ def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, 
                         on_skip(email, reason, line)
     finally:
         os.close(fd)
+
+
+def _remember_nothing(key: str) -> None:
+    """``seen.add`` when duplicates are left to the caller: ``seen`` stays empty."""
 
 
 def _merge_fields(fields: Sequence[tuple[str, int | None]]) -> Callable[[list[str]], str]:

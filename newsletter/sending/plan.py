@@ -288,6 +288,9 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                           allow_changed=options.allow_changed and journal.sent_count() > 0,
                           note=options.run_note)
         skipped: Counter = Counter()
+        streaming = not testing and may_select_while_sending(
+            settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
+            retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
         if testing:
             rows = _test_rows(options.test_to)
         else:
@@ -296,14 +299,11 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
 
             extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
             rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
-                               on_skip=on_skip)
+                               on_skip=on_skip, dedupe=not streaming)  # streaming: the journal drops repeats
         refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                    *([jn.FAILED] if options.retry_failed else []))
-        selection = None
-        if not testing and may_select_while_sending(
-                settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run, testing=testing,
-                retrying=options.retry_unknown or options.retry_failed, stages=options.stages):
-            selection = PendingSelection(journal, rows, refresh)
+        if streaming:
+            selection = PendingSelection(journal, rows, skipped)
             while selection.advance() and not journal.selected_status_counts()[jn.PENDING]:
                 pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
         else:

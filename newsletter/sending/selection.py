@@ -26,7 +26,8 @@ first: those select everything, then start.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections import Counter
+from collections.abc import Generator
 from itertools import islice
 from pathlib import Path
 
@@ -39,28 +40,38 @@ STEP = 5_000  # recipients selected per step: a few milliseconds, between two ba
 
 
 class PendingSelection:
-    """The rest of a fresh send's list, selected into the journal a step at a time."""
+    """The rest of a fresh send's list, selected into the journal a step at a time.
 
-    def __init__(self, journal: jn.Journal, rows: Generator[tuple, None, None], refresh: Iterable[str],
+    The list is read with its duplicates (``select_rows(dedupe=False)``) and the journal keeps
+    each address's first row (``Journal.select(first_wins=True)``): the send being fresh, a key
+    already in the journal can only be an earlier row of the same list. Holding every address
+    in memory to drop them as they are read would be about 100 MB more for a million, at the
+    very time the body workers are running too.
+    """
+
+    def __init__(self, journal: jn.Journal, rows: Generator[tuple, None, None], skipped: Counter,
                  step: int = STEP):
         self.journal = journal
         self.rows = rows
-        self.refresh = tuple(refresh)
+        self.skipped = skipped  # the plan's count of rows left out, by reason: duplicates are added here
         self.step = step
         self.selected = 0  # recipients selected so far (each new, so each pending: the send is fresh)
         self.done = False
 
     def advance(self) -> int:
         """Select the next step of the list; how many recipients it added (0 once the list is done)."""
-        if self.done:
-            return 0
-        chunk = list(islice(self.rows, self.step))
-        if not chunk:
-            self.close()
-            return 0
-        self.journal.select(chunk, refresh=self.refresh)
-        self.selected += len(chunk)
-        return len(chunk)
+        while not self.done:
+            chunk = list(islice(self.rows, self.step))
+            if not chunk:
+                self.close()
+                break
+            repeats = self.journal.select(chunk, first_wins=True)
+            if repeats:
+                self.skipped["duplicate"] += repeats
+            if len(chunk) > repeats:
+                self.selected += len(chunk) - repeats
+                return len(chunk) - repeats
+        return 0
 
     def close(self) -> None:
         """Stop reading the list (its file is closed); what was selected stays in the journal."""
@@ -69,9 +80,9 @@ class PendingSelection:
 
 
 def may_select_while_sending(settings: Settings, journal: jn.Journal, list_path: Path, *, confirmed: bool,
-                             dry_run: bool, testing: bool, retrying: bool, stages: str | None) -> bool:
+                             dry_run: bool, retrying: bool, stages: str | None) -> bool:
     """Whether this send's selection may go on while its first batches go out (see the module docstring)."""
-    if not confirmed or dry_run or testing or retrying or is_paced(settings):
+    if not confirmed or dry_run or retrying or is_paced(settings):
         return False
     if stages_of(settings.send, stages) != (1.0,):
         return False
