@@ -30,7 +30,7 @@ from newsletter.errors import NewsletterError
 from newsletter.sending import engine
 from newsletter.sending.selection import STEP
 
-ROWS = 2 * STEP + 1_500  # three steps of selection
+ROWS = 2 * STEP + 1_500  # several steps of selection (a step is five batches here: 2,500)
 
 
 def write_awkward_list(root: Path, name: str, rows: int = ROWS) -> tuple[set[str], Counter]:

@@ -303,7 +303,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                    *([jn.FAILED] if options.retry_failed else []))
         if streaming:
-            selection = PendingSelection(journal, rows, skipped)
+            selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
             while selection.advance() and not journal.selected_status_counts()[jn.PENDING]:
                 pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
         else:

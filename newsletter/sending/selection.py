@@ -36,7 +36,8 @@ from . import journal as jn
 from .paced import is_paced
 from .stages import stages_of
 
-STEP = 5_000  # recipients selected per step: a few milliseconds, between two batches of the loop
+STEP = 5_000  # most recipients selected per step: a few milliseconds, between two batches of the loop
+BATCHES_A_STEP = 5  # a step selects about five batches' worth, so the selection keeps ahead of the loop
 
 
 class PendingSelection:
@@ -50,11 +51,11 @@ class PendingSelection:
     """
 
     def __init__(self, journal: jn.Journal, rows: Generator[tuple, None, None], skipped: Counter,
-                 step: int = STEP):
+                 batch_size: int):
         self.journal = journal
         self.rows = rows
         self.skipped = skipped  # the plan's count of rows left out, by reason: duplicates are added here
-        self.step = step
+        self.step = max(1, min(STEP, BATCHES_A_STEP * batch_size))
         self.selected = 0  # recipients selected so far (each new, so each pending: the send is fresh)
         self.done = False
 
