@@ -21,15 +21,16 @@ projection of 1,000,000 recipients when N is smaller, and a dry run of --dry-rec
 
     python benchmarks/send.py [--recipients 1000000] [--smtp-messages 1000] [--pairs 3] [--dry-recipients 100000]
 
-Last runs on the 2-core development machine (shared with other work; its speed drifted by a
-factor of two within minutes), with the defaults, three runs (2026-11-26 13:04-13:08): SendGrid
-11,700-21,700/s whole process against 29,000-76,000/s for the bare client with bodies of the
-same shape, 0.40x the median of nine pairs (0.23x-0.50x): target MISSED; against the minimal
-bodies of earlier runs (no List-Unsubscribe headers) 0.19x; 1,000,000 projected at 51-81 s;
-peak 185 MB for the sending process and its 2 workers. SMTP 0.84x-1.00x the pre-built-bytes
-ceiling (target met). Dry run of 100,000: 4.0-5.7 s.
-The journal's part is one record per request in flight and one statement per accepted
-batch; see docs/sending.md for where the rest of the time goes.
+Last runs on the 2-core development machine (shared with other work; its speed drifts by tens of
+percent from one minute to the next, so each ratio pairs a project run with a baseline run right
+after it), 2026-11-26 14:54, with the defaults (1,000,000 recipients, three pairs): SendGrid
+58,218/s whole process (17.2 s) against 72,443/s for the bare client with bodies of the same
+shape, 0.80x the median of the pairs (0.79x, 0.80x, 0.82x): target met; 0.50x against the
+minimal bodies of earlier runs; peak 183 MB for the sending process and its 2 workers. SMTP
+0.96x the pre-built-bytes ceiling (0.88x-1.01x). Dry run of 100,000: 2.9 s. At 100,000 recipients
+(--recipients 100000) the fixed costs weigh more: 0.59x (0.57x-0.64x).
+A fresh send confirmed beforehand (as here, `--yes`) selects its list while it sends; see
+docs/sending.md ("Large sends") for where the time goes.
 """
 
 from __future__ import annotations
