@@ -52,3 +52,16 @@ def point_at(root: Path, api_host: str) -> Path:
 def sendgrid_newsletter(newsletter_root: Path, sendgrid_standin: SendGridStandIn, sendgrid_api_key: str) -> Path:
     """conftest's ``newsletter_root`` (a copy of the example, cwd set) sending to the stand-in, its key exported."""
     return point_at(newsletter_root, sendgrid_standin.url)
+
+
+def example_message(settings):
+    """The example issue as it goes out through SendGrid (rendered and inlined once, merge tokens in place)."""
+    from newsletter.build import build_issue
+    from newsletter.providers.base import Message
+
+    built = build_issue(settings, REPO / "issues" / "2026-11-25-first-dispatch")
+    return Message(
+        issue_name=built.issue.name, list_name="example", subject=built.subject, html=built.html,
+        text=built.text, fields=built.fields, from_address=settings.from_address, reply_to=settings.reply_to,
+        unsubscribe_mailto=settings.unsubscribe_mailto, categories=settings.sendgrid.categories,
+    )

@@ -21,9 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sendgrid_fixtures import REPO
+from sendgrid_fixtures import REPO, example_message
 
-from newsletter.build import build_issue
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
 from newsletter.merge import MergeField
@@ -118,12 +117,7 @@ def settings():
 
 @pytest.fixture(scope="module")
 def message(settings) -> Message:
-    built = build_issue(settings, ISSUE)
-    return Message(
-        issue_name=built.issue.name, list_name="example", subject=built.subject, html=built.html,
-        text=built.text, fields=built.fields, from_address=settings.from_address, reply_to=settings.reply_to,
-        unsubscribe_mailto=settings.unsubscribe_mailto, categories=settings.sendgrid.categories,
-    )
+    return example_message(settings)
 
 
 def every_flavour(message: Message) -> Message:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sendgrid_fixtures import REPO
+from sendgrid_fixtures import REPO, example_message
 from sendgrid_standin import DEFAULT_KEY, MAIL_SEND, SendGridStandIn
 
-from newsletter.build import build_issue
 from newsletter.cli import main
 from newsletter.config import SendGridSettings, load_settings
 from newsletter.errors import NewsletterError
@@ -54,13 +53,7 @@ def settings():
 
 @pytest.fixture(scope="module")
 def message(settings) -> Message:
-    """The example issue as it goes out: rendered and inlined once, merge tokens in place."""
-    built = build_issue(settings, ISSUE)
-    return Message(
-        issue_name=built.issue.name, list_name="example", subject=built.subject, html=built.html,
-        text=built.text, fields=built.fields, from_address=settings.from_address, reply_to=settings.reply_to,
-        unsubscribe_mailto=settings.unsubscribe_mailto, categories=settings.sendgrid.categories,
-    )
+    return example_message(settings)
 
 
 def recipient(settings, email: str, name: str = "", **columns: str) -> Recipient:
