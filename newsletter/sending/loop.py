@@ -273,11 +273,14 @@ class Loop:
         if self.late_events:
             return self.late_events.pop(0)
         selection = self.plan.selection
+        until = self.clock() + 0.1
         while selection is not None and not selection.done and self.may_continue():
             try:
                 return self.events.get_nowait()
             except queue.Empty:
                 self.selected(selection.advance())
+            if self.clock() >= until:
+                return None  # as after a wait: time to look at holds and timeouts again
         try:
             return self.events.get(timeout=0.1)
         except queue.Empty:
