@@ -197,8 +197,17 @@ def _list_path(ctx: click.Context, name: str) -> Path:
     return settings_of(ctx).list_path(name)
 
 
-_list_option = click.option("--list", "-l", "list_name", required=True, metavar="NAME",
-                            help="The list to use: subscribers/NAME.csv.")
+def _once(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
+    """An option given twice would otherwise be its last value, silently: ``--list a --list b`` a send
+    to list b alone."""
+    if len(values) > 1:
+        raise click.BadParameter(f"given {len(values)} times ({', '.join(values)}); give it once "
+                                 "(run the command once per list)")
+    return values[0] if values else None
+
+
+_list_option = click.option("--list", "-l", "list_name", required=True, metavar="NAME", multiple=True,
+                            callback=_once, help="The list to use: subscribers/NAME.csv.")
 _filter_options = [
     click.option("--tag", "tags", multiple=True, metavar="TAG",
                  help="Only rows with this tag (repeat for rows with all of several)."),
@@ -443,7 +452,8 @@ def _echo_report(report) -> None:
     if report.dry_run or report.list_name == "(test)":
         return
     if report.unknown_total:
-        click.echo(f"{report.unknown_total} recipients' delivery is unknown (a request got no answer, or a send "
+        whose = "1 recipient's" if report.unknown_total == 1 else f"{report.unknown_total} recipients'"
+        click.echo(f"{whose} delivery is unknown (a request got no answer, or a send "
                    f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
                    f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)
     if report.failed:
@@ -489,7 +499,8 @@ def _provider_names():
 
 @main.command("send")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
-@click.option("--list", "list_name", default=None, help="Subscriber list (subscribers/NAME.csv).")
+@click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME",
+              help="Subscriber list (subscribers/NAME.csv).")
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (repeatable: all must match).")
 @click.option("--where", "where", multiple=True, help="Only subscribers whose FIELD=VALUE (repeatable).")
 @click.option("--provider", type=click.Choice(_provider_names()), default=None,
@@ -547,6 +558,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     import signal
 
     from .sending import engine
+    from .sending.report import recipients
 
     show, tty = _progress_printer()
     stop = engine.StopFlag()
@@ -555,7 +567,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
         _echo_findings(report.findings, issue_dir)
         if options.dry_run or options.test_to or yes:
             return True
-        question = (f"Send '{plan.built.subject}' to {report.to_send} recipients of list "
+        question = (f"Send '{plan.built.subject}' to {recipients(report.to_send)} of list "
                     f"'{plan.list_name}' through {plan.provider_name}?")
         if not sys.stdin.isatty():
             raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
@@ -604,7 +616,8 @@ def _parse_send_at(value: str | None):
 
 @main.command("resolve")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
-@click.option("--list", "list_name", required=True, help="The list whose send to settle.")
+@click.option("--list", "list_name", required=True, multiple=True, callback=_once, metavar="NAME",
+              help="The list whose send to settle.")
 @click.option("--as", "resolution", type=click.Choice(["sent", "resend"]), default=None,
               help="sent: they got it (never resent); resend: the next --resume sends them again.")
 @click.option("--abandon", is_flag=True, help="Abandon an unfinished send: what it has not sent stays unsent.")
@@ -613,6 +626,7 @@ def _parse_send_at(value: str | None):
 def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolution, abandon: bool, yes: bool):
     """Settle the recipients of ISSUE_DIR whose delivery is unknown (listed first), recorded in the journal."""
     from .sending import engine
+    from .sending.report import recipients
 
     if bool(resolution) == abandon:
         raise click.UsageError("give one of --as sent, --as resend or --abandon")
@@ -626,21 +640,21 @@ def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolut
             return
         for email, reason in rows:
             click.echo(f"  unknown: {email}: {reason}")
-        question = f"Record these {len(rows)} recipients as {resolution}?"
+        question = f"Record {'this' if len(rows) == 1 else 'these'} {recipients(len(rows))} as {resolution}?"
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
         click.confirm(question, abort=True)
     count = engine.resolve(settings, issue_dir, list_name, "abandon" if abandon else resolution)
     verb = "abandoned the unfinished send" if abandon else f"recorded as {resolution}"
-    click.echo(f"{count} recipients: {verb}.")
+    click.echo(f"{recipients(count)}: {verb}.")
     if resolution == "resend" and count:
         click.echo(f"Send them with: newsletter send {issue_dir} --list {list_name} --resume")
 
 
 @main.command("status")
 @click.argument("issue_dir", type=click.Path(path_type=Path))
-@click.option("--list", "list_name", default=None, help="Only this list.")
+@click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME", help="Only this list.")
 @click.option("--all", "every", is_flag=True, help="One line per recipient with a problem, not one per reason.")
 @click.pass_context
 def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, every: bool) -> None:
@@ -669,7 +683,7 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, e
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: findings grouped by severity with the fix; json: for scripts and CI.")
 @click.option("--warmup", is_flag=True, help="Print the daily sending caps for warming up a new domain or IP.")
-@click.option("--list", "list_name", default=None, metavar="NAME",
+@click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME",
               help="With --warmup: plan this list's subscribers, most recently active first.")
 @click.pass_context
 def doctor_command(ctx: click.Context, nameserver: str | None, output_format: str, warmup: bool,
@@ -713,7 +727,7 @@ def _echo_rebuild(snapshot, changed) -> None:
               help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Any other than 127.0.0.1 lets other computers see the preview.")
-@click.option("--list", "list_name", default=None, metavar="NAME",
+@click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME",
               help="Add a picker of this list's recipients, to see each one's personalized email.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the preview in the web browser.")
 @click.pass_context

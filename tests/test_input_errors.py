@@ -413,3 +413,19 @@ def test_a_base_url_without_a_host_is_refused(newsletter_root: Path, base_url: s
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     assert_input_error(run("build", ISSUE), "newsletter.toml", "'newsletter.base_url'", "host")
+
+
+@pytest.mark.parametrize("command", [
+    ["send", "issues/2026-11-25-first-dispatch", "--dry-run"],
+    ["subscribers", "list"],
+    ["status", "issues/2026-11-25-first-dispatch"],
+])
+def test_a_list_given_twice_is_refused_rather_than_the_first_silently_dropped(newsletter_root: Path,
+                                                                            command: list[str]) -> None:
+    """``--list a --list b`` used to mean list b alone: a send to one list when the writer named two."""
+    (newsletter_root / "subscribers" / "other.csv").write_text("email,name,status\nother@example.com,O,subscribed\n")
+    result = run(*command, "--list", "example", "--list", "other")
+    assert result.exit_code == 2, result.output
+    assert "--list" in result.output and "give it once" in result.output and "example, other" in result.output
+    assert "Traceback" not in result.output
+    assert not (newsletter_root / "outbox").exists(), "something was sent (dry) before the refusal"

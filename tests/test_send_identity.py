@@ -228,7 +228,8 @@ def test_a_provider_slower_than_the_timeout_leaves_one_request_unknown_then_reso
     assert listing.exit_code != 0 and all(f"unknown: {e}" in listing.output for e in unknown)
     assert set(statuses(sendgrid_newsletter, "slow").values()) == {"sent", "unknown"}  # asked, refused: unchanged
     settled = run("resolve", ISSUE, "--list", "slow", "--as", "sent", "--yes")
-    assert settled.exit_code == 0 and f"{len(unknown)} recipients: recorded as sent" in settled.output
+    plural = "recipient" if len(unknown) == 1 else "recipients"
+    assert settled.exit_code == 0 and f"{len(unknown)} {plural}: recorded as sent" in settled.output
     assert set(statuses(sendgrid_newsletter, "slow").values()) == {"sent"}
     assert "resolve:" in run("status", ISSUE).output
     again = run("send", ISSUE, "--list", "slow", "--yes")

@@ -99,6 +99,16 @@ def test_warmup_caps_grow_daily_and_are_enforced_per_day():
     assert finished == first + 9 * DAY
 
 
+def test_warmup_left_on_for_years_still_lets_a_send_through():
+    """``warmup = true`` never turned off: five years after the first send, the day's cap is still a
+    number (the growth used to overflow at day 1,760 and every send stopped with a traceback)."""
+    settings = dataclasses.replace(SendSettings(), warmup=True)
+    first = 1_800_000_000.0
+    years_later = PacingLimits.from_settings(settings, first_send_at=first, now=first + 5 * 365 * DAY)
+    assert years_later.per_day >= 10**15
+    assert warmup_cap(100) == warmup_cap(10_000)
+
+
 def test_warmup_order_puts_the_most_recently_active_first(newsletter_root):
     from newsletter.lists import iter_subscribers
 

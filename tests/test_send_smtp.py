@@ -73,3 +73,37 @@ def test_wrong_smtp_password_stops_and_never_shows_it(newsletter_root, smtp_tls_
     assert result.exit_code != 0
     assert "not-the-password-zz9" not in result.output and "SMTP_PASSWORD" in result.output
     assert not smtp_tls_server.handler.received
+
+
+def test_one_unknown_recipient_is_one_recipient_in_what_the_writer_reads(newsletter_root, smtp_tls_server,
+                                                                       monkeypatch):
+    """A message received but never answered is unknown; the summary, the question and the outcome of
+    ``resolve`` say "1 recipient", not "1 recipients"."""
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    write_list(newsletter_root, "one", 3)
+    smtp_tls_server.handler.drop_connection(after=1, stage="data")  # the second message: kept, never answered
+    result = run("send", ISSUE, "--list", "one", "--provider", "smtp", "--yes")
+    assert result.exit_code != 0, result.output
+    assert "1 recipient's delivery is unknown" in result.output, result.output
+    listing = CliRunner().invoke(main, ["resolve", ISSUE, "--list", "one", "--as", "sent"], input="n\n")
+    assert "Record this 1 recipient as sent?" in listing.output, listing.output
+    settled = run("resolve", ISSUE, "--list", "one", "--as", "sent", "--yes")
+    assert settled.exit_code == 0 and "1 recipient: recorded as sent." in settled.output, settled.output
+
+
+def test_a_long_outage_pauses_the_send_after_a_thousand_quick_retries_without_a_traceback(
+        newsletter_root, smtp_tls_server, monkeypatch):
+    """The server goes away for good after the first message: the send retries with back-off until the
+    outage limit, then pauses with its resume command. (The back-off doubled per failure without
+    bound: the 1,025th failure in a row crashed with an OverflowError.)"""
+    configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
+    config = newsletter_root / "newsletter.toml"
+    config.write_text(config.read_text().replace("backoff_seconds = 0.01\nmax_backoff_seconds = 0.05",
+                                                 "backoff_seconds = 0\nmax_backoff_seconds = 0\noutage_seconds = 4"))
+    write_list(newsletter_root, "gone", 5)
+    smtp_tls_server.handler.drop_connection(after=1, stage="mail", times=None, stop_listening=True)
+    result = CliRunner().invoke(main, ["send", ISSUE, "--list", "gone", "--provider", "smtp", "--yes"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 1, result.output
+    assert "Paused" in result.output and "--resume" in result.output, result.output
+    assert len(smtp_tls_server.handler.recipients()) == 1

@@ -34,7 +34,7 @@ from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
                    resume_command)
-from .report import ListStatus, SendReport
+from .report import ListStatus, SendReport, recipients
 from .paced import run_paced
 from .staged import run_stages
 from .stages import stages_of
@@ -292,14 +292,14 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
                                           "status='pending'", (journal.send, unfinished.id)).fetchone()[0]
                 journal.start_run(unfinished.audience, kind="abandon",
                                   note=f"abandoned the send {describe_audience(list_name, unfinished.audience)}, "
-                                       f"{left} recipients unsent")
+                                       f"{recipients(left)} unsent")
                 return left
             if resolution not in RESOLUTIONS:
                 raise NewsletterError(f"--as must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
             rows = journal.unknown_rows()
             if not rows:
                 return 0
-            journal.start_run(kind="resolve", note=f"{len(rows)} unknown recipients resolved as {resolution}")
+            journal.start_run(kind="resolve", note=f"{recipients(len(rows))} with an unknown delivery resolved as {resolution}")
             journal.resolve(RESOLUTIONS[resolution], f"resolved as {resolution} by the writer")
             return len(rows)
         finally:

@@ -142,7 +142,8 @@ class Loop:
         return delay
 
     def backoff(self, attempt: int) -> float:
-        ceiling = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** max(0, attempt - 1))
+        doublings = min(max(0, attempt - 1), 40)  # 2 ** 1024 is no float: a long outage's 1,025th retry crashed
+        ceiling = min(self.settings.max_backoff_seconds, self.settings.backoff_seconds * 2 ** doublings)
         return ceiling * random.uniform(0.5, 1.0)  # jitter: many senders must not retry in step
 
     # -- the loop ----------------------------------------------------------------------------------

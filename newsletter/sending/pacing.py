@@ -130,8 +130,16 @@ def plan_now(sent: Iterable[tuple[float, str]], pending: Mapping[str, int], limi
 # --- warm-up ------------------------------------------------------------------
 
 
+WARMUP_LAST_DAY = 100  # the cap is past any list's size long before (about 10**20): later days are the same
+
+
 def warmup_cap(day: int) -> int:
-    """The most messages to send on warm-up day ``day`` (0 is the first day)."""
+    """The most messages to send on warm-up day ``day`` (0 is the first day).
+
+    Days past ``WARMUP_LAST_DAY`` count as that day: ``warmup = true`` left on for years made the
+    growth overflow a float (day 1,760), and every send stopped with an OverflowError.
+    """
+    day = min(day, WARMUP_LAST_DAY)
     fast = min(day, WARMUP_FAST_DAYS)
     cap = WARMUP_START * WARMUP_FAST_GROWTH ** fast * WARMUP_SLOW_GROWTH ** max(0, day - WARMUP_FAST_DAYS)
     return int(round(cap, -1)) if cap >= 100 else int(cap)

@@ -144,6 +144,11 @@ class ListStatus:
         return lines
 
 
+def recipients(count: int) -> str:
+    """"1 recipient", "2 recipients": what a writer reads in a question or a summary."""
+    return f"{count} recipient" if count == 1 else f"{count} recipients"
+
+
 def status(settings: Settings, issue_id: str, list_name: str | None = None) -> list[ListStatus]:
     """For each list the issue (its id) was sent to: counts, runs and problem rows, read-only."""
     path: Path = settings.journal_path
