@@ -102,26 +102,44 @@ def test_a_bad_row_near_the_end_stops_the_send_before_anything_is_sent(large: Pa
     assert not sendgrid_standin.counts(), "mail went out before the list was wholly read"
 
 
-def test_stopped_while_the_list_is_still_being_selected_the_send_resumes_to_everyone_once(large: Path,
-                                                                                        sendgrid_standin):
+def test_stopped_while_the_list_is_still_being_selected_the_send_counts_the_whole_list_and_resumes(
+        large: Path, sendgrid_standin):
     """(Waiting for answers is selecting, so against a quick provider the list is selected by the first
-    answer: the Ctrl-C here comes as the send starts, the first step of the list selected.)"""
-    expected, _ = write_awkward_list(large, "big")
+    answer: the Ctrl-C here comes as the send starts, the first step of the list selected.) Stopped, the
+    send selects the rest without sending, so its summary and ``status`` count everyone still to go."""
+    expected, skipped = write_awkward_list(large, "big")
     stop = engine.StopFlag()
+    at_start = []
 
     def on_plan(plan, report):
+        at_start.append(report.to_send)
         stop.requested = True  # Ctrl-C as delivery starts
 
     report = send(large, confirmed=True, on_plan=on_plan, stop=stop)
-    assert report.interrupted and report.sent < len(expected), report.summary()
-    assert report.resume_hint
-    journaled = statuses(large, "big")
-    assert len(journaled) < len(expected), "the whole list was selected before the first answer"
+    assert at_start[0] < len(expected), "the whole list was selected before delivery started"
+    assert report.interrupted and report.sent == 0 and report.resume_hint, report.summary()
+    assert report.to_send == len(expected) and report.skipped == skipped, report.summary()
+    assert list(statuses(large, "big").values()).count("pending") == len(expected)
+    status = CliRunner().invoke(main, ["status", ISSUE, "--list", "big"], catch_exceptions=False)
+    assert f"{len(expected)} pending" in status.output, status.output
 
     result = CliRunner().invoke(main, ["send", ISSUE, "--list", "big", "--yes"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     counts = sendgrid_standin.counts()
     assert set(counts) == expected and max(counts.values()) == 1
+
+
+def test_a_send_refused_by_the_provider_mid_selection_reports_and_abandons_the_whole_list(large: Path,
+                                                                                        sendgrid_standin):
+    """The key is refused at the first request, before the list is wholly selected: the summary says
+    "sent 0 of" everyone, and abandoning counts everyone never mailed."""
+    expected, _ = write_awkward_list(large, "big", 60_000)
+    sendgrid_standin.answer(401)
+    first = CliRunner().invoke(main, ["send", ISSUE, "--list", "big", "--yes"])
+    assert first.exit_code == 2 and f"sent 0 of {len(expected)};" in first.output, first.output
+    abandon = CliRunner().invoke(main, ["resolve", ISSUE, "--list", "big", "--abandon", "--yes"])
+    assert f"{len(expected)} recipients: abandoned" in abandon.output, abandon.output
+    assert not sendgrid_standin.counts()
 
 
 @pytest.fixture

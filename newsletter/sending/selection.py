@@ -15,9 +15,11 @@ What stays as it was:
   reads every row for suppressed addresses and unreadable rows before it
   yields the first): a bad row stops the send at file:line before anything
   is sent;
-- an interruption (Ctrl-C, kill -9) leaves a journal with part of the list
-  selected; the next run selects the whole list again, as a resume always
-  does, so nobody is skipped and nobody already sent is sent again.
+- a send that stops part way selects the rest before it exits, sending
+  nothing (``engine._select_the_rest``), so its counts cover the whole list;
+  a crash (kill -9) leaves part of the list selected, and the next run
+  selects the whole list again, as a resume always does, so nobody is
+  skipped and nobody already sent is sent again.
 
 Not for a resume, a retry, a dry run, a test send, a staged or paced send,
 or a send whose question (``Send ... to N recipients?``) needs the count
