@@ -23,11 +23,11 @@ projection of 1,000,000 recipients when N is smaller, and a dry run of --dry-rec
 
 Last runs on the 2-core development machine (shared with other work; its speed drifts by tens of
 percent from one minute to the next, so each ratio pairs a project run with a baseline run right
-after it), 2026-11-26 14:54, with the defaults (1,000,000 recipients, three pairs): SendGrid
-58,218/s whole process (17.2 s) against 72,443/s for the bare client with bodies of the same
-shape, 0.80x the median of the pairs (0.79x, 0.80x, 0.82x): target met; 0.50x against the
+after it), 2026-11-26 15:26, with the defaults (1,000,000 recipients, three pairs): SendGrid
+63,343/s whole process (15.8 s) against 76,016/s for the bare client with bodies of the same
+shape, 0.83x the median of the pairs (0.73x, 0.83x, 0.85x): target met; 0.48x against the
 minimal bodies of earlier runs; peak 183 MB for the sending process and its 2 workers. SMTP
-0.96x the pre-built-bytes ceiling (0.88x-1.01x). Dry run of 100,000: 2.9 s. At 100,000 recipients
+0.91x the pre-built-bytes ceiling (0.89x-1.03x). Dry run of 100,000: 2.9 s. At 100,000 recipients
 (--recipients 100000) the fixed costs weigh more: 0.59x (0.57x-0.64x).
 A fresh send confirmed beforehand (as here, `--yes`) selects its list while it sends; see
 docs/sending.md ("Large sends") for where the time goes.
