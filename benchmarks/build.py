@@ -29,12 +29,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from newsletter.build import build_issue  # noqa: E402
+from newsletter.compose.build import build_issue  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.inline import inline_css  # noqa: E402
-from newsletter import render  # noqa: E402
-from newsletter.render import render_issue  # noqa: E402
-from newsletter.content import load_issue  # noqa: E402
+from newsletter.compose.inline import inline_css  # noqa: E402
+from newsletter.compose import render  # noqa: E402
+from newsletter.compose.render import render_issue  # noqa: E402
+from newsletter.compose.content import load_issue  # noqa: E402
 from premailer.cache import cache as premailer_cache  # noqa: E402
 
 RATIO_TARGET = 2.0

@@ -205,7 +205,7 @@ def bare_client(api_host: str, recipients: int, concurrency: int, minimal: bool 
 
     html, text = "<p>Hi NLMRG0001H</p>", ""
     if not minimal:  # the issue's own content, built once, outside the clock
-        from newsletter.build import build_issue, make_message
+        from newsletter.compose.build import build_issue, make_message
         from newsletter.config import load_settings
 
         settings = load_settings(REPO)
@@ -268,9 +268,9 @@ def smtp_ceiling(port: int, messages: int) -> dict:
     """The ceiling: plain smtplib sending pre-built message bytes over one connection."""
     import smtplib
 
-    from newsletter.build import build_issue, make_message
+    from newsletter.compose.build import build_issue, make_message
     from newsletter.config import load_settings
-    from newsletter.personalize import subscriber_values
+    from newsletter.compose.personalize import subscriber_values
     from newsletter.providers.base import Recipient
 
     settings = load_settings(REPO)  # the same issue the project's send delivers, built once, outside the clock

@@ -139,7 +139,7 @@ def main() -> None:
                         help="a PostgreSQL to use (default: a throwaway cluster, fsync on)")
     args = parser.parse_args()
 
-    from newsletter.unsubscribe import make_token
+    from newsletter.compose.unsubscribe import make_token
 
     tokens = [make_token(SECRET.encode(), "example", f"reader{n}@example.com") for n in range(args.requests)]
     env = {**os.environ, "NEWSLETTER_UNSUBSCRIBE_SECRET": SECRET}

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .addresses import relative_addresses
-from .build import BuiltIssue, build_issue
+from .compose.relative_links import relative_addresses
+from .compose.build import BuiltIssue, build_issue
 from .config import Settings
-from .content import ISSUE_FILE, Issue, load_issue
+from .compose.content import ISSUE_FILE, Issue, load_issue
 from .errors import NewsletterError, display_path
-from .merge import TOKEN_PATTERN
-from .personalize import Personalizer
-from .render import issue_base_url, render_theme_page
+from .compose.merge import TOKEN_PATTERN
+from .compose.personalize import Personalizer
+from .compose.render import issue_base_url, render_theme_page
 from .themes import theme_folder
 
 ATOM = "http://www.w3.org/2005/Atom"

@@ -89,7 +89,7 @@ def new_command(ctx: click.Context, title: str, date_, number: int | None) -> No
     """Create issues/<date>-<slug>/issue.md with front matter to fill in."""
     import datetime as dt
 
-    from .content import new_issue
+    from .compose.content import new_issue
     from .errors import display_path
 
     settings = settings_of(ctx)
@@ -105,12 +105,12 @@ def new_command(ctx: click.Context, title: str, date_, number: int | None) -> No
 @click.pass_context
 def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None:
     """Render ISSUE_DIR to email.html, email.txt, message.eml and web.html."""
-    from .build import default_build_dir, write_build
+    from .compose.build import default_build_dir, write_build
     from .checks import CheckContext, run_checks_on
     from .errors import display_path
 
     settings = settings_of(ctx)
-    from .build import build_issue
+    from .compose.build import build_issue
 
     built = build_issue(settings, issue_dir)
     written = write_build(settings, built, out or default_build_dir(settings, built.issue))
@@ -152,9 +152,9 @@ def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output
 @click.option("--force", is_flag=True, help="Replace an article file of the same name in the issue.")
 def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) -> None:
     """Turn SOURCE (scraped text, an HTML page or Markdown) into an article of the issue."""
-    from .content import load_article
+    from .compose.content import load_article
     from .errors import display_path
-    from .importing import import_into_issue, import_warnings, word_count
+    from .compose.importing import import_into_issue, import_warnings, word_count
 
     path = import_into_issue(source, issue_dir, url=url, overwrite=force)
     article = load_article(path)
@@ -264,7 +264,7 @@ def subscribers_add(ctx: click.Context, email: str, list_name: str, name: str | 
 @click.pass_context
 def subscribers_unsubscribe(ctx: click.Context, email: str | None, list_name: str, token: str | None) -> None:
     """Mark EMAIL unsubscribed; the row stays so the address is never mailed again by accident."""
-    from .unsubscribe import address_of_token
+    from .compose.unsubscribe import address_of_token
 
     if (email is None) == (token is None):
         raise click.UsageError("give either EMAIL or --token TOKEN")

@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .build import SAMPLE_RECIPIENT, BuiltIssue, sample_values
+from .compose.build import SAMPLE_RECIPIENT, BuiltIssue, sample_values
 from .config import Settings, load_settings
-from .content import Issue, load_issue
+from .compose.content import Issue, load_issue
 from .errors import NewsletterError, display_path
-from .markdown import is_absolute
-from .personalize import Personalizer, merge_values
-from .render import issue_base_url
-from .unsubscribe import unsubscribe_url
+from .compose.markdown import is_absolute
+from .compose.personalize import Personalizer, merge_values
+from .compose.render import issue_base_url
+from .compose.unsubscribe import unsubscribe_url
 from .hosts import is_loopback
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class Preview:
             return self._rebuild(changed)
 
     def _rebuild(self, changed: Iterable[str]) -> Snapshot:
-        from .build import build
+        from .compose.build import build
 
         started = time.monotonic()
         previous = self.snapshot
@@ -563,7 +563,7 @@ def make_preview_server(settings: Settings, issue_dir: Path, *, host: str = DEFA
     """
     issue_dir = Path(issue_dir)
     if not (issue_dir / "issue.md").is_file():
-        from .content import load_issue
+        from .compose.content import load_issue
 
         load_issue(issue_dir)  # raises the precise error: no folder, or no issue.md in it
     if list_name:

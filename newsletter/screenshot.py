@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from .build import build_issue, default_build_dir, sample_values
+from .compose.build import build_issue, default_build_dir, sample_values
 from .config import Settings
 from .errors import NewsletterError, display_path
 from .preview import email_for_browser

@@ -56,7 +56,7 @@ def sendgrid_newsletter(newsletter_root: Path, sendgrid_standin: SendGridStandIn
 
 def example_message(settings):
     """The example issue as it goes out through SendGrid (rendered and inlined once, merge tokens in place)."""
-    from newsletter.build import build_issue
+    from newsletter.compose.build import build_issue
     from newsletter.providers.base import Message
 
     built = build_issue(settings, REPO / "issues" / "2026-11-25-first-dispatch")

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.archive import write_archive
-from newsletter.build import SAMPLE_RECIPIENT
+from newsletter.compose.build import SAMPLE_RECIPIENT
 from newsletter.cli import main
 from newsletter.config import load_settings
-from newsletter.content import load_issue
+from newsletter.compose.content import load_issue
 from newsletter.errors import NewsletterError
 
 ATOM = "{http://www.w3.org/2005/Atom}"

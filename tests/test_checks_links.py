@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from test_render import write_issue
 
 from newsletter.checks import links
-from newsletter.build import build
+from newsletter.compose.build import build
 from newsletter.checks import ERROR, WARNING, CheckContext, CheckOptions, Finding, run_checks_on
 from newsletter.cli import main
-from newsletter.content import load_issue
+from newsletter.compose.content import load_issue
 from newsletter.checks.links import probe_all, url_problem
 
 

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 from test_render import write_issue
 
-from newsletter.build import build
+from newsletter.compose.build import build
 from newsletter.checks import (
     ERROR,
     GMAIL_CLIP_BYTES,
@@ -19,7 +19,7 @@ from newsletter.checks import (
     run_checks_on,
 )
 from newsletter.cli import main
-from newsletter.content import load_issue
+from newsletter.compose.content import load_issue
 
 
 def test_example_issue_has_no_errors(settings, example_issue):

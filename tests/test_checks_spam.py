@@ -13,10 +13,10 @@ import pytest
 from test_render import write_issue
 
 from newsletter.checks import spam
-from newsletter.build import build
+from newsletter.compose.build import build
 from newsletter.checks import ERROR, INFO, WARNING, CheckContext, Finding, run_checks_on
 from newsletter.config import load_settings
-from newsletter.content import load_issue
+from newsletter.compose.content import load_issue
 from newsletter.checks.spam import parse_report, score_message
 
 

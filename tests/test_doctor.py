@@ -16,7 +16,7 @@ from newsletter.cli import main
 from newsletter.config import load_settings
 from newsletter.doctor import DoctorRefused, doctor_gate, refuse_on_errors, run_doctor
 from newsletter.errors import EXIT_FAILED
-from newsletter.unsubscribe import verify_token
+from newsletter.compose.unsubscribe import verify_token
 from one_click_standin import ONE_CLICK, OneClickServer
 
 

@@ -9,9 +9,9 @@ import lxml.html
 import pytest
 from PIL import Image
 
-from newsletter.build import build_issue
+from newsletter.compose.build import build_issue
 from newsletter.errors import NewsletterError
-from newsletter.markdown import to_html
+from newsletter.compose.markdown import to_html
 
 
 def write_issue(root: Path, body: str, front: str = "") -> Path:

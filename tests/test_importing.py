@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
-from newsletter import content, importing
+from newsletter.compose import content, importing
 from newsletter.cli import main
 from newsletter.errors import NewsletterError
 

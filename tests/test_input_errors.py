@@ -168,7 +168,7 @@ def test_an_absolute_article_path_is_refused(example_issue: Path, no_spamassassi
 
 
 def test_an_article_in_a_subfolder_of_the_issue_is_fine(example_issue: Path) -> None:
-    from newsletter.content import load_issue
+    from newsletter.compose.content import load_issue
 
     (example_issue / "more").mkdir()
     (example_issue / "more" / "extra.md").write_text("---\ntitle: Extra\n---\nMore.\n", encoding="utf-8")

@@ -12,7 +12,7 @@ from test_send import EXAMPLE_SUBSCRIBED, ISSUE
 from test_send_smtp import configure_smtp
 
 from newsletter.cli import main
-from newsletter.message import list_id
+from newsletter.compose.message import list_id
 
 EXAMPLE_LIST_ID = '"The Plain Files Dispatch" <example.the-plain-files-dispatch.example.com>'
 

@@ -8,7 +8,7 @@ import email.policy
 import pytest
 
 from newsletter.errors import NewsletterError
-from newsletter.message import Envelope, build_message
+from newsletter.compose.message import Envelope, build_message
 
 
 def parse(msg):

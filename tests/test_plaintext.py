@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from newsletter.plaintext import PlainText, heading
+from newsletter.compose.plaintext import PlainText, heading
 
 ARTICLE = """\
 # The spring issue

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import load_issue
+from newsletter.compose.content import load_issue
 from newsletter.preview import (
     PreviewServer,
     dark_variant,
@@ -31,7 +31,7 @@ from newsletter.preview import (
     make_preview_server,
 )
 from newsletter.screenshot import find_chromium
-from newsletter.unsubscribe import make_token
+from newsletter.compose.unsubscribe import make_token
 from journal_reading import preview_url
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",

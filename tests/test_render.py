@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter.build import build_issue
+from newsletter.compose.build import build_issue
 from newsletter.cli import main
 from newsletter.errors import NewsletterError
-from newsletter.personalize import Personalizer, merge_values
+from newsletter.compose.personalize import Personalizer, merge_values
 
 # These tests edit the theme or name its files: they work on an own copy of the default theme.
 pytestmark = pytest.mark.usefixtures("own_theme")

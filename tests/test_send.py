@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.config import load_settings
-from newsletter.content import write_issue_id
+from newsletter.compose.content import write_issue_id
 from newsletter.sending.lock import exclusive
 
 ISSUE = "issues/2026-11-25-first-dispatch"

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.content import load_issue, write_issue_id
+from newsletter.compose.content import load_issue, write_issue_id
 from newsletter.sending.stages import assign_stages, parse_stages
 
 ISSUE = "issues/2026-11-25-first-dispatch"

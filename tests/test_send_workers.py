@@ -22,7 +22,7 @@ from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
 from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
-from newsletter.unsubscribe import verify_token
+from newsletter.compose.unsubscribe import verify_token
 from newsletter.sending.workers import BodyWorkers, worker_count
 from journal_reading import statuses
 

@@ -25,13 +25,13 @@ from sendgrid_fixtures import REPO, example_message
 
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
-from newsletter.merge import MergeField
-from newsletter.personalize import UNSUBSCRIBE_FIELD, subscriber_values
+from newsletter.compose.merge import MergeField
+from newsletter.compose.personalize import UNSUBSCRIBE_FIELD, subscriber_values
 from newsletter.providers.base import Message, Recipient, RejectedError
 from newsletter.providers.sendgrid import _shared_fields, build_payload, encode
 from newsletter.sending.journal import Row
 from newsletter.sending.workers import recipient_of, recipients_of
-from newsletter.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, UnsubscribeLinks, verify_token
+from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, UnsubscribeLinks, verify_token
 
 ISSUE = REPO / "issues" / "2026-11-25-first-dispatch"
 SECRET = b"test secret for unsubscribe links"

@@ -28,7 +28,7 @@ from sendgrid_standin import DEFAULT_KEY, MAIL_SEND, SendGridStandIn
 from newsletter.cli import main
 from newsletter.config import SendGridSettings, load_settings
 from newsletter.errors import NewsletterError
-from newsletter.personalize import merge_values
+from newsletter.compose.personalize import merge_values
 from newsletter.providers.base import (
     SENT,
     AuthError,
@@ -40,7 +40,7 @@ from newsletter.providers.base import (
 )
 from newsletter.providers.sendgrid import SendGridProvider, build_payload, from_settings
 from newsletter.lists import normalize_key
-from newsletter.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, unsubscribe_url
+from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, unsubscribe_url
 
 ISSUE = REPO / "issues" / "2026-11-25-first-dispatch"
 SECRET = b"test secret for unsubscribe links"
@@ -526,7 +526,7 @@ def test_subscribers_sync_without_a_key_says_which_variable(sendgrid_newsletter,
 def test_no_value_is_sent_twice_in_one_personalization(settings, message):
     """Issue 13: a value whose HTML and text forms agree for the whole batch goes once per personalization;
     the batch's content uses that one token in both parts."""
-    from newsletter.merge import TOKEN_PATTERN
+    from newsletter.compose.merge import TOKEN_PATTERN
 
     body = build_payload(message, readers(settings, 50))
     for personalization in body["personalizations"]:

@@ -24,7 +24,7 @@ from newsletter.serve.connect import open_store
 from newsletter.serve.store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, now_utc, stamp
 from newsletter.serve.tokens import ConfirmTokens, SignUp
 from newsletter.lists import add_subscriber
-from newsletter.unsubscribe import make_token
+from newsletter.compose.unsubscribe import make_token
 
 SECRET = "test-secret-for-unsubscribe-links"
 LEAVERS = [f"leaver{n}@example.com" for n in range(60)]

@@ -13,7 +13,7 @@ import pytest
 from serve_helpers import start_world
 
 from newsletter.serve.store import CONFIRMED, SUBSCRIBED
-from newsletter.unsubscribe import make_token
+from newsletter.compose.unsubscribe import make_token
 
 SECRET = "test-secret-for-hostile-requests"
 

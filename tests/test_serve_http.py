@@ -18,7 +18,7 @@ from newsletter.cli import main
 from newsletter.errors import NewsletterError
 from newsletter.serve.server import check_exposure
 from newsletter.serve.store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED
-from newsletter.unsubscribe import make_token
+from newsletter.compose.unsubscribe import make_token
 
 SECRET = "test-secret-for-unsubscribe-links"
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",

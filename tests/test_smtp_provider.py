@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import BuiltIssue, build_issue
+from newsletter.compose.build import BuiltIssue, build_issue
 from newsletter.config import Settings, SmtpSettings, load_settings
 from newsletter.errors import NewsletterError
-from newsletter.personalize import merge_values
+from newsletter.compose.personalize import merge_values
 from newsletter.providers.base import (
     DEFERRED,
     FAILED,
@@ -28,7 +28,7 @@ from newsletter.providers.base import (
     TransientError,
 )
 from newsletter.providers.smtp import SmtpProvider, from_settings
-from newsletter.unsubscribe import unsubscribe_url
+from newsletter.compose.unsubscribe import unsubscribe_url
 
 pytest.register_assert_rewrite("smtp_fixtures")
 from smtp_fixtures import SMTP_PASSWORD, SMTP_USER, SmtpServer

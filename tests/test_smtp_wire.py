@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build import build_issue, make_message
+from newsletter.compose.build import build_issue, make_message
 from newsletter.config import load_settings
-from newsletter.personalize import subscriber_values
+from newsletter.compose.personalize import subscriber_values
 from newsletter.providers.base import Recipient
 from newsletter.providers.smtp import encode
 from test_send import ISSUE

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.errors import NewsletterError
-from newsletter.unsubscribe import make_token, verify_token
+from newsletter.compose.unsubscribe import make_token, verify_token
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import lxml.html
 
 from ..errors import display_path
-from ..markdown import is_absolute
-from ..merge import TOKEN_PREFIX
-from ..personalize import UNSUBSCRIBE_FIELD
+from ..compose.markdown import is_absolute
+from ..compose.merge import TOKEN_PREFIX
+from ..compose.personalize import UNSUBSCRIBE_FIELD
 from .framework import ERROR, INFO, WARNING, Check, CheckContext, Finding
 
 GMAIL_CLIP_BYTES = 102 * 1024

@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 import lxml.html
 
-from ..build import BuiltIssue, sample_message, sample_values
+from ..compose.build import BuiltIssue, sample_message, sample_values
 from ..config import Settings
-from ..content import ISSUE_FILE, Issue
+from ..compose.content import ISSUE_FILE, Issue
 from ..errors import display_path
-from ..personalize import Personalizer
+from ..compose.personalize import Personalizer
 from ..themes import HTML_TEMPLATE, SHIPPED_THEMES, TEXT_TEMPLATE
 
 ERROR = "error"

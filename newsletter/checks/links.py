@@ -25,9 +25,9 @@ from urllib.parse import unquote, urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from .. import __version__
-from ..markdown import is_absolute
-from ..merge import TOKEN_PREFIX
-from ..personalize import UNSUBSCRIBE_FIELD
+from ..compose.markdown import is_absolute
+from ..compose.merge import TOKEN_PREFIX
+from ..compose.personalize import UNSUBSCRIBE_FIELD
 from .framework import ERROR, WARNING, CheckContext, Finding
 
 USER_AGENT = f"newsletter-link-check/{__version__} (+https://pypi.org/project/newsletter/)"

@@ -10,9 +10,9 @@ import dataclasses
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-from ..build import build
+from ..compose.build import build
 from ..config import Settings
-from ..content import load_issue
+from ..compose.content import load_issue
 from . import accessibility, basic, client_support, links, shipping, spam
 from .acknowledged import acknowledge
 from .framework import SEVERITIES, Check, CheckContext, CheckOptions, Finding

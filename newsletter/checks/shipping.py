@@ -3,7 +3,7 @@
 - a local image (``images/broom.png``) whose file is not in the issue folder (error);
 - a relative address that names no file of the issue folder (``/img/seals.jpg``, as a web page
   imported without ``--url`` wrote it): rendering made it absolute against the newsletter's own
-  site, where nothing is (warning; see ``newsletter/addresses.py``);
+  site, where nothing is (warning; see ``newsletter/compose/relative_links.py``);
 - the introduction ``newsletter new`` writes, left untouched (warning);
 - an image without a ``width`` attribute, which Outlook for Windows shows at the file's size (warning);
 - links into the issue's web archive (the "View in browser" link, local images) while the archive
@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..addresses import RelativeAddress, relative_addresses
-from ..content import PLACEHOLDER_INTRO
+from ..compose.relative_links import RelativeAddress, relative_addresses
+from ..compose.content import PLACEHOLDER_INTRO
 from ..errors import display_path
-from ..render import issue_base_url
+from ..compose.render import issue_base_url
 from ..themes.layout import content_width
 from .framework import ERROR, WARNING, Check, CheckContext, Finding, Place
 

@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ..unsubscribe import SAMPLE_SECRET, make_token, read_secret, uses_sendgrid_group
+from ..compose.unsubscribe import SAMPLE_SECRET, make_token, read_secret, uses_sendgrid_group
 from .context import DoctorContext
 from .findings import ERROR, INFO, WARNING, Finding, dns_failure
 

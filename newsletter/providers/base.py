@@ -29,9 +29,9 @@ from typing import NamedTuple, Protocol
 from urllib.parse import quote
 
 from ..errors import NewsletterError
-from ..merge import MergeField
-from ..message import Envelope, build_message
-from ..personalize import Personalizer
+from ..compose.merge import MergeField
+from ..compose.message import Envelope, build_message
+from ..compose.personalize import Personalizer
 
 # Recipient outcomes (closed vocabulary).
 SENT = "sent"  # the provider accepted the message for this recipient

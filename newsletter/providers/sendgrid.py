@@ -42,9 +42,9 @@ from python_http_client.exceptions import HTTPError as ClientHTTPError
 
 from ..config import SendGridSettings, Settings
 from ..errors import NewsletterError
-from ..message import may_break_lines, refuse_line_breaks
-from ..personalize import UNSUBSCRIBE_FIELD
-from ..unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
+from ..compose.message import may_break_lines, refuse_line_breaks
+from ..compose.personalize import UNSUBSCRIBE_FIELD
+from ..compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
 from .base import (
     Accepted,
     AuthError,

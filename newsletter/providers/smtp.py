@@ -118,7 +118,7 @@ class WireTemplate:
     def __init__(self, message: Message):
         from email.message import EmailMessage as _Shared
 
-        from ..message import POLICY, refuse_line_breaks
+        from ..compose.message import POLICY, refuse_line_breaks
 
         self.message = message
         shared = _Shared(policy=POLICY)
@@ -144,7 +144,7 @@ class WireTemplate:
         """(Message-ID, the complete message as DATA: CRLF line ends, dot-stuffed, without the final dot)."""
         from email.utils import formataddr
 
-        from ..message import refuse_line_breaks
+        from ..compose.message import refuse_line_breaks
 
         message = self.message
         to = formataddr((refuse_line_breaks("recipient name", recipient.name),

@@ -44,7 +44,7 @@ from ..providers.base import (
     RejectedError,
     TransientError,
 )
-from ..unsubscribe import UnsubscribeLinks
+from ..compose.unsubscribe import UnsubscribeLinks
 from . import journal as jn
 from .plan import SendPlan
 from .report import SendReport

@@ -15,16 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..build import BuiltIssue, build, make_message
+from ..compose.build import BuiltIssue, build, make_message
 from ..checks import CheckContext, Finding, format_finding, has_errors, run_checks_on
 from ..config import Settings
-from ..content import Issue, load_issue, new_issue_id, require_complete, write_issue_id
+from ..compose.content import Issue, load_issue, new_issue_id, require_complete, write_issue_id
 from ..errors import NewsletterError, SendFailed, display_path
-from ..message import refuse_line_breaks
+from ..compose.message import refuse_line_breaks
 from ..providers import registry
 from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
-from ..unsubscribe import read_secret
+from ..compose.unsubscribe import read_secret
 from . import journal as jn
 from .selection import PendingSelection, may_select_while_sending
 from .workers import BodyWorkers

@@ -31,10 +31,10 @@ from typing import NamedTuple
 
 from ..config import Settings
 from ..errors import NewsletterError
-from ..message import may_break_lines, refuse_line_breaks
-from ..personalize import subscriber_values, subscriber_values_of
+from ..compose.message import may_break_lines, refuse_line_breaks
+from ..compose.personalize import subscriber_values, subscriber_values_of
 from ..providers.base import Message, Payload, Recipient
-from ..unsubscribe import UnsubscribeLinks
+from ..compose.unsubscribe import UnsubscribeLinks
 from .journal import Row
 
 MAX_PROCESSES = 4  # more would only wait on the requests: [send] concurrency defaults to 4

@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import NewsletterError
 from ..providers.base import Provider
 from ..lists import check_list_name, key_or_problem
-from ..unsubscribe import read_secret, verify_token
+from ..compose.unsubscribe import read_secret, verify_token
 from . import pages
 from .access_log import AccessLog
 from .limits import HONEYPOT_FIELD, SignUpLimits

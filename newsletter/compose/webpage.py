@@ -21,7 +21,7 @@ from pathlib import Path
 import trafilatura
 from trafilatura.utils import decode_file
 
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 
 
 @dataclass(frozen=True)

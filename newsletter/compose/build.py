@@ -13,16 +13,16 @@ import datetime as dt
 from email.message import EmailMessage
 from pathlib import Path
 
-from .config import Settings
+from ..config import Settings
 from .content import Issue, load_issue, require_complete
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 from .inline import inline_css
 from .merge import MergeField
 from .message import list_id
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
-from .themes import HTML_TEMPLATE
-from .providers.base import Message, Recipient
+from ..themes import HTML_TEMPLATE
+from ..providers.base import Message, Recipient
 from .unsubscribe import unsubscribe_url, uses_sendgrid_group
 
 SAMPLE_RECIPIENT = {"email": "reader@example.com", "name": "Sample Reader"}
@@ -57,7 +57,7 @@ class BuiltIssue:
 
 def subscriber_columns(settings: Settings) -> set[str]:
     """Every column of every list in subscribers/: the merge fields a template may use."""
-    from .lists import list_columns
+    from ..lists import list_columns
 
     columns: set[str] = set()
     folder = settings.subscribers_dir

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .addresses import local_file
+from .relative_links import local_file
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from .content import (
     split_front_matter,
     write_article,
 )
-from .errors import NewsletterError, display_path, os_error
+from ..errors import NewsletterError, display_path, os_error
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_SCHEMES = frozenset({"http", "https"})
@@ -89,8 +89,8 @@ def import_warnings(article_path: Path, *, page_address_known: bool) -> list[tup
     check`` reports the same, with their lines): a local image the issue folder does not hold (a
     draft's images stay beside the draft), and, when the page's address is unknown, relative
     addresses the page wrote for its own site, which land on the newsletter's own site."""
-    from .addresses import relative_addresses
-    from .config import find_root, load_settings
+    from .relative_links import relative_addresses
+    from ..config import find_root, load_settings
 
     issue_dir = article_path.parent
     try:

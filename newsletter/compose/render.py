@@ -23,14 +23,14 @@ from jinja2.utils import _PassArg
 from markupsafe import Markup
 
 from . import markdown
-from .config import Settings
+from ..config import Settings
 from .content import ISSUE_FILE, Article, Issue
-from .errors import NewsletterError, display_path, os_error
+from ..errors import NewsletterError, display_path, os_error
 from .images import ImageSizer
 from .merge import MergeField, MergeRegistry, MergeToken, contains_token_prefix
 from .plaintext import PlainText, heading
-from .themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
-from .themes.layout import content_width
+from ..themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
+from ..themes.layout import content_width
 
 STANDARD_FIELDS = ("email", "name")
 # Filters that understand merge tokens; any other filter applied to one is refused,

@@ -20,7 +20,7 @@ import re
 import premailer
 from lxml import etree
 
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 
 _EXTERNAL_STYLESHEET = re.compile(r"<link\b[^>]*rel=[\"']?stylesheet", re.IGNORECASE)
 _SIZE_ATTRIBUTES = ("width", "height")

@@ -18,7 +18,7 @@ from typing import Any
 import frontmatter
 import yaml
 
-from .errors import NewsletterError, display_path, os_error
+from ..errors import NewsletterError, display_path, os_error
 
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")

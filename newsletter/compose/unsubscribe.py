@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .config import Settings
-from .errors import NewsletterError
+from ..config import Settings
+from ..errors import NewsletterError
 
 SENDGRID_GROUP_UNSUBSCRIBE = "<%asm_group_unsubscribe_raw_url%>"
 SAMPLE_SECRET = b"sample secret: build previews only, never used to send"

@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 import datetime as dt
 
-from .errors import NewsletterError
+from ..errors import NewsletterError
 
 # Bodies are encoded with quoted-printable lines of at most 76 characters (RFC 2045; longer ones
 # cost spam score). Headers are written out with RFC 5322's 998-character limit: folding a long
