@@ -91,15 +91,16 @@ def sent_issue_keys(settings: Settings) -> set[str]:
     The archive's one reading of the journal: test sends and dry runs leave no
     trace there, so only a real send counts.
     """
-    from .sending.journal import SENT, summarize
+    from .sending.journal import SENT, location_of, summarize
 
     def journal_key(folder: Path) -> str:
         # The journal knows an issue by the id in its front matter; a journal written before ids
         # existed still knows it by its folder's name until its next send adopts that record.
         return load_issue(folder).id or folder.name
 
+    location = location_of(settings)
     return {folder.name for folder in issue_folders(settings)
-            if any(counts.get(SENT, 0) for _, counts in summarize(settings.journal_path, journal_key(folder)))}
+            if any(counts.get(SENT, 0) for _, counts in summarize(location, journal_key(folder)))}
 
 
 def _reason_left_out(issue: Issue, today: dt.date, drafts: bool, sent: set[str] | None) -> str | None:

@@ -46,6 +46,10 @@ class SmtpSettings:
 @dataclass(frozen=True)
 class SendSettings:
     journal: str = ".newsletter/journal.sqlite"
+    # PostgreSQL instead of the SQLite file, shared by several senders and CI: postgresql://user@host/db
+    # (never with a password: that comes from the variable journal_password_env names).
+    journal_url: str = ""
+    journal_password_env: str = "NEWSLETTER_DATABASE_PASSWORD"
     batch_size: int = 1000
     concurrency: int = 4  # batches in flight at once, where the provider allows it (SendGrid)
     max_attempts: int = 5  # tries of one recipient a server refused for now (SMTP 4xx)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["sendgrid_fixtures", "smtp_fixtures", "postgres_fixtures"]
+pytest_plugins = ["sendgrid_fixtures", "smtp_fixtures", "postgres_fixtures", "journal_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ISSUE = "2026-11-25-first-dispatch"

@@ -95,9 +95,9 @@ def test_review_journal_commits_survive_power_loss(fast: Path):
     committed transaction may roll back after a power loss or OS crash. The lost commit can be the
     ``mark_in_flight`` of a batch whose request went out: after reboot the rows read ``pending`` and
     are sent again. The in-flight commit must be durable before the request (synchronous=FULL)."""
-    from newsletter.sending.journal import Journal
+    from newsletter.sending.journal import Journal, Location
 
-    journal = Journal.open(fast / ".newsletter" / "journal.sqlite", ISSUE_NAME, "example")
+    journal = Journal.open(Location("sqlite", path=fast / ".newsletter" / "journal.sqlite"), ISSUE_NAME, "example")
     try:
         assert journal.db.execute("PRAGMA synchronous").fetchone()[0] >= 2, "synchronous is not FULL"
     finally:

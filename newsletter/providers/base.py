@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from email.message import EmailMessage
 from functools import cached_property
 from types import MappingProxyType
@@ -33,11 +34,23 @@ from ..compose.merge import MergeField
 from ..compose.message import Envelope, build_message
 from ..compose.personalize import Personalizer
 
-# Recipient outcomes (closed vocabulary).
-SENT = "sent"  # the provider accepted the message for this recipient
-FAILED = "failed"  # permanently refused for this recipient (bad address, 5xx SMTP reply, ...)
-DEFERRED = "deferred"  # temporarily refused (SMTP 4xx): safe to try again later
-UNKNOWN = "unknown"  # the request may or may not have been delivered: never resent automatically
+class Status(StrEnum):
+    """A recipient's state: what a provider answered about them, and where the journal has them.
+    One closed vocabulary for both (a StrEnum: each member is its own text, as the journal stores it)."""
+
+    # A provider's outcomes for a recipient of a request:
+    SENT = "sent"  # the provider accepted the message for this recipient
+    FAILED = "failed"  # permanently refused for this recipient (bad address, 5xx SMTP reply, ...)
+    DEFERRED = "deferred"  # temporarily refused (SMTP 4xx): safe to try again later
+    UNKNOWN = "unknown"  # the request may or may not have been delivered: never resent automatically
+    # Where the journal has a recipient besides those outcomes:
+    PENDING = "pending"  # selected, to be sent
+    IN_FLIGHT = "in_flight"  # a request carrying them is under way (or claimed by a sender sharing the send)
+    HELD = "held"  # a later stage's recipient in a staged send
+    WAITING = "waiting"  # over a pacing cap for now
+
+
+SENT, FAILED, DEFERRED, UNKNOWN = Status.SENT, Status.FAILED, Status.DEFERRED, Status.UNKNOWN
 OUTCOMES = (SENT, FAILED, DEFERRED, UNKNOWN)
 
 
@@ -142,7 +155,7 @@ class Delivery(NamedTuple):
     """What happened to one recipient of a batch (a tuple: one per recipient)."""
 
     key: str
-    status: str  # one of OUTCOMES
+    status: Status  # one of OUTCOMES
     message_id: str = ""
     reason: str = ""
 

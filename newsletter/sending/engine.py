@@ -30,7 +30,6 @@ from ..providers.dryrun import DryRunProvider
 from ..serve.sync import apply_unsynced_departures
 from . import holds
 from . import journal as jn
-from .lock import exclusive
 from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
                    resume_command)
@@ -65,24 +64,28 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     if options.list_name:
         check_list_name(options.list_name)  # before the name becomes part of the lock's file name
     issue, issue_id = load(issue_dir, record_id=not scratch)
+    location = jn.location_of(settings)
     if options.resume and not options.list_name:
-        options.list_name = _unfinished_list(settings, issue_id, issue_dir)
+        options.list_name = _unfinished_list(location, issue_id, issue_dir)
     with ExitStack() as stack:
+        database = None
         if not scratch:
-            stack.enter_context(exclusive(settings.journal_path, issue_id, options.list_name, issue.name))
-        if not options.dry_run and not options.test_to:
+            database = jn.open_database(location)
+            stack.callback(database.close)
+            stack.enter_context(database.exclusive(issue_id, options.list_name, issue.name))
+        if database is not None:  # a live send
             # who left through `newsletter serve` since the last sync is marked in the list before
             # anyone is selected; an unreachable store refuses the send (nothing is mailed)
             apply_unsynced_departures(settings, options.list_name)
             options.run_note = _doctor_gate(settings, options)
-            _before_live_run(settings, issue_id, options, issue.name, issue_dir)
-        plan = prepare(settings, issue, issue_id, options)
+            _before_live_run(database, issue_id, options, issue_dir)
+        plan = prepare(settings, issue, issue_id, options, database=database)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
         if on_plan:
             on_plan(plan, report)
         if report.to_send == 0 or (confirm is not None and not confirm(plan, report)):
-            plan.journal.finish_run()
+            plan.journal.runs.finish()
             report.fill_from(plan.journal, settings.send.max_attempts)
             return report
         out_dir = options.out_dir or outbox_dir(settings, issue.name)
@@ -111,7 +114,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             report.interrupted = True
         report.seconds = time.monotonic() - started
         _select_the_rest(plan, report)
-        plan.journal.finish_run()
+        plan.journal.runs.finish()
         interrupted = report.interrupted
         report.fill_from(plan.journal, settings.send.max_attempts)
         if interrupted and plan.selection is not None and not plan.selection.done:
@@ -141,11 +144,14 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
     return "sent despite doctor errors (--ignore-doctor): " + ", ".join(sorted({f.code for f in errors}))
 
 
-def _before_live_run(settings: Settings, issue_id: str, options: SendOptions, folder: str, issue_dir: Path) -> None:
+def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions, issue_dir: Path) -> None:
     """Recipients held back by an earlier staged or paced run go back to pending (this run applies the
     stages and caps afresh); a send whose circuit breaker halted it continues only with ``--resume``."""
-    holds.release_before_run(settings.journal_path, issue_id, options.list_name, folder)
-    halted = holds.halted_stage(settings.journal_path, issue_id, options.list_name)
+    journal = jn.Journal(database, issue_id, options.list_name, create=False)
+    if journal.send < 0:
+        return  # never sent to this list
+    holds.release(journal)
+    halted = holds.halted_stage(journal)
     if halted is not None and not options.resume:
         raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",
                               hint="look at the bounces and complaints (newsletter status), then continue with: "
@@ -157,7 +163,7 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
     them), else ``--stages`` or ``[send] stages``; a dry run or test send is one stage."""
     if plan.options.dry_run or plan.options.test_to:
         return (1.0,)
-    recorded = holds.stage_records(plan.journal.db, plan.journal.send)
+    recorded = holds.stage_records(plan.journal)
     if recorded:
         shares = tuple(r.share for r in recorded)
         if plan.options.stages is not None and stages_of(plan.settings.send, plan.options.stages) != shares:
@@ -217,7 +223,7 @@ def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:
 
 
 def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
-    counts = plan.journal.selected_status_counts()
+    counts = plan.journal.view.selected_status_counts()
     report = SendReport(issue=plan.issue.name, list_name=plan.list_name, provider=plan.provider_name,
                         dry_run=plan.options.dry_run, issue_id=plan.issue_id, fingerprint=plan.fingerprint,
                         findings=plan.findings, html_bytes=len(plan.built.html.encode("utf-8")),
@@ -236,14 +242,14 @@ def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
     return report
 
 
-def _unfinished_list(settings: Settings, issue_id: str, issue_dir: Path) -> str:
+def _unfinished_list(location: jn.Location, issue_id: str, issue_dir: Path) -> str:
     """The one list this issue has an unfinished send to (for ``--resume`` without ``--list``)."""
-    names = jn.lists_of(settings.journal_path, issue_id)
+    names = jn.lists_of(location, issue_id)
     unfinished = []
     for name in names:
-        journal = jn.Journal.read_only(settings.journal_path, issue_id, name)
+        journal = jn.Journal.read_only(location, issue_id, name)
         try:
-            if journal.unfinished() is not None:
+            if journal.runs.unfinished() is not None:
                 unfinished.append(name)
         finally:
             journal.close()
@@ -278,11 +284,12 @@ def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> l
     """(email, why) of every recipient of the send whose delivery is unknown."""
     check_list_name(list_name)
     issue, issue_id = load(issue_dir, record_id=False)
-    if list_name not in jn.lists_of(settings.journal_path, issue.id or issue.name):
+    location = jn.location_of(settings)
+    if list_name not in jn.lists_of(location, issue.id or issue.name):
         raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
-    journal = jn.Journal.read_only(settings.journal_path, issue.id or issue.name, list_name)
+    journal = jn.Journal.read_only(location, issue.id or issue.name, list_name)
     try:
-        return journal.unknown_rows()
+        return journal.view.unknown_rows()
     finally:
         journal.close()
 
@@ -293,32 +300,34 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
     check_list_name(list_name)
     issue, issue_id = load(issue_dir, record_id=False)
     key = issue.id or issue.name
-    if list_name not in jn.lists_of(settings.journal_path, key):
+    location = jn.location_of(settings)
+    if list_name not in jn.lists_of(location, key):
         raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
-    with exclusive(settings.journal_path, key, list_name, issue.name):
-        journal = jn.Journal.open(settings.journal_path, key, list_name, folder=issue.name)
-        try:
+    database = jn.open_database(location)
+    try:
+        with database.exclusive(key, list_name, issue.name):
+            journal = jn.Journal(database, key, list_name, folder=issue.name)
             if resolution == "abandon":
                 holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
-                unfinished = journal.unfinished()
+                unfinished = journal.runs.unfinished()
                 if unfinished is None:
                     return 0
-                left = journal.db.execute("SELECT COUNT(*) FROM deliveries WHERE send=? AND run=? AND "
-                                          "status='pending'", (journal.send, unfinished.id)).fetchone()[0]
-                journal.start_run(unfinished.audience, kind="abandon",
-                                  note=f"abandoned the send {describe_audience(list_name, unfinished.audience)}, "
-                                       f"{recipients(left)} unsent")
+                left = journal.runs.left(unfinished.id)
+                journal.runs.start(unfinished.audience, kind="abandon",
+                                   note=f"abandoned the send {describe_audience(list_name, unfinished.audience)}, "
+                                        f"{recipients(left)} unsent")
                 return left
             if resolution not in RESOLUTIONS:
                 raise NewsletterError(f"--as must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
-            rows = journal.unknown_rows()
+            rows = journal.view.unknown_rows()
             if not rows:
                 return 0
-            journal.start_run(kind="resolve", note=f"{recipients(len(rows))} with an unknown delivery resolved as {resolution}")
-            journal.resolve(RESOLUTIONS[resolution], f"resolved as {resolution} by the writer")
+            journal.runs.start(kind="resolve",
+                               note=f"{recipients(len(rows))} with an unknown delivery resolved as {resolution}")
+            journal.recipients.resolve(RESOLUTIONS[resolution], f"resolved as {resolution} by the writer")
             return len(rows)
-        finally:
-            journal.close()
+    finally:
+        database.close()
 
 
 def status(settings: Settings, issue_dir: Path, list_name: str | None = None) -> list[ListStatus]:

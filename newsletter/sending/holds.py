@@ -19,37 +19,16 @@ back, the verdict), so a halted or crashed stage resumes where it stopped and
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
+from ..providers.base import Status
 from . import journal as jn
 
-HELD = "held"  # a later stage's recipient
-WAITING = "waiting"  # over a pacing cap for now
-
-_STAGES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stages (
-    send INTEGER NOT NULL REFERENCES sends (id),
-    number INTEGER NOT NULL,
-    share REAL NOT NULL,
-    size INTEGER NOT NULL DEFAULT 0,
-    started REAL,
-    finished REAL,
-    judged REAL,
-    sent INTEGER NOT NULL DEFAULT 0,
-    hard_bounces INTEGER NOT NULL DEFAULT 0,
-    soft_bounces INTEGER NOT NULL DEFAULT 0,
-    blocks INTEGER NOT NULL DEFAULT 0,
-    complaints INTEGER NOT NULL DEFAULT 0,
-    verdict TEXT NOT NULL DEFAULT '',
-    summary TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (send, number)
-);
-"""
+HELD = Status.HELD  # a later stage's recipient
+WAITING = Status.WAITING  # over a pacing cap for now
 
 
 @dataclass(frozen=True)
@@ -76,16 +55,13 @@ class StageRecord:
         return f"stage {self.number} ({self.share * 100:g}%, {self.size} recipients): {state}; {figures}"
 
 
-def ensure_tables(db: sqlite3.Connection) -> None:
-    db.execute(_STAGES_SCHEMA)
-
-
 def release(journal: jn.Journal, statuses: Iterable[str] = (HELD, WAITING)) -> int:
     """Every held (and waiting) row of this send back to pending."""
-    marks = ",".join("?" * len(tuple(statuses)))
+    statuses = [str(s) for s in statuses]
+    marks = ",".join("?" * len(statuses))
     with journal.transaction() as db:
-        return db.execute(f"UPDATE deliveries SET status='pending', updated=? WHERE send=? AND status IN ({marks})",
-                          (time.time(), journal.send, *statuses)).rowcount
+        return int(db.execute(f"UPDATE deliveries SET status='pending', updated=? WHERE send=? AND status IN ({marks})",
+                              (time.time(), journal.send, *statuses)).rowcount)
 
 
 def set_status(journal: jn.Journal, ids: list[int], status: str, only_from: str) -> int:
@@ -93,37 +69,34 @@ def set_status(journal: jn.Journal, ids: list[int], status: str, only_from: str)
     if not ids:
         return 0
     with journal.transaction() as db:
-        return db.execute("UPDATE deliveries SET status=? WHERE status=? AND id IN (SELECT value FROM json_each(?))",
-                          (status, only_from, json.dumps(ids))).rowcount
+        return int(db.execute(f"UPDATE deliveries SET status=? WHERE status=? AND id IN {db.id_set}",
+                              (str(status), str(only_from), db.ids(ids))).rowcount)
 
 
 def run_rows(journal: jn.Journal) -> list[tuple[int, str, str, str]]:
     """(id, key, email, status) of every row this run selected."""
-    return journal.db.execute("SELECT id, key, email, status FROM deliveries WHERE send=? AND run=? ORDER BY id",
+    rows = journal.db.execute("SELECT id, key, email, status FROM deliveries WHERE send=? AND run=? ORDER BY id",
                               (journal.send, journal.run)).fetchall()
+    return [(int(i), str(k), str(e), str(s)) for i, k, e, s in rows]
 
 
-def stage_records(db: sqlite3.Connection, send: int) -> list[StageRecord]:
-    try:
-        rows = db.execute("SELECT number, share, size, started, finished, judged, sent, hard_bounces, soft_bounces, "
-                          "blocks, complaints, verdict, summary FROM stages WHERE send=? ORDER BY number",
-                          (send,)).fetchall()
-    except sqlite3.OperationalError:  # no staged send yet (or a read-only journal from before stages)
-        return []
+def stage_records(journal: jn.Journal) -> list[StageRecord]:
+    rows = journal.db.execute(
+        "SELECT number, share, size, started, finished, judged, sent, hard_bounces, soft_bounces, "
+        "blocks, complaints, verdict, summary FROM stages WHERE send=? ORDER BY number", (journal.send,)).fetchall()
     return [StageRecord(*row) for row in rows]
 
 
 def record_plan(journal: jn.Journal, shares: tuple[float, ...], sizes: list[int]) -> None:
     """The stages of this send (kept when already recorded: a resume repeats them), with today's sizes."""
     with journal.transaction() as db:
-        ensure_tables(db)
-        for number, (share, size) in enumerate(zip(shares, sizes), start=1):
+        for number, (share, size) in enumerate(zip(shares, sizes, strict=True), start=1):
             db.execute("INSERT INTO stages (send, number, share, size) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT (send, number) DO UPDATE SET size=excluded.size",
                        (journal.send, number, share, size))
 
 
-def update_stage(journal: jn.Journal, number: int, **values) -> None:
+def update_stage(journal: jn.Journal, number: int, **values: Any) -> None:
     columns = ", ".join(f"{name}=?" for name in values)
     with journal.transaction() as db:
         db.execute(f"UPDATE stages SET {columns} WHERE send=? AND number=?", (*values.values(), journal.send, number))
@@ -134,29 +107,10 @@ def abandon_halt(journal: jn.Journal) -> None:
     counts them) and the halt no longer refuses a new send."""
     release(journal)
     with journal.transaction() as db:
-        ensure_tables(db)
         db.execute("UPDATE stages SET verdict='abandoned' WHERE send=? AND verdict='halted'", (journal.send,))
 
 
-def halted_stage(path: Path, issue: str, list_name: str) -> StageRecord | None:
-    """The stage a staged send of ``issue`` to ``list_name`` halted at, if its last verdict is a halt."""
-    if not path.exists():
-        return None
-    journal = jn.Journal.read_only(path, issue, list_name)
-    try:
-        records = stage_records(journal.db, journal.send)
-    finally:
-        journal.close()
-    judged = [r for r in records if r.verdict]
+def halted_stage(journal: jn.Journal) -> StageRecord | None:
+    """The stage this staged send halted at, if its last verdict is a halt."""
+    judged = [r for r in stage_records(journal) if r.verdict]
     return judged[-1] if judged and judged[-1].verdict == "halted" else None
-
-
-def release_before_run(path: Path, issue: str, list_name: str, folder: str) -> None:
-    """Before a live run selects its recipients: put every held and waiting row back to pending."""
-    if list_name not in jn.lists_of(path, issue):
-        return
-    journal = jn.Journal.open(path, issue, list_name, folder=folder)
-    try:
-        release(journal)
-    finally:
-        journal.close()

@@ -228,9 +228,9 @@ class Loop:
         selection = self.plan.selection
         if selection is not None and not selection.done:
             self.selected(selection.advance())
-        rows = self.journal.next_pending(self.size, self.settings.max_attempts, cursor)
+        rows = self.journal.flight.next_pending(self.size, self.settings.max_attempts, cursor)
         while selection is not None and len(rows) < self.size and self.selected(selection.advance()):
-            rows = self.journal.next_pending(self.size, self.settings.max_attempts, cursor)
+            rows = self.journal.flight.next_pending(self.size, self.settings.max_attempts, cursor)
         return rows
 
     def selected(self, count: int) -> int:
@@ -250,7 +250,7 @@ class Loop:
     def next_wake(self, built) -> float | None:
         """When there may be something to do again (a retry's time, a hold's end, a probe), or None: done."""
         times = []
-        retry_at = self.journal.next_retry_time(self.settings.max_attempts)
+        retry_at = self.journal.flight.next_retry_time(self.settings.max_attempts)
         if retry_at is not None:
             times.append(self.clock() + max(0.0, retry_at - time.time()))
         if built or self.probing or self.split:
@@ -323,7 +323,7 @@ class Loop:
             return
         self.numbers += 1
         ordered = jn.SEQUENTIAL if self.provider.capabilities.sequential else ""
-        self.journal.mark_in_flight([row.id for row in rows], f"{self.journal.run}-{self.numbers}{ordered}")
+        self.journal.flight.mark_in_flight([row.id for row in rows], f"{self.journal.run}-{self.numbers}{ordered}")
         request = _Request(self.numbers, rows, payload, self.clock(), {row.key: row for row in rows}, by_worker)
         posting[request.number] = request
         pool.submit(self.post, request)
@@ -400,7 +400,7 @@ class Loop:
         if isinstance(chunk, Accepted):  # everyone in it accepted: no outcome to look at one by one
             pop = opened.pop
             ids = [row.id for row in map(pop, chunk.keys, repeat(None)) if row is not None]
-            self.journal.settle_groups({(jn.SENT, chunk.message_id or "", ""): ids})
+            self.journal.flight.settle_groups({(jn.SENT, chunk.message_id or "", ""): ids})
             self.report.sent += len(ids)
             self.last_accepted = self.clock()
             return
@@ -422,7 +422,7 @@ class Loop:
                 self.report.failed.append((row.email, delivery.reason))
             elif status == DEFERRED:
                 attempt = row.attempts + 1
-                self.journal.release([row.id], delivery.reason,
+                self.journal.flight.release([row.id], delivery.reason,
                                      retry_at=time.time() + self.backoff(attempt))
                 self.last_failure = delivery.reason
             else:
@@ -431,7 +431,7 @@ class Loop:
         groups: dict[tuple[str, str, str], list[int]] = {(jn.SENT, m, ""): ids for m, ids in accepted.items()}
         for row, status, message_id, reason in outcomes:
             groups.setdefault((status, message_id, reason), []).append(row.id)
-        self.journal.settle_groups(groups)
+        self.journal.flight.settle_groups(groups)
         self.report.sent += sum(len(ids) for ids in accepted.values())
         if accepted or any(status == jn.FAILED for _, status, _, _ in outcomes):
             self.last_accepted = self.clock()
@@ -440,7 +440,7 @@ class Loop:
         groups: dict[tuple[str, str, str], list[int]] = {}
         for row, status, message_id, reason in outcomes:
             groups.setdefault((status, message_id, reason), []).append(row.id)
-        self.journal.settle_groups(groups)
+        self.journal.flight.settle_groups(groups)
 
     def finished(self, request: _Request, error: BaseException | None) -> None:
         """The request is over: decide about the recipients the provider did not report."""
@@ -460,7 +460,7 @@ class Loop:
             self.report.retries += 1
             delay = self.struggled(str(error), error.retry_after)
             if ids:  # nothing was delivered: the same rows go again after the wait, not counted as an attempt
-                self.journal.release(ids, str(error), retry_at=time.time() + delay, count_attempt=False)
+                self.journal.flight.release(ids, str(error), retry_at=time.time() + delay, count_attempt=False)
         elif isinstance(error, OutcomeUnknownError):
             self.settle([(row, jn.UNKNOWN, "", str(error)) for row in rows])
             self.report.unknown.extend((row.email, str(error)) for row in rows)
@@ -476,7 +476,7 @@ class Loop:
         elif isinstance(error, NewsletterError):
             # A refusal of the whole send (credentials, sender, TLS...): nothing of these was delivered.
             if ids:
-                self.journal.release(ids, f"not sent: {error}", count_attempt=False)
+                self.journal.flight.release(ids, f"not sent: {error}", count_attempt=False)
             self.fatal = self.fatal or error
         else:
             # A bug, not an answer: part of the request may have gone out. Never resend it blindly.
@@ -499,7 +499,7 @@ class Loop:
         named = sorted({int(f.split(".")[1]) for f in fields
                         if f.startswith("personalizations.") and f.split(".")[1].isdigit()})
         if fields and not named:
-            self.journal.release(ids, f"not sent: {err}", count_attempt=False)
+            self.journal.flight.release(ids, f"not sent: {err}", count_attempt=False)
             self.fatal = self.fatal or err
             return
         if len(rows) == 1 or (named and all(i < len(rows) for i in named)):
@@ -509,10 +509,10 @@ class Loop:
             culprit_ids = {row.id for row in culprits}
             others = [row for row in rows if row.id not in culprit_ids]
             if others:
-                self.journal.release([row.id for row in others], "", count_attempt=False)
+                self.journal.flight.release([row.id for row in others], "", count_attempt=False)
                 self.split.append(others)
             return
-        self.journal.release(ids, "", count_attempt=False)
+        self.journal.flight.release(ids, "", count_attempt=False)
         half = len(rows) // 2
         self.split.extend([rows[:half], rows[half:]])
 
@@ -589,7 +589,7 @@ class Loop:
             request.abandoned = True
             rows = list(request.open.values())
             if rows and self.provider.capabilities.sequential:  # only the first can have been under way
-                self.journal.release([row.id for row in rows[1:]], "", count_attempt=False)
+                self.journal.flight.release([row.id for row in rows[1:]], "", count_attempt=False)
                 rows = rows[:1]
             self.settle([(row, jn.UNKNOWN, "", "interrupted while this request was under way") for row in rows])
             self.report.unknown.extend((row.email, "interrupted mid-request") for row in rows)

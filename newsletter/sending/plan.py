@@ -164,9 +164,9 @@ def _audience_of(options: SendOptions, settings: Settings) -> jn.Audience:
 def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path) -> jn.Audience:
     """The audience of this run: the recorded one for ``--resume``; the asked one otherwise, refused
     if it differs from an unfinished send's (which would change who gets the rest)."""
-    unfinished = journal.unfinished()
+    unfinished = journal.runs.unfinished()
     if options.resume:
-        runs = journal.runs()
+        runs = journal.runs.history()
         if not runs:
             raise NewsletterError(f"nothing to resume: this issue was never sent to list '{journal.list}'",
                                   hint=f"start it with: newsletter send {command_path(issue_dir)} "
@@ -199,10 +199,10 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
 def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
                       issue_dir: Path) -> None:
     """Refuse to send a changed issue to the rest of a list that already got part of it (unless told to)."""
-    sent = journal.sent_count()
+    sent = journal.view.sent_count()
     if not sent or options.allow_changed:
         return
-    earlier = [run for run in journal.runs() if run.fingerprint and run.counts.get(jn.SENT)]
+    earlier = [run for run in journal.runs.history() if run.fingerprint and run.counts.get(jn.SENT)]
     if not earlier or earlier[-1].fingerprint == whole:
         return
     changed = [p for p in PARTS if earlier[-1].parts.get(p) != parts.get(p)]
@@ -217,9 +217,9 @@ def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], 
                      issue_dir: Path) -> None:
     """Everyone already got this issue id, yet the subject that would go out differs: most likely a new issue
     made by copying an old folder (its ``id:`` came along), which would otherwise be skipped as "already settled"."""
-    if options.allow_changed or not journal.sent_count():
+    if options.allow_changed or not journal.view.sent_count():
         return
-    earlier = [run for run in journal.runs() if run.fingerprint and run.counts.get(jn.SENT)]
+    earlier = [run for run in journal.runs.history() if run.fingerprint and run.counts.get(jn.SENT)]
     # A renamed folder changes only the links to the web archive; a new issue has a subject of its own.
     if not earlier or earlier[-1].parts.get("subject") in (None, parts.get("subject")):
         return
@@ -253,19 +253,24 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
     registry.module(provider).check_schedule(send_at)
 
 
-def open_journal(settings: Settings, issue: Issue, issue_id: str, list_name: str, scratch: bool) -> jn.Journal:
-    if scratch:
-        return jn.Journal.scratch_copy(settings.journal_path, issue_id, list_name, folder=issue.name)
-    return jn.Journal.open(settings.journal_path, issue_id, list_name, folder=issue.name)
+def open_journal(settings: Settings, issue: Issue, issue_id: str, list_name: str,
+                 database: jn.JournalDB | None) -> jn.Journal:
+    """The journal of this send: in ``database`` (a live send's, opened and locked by the engine), or an
+    in-memory copy of the configured journal's records (a dry run: it must leave the real one untouched)."""
+    if database is None:
+        return jn.Journal.scratch_copy(jn.location_of(settings), issue_id, list_name, folder=issue.name)
+    return jn.Journal(database, issue_id, list_name, folder=issue.name)
 
 
-def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOptions) -> SendPlan:
-    """Build and check the issue, settle the audience, and select its recipients into the journal."""
+def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOptions, *,
+            database: jn.JournalDB | None = None) -> SendPlan:
+    """Build and check the issue, settle the audience, and select its recipients into the journal
+    (``database``: a live send's journal; None for a dry run or a test send, which use a copy in memory)."""
     require_complete(issue)
     testing = bool(options.test_to)
     list_name = TEST_LIST if testing else options.list_name
     journal = (jn.Journal.scratch_copy(None, issue_id, list_name) if testing
-               else open_journal(settings, issue, issue_id, list_name, options.dry_run))
+               else open_journal(settings, issue, issue_id, list_name, database))
     selection = None
     try:
         audience = (_audience_of(options, settings) if testing
@@ -284,9 +289,9 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                                sandbox=options.sandbox, subject_prefix=options.test_prefix)
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
-        journal.start_run(audience, whole, parts, kind="dry run" if options.dry_run else "send",
-                          allow_changed=options.allow_changed and journal.sent_count() > 0,
-                          note=options.run_note)
+        journal.runs.start(audience, whole, parts, kind="dry run" if options.dry_run else "send",
+                           allow_changed=options.allow_changed and journal.view.sent_count() > 0,
+                           note=options.run_note)
         skipped: Counter = Counter()
         streaming = not testing and may_select_while_sending(
             settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
@@ -304,15 +309,15 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                    *([jn.FAILED] if options.retry_failed else []))
         if streaming:
             selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
-            while selection.advance() and not journal.selected_status_counts()[jn.PENDING]:
+            while selection.advance() and not journal.view.selected_status_counts()[jn.PENDING]:
                 pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
         else:
-            journal.select(rows, refresh=refresh)
+            journal.recipients.select(rows, refresh=refresh)
         if options.retry_unknown:
-            journal.requeue(jn.UNKNOWN)
+            journal.recipients.requeue(jn.UNKNOWN)
         if options.retry_failed:
-            journal.requeue(jn.FAILED)
-        if not testing and journal.selected_status_counts()[jn.PENDING]:
+            journal.recipients.requeue(jn.FAILED)
+        if not testing and journal.view.selected_status_counts()[jn.PENDING]:
             check_fingerprint(journal, whole, parts, options, issue.path)  # only when someone would get it
         elif not testing:
             check_not_a_copy(journal, whole, parts, options, issue.path)

@@ -66,16 +66,16 @@ class SendReport:
 
     def fill_from(self, journal: jn.Journal, max_attempts: int) -> None:
         """Replace the loop's running counts with what the journal records for this run."""
-        counts, problems = journal.run_outcomes()
+        counts, problems = journal.view.run_outcomes()
         self.sent = counts.get(jn.SENT, 0)
         self.failed = [(email, reason) for status, email, reason in problems if status == jn.FAILED]
         self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
-        self.deferred = journal.deferred(max_attempts)
-        self.unknown_total = len(journal.unknown_rows())
+        self.deferred = journal.view.deferred(max_attempts)
+        self.unknown_total = len(journal.view.unknown_rows())
         if self.interrupted:
             # Ctrl-C while the last requests were answered: nothing of this run is left to send, so
             # there is nothing to resume and the send is finished (the other outcomes still count).
-            left = journal.selected_status_counts()
+            left = journal.view.selected_status_counts()
             self.interrupted = bool(left.get(jn.PENDING) or left.get(jn.IN_FLIGHT))
 
     def summary(self) -> str:
@@ -151,13 +151,13 @@ def recipients(count: int) -> str:
 
 def status(settings: Settings, issue_id: str, list_name: str | None = None) -> list[ListStatus]:
     """For each list the issue (its id) was sent to: counts, runs and problem rows, read-only."""
-    path: Path = settings.journal_path
+    location = jn.location_of(settings)
     result = []
-    for name, counts in jn.summarize(path, issue_id, list_name):
-        journal = jn.Journal.read_only(path, issue_id, name)
+    for name, counts in jn.summarize(location, issue_id, list_name):
+        journal = jn.Journal.read_only(location, issue_id, name)
         try:
-            result.append(ListStatus(name, counts, journal.runs(("send", "resolve", "abandon")), journal.problems(),
-                                     holds.stage_records(journal.db, journal.send)))
+            result.append(ListStatus(name, counts, journal.runs.history(("send", "resolve", "abandon")),
+                                     journal.view.problems(), holds.stage_records(journal)))
         finally:
             journal.close()
     return result

@@ -68,7 +68,7 @@ class PendingSelection:
             if not chunk:
                 self.close()
                 break
-            repeats = self.journal.select(chunk, first_wins=True)
+            repeats = self.journal.recipients.select(chunk, first_wins=True)
             if repeats:
                 self.skipped["duplicate"] += repeats
             if len(chunk) > repeats:
@@ -92,7 +92,7 @@ def may_select_while_sending(settings: Settings, journal: jn.Journal, list_path:
     threshold = settings.send.parallel_from
     if threshold <= 0 or not _has_lines(list_path, threshold + 1):
         return False  # a small list is selected in a moment: no reason to do it differently
-    return journal.is_fresh()
+    return journal.runs.is_fresh()
 
 
 def _has_lines(path: Path, count: int, chunk: int = 1 << 20) -> bool:

@@ -50,16 +50,15 @@ def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_
     for row_id, key, email, _ in rows:
         members[stage_of[key.strip().lower()]].append((row_id, key, email))
     holds.record_plan(journal, tuple(shares), stage_sizes(len(rows), shares))
-    records = {r.number: r for r in holds.stage_records(journal.db, journal.send)}
+    records = {r.number: r for r in holds.stage_records(journal)}
     for number in members:
         later = [row_id for n, rows_n in members.items() if n > number for row_id, _, _ in rows_n]
         holds.set_status(journal, later, holds.HELD, jn.PENDING)
         holds.set_status(journal, [row_id for row_id, _, _ in members[number]], jn.PENDING, holds.HELD)
         record = records[number]
         has_pending = journal.db.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE send=? AND run=? AND status='pending' AND id IN "
-            "(SELECT value FROM json_each(?))",
-            (journal.send, journal.run, _ids_json(members[number]))).fetchone()[0]
+            f"SELECT COUNT(*) FROM deliveries WHERE send=? AND run=? AND status='pending' AND id IN {journal.db.id_set}",
+            (journal.send, journal.run, _ids(journal, members[number]))).fetchone()[0]
         started = record.started
         if has_pending:
             if started is None:
@@ -140,15 +139,14 @@ def _merge(*sources: Mapping[str, Sequence[Mapping]]) -> dict[str, list]:
     return merged
 
 
-def _ids_json(stage: list[tuple[int, str, str]]) -> str:
-    import json
-
-    return json.dumps([row_id for row_id, _, _ in stage])
+def _ids(journal: jn.Journal, stage: list[tuple[int, str, str]]) -> object:
+    return journal.db.ids(row_id for row_id, _, _ in stage)
 
 
 def _outcomes(journal: jn.Journal, stage: list[tuple[int, str, str]]) -> list[tuple[str, str, str]]:
-    return journal.db.execute("SELECT email, status, COALESCE(reason, '') FROM deliveries WHERE id IN "
-                              "(SELECT value FROM json_each(?))", (_ids_json(stage),)).fetchall()
+    rows = journal.db.execute("SELECT email, status, COALESCE(reason, '') FROM deliveries WHERE id IN "
+                              f"{journal.db.id_set}", (_ids(journal, stage),)).fetchall()
+    return [(str(e), str(s), str(r)) for e, s, r in rows]
 
 
 def _sent(journal: jn.Journal, stage: list[tuple[int, str, str]]) -> int:
@@ -156,8 +154,9 @@ def _sent(journal: jn.Journal, stage: list[tuple[int, str, str]]) -> int:
 
 
 def _latest(journal: jn.Journal, stage: list[tuple[int, str, str]]) -> float | None:
-    return journal.db.execute("SELECT MAX(updated) FROM deliveries WHERE status='sent' AND id IN "
-                              "(SELECT value FROM json_each(?))", (_ids_json(stage),)).fetchone()[0]
+    row = journal.db.execute("SELECT MAX(updated) FROM deliveries WHERE status='sent' AND id IN "
+                             f"{journal.db.id_set}", (_ids(journal, stage),)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def _wait_until(moment: float, should_stop: Callable[[], bool], say: Callable[[str], None], number: int) -> bool:

@@ -1,0 +1,395 @@
+"""Where the send journal lives, and one way to talk to it: a SQLite file, or a PostgreSQL database
+that several senders, machines and CI jobs share.
+
+The journal's SQL is written once, for both: statements use ``?`` placeholders
+(turned into psycopg's ``%s`` for PostgreSQL, once per statement text) and the
+few things the two dialects spell differently are fragments of this module
+(``id_set``: "these ids", given as one parameter). ``JournalDB.execute`` returns
+a cursor with ``fetchone``, ``fetchall`` and ``rowcount`` on both.
+
+SQLite keeps its connection as it is: the send loop's statements run on the
+``sqlite3`` connection's own ``execute`` (a million-recipient send makes a few
+thousand of them a second). PostgreSQL keeps its tables in a schema of their
+own (``newsletter_journal``), so the journal can share a database with
+``newsletter serve``'s event store.
+
+The password of a PostgreSQL journal comes only from the environment variable
+``[send] journal_password_env`` names; a URL holding one is refused, and no
+message ever shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from ...errors import NewsletterError, display_path
+from . import schema
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ...config import Settings
+
+Dialect = Literal["sqlite", "postgresql"]
+PG_SCHEMA = "newsletter_journal"
+DISK_HINT = ("free some disk space or make the folder writable (or set [send] journal in newsletter.toml), then "
+             "resume the send; recipients whose request was under way are then reported as unknown")
+
+
+class JournalError(NewsletterError):
+    """The journal could not be read or written: nothing more is sent until it can be."""
+
+
+class Cursor(Protocol):
+    """What a statement gives back, on either database."""
+
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Location:
+    """Which journal the settings name: a SQLite file (``path``) or a PostgreSQL URL without a password."""
+
+    dialect: Dialect
+    path: Path | None = None
+    url: str = ""
+    password_env: str = ""
+
+    def describe(self) -> str:
+        """How messages and the sent record name this journal (never with a password)."""
+        if self.dialect == "sqlite":
+            assert self.path is not None
+            return f"sqlite:{display_path(self.path)}"
+        return describe_url(self.url)
+
+    def may_exist(self) -> bool:
+        """False only when it certainly holds nothing yet (a SQLite file not made): reading it is then skipped."""
+        return self.dialect == "postgresql" or (self.path is not None and (self.path.exists() or self.path.is_symlink()))
+
+
+def describe_url(url: str) -> str:
+    """The URL without any password or query, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return f"postgresql://{user}{host}{port}{parts.path}"
+
+
+def location_of(settings: Settings) -> Location:
+    """The journal ``[send]`` names: ``journal_url`` (PostgreSQL) when set, else the SQLite file ``journal``."""
+    send = settings.send
+    if send.journal_url:
+        return postgres_location(send.journal_url, send.journal_password_env, setting="[send] journal_url")
+    return Location("sqlite", path=settings.root / send.journal)
+
+
+def postgres_location(url: str, password_env: str, *, setting: str) -> Location:
+    """A PostgreSQL journal's location, refusing a URL that is not one or that holds a password."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise NewsletterError(f"{setting} must be a postgresql://user@host/database URL, not {describe_url(url)!r}",
+                              hint="leave it out to keep the journal in the SQLite file [send] journal names")
+    if parts.password:
+        raise NewsletterError(f"{setting} holds a password", where=describe_url(url),
+                              hint=f"remove it from the URL and put it in the environment variable {password_env} "
+                                   "(named by [send] journal_password_env)")
+    return Location("postgresql", url=url, password_env=password_env)
+
+
+def location_from_text(text: str, settings: Settings) -> Location:
+    """A journal given on the command line: a postgresql:// URL or a SQLite file's path (``journal copy``)."""
+    if "://" in text:
+        return postgres_location(text, settings.send.journal_password_env, setting="--to")
+    path = Path(text)
+    return Location("sqlite", path=path if path.is_absolute() else settings.root / path)
+
+
+# -- the connection ----------------------------------------------------------------------------------
+
+
+class JournalDB:
+    """One connection to a journal database, SQLite or PostgreSQL, with the schema in place."""
+
+    def __init__(self, location: Location, connection: Any, *, read_only: bool = False):
+        self.location = location
+        self.dialect: Dialect = location.dialect
+        self.connection = connection
+        self.read_only = read_only
+        self._password = os.environ.get(location.password_env, "") if location.password_env else ""
+        self._texts: dict[str, str] = {}
+        # ``execute(sql, params)``: SQLite's own (the hot path: no translation, no wrapper), else translated.
+        self.execute: Callable[..., Cursor]
+        if self.dialect == "sqlite":
+            self.execute = connection.execute
+            self.id_set = self.text_set = "(SELECT value FROM json_each(?))"
+        else:
+            self.execute = self._translated
+            self.id_set = "(SELECT unnest(?::bigint[]))"
+            self.text_set = "(SELECT unnest(?::text[]))"
+
+    # -- statements ------------------------------------------------------------------------------
+
+    def _translated(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        text = self._texts.get(sql)
+        if text is None:
+            text = self._texts[sql] = sql.replace("%", "%%").replace("?", "%s")
+        try:
+            return self.connection.execute(text, params)  # type: ignore[no-any-return]
+        except Exception as err:
+            raise self.error(err) from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for many rows of parameters (``journal copy``)."""
+        if self.dialect == "sqlite":
+            self.connection.executemany(sql, rows)
+            return
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.executemany(sql.replace("%", "%%").replace("?", "%s"), list(rows))
+        except Exception as err:
+            raise self.error(err) from None
+
+    def ids(self, values: Iterable[int]) -> object:
+        """``values`` as the one parameter ``id_set`` takes ("these rows": ``id IN {db.id_set}``)."""
+        return json.dumps(list(values)) if self.dialect == "sqlite" else list(values)
+
+    def texts(self, values: Iterable[str]) -> object:
+        """``values`` as the one parameter ``text_set`` takes."""
+        return json.dumps(list(values)) if self.dialect == "sqlite" else [str(v) for v in values]
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an INSERT and return the new row's id."""
+        row = self.execute(sql + " RETURNING id", params).fetchone()
+        return int(row[0])
+
+    @contextmanager
+    def transaction(self, durable: bool = True) -> Iterator[JournalDB]:
+        """One transaction; a failing disk or server becomes a JournalError naming the journal and the fix.
+
+        ``durable=False`` for records whose loss is safe (an outcome: lost, its row reads as in
+        flight, hence unknown, never resent blindly): no flush to disk of its own; what was
+        committed durably before it stays ahead of it.
+        """
+        if self.dialect == "postgresql":
+            try:
+                with self.connection.transaction():
+                    if not durable:
+                        self.connection.execute("SET LOCAL synchronous_commit = off")
+                    yield self
+            except JournalError:
+                raise
+            except Exception as err:
+                if _is_journal_fault(err):
+                    raise self.error(err) from None
+                raise
+            return
+        db = self.connection
+        try:
+            if not durable:
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as err:
+            raise self.error(err) from None
+        finally:
+            if not durable:
+                try:
+                    db.execute("PRAGMA synchronous=FULL")
+                except sqlite3.Error:
+                    pass
+
+    def error(self, err: BaseException) -> JournalError:
+        """What went wrong with the journal, said for the writer, without a password."""
+        where = self.location.describe()
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if self._password:
+            text = _redact(text, self._password)
+        if self.dialect == "postgresql":
+            return JournalError(f"cannot use the send journal: {text}", where=where,
+                                hint="check that the PostgreSQL server is up and [send] journal_url is right (the "
+                                     f"password comes from ${self.location.password_env}), then resume the send")
+        return sqlite_error(where, err)
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        except Exception:  # noqa: BLE001 - closing a connection that already failed: nothing left to do
+            pass
+
+    # -- what the journal knows of itself --------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @property
+    def journal_id(self) -> str:
+        """This journal's own id (made when it was created): the sent record names it."""
+        return self.meta("journal_id") or ""
+
+    # -- the one send of an issue to a list at a time ----------------------------------------------
+
+    @contextmanager
+    def exclusive(self, issue: str, list_name: str, label: str = "") -> Iterator[None]:
+        """Hold the lock for sending ``issue`` to ``list_name``; refuse if another sender holds it.
+
+        SQLite: a lock file beside the journal. PostgreSQL: a session advisory lock, so the
+        lock is the same for every machine that shares the journal. Both die with their process.
+        """
+        if self.dialect == "sqlite":
+            from ..lock import exclusive
+
+            assert self.location.path is not None
+            with exclusive(self.location.path, issue, list_name, label):
+                yield
+            return
+        key = f"newsletter send {issue} {list_name}"
+        row = self.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,)).fetchone()
+        if not row[0]:
+            raise NewsletterError(f"another send of {label or issue} to list '{list_name}' is running (it holds the "
+                                  f"lock in {self.location.describe()})",
+                                  hint="wait for it to finish, or stop that process; a killed send leaves no lock "
+                                       "behind. To share the send, run: newsletter send ISSUE --resume --worker")
+        try:
+            yield
+        finally:
+            try:
+                self.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (key,))
+            except JournalError:
+                pass  # the connection is gone: so is the lock
+
+
+def _redact(text: str, secret: str) -> str:
+    return re.sub(re.escape(secret), "[redacted]", text, flags=re.IGNORECASE) if secret else text
+
+
+def _is_journal_fault(err: BaseException) -> bool:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(err, psycopg.Error)
+
+
+def sqlite_error(where: str, err: BaseException) -> JournalError:
+    """A SQLite failure as the writer should read it: damaged, disk full, or not writable."""
+    if "not a database" in str(err) or "malformed" in str(err):
+        return JournalError(f"the send journal is damaged ({err})", where=where,
+                            hint="restore it from a backup; never delete it, it records who was already mailed")
+    if "disk is full" in str(err) or "disk I/O" in str(err):
+        return JournalError(f"cannot write the send journal: {err}", where=where, hint=DISK_HINT)
+    return JournalError(f"cannot use the send journal: {err}", where=where,
+                        hint="check the file and its folder are writable; " + DISK_HINT.split("; ")[0])
+
+
+# -- opening ------------------------------------------------------------------------------------------
+
+
+def open_database(location: Location, *, read_only: bool = False) -> JournalDB:
+    """Connect to the journal at ``location``, creating it and its schema on first use (unless ``read_only``)."""
+    if location.dialect == "sqlite":
+        return _open_sqlite(location, read_only=read_only)
+    return _open_postgres(location, read_only=read_only)
+
+
+def memory_database() -> JournalDB:
+    """An empty journal in memory: a dry run's or a test send's, which must leave the real one untouched."""
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    db = JournalDB(Location("sqlite", path=Path(":memory:")), connection)
+    schema.create(db)
+    return db
+
+
+def _open_sqlite(location: Location, *, read_only: bool) -> JournalDB:
+    path = location.path
+    assert path is not None
+    where = display_path(path)
+    if path.is_dir():
+        raise JournalError("the send journal is a folder, not a file", where=where,
+                           hint="move that folder away, or set [send] journal in newsletter.toml")
+    if read_only:
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            connection.execute("SELECT COUNT(*) FROM sends").fetchone()
+        except sqlite3.Error as err:
+            raise sqlite_error(where, err) from None
+        return JournalDB(location, connection, read_only=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise JournalError(f"cannot create the journal's folder: {err.strerror}", where=display_path(path.parent),
+                           hint="make the folder writable, or set [send] journal in newsletter.toml") from None
+    try:
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the request it announces goes out, even across a power loss.
+        connection.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error as err:
+        raise sqlite_error(where, err) from None
+    db = JournalDB(location, connection)
+    schema.create(db)
+    return db
+
+
+def _open_postgres(location: Location, *, read_only: bool) -> JournalDB:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    password = os.environ.get(location.password_env) or None
+    conninfo = make_conninfo(location.url, password=password) if password else location.url
+    where = location.describe()
+    try:
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.Error as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise JournalError(f"cannot reach the send journal: {_redact(text, password or '')}", where=where,
+                           hint="start the PostgreSQL server or correct [send] journal_url; its password comes "
+                                f"from the environment variable {location.password_env}") from None
+    db = JournalDB(location, connection, read_only=read_only)
+    try:
+        name = _schema_named_by(location.url)
+        if name is None:  # the journal's own schema, beside whatever else the database holds
+            name = PG_SCHEMA
+            connection.execute(f"SET search_path TO {PG_SCHEMA}")
+        if not read_only:
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
+    except psycopg.Error as err:
+        db.close()
+        raise db.error(err) from None
+    if not read_only:
+        schema.create(db)
+    return db
+
+
+def _schema_named_by(url: str) -> str | None:
+    """The schema a URL's ``options=-c search_path=NAME`` puts first, if it names one: the journal then
+    keeps its tables there instead of in ``newsletter_journal``."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    options = str(conninfo_to_dict(url).get("options") or "")
+    match = re.search(r"search_path\s*=\s*([A-Za-z_][A-Za-z0-9_]*)", options)
+    return match.group(1) if match else None
+
+
+def new_journal_id() -> str:
+    return uuid.uuid4().hex

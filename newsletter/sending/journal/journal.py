@@ -1,0 +1,124 @@
+"""The journal of one issue sent to one list: who is to be sent, who was, and each run that did it.
+
+It is the only record of outcomes: a run's report is read back from it at the
+end. An issue is known by its stable id (``id:`` in issue.md's front matter),
+not its folder's name, so a renamed or copied folder is the same issue and a
+different issue in a folder of the same name is not.
+
+A ``Journal`` is a handle on one (issue, list) pair in a journal database
+(``database.py``: SQLite or PostgreSQL) with one part per job:
+
+- ``runs`` (``runs.py``): each run's audience, provider and fingerprint; dead runs' batches recovered;
+- ``recipients`` (``recipients.py``): the selection into the journal, requeues, resolutions;
+- ``flight`` (``flight.py``): the send loop's side, batches in flight and their outcomes;
+- ``view`` (``reading.py``): counts, problems and outcomes, for reports and ``status``.
+
+State follows what actually happened: a request's rows are on record as in
+flight *before* the request, and a recipient becomes ``sent`` only *after* the
+provider accepted them. Rows found in flight when a run starts belong to a run
+that died mid-request: their outcome is unknown, and they are never resent
+unless the writer asks (``--retry-unknown``, ``resolve``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import NamedTuple
+
+from .database import JournalDB, Location, memory_database, open_database
+from .flight import InFlight
+from .reading import JournalView
+from .recipients import Recipients
+from .runs import RunLog
+
+
+class Row(NamedTuple):
+    """A recipient waiting to be sent, as the send loop reads it back (a tuple: made per recipient)."""
+
+    id: int
+    key: str
+    email: str
+    name: str
+    fields: str  # the other columns the issue uses, as the journal holds them: a JSON object ("" for none)
+    attempts: int
+
+
+class Journal:
+    """The journal of one issue (its id) sent to one list, in the database ``db`` (which may hold many)."""
+
+    def __init__(self, db: JournalDB, issue: str, list_name: str, *, create: bool = True, folder: str = ""):
+        self.db = db
+        self.issue = issue
+        self.list = list_name
+        self.folder = folder
+        self.run = 0  # the id of this process's run, once ``runs.start`` recorded it
+        self.run_uid = ""  # the same run's id across journals (the sent record names it)
+        with db.transaction(durable=create) if create else _nothing():
+            self.send = self._send_id(create)
+        self.runs = RunLog(self)
+        self.recipients = Recipients(self)
+        self.flight = InFlight(self)
+        self.view = JournalView(self)
+
+    def _send_id(self, create: bool) -> int:
+        """The row naming this (issue, list) pair; every delivery row refers to it (-1: none yet, read-only).
+
+        A journal from before issues had ids knows the issue by its folder name: the first
+        issue with that folder name to be sent adopts that record (it gets the id), once.
+        """
+        db = self.db
+        row = db.execute("SELECT id FROM sends WHERE issue=? AND list=?", (self.issue, self.list)).fetchone()
+        if row:
+            return int(row[0])
+        if not create:
+            return -1
+        if self.folder:
+            legacy = db.execute("SELECT id FROM sends WHERE issue=? AND list=? AND folder IS NULL",
+                                (self.folder, self.list)).fetchone()
+            if legacy:
+                db.execute("UPDATE sends SET issue=?, folder=? WHERE id=?", (self.issue, self.folder, legacy[0]))
+                return int(legacy[0])
+        # Several senders sharing a PostgreSQL journal may start the same send at once: one row wins.
+        db.execute("INSERT INTO sends (issue, list, folder) VALUES (?, ?, ?) ON CONFLICT (issue, list) DO NOTHING",
+                   (self.issue, self.list, self.folder))
+        return int(db.execute("SELECT id FROM sends WHERE issue=? AND list=?", (self.issue, self.list)).fetchone()[0])
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, location: Location, issue: str, list_name: str, folder: str = "") -> Journal:
+        """Open (creating) the journal at ``location`` for ``issue`` and ``list_name``."""
+        return cls(open_database(location), issue, list_name, folder=folder)
+
+    @classmethod
+    def scratch_copy(cls, location: Location | None, issue: str, list_name: str, folder: str = "") -> Journal:
+        """An in-memory copy of this send's records at ``location`` (or an empty journal), for a run that must
+        leave the real journal untouched (a dry run, a test send)."""
+        from .copy import copy_send
+
+        memory = memory_database()
+        if location is not None and location.may_exist():
+            source = open_database(location, read_only=True)
+            try:
+                copy_send(source, memory, issue, list_name, folder)
+            finally:
+                source.close()
+        return cls(memory, issue, list_name, folder=folder)
+
+    @classmethod
+    def read_only(cls, location: Location, issue: str, list_name: str) -> Journal:
+        """The journal at ``location`` opened for reading in place (``status``): no copy, no write."""
+        return cls(open_database(location, read_only=True), issue, list_name, create=False)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def transaction(self, durable: bool = True) -> AbstractContextManager[JournalDB]:
+        """One transaction on the journal (``JournalDB.transaction``)."""
+        return self.db.transaction(durable)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
