@@ -464,6 +464,12 @@ def _echo_report(report) -> None:
                    f"(newsletter status shows each stage), then continue with: {report.resume_hint}", err=True)
     if report.interrupted or report.paused or report.deferred:
         click.echo(f"To resume exactly this send, run: {report.resume_hint}", err=True)
+    if report.recorded_in:
+        click.echo(f"{report.recorded_in} now records this send (its 'sent:' lines). Commit it, so that no clone, "
+                   f"CI job or other editor sends this issue to list {report.list_name} again: "
+                   f"git add {shlex.quote(report.recorded_in)} && git commit -m 'Sent to {report.list_name}'")
+    if report.record_problem:
+        click.echo(f"Could not update the issue's sent record: {report.record_problem}", err=True)
 
 
 def _progress_printer():
@@ -515,6 +521,8 @@ def _provider_names():
 @click.option("--retry-unknown", is_flag=True, help="Resend recipients whose earlier delivery is unknown.")
 @click.option("--retry-failed", is_flag=True, help="Try recipients that failed in an earlier run again.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@click.option("--journal-lost", "journal_lost", is_flag=True,
+              help="The journal of the send issue.md records is gone: send only to readers who joined since (recorded).")
 @click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Dry run: how many personalized .eml samples to write.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -527,8 +535,8 @@ def _provider_names():
               help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
-                 dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, samples,
-                 out, ignore_doctor, nameserver, stages, stage_wait) -> None:
+                 dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
+                 samples, out, ignore_doctor, nameserver, stages, stage_wait) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
@@ -538,7 +546,7 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
         test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
-        stage_wait_minutes=stage_wait, confirmed=yes)
+        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost)
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:

@@ -31,3 +31,13 @@ def preview_url(process: subprocess.Popen, timeout: float) -> str:
         url = match.group(0) if match else None
     assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
     return url
+
+
+def forget_sends(root: Path, issue: str) -> None:
+    """Make the newsletter at ``root`` one that never sent ``issue``: no journal, and no ``sent:`` record in
+    its issue.md (what a test comparing two ways of sending the same list starts again from)."""
+    for path in (root / ".newsletter").glob("journal.sqlite*"):
+        path.unlink()
+    issue_md = root / issue / "issue.md"
+    lines = issue_md.read_text().split("\n")
+    issue_md.write_text("\n".join(line for line in lines if line != "sent:" and not line.startswith("- {list: ")))

@@ -112,7 +112,7 @@ def test_a_resume_refreshes_only_what_it_did_before_in_every_statement(
     first = [(f"r{i}@example.com", f"r{i}@example.com", f"Old {i}", '{"city": "old"}') for i in range(30)]
     second = [(f"r{i}@example.com", f"R{i}@example.com", f"New {i}", '{"city": "new"}') for i in range(5, 35)]
     tables = []
-    for limit in (None, 12):
+    for limit in (None, 16):
         location = new_journal_location()
         journal = _journal(location, limit)
         journal.recipients.select(first, chunk=7)

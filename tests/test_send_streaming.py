@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from journal_reading import statuses
+from journal_reading import forget_sends, statuses
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
 from test_send import ISSUE, set_option
@@ -84,7 +84,7 @@ def test_a_confirmed_large_send_starts_before_its_list_is_selected_and_mails_the
 
     # The same list selected wholly first (a send that asks before sending): the same mail, the same counts.
     sendgrid_standin.reset()
-    (large / ".newsletter" / "journal.sqlite").unlink()
+    forget_sends(large, ISSUE)  # a newsletter that never sent it: no journal, no record
     first = send(large, confirmed=False)
     assert first.sent == len(expected) and first.skipped == skipped
     assert {a.email: a.name for a in sendgrid_standin.accepted} == streamed

@@ -24,7 +24,7 @@ from test_send import ISSUE, set_option, write_list
 from newsletter.cli import main
 from newsletter.compose.unsubscribe import verify_token
 from newsletter.sending.workers import BodyWorkers, worker_count
-from journal_reading import statuses
+from journal_reading import forget_sends, statuses
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 
@@ -78,7 +78,7 @@ def test_workers_build_the_same_request_as_the_sending_process(large: Path, send
 
     with_workers, output = sent()
     assert "3 of them built by" in output
-    (large / ".newsletter" / "journal.sqlite").unlink()
+    forget_sends(large, ISSUE)
     config = large / "newsletter.toml"
     config.write_text(config.read_text().replace("parallel_from = 1", "parallel_from = 0"))
     here, output = sent()

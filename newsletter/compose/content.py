@@ -22,7 +22,8 @@ from ..errors import NewsletterError, display_path, os_error
 
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")
-ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articles", "draft")
+ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articles", "draft",
+                "sent")  # sent: the record a live send writes (sending/sent_record.py)
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
 

@@ -8,6 +8,8 @@ is what a send with no filter would reach.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import difflib
 import os
 from collections import Counter
@@ -85,7 +87,8 @@ def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[st
 
 def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] = (),
                 where: Mapping[str, str] | None = None,
-                on_skip: Callable[[str, str, int], None] | None = None, dedupe: bool = True) -> Iterator[Row]:
+                on_skip: Callable[[str, str, int], None] | None = None, dedupe: bool = True,
+                joined_after: dt.datetime | None = None) -> Iterator[Row]:
     """The same selection as ``select_recipients``, in the form a send's journal takes each recipient:
     ``(key, email, name, fields)``, ``fields`` being the JSON object text ``{"column": "value"}`` of
     only the merge-field ``columns`` the issue uses (named as in the header; a column the list lacks
@@ -99,14 +102,19 @@ def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] 
     ``dedupe=False`` leaves an address's later rows in, for a caller that drops them itself: a
     fresh send's journal keeps the first row of each key (``Journal.select(first_wins=True)``),
     and a million addresses held here as well would be about 100 MB.
+
+    ``joined_after``: only rows that joined later than that moment (their ``consent_confirmed_at``, as
+    ``newsletter serve`` writes it, or else ``subscribed_at``); the others are skipped, those without a
+    date as already mailed (``send --journal-lost``, whose journal no longer says who was).
     """
-    return _select(path, tags, where, on_skip, tuple(columns), dedupe)
+    return _select(path, tags, where, on_skip, tuple(columns), dedupe, joined_after)
 
 
 
 def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
             on_skip: Callable[[str, str, int], None] | None,
-            columns: tuple[str, ...] | None, dedupe: bool = True) -> Iterator[Any]:
+            columns: tuple[str, ...] | None, dedupe: bool = True,
+            joined_after: dt.datetime | None = None) -> Iterator[Any]:
     """Both selections: the first pass now (suppressed keys, every row readable), the second streamed."""
     path = require_list(path)
     try:
@@ -117,11 +125,45 @@ def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
         with read_rows(path, fd=fd) as (fmt, rows):
             cols = Columns.of(fmt.header)
             matches = cells_matcher(path, cols, tags, where)
+            too_early = joined_test(cols, joined_after) if joined_after is not None else None
             suppressed = _suppressed_keys(fmt, cols, rows)
     except BaseException:
         os.close(fd)
         raise
-    return _selected(path, fd, matches, suppressed, on_skip, columns, dedupe)
+    return _selected(path, fd, matches, suppressed, on_skip, columns, dedupe, too_early)
+
+
+JOINED_BEFORE = "joined before the recorded send (--journal-lost)"
+NO_JOIN_DATE = "no subscribed_at: counted as already mailed (--journal-lost)"
+
+
+def joined_test(cols: Columns, after: dt.datetime) -> Callable[[list[str]], str | None]:
+    """Why a row did not join later than ``after`` (a skip reason), or None when it did.
+
+    A row's join date is its ``consent_confirmed_at`` (the subscriber service's consent date) or
+    else its ``subscribed_at``. A date without a time joined later only if it is a later day:
+    on the day itself, it may have been before.
+    """
+    after = after if after.tzinfo else after.replace(tzinfo=dt.UTC)
+    day = after.astimezone(dt.UTC).date()
+    places = [i for i in (cols.find("consent_confirmed_at"), cols.subscribed_at) if i is not None]
+
+    def reason(cells: list[str]) -> str | None:
+        for at in places:
+            text = cells[at].strip()
+            if not text:
+                continue
+            try:
+                if len(text) == 10:
+                    return None if dt.date.fromisoformat(text) > day else JOINED_BEFORE
+                moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+            return None if moment > after else JOINED_BEFORE
+        return NO_JOIN_DATE
+
+    return reason
 
 
 def cells_matcher(path: Path, cols: Columns, tags: Sequence[str],
@@ -174,7 +216,7 @@ def _suppressed_keys(fmt: ListFormat, cols: Columns, rows: FastRows) -> dict[str
 
 def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, suppressed: Mapping[str, str],
               on_skip: Callable[[str, str, int], None] | None, columns: tuple[str, ...] | None,
-              dedupe: bool = True) -> Iterator[Any]:
+              dedupe: bool = True, too_early: Callable[[list[str]], str | None] | None = None) -> Iterator[Any]:
     """The second pass: decide each row from its cells, cheapest test first; yield a Subscriber, or
     a journal row when ``columns`` is given (every row of an address unless ``dedupe``)."""
     seen: set[str] = set()
@@ -209,6 +251,8 @@ def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, 
                         reason = suppressed[key]
                     elif key in seen:
                         reason = "duplicate"
+                    elif too_early is not None and (early := too_early(cells)) is not None:
+                        reason = early
                     else:
                         add(key)
                         if journal_row:

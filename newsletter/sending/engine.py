@@ -28,7 +28,7 @@ from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
 from ..serve.sync import apply_unsynced_departures
-from . import holds
+from . import holds, sent_record
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
@@ -97,9 +97,13 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             else:
                 provider = registry.open_provider(settings, plan.provider_name)
         started = time.monotonic()
+        live = database is not None
         try:
             provider.open()
             try:
+                if live:  # the issue records, in git, that it is going out: no clone sends it again
+                    _record(report, sent_record.record_send(issue_dir, plan.journal, recipients=report.to_send,
+                                                            journal_lost=bool(plan.audience.joined_after)))
                 with few_collections():
                     _deliver(plan, provider, report, progress, stop or StopFlag(), say)
             finally:
@@ -108,6 +112,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             report.seconds = time.monotonic() - started
             _select_the_rest(plan, report)
             _fill_if_readable(report, plan)
+            if live:
+                _record_outcome(report, issue_dir, plan)
             err.report = report  # what was done before it stopped, for the summary
             raise
         except KeyboardInterrupt:
@@ -115,6 +121,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         report.seconds = time.monotonic() - started
         _select_the_rest(plan, report)
         plan.journal.runs.finish()
+        if live:
+            _record_outcome(report, issue_dir, plan)
         interrupted = report.interrupted
         report.fill_from(plan.journal, settings.send.max_attempts)
         if interrupted and plan.selection is not None and not plan.selection.done:
@@ -213,6 +221,19 @@ def _select_the_rest(plan: SendPlan, report: SendReport) -> None:
     except (NewsletterError, KeyboardInterrupt):
         pass  # the journal failed, or Ctrl-C again: the next run selects the rest, as a resume always does
     report.selected = report.to_send = selection.selected  # a fresh send: every one selected is new
+
+
+def _record(report: SendReport, path: Path | None) -> None:
+    if path is not None:
+        report.recorded_in = display_path(path)
+
+
+def _record_outcome(report: SendReport, issue_dir: Path, plan: SendPlan) -> None:
+    """The sent record's count brought up to date; a failure to write it is said, never hidden."""
+    try:
+        _record(report, sent_record.record_outcome(issue_dir, plan.journal, recipients=report.to_send))
+    except NewsletterError as err:
+        report.record_problem = str(err)
 
 
 def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:

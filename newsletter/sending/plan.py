@@ -27,6 +27,7 @@ from ..lists import list_columns, normalize_key, require_list, select_rows
 from ..compose.unsubscribe import read_secret
 from . import journal as jn
 from .selection import PendingSelection, may_select_while_sending
+from .sent_record import check_against
 from .workers import BodyWorkers
 
 TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
@@ -56,6 +57,7 @@ class SendOptions:
     stages: str | None = None  # --stages 1%,10%,100% (None = [send] stages)
     stage_wait_minutes: float | None = None  # --stage-wait (None = [send] stage_wait_minutes)
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
+    journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
     run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
 
 
@@ -128,6 +130,8 @@ def describe_audience(list_name: str, audience: jn.Audience) -> str:
     words = [f"--list {list_name}"]
     words += [f"--tag {_quote(t)}" for t in audience.tags]
     words += [f"--where {_quote(f'{k}={v}')}" for k, v in audience.where]
+    if audience.joined_after:
+        words.append("--journal-lost")
     words.append(f"--provider {audience.provider}")
     return " ".join(words)
 
@@ -152,16 +156,17 @@ def resume_command(issue_dir: Path | str, list_name: str) -> str:
     return f"newsletter send {command_path(issue_dir)} --list {list_name} --resume"
 
 
-def _audience_of(options: SendOptions, settings: Settings) -> jn.Audience:
+def _audience_of(options: SendOptions, settings: Settings, joined_after: str = "") -> jn.Audience:
     if any(not tag.strip() for tag in options.tags):
         # An empty tag (`--tag "$TAG"` with TAG unset) would otherwise narrow nothing: the whole list.
         raise NewsletterError("--tag is empty", hint="give the tag to select, like --tag founders, or leave "
                                                      "--tag out to send to everyone on the list")
     return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
-                       tuple(sorted(options.where.items())))
+                       tuple(sorted(options.where.items())), joined_after)
 
 
-def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path) -> jn.Audience:
+def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path,
+                    joined_after: str = "") -> jn.Audience:
     """The audience of this run: the recorded one for ``--resume``; the asked one otherwise, refused
     if it differs from an unfinished send's (which would change who gets the rest)."""
     unfinished = journal.runs.unfinished()
@@ -176,7 +181,7 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
             raise NewsletterError("--resume repeats the recorded send (" + describe_audience(journal.list, recorded)
                                   + "); do not add --provider, --tag or --where to it")
         return recorded
-    asked = _audience_of(options, settings)
+    asked = _audience_of(options, settings, joined_after)
     if unfinished is not None and unfinished.audience != asked:
         recorded = unfinished.audience
         differences = []
@@ -273,8 +278,11 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                else open_journal(settings, issue, issue_id, list_name, database))
     selection = None
     try:
+        # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
+        # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
+        lost = None if testing else check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
         audience = (_audience_of(options, settings) if testing
-                    else settle_audience(journal, options, settings, issue.path))
+                    else settle_audience(journal, options, settings, issue.path, lost.at if lost else ""))
         provider = audience.provider
         registry.module(provider)  # an unknown name fails here, naming the known ones
         _check_schedule(options.send_at, provider)
@@ -289,9 +297,12 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                                sandbox=options.sandbox, subject_prefix=options.test_prefix)
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
+        note = options.run_note
+        if lost is not None:
+            note = "; ".join(filter(None, [note, f"journal lost (--journal-lost): only readers who joined after "
+                                                 f"{lost.at}, the recorded send ({lost.describe()})"]))
         journal.runs.start(audience, whole, parts, kind="dry run" if options.dry_run else "send",
-                           allow_changed=options.allow_changed and journal.view.sent_count() > 0,
-                           note=options.run_note)
+                           allow_changed=options.allow_changed and journal.view.sent_count() > 0, note=note)
         skipped: Counter = Counter()
         streaming = not testing and may_select_while_sending(
             settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
@@ -303,8 +314,11 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                 skipped[reason] += 1
 
             extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
+            joined_after = (dt.datetime.fromisoformat(audience.joined_after.replace("Z", "+00:00"))
+                            if audience.joined_after else None)
             rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
-                               on_skip=on_skip, dedupe=not streaming)  # streaming: the journal drops repeats
+                               on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
+                               joined_after=joined_after)
         refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                    *([jn.FAILED] if options.retry_failed else []))
         if streaming:

@@ -49,6 +49,8 @@ class SendReport:
     worker_batches: int = 0  # batches whose body one of them built (the first go out while they start)
     unknown_total: int = 0  # every recipient of this send whose delivery is unknown (this run's and earlier)
     halted: str = ""  # a staged send's circuit breaker stopped it: which stage and why
+    recorded_in: str = ""  # issue.md, when this run wrote or updated the issue's sent record (to commit)
+    record_problem: str = ""  # the sent record could not be brought up to date: why
 
     @property
     def ok(self) -> bool:

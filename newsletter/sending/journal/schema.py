@@ -47,7 +47,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("id", "INTEGER PRIMARY KEY"), ("send", "INTEGER NOT NULL REFERENCES sends (id)"),
         ("started", "REAL NOT NULL"), ("pid", "INTEGER NOT NULL"), ("kind", "TEXT NOT NULL DEFAULT 'send'"),
         ("provider", "TEXT"), ("tags", "TEXT"), ("filters", "TEXT"), ("fingerprint", "TEXT"), ("parts", "TEXT"),
-        ("allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT"), ("finished", "REAL"), ("uid", "TEXT")],
+        ("allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT"), ("finished", "REAL"), ("uid", "TEXT"),
+        ("joined_after", "TEXT")],
     "stages": [
         ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("number", "INTEGER NOT NULL"),
         ("share", "REAL NOT NULL"), ("size", "INTEGER NOT NULL DEFAULT 0"), ("started", "REAL"),
