@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.base64mime
 import email.policy
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,21 +57,25 @@ def _label(text: str, fallback: str) -> str:
 
 
 def list_id(newsletter_name: str, list_name: str, from_address: str) -> str:
-    """The List-Id header (RFC 2919) of one list: ``"Name" <list.newsletter.domain>``.
+    """The List-Id header (RFC 2919) of one list: ``"Newsletter Name" <l0123456789.newsletter.domain>``.
 
     Mail clients and filters group a list's messages by it (Gmail's "filter messages like
     these", Outlook's rules, mailing-list folders), and it must stay the same from issue to
-    issue: the id is built from the list's name, the newsletter's name and the From address's
-    domain (a namespace its owner controls), never from anything that changes per issue. The
-    phrase is ASCII: a name with other characters becomes an RFC 2047 encoded word, so every
-    provider can carry the header as it is.
+    issue: the id is built from the list, the newsletter's name and the From address's
+    domain (a namespace its owner controls), never from anything that changes per issue.
+    Readers see it (Gmail's "mailing list:" line and its filter suggestion, Thunderbird's
+    header pane), so it shows the newsletter's name and never the writer's own name for the
+    list (``lapsed-donors``): the phrase is the newsletter's name and the list's part of the
+    id is a digest of the list's name (``_list_label``). The phrase is ASCII: a name with
+    other characters becomes an RFC 2047 encoded word, so every provider can carry the
+    header as it is.
     """
     domain = parseaddr(from_address)[1].rpartition("@")[2].strip().lower()
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
         domain = _label(domain, "invalid")
-    identifier = f"{_label(list_name, 'list')}.{_label(newsletter_name, 'newsletter')}.{domain or 'invalid'}"
+    identifier = f"{_list_label(list_name)}.{_label(newsletter_name, 'newsletter')}.{domain or 'invalid'}"
     name = " ".join(newsletter_name.split())
     if not name:
         return f"<{identifier}>"
@@ -79,6 +84,12 @@ def list_id(newsletter_name: str, list_name: str, from_address: str) -> str:
     else:
         phrase = _encoded_words(name)
     return f"{phrase} <{identifier}>"
+
+
+def _list_label(list_name: str) -> str:
+    """The list's part of a List-Id: the same for every issue to the list and different for each
+    list, yet nothing a reader can read the list's name from (an "l" and 10 hex digits of SHA-256)."""
+    return "l" + hashlib.sha256(list_name.encode("utf-8")).hexdigest()[:10]
 
 
 def _encoded_words(text: str) -> str:
