@@ -811,7 +811,8 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 @click.option("--from", "from_address", default=None, help='The sender, like "Name <you@example.com>".')
 @click.option("--postal-address", default=None, help="Your postal address, printed in every footer (required by law).")
 @click.option("--base-url", default=None, help="Where the web archive will be published, like https://example.com/news/.")
-@click.option("--unsubscribe-url", default="", help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe?token={token}.")
+@click.option("--unsubscribe-url", default="",
+              help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe/{token} (serve's page).")
 @click.option("--list", "list_name", default="readers", show_default=True, help="The first subscriber list's name.")
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
                  list_name: str) -> None:
