@@ -509,7 +509,8 @@ def _provider_names():
 @click.option("--allow-changed", is_flag=True, help="Send the rest even though the issue changed (recorded).")
 @click.option("--dry-run", is_flag=True, help="Do everything but deliver: write samples and report.json.")
 @click.option("--test-to", "test_to", multiple=True, help="Send only to this address (repeatable); journal untouched.")
-@click.option("--test-prefix", default="", help="Prefix the subject of --test-to messages, e.g. '[TEST] '.")
+@click.option("--test-prefix", default=None,
+              help="Start the subject of --test-to messages with this. Default: '[Test] '; --test-prefix '' for none.")
 @click.option("--at", "send_at", default=None, help="Schedule delivery (SendGrid), e.g. 2026-11-26T09:00+01:00.")
 @click.option("--sandbox", is_flag=True, help="SendGrid sandbox mode: validated by SendGrid, not delivered.")
 @click.option("--retry-unknown", is_flag=True, help="Resend recipients whose earlier delivery is unknown.")

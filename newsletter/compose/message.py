@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid, parseaddr
 import datetime as dt
 
@@ -30,6 +30,33 @@ from ..errors import NewsletterError
 BODY_POLICY = email.policy.SMTP
 POLICY = email.policy.SMTP.clone(max_line_length=998)
 UTF8_POLICY = POLICY.clone(utf8=True)
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture carried inside the message (RFC 2387 multipart/related), which the HTML shows as
+    ``cid:<content_id>`` (RFC 2392): a test send's local images, before the archive serves them."""
+
+    content_id: str  # an addr-spec without angle brackets: no ';', ',' or line breaks (SendGrid refuses them)
+    filename: str
+    content_type: str  # "image/png"
+    data: bytes
+
+
+
+def _picture(image: InlineImage) -> MIMEPart:
+    """One picture's MIME part: base64, ``Content-ID``, shown inline, with its file name."""
+    maintype, _, subtype = image.content_type.partition("/")
+    part = MIMEPart(policy=BODY_POLICY)
+    part.set_content(image.data, maintype, subtype, cid=f"<{image.content_id}>", disposition="inline",
+                     filename=image.filename)
+    return part
+
+
+def image_part(image: InlineImage) -> bytes:
+    """One picture's MIME part as it goes on the wire (CRLF line ends, base64 body), for a message
+    whose bytes are put together by hand (the SMTP provider's ``WireTemplate``)."""
+    return _picture(image).as_bytes(policy=BODY_POLICY)
 
 
 @dataclass(frozen=True)
@@ -154,8 +181,10 @@ def _address(field_name: str, value: str, name: str = "") -> Address:
 
 
 def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime | None = None,
-                  message_id: str | None = None) -> EmailMessage:
-    """A multipart/alternative message (text first, then HTML), verified after building."""
+                  message_id: str | None = None, related: Sequence[InlineImage] = ()) -> EmailMessage:
+    """A multipart/alternative message (text first, then HTML), verified after building; with
+    ``related`` pictures the HTML is a multipart/related of the HTML and them (the structure Apple
+    Mail and Thunderbird write, which every client shows inline)."""
     sender = _address("From address", envelope.from_address)
     msg = EmailMessage(policy=BODY_POLICY)
     intended: dict[str, str] = {}
@@ -185,8 +214,15 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
         put(name, value)
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # belongs on the message only
+    if related:
+        html_part = next(part for part in msg.iter_parts() if part.get_content_type() == "text/html")
+        html_part.make_related()  # the HTML becomes the first part of a multipart/related
+        for image in related:
+            html_part.attach(_picture(image))
+        html_part.set_param("type", "text/html")  # RFC 2387: the type of the related's root part
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]  # belongs on the message only
     # Bodies are encoded; from here on the policy only decides how headers are written. An address
     # with non-ASCII characters cannot be an encoded word (RFC 2047 forbids it): such a message
     # needs UTF-8 headers (RFC 6532), delivered with SMTPUTF8.

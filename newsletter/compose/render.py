@@ -269,7 +269,7 @@ def _issue_image(articles: tuple[RenderedArticle, ...]) -> tuple[str, str]:
             candidates += [((img.get("src") or "").strip(), img.get("alt") or "") for img in fragment.iter("img")]
     for src, alt in candidates:
         if urlsplit(src).scheme in ("http", "https"):
-            return src, alt
+            return markdown.parser().normalizeLink(src), alt  # "lead photo.png" as a valid address
     return "", ""
 
 
