@@ -18,9 +18,8 @@ from .content import Issue, load_issue, require_complete
 from ..errors import NewsletterError, display_path
 from .inline import inline_css
 from .inline_images import carry_inline, local_images
-from .message import InlineImage
 from .merge import MergeField
-from .message import list_id
+from .message import InlineImage, list_id
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
 from ..themes import HTML_TEMPLATE

@@ -43,7 +43,6 @@ class InlineImage:
     data: bytes
 
 
-
 def _picture(image: InlineImage) -> MIMEPart:
     """One picture's MIME part: base64, ``Content-ID``, shown inline, with its file name."""
     maintype, _, subtype = image.content_type.partition("/")
