@@ -31,7 +31,7 @@ from .compose.content import ISSUE_FILE, Issue, load_issue
 from .errors import NewsletterError, display_path
 from .compose.merge import TOKEN_PATTERN
 from .compose.personalize import Personalizer
-from .compose.render import issue_base_url, render_theme_page
+from .compose.render import issue_base_url, render_theme_page, subscribe_page
 from .themes import theme_folder
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -207,7 +207,7 @@ def _index_html(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> str:
     """The index page: the theme's ``archive-index.html.j2`` if it has one, else ours, with the theme's styles."""
     context = {
         "newsletter": {"name": settings.name, "language": settings.language, "base_url": settings.base_url,
-                       "subscribe_url": settings.subscribe_url, "postal_address": settings.postal_address},
+                       "subscribe_url": subscribe_page(settings), "postal_address": settings.postal_address},
         "issues": [{"href": f"{i.name}/", "url": i.url, "subject": i.subject, "preheader": i.preheader,
                     "date": i.date} for i in issues],
         "index_url": settings.base_url,

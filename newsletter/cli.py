@@ -515,7 +515,8 @@ def _provider_names():
 @click.option("--allow-changed", is_flag=True, help="Send the rest even though the issue changed (recorded).")
 @click.option("--dry-run", is_flag=True, help="Do everything but deliver: write samples and report.json.")
 @click.option("--test-to", "test_to", multiple=True, help="Send only to this address (repeatable); journal untouched.")
-@click.option("--test-prefix", default="", help="Prefix the subject of --test-to messages, e.g. '[TEST] '.")
+@click.option("--test-prefix", default=None,
+              help="Start the subject of --test-to messages with this. Default: '[Test] '; --test-prefix '' for none.")
 @click.option("--at", "send_at", default=None, help="Schedule delivery (SendGrid), e.g. 2026-11-26T09:00+01:00.")
 @click.option("--sandbox", is_flag=True, help="SendGrid sandbox mode: validated by SendGrid, not delivered.")
 @click.option("--retry-unknown", is_flag=True, help="Resend recipients whose earlier delivery is unknown.")
@@ -819,7 +820,8 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 @click.option("--from", "from_address", default=None, help='The sender, like "Name <you@example.com>".')
 @click.option("--postal-address", default=None, help="Your postal address, printed in every footer (required by law).")
 @click.option("--base-url", default=None, help="Where the web archive will be published, like https://example.com/news/.")
-@click.option("--unsubscribe-url", default="", help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe?token={token}.")
+@click.option("--unsubscribe-url", default="",
+              help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe/{token} (serve's page).")
 @click.option("--list", "list_name", default="readers", show_default=True, help="The first subscriber list's name.")
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
                  list_name: str) -> None:

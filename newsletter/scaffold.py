@@ -5,6 +5,11 @@ postal address, web address), an empty ``issues/``, a header-only subscriber
 list, a ``templates/`` that explains how to override the shipped theme, and a
 ``.gitignore`` that keeps build output and local state out of git. The theme
 itself stays inside the package, so the new folder holds nothing to upgrade.
+
+``newsletter.toml`` also holds what the next steps need without a trip to the
+docs: an ``[smtp]`` table, commented out, for sending through one's own mail
+server, and a ``[serve]`` table that ``newsletter serve`` starts with (sign-ups
+for the first list, and the unsubscribe page every email links to).
 """
 
 from __future__ import annotations
@@ -70,12 +75,13 @@ class NewsletterDetails:
     postal_address: str
     base_url: str
     list_name: str = DEFAULT_LIST
-    unsubscribe_url: str = ""  # default: unsubscribe?token={token} under base_url
+    unsubscribe_url: str = ""  # default: newsletter serve's unsubscribe/{token} under base_url
 
     @property
     def unsubscribe_link(self) -> str:
-        """Where unsubscribe links point: the one given, else ``unsubscribe`` under the web address."""
-        return self.unsubscribe_url.strip() or self.base_url.strip().rstrip("/") + "/unsubscribe?token={token}"
+        """Where unsubscribe links point: the one given, else the page ``newsletter serve`` answers
+        (``unsubscribe/{token}`` under the web address, where readers reach the service by default)."""
+        return self.unsubscribe_url.strip() or self.base_url.strip().rstrip("/") + "/unsubscribe/{token}"
 
 
 @dataclass(frozen=True)
@@ -98,8 +104,9 @@ def _toml_string(value: str) -> str:
     return json.dumps(value.strip(), ensure_ascii=False)
 
 
-def settings_text(details: NewsletterDetails) -> str:
-    """The ``newsletter.toml`` of a new newsletter: the four settings, and pointers to the rest."""
+def settings_text(details: NewsletterDetails, list_name: str = DEFAULT_LIST) -> str:
+    """The ``newsletter.toml`` of a new newsletter: the four settings, SendGrid, SMTP (commented out,
+    ready to fill in) and ``newsletter serve`` for ``list_name``, with pointers to the rest."""
     return f"""\
 # Settings of this newsletter; every key is documented in newsletter's docs/configuration.md.
 # Secrets are never written here: only the NAMES of the environment variables that hold them.
@@ -110,15 +117,36 @@ from = {_toml_string(details.from_address)}
 postal_address = {_toml_string(details.postal_address)}
 base_url = {_toml_string(details.base_url)}
 theme = "default"
-# The page that records an unsubscribe (newsletter subscribers unsubscribe --token TOKEN does it
-# by hand); every email links to it, with the signed token in place of {{token}}. The token is
-# signed with the secret in the environment variable NEWSLETTER_UNSUBSCRIBE_SECRET.
+# The page that records an unsubscribe: `newsletter serve` answers it (see [serve] below), and
+# `newsletter subscribers unsubscribe --token TOKEN` does it by hand. Every email links to it, with
+# the signed token in place of {{token}}. The token is signed with the secret in the environment
+# variable NEWSLETTER_UNSUBSCRIBE_SECRET.
 unsubscribe_url = {_toml_string(details.unsubscribe_link)}
-provider = "sendgrid"           # or "smtp", with an [smtp] table
-# subscribe_url = "https://..."   # your sign-up page, linked from the web archive's index page
+provider = "sendgrid"           # or "smtp": fill in the [smtp] table below and uncomment it
+# subscribe_url = "https://..."   # your own sign-up page; without one, web pages link to serve's form
 
 [sendgrid]
 api_key_env = "SENDGRID_API_KEY"
+
+# To send through your own mail server instead (provider = "smtp" above), uncomment this table and
+# give your server's details. The password is read from the environment variable named here:
+#   export SMTP_PASSWORD='...'
+# [smtp]
+# host = "smtp.example.com"
+# port = 587                      # 465 with security = "ssl"
+# security = "starttls"           # "starttls", "ssl", or "none" for a relay on this machine only
+# username = "you@example.com"    # "" when the server takes mail without a login
+# password_env = "SMTP_PASSWORD"
+
+[serve]
+# `newsletter serve`: sign-up with double opt-in at /subscribe/<list>, one-click unsubscribe at
+# /unsubscribe/<token>, SendGrid's events; `newsletter subscribers sync --list NAME` brings what it
+# recorded into subscribers/NAME.csv. It listens on 127.0.0.1; readers reach it at base_url through
+# your TLS proxy (or set public_url). See newsletter's docs/serve.md.
+lists = [{_toml_string(list_name)}]  # the lists readers may join and leave through it
+# host = "127.0.0.1"
+# port = 8080
+# public_url = "https://..."      # where readers reach the service; default: base_url
 """
 
 
@@ -160,7 +188,7 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders init makes, deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        config.write_text(settings_text(details), encoding="utf-8")
+        config.write_text(settings_text(details, list_name), encoding="utf-8")
     except OSError as err:
         raise NewsletterError(f"cannot write the newsletter: {err.strerror}", where=display_path(folder)) from None
     try:

@@ -31,6 +31,7 @@ read and steer it through ``/_standin/`` endpoints (no key needed):
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -106,6 +107,8 @@ class Accepted:
     sandbox: bool = False
     asm_group: int | None = None
     categories: tuple[str, ...] = ()
+    html: str = ""  # the request's text/html content, merge tokens as sent (SendGrid fills them per recipient)
+    attachments: tuple[Mapping[str, str], ...] = ()  # the request's attachments, as sent (content in base64)
 
 
 @dataclass
@@ -217,6 +220,35 @@ def limit_problems(body: Mapping[str, Any], now: float | None = None) -> list[di
                                    "content", "message.content"))
     if types and types[0] not in ("text/plain", "text/html"):
         problems.append(_error("text/plain and text/html content must come first.", "content", "message.content"))
+    for i, attachment in enumerate(body.get("attachments") or []):
+        if isinstance(attachment, dict):
+            problems.extend(_attachment_problems(i, attachment))
+    return problems
+
+
+def _attachment_problems(i: int, attachment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """SendGrid's documented refusals of one attachment (its Mail Send errors page, "Attachment Errors")."""
+    problems = []
+    where = f"attachments.{i}"
+    try:
+        base64.b64decode(str(attachment.get("content", "")), validate=True)
+    except ValueError:
+        problems.append(_error("The attachment content must be base64 encoded.", f"{where}.content",
+                               "message.attachments.content"))
+    forbidden = (";", ",", "\r", "\n")
+    if any(c in str(attachment.get("filename", "")) for c in forbidden):
+        problems.append(_error("The filename of your attachment cannot contain CRLF characters.", f"{where}.filename",
+                               "message.attachments.filename"))
+    if any(c in str(attachment.get("type", "")) for c in forbidden):
+        problems.append(_error("The type cannot contain ';', or CRLF characters.", f"{where}.type",
+                               "message.attachments.type"))
+    content_id = attachment.get("content_id")
+    if attachment.get("disposition") == "inline" and not content_id:
+        problems.append(_error("The content_id parameter is required if disposition = 'inline'.",
+                               f"{where}.content_id", "message.attachments.content_id"))
+    if isinstance(content_id, str) and any(c in content_id for c in forbidden):
+        problems.append(_error("The content ID of your attachment cannot contain CRLF characters.",
+                               f"{where}.content_id", "message.attachments.content_id"))
     return problems
 
 
@@ -444,6 +476,8 @@ class SendGridStandIn:
         top_args = body.get("custom_args") or {}
         group = (body.get("asm") or {}).get("group_id")
         categories = tuple(body.get("categories") or ())
+        html = next((str(c.get("value", "")) for c in body.get("content") or () if c.get("type") == "text/html"), "")
+        attachments = tuple(dict(a) for a in body.get("attachments") or ())
         details = []
         for p in body["personalizations"]:
             args = {**top_args, **(p.get("custom_args") or {})}
@@ -456,7 +490,7 @@ class SendGridStandIn:
                         substitutions=dict(p.get("substitutions") or {}),
                         headers={**(body.get("headers") or {}), **(p.get("headers") or {})},
                         custom_args=args, send_at=send_at, sandbox=sandbox, asm_group=group,
-                        categories=categories))
+                        categories=categories, html=html, attachments=attachments))
         return _Batch(emails, details, sandbox)
 
     def _arrive(self) -> int:

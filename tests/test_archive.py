@@ -263,19 +263,28 @@ def test_index_carries_canonical_open_graph_and_feed_discovery_tags(settings, tw
     assert settings.name in meta["og:description"] and meta["description"] == meta["og:description"]
 
 
+def _subscribe_links(site: Path) -> list[str]:
+    document, _, _ = _head((site / "index.html").read_text(encoding="utf-8"))
+    return [a.get("href") for a in document.iter("a") if "subscribe" in (a.text_content() or "").lower()]
+
+
 def test_index_links_to_the_subscribe_page_only_when_one_is_configured(newsletter_root, two_issues, tmp_path):
     site = tmp_path / "site"
-    write_archive(load_settings(newsletter_root), site)
-    document, _, _ = _head((site / "index.html").read_text(encoding="utf-8"))
-    assert not [a for a in document.iter("a") if "subscribe" in (a.text_content() or "").lower()
-                and "feed" not in a.get("href", "")]
-
     toml = newsletter_root / "newsletter.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace(
-        "[newsletter]\n", '[newsletter]\nsubscribe_url = "https://newsletter.example.com/subscribe"\n'), encoding="utf-8")
+    example = toml.read_text(encoding="utf-8")
+    assert 'lists = ["example"]' in example
+    toml.write_text(example.replace('lists = ["example"]', "lists = []"), encoding="utf-8")
     write_archive(load_settings(newsletter_root), site)
-    document, _, _ = _head((site / "index.html").read_text(encoding="utf-8"))
-    assert [a.text_content() for a in document.iter("a") if a.get("href") == "https://newsletter.example.com/subscribe"]
+    assert _subscribe_links(site) == []  # no sign-up page anywhere: no link
+
+    toml.write_text(example, encoding="utf-8")  # `newsletter serve` takes sign-ups for the list "example"
+    write_archive(load_settings(newsletter_root), site)
+    assert _subscribe_links(site) == ["https://newsletter.example.com/subscribe/example"]
+
+    toml.write_text(example.replace(
+        "[newsletter]\n", '[newsletter]\nsubscribe_url = "https://newsletter.example.com/join"\n'), encoding="utf-8")
+    write_archive(load_settings(newsletter_root), site)
+    assert _subscribe_links(site) == ["https://newsletter.example.com/join"]  # the writer's own page wins
 
 
 def test_subscribe_url_must_be_a_web_address(newsletter_root):

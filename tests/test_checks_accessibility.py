@@ -66,7 +66,7 @@ def test_email_needs_a_title(settings, newsletter_root):
 def test_layout_table_needs_role_presentation(settings, newsletter_root):
     edit(newsletter_root, "base.html.j2", '<table role="presentation" class="container"', '<table class="container"')
     [finding] = by_code(findings_of(settings, write_issue(newsletter_root)), "layout-table")
-    assert (finding.where, finding.line) == ("templates/default/base.html.j2", 38)
+    assert (finding.where, finding.line) == ("templates/default/base.html.j2", 58)
     assert 'role="presentation"' in finding.fix
 
 

@@ -185,6 +185,34 @@ def test_links_into_an_unpublished_archive_are_a_warning_naming_the_command(sett
     assert "newsletter archive" in finding.fix and "site/" in finding.fix
 
 
+def test_each_unpublished_local_image_is_named_with_its_line_and_how_to_publish_it(settings, newsletter_root):
+    """Issue 20, finding 23: one general "archive not published" warning left the writer to guess
+    that every reader would get the issue's own pictures broken."""
+    folder = write_issue(newsletter_root, articles=article(
+        "A broom.\n\n![A broom in the hall](images/broom.png)\n\nA mop.\n\n![A mop](images/mop.png)",
+        front="title: First\nimage: images/lead.png\nimage_alt: The hall"))
+    (folder / "images").mkdir()
+    for name in ("broom.png", "mop.png", "lead.png"):
+        (folder / "images" / name).write_bytes(PNG)
+
+    found = findings(settings, folder, "archive-not-published")
+
+    web_page = "links to its web archive (https://newsletter.example.com/2027-02-02-test/)"
+    page = [f for f in found if web_page in f.message]
+    images = {re.search(r"image (\S+) is not published", f.message)[1]: f for f in found if f not in page}
+    assert len(page) == 1 and set(images) == {"broom.png", "mop.png", "lead.png"}
+    assert (images["broom.png"].where, images["broom.png"].line) == ("issues/2027-02-02-test/a.md", 9)
+    assert (images["mop.png"].where, images["mop.png"].line) == ("issues/2027-02-02-test/a.md", 13)
+    assert (images["lead.png"].where, images["lead.png"].line) == ("issues/2027-02-02-test/a.md", 3)  # image:
+    for name, finding in images.items():
+        assert finding.severity == WARNING and "broken" in finding.message
+        assert f"https://newsletter.example.com/2027-02-02-test/images/{name}" in finding.message
+        assert "newsletter archive" in finding.fix and f"site/2027-02-02-test/images/{name}" in finding.fix
+        assert "upload site/ to https://newsletter.example.com/" in finding.fix and "--test-to" in finding.fix
+    result = CliRunner().invoke(main, ["check", str(folder)])
+    assert all(f"image {name} is not published" in result.output for name in images)
+
+
 def test_check_archive_reads_an_archive_written_elsewhere(settings, newsletter_root, tmp_path):
     """A writer who runs `newsletter archive --out public` tells check where the archive is."""
     folder = write_issue(newsletter_root)
@@ -202,8 +230,9 @@ def test_once_archived_the_issue_passes_and_a_new_image_is_reported(settings, ne
     folder = write_issue(newsletter_root, articles=article("![A broom in the hall](images/broom.png)"))
     (folder / "images").mkdir()
     (folder / "images" / "broom.png").write_bytes(PNG)
-    [before] = findings(settings, folder, "archive-not-published")
-    assert "newsletter archive --drafts" in before.fix  # dated 2027: the archive leaves it out without --drafts
+    before = findings(settings, folder, "archive-not-published")
+    assert len(before) == 2  # the issue's page, and its image
+    assert all("newsletter archive --drafts" in f.fix for f in before)  # dated 2027: left out without --drafts
     write_archive(settings, newsletter_root / "site", [folder], drafts=True)
 
     assert findings(settings, folder, "archive-not-published") == []

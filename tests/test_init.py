@@ -106,6 +106,62 @@ def test_init_then_new_import_build_preview_check_and_dry_run_work_outside_the_r
     assert (letter / "outbox" / "2027-03-01-spring-notes" / "sample-1.eml").is_file()
 
 
+def _uncommented_smtp(toml: str) -> str:
+    """The settings with init's commented [smtp] table switched on, as its comment tells the writer."""
+    lines = toml.splitlines()
+    start = lines.index("# [smtp]")
+    end = lines.index("", start)
+    lines[start:end] = [line.removeprefix("# ") for line in lines[start:end]]
+    return "\n".join(lines).replace('provider = "sendgrid"', 'provider = "smtp"') + "\n"
+
+
+def test_init_writes_a_commented_smtp_table_and_a_serve_table_that_load(scratch: Path):
+    """Issue 20, finding 24: SMTP set-up was only in the docs, and `serve` failed until lists were added."""
+    assert run(scratch, "init", "letter", *DETAILS, "--list", "friends").returncode == 0
+    letter = scratch / "letter"
+    toml = (letter / "newsletter.toml").read_text(encoding="utf-8")
+    settings = tomllib.loads(toml)
+    assert "smtp" not in settings  # commented out: SendGrid stays the provider until the writer says
+    assert settings["serve"] == {"lists": ["friends"]}
+    assert settings["newsletter"]["unsubscribe_url"] == "https://example.com/garden/unsubscribe/{token}"  # serve's page
+
+    from newsletter.config import load_settings
+
+    (letter / "newsletter.toml").write_text(_uncommented_smtp(toml), encoding="utf-8")
+    loaded = load_settings(letter)
+    assert loaded.provider == "smtp" and loaded.serve.lists == ("friends",)
+    assert (loaded.smtp.host, loaded.smtp.port, loaded.smtp.security) == ("smtp.example.com", 587, "starttls")
+    assert loaded.smtp.username == "you@example.com" and loaded.smtp.password_env == "SMTP_PASSWORD"
+
+
+def test_serve_starts_in_a_fresh_newsletter_and_shows_the_sign_up_form(scratch: Path):
+    """`newsletter serve` right after `newsletter init`, as a writer runs it: the first list takes sign-ups."""
+    assert run(scratch, "init", "letter", *DETAILS).returncode == 0
+    env = {**clean_env(), "NEWSLETTER_UNSUBSCRIBE_SECRET": "a-secret-for-this-test-only"}
+    process = subprocess.Popen([console_script(), "serve", "--port", "0"], cwd=scratch / "letter", env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        output = ""
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line:
+                break
+            output += line
+            if line.startswith("Serving on "):
+                url = line.split()[2]
+        assert url, output + (process.stderr.read() if process.poll() is not None else "")
+        with no_proxy.open(url + "subscribe/readers", timeout=30) as response:
+            page = response.read().decode("utf-8")
+        assert response.status == 200 and "Garden Notes" in page and "<form" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_init_without_a_terminal_names_every_missing_flag(scratch: Path):
     result = run(scratch, "init", "letter", "--name", "Garden Notes")
     assert result.returncode == 2

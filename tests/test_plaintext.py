@@ -122,10 +122,17 @@ def test_heading_levels() -> None:
     assert out == (
         "Big news\n========\n\n"
         "Smaller news\n------------\n\n"
-        "### Detail\n\n"
-        "#### Finer detail\n\n"
+        "Detail\n~~~~~~\n\n"
+        "Finer detail\n~~~~~~~~~~~~\n\n"
         "Body.\n"
     )
+
+
+def test_no_heading_shows_markdown_marks() -> None:
+    """A reader of the text part sees headings, never Markdown's ``#`` marks (issue 20, finding 25)."""
+    out = render("Intro.\n\n### What we read\n\nText.\n\n###### Footnote-sized heading\n\nMore.")
+    assert "#" not in out
+    assert "What we read\n~~~~~~~~~~~~\n" in out and "Footnote-sized heading\n~~~~" in out
 
 
 def test_setext_headings_render_like_atx_headings() -> None:
@@ -140,7 +147,8 @@ def test_heading_function_matches_what_render_produces() -> None:
 def test_heading_function_style() -> None:
     assert heading("Title") == "Title\n====="
     assert heading("Title", 2) == "Title\n-----"
-    assert heading("Title", 3) == "### Title"
+    assert heading("Title", 3) == "Title\n~~~~~"
+    assert heading("Title", 6) == "Title\n~~~~~"
     assert heading("  spaced \n  out  ") == "spaced out\n=========="
     assert heading("") == ""
     with pytest.raises(ValueError):

@@ -56,3 +56,42 @@ def test_substituted_copy_parses_as_email_builds_it(newsletter_root: Path, index
     body_lines = copy.data.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
     assert max(len(line) for line in body_lines if not line.startswith(b"..")) <= 76
     assert sorted(k.lower() for k in ours.keys()) == sorted(k.lower() for k in reference.keys())
+
+
+def _structure(message) -> list[tuple[int, str, str, str]]:
+    """Each part's depth, type, Content-ID and disposition, in order."""
+    def walk(part, depth):
+        yield depth, part.get_content_type(), str(part["Content-ID"] or ""), str(part.get_content_disposition() or "")
+        if part.is_multipart():
+            for child in part.iter_parts():
+                yield from walk(child, depth + 1)
+    return list(walk(message, 0))
+
+
+def test_a_copy_with_pictures_inside_parses_as_email_builds_it(newsletter_root: Path):
+    """A test send's local images (compose/inline_images.py): the wire copy is the same MIME tree as
+    ``email``'s, multipart/alternative of the text and a multipart/related of the HTML and pictures."""
+    from test_writers_loop import BROOM, LEAD
+
+    settings = load_settings(newsletter_root)
+    folder = newsletter_root / ISSUE
+    (folder / "broom.png").write_bytes(BROOM)
+    (folder / "lead.png").write_bytes(LEAD)
+    article = folder / "keeping-a-newsletter-in-git.md"
+    article.write_text(article.read_text(encoding="utf-8") + "\n![A broom](broom.png) ![The lead](lead.png)\n",
+                       encoding="utf-8")
+    message = make_message(settings, build_issue(settings, folder), "test", "smtp", inline_images=True)
+    assert len(message.related) == 2
+    recipient = Recipient("ed@example.com", "ed@example.com", "Ed", subscriber_values(
+        "ed@example.com", "Ed", {}, "https://example.com/unsubscribe?t=1"))
+    copy = encode(message, [recipient]).data[1][0]
+    ours = parse(copy.data)
+    reference = email.message_from_bytes(message.email_for(recipient).as_bytes(), policy=email.policy.default)
+    assert _structure(ours) == _structure(reference)
+    assert [d[1] for d in _structure(ours)] == ["multipart/alternative", "text/plain", "multipart/related",
+                                                "text/html", "image/png", "image/png"]
+    pictures = [part for part in ours.walk() if part.get_content_maintype() == "image"]
+    assert [p.get_content() for p in pictures] == [BROOM, LEAD]
+    assert lf(ours.get_body(("html",)).get_content()) == lf(reference.get_body(("html",)).get_content())
+    body_lines = copy.data.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
+    assert max(len(line) for line in body_lines if not line.startswith(b"..")) <= 76

@@ -7,14 +7,16 @@
 - the introduction ``newsletter new`` writes, left untouched (warning);
 - an image without a ``width`` attribute, which Outlook for Windows shows at the file's size (warning);
 - links into the issue's web archive (the "View in browser" link, local images) while the archive
-  is not published (warning). Locally, "published" means ``newsletter archive`` has written the
-  issue's folder (``site/<issue>/index.html``, with its images); uploading ``site/`` to
-  ``base_url`` is the writer's step, which no local check can see.
+  is not published (warning): one finding for the issue's page, and one naming each local image
+  with its line, since every reader would get that image broken. Locally, "published" means
+  ``newsletter archive`` has written the issue's folder (``site/<issue>/index.html``, with its
+  images); uploading ``site/`` to ``base_url`` is the writer's step, which no local check can see.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +127,15 @@ def _archive_path(ctx: CheckContext, url: str) -> str | None:
     return None
 
 
+def _place_of_image(ctx: CheckContext, url: str) -> Place:
+    """Where an image of the email is written; an article's lead image by its ``image:`` line, also
+    when the inliner wrote its address percent-encoded ("lead%20photo.png")."""
+    for rendered in ctx.built.rendered.articles:
+        if rendered.image and unquote(rendered.image) == unquote(url):
+            return ctx.place_in(rendered.article.path, "image:")
+    return ctx.place_of_address(url)
+
+
 def check_archive_published(ctx: CheckContext) -> Iterator[Finding]:
     """Links into the web archive while `newsletter archive` has not written what they point at."""
     web_url = issue_base_url(ctx.settings, ctx.issue)
@@ -145,11 +156,22 @@ def check_archive_published(ctx: CheckContext) -> Iterator[Finding]:
            f"{ctx.settings.base_url} before the email goes out (archived elsewhere with --out DIR? "
            "newsletter check --archive DIR)")
     if not (folder / ARCHIVE_PAGE).is_file():
-        others = sum(1 for url in uses if url.split("#")[0].split("?")[0] not in (web_url, web_url + ARCHIVE_PAGE))
+        images = {url: inside for url, (kind, inside) in uses.items() if kind == "image"}
+        others = sum(1 for url in uses if url not in images
+                     and url.split("#")[0].split("?")[0] not in (web_url, web_url + ARCHIVE_PAGE))
         also = f" and {others} other address{'es' * (others != 1)} in it" if others else ""
-        yield Finding(WARNING, "archive-not-published", f"the email links to its web archive ({web_url}{also}), "
-                      f"which is not published: {display_path(folder)}/ does not exist",
-                      display_path(ctx.issue_file), fix=fix)
+        if len(images) < len(uses):
+            yield Finding(WARNING, "archive-not-published", f"the email links to its web archive ({web_url}{also}), "
+                          f"which is not published: {display_path(folder)}/ does not exist",
+                          display_path(ctx.issue_file), fix=fix)
+        for url, inside in images.items():
+            yield Finding(WARNING, "archive-not-published", f"image {unquote(urlsplit(url).path.rsplit('/', 1)[-1])} "
+                          f"is not published, so every reader gets it broken: the email shows it from {url}, "
+                          "where nothing is until the archive is uploaded", *_place_of_image(ctx, url),
+                          fix=f"run `{command}` (it copies the image to {display_path(site / inside)}), then upload "
+                              f"{display_path(site)}/ to {ctx.settings.base_url} before the email goes out; a test "
+                              f"send (newsletter send {shlex.quote(display_path(ctx.issue.path))} --test-to "
+                              "you@example.com) carries the image inside the message meanwhile")
         return
     for url, (kind, inside) in uses.items():
         target = site / inside

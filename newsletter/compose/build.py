@@ -17,8 +17,9 @@ from ..config import Settings
 from .content import Issue, load_issue, require_complete
 from ..errors import NewsletterError, display_path
 from .inline import inline_css
+from .inline_images import carry_inline, local_images
 from .merge import MergeField
-from .message import list_id
+from .message import InlineImage, list_id
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
 from ..themes import HTML_TEMPLATE
@@ -97,14 +98,21 @@ def issue_headers(settings: Settings, list_name: str) -> tuple[tuple[str, str], 
 
 
 def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: str, *,
-                 send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "") -> Message:
+                 send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "",
+                 inline_images: bool = False) -> Message:
+    """The issue as it goes out to ``list_name``; ``inline_images``: the issue's own images travel
+    inside the message instead of being linked from the web archive (a test send: see inline_images.py)."""
     group = settings.sendgrid.unsubscribe_group if uses_sendgrid_group(settings, provider) else None
+    html = built.html
+    related: tuple[InlineImage, ...] = ()
+    if inline_images:
+        html, related = carry_inline(built.html, local_images(settings, built), settings.from_address)
     return Message(
         issue_name=built.issue.name, list_name=list_name, subject=subject_prefix + built.subject,
-        html=built.html, text=built.text, fields=built.fields, from_address=settings.from_address,
+        html=html, text=built.text, fields=built.fields, from_address=settings.from_address,
         reply_to=settings.reply_to, unsubscribe_mailto="" if group is not None else settings.unsubscribe_mailto,
         send_at=send_at, sandbox=sandbox, categories=settings.sendgrid.categories, unsubscribe_group=group,
-        headers=issue_headers(settings, list_name),
+        headers=issue_headers(settings, list_name), related=related,
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import email
 import email.base64mime
 import email.policy
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid, parseaddr
 import datetime as dt
 
@@ -29,6 +30,32 @@ from ..errors import NewsletterError
 BODY_POLICY = email.policy.SMTP
 POLICY = email.policy.SMTP.clone(max_line_length=998)
 UTF8_POLICY = POLICY.clone(utf8=True)
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """A picture carried inside the message (RFC 2387 multipart/related), which the HTML shows as
+    ``cid:<content_id>`` (RFC 2392): a test send's local images, before the archive serves them."""
+
+    content_id: str  # an addr-spec without angle brackets: no ';', ',' or line breaks (SendGrid refuses them)
+    filename: str
+    content_type: str  # "image/png"
+    data: bytes
+
+
+def _picture(image: InlineImage) -> MIMEPart:
+    """One picture's MIME part: base64, ``Content-ID``, shown inline, with its file name."""
+    maintype, _, subtype = image.content_type.partition("/")
+    part = MIMEPart(policy=BODY_POLICY)
+    part.set_content(image.data, maintype, subtype, cid=f"<{image.content_id}>", disposition="inline",
+                     filename=image.filename)
+    return part
+
+
+def image_part(image: InlineImage) -> bytes:
+    """One picture's MIME part as it goes on the wire (CRLF line ends, base64 body), for a message
+    whose bytes are put together by hand (the SMTP provider's ``WireTemplate``)."""
+    return _picture(image).as_bytes(policy=BODY_POLICY)
 
 
 @dataclass(frozen=True)
@@ -56,21 +83,25 @@ def _label(text: str, fallback: str) -> str:
 
 
 def list_id(newsletter_name: str, list_name: str, from_address: str) -> str:
-    """The List-Id header (RFC 2919) of one list: ``"Name" <list.newsletter.domain>``.
+    """The List-Id header (RFC 2919) of one list: ``"Newsletter Name" <l0123456789.newsletter.domain>``.
 
     Mail clients and filters group a list's messages by it (Gmail's "filter messages like
     these", Outlook's rules, mailing-list folders), and it must stay the same from issue to
-    issue: the id is built from the list's name, the newsletter's name and the From address's
-    domain (a namespace its owner controls), never from anything that changes per issue. The
-    phrase is ASCII: a name with other characters becomes an RFC 2047 encoded word, so every
-    provider can carry the header as it is.
+    issue: the id is built from the list, the newsletter's name and the From address's
+    domain (a namespace its owner controls), never from anything that changes per issue.
+    Readers see it (Gmail's "mailing list:" line and its filter suggestion, Thunderbird's
+    header pane), so it shows the newsletter's name and never the writer's own name for the
+    list (``lapsed-donors``): the phrase is the newsletter's name and the list's part of the
+    id is a digest of the list's name (``_list_label``). The phrase is ASCII: a name with
+    other characters becomes an RFC 2047 encoded word, so every provider can carry the
+    header as it is.
     """
     domain = parseaddr(from_address)[1].rpartition("@")[2].strip().lower()
     try:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
         domain = _label(domain, "invalid")
-    identifier = f"{_label(list_name, 'list')}.{_label(newsletter_name, 'newsletter')}.{domain or 'invalid'}"
+    identifier = f"{_list_label(list_name)}.{_label(newsletter_name, 'newsletter')}.{domain or 'invalid'}"
     name = " ".join(newsletter_name.split())
     if not name:
         return f"<{identifier}>"
@@ -79,6 +110,12 @@ def list_id(newsletter_name: str, list_name: str, from_address: str) -> str:
     else:
         phrase = _encoded_words(name)
     return f"{phrase} <{identifier}>"
+
+
+def _list_label(list_name: str) -> str:
+    """The list's part of a List-Id: the same for every issue to the list and different for each
+    list, yet nothing a reader can read the list's name from (an "l" and 10 hex digits of SHA-256)."""
+    return "l" + hashlib.sha256(list_name.encode("utf-8")).hexdigest()[:10]
 
 
 def _encoded_words(text: str) -> str:
@@ -143,8 +180,10 @@ def _address(field_name: str, value: str, name: str = "") -> Address:
 
 
 def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime | None = None,
-                  message_id: str | None = None) -> EmailMessage:
-    """A multipart/alternative message (text first, then HTML), verified after building."""
+                  message_id: str | None = None, related: Sequence[InlineImage] = ()) -> EmailMessage:
+    """A multipart/alternative message (text first, then HTML), verified after building; with
+    ``related`` pictures the HTML is a multipart/related of the HTML and them (the structure Apple
+    Mail and Thunderbird write, which every client shows inline)."""
     sender = _address("From address", envelope.from_address)
     msg = EmailMessage(policy=BODY_POLICY)
     intended: dict[str, str] = {}
@@ -174,8 +213,15 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
         put(name, value)
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # belongs on the message only
+    if related:
+        html_part = next(part for part in msg.iter_parts() if part.get_content_type() == "text/html")
+        html_part.make_related()  # the HTML becomes the first part of a multipart/related
+        for image in related:
+            html_part.attach(_picture(image))
+        html_part.set_param("type", "text/html")  # RFC 2387: the type of the related's root part
+    for part in msg.walk():
+        if part is not msg:
+            del part["MIME-Version"]  # belongs on the message only
     # Bodies are encoded; from here on the policy only decides how headers are written. An address
     # with non-ASCII characters cannot be an encoded word (RFC 2047 forbids it): such a message
     # needs UTF-8 headers (RFC 6532), delivered with SMTPUTF8.

@@ -9,10 +9,9 @@ the HTML, and never by regular expressions over Markdown:
   words, URLs and merge tokens (``NLMRG0001T``) are never broken, a link's
   ``[n]`` marker stays on the line of the word before it, and inline code up
   to half the width is kept on one line so it can be copied;
-- headings: level 1 underlined with ``=``, level 2 underlined with ``-``
-  (the setext style every text reader knows), level 3 and deeper as
-  ``### Text`` with one ``#`` per level, so the hierarchy stays visible
-  without a third kind of underline; see :func:`heading`;
+- headings underlined, the setext style every text reader knows: level 1
+  with ``=``, level 2 with ``-``, level 3 and deeper with ``~`` (no ``###``:
+  Markdown's marks mean nothing to a reader); see :func:`heading`;
 - ``**strong**`` as ``*strong*``, ``*emphasis*`` as ``_emphasis_``,
   ``~~struck~~`` as is: the conventions of plain-text mail;
 - inline code as its text, code blocks indented 4 spaces and never wrapped;
@@ -57,6 +56,7 @@ CODE_INDENT = "    "
 NESTED_LIST_INDENT = "   "
 QUOTE_PREFIX = "> "
 TABLE_GAP = "  "
+_UNDERLINES = "=-~"  # heading levels 1, 2, and 3 and deeper
 
 # Stands for a space that wrapping must not break at; turned back into a
 # space once the lines are wrapped. A private-use character cannot occur in
@@ -83,8 +83,8 @@ def heading(text: str, level: int = 1) -> str:
     """A heading in the style render() uses, for templates to title articles and sections.
 
     Level 1 is underlined with ``=``, level 2 with ``-``, level 3 and deeper
-    start with ``###`` (one ``#`` per level). Long titles wrap at 72 columns
-    and the underline spans the longest line. No trailing newline: in a
+    with ``~``. Long titles wrap at 72 columns and the underline spans the
+    longest line. No trailing newline: in a
     template the heading sits on its own lines, like any other expression.
     """
     return "\n".join(_heading_lines(text, level, DEFAULT_WIDTH))
@@ -96,11 +96,8 @@ def _heading_lines(text: str, level: int, width: int) -> list[str]:
     text = " ".join(text.split())
     if not text:
         return []
-    if level >= 3:
-        marks = "#" * min(level, 6)
-        return _wrap(f"{marks} {text}", width, subsequent_indent=" " * (len(marks) + 1))
     lines = _wrap(text, width)
-    underline = ("=" if level == 1 else "-") * max(len(line) for line in lines)
+    underline = _UNDERLINES[min(level, len(_UNDERLINES)) - 1] * max(len(line) for line in lines)
     return [*lines, underline]
 
 

@@ -16,8 +16,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import jinja2
+import lxml.html
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 from markupsafe import Markup
@@ -244,6 +246,33 @@ def render_theme_page(settings: Settings, theme_dir: Path, name: str, context: d
         raise _template_error(err, str(theme_dir / name)) from None
 
 
+def subscribe_page(settings: Settings) -> str:
+    """Where a reader of the web pages signs up: ``newsletter.subscribe_url`` when set, else the form
+    ``newsletter serve`` has for the first of ``[serve] lists`` (at ``serve.public_url``, else
+    ``base_url``, as the service itself says), else "" (no sign-up page to link)."""
+    if settings.subscribe_url:
+        return settings.subscribe_url
+    service = settings.serve.public_url or settings.base_url
+    if not settings.serve.lists or not service:
+        return ""
+    return f"{service.rstrip('/')}/subscribe/{quote(settings.serve.lists[0], safe='')}"
+
+
+def _issue_image(articles: tuple[RenderedArticle, ...]) -> tuple[str, str]:
+    """The picture a shared link to the issue shows (``og:image``), with its alt text: the first lead
+    image, else the first image of an article, as long as its address is absolute (a link preview
+    fetches it from elsewhere); ("", "") when the issue has none."""
+    candidates = [(a.image, a.article.image_alt or "") for a in articles if a.image]
+    for rendered in articles:
+        if "<img" in rendered.html:
+            fragment = lxml.html.fragment_fromstring(rendered.html, create_parent="div")
+            candidates += [((img.get("src") or "").strip(), img.get("alt") or "") for img in fragment.iter("img")]
+    for src, alt in candidates:
+        if urlsplit(src).scheme in ("http", "https"):
+            return markdown.parser().normalizeLink(src), alt  # "lead photo.png" as a valid address
+    return "", ""
+
+
 def issue_base_url(settings: Settings, issue: Issue) -> str:
     """Where the issue's web version lives; relative URLs in articles resolve against it."""
     return f"{settings.base_url}{issue.name}/" if settings.base_url else ""
@@ -298,15 +327,17 @@ def render_issue(settings: Settings, issue: Issue, available_fields: Collection[
     column = content_width(theme_dir)
     articles = tuple(_render_article(article, base, column) for article in issue.articles)
     issue_md = issue.path / ISSUE_FILE
+    image, image_alt = _issue_image(articles)
     common = {
         "newsletter": {
             "name": settings.name, "postal_address": settings.postal_address, "base_url": settings.base_url,
             "why": settings.why, "language": settings.language, "from_name": settings.from_name,
             "from_email": settings.from_email, "reply_to": settings.reply_to,
+            "subscribe_url": subscribe_page(settings),
         },
         "issue": {
             "subject": issue.subject, "preheader": issue.preheader, "date": issue.date,
-            "number": issue.number, "name": issue.name,
+            "number": issue.number, "name": issue.name, "image": image, "image_alt": image_alt,
         },
         "web_url": base,
     }

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from ..errors import NewsletterError
 from ..compose.merge import MergeField
-from ..compose.message import Envelope, build_message
+from ..compose.message import Envelope, InlineImage, build_message
 from ..compose.personalize import Personalizer
 
 class Status(StrEnum):
@@ -89,6 +89,7 @@ class Message:
     categories: tuple[str, ...] = ()
     unsubscribe_group: int | None = None  # SendGrid ASM group; then SendGrid adds the unsubscribe headers
     headers: tuple[tuple[str, str], ...] = ()  # further headers every copy carries (List-Id...), in order
+    related: tuple[InlineImage, ...] = ()  # pictures carried inside the message, shown by ``html`` as cid:
 
     @cached_property
     def html_personalizer(self) -> Personalizer:
@@ -112,7 +113,7 @@ class Message:
             one_click=any(target.startswith("https://") for target in targets),
             extra_headers=dict(self.headers),
         )
-        return build_message(envelope, text, html)
+        return build_message(envelope, text, html, related=self.related)
 
     def list_unsubscribe(self, recipient: Recipient) -> list[str]:
         """List-Unsubscribe targets for this recipient: their HTTPS link and the mailto."""

@@ -18,6 +18,7 @@ log of ``python_http_client`` (which logs request headers).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.client
 import json
@@ -180,6 +181,10 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         shared["mail_settings"] = {"sandbox_mode": {"enable": True}}
     if message.headers:
         shared["headers"] = dict(message.headers)
+    if message.related:  # pictures the HTML shows as cid:<content_id>; SendGrid puts them in the message
+        shared["attachments"] = [{"content": base64.b64encode(image.data).decode("ascii"), "type": image.content_type,
+                                  "filename": image.filename, "disposition": "inline", "content_id": image.content_id}
+                                 for image in message.related]
     return shared
 
 

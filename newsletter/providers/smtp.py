@@ -118,7 +118,7 @@ class WireTemplate:
     def __init__(self, message: Message):
         from email.message import EmailMessage as _Shared
 
-        from ..compose.message import POLICY, refuse_line_breaks
+        from ..compose.message import POLICY, image_part, refuse_line_breaks
 
         self.message = message
         shared = _Shared(policy=POLICY)
@@ -137,6 +137,13 @@ class WireTemplate:
                      + b + b"\r\n" + part % b"plain")
         self.middle = b"\r\n--" + b + b"\r\n" + part % b"html"
         self.tail = b"\r\n--" + b + b"--\r\n"
+        if message.related:  # the HTML and its pictures as one multipart/related, as build_message makes it
+            r = f"=_nl_r_{os.urandom(12).hex()}".encode()
+            self.middle = (b"\r\n--" + b + b"\r\nContent-Type: multipart/related; type=\"text/html\";\r\n boundary=\""
+                           + r + b"\"\r\n\r\n--" + r + b"\r\n" + part % b"html")
+            self.tail = (b"".join(b"\r\n--" + r + b"\r\n" + image_part(image).rstrip(b"\r\n")
+                                  for image in message.related)
+                         + b"\r\n--" + r + b"--\r\n" + self.tail)
         self.text = _EncodedPart(message.text_personalizer)
         self.html = _EncodedPart(message.html_personalizer)
 

@@ -31,6 +31,7 @@ from .sent_record import check_against
 from .workers import BodyWorkers
 
 TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
+TEST_SUBJECT_PREFIX = "[Test] "  # marks a --test-to message in the inbox, unless told otherwise
 
 
 @dataclass
@@ -51,7 +52,7 @@ class SendOptions:
     resume: bool = False  # continue the recorded send exactly: its list, tags, where and provider
     allow_changed: bool = False  # send even though the issue changed since part of it went out (recorded)
     test_to: tuple[str, ...] = ()  # send only to these addresses; the journal is not touched
-    test_prefix: str = ""
+    test_prefix: str | None = None  # the subject's prefix of a test send; None: TEST_SUBJECT_PREFIX, "": none
     ignore_doctor: bool = False  # a live send goes ahead despite doctor errors (recorded on the run)
     nameserver: str = ""  # the DNS server the doctor gate asks ("" = [doctor] nameserver, else the system's)
     stages: str | None = None  # --stages 1%,10%,100% (None = [send] stages)
@@ -294,7 +295,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
                              hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
-                               sandbox=options.sandbox, subject_prefix=options.test_prefix)
+                               sandbox=options.sandbox, subject_prefix=_test_subject_prefix(options),
+                               inline_images=testing)
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
         note = options.run_note
@@ -342,6 +344,16 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         raise
     return SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
                     skipped, secret, selection=selection)
+
+
+def _test_subject_prefix(options: SendOptions) -> str:
+    """What a test send's subject starts with ("[Test] " unless asked otherwise); a real send's nothing."""
+    if not options.test_to:
+        if options.test_prefix is not None:
+            raise NewsletterError("--test-prefix marks the subject of a test send, and this is not one",
+                                  hint="add --test-to YOUR@ADDRESS, or leave --test-prefix out")
+        return ""
+    return TEST_SUBJECT_PREFIX if options.test_prefix is None else options.test_prefix
 
 
 def _test_rows(addresses):
