@@ -135,3 +135,14 @@ def test_outlooks_rule_applies_over_5000_a_day(newsletter_root, dns_server, outl
     assert "550 5.7.515" in ruled[0].message and "techcommunity.microsoft.com" in ruled[0].rule
     assert "a DKIM signature it verifies (RSA)" in ruled[0].message
     assert not [f for f in findings if f.severity == "error" and f.code != "provider-outlook-high-volume"]
+
+
+def test_a_list_that_is_not_there_is_a_usage_error_before_any_dns(newsletter_root, dns_server):
+    asked = len(dns_server.resolver.questions)
+
+    result = CliRunner().invoke(main, ["--root", str(newsletter_root), "doctor", "--list", "nosuch",
+                                       "--nameserver", dns_server.address])
+
+    assert result.exit_code == 2, result.output
+    assert "no such list" in result.output
+    assert len(dns_server.resolver.questions) == asked

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from ..checks import SEVERITIES, has_errors
 from ..config import Settings
 from ..errors import EXIT_FAILED, NewsletterError
+from ..lists import require_list
 from . import cache
 from .audience import Audience, AudienceQuery, count_audience
 from .authentication import Authentication, authenticate, unchecked
@@ -104,6 +105,8 @@ def examine(settings: Settings, *, nameserver: str | None = None, probe: bool = 
             audience: AudienceQuery | None = None) -> DoctorResult:
     """All checks, fresh (the DNS part also refreshes the cache ``doctor_gate`` reads); with ``audience``,
     the list's recipients per mailbox provider and the providers' rules the setup fails."""
+    if audience is not None:  # a list that is not there is said before DNS is asked anything
+        require_list(settings.list_path(audience.list_name))
     dns = DnsClient(nameserver, settings.doctor.dns_timeout)
     findings, auth = dns_report(settings, dns)
     cache.store(settings, nameserver, findings, auth)
