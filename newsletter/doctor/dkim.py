@@ -6,6 +6,9 @@ SendGrid signs with ``d=`` your domain only after domain authentication,
 which publishes ``s1._domainkey`` and ``s2._domainkey`` as CNAMEs to keys
 SendGrid rotates; without them it signs as sendgrid.net, which never aligns.
 Keys below 1024 bits are ignored by receivers; 2048 is what they recommend.
+Ed25519 keys (RFC 8463) are valid DKIM, but Gmail, Yahoo and Microsoft do not
+verify them, so a setup that signs with Ed25519 alone is noted, and counts as
+unsigned for those providers' rules.
 """
 
 from __future__ import annotations
