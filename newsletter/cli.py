@@ -693,23 +693,26 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, e
               help="text: findings grouped by severity with the fix; json: for scripts and CI.")
 @click.option("--warmup", is_flag=True, help="Print the daily sending caps for warming up a new domain or IP.")
 @click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME",
-              help="With --warmup: plan this list's subscribers, most recently active first.")
+              help="Count this list's recipients per mailbox provider and check each provider's rules "
+                   "(with --warmup: plan its subscribers, most recently active first).")
 @click.pass_context
 def doctor_command(ctx: click.Context, nameserver: str | None, output_format: str, warmup: bool,
                    list_name: str | None) -> None:
-    """Check the sending setup (SPF, DKIM, DMARC, MX, reverse DNS, BIMI, one-click unsubscribe);
-    exit 1 when any error is found."""
-    from .checks import format_report, has_errors, report_json
-    from .doctor import run_doctor
+    """Check the sending setup (SPF, DKIM, DMARC, MX, reverse DNS, BIMI, one-click unsubscribe) and, with
+    --list, the mailbox providers' rules for that list; exit 1 when any error is found."""
+    from .checks import has_errors
+    from .doctor import AudienceQuery, examine
+    from .doctor.report import doctor_json, format_doctor
 
     if warmup:
         from .sending.pacing import warmup_report
 
         click.echo(warmup_report(settings_of(ctx), list_name))
         return
-    findings = run_doctor(settings_of(ctx), nameserver=nameserver)
-    click.echo(report_json(findings) if output_format == "json" else format_report(findings))
-    ctx.exit(1 if has_errors(findings) else 0)
+    result = examine(settings_of(ctx), nameserver=nameserver,
+                     audience=AudienceQuery(list_name) if list_name else None)
+    click.echo(doctor_json(result) if output_format == "json" else format_doctor(result))
+    ctx.exit(1 if has_errors(result.findings) else 0)
 
 
 # --- preview, screenshot, archive (issue 6) --------------------------------

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from dns_standin import DnsStandIn, SilentServer
+from one_click_standin import ONE_CLICK, OneClickServer
+
 from newsletter.cli import main
+from newsletter.compose.unsubscribe import verify_token
 from newsletter.config import load_settings
 from newsletter.doctor import DoctorRefused, doctor_gate, refuse_on_errors, run_doctor
 from newsletter.errors import EXIT_FAILED
-from newsletter.compose.unsubscribe import verify_token
-from one_click_standin import ONE_CLICK, OneClickServer
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_good_setup_passes_and_the_probe_unsubscribes_nobody_real(newsletter_roo
     assert probe.content_type == "application/x-www-form-urlencoded"
     token = probe.query.removeprefix("token=")
     secret = b"test-secret-for-unsubscribe-links"
-    assert verify_token(secret, "doctor-probe", token) == "doctor-probe@invalid"
+    assert verify_token(secret, "example", token) == "doctor-probe@invalid"  # the list serve serves
     assert token not in result.output  # the link's token is not printed
 
 
@@ -260,7 +260,7 @@ def test_a_redirect_beside_an_all_is_ignored_as_receivers_ignore_it(newsletter_r
     by_code = {f.code: f for f in findings}
 
     assert "spf-too-many-lookups" not in by_code
-    assert "(2 of 10 look-ups)" in by_code["spf"].message
+    assert "(2 of 10 look-ups" in by_code["spf"].message
     assert not any(question[0] == "_many.example.com" for question in dns_server.resolver.questions)
 
 

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from ..config import Settings
-from .findings import ERROR, Finding
+from .authentication import Authentication
+from .findings import ERROR, DoctorFinding, Finding
 
 MAX_AGE_SECONDS = 24 * 3600
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: findings name their rule, and the authentication facts are kept beside them
 
 
 def cache_dir() -> Path:
@@ -35,26 +36,30 @@ def _cache_file(settings: Settings, nameserver: str | None) -> Path:
         "version": CACHE_VERSION, "from": settings.from_email.lower(), "reply_to": settings.reply_to.lower(),
         "provider": settings.provider, "doctor": repr(settings.doctor), "smtp_host": settings.smtp.host,
         "smtp_security": settings.smtp.security, "nameserver": nameserver or "",
+        "unsubscribe": [settings.unsubscribe_url, settings.sendgrid.unsubscribe_group],
     }
     digest = hashlib.sha256(json.dumps(setup, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     domain = settings.from_email.rpartition("@")[2].lower() or "domain"
     return cache_dir() / f"{domain}-{digest}.json"
 
 
-def load(settings: Settings, nameserver: str | None, now: float | None = None) -> list[Finding] | None:
-    """The findings of a run less than a day old for this setup, or None."""
+def load(settings: Settings, nameserver: str | None,
+         now: float | None = None) -> tuple[list[Finding], Authentication] | None:
+    """The findings and authentication facts of a run less than a day old for this setup, or None."""
     path = _cache_file(settings, nameserver)
     now = time.time() if now is None else now
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not 0 <= now - float(data["checked_at"]) < MAX_AGE_SECONDS:
             return None
-        return [Finding(**item) for item in data["findings"]]
+        findings: list[Finding] = [DoctorFinding(**item) for item in data["findings"]]
+        return findings, Authentication.from_dict(data["authentication"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def store(settings: Settings, nameserver: str | None, findings: list[Finding], now: float | None = None) -> None:
+def store(settings: Settings, nameserver: str | None, findings: list[Finding], authentication: Authentication,
+          now: float | None = None) -> None:
     """Keep ``findings`` for a day when they pass; else forget any earlier answer (the next run asks again)."""
     path = _cache_file(settings, nameserver)
     if any(f.code.startswith("dns-") or f.severity == ERROR for f in findings):
@@ -63,7 +68,12 @@ def store(settings: Settings, nameserver: str | None, findings: list[Finding], n
         except OSError:
             pass  # an unwritable cache folder: nothing could have been kept in it either
         return
-    data = {"checked_at": time.time() if now is None else now, "findings": [f.to_dict() for f in findings]}
+    data = {"checked_at": time.time() if now is None else now, "findings": [f.to_dict() for f in findings],
+            "authentication": authentication.to_dict()}
+    _write(path, data)
+
+
+def _write(path: Path, data: object) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False,
@@ -72,3 +82,34 @@ def store(settings: Settings, nameserver: str | None, findings: list[Finding], n
         os.replace(handle.name, path)
     except OSError:
         pass  # a cache that cannot be written only costs a DNS look-up next time
+
+
+def _mx_file(nameserver: str | None) -> Path:
+    digest = hashlib.sha256(f"{CACHE_VERSION}\n{nameserver or ''}".encode()).hexdigest()[:16]
+    return cache_dir() / f"mx-{digest}.json"
+
+
+def load_mx(nameserver: str | None, now: float | None = None) -> dict[str, str]:
+    """Recipient domain -> the provider group its MX showed ("" for none), for answers under a day old."""
+    now = time.time() if now is None else now
+    try:
+        data = json.loads(_mx_file(nameserver).read_text(encoding="utf-8"))
+        return {domain: str(group) for domain, (group, at) in data.items()
+                if 0 <= now - float(at) < MAX_AGE_SECONDS}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def store_mx(nameserver: str | None, answers: dict[str, str], now: float | None = None) -> None:
+    """Add ``answers`` (recipient domain -> provider group) to the day's MX answers, dropping stale ones."""
+    if not answers:
+        return
+    now = time.time() if now is None else now
+    path = _mx_file(nameserver)
+    try:
+        kept = {d: v for d, v in json.loads(path.read_text(encoding="utf-8")).items()
+                if 0 <= now - float(v[1]) < MAX_AGE_SECONDS}
+    except (OSError, ValueError, TypeError, AttributeError, IndexError):
+        kept = {}
+    kept.update({domain: [group, now] for domain, group in answers.items()})
+    _write(path, kept)

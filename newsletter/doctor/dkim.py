@@ -6,6 +6,9 @@ SendGrid signs with ``d=`` your domain only after domain authentication,
 which publishes ``s1._domainkey`` and ``s2._domainkey`` as CNAMEs to keys
 SendGrid rotates; without them it signs as sendgrid.net, which never aligns.
 Keys below 1024 bits are ignored by receivers; 2048 is what they recommend.
+Ed25519 keys (RFC 8463) are valid DKIM, but Gmail, Yahoo and Microsoft do not
+verify them, so a setup that signs with Ed25519 alone is noted, and counts as
+unsigned for those providers' rules.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from .context import SENDGRID_DOMAIN, DoctorContext
-from .findings import ERROR, INFO, WARNING, Finding, dns_failure
+from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found
 from .resolver import Lookup
 
 MIN_RSA_BITS = 1024
@@ -79,13 +82,13 @@ def read_key(selector: str, name: str, record: str) -> DkimKey:
 
 def selector_keys(ctx: DoctorContext) -> list[tuple[str, DkimKey | Lookup]]:
     """(selector, DkimKey or the failed/empty Lookup) for each configured selector."""
-    found: list[tuple[str, DkimKey | Lookup]] = []
+    keys: list[tuple[str, DkimKey | Lookup]] = []
     for selector in ctx.dkim_selectors:
         name = f"{selector}._domainkey.{ctx.dkim_domain}"
         lookup = ctx.dns.txt(name)
         records = [r for r in lookup.records if "p=" in r.replace(" ", "")]
-        found.append((selector, read_key(selector, name, records[0]) if records else lookup))
-    return found
+        keys.append((selector, read_key(selector, name, records[0]) if records else lookup))
+    return keys
 
 
 def signing_domain(ctx: DoctorContext) -> str:
@@ -96,45 +99,79 @@ def signing_domain(ctx: DoctorContext) -> str:
     return SENDGRID_DOMAIN if ctx.provider == "sendgrid" else ""
 
 
-def check_dkim(ctx: DoctorContext) -> Iterator[Finding]:
+def verifiable_by_all(ctx: DoctorContext) -> bool:
+    """Some configured selector holds an RSA key receivers accept; an Ed25519 key alone (RFC 8463) is not
+    verified by Gmail, Yahoo or Microsoft. SendGrid without selectors signs as sendgrid.net with RSA."""
+    keys = [key for _, key in selector_keys(ctx) if isinstance(key, DkimKey) and key.usable]
+    if keys:
+        return any(key.kind == "rsa" for key in keys)
+    return ctx.provider == "sendgrid"
+
+
+def check_dkim(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     if not ctx.dkim_selectors:
-        yield Finding(WARNING, "dkim-no-selector", "no DKIM selector is configured, so the doctor cannot check that "
-                      "your SMTP server signs mail; Gmail and Yahoo require DKIM for bulk senders",
-                      ctx.config_path, fix="add [doctor] dkim_selectors = [\"<selector>\"] (the s= of your "
-                                           "DKIM-Signature header) to newsletter.toml")
+        yield found(WARNING, "dkim-no-selector", "no DKIM selector is configured, so the doctor cannot check that "
+                    "your SMTP server signs mail; Gmail and Yahoo require DKIM for bulk senders",
+                    ctx.config_path, fix="add [doctor] dkim_selectors = [\"<selector>\"] (the s= of your "
+                                         "DKIM-Signature header) to newsletter.toml",
+                    rule="RFC 6376 §3.6.2.1 (keys are found by selector); Gmail and Yahoo bulk-sender rules")
         return
     sendgrid = ctx.provider == "sendgrid"
-    for selector, found in selector_keys(ctx):
+    keys: list[DkimKey] = []
+    for selector, key in selector_keys(ctx):
         name = f"{selector}._domainkey.{ctx.dkim_domain}"
-        if not isinstance(found, DkimKey):
-            if found.failed:
-                yield dns_failure(found, f"DKIM selector {selector}")
+        if not isinstance(key, DkimKey):
+            if key.failed:
+                yield dns_failure(key, f"DKIM selector {selector}")
                 continue
             fix = (f"authenticate {ctx.dkim_domain} in SendGrid (Settings > Sender Authentication) and publish "
                    f"the CNAME records it shows, {selector}._domainkey among them" if sendgrid else
                    f"publish the DKIM public key of selector {selector} as a TXT record at {name}")
-            yield Finding(ERROR, "dkim-missing", f"DKIM selector {selector} has no key: {found.describe()}"
-                          + ("; SendGrid then signs as sendgrid.net, which does not align with your domain"
-                             if sendgrid else ""), name, fix=fix)
+            yield found(ERROR, "dkim-missing", f"DKIM selector {selector} has no key: {key.describe()}"
+                        + ("; SendGrid then signs as sendgrid.net, which does not align with your domain"
+                           if sendgrid else ""), name, fix=fix,
+                        rule="RFC 6376 §6.1.2 (no key record: the signature cannot be verified)")
             continue
-        if found.problem:
-            yield Finding(ERROR, "dkim-invalid", f"DKIM selector {selector}: {found.problem}", name,
-                          fix="publish the selector's current public key")
-        elif found.kind == "rsa" and found.bits < MIN_RSA_BITS:
-            yield Finding(ERROR, "dkim-weak-key", f"DKIM selector {selector} has a {found.bits}-bit RSA key; "
-                          f"receivers ignore keys under {MIN_RSA_BITS} bits (RFC 8301), so the signature fails",
-                          name, fix=f"generate a {RECOMMENDED_RSA_BITS}-bit key and publish it")
-        elif found.kind == "rsa" and found.bits < RECOMMENDED_RSA_BITS:
-            yield Finding(WARNING, "dkim-short-key", f"DKIM selector {selector} has a {found.bits}-bit RSA key; "
-                          f"{RECOMMENDED_RSA_BITS} bits is recommended", name,
-                          fix=f"rotate to a {RECOMMENDED_RSA_BITS}-bit key"
-                              + (" (SendGrid: Sender Authentication > the domain > key length)" if sendgrid else ""))
-        else:
-            yield Finding(INFO, "dkim", f"DKIM selector {selector}: {found.kind} key, {found.bits} bits", name)
+        keys.append(key)
+        yield from _key_findings(key, name, sendgrid)
+    usable = [key for key in keys if key.usable]
+    if usable and all(key.kind == "ed25519" for key in usable):
+        yield found(WARNING, "dkim-ed25519-only", "every DKIM key of this setup is Ed25519: Gmail, Yahoo and "
+                    "Microsoft do not verify Ed25519 signatures, so there DKIM fails and DMARC rests on SPF alone",
+                    f"{usable[0].selector}._domainkey.{ctx.dkim_domain}",
+                    fix="sign with an RSA key (2048 bits) as well as the Ed25519 one: add its selector",
+                    rule="RFC 8463 §6 (transition: sign with RSA too); Ed25519 verification by provider: "
+                         "https://uriports.com/blog/dkim-ed25519-adoption/")
     if sendgrid:
         for selector in ctx.dkim_selectors:
             lookup = ctx.dns.txt(f"{selector}._domainkey.{ctx.dkim_domain}")
             if lookup.found and not any(c.endswith("." + SENDGRID_DOMAIN) for c in lookup.cnames):
-                yield Finding(INFO, "dkim-not-sendgrid-cname", f"{selector}._domainkey.{ctx.dkim_domain} is not a "
-                              "CNAME to sendgrid.net, so SendGrid cannot rotate its key (automated security off)",
-                              lookup.name)
+                yield found(INFO, "dkim-not-sendgrid-cname", f"{selector}._domainkey.{ctx.dkim_domain} is not a "
+                            "CNAME to sendgrid.net, so SendGrid cannot rotate its key (automated security off)",
+                            lookup.name, rule="SendGrid domain authentication (automated security)")
+
+
+def _key_findings(key: DkimKey, name: str, sendgrid: bool) -> Iterator[DoctorFinding]:
+    selector = key.selector
+    if key.problem:
+        yield found(ERROR, "dkim-invalid", f"DKIM selector {selector}: {key.problem}", name,
+                    fix="publish the selector's current public key",
+                    rule="RFC 6376 §3.6.1 (the key record's p= tag)")
+    elif key.kind == "rsa" and key.bits < MIN_RSA_BITS:
+        yield found(ERROR, "dkim-weak-key", f"DKIM selector {selector} has a {key.bits}-bit RSA key; "
+                    f"receivers ignore keys under {MIN_RSA_BITS} bits, so the signature fails", name,
+                    fix=f"generate a {RECOMMENDED_RSA_BITS}-bit key and publish it",
+                    rule="RFC 8301 §3.2 (verifiers MUST NOT consider keys under 1024 bits valid)")
+    elif key.kind == "rsa" and key.bits < RECOMMENDED_RSA_BITS:
+        yield found(WARNING, "dkim-short-key", f"DKIM selector {selector} has a {key.bits}-bit RSA key; "
+                    f"{RECOMMENDED_RSA_BITS} bits is recommended", name,
+                    fix=f"rotate to a {RECOMMENDED_RSA_BITS}-bit key"
+                        + (" (SendGrid: Sender Authentication > the domain > key length)" if sendgrid else ""),
+                    rule="RFC 8301 §3.2 (signers SHOULD use 2048 bits)")
+    elif key.kind == "ed25519":
+        yield found(INFO, "dkim-ed25519", f"DKIM selector {selector}: Ed25519 key; Gmail, Yahoo and Microsoft do "
+                    "not verify Ed25519 signatures, so mail needs an RSA signature too", name,
+                    rule="RFC 8463 §6 (transition: sign with RSA too)")
+    else:
+        yield found(INFO, "dkim", f"DKIM selector {selector}: {key.kind} key, {key.bits} bits", name,
+                    rule="RFC 6376 §3.6.1; RFC 8301 §3.2")

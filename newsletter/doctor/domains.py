@@ -1,9 +1,11 @@
-"""Which domain is which: organisational domains (Public Suffix List) and freemail domains.
+"""Which domain is which: freemail domains, and organisational domains as RFC 7489 receivers find them.
 
-DMARC's relaxed alignment (RFC 7489 §3.2) compares organisational domains:
-``news.example.co.uk`` and ``example.co.uk`` align, ``example.co.uk`` and
-``other.co.uk`` do not. The suffix list is the ``tld`` package's bundled
-snapshot; it is never refreshed over the network.
+RFC 9989 finds organisational domains by a DNS tree walk (``tree_walk``).
+Receivers built on RFC 7489, still many, take them from a Public Suffix
+List instead, and the two can disagree (RFC 9989 Appendix C.3): the doctor
+reads the ``tld`` package's bundled snapshot of the list (never refreshed
+over the network) only to warn when they do, so that a setup which aligns
+under one rule and not the other is not passed silently.
 """
 
 from __future__ import annotations
@@ -24,19 +26,12 @@ def domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().lower().rstrip(".")
 
 
-def organisational_domain(domain: str) -> str:
-    """The registered domain under its public suffix (``a.b.example.co.uk`` -> ``example.co.uk``);
-    the domain itself when the suffix is unknown (``example.invalid``)."""
+def psl_organisational_domain(domain: str) -> str:
+    """The registered domain under its public suffix, as RFC 7489 §3.2 finds it (``a.b.example.co.uk`` ->
+    ``example.co.uk``); the domain itself when the suffix is unknown (``example.invalid``)."""
     domain = domain.lower().rstrip(".")
-    return get_fld(domain, fix_protocol=True, fail_silently=True) or domain
-
-
-def aligned(domain: str, from_domain: str, mode: str = "r") -> bool:
-    """DMARC identifier alignment: strict (``s``) wants the same name, relaxed the same organisational domain."""
-    domain, from_domain = domain.lower().rstrip("."), from_domain.lower().rstrip(".")
-    if mode == "s":
-        return domain == from_domain
-    return organisational_domain(domain) == organisational_domain(from_domain)
+    found = get_fld(domain, fix_protocol=True, fail_silently=True)
+    return str(found) if found else domain
 
 
 def is_freemail(domain: str) -> bool:

@@ -15,7 +15,13 @@ import socket
 from dataclasses import dataclass, field
 
 import dns.exception
+import dns.rdata
 import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rdtypes.ANY.MX
+import dns.rdtypes.ANY.NS
+import dns.rdtypes.ANY.PTR
+import dns.rdtypes.ANY.TXT
 import dns.resolver
 import dns.reversename
 
@@ -85,7 +91,7 @@ def parse_nameserver(value: str) -> tuple[str, int]:
     except ValueError:
         pass
     try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0], port
+        return str(socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]), port
     except (OSError, UnicodeError):
         raise NewsletterError(f"--nameserver: cannot find the address of {host!r}",
                               hint="give an IP address, like --nameserver 9.9.9.9 or 127.0.0.1:5353") from None
@@ -168,15 +174,15 @@ class DnsClient:
         return Lookup(name, rdtype, ANSWER, tuple(_text(r) for r in answer.rrset), cnames)
 
 
-def _text(rdata) -> str:
+def _text(rdata: dns.rdata.Rdata) -> str:
     """A record as the doctor reads it: TXT strings joined (RFC 7208 §3.3), names without the final dot."""
-    if rdata.rdtype == dns.rdatatype.TXT:
+    if isinstance(rdata, dns.rdtypes.ANY.TXT.TXT):
         return b"".join(rdata.strings).decode("utf-8", "replace")
-    if rdata.rdtype == dns.rdatatype.MX:
+    if isinstance(rdata, dns.rdtypes.ANY.MX.MX):
         return f"{rdata.preference} {rdata.exchange.to_text(omit_final_dot=True).lower()}"
-    if rdata.rdtype in (dns.rdatatype.CNAME, dns.rdatatype.PTR, dns.rdatatype.NS):
-        return rdata.target.to_text(omit_final_dot=True).lower()
-    return rdata.to_text()
+    if isinstance(rdata, (dns.rdtypes.ANY.CNAME.CNAME, dns.rdtypes.ANY.PTR.PTR, dns.rdtypes.ANY.NS.NS)):
+        return str(rdata.target.to_text(omit_final_dot=True).lower())
+    return str(rdata.to_text())
 
 
 def _brief(err: Exception) -> str:

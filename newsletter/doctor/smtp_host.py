@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .context import DoctorContext
-from .findings import ERROR, INFO, WARNING, Finding, dns_failure, smtp_host_addresses
 from ..hosts import is_local
+from .context import DoctorContext
+from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found, smtp_host_addresses
+
+FCRDNS = "Gmail and Outlook.com sender rules: forward-confirmed reverse DNS (https://support.google.com/a/answer/81126)"
 
 
-def check_reverse_dns(ctx: DoctorContext) -> Iterator[Finding]:
+def check_reverse_dns(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     if ctx.provider != "smtp":
         return
     host = ctx.settings.smtp.host
     if is_local(host):
-        yield Finding(INFO, "rdns-local-relay", f"the SMTP host {host} is local; the server that finally delivers "
-                      "the mail needs a PTR name that resolves back to its address", ctx.config_path)
+        yield found(INFO, "rdns-local-relay", f"the SMTP host {host} is local; the server that finally delivers "
+                    "the mail needs a PTR name that resolves back to its address", ctx.config_path, rule=FCRDNS)
         return
     problem, addresses = smtp_host_addresses(ctx, host)
     if problem:
@@ -34,31 +36,34 @@ def check_reverse_dns(ctx: DoctorContext) -> Iterator[Finding]:
             yield dns_failure(ptr, f"reverse DNS of {address}")
             continue
         if not ptr.found:
-            yield Finding(ERROR, "rdns-missing", f"the SMTP host's address {address} has no reverse DNS name "
-                          f"({ptr.describe()}); receivers distrust mail from it", ptr.name,
-                          fix=f"ask whoever runs {address} (your hosting provider) to set its PTR record to {host}")
+            yield found(ERROR, "rdns-missing", f"the SMTP host's address {address} has no reverse DNS name "
+                        f"({ptr.describe()}); receivers distrust mail from it", ptr.name,
+                        fix=f"ask whoever runs {address} (your hosting provider) to set its PTR record to {host}",
+                        rule=FCRDNS)
             continue
         confirmed = [name for name in ptr.records if address in ctx.dns.addresses(name)[1]]
         if confirmed:
-            yield Finding(INFO, "rdns", f"{address} has the reverse name {confirmed[0]}, which resolves back to it",
-                          ptr.name)
+            yield found(INFO, "rdns", f"{address} has the reverse name {confirmed[0]}, which resolves back to it",
+                        ptr.name, rule=FCRDNS)
         else:
-            yield Finding(ERROR, "rdns-unconfirmed", f"the reverse name of {address} ({', '.join(ptr.records)}) "
-                          "does not resolve back to it (forward-confirmed reverse DNS fails)", ptr.name,
-                          fix=f"publish an A/AAAA record for {ptr.records[0]} with {address}, or change the PTR")
+            yield found(ERROR, "rdns-unconfirmed", f"the reverse name of {address} ({', '.join(ptr.records)}) "
+                        "does not resolve back to it (forward-confirmed reverse DNS fails)", ptr.name,
+                        fix=f"publish an A/AAAA record for {ptr.records[0]} with {address}, or change the PTR",
+                        rule=FCRDNS)
 
 
-def check_tls(ctx: DoctorContext) -> Iterator[Finding]:
+def check_tls(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     if ctx.provider != "smtp" or ctx.settings.smtp.security != "none":
         return
     host = ctx.settings.smtp.host
     local = is_local(host)
-    yield Finding(INFO if local else WARNING, "smtp-no-tls",
-                  f"mail goes to the SMTP host {host} without TLS (smtp.security = \"none\")"
-                  + ("" if local else ": messages and the password can be read on the way"), ctx.config_path,
-                  fix="set smtp.security = \"starttls\" (port 587) or \"ssl\" (port 465)")
-    found = [name for name in (f"_mta-sts.{ctx.from_domain}", f"_smtp._tls.{ctx.from_domain}")
+    yield found(INFO if local else WARNING, "smtp-no-tls",
+                f"mail goes to the SMTP host {host} without TLS (smtp.security = \"none\")"
+                + ("" if local else ": messages and the password can be read on the way"), ctx.config_path,
+                fix="set smtp.security = \"starttls\" (port 587) or \"ssl\" (port 465)",
+                rule="RFC 8314 §3 (use TLS for mail submission)")
+    present = [name for name in (f"_mta-sts.{ctx.from_domain}", f"_smtp._tls.{ctx.from_domain}")
              if ctx.dns.txt(name).found]
-    yield Finding(INFO, "mta-sts", f"MTA-STS / TLS reporting records of {ctx.from_domain}: "
-                  f"{', '.join(found) if found else 'none'}; they ask other servers to use TLS for mail to "
-                  "your domain (RFC 8461, RFC 8460)", ctx.from_domain)
+    yield found(INFO, "mta-sts", f"MTA-STS / TLS reporting records of {ctx.from_domain}: "
+                f"{', '.join(present) if present else 'none'}; they ask other servers to use TLS for mail to "
+                "your domain", ctx.from_domain, rule="RFC 8461 §3 (MTA-STS), RFC 8460 §3 (TLS reporting)")

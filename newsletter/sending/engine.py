@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ..config import Settings
-from ..doctor import doctor_gate, refuse_on_errors
+from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
 from ..lists.names import check_list_name
 from ..providers import registry
@@ -143,7 +143,8 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
         return f"doctor not run: {SKIP_DOCTOR_ENV}=1, test-only"  # recorded, so it is never a silent side door
     if options.provider:  # --provider: check the setup of the provider this send goes through
         settings = dataclasses.replace(settings, provider=options.provider)
-    findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None)
+    findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None,
+                           audience=AudienceQuery(options.list_name, tuple(options.tags), tuple(options.where.items())))
     errors = [f for f in findings if f.severity == "error"]
     if not errors:
         return ""

@@ -46,6 +46,12 @@ def public_url(settings: Settings) -> str:
     return url.rstrip("/") + "/" if url else ""
 
 
+def names_no_one(email: str) -> bool:
+    """An address under the reserved top-level domain .invalid (RFC 6761 §6.4), which no mailbox can have:
+    the one-click probe of ``newsletter doctor`` names doctor-probe@invalid, and there is nobody to record."""
+    return email.rpartition("@")[2].rstrip(".").lower().rpartition(".")[2] == "invalid"
+
+
 def _key(email: str) -> str:
     return key_or_problem(email)[0] or email.strip().lower()
 
@@ -219,6 +225,8 @@ class Service:
         if body is None:
             return self.too_large()
         one_click = body[:200].decode("utf-8", "replace").strip() == ONE_CLICK_BODY
+        if names_no_one(email):  # `newsletter doctor`'s probe: answered as any one-click, nothing recorded
+            return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
         try:
             await self.record(Event(list_name=list_name, kind=UNSUBSCRIBED, email=email, key=_key(email),
                                     at=stamp(now_utc()), source="one-click" if one_click else "web"))
