@@ -852,6 +852,37 @@ def init_command(folder: Path, name, from_address, postal_address, base_url, uns
                "(newsletter.unsubscribe_url in newsletter.toml).")
 
 
+@main.group("journal")
+def journal_group() -> None:
+    """The send journal: who was sent what. A SQLite file, or PostgreSQL shared by several senders."""
+
+
+@journal_group.command("copy")
+@click.option("--to", "target", required=True, metavar="URL_OR_FILE",
+              help="The new journal: postgresql://user@host/db (password from [send] journal_password_env) "
+                   "or a new SQLite file's path.")
+@click.option("--from", "source", default=None, metavar="URL_OR_FILE",
+              help="The journal to copy. Default: the one newsletter.toml names ([send] journal_url or journal).")
+@click.pass_context
+def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
+    """Copy every record of the journal into a new, empty one: SQLite to PostgreSQL, or back."""
+    from .sending import journal as jn
+    from .sending.journal.copy import copy_between
+
+    settings = settings_of(ctx)
+    origin = jn.location_from_text(source, settings, option="--from") if source else jn.location_of(settings)
+    destination = jn.location_from_text(target, settings)
+    counts = copy_between(origin, destination)
+    click.echo(f"Copied {counts['sends']} sends ({counts['deliveries']} recipients, {counts['runs']} runs) from "
+               f"{origin.describe()} to {destination.describe()}.")
+    if destination.dialect == "postgresql":
+        click.echo(f'To send through it, set journal_url = "{destination.url}" under [send] in newsletter.toml '
+                   f"(its password from ${settings.send.journal_password_env}), on every machine that sends.")
+    else:
+        click.echo(f"To send through it, remove journal_url from [send] in newsletter.toml and set journal = "
+                   f'"{destination.path}".')
+
+
 @main.group("theme")
 def theme_group() -> None:
     """Themes: the shipped ones, and copies in templates/ to edit."""

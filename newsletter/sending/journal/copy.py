@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ...errors import NewsletterError
-from .database import JournalDB
+from .database import JournalDB, Location, open_database
 from .schema import TABLES
 
 CHUNK = 5_000
@@ -84,3 +84,27 @@ def copy_journal(source: JournalDB, target: JournalDB) -> dict[str, int]:
                     target.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                    f"GREATEST((SELECT MAX(id) FROM {table}), 1))")
     return counts
+
+
+def copy_between(source: Location, target: Location) -> dict[str, int]:
+    """``newsletter journal copy``: every record of the journal at ``source`` into the new, empty journal at
+    ``target`` (SQLite to PostgreSQL, or back); rows copied per table."""
+    if source == target:
+        raise NewsletterError("the journal to copy into is the journal to copy from", where=source.describe(),
+                              hint="give --to another journal (a postgresql:// URL or a new SQLite file)")
+    if not source.may_exist():
+        raise NewsletterError("there is no journal to copy here yet", where=source.describe(),
+                              hint="send something first, or give --from the journal to copy")
+    if target.dialect == "sqlite" and target.path is not None and target.path.exists():
+        raise NewsletterError("the file to copy the journal into exists already", where=target.describe(),
+                              hint="give --to a new file's path; never overwrite a journal, it records who was "
+                                   "mailed")
+    source_db = open_database(source, read_only=True)
+    try:
+        target_db = open_database(target)
+        try:
+            return copy_journal(source_db, target_db)
+        finally:
+            target_db.close()
+    finally:
+        source_db.close()

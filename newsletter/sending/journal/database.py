@@ -109,10 +109,10 @@ def postgres_location(url: str, password_env: str, *, setting: str) -> Location:
     return Location("postgresql", url=url, password_env=password_env)
 
 
-def location_from_text(text: str, settings: Settings) -> Location:
+def location_from_text(text: str, settings: Settings, *, option: str = "--to") -> Location:
     """A journal given on the command line: a postgresql:// URL or a SQLite file's path (``journal copy``)."""
     if "://" in text:
-        return postgres_location(text, settings.send.journal_password_env, setting="--to")
+        return postgres_location(text, settings.send.journal_password_env, setting=option)
     path = Path(text)
     return Location("sqlite", path=path if path.is_absolute() else settings.root / path)
 
