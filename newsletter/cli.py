@@ -854,7 +854,7 @@ def init_command(folder: Path, name, from_address, postal_address, base_url, uns
 
 @main.group("journal")
 def journal_group() -> None:
-    """The send journal: who was sent what. A SQLite file, or PostgreSQL shared by several senders."""
+    """The send journal: who was sent what (SQLite, or a shared PostgreSQL)."""
 
 
 @journal_group.command("copy")
