@@ -826,11 +826,19 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 @click.option("--unsubscribe-url", default="",
               help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe/{token} (serve's page).")
 @click.option("--list", "list_name", default="readers", show_default=True, help="The first subscriber list's name.")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None,
+              help="Also write a CI workflow: review pull requests, send what is due (docs/ci.md). "
+                   "In an existing newsletter, only that.")
+@click.option("--branch", default="main", show_default=True, help="The default branch the workflow sends from.")
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
-                 list_name: str) -> None:
+                 list_name: str, ci: str | None, branch: str) -> None:
     """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
+    from .config import CONFIG_FILE
     from .scaffold import init_asking, missing_details
 
+    if ci and (folder / CONFIG_FILE).is_file():
+        _write_ci(folder, ci, branch)
+        return
     values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
     missing = missing_details(values)
     if missing and not sys.stdin.isatty():
@@ -850,6 +858,39 @@ def init_command(folder: Path, name, from_address, postal_address, base_url, uns
                f"newsletter subscribers add EMAIL --list {made.list_name}")
     click.echo(f"Unsubscribe links point at {details.unsubscribe_link}: a page there must record them "
                "(newsletter.unsubscribe_url in newsletter.toml).")
+    if ci:
+        _write_ci(made.root, ci, branch)
+
+
+def _write_ci(root: Path, kind: str, branch: str) -> None:
+    from .ci_workflow import write_workflow
+
+    path = write_workflow(root, kind, branch)
+    click.echo(f"created {display_path(path)}: pull requests are reviewed (newsletter review), and what is due is "
+               f"sent from {branch} (newsletter send --due). Before it sends, set [send] journal_url to a shared "
+               "PostgreSQL journal and add the secrets it names (docs/ci.md).")
+
+
+@main.command("review")
+@click.option("--since", default=None, metavar="REVISION",
+              help="Only the issues changed since this git revision (e.g. origin/main). Default: every issue not sent.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("review"), show_default=True,
+              help="Where each issue's build, check report and screenshots go.")
+@click.option("--no-screenshots", "no_pictures", is_flag=True, help="Build and check only.")
+@click.pass_context
+def review_command(ctx: click.Context, since: str | None, out: Path, no_pictures: bool) -> None:
+    """Build, check and photograph the issues a change touches (for a pull request's reviewers)."""
+    from .review import any_errors, changed_since, review, unsent_folders
+
+    settings = settings_of(ctx)
+    folders = changed_since(settings, since) if since else unsent_folders(settings)
+    results = review(settings, folders, out, pictures=not no_pictures)
+    for result in results:
+        click.echo(f"{display_path(result.folder)}: {result.errors} errors, {result.warnings} warnings; "
+                   f"{len(result.pictures)} screenshots; in {display_path(result.out)}/")
+    click.echo(f"Reviewed {len(results)} issue{'s' * (len(results) != 1)}"
+               + (f" changed since {since}" if since else "") + f": {display_path(out)}/")
+    ctx.exit(1 if any_errors(results) else 0)
 
 
 @main.group("journal")
