@@ -472,29 +472,37 @@ def _echo_report(report) -> None:
         click.echo(f"Could not update the issue's sent record: {report.record_problem}", err=True)
 
 
-def _progress_printer():
-    """A progress bar on a terminal, a plain line per batch otherwise."""
-    import time
+class _Progress:
+    """The progress of a live send: click's progress bar on a terminal (done/total, share, ETA, rate),
+    a plain line per batch otherwise, where a log or CI keeps every line."""
 
-    started = time.monotonic()
-    tty = sys.stdout.isatty()
+    def __init__(self) -> None:
+        import time
 
-    def show(report) -> None:
+        self.clock = time.monotonic
+        self.started = self.clock()
+        self.tty = sys.stdout.isatty()
+        self.bar: Any = None  # click's ProgressBar, made at the first report, when the total is known
+        self.closed = False
+
+    def __call__(self, report) -> None:
         done = report.sent + len(report.failed) + len(report.unknown)
-        total = max(report.to_send, 1)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate else 0
-        if tty:
-            width = 30
-            filled = int(width * done / total)
-            click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{report.to_send} "
-                       f"{rate:.0f}/s ETA {eta:.0f}s ", nl=False)
-        else:
+        rate = done / max(self.clock() - self.started, 1e-6)
+        if not self.tty:
             click.echo(f"batch {report.batches}: {done}/{report.to_send} done, {len(report.failed)} failed, "
                        f"{rate:.0f}/s")
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(report.to_send, 1), label="Sending", show_pos=True,
+                                         show_percent=True, item_show_func=lambda line: line)
+        self.bar.length = max(report.to_send, done, 1)  # a send selected while sending learns its total as it goes
+        self.bar.update(done - self.bar.pos, f"{rate:.0f}/s")
 
-    return show, tty
+    def finish(self) -> None:
+        """End the bar's line (and show the cursor it hid), so what is printed next starts a line of its own."""
+        if self.bar is not None and not self.closed:
+            self.closed = True
+            self.bar.render_finish()
 
 
 def _provider_names():
@@ -569,7 +577,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     from .sending import engine
     from .sending.report import recipients
 
-    show, tty = _progress_printer()
+    progress = _Progress()
     stop = engine.StopFlag()
 
     def confirm(plan, report) -> bool:
@@ -595,19 +603,17 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
+        return engine.send(settings, issue_dir, options, progress=None if options.dry_run else progress, stop=stop,
                            confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
     except NewsletterError as err:
         report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
-            if tty:
-                click.echo()
+            progress.finish()
             _echo_report(report)
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
-        if tty:
-            click.echo()
+        progress.finish()
 
 
 def _parse_send_at(value: str | None):
