@@ -11,6 +11,7 @@ rule sits in are recorded so dark-mode rules can be told apart from the rest.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -108,8 +109,10 @@ def _block_contents(tokens: list[Node]) -> list[Node]:
     return contents
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_declarations(text: str) -> tuple[Declaration, ...]:
-    """The declarations of a ``style=""`` attribute or a rule's block."""
+    """The declarations of a ``style=""`` attribute or a rule's block (remembered: an inlined email repeats
+    the same few style attributes on hundreds of elements, and several checks read each)."""
     source = _Source(text)
     return _declarations(_block_contents(source.tokens), source)
 
