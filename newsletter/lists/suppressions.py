@@ -19,8 +19,8 @@ from ..errors import display_path
 from .addresses import key_or_problem
 from .editor import set_status
 from .names import check_list_name, require_list
-from .read import SUPPRESSED
 from .select import iter_subscribers
+from .statuses import SUPPRESSED
 
 
 @dataclass(frozen=True)
