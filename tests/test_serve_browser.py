@@ -84,3 +84,26 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_browser(world, page):
 
     assert f"{READER}: subscribed -> unsubscribed" in sync(world)
     assert list_rows(world.settings.list_path("example"))[READER]["status"] == "unsubscribed"
+
+
+def test_the_pages_work_under_their_content_security_policy_and_cannot_be_framed(world, page):
+    """The policy forbids everything the pages do not use: Chromium must still apply both stylesheets and
+    post the form, report no violation, and refuse to show a page inside another site's frame."""
+    from playwright.sync_api import expect
+
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(f"{world.url}/subscribe/example")
+    assert page.locator(".trap").evaluate("e => getComputedStyle(e).position") == "absolute"  # pages.css
+    assert page.locator(".masthead").evaluate("e => getComputedStyle(e).fontFamily") != \
+        page.locator("label[for=email]").evaluate("e => getComputedStyle(e).fontFamily")  # theme.css too
+    page.get_by_label("Email address").fill("framed.reader@example.com")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+    page.goto("about:blank")  # another site's page, with no policy of its own
+    with page.expect_event("framenavigated", predicate=lambda frame: frame.parent_frame is not None) as framed:
+        page.set_content(f'<iframe src="{world.url}/subscribe/example"></iframe>')
+    assert framed.value.url.startswith("chrome-error://")  # Chromium showed its error page, not the form
+    assert "Subscribe to" not in framed.value.content()
