@@ -441,7 +441,9 @@ def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
     report = subscriber_lists.sync_list(settings, list_name, write=not dry_run)
     for change in report.changes:
         click.echo(f"  {change.email}: {change.was} -> {change.now}")
-    click.echo(report.summary)
+    click.echo(report.summary, err=bool(report.skipped))
+    if report.skipped:  # the events above are applied; only SendGrid's part is missing
+        ctx.exit(1)
 
 
 # --- send (issue 5) --------------------------------------------------------

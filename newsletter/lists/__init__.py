@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .select import SKIP_REASONS, ListStats, iter_subscribers, list_stats, select_recipients, select_rows
     from .services import ImportReport, import_subscribers
     from .statuses import STATUSES, SUPPRESSED
-    from .suppressions import SyncReport, sync_list
+    from .suppressions import DEPARTURE_PRECEDENCE, SyncReport, mark_departures, outranks, sync_list
     from .validate import ListProblems, Problem, validate_list
 
 # public name -> the module of this package that defines it
@@ -49,16 +49,18 @@ _HOMES = {
     "select_recipients": "select", "select_rows": "select",
     "ImportReport": "services", "import_subscribers": "services",
     "STATUSES": "statuses", "SUPPRESSED": "statuses",
-    "SyncReport": "suppressions", "sync_list": "suppressions",
+    "SyncReport": "suppressions", "sync_list": "suppressions", "DEPARTURE_PRECEDENCE": "suppressions",
+    "mark_departures": "suppressions", "outranks": "suppressions",
     "ListProblems": "validate", "Problem": "validate", "validate_list": "validate",
 }
 
 __all__ = [
-    "BASE_COLUMNS", "SKIP_REASONS", "STATUSES", "SUPPRESSED",
+    "BASE_COLUMNS", "DEPARTURE_PRECEDENCE", "SKIP_REASONS", "STATUSES", "SUPPRESSED",
     "Entry", "ImportReport", "ListProblems", "ListStats", "Problem", "Subscriber", "SyncReport",
     "UpsertReport",
     "add_subscriber", "check_list_name", "export_subscribers", "export_to_file", "import_subscribers",
-    "iter_subscribers", "key_or_problem", "list_columns", "list_stats", "neutralize", "normalize_key",
+    "iter_subscribers", "key_or_problem", "list_columns", "list_stats", "mark_departures", "neutralize",
+    "normalize_key", "outranks",
     "remove_subscriber", "require_list", "select_recipients", "select_rows", "set_status",
     "sync_list", "unsubscribe", "upsert", "validate_list",
 ]
