@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
+from ..compose.content import write_issue_id
 from ..errors import NewsletterError, display_path
 from ..lists.names import check_list_name
 from ..providers import registry
@@ -31,7 +32,7 @@ from ..serve.sync import apply_unsynced_departures
 from . import holds, sent_record
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
+from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, refuse_an_unrecorded_id,
                    resume_command)
 from .report import ListStatus, SendReport, recipients
 from .paced import run_paced
@@ -63,7 +64,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     stages_of(settings.send, options.stages)  # a wrong --stages or [send] stages: said before anything starts
     if options.list_name:
         check_list_name(options.list_name)  # before the name becomes part of the lock's file name
-    issue, issue_id = load(issue_dir, record_id=not scratch)
+    issue, issue_id = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if options.resume and not options.list_name:
         options.list_name = _unfinished_list(location, issue_id, issue_dir)
@@ -72,6 +73,9 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         if not scratch:
             database = jn.open_database(location)
             stack.callback(database.close)
+            if not issue.id:  # its first send: the id is written now, unless the journal knows it by another
+                refuse_an_unrecorded_id(database, issue, options.list_name)
+                issue_id = write_issue_id(issue.path, issue_id)
             stack.enter_context(database.exclusive(issue_id, options.list_name, issue.name))
         if database is not None:  # a live send
             # who left through `newsletter serve` since the last sync is marked in the list before

@@ -364,6 +364,25 @@ def _test_rows(addresses):
     return [(key, address, "", {}) for key, address in unique.items()]
 
 
+def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str) -> None:
+    """An issue without an id whose folder and subject the journal already sent to this list under an id: the
+    same issue in a clone that lacks the commit recording its id (sending it would mail everyone again)."""
+    subject = hashlib.sha256(issue.subject.encode("utf-8")).hexdigest()[:16]  # as ``fingerprint`` digests it
+    rows = database.execute("SELECT s.issue, r.parts FROM sends s JOIN runs r ON r.send = s.id WHERE s.folder=? "
+                            "AND s.list=? AND r.kind='send' AND EXISTS (SELECT 1 FROM deliveries d WHERE "
+                            "d.send = s.id AND d.status <> 'pending')", (issue.name, list_name)).fetchall()
+    same = [str(known) for known, parts in rows if json.loads(parts or "{}").get("subject") == subject]
+    if not same:
+        return  # nothing sent from a folder of this name, or a different issue (another subject) that had it
+    known = same[0]
+    raise NewsletterError(
+        f"this issue has no 'id:' yet, but the journal ({database.location.describe()}) records a send of an issue "
+        f"in a folder of the same name, {issue.name}, to list '{list_name}', with id {known}",
+        where=display_path(issue.path / "issue.md"),
+        hint=f"if it is the same issue, pull the commit that recorded its id and sent record (or add 'id: {known}' to "
+             "its front matter) and send again; if it is a new issue, give its folder another name")
+
+
 def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:
     """The issue in ``issue_dir`` and its id (given to it now, in issue.md, if it has none and ``record_id``)."""
     issue = load_issue(Path(issue_dir))
