@@ -456,6 +456,11 @@ def _echo_report(report) -> None:
         click.echo(f"{whose} delivery is unknown (a request got no answer, or a send "
                    f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
                    f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)
+    if not report.recorded:
+        if report.failed or report.interrupted or report.paused:
+            click.echo("Nothing was sent, so nothing of this run was recorded: fix the cause (or just run the "
+                       "same command again) to send it", err=True)
+        return
     if report.failed:
         click.echo("Failed recipients are not sent again unless you ask: fix the cause, then "
                    f"{report.resume_hint} --retry-failed", err=True)
@@ -585,7 +590,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     def on_plan(plan, report) -> None:
         if report.to_send == 0:
             _echo_findings(report.findings, issue_dir)
-            click.echo("Nothing to send: every selected recipient is already settled.")
+            click.echo(f"Nothing to send: {plan.nothing_to_send}.")
 
     def on_interrupt(signum, frame):
         if stop.requested:

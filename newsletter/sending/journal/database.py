@@ -130,6 +130,7 @@ class JournalDB:
         self.read_only = read_only
         self._password = os.environ.get(location.password_env, "") if location.password_env else ""
         self._texts: dict[str, str] = {}
+        self._levels: list[Any] = []  # the open transactions, outermost first (SQLite: each one's durability)
         # ``execute(sql, params)``: SQLite's own (the hot path: no translation, no wrapper), else translated.
         self.execute: Callable[..., Cursor]
         if self.dialect == "sqlite":
@@ -182,40 +183,122 @@ class JournalDB:
         ``durable=False`` for records whose loss is safe (an outcome: lost, its row reads as in
         flight, hence unknown, never resent blindly): no flush to disk of its own; what was
         committed durably before it stays ahead of it.
+
+        A transaction inside another (``begin`` without its ``commit`` yet: a run being prepared,
+        ``Journal(provisional=True)``) is a savepoint of it: rolled back on its own when it fails,
+        committed only with the outer one, and as durably as the outer one is.
         """
-        if self.dialect == "postgresql":
-            try:
-                with self.connection.transaction():
-                    if not durable:
-                        self.connection.execute("SET LOCAL synchronous_commit = off")
-                    yield self
-            except JournalError:
-                raise
-            except Exception as err:
-                if _is_journal_fault(err):
-                    raise self.error(err) from None
-                raise
-            return
-        db = self.connection
+        self.begin(durable)
         try:
-            if not durable:
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self
-            except BaseException:
-                db.execute("ROLLBACK")
+            yield self
+        except BaseException as err:
+            self.rollback(quietly=True)
+            if isinstance(err, JournalError) or not self._is_fault(err):
                 raise
-            else:
-                db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as err:
             raise self.error(err) from None
-        finally:
-            if not durable:
+        self.commit()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction (``begin``) is open on this connection."""
+        return bool(self._levels)
+
+    def begin(self, durable: bool = True) -> None:
+        """Open a transaction, or a savepoint inside the one open (see ``transaction``); ``commit`` or
+        ``rollback`` ends it, the innermost first."""
+        outer = not self._levels
+        try:
+            if self.dialect == "postgresql":
+                level = self.connection.transaction()  # psycopg makes an inner one a savepoint itself
+                level.__enter__()
+                self._levels.append(level)
+                if outer and not durable:
+                    try:
+                        self.connection.execute("SET LOCAL synchronous_commit = off")
+                    except BaseException:
+                        self.rollback(quietly=True)
+                        raise
+            elif not outer:
+                self.connection.execute(f"SAVEPOINT level{len(self._levels)}")
+                self._levels.append(durable)
+            else:
+                if not durable:
+                    self.connection.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    db.execute("PRAGMA synchronous=FULL")
-                except sqlite3.Error:
-                    pass
+                    self.connection.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    self._restore_synchronous(durable)
+                    raise
+                self._levels.append(durable)
+        except Exception as err:
+            if isinstance(err, JournalError) or not self._is_fault(err):
+                raise
+            raise self.error(err) from None
+
+    def commit(self) -> None:
+        """End the innermost open transaction, keeping what it wrote (the outermost: commit it)."""
+        level = self._levels.pop()
+        try:
+            if self.dialect == "postgresql":
+                level.__exit__(None, None, None)
+                return
+            depth = len(self._levels)
+            if depth:
+                self.connection.execute(f"RELEASE level{depth}")
+                return
+            try:
+                self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:  # not committed (the disk, a lock): nothing of it stays
+                    self.connection.execute("ROLLBACK")
+                raise
+            finally:
+                self._restore_synchronous(level)
+        except Exception as err:
+            if not self._is_fault(err):
+                raise
+            raise self.error(err) from None
+
+    def rollback(self, *, quietly: bool = False) -> None:
+        """End the innermost open transaction, undoing what it wrote. ``quietly``: a failure to roll back
+        is not raised (an error that came first is the one to tell)."""
+        level = self._levels.pop()
+        try:
+            if self.dialect == "postgresql":
+                import psycopg
+
+                level.__exit__(psycopg.Rollback, psycopg.Rollback(level), None)
+                return
+            depth = len(self._levels)
+            try:
+                if self.connection.in_transaction:  # SQLite may have rolled it back itself (a full disk)
+                    if depth:
+                        self.connection.execute(f"ROLLBACK TO level{depth}")
+                        self.connection.execute(f"RELEASE level{depth}")
+                    else:
+                        self.connection.execute("ROLLBACK")
+            finally:
+                if not depth:
+                    self._restore_synchronous(level)
+        except Exception as err:
+            if quietly:
+                return
+            if not self._is_fault(err):
+                raise
+            raise self.error(err) from None
+
+    def _restore_synchronous(self, durable: bool) -> None:
+        if not durable:
+            try:
+                self.connection.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error:
+                pass
+
+    def _is_fault(self, err: BaseException) -> bool:
+        """Whether ``err`` is the journal's own failure (its disk, its server), to be told as a JournalError."""
+        if self.dialect == "sqlite":
+            return isinstance(err, (sqlite3.Error, OSError))
+        return _is_journal_fault(err)
 
     def error(self, err: BaseException) -> JournalError:
         """What went wrong with the journal, said for the writer, without a password."""
@@ -295,6 +378,11 @@ def sqlite_error(where: str, err: BaseException) -> JournalError:
     if "not a database" in str(err) or "malformed" in str(err):
         return JournalError(f"the send journal is damaged ({err})", where=where,
                             hint="restore it from a backup; never delete it, it records who was already mailed")
+    if "database is locked" in str(err):
+        return JournalError("the send journal is busy: another newsletter process has held it for 30 s", where=where,
+                            hint="a send being prepared holds the journal until its first request goes out, or until "
+                                 "its question (Send ...?) is answered: answer or stop it, then run this again; "
+                                 "nothing was sent by this command")
     if "disk is full" in str(err) or "disk I/O" in str(err):
         return JournalError(f"cannot write the send journal: {err}", where=where, hint=DISK_HINT)
     return JournalError(f"cannot use the send journal: {err}", where=where,
