@@ -105,8 +105,8 @@ def new_command(ctx: click.Context, title: str, date_, number: int | None) -> No
 @click.pass_context
 def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None:
     """Render ISSUE_DIR to email.html, email.txt, message.eml and web.html."""
+    from .checks import CheckContext, has_errors, run_checks_on
     from .compose.build import default_build_dir, write_build
-    from .checks import CheckContext, run_checks_on
     from .errors import display_path
 
     settings = settings_of(ctx)
@@ -116,7 +116,9 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
     written = write_build(settings, built, out or default_build_dir(settings, built.issue))
     for path, size in written:
         click.echo(f"wrote {display_path(path)} ({size / 1024:.1f} KB)")
-    _echo_findings(run_checks_on(CheckContext(settings, built.issue, built)), issue_dir)
+    findings = run_checks_on(CheckContext(settings, built.issue, built))
+    _echo_findings(findings, issue_dir)
+    ctx.exit(1 if has_errors(findings) else 0)  # the files are written; the checks' errors still fail the build
 
 
 @main.command("check")
@@ -544,6 +546,7 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
                  samples, out, ignore_doctor, nameserver, stages, stage_wait) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
+    from .checks import has_errors
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
 
@@ -561,9 +564,14 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         click.echo(f"wrote {display_path(report_path)} (who would get it, who is skipped and why)")
     _echo_report(report)
     if dry_run:
+        refused = has_errors(report.findings)
+        if refused:
+            click.echo("The send itself would be refused: the preflight checks found errors (listed above).",
+                       err=True)
         click.echo("This was a dry run: nothing was sent. To send for real, run the same command "
                    "without --dry-run.")
-        return
+        # as the send would exit: 1 when it would be refused or some recipients would fail (or are unknown)
+        ctx.exit(0 if report.ok and not refused else EXIT_FAILED)
     ctx.exit(0 if report.ok else EXIT_FAILED)
 
 
