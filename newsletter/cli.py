@@ -882,6 +882,8 @@ def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
     from .sending import journal as jn
     from .sending.journal.copy import copy_between
 
+    from .secret_names import variable_name
+
     settings = settings_of(ctx)
     origin = jn.location_from_text(source, settings, option="--from") if source else jn.location_of(settings)
     destination = jn.location_from_text(target, settings)
@@ -890,7 +892,8 @@ def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
                f"{origin.describe()} to {destination.describe()}.")
     if destination.dialect == "postgresql":
         click.echo(f'To send through it, set journal_url = "{destination.url}" under [send] in newsletter.toml '
-                   f"(its password from ${settings.send.journal_password_env}), on every machine that sends.")
+                   f"(its password from {variable_name('send.journal_password_env', settings.send.journal_password_env)}), "
+                   "on every machine that sends.")
     else:
         click.echo(f"To send through it, remove journal_url from [send] in newsletter.toml and set journal = "
                    f'"{destination.path}".')

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from ...errors import NewsletterError, display_path
+from ...redaction import hold, redact
+from ...secret_names import variable_name
 from . import schema
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -104,7 +106,8 @@ def postgres_location(url: str, password_env: str, *, setting: str) -> Location:
                               hint="leave it out to keep the journal in the SQLite file [send] journal names")
     if parts.password:
         raise NewsletterError(f"{setting} holds a password", where=describe_url(url),
-                              hint=f"remove it from the URL and put it in the environment variable {password_env} "
+                              hint="remove it from the URL and put it in the environment variable "
+                                   f"{variable_name('send.journal_password_env', password_env)} "
                                    "(named by [send] journal_password_env)")
     return Location("postgresql", url=url, password_env=password_env)
 
@@ -128,7 +131,9 @@ class JournalDB:
         self.dialect: Dialect = location.dialect
         self.connection = connection
         self.read_only = read_only
-        self._password = os.environ.get(location.password_env, "") if location.password_env else ""
+        password = os.environ.get(location.password_env, "") if location.password_env else ""
+        if password:
+            hold(password)  # never in a message, even when the server quotes it (redaction.py)
         self._texts: dict[str, str] = {}
         self._levels: list[Any] = []  # the open transactions, outermost first (SQLite: each one's durability)
         # ``execute(sql, params)``: SQLite's own (the hot path: no translation, no wrapper), else translated.
@@ -304,12 +309,13 @@ class JournalDB:
         """What went wrong with the journal, said for the writer, without a password."""
         where = self.location.describe()
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if self._password:
-            text = _redact(text, self._password)
+        text = redact(text)
         if self.dialect == "postgresql":
             return JournalError(f"cannot use the send journal: {text}", where=where,
                                 hint="check that the PostgreSQL server is up and [send] journal_url is right (the "
-                                     f"password comes from ${self.location.password_env}), then resume the send")
+                                     "password comes from "
+                                     f"{variable_name('send.journal_password_env', self.location.password_env)}), "
+                                     "then resume the send")
         return sqlite_error(where, err)
 
     def close(self) -> None:
@@ -359,10 +365,6 @@ class JournalDB:
                 self.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (key,))
             except JournalError:
                 pass  # the connection is gone: so is the lock
-
-
-def _redact(text: str, secret: str) -> str:
-    return re.sub(re.escape(secret), "[redacted]", text, flags=re.IGNORECASE) if secret else text
 
 
 def _is_journal_fault(err: BaseException) -> bool:
@@ -444,15 +446,17 @@ def _open_postgres(location: Location, *, read_only: bool) -> JournalDB:
     from psycopg.conninfo import make_conninfo
 
     password = os.environ.get(location.password_env) or None
+    if password:
+        hold(password)
     conninfo = make_conninfo(location.url, password=password) if password else location.url
     where = location.describe()
     try:
         connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise JournalError(f"cannot reach the send journal: {_redact(text, password or '')}", where=where,
+        raise JournalError(f"cannot reach the send journal: {redact(text)}", where=where,
                            hint="start the PostgreSQL server or correct [send] journal_url; its password comes "
-                                f"from the environment variable {location.password_env}") from None
+                                f"from {variable_name('send.journal_password_env', location.password_env)}") from None
     db = JournalDB(location, connection, read_only=read_only)
     try:
         name = _schema_named_by(location.url)
