@@ -280,8 +280,14 @@ class SmtpProvider:
     # -- the Provider interface ------------------------------------------------
 
     def open(self) -> None:
-        """Connect, secure and log in, unless a connection is already open."""
-        self._connection()
+        """Connect, secure and log in, unless a connection is already open: a refused login, a certificate
+        or TLS setup that cannot work fails here, before the first batch. A failure that may pass (the
+        connection refused or dropped, a 4xx greeting) is left for the first batch, where the send loop
+        retries it with back-off until ``[send] outage_seconds`` (as SendGrid's ``open`` does)."""
+        try:
+            self._connection()
+        except TransientError:
+            pass
 
     def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
         """One transaction per recipient, each outcome yielded as its reply arrives.

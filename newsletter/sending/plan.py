@@ -208,8 +208,11 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
 
 
 def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
-                      issue_dir: Path) -> None:
-    """Refuse to send a changed issue to the rest of a list that already got part of it (unless told to)."""
+                      issue_dir: Path, *, message: Message | None = None, base_url: str = "") -> None:
+    """Refuse to send a changed issue to the rest of a list that already got part of it (unless told to).
+
+    A renamed folder is said as such (with ``message`` and ``base_url``): the folder's name is in the links
+    to the issue's web archive, so the rest would get other links, though nothing else changed."""
     sent = journal.view.sent_count()
     if not sent or options.allow_changed:
         return
@@ -217,11 +220,43 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
     if not earlier or earlier[-1].fingerprint == whole:
         return
     changed = [p for p in PARTS if earlier[-1].parts.get(p) != parts.get(p)]
+    old_name = _folder_when_first_sent(journal)
+    if old_name and old_name != issue_dir.name:
+        only = message is not None and fingerprint(_renamed_back(message, base_url, issue_dir.name, old_name))[0] \
+            == earlier[-1].fingerprint
+        links = f" ({base_url}{old_name}/ became {base_url}{issue_dir.name}/)" if base_url else ""
+        raise NewsletterError(
+            f"the issue's folder was renamed from {old_name} to {issue_dir.name} since {sent} recipients of list "
+            f"'{journal.list}' were sent it, which changes the links to its web archive{links}: the rest would get "
+            + ("other links than the first readers (that is all that changed: " if only else
+               "a different issue (") + f"{', '.join(changed) or 'content'} changed)",
+            hint=f"rename the folder back (git mv {command_path(issue_dir)} "
+                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass --allow-changed to send them the issue as it is now "
+                 "(recorded in the journal), and publish the web archive under both names (newsletter archive), so "
+                 "that the links both groups got work")
     raise NewsletterError(
         f"the issue changed since {sent} recipients of list '{journal.list}' were sent it "
         f"({', '.join(changed) or 'content'} changed); the rest would get a different issue",
         hint="undo the change to send the same issue to the rest, or pass --allow-changed to send the changed "
              "issue to them anyway (the override is recorded in the journal)")
+
+
+def _folder_when_first_sent(journal: jn.Journal) -> str:
+    """The issue's folder name when it was first sent to this list (the journal keeps it with the send)."""
+    row = journal.db.execute("SELECT folder FROM sends WHERE id=?", (journal.send,)).fetchone()
+    return str(row[0]) if row and row[0] else ""
+
+
+def _renamed_back(message: Message, base_url: str, name: str, old_name: str) -> Message:
+    """``message`` with the links to the web archive under the folder's old name: what it would be, had the
+    folder not been renamed (to tell whether the rename is all that changed)."""
+    import dataclasses
+
+    new, old = f"{base_url}{name}/", f"{base_url}{old_name}/"
+    if not base_url:
+        new, old = f"/{name}/", f"/{old_name}/"
+    return dataclasses.replace(message, html=message.html.replace(new, old), text=message.text.replace(new, old),
+                               headers=tuple((k, v.replace(new, old)) for k, v in message.headers))
 
 
 def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
@@ -373,7 +408,8 @@ def select(plan: SendPlan) -> None:
         return
     counts = journal.view.selected_status_counts()
     if counts[jn.PENDING]:
-        check_fingerprint(journal, whole, parts, options, plan.issue.path)  # only when someone would get it
+        check_fingerprint(journal, whole, parts, options, plan.issue.path,  # only when someone would get it
+                          message=plan.message, base_url=plan.settings.base_url)
         plan.nothing_to_send = ""
         return
     check_not_a_copy(journal, whole, parts, options, plan.issue.path)
