@@ -123,7 +123,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 provider.close()
         except NewsletterError as err:
             report.seconds = time.monotonic() - started
-            if plan.journal.provisional:
+            if plan.journal.provisional or not plan.journal.run:  # nothing went out (or its commit failed)
                 _nothing_sent(plan, report)
             else:
                 _select_the_rest(plan, report)
@@ -161,9 +161,11 @@ def _nothing_sent(plan: SendPlan, report: SendReport, *, keep: bool = False) -> 
     if journal.provisional and not keep:
         journal.discard_run()
         report.recorded = False
-    else:
+    elif journal.run:
         journal.commit_run()
         journal.runs.finish()
+    else:  # its commit failed (the journal's disk): nothing of it is recorded
+        report.recorded = False
     return report
 
 
@@ -208,12 +210,11 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
 
 
 def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions, issue_dir: Path) -> None:
-    """Recipients held back by an earlier staged or paced run go back to pending (this run applies the
-    stages and caps afresh); a send whose circuit breaker halted it continues only with ``--resume``."""
+    """A send whose circuit breaker halted it continues only with ``--resume``. (Recipients held back by an
+    earlier staged or paced run go back to pending in the run's own provisional transaction: ``plan.select``.)"""
     journal = jn.Journal(database, issue_id, options.list_name, create=False)
     if journal.send < 0:
         return  # never sent to this list
-    holds.release(journal)
     halted = holds.halted_stage(journal)
     if halted is not None and not options.resume:
         raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",

@@ -25,6 +25,7 @@ from ..providers import registry
 from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
 from ..compose.unsubscribe import read_secret
+from . import holds
 from . import journal as jn
 from .selection import PendingSelection, may_select_while_sending
 from .sent_record import check_against
@@ -368,6 +369,7 @@ def select(plan: SendPlan) -> None:
     testing = bool(options.test_to)
     if not (testing or options.dry_run):  # a live send's journal: provisional until its first request
         journal.begin_run()
+        holds.release(journal)  # held back by an earlier staged or paced run: this run applies stages and caps afresh
     whole, parts = plan.fingerprint, plan.parts
     journal.runs.start(audience, whole, parts, kind="dry run" if options.dry_run else "send",
                        allow_changed=options.allow_changed and journal.view.sent_count() > 0, note=plan.run_note)

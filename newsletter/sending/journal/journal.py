@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple
 
-from .database import JournalDB, JournalError, Location, memory_database, open_database
+from .database import JournalDB, Location, memory_database, open_database
 from .flight import InFlight
 from .reading import JournalView
 from .recipients import Recipients
@@ -125,10 +125,7 @@ class Journal:
         return cls(open_database(location, read_only=True), issue, list_name, create=False)
 
     def close(self) -> None:
-        try:
-            self.discard_run()
-        except JournalError:
-            pass  # closing a connection that failed: what it held is not committed either way
+        self.discard_run()
         self.db.close()
 
     # -- a run is recorded once it sends ----------------------------------------------------------
@@ -158,8 +155,12 @@ class Journal:
         waited for it; nothing when the run is not provisional (any later batch, a resume's worker)."""
         if not self.provisional:
             return
+        try:
+            self.db.commit()
+        except BaseException:  # not committed (a full disk): rolled back, so there is no run
+            self._forget_run()
+            raise
         self.provisional = False
-        self.db.commit()
         actions, self._when_committed = self._when_committed, []
         for action in actions:
             action()
@@ -168,10 +169,13 @@ class Journal:
         """Roll back the provisional run: the journal is as it was before it (no run, no selection)."""
         if not self.provisional:
             return
+        self._forget_run()
+        self.db.rollback(quietly=True)  # a connection that failed has nothing of it either
+
+    def _forget_run(self) -> None:
         self.provisional = False
         self._when_committed = []
         self.run, self.run_uid = 0, ""
-        self.db.rollback()
 
     def transaction(self, durable: bool = True) -> AbstractContextManager[JournalDB]:
         """One transaction on the journal (``JournalDB.transaction``)."""
