@@ -118,7 +118,7 @@ def new_command(ctx: click.Context, title: str, date_, number: int | None) -> No
 @click.pass_context
 def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None:
     """Render ISSUE_DIR to email.html, email.txt, message.eml and web.html."""
-    from .checks import CheckContext, run_checks_on
+    from .checks import CheckContext, has_errors, run_checks_on
     from .compose.build import default_build_dir, write_build
     from .errors import display_path
 
@@ -129,7 +129,9 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
     written = write_build(settings, built, out or default_build_dir(settings, built.issue))
     for path, size in written:
         click.echo(f"wrote {display_path(path)} ({size / 1024:.1f} KB)")
-    _echo_findings(run_checks_on(CheckContext(settings, built.issue, built)), issue_dir)
+    findings = run_checks_on(CheckContext(settings, built.issue, built))
+    _echo_findings(findings, issue_dir)
+    ctx.exit(1 if has_errors(findings) else 0)  # the files are written; the checks' errors still fail the build
 
 
 @main.command("check")
@@ -479,6 +481,11 @@ def _echo_report(report) -> None:
         click.echo(f"{whose} delivery is unknown (a request got no answer, or a send "
                    f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
                    f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)
+    if not report.recorded:
+        if report.failed or report.interrupted or report.paused:
+            click.echo("Nothing was sent, so nothing of this run was recorded: fix the cause (or just run the "
+                       "same command again) to send it", err=True)
+        return
     if report.failed:
         click.echo("Failed recipients are not sent again unless you ask: fix the cause, then "
                    f"{report.resume_hint} --retry-failed", err=True)
@@ -570,6 +577,7 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
                  samples, out, ignore_doctor, nameserver, stages, stage_wait) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
+    from .checks import has_errors
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
 
@@ -587,9 +595,14 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         click.echo(f"wrote {display_path(report_path)} (who would get it, who is skipped and why)")
     _echo_report(report)
     if dry_run:
+        refused = has_errors(report.findings)
+        if refused:
+            click.echo("The send itself would be refused: the preflight checks found errors (listed above).",
+                       err=True)
         click.echo("This was a dry run: nothing was sent. To send for real, run the same command "
                    "without --dry-run.")
-        return
+        # as the send would exit: 1 when it would be refused or some recipients would fail (or are unknown)
+        ctx.exit(0 if report.ok and not refused else EXIT_FAILED)
     ctx.exit(0 if report.ok else EXIT_FAILED)
 
 
@@ -616,7 +629,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     def on_plan(plan, report) -> None:
         if report.to_send == 0:
             _echo_findings(report.findings, issue_dir)
-            click.echo("Nothing to send: every selected recipient is already settled.")
+            click.echo(f"Nothing to send: {plan.nothing_to_send}.")
 
     def on_interrupt(signum, frame):
         if stop.requested:
@@ -939,6 +952,8 @@ def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
     from .sending import journal as jn
     from .sending.journal.copy import copy_between
 
+    from .secret_names import variable_name
+
     settings = settings_of(ctx)
     origin = jn.location_from_text(source, settings, option="--from") if source else jn.location_of(settings)
     destination = jn.location_from_text(target, settings)
@@ -947,7 +962,8 @@ def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
                f"{origin.describe()} to {destination.describe()}.")
     if destination.dialect == "postgresql":
         click.echo(f'To send through it, set journal_url = "{destination.url}" under [send] in newsletter.toml '
-                   f"(its password from ${settings.send.journal_password_env}), on every machine that sends.")
+                   f"(its password from {variable_name('send.journal_password_env', settings.send.journal_password_env)}), "
+                   "on every machine that sends.")
     else:
         click.echo(f"To send through it, remove journal_url from [send] in newsletter.toml and set journal = "
                    f'"{destination.path}".')

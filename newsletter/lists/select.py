@@ -38,8 +38,9 @@ def _conditions(path: Path, cols: Columns, where: Mapping[str, str] | None) -> l
         if index is None:
             close = difflib.get_close_matches(name, cols.header, n=1)
             raise NewsletterError(
-                f"no column '{name}' to filter on", where=display_path(path),
-                hint=f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(cols.header)}",
+                f"no row has a column '{name}' to filter on: the list's columns are {', '.join(cols.header)}",
+                where=display_path(path),
+                hint=f"did you mean --where {close[0]}=...?" if close else "filter on one of those columns",
             )
         conditions.append((index, value.strip().casefold()))
     return conditions

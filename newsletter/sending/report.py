@@ -51,6 +51,8 @@ class SendReport:
     halted: str = ""  # a staged send's circuit breaker stopped it: which stage and why
     recorded_in: str = ""  # issue.md, when this run wrote or updated the issue's sent record (to commit)
     record_problem: str = ""  # the sent record could not be brought up to date: why
+    nothing_to_send: str = ""  # why nobody was to be sent (what the selection matched), when nobody was
+    recorded: bool = True  # False: a live run that sent nothing, and so left nothing in the journal or issue.md
 
     @property
     def ok(self) -> bool:

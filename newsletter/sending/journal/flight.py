@@ -91,6 +91,7 @@ class InFlight:
         One record for the batch (its label and the ids it carries), not an update of each row.
         """
         journal = self.journal
+        journal.commit_run()  # the run's first request: the run and its selection go on record first, durably
         with journal.transaction() as db:
             db.execute("INSERT INTO batches (send, run, label, state, ids, size, started) "
                        "VALUES (?, ?, ?, 'in_flight', ?, ?, ?)",
