@@ -7,6 +7,7 @@ the content of an unfinished or partly delivered send is refused with what diffe
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -24,8 +25,10 @@ from ..compose.message import refuse_line_breaks
 from ..providers import registry
 from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
+from ..compose.click_tokens import ReaderParts
 from ..compose.unsubscribe import read_secret
 from . import journal as jn
+from .clicks import prepare_clicks
 from .selection import PendingSelection, may_select_while_sending
 from .sent_record import check_against
 from .workers import BodyWorkers
@@ -83,6 +86,8 @@ class SendPlan:
     bodies: BodyWorkers | None = None
     # A fresh large send's list still being selected while its first batches go out (``selection``).
     selection: PendingSelection | None = None
+    # Each recipient's click-link value, when [stats] clicks is on (sending/clicks.py); the A/B test sets its variant.
+    readers: ReaderParts | None = None
 
     @property
     def provider_name(self) -> str:
@@ -294,9 +299,12 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             listing = "\n".join(format_finding(f) for f in findings if f.severity == "error")
             raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
                              hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
+        built, readers = prepare_clicks(settings, built, issue_id, dry_run=options.dry_run, testing=testing,
+                                        send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=_test_subject_prefix(options),
                                inline_images=testing)
+        message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
         note = options.run_note
@@ -343,7 +351,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         journal.close()
         raise
     return SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
-                    skipped, secret, selection=selection)
+                    skipped, secret, selection=selection, readers=readers)
 
 
 def _test_subject_prefix(options: SendOptions) -> str:
