@@ -63,6 +63,8 @@ class SendOptions:
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
     run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
+    ab: float | None = None  # --ab 10%: the share of the list a subject A/B test takes (sending/ab.py)
+    ab_fallback: int = 1  # the variant the rest gets when the test finds no winner
 
 
 @dataclass
@@ -316,7 +318,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         skipped: Counter = Counter()
         streaming = not testing and may_select_while_sending(
             settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
-            retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
+            retrying=options.retry_unknown or options.retry_failed, stages=options.stages) and options.ab is None
         if testing:
             rows = _test_rows(options.test_to)
         else:

@@ -51,6 +51,7 @@ class SendReport:
     halted: str = ""  # a staged send's circuit breaker stopped it: which stage and why
     recorded_in: str = ""  # issue.md, when this run wrote or updated the issue's sent record (to commit)
     record_problem: str = ""  # the sent record could not be brought up to date: why
+    ab: str = ""  # a subject A/B test: its slices sent and waiting, or its decision (sending/ab.py)
 
     @property
     def ok(self) -> bool:
