@@ -35,7 +35,7 @@ from ..lists import check_list_name, key_or_problem
 from ..providers.base import Provider
 from . import pages
 from .access_log import AccessLog
-from .clicks import HONEYPOT_HIT, ScannerMemory, request_reason
+from .clicks import HEAD, HONEYPOT_HIT, PREFETCH, ScannerMemory, request_reason
 from .events import Refusal, read_batch
 from .headers import SecurityHeaders
 from .http_limits import SlowClientLimits
@@ -303,16 +303,16 @@ class Service:
         now = self.clock()
         client = self.scanners.client(request.client.host if request.client else "?",
                                       request.headers.get("user-agent", ""))
-        if found.link == HONEYPOT:
+        reason = request_reason(request.method, request.headers, now.timestamp(), found.sent_at,
+                                self.settings.stats.human_after_seconds)
+        if found.link == HONEYPOT and reason not in (HEAD, PREFETCH):  # a program followed the hidden link
             earlier = self.scanners.honeypot(client, found.reader)
             await self._record_click(found, now, HONEYPOT_HIT, earlier)
         else:
-            reason = request_reason(request.method, request.headers, now.timestamp(), found.sent_at,
-                                    self.settings.stats.human_after_seconds)
             if not reason and self.scanners.caught(client, found.reader):
                 reason = HONEYPOT_HIT
             click_id = await self._record_click(found, now, reason)
-            if click_id:
+            if click_id and found.link != HONEYPOT:
                 self.scanners.clicked(client, found.reader, click_id)
         return RedirectResponse(found.url or self.base or "/", status_code=302,
                                 headers={"Cache-Control": "no-store"})

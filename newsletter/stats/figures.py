@@ -146,7 +146,7 @@ def human_clicks(clicks: Sequence[ClickRecord], delivered_at: dict[str, float],
     """The clicks that count as a reader's (see the module's docstring); the honeypot's are never among them."""
     honeypots: dict[str, list[float]] = defaultdict(list)
     for click in clicks:
-        if click.link == HONEYPOT:
+        if click.link == HONEYPOT and click.reason == "honeypot":  # followed, not only looked at (HEAD)
             honeypots[click.reader].append(parse_stamp(click.at))
     counted = []
     for click in clicks:
