@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .figures import IssueFigures
 
@@ -45,12 +46,15 @@ def clicks_over_time(figures: IssueFigures) -> str:
     _tidy(axes)
     hours = [0.0] + [h for h, _ in figures.timeline]
     counts = [0] + [c for _, c in figures.timeline]
+    hours.append(max(1.0, hours[-1] * 1.25))  # the level held since the last new clicker
+    counts.append(counts[-1])
     axes.step(hours, counts, where="post", color=ACCENT, linewidth=2)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.fill_between(hours, counts, step="post", color=ACCENT, alpha=0.12)
     axes.set_xlabel("hours since the send", color=INK, fontsize=9)
     axes.set_ylabel("unique human clickers", color=INK, fontsize=9)
     axes.set_ylim(bottom=0, top=max(1, *counts) * 1.15)
-    axes.set_xlim(left=0, right=max(1.0, *hours) * 1.05)
+    axes.set_xlim(left=0, right=hours[-1])
     axes.set_title("Clicks over time", loc="left", color=INK, fontsize=11)
     return _svg(figure)
 
@@ -63,15 +67,17 @@ def clicks_per_link(figures: IssueFigures, longest: int = 48) -> str:
     _tidy(axes)
     labels: Sequence[str] = [textwrap.shorten(link.url.split("://", 1)[-1], longest, placeholder="…") for link in links]
     positions = range(len(links))
-    axes.barh(list(positions), [link.human_clicks for link in links], color=ACCENT, label="human clicks")
+    axes.barh(list(positions), [link.human_clicks for link in links], height=0.55, color=ACCENT,
+              label="human clicks")
     axes.barh(list(positions), [link.program_fetches for link in links], left=[link.human_clicks for link in links],
-              color=MUTED, alpha=0.35, label="program fetches (not counted)")
+              height=0.55, color=MUTED, alpha=0.35, label="program fetches (not counted)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_yticks(list(positions), labels, fontsize=9, color=INK)
     axes.invert_yaxis()
     axes.set_xlabel("clicks", color=INK, fontsize=9)
-    axes.set_title("Clicks per link", loc="left", color=INK, fontsize=11)
+    axes.set_title("Clicks per link", loc="left", color=INK, fontsize=11, pad=22)
     if links:
-        axes.legend(frameon=False, fontsize=8, loc="lower right")
+        axes.legend(frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2)
     else:
         axes.text(0.5, 0.5, "no clicks yet", transform=axes.transAxes, ha="center", color=MUTED)
     return _svg(figure)
