@@ -826,6 +826,7 @@ def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, l
         click.echo(f"warning: listening on {host}: other computers can see this preview"
                    + (f", including the addresses and names of list '{list_name}'" if list_name else ""), err=True)
     click.echo("Save the issue, a template or newsletter.toml and the page updates itself. Press Ctrl-C to stop.")
+    click.echo(f"What the issue did once sent (newsletter stats): {server.url.rstrip('/')}/stats")
     if open_browser:
         webbrowser.open(server.url)
     server.preview.start_watching()
@@ -864,14 +865,17 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
               help="Folder for the site. Default: site/ in the newsletter's folder.")
 @click.option("--drafts", is_flag=True, help="Also publish issues marked draft: true or dated in the future.")
 @click.option("--sent-only", is_flag=True, help="Publish only the issues the send journal shows as sent.")
+@click.option("--stats", "with_stats", is_flag=True,
+              help="Also publish each sent issue's stats page (stats.html: figures and charts, no reader named).")
 @click.pass_context
-def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool) -> None:
+def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool, with_stats: bool) -> None:
     """Write a static web archive of the published issues, with an index page and an Atom feed."""
     from .archive import write_archive
     from .errors import display_path
 
     settings = settings_of(ctx)
-    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only)
+    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only,
+                            stats=with_stats)
     for item in archive.left_out:
         click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:

@@ -86,3 +86,29 @@ def test_check_is_quiet_about_clicks_when_the_service_answers(world):
                                        "--format", "json"])
     codes = {finding["code"] for finding in json.loads(result.output)["findings"]}
     assert "click-service-unreachable" not in codes and "clicks-without-service" not in codes
+
+
+def test_the_preview_server_and_the_archive_show_the_stats_page_when_asked(world, clock):
+    from newsletter.config import load_settings
+    from newsletter.preview import make_preview_server
+
+    issue = world.root / "issues" / EXAMPLE_ISSUE
+    settings = load_settings(world.root)
+    server = make_preview_server(settings, issue, port=0).start()
+    try:
+        before = httpx.get(f"{server.url}stats")
+        assert before.status_code == 200 and "No stats yet" in before.text  # never sent: no id, nothing to count
+        send(world)
+        clock.offset = dt.timedelta(minutes=15)
+        httpx.get(click_links(received_html(world, READER), world.url)[1], headers={"User-Agent": "a reader"})
+        page_text = httpx.get(f"{server.url}stats").text
+    finally:
+        server.close()
+    assert "1</b><span>human clickers (25.0%)" in page_text and page_text.count("<svg") == 2
+
+    site = world.root / "site"
+    newsletter(world, "archive", "--out", str(site))
+    assert not (site / EXAMPLE_ISSUE / "stats.html").exists()  # not unless asked
+    newsletter(world, "archive", "--out", str(site), "--stats")
+    published = (site / EXAMPLE_ISSUE / "stats.html").read_text(encoding="utf-8")
+    assert "human clickers (25.0%)" in published and READER not in published
