@@ -18,7 +18,9 @@ has two parts joined by a ".":
   bound to the issue id.
 
 Keys are derived with HKDF from the unsubscribe secret, apart from the unsubscribe
-tokens' key. Per recipient, making the reader part is two keyed hashes.
+tokens' key. Per recipient, making the reader part is two keyed hashes: keyed BLAKE2s
+(RFC 7693; a MAC by design, and a third of HMAC-SHA256's cost per call here, which a
+million-recipient send feels), for the reader key and the reader part's tag.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import hmac
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from hashlib import blake2s
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -48,6 +51,7 @@ _READER_KEY = 8
 _READER_TAG = 10
 _READER_BYTES = _READER_KEY + 1 + 1 + 4  # reader key, group, variant, sent at (Unix seconds)
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_GROUP_BYTES = [bytes((number,)) for number in range(256)]
 
 
 def _b64(data: bytes) -> str:
@@ -93,7 +97,7 @@ class ClickKeys:
 
     def reader_key(self, issue_id: str, address_key: str) -> bytes:
         """The reader key of the address whose normalized key (lists' ``key``) is ``address_key``, in one issue."""
-        return hmac.digest(self.reader, f"{issue_id}\n{address_key}".encode(), hashlib.sha256)[:_READER_KEY]
+        return blake2s(f"{issue_id}\n{address_key}".encode(), key=self.reader, digest_size=_READER_KEY).digest()
 
     def read(self, token: str) -> Click | None:
         """The click a genuine token stands for; None for anything forged, edited, cut short or malformed."""
@@ -109,7 +113,7 @@ class ClickKeys:
         length = body[3]
         issue_bytes = body[4:4 + length]
         fields, reader_tag = reader[:_READER_BYTES], reader[_READER_BYTES:]
-        expected = hmac.digest(self.tag, issue_bytes + b"\n" + fields, hashlib.sha256)[:_READER_TAG]
+        expected = blake2s(issue_bytes + b"\n" + fields, key=self.tag, digest_size=_READER_TAG).digest()
         if len(issue_bytes) != length or not hmac.compare_digest(reader_tag, expected):
             return None
         try:
@@ -151,11 +155,11 @@ class ReaderParts:
         """Each recipient's reader part (``keys``: their normalized addresses, ``emails``: as written)."""
         sent = int(max(self.clock(), self.not_before))
         tail = bytes((self.variant,)) + min(sent, 2**32 - 1).to_bytes(4, "big")
-        digest, reader, tag, prefix, issue = hmac.digest, self._keys.reader, self._keys.tag, self._prefix, self._issue
+        reader, tag, prefix, issue = self._keys.reader, self._keys.tag, self._prefix, self._issue
         b64 = binascii.b2a_base64
         encoded = []
         for key, email in zip(keys, emails, strict=True):
-            fields = (digest(reader, (prefix + key).encode(), "sha256")[:_READER_KEY]
-                      + bytes((stats_group(email),)) + tail)
-            encoded.append(b64(fields + digest(tag, issue + fields, "sha256")[:_READER_TAG]))
+            fields = (blake2s((prefix + key).encode(), key=reader, digest_size=_READER_KEY).digest()
+                      + _GROUP_BYTES[stats_group(email)] + tail)
+            encoded.append(b64(fields + blake2s(issue + fields, key=tag, digest_size=_READER_TAG).digest()))
         return b"".join(encoded).translate(_URLSAFE, b"=").decode("ascii").split("\n")[:-1]
