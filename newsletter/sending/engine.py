@@ -203,10 +203,10 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
         if len(shares) > 1:
             raise NewsletterError("an A/B test and a staged send cannot be combined",
                                   hint="leave out --stages (or [send] stages) for this send")
-        outcome = ab_test.run_ab(plan, deliver, share=plan.options.ab, fallback=plan.options.ab_fallback,
-                                 clicks=clicks, say=say)
-        report.ab = outcome.line
-        if outcome.stopped and stop.requested:
+        tested = ab_test.run_ab(plan, deliver, share=plan.options.ab, fallback=plan.options.ab_fallback,
+                                clicks=clicks, say=say)
+        report.ab = tested.line
+        if tested.stopped and stop.requested:
             report.interrupted = True
         return
     if len(shares) == 1:
