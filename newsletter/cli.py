@@ -1023,7 +1023,7 @@ def theme_copy(ctx: click.Context, theme: str, name: str | None, force: bool) ->
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port. Default: serve.port (8080).")
 @click.pass_context
 def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events."""
+    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events, clicks."""
     from .serve.server import serve
 
     serve(settings_of(ctx), host, port, on_ready=lambda line: click.echo(line, err=True))

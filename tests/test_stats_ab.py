@@ -124,3 +124,12 @@ def test_with_no_winner_it_says_so_and_sends_the_variant_the_writer_named(world)
     assert len(rest) == 22 and set(rest.values()) == {SUBJECTS[1]}
     ab = json.loads(newsletter(world, "stats", issue, "--format", "json"))["ab_test"]
     assert (ab["winner"], ab["verdict"]) == (0, "no winner")
+
+
+def test_starting_the_test_again_is_refused_and_nobody_is_mailed_twice(world):
+    send_ab(world)
+    issue = str(world.root / "issues" / EXAMPLE_ISSUE)
+    again = CliRunner().invoke(main, ["--root", str(world.root), "send", issue, "--list", "example", "--provider",
+                                      "smtp", "--yes", "--ab", "50%"])
+    assert again.exit_code == 2 and "--resume continues it" in again.output
+    assert len(world.mail.received) == 22

@@ -120,3 +120,31 @@ def every_value(world) -> list[str]:
         return [str(value) for table in tables for row in database.execute(f"SELECT * FROM {table}") for value in row]
     finally:
         database.close()
+
+
+def test_a_sendgrid_send_carries_each_readers_click_value_and_the_issue_id(sendgrid_newsletter, sendgrid_standin):
+    """Through the real sendgrid client to the stand-in (which validates every body): one shared body whose
+    links point at the click route, each personalization filling in its own reader part."""
+    from serve_helpers import set_newsletter, set_stats
+
+    from newsletter.compose.click_tokens import ClickKeys
+
+    set_stats(sendgrid_newsletter, clicks="true")  # the service on a loopback port nobody answers: check only warns
+    set_newsletter(sendgrid_newsletter, unsubscribe_url='"http://127.0.0.1:9/unsubscribe/{token}"')
+    result = CliRunner().invoke(main, ["send", f"issues/{EXAMPLE_ISSUE}", "--list", "example", "--yes"])
+    assert result.exit_code == 0, result.output
+    issue_id = load_issue(sendgrid_newsletter / "issues" / EXAMPLE_ISSUE).id
+    accepted = {a.email: a for a in sendgrid_standin.accepted}
+    keys = ClickKeys(b"test-secret-for-unsubscribe-links")
+    readers = set()
+    for address in ("ada@example.com", "grace@example.org"):
+        copy = accepted[address]
+        assert copy.custom_args["issue_id"] == issue_id
+        html = copy.html
+        for token, value in copy.substitutions.items():
+            html = html.replace(token, value)
+        tokens = re.findall(r'href="http://127\.0\.0\.1:9/c/([^"]+)"', html)
+        clicks = [keys.read(token) for token in tokens]
+        assert tokens and all(clicks) and {c.issue for c in clicks} == {issue_id}
+        readers |= {c.reader for c in clicks}
+    assert len(readers) == 2  # one reader key each, the same on all of a reader's links

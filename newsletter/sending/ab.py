@@ -178,6 +178,9 @@ def run_ab(plan: SendPlan, deliver: Callable[[], bool], *, share: float | None, 
     """The test slices (then wait), or, once they are all sent, the decision and the rest."""
     journal = plan.journal
     record = record_of(journal)
+    if record is not None and share is not None:
+        raise NewsletterError("this send's A/B test was started already: --ab starts one, --resume continues it",
+                              hint="run the same send with --resume instead of --ab")
     tested_before = record is not None and record.tested is not None
     if record is None:
         if share is None:
