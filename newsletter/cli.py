@@ -474,6 +474,8 @@ def _echo_report(report) -> None:
     if report.paused:
         click.echo(f"Paused: {report.paused}", err=True)
     click.echo(report.summary())
+    if report.ab:
+        click.echo(report.ab)
     if report.dry_run or report.list_name == "(test)":
         return
     if report.unknown_total:
@@ -572,21 +574,29 @@ def _provider_names():
 @click.option("--stages", default=None, help="Staged send, cumulative shares: 1%,10%,100%. Default: [send] stages.")
 @click.option("--stage-wait", "stage_wait", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
               help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
+@click.option("--ab", "ab", default=None, metavar="SHARE",
+              help="A/B test the issue's subject_variants on this share of the list (10%), then wait for clicks.")
+@click.option("--ab-fallback", "ab_fallback", type=click.IntRange(1, 4), default=1, show_default=True,
+              metavar="N", help="The subject variant the rest gets if the A/B test finds no winner.")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
-                 samples, out, ignore_doctor, nameserver, stages, stage_wait) -> None:
+                 samples, out, ignore_doctor, nameserver, stages, stage_wait, ab, ab_fallback) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
     from .checks import has_errors
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
+    from .sending.ab import parse_share
 
+    if ab is not None and (resume or test_to):
+        raise click.UsageError("--ab starts an A/B test; --resume continues one, and a --test-to send has none")
     options = engine.SendOptions(
         list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
         send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
         test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
-        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost)
+        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost,
+        ab=parse_share(ab) if ab is not None else None, ab_fallback=ab_fallback)
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:
@@ -612,6 +622,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
 
     from .sending import engine
     from .sending.report import recipients
+    from .stats.sources import StoreClicks
 
     progress = _Progress()
     stop = engine.StopFlag()
@@ -640,7 +651,8 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         return engine.send(settings, issue_dir, options, progress=None if options.dry_run else progress, stop=stop,
-                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
+                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True),
+                           clicks=StoreClicks(settings))
     except NewsletterError as err:
         report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
@@ -663,6 +675,33 @@ def _parse_send_at(value: str | None):
         raise click.BadParameter(f"'{value}' is not a date and time like 2026-11-26T09:00+01:00",
                                  param_hint="--at") from None
     return moment if moment.tzinfo else moment.astimezone()
+
+
+@main.command("stats")
+@click.argument("issue_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the figures as a page with charts to this file.")
+@click.option("--last", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Without ISSUE_DIR: how many of the last issues to compare.")
+@click.pass_context
+def stats_command(ctx: click.Context, issue_dir: Path | None, output_format: str, html_out: Path | None,
+                  last: int) -> None:
+    """What ISSUE_DIR did (delivered, bounces, human clicks, per link and domain); without it, the last issues."""
+    from .stats.figures import IssueFigures
+    from .stats.page import write_page
+    from .stats.report import as_json, issue_lines, overview_lines
+    from .stats.sources import overview, stats_of_issue
+
+    settings = settings_of(ctx)
+    data = stats_of_issue(settings, issue_dir) if issue_dir is not None else overview(settings, last)
+    if output_format == "json":
+        click.echo(as_json(data))
+    else:
+        for line in issue_lines(data) if isinstance(data, IssueFigures) else overview_lines(data):
+            click.echo(line)
+    if html_out is not None:
+        click.echo(f"wrote {write_page(data, html_out)}", err=output_format == "json")
 
 
 @main.command("resolve")
@@ -800,6 +839,7 @@ def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, l
         click.echo(f"warning: listening on {host}: other computers can see this preview"
                    + (f", including the addresses and names of list '{list_name}'" if list_name else ""), err=True)
     click.echo("Save the issue, a template or newsletter.toml and the page updates itself. Press Ctrl-C to stop.")
+    click.echo(f"What the issue did once sent (newsletter stats): {server.url.rstrip('/')}/stats")
     if open_browser:
         webbrowser.open(server.url)
     server.preview.start_watching()
@@ -838,14 +878,17 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
               help="Folder for the site. Default: site/ in the newsletter's folder.")
 @click.option("--drafts", is_flag=True, help="Also publish issues marked draft: true or dated in the future.")
 @click.option("--sent-only", is_flag=True, help="Publish only the issues the send journal shows as sent.")
+@click.option("--stats", "with_stats", is_flag=True,
+              help="Also publish each sent issue's stats page (stats.html: figures and charts, no reader named).")
 @click.pass_context
-def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool) -> None:
+def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool, with_stats: bool) -> None:
     """Write a static web archive of the published issues, with an index page and an Atom feed."""
     from .archive import write_archive
     from .errors import display_path
 
     settings = settings_of(ctx)
-    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only)
+    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only,
+                            stats=with_stats)
     for item in archive.left_out:
         click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:
@@ -996,7 +1039,7 @@ def theme_copy(ctx: click.Context, theme: str, name: str | None, force: bool) ->
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port. Default: serve.port (8080).")
 @click.pass_context
 def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events."""
+    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events, clicks."""
     from .serve.server import serve
 
     serve(settings_of(ctx), host, port, on_ready=lambda line: click.echo(line, err=True))

@@ -398,7 +398,12 @@ def test_an_unversioned_journal_of_an_earlier_version_is_brought_up_to_date(tmp_
     assert journal.view.sent_count() == 1
     [run] = journal.runs.history()
     assert run.uid  # given one, so a sent record can name it
-    assert journal.db.meta("schema_version") == "1" and len(journal.db.journal_id) == 32
+    from newsletter.sending.journal.schema import VERSION
+
+    assert journal.db.meta("schema_version") == str(VERSION) and len(journal.db.journal_id) == 32
+    # what later versions added is there too: an A/B test's table and each row's variant (version 2)
+    assert journal.db.execute("SELECT COUNT(*) FROM ab_tests").fetchone()[0] == 0
+    assert journal.db.execute("SELECT variant FROM deliveries").fetchall() == [(None,)]
     journal.close()
 
 

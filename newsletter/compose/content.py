@@ -23,7 +23,9 @@ from ..errors import NewsletterError, display_path, os_error
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")
 ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articles", "draft",
-                "sent")  # sent: the record a live send writes (sending/sent_record.py)
+                "sent",  # sent: the record a live send writes (sending/sent_record.py)
+                "subject_variants", "untracked_links")  # an A/B test's subjects; links never counted (stats)
+MAX_SUBJECT_VARIANTS = 4
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
 
@@ -63,6 +65,8 @@ class Issue:
     missing_articles: tuple[str, ...] = field(default=())
     draft: bool = False  # `draft: true` keeps the issue out of the web archive until it is published
     id: str = ""  # stable identity from the front matter (given by `new` or the first send); "" until then
+    subject_variants: tuple[str, ...] = ()  # `send --ab` sends each to a slice of the list (docs/stats.md)
+    untracked_links: tuple[str, ...] = ()  # addresses click counting leaves as they are ("...*": a prefix)
 
     @property
     def name(self) -> str:
@@ -325,7 +329,29 @@ def load_issue(folder: Path) -> Issue:
         missing_articles=tuple(missing),
         draft=draft,
         id=checked_issue_id(meta.get("id"), path),
+        subject_variants=_subject_variants(meta, path, text),
+        untracked_links=_text_list(meta, "untracked_links", path, text),
     )
+
+
+def _text_list(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[str, ...]:
+    value = meta.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise NewsletterError(f"'{key}' must be a list of texts, one '- ...' line each", where=display_path(path),
+                              line=_line_naming(text, f"{key}:"))
+    return tuple(item.strip() for item in value)
+
+
+def _subject_variants(meta: dict[str, Any], path: Path, text: str) -> tuple[str, ...]:
+    variants = _text_list(meta, "subject_variants", path, text)
+    if (variants and not 2 <= len(variants) <= MAX_SUBJECT_VARIANTS) or len(set(variants)) != len(variants):
+        raise NewsletterError(f"'subject_variants' needs 2 to {MAX_SUBJECT_VARIANTS} different subjects, not "
+                              f"{len(set(variants))}", where=display_path(path),
+                              line=_line_naming(text, "subject_variants:"),
+                              hint="list the subjects to test, one '- ...' line each, or remove the field")
+    return variants
 
 
 _ISSUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")

@@ -167,7 +167,7 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         "from": _address(message.from_address, "From address"),
         "subject": message.subject,
         "content": content,
-        "custom_args": {"issue": message.issue_name, "list": message.list_name},
+        "custom_args": {"issue": message.issue_name, "list": message.list_name, **dict(message.labels)},
     }
     if message.reply_to:
         shared["reply_to"] = _address(message.reply_to, "Reply-To address")

@@ -32,6 +32,7 @@ from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
 from ..serve.sync import apply_unsynced_departures
+from . import ab as ab_test
 from . import holds, sent_record
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
@@ -53,7 +54,7 @@ def outbox_dir(settings: Settings, issue_name: str) -> Path:
 def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
          progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
          on_plan: Callable[[SendPlan, SendReport], None] | None = None,
-         say: Callable[[str], None] = lambda _: None) -> SendReport:
+         say: Callable[[str], None] = lambda _: None, clicks: ab_test.ClickCounts | None = None) -> SendReport:
     """Send (or dry-run, or test-send) the issue in ``issue_dir`` as ``options`` say; the report at the end.
 
     ``provider`` replaces the configured one (tests, benchmarks). ``confirm`` is asked once the
@@ -122,7 +123,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 if live and _waits_in_journal(plan):
                     plan.journal.commit_run()  # stages and caps are journal records the send waits on
                 with few_collections():
-                    _deliver(plan, provider, report, progress, stop or StopFlag(), say)
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks)
             finally:
                 provider.close()
         except NewsletterError as err:
@@ -244,8 +245,9 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
 
 
 def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
-             say: Callable[[str], None]) -> None:
-    """The send loop over everything pending, or stage by stage with the circuit breaker."""
+             say: Callable[[str], None], clicks: ab_test.ClickCounts | None = None) -> None:
+    """The send loop over everything pending, stage by stage with the circuit breaker, or an A/B test's
+    slices (then its rest, once decided)."""
     def loop() -> bool:
         Loop(plan, provider, report, progress=progress, stop=stop).run()
         return not (report.interrupted or report.paused or stop.requested)
@@ -256,6 +258,16 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
         return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say)
 
     shares = _shares(plan)
+    if plan.options.ab is not None or ab_test.record_of(plan.journal) is not None:
+        if len(shares) > 1:
+            raise NewsletterError("an A/B test and a staged send cannot be combined",
+                                  hint="leave out --stages (or [send] stages) for this send")
+        tested = ab_test.run_ab(plan, deliver, share=plan.options.ab, fallback=plan.options.ab_fallback,
+                                clicks=clicks, say=say)
+        report.ab = tested.line
+        if tested.stopped and stop.requested:
+            report.interrupted = True
+        return
     if len(shares) == 1:
         deliver()
         return

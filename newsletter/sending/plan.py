@@ -7,6 +7,7 @@ the content of an unfinished or partly delivered send is refused with what diffe
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -24,9 +25,11 @@ from ..compose.message import refuse_line_breaks
 from ..providers import registry
 from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
+from ..compose.click_tokens import ReaderParts
 from ..compose.unsubscribe import read_secret
 from . import holds
 from . import journal as jn
+from .clicks import prepare_clicks
 from .selection import PendingSelection, may_select_while_sending
 from .sent_record import check_against
 from .workers import BodyWorkers
@@ -61,6 +64,8 @@ class SendOptions:
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
     run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
+    ab: float | None = None  # --ab 10%: the share of the list a subject A/B test takes (sending/ab.py)
+    ab_fallback: int = 1  # the variant the rest gets when the test finds no winner
 
 
 @dataclass
@@ -89,6 +94,8 @@ class SendPlan:
     list_path: Path | None = None  # the list's file (None for a test send)
     unfinished_before: bool = False  # an earlier send run was unfinished when this one was prepared
     nothing_to_send: str = ""  # why nobody is to be sent, said with what the selection matched ("" if someone is)
+    # Each recipient's click-link value, when [stats] clicks is on (sending/clicks.py); the A/B test sets its variant.
+    readers: ReaderParts | None = None
 
     @property
     def provider_name(self) -> str:
@@ -339,9 +346,12 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             listing = "\n".join(format_finding(f) for f in findings if f.severity == "error")
             raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
                              hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
+        built, readers = prepare_clicks(settings, built, issue_id, dry_run=options.dry_run, testing=testing,
+                                        send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=_test_subject_prefix(options),
                                inline_images=testing)
+        message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
         note = options.run_note
@@ -350,7 +360,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                                                  f"{lost.at}, the recorded send ({lost.describe()})"]))
         plan = SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
                         Counter(), secret, parts=parts, run_note=note, list_path=list_path,
-                        unfinished_before=unfinished is not None)
+                        unfinished_before=unfinished is not None, readers=readers)
     except BaseException:
         journal.close()
         raise
@@ -381,7 +391,7 @@ def select(plan: SendPlan) -> None:
     list_path = plan.list_path
     streaming = list_path is not None and may_select_while_sending(
         settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
-        retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
+        retrying=options.retry_unknown or options.retry_failed, stages=options.stages) and options.ab is None
     if list_path is None:
         rows = _test_rows(options.test_to)
     else:

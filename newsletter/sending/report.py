@@ -53,6 +53,7 @@ class SendReport:
     record_problem: str = ""  # the sent record could not be brought up to date: why
     nothing_to_send: str = ""  # why nobody was to be sent (what the selection matched), when nobody was
     recorded: bool = True  # False: a live run that sent nothing, and so left nothing in the journal or issue.md
+    ab: str = ""  # a subject A/B test: its slices sent and waiting, or its decision (sending/ab.py)
 
     @property
     def ok(self) -> bool:

@@ -15,7 +15,7 @@ from .schema import TABLES
 
 CHUNK = 5_000
 # Copied in this order (a row's references exist before it); meta is the journal's own and copied apart.
-ORDER = ("sends", "runs", "deliveries", "batches", "stages")
+ORDER = ("sends", "runs", "deliveries", "batches", "stages", "ab_tests")
 
 
 def _columns(table: str) -> list[str]:

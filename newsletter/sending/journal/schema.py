@@ -14,7 +14,11 @@ Tables:
 - ``batches``: a request in flight (``ids``, the rows it carries, for SQLite), or a
   batch claimed by a sender sharing the send (``worker``, ``lease_until``);
 - ``stages``: a staged send's stages;
-- ``meta``: the schema's version and the journal's own id.
+- ``meta``: the schema's version and the journal's own id;
+- ``ab_tests``: a subject A/B test of a send (``send --ab``): its subjects, share, and the decision with its
+  figures; ``deliveries.variant`` is the variant (1..4) each recipient of the test slice was sent.
+
+Version 2 added ``ab_tests`` and ``deliveries.variant`` (issue 23).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .database import JournalDB
 
-VERSION = 1
+VERSION = 2
 
 # table -> [(column, declaration)]; "INTEGER PRIMARY KEY" is the row id, REAL a time in Unix seconds.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -37,7 +41,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("email", "TEXT NOT NULL"), ("name", "TEXT NOT NULL DEFAULT ''"), ("fields", "TEXT"),
         ("status", "TEXT NOT NULL"), ("run", "INTEGER NOT NULL"), ("batch", "TEXT"), ("message_id", "TEXT"),
         ("reason", "TEXT"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("not_before", "REAL NOT NULL DEFAULT 0"),
-        ("updated", "REAL NOT NULL"), ("settled_run", "INTEGER")],
+        ("updated", "REAL NOT NULL"), ("settled_run", "INTEGER"), ("variant", "INTEGER")],
     "batches": [
         ("id", "INTEGER PRIMARY KEY"), ("send", "INTEGER NOT NULL REFERENCES sends (id)"),
         ("run", "INTEGER NOT NULL"), ("label", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"), ("ids", "TEXT"),
@@ -56,11 +60,18 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("hard_bounces", "INTEGER NOT NULL DEFAULT 0"), ("soft_bounces", "INTEGER NOT NULL DEFAULT 0"),
         ("blocks", "INTEGER NOT NULL DEFAULT 0"), ("complaints", "INTEGER NOT NULL DEFAULT 0"),
         ("verdict", "TEXT NOT NULL DEFAULT ''"), ("summary", "TEXT NOT NULL DEFAULT ''")],
+    "ab_tests": [
+        ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("share", "REAL NOT NULL"),
+        ("subjects", "TEXT NOT NULL"), ("confidence", "REAL NOT NULL"), ("fallback", "INTEGER NOT NULL DEFAULT 1"),
+        ("started", "REAL NOT NULL"), ("tested", "REAL"), ("decide_after", "REAL"), ("decided", "REAL"),
+        ("winner", "INTEGER NOT NULL DEFAULT 0"), ("verdict", "TEXT NOT NULL DEFAULT ''"),
+        ("figures", "TEXT NOT NULL DEFAULT ''"), ("summary", "TEXT NOT NULL DEFAULT ''")],
 }
 CONSTRAINTS = {
     "sends": ["UNIQUE (issue, list)"],
     "deliveries": ["UNIQUE (send, key)"],
     "stages": ["PRIMARY KEY (send, number)"],
+    "ab_tests": ["UNIQUE (send)"],
 }
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS batches_by_state ON batches (send, state)",
