@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +59,10 @@ class SendOptions:
     stage_wait_minutes: float | None = None  # --stage-wait (None = [send] stage_wait_minutes)
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
-    run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
+    run_note: str = ""  # recorded on the run (e.g. the doctor override, a scheduled send's delay)
+    readers: int = 0  # only the readers of this recorded audience (journal/audiences.py: a sequence step's due ones)
+    # called with the fingerprint before anything is recorded; raises to refuse (a scheduled issue edited since)
+    content_check: Callable[[str, Mapping[str, str]], None] | None = None
 
 
 @dataclass
@@ -163,7 +166,7 @@ def _audience_of(options: SendOptions, settings: Settings, joined_after: str = "
         raise NewsletterError("--tag is empty", hint="give the tag to select, like --tag founders, or leave "
                                                      "--tag out to send to everyone on the list")
     return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
-                       tuple(sorted(options.where.items())), joined_after)
+                       tuple(sorted(options.where.items())), joined_after, options.readers)
 
 
 def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path,
@@ -193,6 +196,9 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         if recorded.where != asked.where:
             differences.append(f"{_words('--where', [f'{k}={v}' for k, v in asked.where])} instead of "
                                f"{_words('--where', [f'{k}={v}' for k, v in recorded.where])}")
+        if recorded.readers != asked.readers:
+            differences.append(f"{_readers_words(journal, asked.readers)} instead of "
+                               f"{_readers_words(journal, recorded.readers)}")
         started = dt.datetime.fromtimestamp(unfinished.started).isoformat(timespec="minutes")
         raise NewsletterError(
             f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
@@ -200,6 +206,11 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
             hint=f"finish it with: {resume_command(issue_dir, journal.list)}; or abandon what it has not sent "
                  f"with: newsletter resolve {command_path(issue_dir)} --list {journal.list} --abandon")
     return asked
+
+
+def _readers_words(journal: jn.Journal, readers: int) -> str:
+    """A restricted audience as a refusal names it: "the readers of sequence welcome, step 2 (3 readers)"."""
+    return f"the readers of {jn.audiences.label(journal.db, readers)}" if readers else "everyone selected"
 
 
 def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
@@ -299,6 +310,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                                inline_images=testing)
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
+        if options.content_check is not None and not testing:
+            options.content_check(whole, parts)
         note = options.run_note
         if lost is not None:
             note = "; ".join(filter(None, [note, f"journal lost (--journal-lost): only readers who joined after "
@@ -320,7 +333,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                             if audience.joined_after else None)
             rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
                                on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
-                               joined_after=joined_after)
+                               joined_after=joined_after,
+                               only=jn.audiences.readers(journal.db, audience.readers) if audience.readers else None)
         refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                    *([jn.FAILED] if options.retry_failed else []))
         if streaming:
@@ -333,9 +347,12 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             journal.recipients.requeue(jn.UNKNOWN)
         if options.retry_failed:
             journal.recipients.requeue(jn.FAILED)
-        if not testing and journal.view.selected_status_counts()[jn.PENDING]:
+        # A new restricted audience (a sequence step's due readers) is readers who have had no version of this
+        # issue: an edited step simply goes to them as it is now. Its resume is checked like any other.
+        new_readers = bool(audience.readers) and not options.resume
+        if not testing and not new_readers and journal.view.selected_status_counts()[jn.PENDING]:
             check_fingerprint(journal, whole, parts, options, issue.path)  # only when someone would get it
-        elif not testing:
+        elif not testing and not new_readers:
             check_not_a_copy(journal, whole, parts, options, issue.path)
     except BaseException:
         if selection is not None:

@@ -14,7 +14,15 @@ Tables:
 - ``batches``: a request in flight (``ids``, the rows it carries, for SQLite), or a
   batch claimed by a sender sharing the send (``worker``, ``lease_until``);
 - ``stages``: a staged send's stages;
-- ``meta``: the schema's version and the journal's own id.
+- ``meta``: the schema's version and the journal's own id;
+- ``audiences`` and ``audience_readers``: the readers a run was restricted to (the readers due for a
+  sequence step), recorded once so that a resume repeats them (``runs.readers`` names one);
+- ``schedules``: an issue scheduled for a list (``send --at``), held by the tool until ``send --due``;
+- ``sequences`` and ``enrolments``: when each sequence started, and each reader's place in it;
+- ``digest_items``: which digest issue carries each feed item to a list (each item goes in one).
+
+Version 2 added ``audiences``, ``audience_readers``, ``schedules``, ``sequences``, ``enrolments``,
+``digest_items`` and ``runs.readers`` (``newsletter send --due``).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .database import JournalDB
 
-VERSION = 1
+VERSION = 2
 
 # table -> [(column, declaration)]; "INTEGER PRIMARY KEY" is the row id, REAL a time in Unix seconds.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -48,7 +56,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("started", "REAL NOT NULL"), ("pid", "INTEGER NOT NULL"), ("kind", "TEXT NOT NULL DEFAULT 'send'"),
         ("provider", "TEXT"), ("tags", "TEXT"), ("filters", "TEXT"), ("fingerprint", "TEXT"), ("parts", "TEXT"),
         ("allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT"), ("finished", "REAL"), ("uid", "TEXT"),
-        ("joined_after", "TEXT")],
+        ("joined_after", "TEXT"), ("readers", "INTEGER")],
     "stages": [
         ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("number", "INTEGER NOT NULL"),
         ("share", "REAL NOT NULL"), ("size", "INTEGER NOT NULL DEFAULT 0"), ("started", "REAL"),
@@ -56,15 +64,47 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("hard_bounces", "INTEGER NOT NULL DEFAULT 0"), ("soft_bounces", "INTEGER NOT NULL DEFAULT 0"),
         ("blocks", "INTEGER NOT NULL DEFAULT 0"), ("complaints", "INTEGER NOT NULL DEFAULT 0"),
         ("verdict", "TEXT NOT NULL DEFAULT ''"), ("summary", "TEXT NOT NULL DEFAULT ''")],
+    # -- send --due (version 2) --
+    "audiences": [("id", "INTEGER PRIMARY KEY"), ("label", "TEXT NOT NULL"), ("size", "INTEGER NOT NULL"),
+                  ("created", "REAL NOT NULL")],
+    "audience_readers": [("id", "INTEGER PRIMARY KEY"), ("audience", "INTEGER NOT NULL REFERENCES audiences (id)"),
+                         ("key", "TEXT NOT NULL")],
+    "schedules": [
+        ("id", "INTEGER PRIMARY KEY"), ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("at", "REAL NOT NULL"),
+        ("zone", "TEXT NOT NULL DEFAULT ''"), ("folder", "TEXT NOT NULL"), ("provider", "TEXT NOT NULL"),
+        ("tags", "TEXT NOT NULL DEFAULT '[]'"), ("filters", "TEXT NOT NULL DEFAULT '[]'"),
+        ("fingerprint", "TEXT NOT NULL"), ("parts", "TEXT NOT NULL DEFAULT '{}'"),
+        ("recipients", "INTEGER NOT NULL DEFAULT 0"), ("allow_changed", "INTEGER NOT NULL DEFAULT 0"),
+        ("state", "TEXT NOT NULL"), ("created", "REAL NOT NULL"), ("updated", "REAL NOT NULL"),
+        ("problem", "TEXT NOT NULL DEFAULT ''")],
+    "sequences": [("id", "INTEGER PRIMARY KEY"), ("name", "TEXT NOT NULL"), ("list", "TEXT NOT NULL"),
+                  ("trigger", "TEXT NOT NULL"), ("started", "REAL NOT NULL")],
+    "enrolments": [
+        ("id", "INTEGER PRIMARY KEY"), ("sequence", "INTEGER NOT NULL REFERENCES sequences (id)"),
+        ("key", "TEXT NOT NULL"), ("email", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"), ("moment", "REAL"),
+        ("step", "INTEGER NOT NULL DEFAULT 0"), ("next_at", "REAL"), ("zone", "TEXT NOT NULL DEFAULT ''"),
+        ("reason", "TEXT NOT NULL DEFAULT ''"), ("updated", "REAL NOT NULL")],
+    "digest_items": [
+        ("id", "INTEGER PRIMARY KEY"), ("list", "TEXT NOT NULL"), ("item", "TEXT NOT NULL"),
+        ("issue", "TEXT NOT NULL"), ("title", "TEXT NOT NULL DEFAULT ''"), ("link", "TEXT NOT NULL DEFAULT ''"),
+        ("added", "REAL NOT NULL")],
 }
 CONSTRAINTS = {
     "sends": ["UNIQUE (issue, list)"],
     "deliveries": ["UNIQUE (send, key)"],
     "stages": ["PRIMARY KEY (send, number)"],
+    "audience_readers": ["UNIQUE (audience, key)"],
+    "schedules": ["UNIQUE (send)"],
+    "sequences": ["UNIQUE (name, list)"],
+    "enrolments": ["UNIQUE (sequence, key)"],
+    "digest_items": ["UNIQUE (list, item)"],
 }
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS batches_by_state ON batches (send, state)",
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_by_uid ON runs (uid)",
+    "CREATE INDEX IF NOT EXISTS enrolments_by_step ON enrolments (sequence, state, step, next_at)",
+    "CREATE INDEX IF NOT EXISTS schedules_by_time ON schedules (state, at)",
+    "CREATE INDEX IF NOT EXISTS digest_items_by_issue ON digest_items (issue)",
 ]
 # Columns a journal of an earlier (unversioned) version may lack are added, never dropped or retyped.
 
