@@ -266,7 +266,7 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
     if send_at is None:
         return
     if send_at <= dt.datetime.now(dt.timezone.utc):
-        raise NewsletterError(f"--at {send_at.isoformat()} is in the past", hint="give a future time")
+        raise NewsletterError(f"--provider-at {send_at.isoformat()} is in the past", hint="give a future time")
     registry.module(provider).check_schedule(send_at)
 
 

@@ -89,8 +89,9 @@ def _scheduled(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: D
         if schedule.at > now.timestamp():
             continue
         late = now.timestamp() - schedule.at
-        note = f"scheduled for {schedule.written}" + (f", sent {duration(late)} late" if late >= 60 else "")
-        what = f"{schedule.describe()} ({note})"
+        delay = f"{duration(late)} late" if late >= 60 else ""
+        note = f"scheduled for {schedule.written}" + (f", sent {delay}" if delay else "")
+        what = f"{schedule.describe()} (scheduled for {schedule.written}" + (f", {delay})" if delay else ")")
         try:
             folder = schedules.folder_of(settings, schedule)
         except NewsletterError as err:
@@ -120,4 +121,6 @@ def _scheduled(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: D
 
 
 def _upcoming_schedules(db: jn.JournalDB, now: dt.datetime) -> list[Upcoming]:
-    return [Upcoming(s.at, f"{s.describe()} (scheduled)") for s in schedules.waiting(db) if s.at > now.timestamp()]
+    """Scheduled issues still waiting: ahead, or overdue because this run could not send them."""
+    return [Upcoming(s.at, f"{s.describe()} (scheduled)" if s.at > now.timestamp() else
+                     f"{s.describe()} (overdue, not sent: {s.problem or 'unfinished'})") for s in schedules.waiting(db)]
