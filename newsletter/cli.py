@@ -769,8 +769,8 @@ def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolut
 @click.option("--all", "every", is_flag=True, help="One line per recipient with a problem, not one per reason.")
 @click.pass_context
 def status_command(ctx: click.Context, issue_dir: Path | None, list_name: str | None, every: bool) -> None:
-    """Show the send journal of ISSUE_DIR: each run (when, audience, provider, fingerprint, counts), problems.
-    With no ISSUE_DIR: what is scheduled."""
+    """Show the send journal of ISSUE_DIR (each run: when, audience, provider, fingerprint, counts; problems),
+    or with no ISSUE_DIR what is scheduled."""
     from .sending import engine
 
     if issue_dir is None:
