@@ -23,7 +23,8 @@ from ..errors import NewsletterError, display_path
 from .addresses import fast_key, key_or_problem, validator_key
 from .csvfile import FastRows, ListFormat, read_rows
 from .names import require_list
-from .read import SUPPRESSED, Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
+from .read import Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
+from .statuses import SUPPRESSED
 
 SKIP_REASONS = ("unsubscribed", "bounced", "complained", "invalid", "duplicate")
 Row = tuple[str, str, str, str]  # a send's recipient as the journal takes it: key, email, name, fields as JSON text
