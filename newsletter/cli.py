@@ -609,7 +609,7 @@ def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, wh
         if issue_dir is not None or list_name or send_at or cancel or resume or dry_run or test_to:
             raise click.UsageError("--due sends what is due on its own: give it no ISSUE_DIR, --list, --at, "
                                    "--cancel, --resume, --dry-run or --test-to")
-        _send_due(settings_of(ctx), now, backfill, allow_changed)
+        _send_due(settings_of(ctx), now, backfill, allow_changed, ignore_doctor, nameserver)
         return
     if now or backfill:
         raise click.UsageError("--now and --backfill go with --due")
@@ -673,13 +673,15 @@ def _echo_scheduled(done) -> None:
                f"Cancel with: newsletter send {where} --list {schedule.list_name} --cancel")
 
 
-def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_changed: bool) -> None:
+def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_changed: bool, ignore_doctor: bool,
+              nameserver: str) -> None:
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
 
     clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
     report = automation.run_due(settings, clock, events=_service_events, backfill=backfill,
-                                allow_changed=allow_changed, say=lambda line: click.echo(line, err=True))
+                                allow_changed=allow_changed, ignore_doctor=ignore_doctor, nameserver=nameserver,
+                                say=lambda line: click.echo(line, err=True))
     for line, is_error in automation.lines(report):
         click.echo(line, err=is_error)
     if report.exit_code:

@@ -114,18 +114,25 @@ def advance(db: JournalDB, sequence: int, number: int, send: int, following: Del
     settled: to the step after it, due ``following`` from now in their zone, or to the end."""
     marks = ", ".join("?" * len(SETTLED))
     settled = f"key IN (SELECT key FROM deliveries WHERE send=? AND status IN ({marks}))"
+    if db.execute("SELECT 1 FROM enrolments WHERE sequence=? AND state=? AND step=? LIMIT 1",
+                  (sequence, ACTIVE, number - 1)).fetchone() is None:
+        return 0  # nobody waits for this step: its journal need not be read
+    state = ACTIVE if following is not None else DONE
+    update = (f"UPDATE enrolments SET step=?, state=?, next_at=?, updated=? WHERE sequence=? AND state=? AND step=? "
+              f"AND {settled}")
     with db.transaction():
+        if following is None or following.at is None:  # the next step's time is the same in every zone
+            next_at = following.after(now, default_zone).timestamp() if following else None
+            return int(db.execute(update, (number, state, next_at, now.timestamp(), sequence, ACTIVE, number - 1,
+                                           send, *SETTLED)).rowcount)
         zones = [str(z) for (z,) in db.execute(
             f"SELECT DISTINCT zone FROM enrolments WHERE sequence=? AND state=? AND step=? AND {settled}",
             (sequence, ACTIVE, number - 1, send, *SETTLED)).fetchall()]
         moved = 0
         for zone in zones:
-            state = ACTIVE if following is not None else DONE
-            next_at = following.after(now, zone_named(zone) or default_zone).timestamp() if following else None
-            moved += db.execute(
-                f"UPDATE enrolments SET step=?, state=?, next_at=?, updated=? WHERE sequence=? AND state=? AND step=? "
-                f"AND zone=? AND {settled}",
-                (number, state, next_at, now.timestamp(), sequence, ACTIVE, number - 1, zone, send, *SETTLED)).rowcount
+            next_at = following.after(now, zone_named(zone) or default_zone).timestamp()
+            moved += db.execute(update + " AND zone=?", (number, state, next_at, now.timestamp(), sequence, ACTIVE,
+                                                         number - 1, send, *SETTLED, zone)).rowcount
     return moved
 
 
@@ -164,3 +171,14 @@ def in_send(db: JournalDB, send: int, keys: Seq[str]) -> set[str]:
         found.update(str(k) for (k,) in db.execute(f"SELECT key FROM deliveries WHERE send=? AND key IN {db.text_set}",
                                                    (send, db.texts(chunk))).fetchall())
     return found
+
+
+def list_seen(db: JournalDB, sequence: int) -> str:
+    """What the list file and the sequence's rules were when a run last read the list for it ("" never)."""
+    row = db.execute("SELECT list_seen FROM sequences WHERE id=?", (sequence,)).fetchone()
+    return str(row[0] or "") if row else ""
+
+
+def saw_list(db: JournalDB, sequence: int, seen: str) -> None:
+    with db.transaction():
+        db.execute("UPDATE sequences SET list_seen=? WHERE id=?", (seen, sequence))

@@ -32,9 +32,12 @@ ServiceEvents = Callable[[Settings, str], str]
 
 
 def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = None,
-            backfill: Sequence[str] = (), allow_changed: bool = False,
-            say: Callable[[str], None] = lambda _: None) -> DueReport:
-    """Send what is due at ``clock()``: scheduled issues, sequence steps (digests go as scheduled issues)."""
+            backfill: Sequence[str] = (), allow_changed: bool = False, ignore_doctor: bool = False,
+            nameserver: str = "", say: Callable[[str], None] = lambda _: None) -> DueReport:
+    """Send what is due at ``clock()``: scheduled issues, sequence steps (digests go as scheduled issues).
+
+    ``ignore_doctor`` and ``nameserver`` apply to each send, as ``send --ignore-doctor`` and
+    ``--nameserver`` to a manual one (an override is recorded on each run)."""
     now = clock()
     report = DueReport(now)
     names = sequence_names(settings)
@@ -51,6 +54,7 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
                 return report
 
             def send(what: str, issue_dir: Path, options: SendOptions) -> DueSend:
+                options = dataclasses.replace(options, ignore_doctor=ignore_doctor, nameserver=nameserver)
                 return _send(settings, what, issue_dir, options, say)
 
             _scheduled(settings, database, now, report, allow_changed, send)

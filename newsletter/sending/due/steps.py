@@ -33,8 +33,12 @@ def run_sequence(settings: Settings, db: jn.JournalDB, name: str, now: dt.dateti
     sequence = load_sequence(settings, name)
     number, started, new = enrolments.sequence_record(db, name, sequence.list_name, sequence.trigger.describe(),
                                                       now)
-    found = triggers.changes(sequence, settings.list_path(sequence.list_name), enrolments.known(db, number),
-                             started, now, backfill=backfill)
+    path = settings.list_path(sequence.list_name)
+    seen = triggers.list_state(sequence, path)
+    if seen == enrolments.list_seen(db, number) and not backfill:
+        found = triggers.Changes()  # the list and the rules are as the last run read them: nothing to change
+    else:
+        found = triggers.changes(sequence, path, enrolments.known(db, number), started, now, backfill=backfill)
     if found.new:
         enrolments.add(db, number, found.new, now)
     if found.stops:
@@ -51,6 +55,8 @@ def run_sequence(settings: Settings, db: jn.JournalDB, name: str, now: dt.dateti
         count = enrolments.backfill(db, number, sequence.steps[0].delay, sequence.zone, now)
         if count:
             report.notes.append(f"sequence {name}: {_readers(count)} already on the list enrolled (--backfill)")
+    if seen != enrolments.list_seen(db, number):
+        enrolments.saw_list(db, number, seen)
     del found
     for step in sequence.steps:
         _send_step(db, sequence, number, step, now, report, send)
@@ -108,8 +114,9 @@ def _send_step(db: jn.JournalDB, sequence: Sequence, number: int, step: Step, no
     _advance(db, sequence, number, step, now)
     if done.error or (done.report is not None and (done.report.interrupted or done.report.paused)):
         return  # the rest of them stay due: the next run resumes the step for them
+    still = sorted(set(enrolments.due(db, number, step.number - 1, now)) & set(due))  # not moved on: usually none
     send_id = _send_of(db, step, sequence.list_name)
-    left = set(due) - enrolments.in_send(db, send_id, due) if send_id >= 0 else set(due)
+    left = set(still) - enrolments.in_send(db, send_id, still) if send_id >= 0 else set(still)
     if left:  # due, yet not selected by the step's send: they left the list since they were enrolled
         enrolments.stop(db, number, dict.fromkeys(left, f"not selected by step {step.number}'s send "
                                                         "(no longer subscribed)"), now)

@@ -12,11 +12,12 @@ among the subscribed rows (unsubscribed, bounced, complained, removed) or who ga
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...lists import iter_subscribers, select_recipients
-from ...lists.read import Subscriber
+from ...lists import iter_subscribers, select_recipients, select_rows
+from ...lists.read import Subscriber, parse_tags
 from .delays import zone_named
 from .enrolments import ACTIVE, BEFORE, NewReader
 from .sequences import Sequence
@@ -64,24 +65,57 @@ def trigger_moment(sequence: Sequence, sub: Subscriber, zone: dt.tzinfo, now: dt
     return _date_moment(sub.fields.get(trigger.value) or "", zone)
 
 
+def list_state(sequence: Sequence, path: Path) -> str:
+    """The list file as it is (its inode, size and time of change: every edit makes a new one, since lists
+    are rewritten whole) and the sequence's rules: the same as at the last run means the list holds
+    nobody new and nobody who must stop, and need not be read again (a run every few minutes, a list of
+    a hundred thousand readers). Leaving the list is caught by the step's own send in any case: a reader
+    it no longer selects is stopped (``steps.py``)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""
+    rules = f"{sequence.trigger.describe()};{','.join(sequence.stop_tags)}"
+    return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns};{rules}"
+
+
 def changes(sequence: Sequence, path: Path, known: dict[str, str], started: float, now: dt.datetime, *,
             backfill: bool) -> Changes:
     """New readers and stops for ``sequence`` from its list at ``path``, given the readers the journal
-    ``known``s (key -> state) and when the sequence ``started``."""
+    ``known``s (key -> state) and when the sequence ``started``.
+
+    The list is read the way a send reads it (``select_rows``: no Subscriber built, only the tags column
+    when there are stop tags), which is all a run needs for readers it knows; only when some subscribed
+    row is new to the sequence is it read again in full, for those rows' trigger columns."""
     found = Changes()
     present: set[str] = set()
+    new: set[str] = set()
+    stop_tags = set(sequence.stop_tags)
+    for key, _email, _name, fields in select_rows(path, columns=["tags"] if stop_tags else []):
+        present.add(key)
+        state = known.get(key)
+        if state is None:
+            new.add(key)
+        elif state == ACTIVE and stop_tags and fields and not fields.endswith('""}'):
+            stopping = sorted(stop_tags & {t.lower() for t in parse_tags(json.loads(fields)["tags"])})
+            if stopping:
+                found.stops[key] = f"tagged {stopping[0]}"
+    if new:
+        found.new = _new_readers(sequence, path, new, started, now, backfill=backfill)
+    gone = [key for key, state in known.items() if state == ACTIVE and key not in present]
+    if gone:
+        found.stops.update(_departures(path, set(gone)))
+    return found
+
+
+def _new_readers(sequence: Sequence, path: Path, keys: set[str], started: float, now: dt.datetime, *,
+                 backfill: bool) -> list[NewReader]:
+    """Those of ``keys`` whose trigger has fired: enrolled (or ``before``, on the list at the start)."""
     first = sequence.steps[0].delay if sequence.steps else None
     stop_tags = set(sequence.stop_tags)
+    readers = []
     for sub in select_recipients(path):
-        present.add(sub.key)
-        tags = {t.lower() for t in sub.tags}
-        stopping = sorted(stop_tags & tags)
-        state = known.get(sub.key)
-        if state is not None:
-            if state == ACTIVE and stopping:
-                found.stops[sub.key] = f"tagged {stopping[0]}"
-            continue
-        if stopping:
+        if sub.key not in keys or stop_tags & {t.lower() for t in sub.tags}:
             continue
         own_zone = (sub.fields.get("timezone") or "").strip()
         zone = zone_named(own_zone) or sequence.zone
@@ -92,12 +126,9 @@ def changes(sequence: Sequence, path: Path, known: dict[str, str], started: floa
         if before and backfill:
             moment, before = now, False
         next_at = first.after(moment, zone).timestamp() if (first is not None and not before) else None
-        found.new.append(NewReader(sub.key, sub.email, BEFORE if before else ACTIVE, moment.timestamp(), next_at,
-                                   own_zone if zone_named(own_zone) else ""))
-    gone = [key for key, state in known.items() if state == ACTIVE and key not in present]
-    if gone:
-        found.stops.update(_departures(path, set(gone)))
-    return found
+        readers.append(NewReader(sub.key, sub.email, BEFORE if before else ACTIVE, moment.timestamp(), next_at,
+                                 own_zone if zone_named(own_zone) else ""))
+    return readers
 
 
 def _departures(path: Path, keys: set[str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from .schema import TABLES
 
 CHUNK = 5_000
 # Copied in this order (a row's references exist before it); meta is the journal's own and copied apart.
-ORDER = ("sends", "audiences", "audience_readers", "runs", "deliveries", "batches", "stages", "schedules",
+ORDER = ("sends", "audiences", "runs", "deliveries", "batches", "stages", "schedules",
          "sequences", "enrolments", "digest_items")
 SEND_TABLES = ("runs", "deliveries", "batches", "stages")  # one send's own records, by their ``send`` column
 
@@ -62,8 +62,6 @@ def copy_send(source: JournalDB, target: JournalDB, issue: str, list_name: str, 
             # the readers its runs were restricted to (a sequence step's), so a resume's dry run repeats them
             restricted = "id IN (SELECT readers FROM runs WHERE send=? AND readers IS NOT NULL)"
             _copy_table(source, target, "audiences", restricted, (send,))
-            _copy_table(source, target, "audience_readers", "audience IN (SELECT readers FROM runs WHERE send=? AND "
-                                                            "readers IS NOT NULL)", (send,))
             for table in SEND_TABLES:
                 _copy_table(source, target, table, "send=?", (send,))
 

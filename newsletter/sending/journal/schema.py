@@ -15,14 +15,14 @@ Tables:
   batch claimed by a sender sharing the send (``worker``, ``lease_until``);
 - ``stages``: a staged send's stages;
 - ``meta``: the schema's version and the journal's own id;
-- ``audiences`` and ``audience_readers``: the readers a run was restricted to (the readers due for a
-  sequence step), recorded once so that a resume repeats them (``runs.readers`` names one);
+- ``audiences``: the readers a run was restricted to (the readers due for a sequence step, their keys as
+  one JSON list), recorded once so that a resume repeats them (``runs.readers`` names one);
 - ``schedules``: an issue scheduled for a list (``send --at``), held by the tool until ``send --due``;
 - ``sequences`` and ``enrolments``: when each sequence started, and each reader's place in it;
 - ``digest_items``: which digest issue carries each feed item to a list (each item goes in one).
 
-Version 2 added ``audiences``, ``audience_readers``, ``schedules``, ``sequences``, ``enrolments``,
-``digest_items`` and ``runs.readers`` (``newsletter send --due``).
+Version 2 added ``audiences``, ``schedules``, ``sequences``, ``enrolments``, ``digest_items`` and
+``runs.readers`` (``newsletter send --due``).
 """
 
 from __future__ import annotations
@@ -66,9 +66,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("verdict", "TEXT NOT NULL DEFAULT ''"), ("summary", "TEXT NOT NULL DEFAULT ''")],
     # -- send --due (version 2) --
     "audiences": [("id", "INTEGER PRIMARY KEY"), ("label", "TEXT NOT NULL"), ("size", "INTEGER NOT NULL"),
-                  ("created", "REAL NOT NULL")],
-    "audience_readers": [("id", "INTEGER PRIMARY KEY"), ("audience", "INTEGER NOT NULL REFERENCES audiences (id)"),
-                         ("key", "TEXT NOT NULL")],
+                  ("created", "REAL NOT NULL"), ("readers", "TEXT NOT NULL")],
     "schedules": [
         ("id", "INTEGER PRIMARY KEY"), ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("at", "REAL NOT NULL"),
         ("zone", "TEXT NOT NULL DEFAULT ''"), ("folder", "TEXT NOT NULL"), ("provider", "TEXT NOT NULL"),
@@ -78,7 +76,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("state", "TEXT NOT NULL"), ("created", "REAL NOT NULL"), ("updated", "REAL NOT NULL"),
         ("problem", "TEXT NOT NULL DEFAULT ''")],
     "sequences": [("id", "INTEGER PRIMARY KEY"), ("name", "TEXT NOT NULL"), ("list", "TEXT NOT NULL"),
-                  ("trigger", "TEXT NOT NULL"), ("started", "REAL NOT NULL")],
+                  ("trigger", "TEXT NOT NULL"), ("started", "REAL NOT NULL"), ("list_seen", "TEXT")],
     "enrolments": [
         ("id", "INTEGER PRIMARY KEY"), ("sequence", "INTEGER NOT NULL REFERENCES sequences (id)"),
         ("key", "TEXT NOT NULL"), ("email", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"), ("moment", "REAL"),
@@ -93,7 +91,6 @@ CONSTRAINTS = {
     "sends": ["UNIQUE (issue, list)"],
     "deliveries": ["UNIQUE (send, key)"],
     "stages": ["PRIMARY KEY (send, number)"],
-    "audience_readers": ["UNIQUE (audience, key)"],
     "schedules": ["UNIQUE (send)"],
     "sequences": ["UNIQUE (name, list)"],
     "enrolments": ["UNIQUE (sequence, key)"],
