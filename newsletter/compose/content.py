@@ -24,7 +24,9 @@ ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")
 ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articles", "draft",
                 "sent",  # sent: the record a live send writes (sending/sent_record.py)
-                "subject_variants", "untracked_links")  # an A/B test's subjects; links never counted (stats)
+                "subject_variants", "untracked_links",  # an A/B test's subjects; links never counted (stats)
+                "send_at",  # when `send` holds the issue until (sending/due/schedules.py)
+                "delay")  # a sequence step's wait after the step before it (sending/due/delays.py)
 MAX_SUBJECT_VARIANTS = 4
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
@@ -67,6 +69,8 @@ class Issue:
     id: str = ""  # stable identity from the front matter (given by `new` or the first send); "" until then
     subject_variants: tuple[str, ...] = ()  # `send --ab` sends each to a slice of the list (docs/stats.md)
     untracked_links: tuple[str, ...] = ()  # addresses click counting leaves as they are ("...*": a prefix)
+    send_at: dt.datetime | None = None  # `send_at:`: send it then (scheduled by `send`, sent by `send --due`)
+    delay: str = ""  # `delay:` of a sequence step, as written ("0", "3d", "10d 09:00"); checked by the sequence
 
     @property
     def name(self) -> str:
@@ -331,6 +335,8 @@ def load_issue(folder: Path) -> Issue:
         id=checked_issue_id(meta.get("id"), path),
         subject_variants=_subject_variants(meta, path, text),
         untracked_links=_text_list(meta, "untracked_links", path, text),
+        send_at=_send_at(meta.get("send_at"), path, text),
+        delay="" if meta.get("delay") is None else str(meta["delay"]).strip(),
     )
 
 
@@ -352,6 +358,22 @@ def _subject_variants(meta: dict[str, Any], path: Path, text: str) -> tuple[str,
                               line=_line_naming(text, "subject_variants:"),
                               hint="list the subjects to test, one '- ...' line each, or remove the field")
     return variants
+
+
+def _send_at(value: Any, path: Path, text: str) -> dt.datetime | None:
+    """``send_at:`` as a moment (a time without a zone is the machine's local time)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise NewsletterError(f"'send_at' is not a date and time: {value!r}", where=display_path(path),
+                                  line=_line_naming(text, "send_at"),
+                                  hint='write it like send_at: "2027-03-02T09:00+01:00" (quoted)') from None
+    return moment if moment.tzinfo else moment.astimezone()
 
 
 _ISSUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")

@@ -477,9 +477,9 @@ def check_send_at(send_at: dt.datetime | None, now: dt.datetime | None = None) -
     when = send_at if send_at.tzinfo else send_at.astimezone()
     if when - now > MAX_SEND_AHEAD:
         raise NewsletterError(
-            f"--at {when.isoformat(timespec='minutes')} is more than 72 hours ahead; "
+            f"--provider-at {when.isoformat(timespec='minutes')} is more than 72 hours ahead; "
             "SendGrid schedules delivery at most 72 hours in advance",
-            hint="pick a time within the next 72 hours, or send later",
+            hint="pick a time within the next 72 hours, or schedule it with --at (newsletter holds it until then)",
         )
 
 

@@ -85,7 +85,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             # who left through `newsletter serve` since the last sync is marked in the list before
             # anyone is selected; an unreachable store refuses the send (nothing is mailed)
             apply_unsynced_departures(settings, options.list_name)
-            options.run_note = _doctor_gate(settings, options)
+            options.run_note = "; ".join(filter(None, [options.run_note, _doctor_gate(settings, options)]))
             _before_live_run(database, issue_id, options, issue_dir)
         plan = prepare(settings, issue, issue_id, options, database=database)
         stack.callback(plan.close)

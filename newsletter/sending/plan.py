@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,9 +63,12 @@ class SendOptions:
     stage_wait_minutes: float | None = None  # --stage-wait (None = [send] stage_wait_minutes)
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
-    run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
+    run_note: str = ""  # recorded on the run (e.g. the doctor override, a scheduled send's delay)
     ab: float | None = None  # --ab 10%: the share of the list a subject A/B test takes (sending/ab.py)
     ab_fallback: int = 1  # the variant the rest gets when the test finds no winner
+    readers: int = 0  # only the readers of this recorded audience (journal/audiences.py: a sequence step's due ones)
+    # called with the fingerprint before anything is recorded; raises to refuse (a scheduled issue edited since)
+    content_check: Callable[[str, Mapping[str, str]], None] | None = None
 
 
 @dataclass
@@ -176,7 +179,7 @@ def _audience_of(options: SendOptions, settings: Settings, joined_after: str = "
         raise NewsletterError("--tag is empty", hint="give the tag to select, like --tag founders, or leave "
                                                      "--tag out to send to everyone on the list")
     return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
-                       tuple(sorted(options.where.items())), joined_after)
+                       tuple(sorted(options.where.items())), joined_after, options.readers)
 
 
 def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path,
@@ -206,6 +209,9 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         if recorded.where != asked.where:
             differences.append(f"{_words('--where', [f'{k}={v}' for k, v in asked.where])} instead of "
                                f"{_words('--where', [f'{k}={v}' for k, v in recorded.where])}")
+        if recorded.readers != asked.readers:
+            differences.append(f"{_readers_words(journal, asked.readers)} instead of "
+                               f"{_readers_words(journal, recorded.readers)}")
         started = dt.datetime.fromtimestamp(unfinished.started).isoformat(timespec="minutes")
         raise NewsletterError(
             f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
@@ -213,6 +219,11 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
             hint=f"finish it with: {resume_command(issue_dir, journal.list)}; or abandon what it has not sent "
                  f"with: newsletter resolve {command_path(issue_dir)} --list {journal.list} --abandon")
     return asked
+
+
+def _readers_words(journal: jn.Journal, readers: int) -> str:
+    """A restricted audience as a refusal names it: "the readers of sequence welcome, step 2 (3 readers)"."""
+    return f"the readers of {jn.audiences.label(journal.db, readers)}" if readers else "everyone selected"
 
 
 def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
@@ -303,7 +314,7 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
     if send_at is None:
         return
     if send_at <= dt.datetime.now(dt.timezone.utc):
-        raise NewsletterError(f"--at {send_at.isoformat()} is in the past", hint="give a future time")
+        raise NewsletterError(f"--provider-at {send_at.isoformat()} is in the past", hint="give a future time")
     registry.module(provider).check_schedule(send_at)
 
 
@@ -354,6 +365,8 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
+        if options.content_check is not None and not testing:
+            options.content_check(whole, parts)
         note = options.run_note
         if lost is not None:
             note = "; ".join(filter(None, [note, f"journal lost (--journal-lost): only readers who joined after "
@@ -403,7 +416,8 @@ def select(plan: SendPlan) -> None:
                         if audience.joined_after else None)
         rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
                            on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
-                           joined_after=joined_after)
+                           joined_after=joined_after,
+                           only=jn.audiences.readers(journal.db, audience.readers) if audience.readers else None)
     refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                *([jn.FAILED] if options.retry_failed else []))
     if streaming:
@@ -419,6 +433,11 @@ def select(plan: SendPlan) -> None:
     if testing:
         return
     counts = journal.view.selected_status_counts()
+    # A new restricted audience (a sequence step's due readers) is readers who have had no version of this
+    # issue: an edited step simply goes to them as it is now. Its resume is checked like any other.
+    if audience.readers and not options.resume:
+        plan.nothing_to_send = "" if counts[jn.PENDING] else nothing_to_send(plan, sum(counts.values()))
+        return
     if counts[jn.PENDING]:
         check_fingerprint(journal, whole, parts, options, plan.issue.path,  # only when someone would get it
                           message=plan.message, base_url=plan.settings.base_url)

@@ -32,6 +32,8 @@ class Audience(NamedTuple):
     where: tuple[tuple[str, str], ...]
     # ``--journal-lost``: only readers who joined after this moment (ISO 8601, UTC); "" for everyone
     joined_after: str = ""
+    # only the readers of this recorded audience (``audiences.py``: those due for a sequence step); 0: everyone
+    readers: int = 0
 
 
 class RunRecord(NamedTuple):
@@ -66,10 +68,10 @@ class RunLog:
         with journal.transaction() as db:
             journal.run = db.insert(
                 "INSERT INTO runs (send, started, pid, kind, provider, tags, filters, fingerprint, parts, "
-                "allow_changed, note, uid, joined_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "allow_changed, note, uid, joined_after, readers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (journal.send, time.time(), os.getpid(), kind, audience.provider, json.dumps(list(audience.tags)),
                  json.dumps([list(p) for p in audience.where]), fingerprint, json.dumps(dict(parts or {})),
-                 int(allow_changed), note, uid, audience.joined_after or None))
+                 int(allow_changed), note, uid, audience.joined_after or None, audience.readers or None))
             journal.flight.recover(db)
         journal.run_uid = uid
         return journal.run
@@ -86,14 +88,16 @@ class RunLog:
         marks = ",".join("?" * len(kinds))
         rows = journal.db.execute(
             "SELECT id, kind, started, provider, tags, filters, fingerprint, parts, allow_changed, note, uid, finished, "
-            f"joined_after FROM runs WHERE send=? AND kind IN ({marks}) ORDER BY id", (journal.send, *kinds)).fetchall()
+            f"joined_after, readers FROM runs WHERE send=? AND kind IN ({marks}) ORDER BY id",
+            (journal.send, *kinds)).fetchall()
         records = []
         for (number, kind, started, provider, tags, filters, fingerprint, parts, allow, note, uid, finished,
-             joined_after) in rows:
+             joined_after, readers) in rows:
             counts = dict(journal.db.execute("SELECT status, COUNT(*) FROM deliveries WHERE settled_run=? "
                                              "GROUP BY status", (number,)).fetchall()) if kind != "dry run" else {}
             audience = Audience(provider or "", tuple(json.loads(tags or "[]")),
-                                tuple((str(k), str(v)) for k, v in json.loads(filters or "[]")), joined_after or "")
+                                tuple((str(k), str(v)) for k, v in json.loads(filters or "[]")), joined_after or "",
+                                int(readers or 0))
             records.append(RunRecord(int(number), kind, float(started), audience, fingerprint or "",
                                      json.loads(parts or "{}"), bool(allow), note or "", counts, uid or "", finished))
         return records
