@@ -701,8 +701,11 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
 
+    from .stats.sources import StoreClicks
+
     clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
-    report = automation.run_due(settings, clock, events=_service_events, backfill=backfill,
+    report = automation.run_due(settings, clock, events=_service_events, clicks=StoreClicks(settings),
+                                backfill=backfill,
                                 allow_changed=allow_changed, ignore_doctor=ignore_doctor, nameserver=nameserver,
                                 say=lambda line: click.echo(line, err=True))
     for line, is_error in automation.lines(report):

@@ -133,3 +133,19 @@ def test_starting_the_test_again_is_refused_and_nobody_is_mailed_twice(world):
                                       "smtp", "--yes", "--ab", "50%"])
     assert again.exit_code == 2 and "--resume continues it" in again.output
     assert len(world.mail.received) == 22
+
+
+def test_send_due_decides_a_test_whose_wait_is_over_and_sends_the_rest_the_winner(world):
+    send_ab(world)
+    first = subjects_by_reader(world)
+    readers_click(world, [r for r, subject in first.items() if subject == SUBJECTS[1]][:8])
+    early = newsletter(world, "send", "--due")  # the wait ([stats] ab_wait_hours) is not over: nothing due
+    assert len(world.mail.received) == 22 and "the rest of" not in early
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat(timespec="minutes")
+    output = newsletter(world, "send", "--due", "--now", later)
+    assert "after its A/B test" in output, output
+    rest = {reader: subject for reader, subject in subjects_by_reader(world).items() if reader not in first}
+    assert len(rest) == 22 and set(rest.values()) == {SUBJECTS[1]}
+    assert len(world.mail.received) == 44
+    again = newsletter(world, "send", "--due", "--now", later)  # decided and sent: nothing more is due
+    assert len(world.mail.received) == 44 and "after its A/B test" not in again

@@ -19,6 +19,8 @@ from ...config import Settings
 from ...errors import NewsletterError
 from .. import engine
 from .. import journal as jn
+from ...compose.content import ISSUE_FILE
+from ..ab import ClickCounts, waiting_tests
 from ..plan import SendOptions
 from . import schedules, steps
 from .clock import Clock, duration
@@ -32,9 +34,11 @@ ServiceEvents = Callable[[Settings, str], str]
 
 
 def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = None,
-            backfill: Sequence[str] = (), allow_changed: bool = False, ignore_doctor: bool = False,
-            nameserver: str = "", say: Callable[[str], None] = lambda _: None) -> DueReport:
-    """Send what is due at ``clock()``: scheduled issues, sequence steps (digests go as scheduled issues).
+            clicks: ClickCounts | None = None, backfill: Sequence[str] = (), allow_changed: bool = False,
+            ignore_doctor: bool = False, nameserver: str = "",
+            say: Callable[[str], None] = lambda _: None) -> DueReport:
+    """Send what is due at ``clock()``: scheduled issues, subject A/B tests whose wait is over (the rest goes
+    the winner, decided on ``clicks``), sequence steps (digests go as scheduled issues).
 
     ``ignore_doctor`` and ``nameserver`` apply to each send, as ``send --ignore-doctor`` and
     ``--nameserver`` to a manual one (an override is recorded on each run)."""
@@ -55,9 +59,10 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
 
             def send(what: str, issue_dir: Path, options: SendOptions) -> DueSend:
                 options = dataclasses.replace(options, ignore_doctor=ignore_doctor, nameserver=nameserver)
-                return _send(settings, what, issue_dir, options, say)
+                return _send(settings, what, issue_dir, options, say, clicks)
 
             _scheduled(settings, database, now, report, allow_changed, send)
+            _ab_tests(settings, database, now, report, send)
             applied: set[str] = set()
             for name in names:
                 try:
@@ -78,10 +83,10 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
 
 
 def _send(settings: Settings, what: str, issue_dir: Path, options: SendOptions,
-          say: Callable[[str], None]) -> DueSend:
+          say: Callable[[str], None], clicks: ClickCounts | None = None) -> DueSend:
     """One send through the engine; its failure is recorded beside the others, never raised past them."""
     try:
-        return DueSend(what, engine.send(settings, issue_dir, options, say=say))
+        return DueSend(what, engine.send(settings, issue_dir, options, say=say, clicks=clicks))
     except NewsletterError as err:
         return DueSend(what, err.report, error=str(err), exit_code=err.exit_code)
 
@@ -122,6 +127,22 @@ def _scheduled(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: D
             schedules.mark(db, schedule, schedules.SENDING, done.error, now)  # the next run resumes it
         else:
             schedules.mark(db, schedule, schedules.SENT, done.error, now)
+
+
+def _ab_tests(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: DueReport,
+              send: Callable[[str, Path, SendOptions], DueSend]) -> None:
+    """Each subject A/B test whose slices went out and whose wait is over: resumed, so the rest of its list
+    gets the winner (``send --resume`` decides it, with its figures recorded)."""
+    for issue, list_name, folder in waiting_tests(db, now.timestamp()):
+        path = Path(folder)
+        path = path if path.is_absolute() else settings.issues_dir / folder
+        if not (path / ISSUE_FILE).is_file():
+            report.sends.append(DueSend(f"the A/B test of {folder} to list {list_name}",
+                                        error=f"{path}: the issue's folder is gone (its id is {issue})",
+                                        exit_code=2))
+            continue
+        report.sends.append(send(f"the rest of {folder} to list {list_name}, after its A/B test", path,
+                                 SendOptions(list_name=list_name, resume=True, confirmed=True)))
 
 
 def _upcoming_schedules(db: jn.JournalDB, now: dt.datetime) -> list[Upcoming]:
