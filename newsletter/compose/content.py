@@ -26,6 +26,7 @@ ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articl
                 "sent",  # sent: the record a live send writes (sending/sent_record.py)
                 "subject_variants", "untracked_links",  # an A/B test's subjects; links never counted (stats)
                 "send_at",  # when `send` holds the issue until (sending/due/schedules.py)
+                "send_to",  # the lists `send --due` schedules it for by itself, at send_at (docs/ci.md)
                 "delay")  # a sequence step's wait after the step before it (sending/due/delays.py)
 MAX_SUBJECT_VARIANTS = 4
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
@@ -70,6 +71,7 @@ class Issue:
     subject_variants: tuple[str, ...] = ()  # `send --ab` sends each to a slice of the list (docs/stats.md)
     untracked_links: tuple[str, ...] = ()  # addresses click counting leaves as they are ("...*": a prefix)
     send_at: dt.datetime | None = None  # `send_at:`: send it then (scheduled by `send`, sent by `send --due`)
+    send_to: tuple[str, ...] = ()  # `send_to:`: lists `send --due` schedules it for at send_at (a git-only publish)
     delay: str = ""  # `delay:` of a sequence step, as written ("0", "3d", "10d 09:00"); checked by the sequence
 
     @property
@@ -336,6 +338,7 @@ def load_issue(folder: Path) -> Issue:
         subject_variants=_subject_variants(meta, path, text),
         untracked_links=_text_list(meta, "untracked_links", path, text),
         send_at=_send_at(meta.get("send_at"), path, text),
+        send_to=_send_to(meta, path, text),
         delay="" if meta.get("delay") is None else str(meta["delay"]).strip(),
     )
 
@@ -358,6 +361,28 @@ def _subject_variants(meta: dict[str, Any], path: Path, text: str) -> tuple[str,
                               line=_line_naming(text, "subject_variants:"),
                               hint="list the subjects to test, one '- ...' line each, or remove the field")
     return variants
+
+
+def _send_to(meta: dict[str, Any], path: Path, text: str) -> tuple[str, ...]:
+    """``send_to:`` as list names (one name, or a list of them), each checked as ``--list`` is; it needs
+    ``send_at:`` (when to send)."""
+    from ..lists.names import check_list_name
+
+    value = meta.get("send_to")
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    line = _line_naming(text, "send_to")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise NewsletterError("'send_to' must name the lists to send the issue to, like send_to: readers",
+                              where=display_path(path), line=line)
+    if meta.get("send_at") in (None, ""):
+        raise NewsletterError("'send_to' needs 'send_at': when to send it", where=display_path(path), line=line,
+                              hint='add send_at: "2027-03-02T09:00+01:00" (quoted), or remove send_to')
+    try:
+        return tuple(check_list_name(n.strip()) for n in names)
+    except NewsletterError as err:
+        raise NewsletterError(f"'send_to': {err.reason}", where=display_path(path), line=line, hint=err.hint) from None
 
 
 def _send_at(value: Any, path: Path, text: str) -> dt.datetime | None:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from ..config import Settings
 from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
-from ..compose.content import write_issue_id
 from ..errors import NewsletterError, display_path
 from ..lists.names import check_list_name
 from ..providers import registry
@@ -36,7 +35,7 @@ from . import ab as ab_test
 from . import holds, sent_record
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, refuse_an_unrecorded_id,
+from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, record_identity,
                    resume_command, select)
 from .report import ListStatus, SendReport, recipients
 from .paced import is_paced, run_paced
@@ -77,9 +76,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         if not scratch:
             database = jn.open_database(location)
             stack.callback(database.close)
-            if not issue.id:  # its first send: the id is written now, unless the journal knows it by another
-                refuse_an_unrecorded_id(database, issue, options.list_name)
-                issue_id = write_issue_id(issue.path, issue_id)
+            issue_id = record_identity(database, issue, issue_id, options.list_name)
             stack.enter_context(database.exclusive(issue_id, options.list_name, issue.name))
         if database is not None:  # a live send
             # who left through `newsletter serve` since the last sync is marked in the list before

@@ -518,6 +518,16 @@ def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str
              "its front matter) and send again; if it is a new issue, give its folder another name")
 
 
+def record_identity(database: jn.JournalDB, issue: Issue, issue_id: str, list_name: str) -> str:
+    """The id a live send (or a schedule) of ``issue`` to ``list_name`` uses: its own, or, on its first send,
+    ``issue_id`` written into issue.md now, unless the journal knows the issue under another id
+    (``refuse_an_unrecorded_id``)."""
+    if issue.id:
+        return issue.id
+    refuse_an_unrecorded_id(database, issue, list_name)
+    return write_issue_id(issue.path, issue_id)
+
+
 def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:
     """The issue in ``issue_dir`` and its id (given to it now, in issue.md, if it has none and ``record_id``)."""
     issue = load_issue(Path(issue_dir))

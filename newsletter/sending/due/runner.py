@@ -19,9 +19,10 @@ from ...config import Settings
 from ...errors import NewsletterError
 from .. import engine
 from .. import journal as jn
-from ...compose.content import ISSUE_FILE
+from ...compose.content import ISSUE_FILE, load_issue
 from ..ab import ClickCounts, waiting_tests
 from ..plan import SendOptions
+from ..sent_record import for_list, read_record
 from . import schedules, steps
 from .clock import Clock, duration
 from .lock import due_lock
@@ -61,6 +62,7 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
                 options = dataclasses.replace(options, ignore_doctor=ignore_doctor, nameserver=nameserver)
                 return _send(settings, what, issue_dir, options, say, clicks)
 
+            _schedule_from_files(settings, database, now, report)
             _scheduled(settings, database, now, report, allow_changed, send)
             _ab_tests(settings, database, now, report, send)
             applied: set[str] = set()
@@ -127,6 +129,41 @@ def _scheduled(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: D
             schedules.mark(db, schedule, schedules.SENDING, done.error, now)  # the next run resumes it
         else:
             schedules.mark(db, schedule, schedules.SENT, done.error, now)
+
+
+def _schedule_from_files(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: DueReport) -> None:
+    """Schedule each issue whose front matter asks for it (``send_at:`` and ``send_to:``) and is not scheduled,
+    sent or started for that list yet: an issue merged in git with those lines goes out at its time from CI,
+    with no one running ``send ISSUE --list L`` by hand. A schedule cancelled (``--cancel``) stays cancelled."""
+    for path in sorted(settings.issues_dir.glob(f"*/{ISSUE_FILE}")):
+        folder = path.parent
+        try:
+            issue = load_issue(folder)
+            wanted = [name for name in issue.send_to if not _known_send(db, issue.id, name)
+                      and not for_list(read_record(folder), name)]
+        except NewsletterError as err:
+            if "send_to" in path.read_text(encoding="utf-8-sig", errors="replace"):
+                report.sends.append(DueSend(f"{folder.name} (send_to:)", error=str(err), exit_code=err.exit_code))
+            continue
+        for name in wanted:
+            assert issue.send_at is not None  # send_to needs send_at (compose/content.py)
+            try:
+                done = schedules.schedule_issue(settings, folder, SendOptions(list_name=name), issue.send_at, now)
+            except NewsletterError as err:
+                report.sends.append(DueSend(f"{folder.name} to list {name} (send_to:)", error=str(err),
+                                            exit_code=err.exit_code))
+                continue
+            report.notes.append(f"Scheduled {done.schedule.describe()} for {done.schedule.written}, as its "
+                                "send_at: and send_to: ask.")
+
+
+def _known_send(db: jn.JournalDB, issue_id: str, list_name: str) -> bool:
+    """Whether the journal has the issue's send to the list already: scheduled (or cancelled), or sent to."""
+    if not issue_id:
+        return False
+    journal = jn.Journal(db, issue_id, list_name, create=False)
+    return journal.send >= 0 and (schedules.of_send(db, journal.send) is not None
+                                  or journal.runs.history() != [])
 
 
 def _ab_tests(settings: Settings, db: jn.JournalDB, now: dt.datetime, report: DueReport,

@@ -21,7 +21,7 @@ from ...compose.content import ISSUE_FILE, load_issue
 from ...config import Settings
 from ...errors import NewsletterError, SendFailed, display_path
 from .. import journal as jn
-from ..plan import PARTS, SendOptions, command_path, load, prepare, resume_command
+from ..plan import PARTS, SendOptions, command_path, load, prepare, record_identity, resume_command
 from ..plan import fingerprint as fingerprint_of
 
 SCHEDULED, SENDING, SENT, CANCELLED = "scheduled", "sending", "sent", "cancelled"
@@ -112,10 +112,11 @@ def schedule_issue(settings: Settings, issue_dir: Path, options: SendOptions, at
                               hint="a dry run or a test send goes at once; an unfinished send goes on with --resume")
     if not options.list_name:
         raise NewsletterError("--at needs --list NAME: the list the issue is scheduled for")
-    issue, issue_id = load(issue_dir, record_id=True)
+    issue, issue_id = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     database = jn.open_database(location)
     try:
+        issue_id = record_identity(database, issue, issue_id, options.list_name)
         with database.exclusive(issue_id, options.list_name, issue.name):
             journal = jn.Journal(database, issue_id, options.list_name, folder=issue.name)
             if journal.runs.unfinished() is not None:
