@@ -134,7 +134,6 @@ def phase(root: Path, dry_run: bool) -> dict:
     """Run one send in this process; return its timings (called in a child process)."""
     from newsletter.config import load_settings
     from newsletter.sending import engine
-    from newsletter.sending import journal as jn
     from newsletter.sending import plan as sending
     from newsletter.sending import workers as body_workers
 
@@ -277,8 +276,8 @@ def smtp_ceiling(port: int, messages: int) -> dict:
     import smtplib
 
     from newsletter.compose.build import build_issue, make_message
-    from newsletter.config import load_settings
     from newsletter.compose.personalize import subscriber_values
+    from newsletter.config import load_settings
     from newsletter.providers.base import Recipient
 
     settings = load_settings(REPO)  # the same issue the project's send delivers, built once, outside the clock
@@ -400,7 +399,7 @@ def main() -> int:
         smtpd.wait()
 
     pairs.sort(key=lambda pair: pair[0])
-    ratio, project, bare, minimal_ratio, minimal = pairs[len(pairs) // 2]
+    ratio, project, bare, _, minimal = pairs[len(pairs) // 2]
     minimal_ratios = sorted(pair[3] for pair in pairs)
     smtp_pairs.sort()
     smtp_ratio, smtp_rate, ceiling_rate = smtp_pairs[len(smtp_pairs) // 2]

@@ -5,8 +5,9 @@ fields hold their fallbacks and there is no unsubscribe link, so nothing
 about any subscriber is published. ``write_archive`` refuses to write a page
 that still carries a merge token or an unsubscribe link, in case a theme
 prints one in its web version. The files of the issue folder the email uses (its
-images, a PDF an article links to) are copied beside its page, and nothing else, where the email's absolute image URLs (``base_url`` +
-issue name + file) expect them. Upload the folder to ``base_url`` as it is.
+images, a PDF an article links to) are copied beside its page, and nothing else,
+where the email's absolute image URLs (``base_url`` + issue name + file) expect
+them. Upload the folder to ``base_url`` as it is.
 
 Only what was published goes in: an issue with ``draft: true`` or dated in the
 future stays out unless ``drafts`` is asked for, and ``sent_only`` keeps only
@@ -24,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .compose.relative_links import relative_addresses
 from .compose.build import BuiltIssue, build_issue
-from .config import Settings
 from .compose.content import ISSUE_FILE, Issue, load_issue
-from .errors import NewsletterError, display_path
 from .compose.merge import TOKEN_PATTERN
 from .compose.personalize import Personalizer
+from .compose.relative_links import relative_addresses
 from .compose.render import issue_base_url, render_theme_page, subscribe_page
+from .config import Settings
+from .errors import NewsletterError, display_path
 from .themes import theme_folder
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -160,15 +161,15 @@ def _feed_content(built: BuiltIssue) -> str:
 def _prepare(out_dir: Path) -> None:
     """Create the output folder; refuse a non-empty folder this module did not write."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise NewsletterError("is a file, not a folder", where=display_path(out_dir), hint="pass another --out")
+        raise NewsletterError("is a file, not a folder", where=out_dir, hint="pass another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER_FILE).exists():
         raise NewsletterError("folder is not empty and holds no archive written by newsletter",
-                              where=display_path(out_dir), hint="pass an empty or new folder with --out")
+                              where=out_dir, hint="pass an empty or new folder with --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / MARKER_FILE).write_text("Written by `newsletter archive`; safe to rebuild.\n", encoding="utf-8")
     except OSError as err:
-        raise NewsletterError(f"cannot write the archive: {err.strerror}", where=display_path(out_dir)) from None
+        raise NewsletterError(f"cannot write the archive: {err.strerror}", where=out_dir) from None
 
 
 def _write_issue(settings: Settings, built: BuiltIssue, out_dir: Path) -> ArchivedIssue:
@@ -250,7 +251,8 @@ def _feed_xml(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> bytes:
             add(entry, "summary", issue.preheader)
         add(entry, "content", issue.content, type="html", **{f"{{{XML}}}base": issue.url})
     ET.indent(feed)
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"
 
 
 def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | None = None, *,
@@ -265,16 +267,16 @@ def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | No
     """
     if not settings.base_url:
         raise NewsletterError("the archive needs 'newsletter.base_url': the feed and the emails link to it",
-                              where=display_path(settings.path),
+                              where=settings.path,
                               hint='add base_url = "https://your.site/newsletter/" under [newsletter]')
     folders = issue_folders(settings) if issue_dirs is None else [Path(p) for p in issue_dirs]
     if not folders:
-        raise NewsletterError("no issues to archive", where=display_path(settings.issues_dir),
+        raise NewsletterError("no issues to archive", where=settings.issues_dir,
                               hint='create one with: newsletter new "Title"')
     folders, left_out = select_published(settings, folders, drafts=drafts, sent_only=sent_only, today=today)
     if not folders:
         reasons = "; ".join(f"{item.name}: {item.reason}" for item in left_out)
-        raise NewsletterError(f"no published issues to archive ({reasons})", where=display_path(settings.issues_dir))
+        raise NewsletterError(f"no published issues to archive ({reasons})", where=settings.issues_dir)
     built = [build_issue(settings, folder) for folder in folders]  # every issue builds before anything is written
     _prepare(out_dir)
     archived = sorted((_write_issue(settings, b, out_dir) for b in built),

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import __version__
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError
 
 WORKFLOWS = {"github": Path(".github/workflows/newsletter.yml"), "gitlab": Path(".gitlab-ci.yml")}
 
@@ -30,11 +30,11 @@ def write_workflow(root: Path, kind: str, branch: str = "main") -> Path:
     path = root / WORKFLOWS.get(kind, Path(kind))
     text = workflow_text(kind, branch)
     if path.exists():
-        raise NewsletterError("a workflow is already there", where=display_path(path),
+        raise NewsletterError("a workflow is already there", where=path,
                               hint="edit it, or move it aside and run newsletter init --ci again")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as err:
-        raise NewsletterError(f"cannot write the workflow: {err.strerror}", where=display_path(path)) from None
+        raise NewsletterError(f"cannot write the workflow: {err.strerror}", where=path) from None
     return path

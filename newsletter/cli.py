@@ -436,7 +436,7 @@ def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) ->
         found += 1
     if found:
         raise subscriber_lists.ListProblems(f"{found} problem{'s' if found != 1 else ''} found",
-                                            where=display_path(path), hint="fix the lines above, then validate again")
+                                            where=path, hint="fix the lines above, then validate again")
     click.echo(f"{display_path(path)}: no problems found.")
 
 
@@ -700,7 +700,6 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
               nameserver: str) -> None:
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
-
     from .stats.sources import StoreClicks
 
     clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
@@ -1183,10 +1182,9 @@ def journal_group() -> None:
 @click.pass_context
 def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
     """Copy every record of the journal into a new, empty one: SQLite to PostgreSQL, or back."""
+    from .secret_names import variable_name
     from .sending import journal as jn
     from .sending.journal.copy import copy_between
-
-    from .secret_names import variable_name
 
     settings = settings_of(ctx)
     origin = jn.location_from_text(source, settings, option="--from") if source else jn.location_of(settings)

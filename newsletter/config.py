@@ -217,12 +217,12 @@ def find_root(start: Path | None = None) -> Path:
 def _unknown_key(section: str, key: str, known: list[str], path: Path) -> NewsletterError:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
-    return NewsletterError(f"unknown setting '{section}.{key}'", where=display_path(path), hint=hint)
+    return NewsletterError(f"unknown setting '{section}.{key}'", where=path, hint=hint)
 
 
 def _section(cls: type, section: str, table: Any, path: Path) -> Any:
     if not isinstance(table, dict):
-        raise NewsletterError(f"'{section}' must be a table: [{section}]", where=display_path(path))
+        raise NewsletterError(f"'{section}' must be a table: [{section}]", where=path)
     readers = setting_readers(cls)
     values = {}
     for key, value in table.items():
@@ -237,14 +237,14 @@ def _check_address(value: str, key: str, path: Path) -> None:
     name, addr = parseaddr(value)
     if "\r" in value or "\n" in value or "@" not in addr:
         raise NewsletterError(
-            f"'newsletter.{key}' is not an email address: {value!r}", where=display_path(path),
+            f"'newsletter.{key}' is not an email address: {value!r}", where=path,
             hint='write it as "Name <you@example.com>" or "you@example.com"',
         )
     try:
         Address(display_name=name, addr_spec=addr)
     except Exception:  # noqa: BLE001 - the email package raises several undocumented types on odd addresses
         raise NewsletterError(f"'newsletter.{key}' is not a valid address: {value!r}",
-                              where=display_path(path)) from None
+                              where=path) from None
 
 
 def load_settings(root: Path | None = None) -> Settings:
@@ -255,17 +255,17 @@ def load_settings(root: Path | None = None) -> Settings:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError:
-        raise NewsletterError("is not UTF-8 text", where=display_path(path)) from None
+        raise NewsletterError("is not UTF-8 text", where=path) from None
     except OSError as err:  # no permission, a folder in its place
         raise os_error(err, path, "read the settings") from None
     except tomllib.TOMLDecodeError as err:
-        raise NewsletterError(f"is not valid TOML: {err}", where=display_path(path)) from None
+        raise NewsletterError(f"is not valid TOML: {err}", where=path) from None
     for section in data:
         if section != "newsletter" and section not in _SECTIONS:
             raise _unknown_key("", section, ["newsletter", *_SECTIONS], path)
     main = data.get("newsletter")
     if not isinstance(main, dict):
-        raise NewsletterError("missing the [newsletter] table", where=display_path(path),
+        raise NewsletterError("missing the [newsletter] table", where=path,
                               hint="add [newsletter] with name, from and postal_address")
     values: dict[str, Any] = {}
     for key, value in main.items():
@@ -275,7 +275,7 @@ def load_settings(root: Path | None = None) -> Settings:
         values[_NEWSLETTER_KEYS[key]] = read(value, Setting(path, "newsletter", key, default))
     for required in ("name", "from", "postal_address"):
         if not values.get(_NEWSLETTER_KEYS[required]):
-            raise NewsletterError(f"missing setting 'newsletter.{required}'", where=display_path(path),
+            raise NewsletterError(f"missing setting 'newsletter.{required}'", where=path,
                                   hint=f"add {required} = \"...\" under [newsletter]")
     _check_address(values["from_address"], "from", path)
     if values.get("reply_to"):
@@ -284,26 +284,26 @@ def load_settings(root: Path | None = None) -> Settings:
     if base_url:
         if not base_url.startswith(("https://", "http://")):
             raise NewsletterError(f"'newsletter.base_url' must start with https://, not {base_url!r}",
-                                  where=display_path(path))
+                                  where=path)
         if not urlsplit(base_url).hostname:
-            raise NewsletterError(f"'newsletter.base_url' names no host: {base_url!r}", where=display_path(path),
+            raise NewsletterError(f"'newsletter.base_url' names no host: {base_url!r}", where=path,
                                   hint='write the whole address, like base_url = "https://example.com/news/"')
         values["base_url"] = base_url.rstrip("/") + "/"
     unsubscribe_url = values.get("unsubscribe_url", "")
     if unsubscribe_url and not unsubscribe_url.startswith(("https://", "http://")):
-        raise NewsletterError("'newsletter.unsubscribe_url' must be an https:// URL", where=display_path(path))
+        raise NewsletterError("'newsletter.unsubscribe_url' must be an https:// URL", where=path)
     subscribe_url = values.get("subscribe_url", "")
     if subscribe_url and not subscribe_url.startswith(("https://", "http://")):
         raise NewsletterError(f"'newsletter.subscribe_url' must be an https:// URL, not {subscribe_url!r}",
-                              where=display_path(path), hint="the web address of your sign-up page")
+                              where=path, hint="the web address of your sign-up page")
     provider = values.get("provider", "sendgrid")
     if provider not in PROVIDER_NAMES:
         raise NewsletterError(f"'newsletter.provider' must be one of {', '.join(PROVIDER_NAMES)}, not {provider!r}",
-                              where=display_path(path))
+                              where=path)
     sections = {name: _section(cls, name, data.get(name, {}), path) for name, cls in _SECTIONS.items()}
     if sections["smtp"].security not in _SECURITY:
         raise NewsletterError(f"'smtp.security' must be one of {', '.join(_SECURITY)}",
-                              where=display_path(path))
+                              where=path)
     _check_ranges(sections, path, text)
     _check_env_names({"newsletter": values, **{name: vars(section) for name, section in sections.items()}},
                      path, text)
@@ -375,7 +375,7 @@ def _check_ranges(sections: dict[str, Any], path: Path, text: str) -> None:
         example = f"{key} = {default}" if default is not None else f"{key} = {limits.low:g}"
         raise NewsletterError(
             f"'{section}.{key}' must be {limits.describe()} ({limits.why}), not {value:g}",
-            where=display_path(path), line=_line_of(text, section, key),
+            where=path, line=_line_of(text, section, key),
             hint=f"write {example} under [{section}], or remove the line for the default",
         )
 
@@ -403,13 +403,13 @@ def _check_env_names(values: dict[str, dict[str, Any]], path: Path, text: str) -
         if value is None or (_ENV_NAME.match(value) and not _looks_like_token(value)):
             continue
         if not value:
-            raise NewsletterError(f"'{section}.{key}' is empty", where=display_path(path),
+            raise NewsletterError(f"'{section}.{key}' is empty", where=path,
                                   line=_line_of(text, section, key),
                                   hint=f"write the name of the environment variable: {key} = \"{example}\"")
         raise NewsletterError(
             f"'{section}.{key}' must be the name of an environment variable, like {example}; "
             "its value looks like a secret itself, so it is not shown here",
-            where=display_path(path), line=_line_of(text, section, key),
+            where=path, line=_line_of(text, section, key),
             hint=f"put the secret in an environment variable (export {example}=...) and write only its name "
                  f"here: {key} = \"{example}\". If the value was a real key or password, treat it as "
                  "exposed: revoke it and make a new one",

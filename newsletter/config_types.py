@@ -17,7 +17,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, NamedTuple, Union, get_args, get_origin, get_type_hints
 
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError
 
 
 class Setting(NamedTuple):
@@ -35,7 +35,7 @@ class Setting(NamedTuple):
     def refuse(self, must: str, example: str, *, shown: object = None) -> NewsletterError:
         """``'send.batch_size' must be a whole number, not '10' (write batch_size = 1000 under [send] ...)``."""
         given = "" if shown is None else f", not {shown!r}"
-        return NewsletterError(f"'{self.name}' must be {must}{given}", where=display_path(self.path),
+        return NewsletterError(f"'{self.name}' must be {must}{given}", where=self.path,
                                hint=f"write {example} under [{self.section}], or remove the line for the default")
 
     def example(self, fallback: str) -> str:
@@ -96,7 +96,7 @@ def _caps(value: object, setting: Setting) -> tuple[tuple[str, int], ...]:
     if not isinstance(value, dict) or not all(isinstance(cap, int) and not isinstance(cap, bool) and cap > 0
                                               for cap in value.values()):
         raise NewsletterError(f"'{setting.name}' must be a table of names to whole numbers above 0, like "
-                              f"[{setting.name}] \"gmail.com\" = 2000", where=display_path(setting.path),
+                              f"[{setting.name}] \"gmail.com\" = 2000", where=setting.path,
                               hint="remove a name's line to leave it uncapped")
     return tuple(sorted((str(name).strip().lower(), cap) for name, cap in value.items()))
 

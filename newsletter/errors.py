@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
+from typing import Any
 
 from .redaction import redact
 
@@ -19,20 +20,25 @@ EXIT_USAGE = 2  # usage or input error
 
 
 class NewsletterError(Exception):
-    """A problem the user can fix; ``str(err)`` is the whole message to show."""
+    """A problem the user can fix; ``str(err)`` is the whole message to show.
+
+    ``where`` is the file, field or host the problem is in; a ``Path`` is shown as ``display_path``
+    shows it (relative to the working folder when below it), so a caller passes the path as it has it.
+    """
 
     exit_code = EXIT_USAGE
-    report = None  # a send that stopped on this error: its SendReport so far, for the summary (sending/engine.py)
+    report: Any = None  # a send that stopped on this error: its SendReport so far, for the summary (sending/engine.py)
 
-    def __init__(self, message: str, *, where: str | Path | None = None, line: int | None = None, hint: str | None = None):
-        self.where = str(where) if where is not None else None
+    def __init__(self, message: str, *, where: str | Path | None = None, line: int | None = None,
+                 hint: str | None = None):
+        self.where = display_path(where) if isinstance(where, Path) else where
         self.line = line
         # a secret this process holds never shows, even when a server's answer quoted it (redaction.py)
         self.hint = redact(hint) if hint else hint
         self.reason = redact(message)
         super().__init__(redact(self._compose()))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with every attribute (hint, status, errors...): a worker process hands errors back by pipe."""
         return _restore, (type(self), self.args, self.__dict__.copy())
 
@@ -46,7 +52,7 @@ class NewsletterError(Exception):
         return text
 
 
-def _restore(cls: type, args: tuple, state: dict) -> NewsletterError:
+def _restore(cls: type[NewsletterError], args: tuple[Any, ...], state: dict[str, Any]) -> NewsletterError:
     error = cls.__new__(cls, *args)
     error.__dict__.update(state)
     return error
@@ -76,7 +82,7 @@ def os_error(err: OSError, path: str | Path | None = None, action: str = "read o
     """The NewsletterError for a file the system would not read or write: the path, what the system
     said, and what to do, instead of a traceback (permissions, a folder in place of a file, a full disk)."""
     target = path if path is not None else err.filename
-    where = display_path(target) if target is not None else None
+    where = display_path(target) if target is not None else None  # a str here: the hint shows it too
     reason = err.strerror or str(err)
     hint = _OS_HINTS.get(err.errno or 0, "check the file and the disk it is on")
     return NewsletterError(f"cannot {action} ({reason})", where=where, hint=hint.format(where=where or "."))

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .compose.build import SAMPLE_RECIPIENT, BuiltIssue, sample_values
-from .config import Settings, load_settings
 from .compose.content import Issue, load_issue
-from .errors import NewsletterError, display_path
 from .compose.markdown import is_absolute
 from .compose.personalize import Personalizer, merge_values
 from .compose.render import issue_base_url
 from .compose.unsubscribe import unsubscribe_url
+from .config import Settings, load_settings
+from .errors import NewsletterError, display_path
 from .hosts import is_loopback
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def dark_variant(html: str) -> str:
     condition becomes one that always holds, the light one one that never does,
     and ``color-scheme: dark`` darkens whatever the theme does not colour.
     """
-    def rewrite(match: re.Match) -> str:
+    def rewrite(match: re.Match[str]) -> str:
         css = _DARK_QUERY.sub(lambda m: "(min-width: 0px)" if m.group(1).lower() == "dark" else "(max-width: 0px)",
                               match.group(2))
         return match.group(1) + css + match.group(3)
@@ -117,7 +117,7 @@ def local_image(src: str, settings: Settings, issue: Issue) -> Path | None:
 
 def email_for_browser(html: str, settings: Settings, issue: Issue, local_url: Callable[[Path], str]) -> str:
     """``html`` with images of the issue folder pointed at ``local_url(path)``, so they show before publishing."""
-    def rewrite(match: re.Match) -> str:
+    def rewrite(match: re.Match[str]) -> str:
         path = local_image(match.group(3), settings, issue)
         if path is None:
             return match.group(0)
@@ -280,8 +280,10 @@ class Preview:
         from .checks import CheckContext, run_checks_on
 
         with self._checking:
-            if self.snapshot.build != snapshot.build or snapshot.settings is None:
+            if self.snapshot.build != snapshot.build:
                 return
+            if snapshot.settings is None or snapshot.issue is None or snapshot.built is None:
+                return  # no build to check (they are set together)
             findings: tuple[Finding, ...] = ()
             problem = None
             try:

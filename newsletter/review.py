@@ -25,7 +25,7 @@ from .checks.report import format_report
 from .compose.build import build_issue, write_build
 from .compose.content import ISSUE_FILE
 from .config import CONFIG_FILE, Settings
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError
 
 ISSUE_FOLDERS = ("issues",)  # issues/<issue>/
 STEP_FOLDERS = ("sequences",)  # sequences/<name>/<step>/
@@ -66,11 +66,11 @@ def changed_since(settings: Settings, since: str) -> list[Path]:
         untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=settings.root,
                                    capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise NewsletterError(f"cannot ask git what changed: {err}", where=display_path(settings.root),
+        raise NewsletterError(f"cannot ask git what changed: {err}", where=settings.root,
                               hint="install git, or leave out --since to review every issue not sent yet") from None
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["git diff failed"])[0]
-        raise NewsletterError(f"cannot compare with {since!r}: {detail}", where=display_path(settings.root),
+        raise NewsletterError(f"cannot compare with {since!r}: {detail}", where=settings.root,
                               hint="give a revision git knows (fetch it first in CI: actions/checkout with "
                                    "fetch-depth: 0), or leave out --since")
     paths = result.stdout.splitlines() + untracked.stdout.splitlines()

@@ -18,9 +18,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import CONFIG_FILE, load_settings
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError
 from .lists import BASE_COLUMNS, check_list_name
 
 DEFAULT_LIST = "readers"
@@ -61,7 +62,7 @@ class BadDetail(NewsletterError):
     """A value init was given that ``newsletter.toml`` would refuse; ``flag`` is the one to fix
     (None when the error names no flag), so a prompt can ask for just that one again."""
 
-    def __init__(self, message: str, flag: str | None, **context):
+    def __init__(self, message: str, flag: str | None, **context: Any):
         self.flag = flag
         super().__init__(message, **context)
 
@@ -172,7 +173,7 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
     folder = Path(folder)
     config = folder / CONFIG_FILE
     if config.exists():
-        raise NewsletterError("a newsletter already lives here", where=display_path(config),
+        raise NewsletterError("a newsletter already lives here", where=config,
                               hint="edit that file, or run newsletter init in another folder")
     list_name = check_list_name(details.list_name)
     missing = missing_details({"name": details.name, "from": details.from_address,
@@ -184,13 +185,13 @@ def init_newsletter(folder: Path, details: NewsletterDetails) -> Scaffold:
         if path.exists() and path.is_dir() != (sub in FOLDERS):
             kind = "folder" if sub in FOLDERS else "file"
             raise NewsletterError(f"init puts a {kind} here, and something else is in the way",
-                                  where=display_path(path), hint="move it aside, then run newsletter init again")
+                                  where=path, hint="move it aside, then run newsletter init again")
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # the folders init makes, deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         config.write_text(settings_text(details, list_name), encoding="utf-8")
     except OSError as err:
-        raise NewsletterError(f"cannot write the newsletter: {err.strerror}", where=display_path(folder)) from None
+        raise NewsletterError(f"cannot write the newsletter: {err.strerror}", where=folder) from None
     try:
         load_settings(folder)
     except NewsletterError as err:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compose.build import build_issue, default_build_dir, sample_values
 from .config import Settings
-from .errors import NewsletterError, display_path
+from .errors import NewsletterError
 from .preview import email_for_browser
 from .themes.layout import phone_breakpoint
 
@@ -167,7 +167,7 @@ def screenshot_issue(settings: Settings, issue_dir: Path, out_dir: Path | None =
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise NewsletterError(f"cannot create the output folder: {err.strerror}", where=display_path(out_dir)) from None
+        raise NewsletterError(f"cannot create the output folder: {err.strerror}", where=out_dir) from None
     suffix = "-dark" if dark else ""
     targets = [(out_dir / f"{built.issue.name}-{width}{suffix}.png", width) for width in chosen]
     return screenshot_html(html, targets, dark=dark, executable=executable)

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.archive import write_archive
-from newsletter.compose.build import SAMPLE_RECIPIENT
 from newsletter.cli import main
-from newsletter.config import load_settings
+from newsletter.compose.build import SAMPLE_RECIPIENT
 from newsletter.compose.content import load_issue
+from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -121,7 +121,7 @@ def test_rewriting_an_archive_is_allowed_but_a_foreign_folder_is_not(settings, t
 def test_a_broken_issue_stops_the_archive_before_anything_is_written(settings, two_issues, tmp_path):
     _, older = two_issues
     (older / "photo-story.md").write_text("---\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
-    with pytest.raises(NewsletterError, match="photo-story.md"):
+    with pytest.raises(NewsletterError, match=r"photo-story\.md"):
         write_archive(settings, tmp_path / "site")
     assert not (tmp_path / "site").exists()
 
@@ -249,7 +249,7 @@ def _head(index: str):
 
     document = lxml.html.document_fromstring(index)
     meta = {m.get("property") or m.get("name"): m.get("content") for m in document.iter("meta")}
-    links = {(l.get("rel"), l.get("type")): l.get("href") for l in document.iter("link")}
+    links = {(link.get("rel"), link.get("type")): link.get("href") for link in document.iter("link")}
     return document, meta, links
 
 

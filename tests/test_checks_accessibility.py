@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 from test_render import write_issue
 
-from newsletter.checks import accessibility
+from newsletter.checks import WARNING, CheckContext, Finding, accessibility, line_of, run_checks_on
 from newsletter.checks.accessibility import contrast_ratio, parse_color
 from newsletter.compose.build import build
-from newsletter.checks import WARNING, CheckContext, Finding, line_of, run_checks_on
 from newsletter.compose.content import load_issue
 
 # These tests edit the theme or name its files: they work on an own copy of the default theme.

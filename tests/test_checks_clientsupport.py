@@ -9,15 +9,15 @@ import lxml.html
 import pytest
 from test_render import write_issue
 
-from newsletter.checks import client_support as clientsupport
-from newsletter.compose.build import build
 from newsletter.checks import INFO, WARNING, CheckContext, Finding, run_checks_on
+from newsletter.checks import client_support as clientsupport
 from newsletter.checks.client_support import (
     DATA_PATH,
     SupportData,
     check_client_support,
     load_support_data,
 )
+from newsletter.compose.build import build
 from newsletter.compose.content import load_issue
 
 # These tests edit the theme or name its files: they work on an own copy of the default theme.

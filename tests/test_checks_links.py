@@ -15,12 +15,11 @@ import pytest
 from click.testing import CliRunner
 from test_render import write_issue
 
-from newsletter.checks import links
-from newsletter.compose.build import build
-from newsletter.checks import ERROR, WARNING, CheckContext, CheckOptions, Finding, run_checks_on
-from newsletter.cli import main
-from newsletter.compose.content import load_issue
+from newsletter.checks import ERROR, WARNING, CheckContext, CheckOptions, Finding, links, run_checks_on
 from newsletter.checks.links import probe_all, url_problem
+from newsletter.cli import main
+from newsletter.compose.build import build
+from newsletter.compose.content import load_issue
 
 
 def findings_of(settings, folder: Path, **options) -> list[Finding]:

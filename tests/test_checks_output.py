@@ -7,7 +7,6 @@ import json
 from click.testing import CliRunner
 from test_render import write_issue
 
-from newsletter.compose.build import build
 from newsletter.checks import (
     ERROR,
     GMAIL_CLIP_BYTES,
@@ -19,6 +18,7 @@ from newsletter.checks import (
     run_checks_on,
 )
 from newsletter.cli import main
+from newsletter.compose.build import build
 from newsletter.compose.content import load_issue
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 from test_render import write_issue
 
-from newsletter.checks import INFO, WARNING, check_issue
+from newsletter.checks import WARNING, check_issue
 from newsletter.cli import main
 
 FEATURES = """Text with a picture:

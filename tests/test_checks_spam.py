@@ -6,18 +6,16 @@ install it (CI installs it from Debian's packages).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from test_render import write_issue
 
-from newsletter.checks import spam
-from newsletter.compose.build import build
-from newsletter.checks import ERROR, INFO, WARNING, CheckContext, Finding, run_checks_on
-from newsletter.config import load_settings
-from newsletter.compose.content import load_issue
+from newsletter.checks import ERROR, INFO, WARNING, CheckContext, Finding, run_checks_on, spam
 from newsletter.checks.spam import parse_report, score_message
+from newsletter.compose.build import build
+from newsletter.compose.content import load_issue
+from newsletter.config import load_settings
 
 
 @pytest.fixture

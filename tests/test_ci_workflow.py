@@ -32,7 +32,8 @@ def test_init_ci_github_in_an_existing_newsletter_writes_only_the_workflow(newsl
     steps = newsletter_steps(workflow, "github")
     assert 'newsletter review --since "origin/${{ github.base_ref }}" --out review' in steps["review"]
     assert "newsletter send --due --yes" in steps["send"]
-    assert workflow["jobs"]["send"]["env"]["NEWSLETTER_DATABASE_PASSWORD"] == "${{ secrets.NEWSLETTER_DATABASE_PASSWORD }}"
+    send_env = workflow["jobs"]["send"]["env"]
+    assert send_env["NEWSLETTER_DATABASE_PASSWORD"] == "${{ secrets.NEWSLETTER_DATABASE_PASSWORD }}"
     assert "journal_url" in result.output and "docs/ci.md" in result.output
     again = CliRunner().invoke(main, ["init", ".", "--ci", "github"])
     assert again.exit_code == 2 and "already there" in again.output
@@ -149,7 +150,8 @@ def test_a_ci_run_whose_record_was_never_committed_back_mails_nobody_twice(newsl
     issue = newsletter_root / "issues" / "2026-12-01-news"
     issue.mkdir()
     (issue / "issue.md").write_text('---\nsubject: "News"\npreheader: "New"\ndate: 2026-12-01\n'
-                                    'send_at: "2026-12-01T09:00+00:00"\nsend_to: example\narticles: []\n---\n\nHello.\n')
+                                    'send_at: "2026-12-01T09:00+00:00"\nsend_to: example\narticles: []\n'
+                                    '---\n\nHello.\n')
     pristine = tmp_path / "pristine"
     shutil.copytree(newsletter_root, pristine)
     first = CliRunner().invoke(main, ["--root", str(newsletter_root), "send", "--due", "--yes"])

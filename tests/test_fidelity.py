@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from newsletter.compose.build import build_issue
-from newsletter.errors import NewsletterError
 from newsletter.compose.markdown import to_html
+from newsletter.errors import NewsletterError
 
 
 def write_issue(root: Path, body: str, front: str = "") -> Path:

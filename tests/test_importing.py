@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
-from newsletter.compose import content, importing
 from newsletter.cli import main
+from newsletter.compose import content, importing
 from newsletter.errors import NewsletterError
 
 DATA = Path(__file__).parent / "data" / "import"

@@ -195,8 +195,10 @@ def _set(root: Path, section: str, line: str) -> int:
 
 
 @pytest.mark.parametrize(("section", "line", "words"), [
-    ("send", "max_attempts = 0", ["'send.max_attempts' must be at least 1", "not 0", "write max_attempts = 5 under [send]"]),
-    ("sendgrid", "timeout = -1", ["'sendgrid.timeout' must be greater than 0", "not -1", "write timeout = 30.0 under [sendgrid]"]),
+    ("send", "max_attempts = 0",
+     ["'send.max_attempts' must be at least 1", "not 0", "write max_attempts = 5 under [send]"]),
+    ("sendgrid", "timeout = -1",
+     ["'sendgrid.timeout' must be greater than 0", "not -1", "write timeout = 30.0 under [sendgrid]"]),
     ("smtp", "timeout = 0", ["'smtp.timeout' must be greater than 0"]),
     ("smtp", "port = 70000", ["'smtp.port' must be between 1 and 65535", "not 70000"]),
     ("send", "concurrency = 0", ["'send.concurrency' must be at least 1"]),
@@ -327,7 +329,8 @@ def test_a_dry_run_into_an_outbox_without_write_permission_says_so(
 
     done = run_where_permissions_apply(newsletter_root, "send", ISSUE, "--list", "example", "--dry-run")
 
-    assert_process_input_error(done, "outbox/2026-11-25-first-dispatch: cannot write the dry run's samples (Permission denied)",
+    assert_process_input_error(done, "outbox/2026-11-25-first-dispatch: "
+                                     "cannot write the dry run's samples (Permission denied)",
                                "ls -ld outbox/2026-11-25-first-dispatch")
 
 

@@ -152,5 +152,5 @@ def test_ci_runs_the_readme_command_as_written_before_installing_the_test_extras
     steps = ["rm -rf .venv", "readme_command.py", '-c "$readme_command"', '"$newsletter" init',
              '"$newsletter" import', "tests/data/import/page.html", '-e ".[test]"', "-m pytest"]
     positions = [script.find(step) for step in steps]
-    assert -1 not in positions, [s for s, p in zip(steps, positions) if p == -1]
+    assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p == -1]
     assert positions == sorted(positions)

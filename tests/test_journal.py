@@ -17,14 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from journal_fixtures import fresh_schema_url
 
 from newsletter.errors import NewsletterError
 from newsletter.lists import select_rows
 from newsletter.sending import journal as jn
-from newsletter.sending.journal import schema
 from newsletter.sending.journal.copy import copy_journal
-
-from journal_fixtures import fresh_schema_url
 
 AWKWARD = ['plain', 'a "quoted" word', 'back\\slash', 'Zoë Ørsted 日本', 'two\nlines', 'tab\there', '',
            'ends with \\', '{"not": "json"}', '\u2028 separator']

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from newsletter.cli import main
-
 from journal_fixtures import fresh_schema_url
 from test_send import ISSUE, set_option, write_list
+
+from newsletter.cli import main
 
 
 def run(*args: str):

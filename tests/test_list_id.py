@@ -30,7 +30,8 @@ def test_list_id_names_the_newsletter_and_its_domain_and_a_digest_of_the_list():
     assert list_id('Say "hi"', "Main List", "a@example.org") == r'"Say \"hi\"" <l87c96f95ab.say-hi.example.org>'
     long_name = "Über die Grenzen — Ein Rundbrief " * 3
     value = list_id(long_name, "leser", "post@example.org")
-    assert value.isascii() and all(len(word) <= 75 for word in value.split() if word.startswith("=?"))  # RFC 2047 encoded words
+    encoded_words = [word for word in value.split() if word.startswith("=?")]  # RFC 2047
+    assert value.isascii() and all(len(word) <= 75 for word in encoded_words)
     assert str(make_header(decode_header(value))).startswith("Über die Grenzen — Ein Rundbrief Über")
     assert value.endswith(" <l346fced89f.uber-die-grenzen-ein-rundbrief-uber-die-grenzen-ein-rundbrief-u.example.org>")
     # one id per list, the same for every issue

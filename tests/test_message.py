@@ -7,8 +7,8 @@ import email.policy
 
 import pytest
 
-from newsletter.errors import NewsletterError
 from newsletter.compose.message import Envelope, build_message
+from newsletter.errors import NewsletterError
 
 
 def parse(msg):
@@ -36,7 +36,7 @@ def test_message_carries_exactly_the_intended_headers():
                                  list_unsubscribe=["https://example.com/u?t=1", "mailto:u@example.com"],
                                  one_click=True), "text", "<p>html</p>")
     parsed = parse(msg)
-    assert sorted(k.lower() for k in parsed.keys()) == sorted(
+    assert sorted(k.lower() for k in parsed) == sorted(
         ["from", "to", "reply-to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post",
          "mime-version", "content-type"])
     assert parsed["To"].addresses[0].display_name == 'Ann & "Bob"'

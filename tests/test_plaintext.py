@@ -100,7 +100,7 @@ def test_hyphenated_words_are_not_split() -> None:
 
 @pytest.mark.parametrize("width", range(20, 60))
 def test_merge_tokens_are_never_broken(width: int) -> None:
-    tokens = [f"NLMRG{n:04d}{flavour}" for n, flavour in zip(range(1, 13), "TUTUTUTUTUTU")]
+    tokens = [f"NLMRG{n:04d}{flavour}" for n, flavour in zip(range(1, 13), "TUTUTUTUTUTU", strict=True)]
     source = " ".join(f"word{i} {token}," for i, token in enumerate(tokens)) + " and *NLMRG0099T* too."
     out = render(source, width=width)
     found = re.findall(r"NLMRG\d{4}[A-Z]", out)

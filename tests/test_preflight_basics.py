@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_render import write_issue
 
 from newsletter.cli import main
-from test_render import write_issue
 
 # These tests edit the theme or name its files: they work on an own copy of the default theme.
 pytestmark = pytest.mark.usefixtures("own_theme")

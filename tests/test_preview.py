@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from journal_reading import preview_url
 
 from newsletter.compose.content import load_issue
+from newsletter.compose.unsubscribe import make_token
 from newsletter.preview import (
     PreviewServer,
     dark_variant,
@@ -31,8 +33,6 @@ from newsletter.preview import (
     make_preview_server,
 )
 from newsletter.screenshot import find_chromium
-from newsletter.compose.unsubscribe import make_token
-from journal_reading import preview_url
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -42,7 +42,7 @@ LIVE_UPDATE_SECONDS = 3.0  # the issue asks for about a second; slack for a load
 def chromium_or_fail() -> str:
     try:
         return find_chromium()
-    except Exception as err:  # noqa: BLE001 - turned into a failure that says what to install
+    except Exception as err:
         pytest.fail(f"the preview tests need Chromium: {err}", pytrace=False)
 
 
@@ -172,7 +172,8 @@ def test_editing_an_article_updates_the_open_page_without_a_reload(page, server,
     expect()(page.locator("#text")).to_contain_text("Edited while the preview ran")
 
 
-def test_a_template_error_shows_in_the_page_and_fixing_it_brings_the_preview_back(own_theme, page, server, newsletter_root):
+def test_a_template_error_shows_in_the_page_and_fixing_it_brings_the_preview_back(own_theme, page, server,
+                                                                                  newsletter_root):
     template = newsletter_root / "templates" / "default" / "email.html.j2"
     good = template.read_text(encoding="utf-8")
     page.goto(server.url)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from newsletter.compose.build import build_issue
 from newsletter.cli import main
-from newsletter.errors import NewsletterError
+from newsletter.compose.build import build_issue
 from newsletter.compose.personalize import Personalizer, merge_values
+from newsletter.errors import NewsletterError
 
 # These tests edit the theme or name its files: they work on an own copy of the default theme.
 pytestmark = pytest.mark.usefixtures("own_theme")
@@ -55,7 +55,7 @@ def test_names_arrive_escaped_in_html_and_intact_in_text(settings, newsletter_ro
 
 def test_template_code_in_a_subscriber_value_is_printed_not_run(settings, newsletter_root):
     built = build_issue(settings, write_issue(newsletter_root, "Hi {{ subscriber.name }}!"))
-    html, text = fill(built, name="{{ 7*7 }}")
+    _, text = fill(built, name="{{ 7*7 }}")
     assert "Hi {{ 7*7 }}!" in text and "49" not in text
 
 

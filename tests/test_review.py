@@ -6,10 +6,9 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
+from test_send import ISSUE
 
 from newsletter.cli import main
-
-from test_send import ISSUE
 
 
 def git(root: Path, *args: str) -> str:
@@ -33,7 +32,8 @@ def test_a_changed_issue_is_built_checked_and_photographed(newsletter_root: Path
     issue_md.write_text(issue_md.read_text().replace("Thank you for reading.", "Thank you for reading, again."))
     new = newsletter_root / "issues" / "2027-01-01-next"
     new.mkdir()
-    (new / "issue.md").write_text("---\nsubject: Next\npreheader: Soon\ndate: 2027-01-01\narticles: []\n---\n\nHello.\n")
+    (new / "issue.md").write_text("---\nsubject: Next\npreheader: Soon\ndate: 2027-01-01\narticles: []\n"
+                                  "---\n\nHello.\n")
     result = run(newsletter_root, "review", "--since", "main", "--out", "review")
     assert result.exit_code == 0, result.output
     out = newsletter_root / "review"

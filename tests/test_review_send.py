@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option, write_list
 
 from newsletter.cli import main
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option, write_list
 
 ISSUE_NAME = "2026-11-25-first-dispatch"
 
@@ -53,10 +53,10 @@ def fast(sendgrid_newsletter: Path) -> Path:
 
 
 def test_review_issue_given_as_dot_is_the_same_send(fast: Path, sendgrid_standin):
-    """Regression test (a bug found in review, now fixed): the journal keys a send by ``Path(issue_dir).name`` (content.load_issue does not resolve),
-    while the lock and ``status`` use ``issue_dir.resolve().name``. ``newsletter send . --list example``
-    from inside the issue folder is journaled as issue "" (and a symlinked folder under the link's
-    name), so it is a *different* send: everyone already mailed is mailed again."""
+    """Regression test (a bug found in review, now fixed): the journal keys a send by ``Path(issue_dir).name``
+    (content.load_issue does not resolve), while the lock and ``status`` use ``issue_dir.resolve().name``.
+    ``newsletter send . --list example`` from inside the issue folder is journaled as issue "" (and a symlinked
+    folder under the link's name), so it is a *different* send: everyone already mailed is mailed again."""
     assert run("send", ISSUE, "--list", "example", "--yes").exit_code == 0
     os.chdir(fast / ISSUE)
     again = run("send", ".", "--list", "example", "--yes")
@@ -90,11 +90,11 @@ def test_review_issue_given_through_a_symlink_is_the_same_send(fast: Path, sendg
 
 
 def test_review_journal_commits_survive_power_loss(fast: Path):
-    """Regression test (a bug found in review, now fixed): docs/sending.md promises resume without duplicates after "power loss", but
-    ``Journal.open`` sets ``PRAGMA synchronous=NORMAL`` with WAL, under which SQLite documents that a
-    committed transaction may roll back after a power loss or OS crash. The lost commit can be the
-    ``mark_in_flight`` of a batch whose request went out: after reboot the rows read ``pending`` and
-    are sent again. The in-flight commit must be durable before the request (synchronous=FULL)."""
+    """Regression test (a bug found in review, now fixed): docs/sending.md promises resume without duplicates after
+    "power loss", but ``Journal.open`` sets ``PRAGMA synchronous=NORMAL`` with WAL, under which SQLite documents
+    that a committed transaction may roll back after a power loss or OS crash. The lost commit can be the
+    ``mark_in_flight`` of a batch whose request went out: after reboot the rows read ``pending`` and are sent again.
+    The in-flight commit must be durable before the request (synchronous=FULL)."""
     from newsletter.sending.journal import Journal, Location
 
     journal = Journal.open(Location("sqlite", path=fast / ".newsletter" / "journal.sqlite"), ISSUE_NAME, "example")
@@ -152,9 +152,9 @@ def test_review_bisection_without_field_isolates_the_culprit(fast: Path, sendgri
 
 
 def test_review_auth_error_during_bisection_stops_all_requests(fast: Path, sendgrid_standin):
-    """Regression test (a bug found in review, now fixed): a 401/403 must stop the whole send at once, with no further requests (issue 5). While a
-    refused batch is being bisected (``_Batches.rejected``), a 401 on the first half only sets
-    ``fatal``; the loop in ``rejected`` checks ``should_pause()`` but not ``fatal`` (nor
+    """Regression test (a bug found in review, now fixed): a 401/403 must stop the whole send at once, with no
+    further requests (issue 5). While a refused batch is being bisected (``_Batches.rejected``), a 401 on the first
+    half only sets ``fatal``; the loop in ``rejected`` checks ``should_pause()`` but not ``fatal`` (nor
     ``stop.requested``), so the second half is still sent after the key was refused."""
     set_option(fast, "send", "batch_size = 4\nconcurrency = 1")
     sendgrid_standin.answer(400, errors=[{"message": "bad request", "field": None}])
@@ -169,10 +169,10 @@ def test_review_auth_error_during_bisection_stops_all_requests(fast: Path, sendg
 
 
 def test_review_retry_failed_sends_the_corrected_name(fast: Path, sendgrid_standin):
-    """Regression test (a bug found in review, now fixed): a recipient failed for a line break in the name; the writer fixes the list and runs
-    ``--retry-failed``. ``Journal.select`` refreshes email/name/fields only for rows that are
-    *pending* at that moment, and ``prepare`` calls ``requeue`` after ``select``, so the requeued row
-    keeps the stale name and fails again, for ever."""
+    """Regression test (a bug found in review, now fixed): a recipient failed for a line break in the name; the
+    writer fixes the list and runs ``--retry-failed``. ``Journal.select`` refreshes email/name/fields only for rows
+    that are *pending* at that moment, and ``prepare`` calls ``requeue`` after ``select``, so the requeued row keeps
+    the stale name and fails again, for ever."""
     csv_path = fast / "subscribers" / "example.csv"
     csv_path.write_text(csv_path.read_text().replace("Grace Hopper", '"Grace\nBcc: victim@example.org"'))
     first = run("send", ISSUE, "--list", "example", "--yes")
@@ -184,9 +184,9 @@ def test_review_retry_failed_sends_the_corrected_name(fast: Path, sendgrid_stand
 
 
 def test_review_retry_failed_keeps_custom_merge_fields(fast: Path, sendgrid_standin):
-    """Regression test (a bug found in review, now fixed): ``Journal.settle`` clears ``fields`` (the merge values other than email/name) for failed
-    rows; ``--retry-failed`` requeues the row after ``select`` declined to refresh it (not pending),
-    so the resent copy has every custom merge field blank."""
+    """Regression test (a bug found in review, now fixed): ``Journal.settle`` clears ``fields`` (the merge values
+    other than email/name) for failed rows; ``--retry-failed`` requeues the row after ``select`` declined to refresh
+    it (not pending), so the resent copy has every custom merge field blank."""
     issue_md = fast / ISSUE / "issue.md"
     issue_md.write_text(issue_md.read_text().replace(
         "Hi {{ subscriber.name | default('there') }},",
@@ -292,10 +292,10 @@ def test_review_plain_provider_error_leaves_no_row_in_flight(fast: Path, sendgri
 
 def test_review_unexpected_exception_mid_smtp_batch_is_not_treated_as_nothing_sent(
         newsletter_root: Path, smtp_tls_server, monkeypatch):
-    """Regression test (a bug found in review, now fixed): ``_Batches.finish``'s last branch treats *any* other exception as "nothing was delivered"
-    and releases the whole batch to pending. The SMTP provider delivers a batch one recipient at a
-    time and only converts ProviderError into DEFERRED after a partial delivery; any other exception
-    (here a ValueError while building the 3rd message) escapes after 2 messages went out, the 2 are
+    """Regression test (a bug found in review, now fixed): ``_Batches.finish``'s last branch treats *any* other
+    exception as "nothing was delivered" and releases the whole batch to pending. The SMTP provider delivers a batch
+    one recipient at a time and only converts ProviderError into DEFERRED after a partial delivery; any other
+    exception (here a ValueError while building the 3rd message) escapes after 2 messages went out, the 2 are
     released, and the next run mails them again."""
     from test_send_smtp import configure_smtp
 
@@ -398,9 +398,9 @@ def test_review_lock_is_released_after_an_auth_error(fast: Path, sendgrid_standi
 
 
 def test_review_test_to_same_address_twice_in_other_case(fast: Path, sendgrid_standin):
-    """Regression test (a bug found in review, now fixed): ``send_test`` de-duplicates --test-to addresses exactly (``dict.fromkeys``), so
-    ``--test-to a@x --test-to A@x`` reaches ``build_payload``, whose ValueError ("appears twice in one
-    batch") escapes as a traceback instead of one message or a clear error."""
+    """Regression test (a bug found in review, now fixed): ``send_test`` de-duplicates --test-to addresses exactly
+    (``dict.fromkeys``), so ``--test-to a@x --test-to A@x`` reaches ``build_payload``, whose ValueError ("appears
+    twice in one batch") escapes as a traceback instead of one message or a clear error."""
     result = CliRunner().invoke(main, ["send", ISSUE, "--test-to", "editor@example.com",
                                        "--test-to", "Editor@example.com"])
     assert not isinstance(result.exception, ValueError), f"crashed: {result.exception!r}"

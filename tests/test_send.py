@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.config import load_settings
 from newsletter.compose.content import write_issue_id
+from newsletter.config import load_settings
 from newsletter.sending.lock import exclusive
 
 ISSUE = "issues/2026-11-25-first-dispatch"
@@ -227,7 +227,7 @@ def test_test_to_sends_only_there_and_leaves_the_journal(sendgrid_newsletter: Pa
 def test_schedule_and_sandbox_reach_sendgrid(sendgrid_newsletter: Path, sendgrid_standin):
     import datetime as dt
 
-    when = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).replace(microsecond=0)
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).replace(microsecond=0)
     result = run("send", ISSUE, "--list", "example", "--yes", "--provider-at", when.isoformat())
     assert result.exit_code == 0, result.output
     assert {a.send_at for a in sendgrid_standin.accepted} == {int(when.timestamp())}

@@ -13,10 +13,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
+from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 from newsletter.config import load_settings
-from test_send import ISSUE, set_option, write_list
 
 BATCH = 100
 

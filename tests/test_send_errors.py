@@ -13,9 +13,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from smtp_fixtures import SMTP_PASSWORD
+from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
-from test_send import ISSUE, set_option, write_list
 
 
 def run(*args: str):

@@ -8,9 +8,9 @@ import shlex
 from pathlib import Path
 
 from click.testing import CliRunner
+from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
-from test_send import ISSUE, set_option, write_list
 
 
 def run(*args: str):

@@ -8,11 +8,11 @@ import sqlite3
 from pathlib import Path
 
 from click.testing import CliRunner
+from journal_reading import statuses
 from sendgrid_standin import Reply
+from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
-from test_send import ISSUE, set_option, write_list
-from journal_reading import statuses
 
 
 def run(*args: str):

@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from journal_reading import statuses
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
-
 from test_send import ISSUE, set_option
-from journal_reading import statuses
 
 RUNS = 50
 BUDGET_SECONDS = 420  # bounded in time: stop starting runs after this (the test then fails if too few ran)
@@ -63,7 +62,8 @@ def test_50_random_kill_9_runs_mail_nobody_twice_and_lose_nobody(newsletter_root
             name = f"k{run}"
             expected = _list(newsletter_root, name, 120 if smtp else 2000)
             provider = ["--provider", "smtp"] if smtp else []
-            def delivered() -> int:
+
+            def delivered(smtp: bool = smtp, name: str = name) -> int:
                 if smtp:
                     return sum(1 for r in smtp_server.handler.recipients() if r.startswith(f"{name}-"))
                 return sum(n for e, n in standin.counts().items() if e.startswith(f"{name}-"))

@@ -150,6 +150,6 @@ def test_a_domain_cap_of_zero_is_refused_not_read_as_no_cap(newsletter_root):
     """``"gmail.com" = 0`` reads like "send none to Gmail"; pacing would take it as "no cap" and send them all."""
     path = newsletter_root / "newsletter.toml"
     path.write_text(path.read_text() + '\n[send.domains]\n"gmail.com" = 0\n')
-    with pytest.raises(NewsletterError, match="send.domains") as error:
+    with pytest.raises(NewsletterError, match=r"send\.domains") as error:
         load_settings(newsletter_root)
     assert error.value.exit_code == 2 and "remove" in str(error.value.hint)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from smtp_fixtures import SMTP_PASSWORD
+from test_send import EXAMPLE_SUBSCRIBED, ISSUE, write_list
 
 from newsletter.cli import main
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, write_list
 
 
 def configure_smtp(root: Path, server, monkeypatch) -> None:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from test_send_staged import (
+    ISSUE,
+    READERS,
+    STAGES,
+    halt_at_stage_one,
+    send,
+    stage_members,
+    staged,  # noqa: F401 - the fixture
+)
 
 from newsletter.cli import main
-from test_send_staged import ISSUE, READERS, STAGES, halt_at_stage_one, send, stage_members
-from test_send_staged import staged  # noqa: F401 - the fixture
 
 
 @pytest.mark.parametrize("spec", ["abc", "0%", "50%,10%", "100"])

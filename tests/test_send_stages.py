@@ -50,7 +50,7 @@ def test_stages_and_thresholds_from_newsletter_toml(newsletter_root):
     assert settings.send.domains == (("gmail.com", 2000),)
 
     path.write_text(path.read_text().replace('"2%", "100%"', '"2%", "20%"'))
-    with pytest.raises(NewsletterError, match="send.stages"):
+    with pytest.raises(NewsletterError, match=r"send\.stages"):
         stages_of(load_settings(newsletter_root).send)
 
 

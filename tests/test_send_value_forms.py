@@ -14,7 +14,8 @@ def test_refusals_in_either_body_of_a_batch_fail_only_their_recipient(fast: Path
     plain = [f"reader{i}@example.com" for i in range(30)]
     two_forms = [f"pair{i}@example.org" for i in range(3)]  # names whose HTML and text forms differ
     rows = [f"{a},Reader {i},subscribed" for i, a in enumerate(plain)]
-    for position, (i, address) in zip((0, 12, 31), enumerate(two_forms)):  # first, among and after the others
+    # first, among and after the others
+    for position, (i, address) in zip((0, 12, 31), enumerate(two_forms), strict=True):
         rows.insert(position, f'{address},"Ann & Bob {i}",subscribed')
     (fast / "subscribers" / "mixed.csv").write_text("email,name,status\n" + "\n".join(rows) + "\n")
     sendgrid_standin.refuse_address("reader7@example.com", "The email address is not valid.")

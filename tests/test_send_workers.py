@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from journal_reading import forget_sends, statuses
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
 from test_send import ISSUE, set_option, write_list
@@ -24,7 +25,6 @@ from test_send import ISSUE, set_option, write_list
 from newsletter.cli import main
 from newsletter.compose.unsubscribe import verify_token
 from newsletter.sending.workers import BodyWorkers, worker_count
-from journal_reading import forget_sends, statuses
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 

@@ -23,15 +23,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sendgrid_fixtures import REPO, example_message
 
-from newsletter.config import load_settings
-from newsletter.errors import NewsletterError
 from newsletter.compose.merge import MergeField
 from newsletter.compose.personalize import UNSUBSCRIBE_FIELD, subscriber_values
+from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, UnsubscribeLinks, verify_token
+from newsletter.config import load_settings
+from newsletter.errors import NewsletterError
 from newsletter.providers.base import Message, Recipient, RejectedError
 from newsletter.providers.sendgrid import _shared_fields, build_payload, encode
 from newsletter.sending.journal import Row
 from newsletter.sending.workers import recipient_of, recipients_of
-from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, UnsubscribeLinks, verify_token
 
 ISSUE = REPO / "issues" / "2026-11-25-first-dispatch"
 SECRET = b"test secret for unsubscribe links"
@@ -258,7 +258,7 @@ def test_tokens_made_a_batch_at_a_time_are_the_same_tokens(settings):
     emails = [a.format(i=i) for i, a in enumerate(ADDRESSES)] + ["", "😀@example.com", "x" * 300 + "@example.com"]
     made = links.many(emails)
     assert made == [links(email) for email in emails]
-    for email, link in zip(emails, made):
+    for email, link in zip(emails, made, strict=True):
         token = reference_token(email)
         assert link == settings.unsubscribe_url.replace("{token}", token), email
         if email:  # (a token for no address is too short to verify, as it always was)

@@ -26,9 +26,11 @@ from sendgrid_fixtures import REPO, example_message
 from sendgrid_standin import DEFAULT_KEY, MAIL_SEND, SendGridStandIn
 
 from newsletter.cli import main
+from newsletter.compose.personalize import merge_values
+from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, unsubscribe_url
 from newsletter.config import SendGridSettings, load_settings
 from newsletter.errors import NewsletterError
-from newsletter.compose.personalize import merge_values
+from newsletter.lists import normalize_key
 from newsletter.providers.base import (
     SENT,
     AuthError,
@@ -39,8 +41,6 @@ from newsletter.providers.base import (
     TransientError,
 )
 from newsletter.providers.sendgrid import SendGridProvider, build_payload, from_settings
-from newsletter.lists import normalize_key
-from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, unsubscribe_url
 
 ISSUE = REPO / "issues" / "2026-11-25-first-dispatch"
 SECRET = b"test secret for unsubscribe links"
@@ -555,8 +555,8 @@ def test_only_recipients_whose_value_has_two_forms_carry_two_keys(settings, mess
     plain, own = (len(body["personalizations"][0]["substitutions"]) for body in parsed)
     assert plain < own
     # Each body's content and substitutions give every recipient exactly their own copy.
-    for (keys, _), body in zip(bodies, parsed):
-        for key, personalization in zip(keys, body["personalizations"]):
+    for (keys, _), body in zip(bodies, parsed, strict=True):
+        for key, personalization in zip(keys, body["personalizations"], strict=True):
             person = next(r for r in batch if r.key == key)
             html, text = message.personalize(person)
             assert substituted(body["content"][1]["value"], personalization["substitutions"]) == html

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
+from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option
 
 from newsletter.cli import main
 from newsletter.sending import journal as jn
 from newsletter.sending.sent_record import SentEntry, read_record, write_entry
-
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option
 
 FIFTY = [f"reader{i}@example.com" for i in range(50)]
 
@@ -197,7 +196,8 @@ def test_a_send_started_in_one_clone_is_finished_from_another_through_the_shared
     from journal_fixtures import fresh_schema_url
 
     set_option(sendgrid_newsletter, "send", f'journal_url = "{fresh_schema_url(postgres_url)}"\n'
-                                            "batch_size = 10\nconcurrency = 1\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.02\n"
+                                            "batch_size = 10\nconcurrency = 1\nbackoff_seconds = 0.01\n"
+                                            "max_backoff_seconds = 0.02\n"
                                             "outage_seconds = 0.2")
     _fifty(sendgrid_newsletter)
     other = _clone(sendgrid_newsletter, tmp_path / "other")  # cloned before anything was sent

@@ -11,11 +11,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from smtp_fixtures import SMTP_PASSWORD, SMTP_USER, SmtpServer  # a plugin (conftest.py): its asserts are rewritten
 
 from newsletter.compose.build import BuiltIssue, build_issue
+from newsletter.compose.personalize import merge_values
+from newsletter.compose.unsubscribe import unsubscribe_url
 from newsletter.config import Settings, SmtpSettings, load_settings
 from newsletter.errors import NewsletterError
-from newsletter.compose.personalize import merge_values
 from newsletter.providers.base import (
     DEFERRED,
     FAILED,
@@ -28,11 +30,6 @@ from newsletter.providers.base import (
     TransientError,
 )
 from newsletter.providers.smtp import SmtpProvider, from_settings
-from newsletter.compose.unsubscribe import unsubscribe_url
-
-pytest.register_assert_rewrite("smtp_fixtures")
-from smtp_fixtures import SMTP_PASSWORD, SMTP_USER, SmtpServer
-
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE = "2026-11-25-first-dispatch"
@@ -354,7 +351,7 @@ def test_a_line_break_in_a_name_fails_that_recipient_and_no_header_is_forged(
     settings, _ = example
     eve = recipient(settings, "eve@example.org", "Eve\r\nBcc: x@example.org")
     hidden = recipient(settings, "hidden@example.org", "=?utf-8?q?Eve=0D=0ABcc=3A_x=40example=2Eorg?=")
-    batch = readers[:4] + [eve] + readers[4:8] + [hidden]
+    batch = [*readers[:4], eve, *readers[4:8], hidden]
 
     deliveries = {d.key: d for d in send(smtp_server.provider(), message, batch)}
 

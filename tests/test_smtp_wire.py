@@ -10,13 +10,13 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
+from test_send import ISSUE
 
 from newsletter.compose.build import build_issue, make_message
-from newsletter.config import load_settings
 from newsletter.compose.personalize import subscriber_values
+from newsletter.config import load_settings
 from newsletter.providers.base import Recipient
 from newsletter.providers.smtp import encode
-from test_send import ISSUE
 
 NAMES = ["Ada Lovelace", "Grace Hopper, Rear Admiral", 'Edsger "EWD" Dijkstra', "Zoë Ünlü", "李小龙",
          ".starts with a dot", "<b>not html</b> & co", "x" * 300, "", "trailing space "]
@@ -55,7 +55,7 @@ def test_substituted_copy_parses_as_email_builds_it(newsletter_root: Path, index
         assert lf(got).rstrip("\n") == lf(expected).rstrip("\n")
     body_lines = copy.data.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
     assert max(len(line) for line in body_lines if not line.startswith(b"..")) <= 76
-    assert sorted(k.lower() for k in ours.keys()) == sorted(k.lower() for k in reference.keys())
+    assert sorted(k.lower() for k in ours) == sorted(k.lower() for k in reference)
 
 
 def _structure(message) -> list[tuple[int, str, str, str]]:

@@ -106,7 +106,8 @@ def test_a_new_list_is_created_with_a_header(tmp_path: Path) -> None:
     (b"email,name,city\nada@example.com,Ada,London\ngrace@example.org,Grace\n", 3,
      ["2 fields but the header has 3", "every row needs 2 separators"]),
     (b"email,name,email\nada@example.com,Ada,x\n", 1, ["names the column 'email' twice"]),
-    (b"email,name\nada@example.com,\"Ada\n" + b"x" * (1 << 20) + b"\n", 2, ["quote (\") opened in this row is never closed", "close the quote"]),
+    (b"email,name\nada@example.com,\"Ada\n" + b"x" * (1 << 20) + b"\n", 2,
+     ["quote (\") opened in this row is never closed", "close the quote"]),
     (b"", None, ["is empty", "header"]),
 ])
 def test_an_unreadable_list_names_file_line_and_fix_and_nothing_is_written(

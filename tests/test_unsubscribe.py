@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import main
-from newsletter.errors import NewsletterError
 from newsletter.compose.unsubscribe import make_token, verify_token
+from newsletter.errors import NewsletterError
 
 SECRET = b"test-secret-for-unsubscribe-links"  # conftest exports it as NEWSLETTER_UNSUBSCRIBE_SECRET
 

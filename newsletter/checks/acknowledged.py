@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 from ..themes import SHIPPED_THEMES
 from .framework import INFO, WARNING, Finding
 
@@ -29,10 +29,10 @@ def _acknowledgements(folder: Path, cache: dict[Path, dict[str, str]]) -> dict[s
             try:
                 data = tomllib.loads(path.read_text(encoding="utf-8")).get("acknowledged", {})
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-                raise NewsletterError(f"is not valid TOML: {err}", where=display_path(path)) from None
+                raise NewsletterError(f"is not valid TOML: {err}", where=path) from None
             if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
                 raise NewsletterError("[acknowledged] must map finding codes to reasons (strings)",
-                                      where=display_path(path))
+                                      where=path)
             table = data
         cache[folder] = table
     return cache[folder]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import lxml.html
 
-from ..errors import display_path
 from ..compose.markdown import is_absolute
 from ..compose.merge import TOKEN_PREFIX
 from ..compose.personalize import UNSUBSCRIBE_FIELD
+from ..errors import display_path
 from .framework import ERROR, INFO, WARNING, Check, CheckContext, Finding
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -23,7 +23,8 @@ def check_subject(ctx: CheckContext) -> Iterator[Finding]:
     where = display_path(ctx.issue_file)
     subject = ctx.issue.subject
     if not subject:
-        yield Finding(ERROR, "no-subject", "the issue has no subject", where, fix="add 'subject: ...' to the front matter")
+        yield Finding(ERROR, "no-subject", "the issue has no subject", where,
+                      fix="add 'subject: ...' to the front matter")
     elif len(subject) > MAX_SUBJECT:
         yield Finding(WARNING, "long-subject", f"the subject is {len(subject)} characters; mail clients cut it "
                       f"around {MAX_SUBJECT}", *ctx.place_in(ctx.issue_file, "subject:"),

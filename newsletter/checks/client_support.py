@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import lxml.html
@@ -75,7 +76,7 @@ class Feature:
     title: str
     url: str
     category: str
-    stats: Mapping
+    stats: Mapping[str, Any]  # family -> platform -> version -> 'y #1'
     notes: Mapping[str, str]
 
     def support(self, family: str, platform: str) -> tuple[str, tuple[str, ...]] | None:
@@ -101,7 +102,7 @@ class Usage:
 class SupportData:
     """The caniemail data set indexed by the names the email's HTML and CSS use."""
 
-    def __init__(self, raw: Mapping):
+    def __init__(self, raw: Mapping[str, Any]):
         self.nicenames = raw.get("nicenames", {})
         self.features: dict[str, Feature] = {}
         self.properties: dict[str, list[str]] = defaultdict(list)
@@ -295,7 +296,7 @@ class _Collector:
             if not match:
                 break
             position = match.end()
-            kind = match.lastgroup
+            kind = match.lastgroup or ""  # every alternative of the pattern is a named group
             text = match.group()
             if kind == "combinator":
                 simple_count = 0
@@ -389,7 +390,9 @@ def features_used(html: str, document: lxml.html.HtmlElement, data: SupportData)
 def _client_label(data: SupportData, family: str, platform: str) -> str:
     family_name = data.nicenames.get("family", {}).get(family, family)
     platform_name = data.nicenames.get("platform", {}).get(platform, platform)
-    return platform_name if family_name.split()[0].lower() in platform_name.lower() else f"{family_name} {platform_name}"
+    if family_name.split()[0].lower() in platform_name.lower():
+        return platform_name
+    return f"{family_name} {platform_name}"
 
 
 def _grouped(data: SupportData, clients: list[tuple[str, str]]) -> str:
@@ -432,7 +435,8 @@ def support_findings(ctx: CheckContext, data: SupportData | None = None) -> Iter
             parts.append(f"only partly supported in {_grouped(data, partial)}")
         message = f"{feature.category.upper()} feature '{feature.title}'{used} is {'; '.join(parts)}"
         if notes:
-            message += ". " + " ".join(f"[{_grouped(data, clients)}] {note.rstrip()}" for note, clients in notes.items())
+            message += ". " + " ".join(f"[{_grouped(data, clients)}] {note.rstrip()}"
+                                       for note, clients in notes.items())
         fix = f"check it has a fallback in those clients: {feature.url}" if unsupported else f"see {feature.url}"
         yield Finding(WARNING if unsupported else INFO, f"client-support:{slug}", message, where, line, fix)
 

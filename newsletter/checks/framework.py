@@ -16,16 +16,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import lxml.html
 
 from ..compose.build import BuiltIssue, sample_message, sample_values
-from ..config import Settings
 from ..compose.content import ISSUE_FILE, Issue
-from ..errors import display_path
 from ..compose.personalize import Personalizer
+from ..config import Settings
+from ..errors import display_path
 from ..themes import HTML_TEMPLATE, SHIPPED_THEMES, TEXT_TEMPLATE
 
 ERROR = "error"
@@ -55,7 +55,7 @@ class Finding:
             return ""
         return f"{self.where}:{self.line}" if self.line else self.where
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 

@@ -20,6 +20,8 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.client import HTTPMessage
+from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .. import __version__
@@ -27,6 +29,9 @@ from ..compose.markdown import is_absolute
 from ..compose.merge import TOKEN_PREFIX
 from ..compose.personalize import UNSUBSCRIBE_FIELD
 from .framework import ERROR, WARNING, CheckContext, Finding
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 USER_AGENT = f"newsletter-link-check/{__version__} (+https://pypi.org/project/newsletter/)"
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
@@ -57,7 +62,7 @@ class LinkStatus:
     timed_out: bool = False
 
 
-def links_in(document) -> list[LinkUse]:
+def links_in(document: HtmlElement) -> list[LinkUse]:
     """Every link (<a href>) and image (<img src>) address in the email, in document order."""
     uses = []
     for element in document.iter("a", "img"):
@@ -155,7 +160,8 @@ class _KeepMethodRedirects(urllib.request.HTTPRedirectHandler):
 
     max_redirections = _MAX_REDIRECTS
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and req.get_method() == "HEAD":
             new.method = "HEAD"

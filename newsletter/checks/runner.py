@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from ..compose.build import build
-from ..config import Settings
 from ..compose.content import load_issue
+from ..config import Settings
 from . import accessibility, basic, clicks, client_support, links, shipping, spam
 from .acknowledged import acknowledge
 from .framework import SEVERITIES, Check, CheckContext, CheckOptions, Finding
@@ -25,7 +25,7 @@ def all_checks() -> list[Check]:
             *spam.CHECKS, *clicks.CHECKS]
 
 
-def _order(finding: Finding) -> tuple:
+def _order(finding: Finding) -> tuple[int, str, int]:
     rank = SEVERITIES.index(finding.severity) if finding.severity in SEVERITIES else len(SEVERITIES)
     return rank, finding.where, finding.line or 0
 

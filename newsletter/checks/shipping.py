@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import shlex
-
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..compose.relative_links import RelativeAddress, relative_addresses
 from ..compose.content import PLACEHOLDER_INTRO
-from ..errors import display_path
+from ..compose.relative_links import RelativeAddress, relative_addresses
 from ..compose.render import issue_base_url
+from ..errors import display_path
 from ..themes.layout import content_width
 from .framework import ERROR, WARNING, Check, CheckContext, Finding, Place
 

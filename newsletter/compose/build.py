@@ -7,23 +7,23 @@ for a sample recipient so they read naturally.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
-import datetime as dt
 from email.message import EmailMessage
 from pathlib import Path
 
 from ..config import Settings
+from ..errors import NewsletterError
+from ..providers.base import Message, Recipient
+from ..themes import HTML_TEMPLATE
 from .content import Issue, load_issue, require_complete
-from ..errors import NewsletterError, display_path
 from .inline import inline_css
 from .inline_images import carry_inline, local_images
 from .merge import MergeField
 from .message import InlineImage, list_id
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
-from ..themes import HTML_TEMPLATE
-from ..providers.base import Message, Recipient
 from .unsubscribe import unsubscribe_url, uses_sendgrid_group
 
 SAMPLE_RECIPIENT = {"email": "reader@example.com", "name": "Sample Reader"}
@@ -137,7 +137,7 @@ def write_build(settings: Settings, built: BuiltIssue, out_dir: Path) -> list[tu
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise NewsletterError(f"cannot create the output folder: {err.strerror}", where=display_path(out_dir)) from None
+        raise NewsletterError(f"cannot create the output folder: {err.strerror}", where=out_dir) from None
     outputs = {
         "email.html": html_part.fill(values).encode("utf-8"),
         "email.txt": text_part.fill(values).encode("utf-8"),

@@ -17,6 +17,7 @@ from typing import Any
 
 import frontmatter
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
 from ..errors import NewsletterError, display_path, os_error
 
@@ -91,9 +92,9 @@ def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise NewsletterError("file not found", where=display_path(path)) from None
+        raise NewsletterError("file not found", where=path) from None
     except IsADirectoryError:
-        raise NewsletterError("is a folder, expected a file", where=display_path(path)) from None
+        raise NewsletterError("is a folder, expected a file", where=path) from None
     except OSError as err:  # no permission, a link loop, a failing disk: one clear error, not a traceback
         raise os_error(err, path, "read") from None
     try:
@@ -101,7 +102,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise NewsletterError(
-            "is not UTF-8 text", where=display_path(path), line=line,
+            "is not UTF-8 text", where=path, line=line,
             hint="save the file as UTF-8 in your editor",
         ) from None
 
@@ -124,7 +125,7 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]
     """Return (front matter, body, line where the body starts) of a Markdown file."""
     if not text.startswith("---"):
         return {}, text, 1
-    raw_meta, body = frontmatter.YAMLHandler().split(text)
+    raw_meta, body = YAMLHandler().split(text)
     try:
         meta = yaml.safe_load(raw_meta) or {}
     except yaml.YAMLError as err:
@@ -132,19 +133,19 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]
         line = mark.line + 1 if mark is not None else None  # raw_meta starts after '---' but keeps its line break
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise NewsletterError(
-            f"front matter is not valid YAML: {problem}", where=display_path(path), line=line,
+            f"front matter is not valid YAML: {problem}", where=path, line=line,
             hint="check the quoting and indentation between the '---' lines",
         ) from None
     except ValueError:  # YAML reads 2026-13-45 as a date, and the date does not exist
         number, value = _impossible_date(raw_meta)
         raise NewsletterError(
-            f"front matter holds a date that does not exist: {value}", where=display_path(path),
+            f"front matter holds a date that does not exist: {value}", where=path,
             line=number,  # raw_meta's first line is the rest of the opening '---' line
             hint="write it as YYYY-MM-DD with a real month and day, e.g. date: 2026-03-03",
         ) from None
     if not isinstance(meta, dict):
         raise NewsletterError(
-            "front matter must be 'key: value' lines", where=display_path(path), line=2,
+            "front matter must be 'key: value' lines", where=path, line=2,
         )
     body_line = text[: len(text) - len(body)].count("\n") + 1 if body else text.count("\n") + 1
     return meta, body, body_line
@@ -155,11 +156,11 @@ def _string_field(meta: dict[str, Any], key: str, path: Path, text: str = "") ->
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        raise NewsletterError(f"front matter field '{key}' must be text", where=display_path(path),
+        raise NewsletterError(f"front matter field '{key}' must be text", where=path,
                               line=_field_line(text, key))
     if isinstance(value, bool):  # YAML reads true, false, yes, no, on and off unquoted as true or false
         raise NewsletterError(f"front matter field '{key}' must be text, not {str(value).lower()} (YAML reads an "
-                              "unquoted true, false, yes, no, on or off as true or false)", where=display_path(path),
+                              "unquoted true, false, yes, no, on or off as true or false)", where=path,
                               line=_field_line(text, key),
                               hint=f"put the text in quotes, like {key}: \"Yes\"")
     return str(value).strip()
@@ -186,7 +187,7 @@ def _check_known_fields(meta: dict[str, Any], known: tuple[str, ...], path: Path
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
-            raise NewsletterError(f"unknown front matter field '{key}'", where=display_path(path), hint=hint)
+            raise NewsletterError(f"unknown front matter field '{key}'", where=path, hint=hint)
 
 
 def load_article(path: Path) -> Article:
@@ -196,10 +197,10 @@ def load_article(path: Path) -> Article:
     _check_known_fields(meta, ARTICLE_FIELDS, path)
     title = _string_field(meta, "title", path, text)
     if not title:
-        raise NewsletterError("article has no 'title' in its front matter", where=display_path(path),
+        raise NewsletterError("article has no 'title' in its front matter", where=path,
                               hint="add 'title: ...' between the '---' lines")
     if not body.strip():
-        raise NewsletterError("article is empty", where=display_path(path),
+        raise NewsletterError("article is empty", where=path,
                               hint="write the article below the front matter, or remove it from the issue")
     alt = meta.get("image_alt")
     return Article(
@@ -227,7 +228,7 @@ def _article_date(meta: dict[str, Any], path: Path) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value).strip())
     except ValueError:
-        raise NewsletterError(f"article date '{value}' is not a date", where=display_path(path),
+        raise NewsletterError(f"article date '{value}' is not a date", where=path,
                               hint="write it as YYYY-MM-DD, e.g. date: 2026-03-03") from None
 
 
@@ -241,7 +242,7 @@ def _issue_date(meta: dict[str, Any], folder: Path, path: Path) -> dt.date:
         try:
             return dt.date.fromisoformat(str(value).strip())
         except ValueError:
-            raise NewsletterError(f"date '{value}' is not a date", where=display_path(path),
+            raise NewsletterError(f"date '{value}' is not a date", where=path,
                                   hint="write it as YYYY-MM-DD") from None
     match = _DATED_FOLDER.match(folder.name)
     if match:
@@ -266,7 +267,7 @@ def _article_path(folder: Path, name: str, issue_file: Path, text: str) -> Path:
         resolved = article_path
     if resolved == folder or not resolved.is_relative_to(folder):
         raise NewsletterError(
-            f"article '{name}' is not inside the issue folder", where=display_path(issue_file),
+            f"article '{name}' is not inside the issue folder", where=issue_file,
             line=_line_naming(text, name),
             hint=f"move the file into {display_path(folder)} and list it by its name there, like 'article.md'",
         )
@@ -290,24 +291,24 @@ def load_issue(folder: Path) -> Issue:
         hint = "create one with: newsletter new \"Title\""
         if folder.name == ISSUE_FILE:
             hint = f"pass the folder, not {ISSUE_FILE}"
-        raise NewsletterError("issue folder not found", where=display_path(folder), hint=hint)
+        raise NewsletterError("issue folder not found", where=folder, hint=hint)
     folder = folder.resolve()  # "." or a symlink name the same issue (and the same journal rows) as its path
     path = folder / ISSUE_FILE
     if not path.exists():
-        raise NewsletterError(f"no {ISSUE_FILE} in the issue folder", where=display_path(folder),
+        raise NewsletterError(f"no {ISSUE_FILE} in the issue folder", where=folder,
                               hint="create one with: newsletter new \"Title\"")
     text = read_text(path)
     meta, body, body_line = split_front_matter(text, path)
     _check_known_fields(meta, ISSUE_FIELDS, path)
     names = meta.get("articles") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise NewsletterError("'articles' must be a list of file names", where=display_path(path),
+        raise NewsletterError("'articles' must be a list of file names", where=path,
                               hint="write one '- file.md' line per article under 'articles:'")
     number = meta.get("number")
     if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
         raise NewsletterError(f"'number' must be a whole number from 1 up (the issue's number in the series), not "
                               f"{str(number).lower() if isinstance(number, bool) else repr(number)}",
-                              where=display_path(path), line=_field_line(text, "number"),
+                              where=path, line=_field_line(text, "number"),
                               hint="write it like number: 12, or remove the line for an issue without a number")
     articles: list[Article] = []
     missing: list[str] = []
@@ -320,7 +321,7 @@ def load_issue(folder: Path) -> Issue:
     theme = meta.get("theme")
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
-        raise NewsletterError(f"'draft' must be true or false, not '{draft}'", where=display_path(path),
+        raise NewsletterError(f"'draft' must be true or false, not '{draft}'", where=path,
                               line=_field_line(text, "draft"))
     return Issue(
         path=folder,
@@ -348,7 +349,7 @@ def _text_list(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[s
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise NewsletterError(f"'{key}' must be a list of texts, one '- ...' line each", where=display_path(path),
+        raise NewsletterError(f"'{key}' must be a list of texts, one '- ...' line each", where=path,
                               line=_line_naming(text, f"{key}:"))
     return tuple(item.strip() for item in value)
 
@@ -357,7 +358,7 @@ def _subject_variants(meta: dict[str, Any], path: Path, text: str) -> tuple[str,
     variants = _text_list(meta, "subject_variants", path, text)
     if (variants and not 2 <= len(variants) <= MAX_SUBJECT_VARIANTS) or len(set(variants)) != len(variants):
         raise NewsletterError(f"'subject_variants' needs 2 to {MAX_SUBJECT_VARIANTS} different subjects, not "
-                              f"{len(set(variants))}", where=display_path(path),
+                              f"{len(set(variants))}", where=path,
                               line=_line_naming(text, "subject_variants:"),
                               hint="list the subjects to test, one '- ...' line each, or remove the field")
     return variants
@@ -375,14 +376,14 @@ def _send_to(meta: dict[str, Any], path: Path, text: str) -> tuple[str, ...]:
     line = _line_naming(text, "send_to")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
         raise NewsletterError("'send_to' must name the lists to send the issue to, like send_to: readers",
-                              where=display_path(path), line=line)
+                              where=path, line=line)
     if meta.get("send_at") in (None, ""):
-        raise NewsletterError("'send_to' needs 'send_at': when to send it", where=display_path(path), line=line,
+        raise NewsletterError("'send_to' needs 'send_at': when to send it", where=path, line=line,
                               hint='add send_at: "2027-03-02T09:00+01:00" (quoted), or remove send_to')
     try:
         return tuple(check_list_name(n.strip()) for n in names)
     except NewsletterError as err:
-        raise NewsletterError(f"'send_to': {err.reason}", where=display_path(path), line=line, hint=err.hint) from None
+        raise NewsletterError(f"'send_to': {err.reason}", where=path, line=line, hint=err.hint) from None
 
 
 def _send_at(value: Any, path: Path, text: str) -> dt.datetime | None:
@@ -395,7 +396,7 @@ def _send_at(value: Any, path: Path, text: str) -> dt.datetime | None:
         try:
             moment = dt.datetime.fromisoformat(str(value).strip())
         except ValueError:
-            raise NewsletterError(f"'send_at' is not a date and time: {value!r}", where=display_path(path),
+            raise NewsletterError(f"'send_at' is not a date and time: {value!r}", where=path,
                                   line=_line_naming(text, "send_at"),
                                   hint='write it like send_at: "2027-03-02T09:00+01:00" (quoted)') from None
     return moment if moment.tzinfo else moment.astimezone()
@@ -414,7 +415,7 @@ def checked_issue_id(value: Any, path: Path) -> str:
     text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
     if text is None or not _ISSUE_ID.match(text):
         raise NewsletterError(f"'id' must be a plain name of letters, digits, '.', '_' or '-', not {value!r}",
-                              where=display_path(path),
+                              where=path,
                               hint="restore the id a send wrote (see git log -p issue.md), or delete the 'id:' "
                                    "line so that the next send gives the issue a new one")
     return text
@@ -426,7 +427,7 @@ def require_complete(issue: Issue) -> None:
         name = issue.missing_articles[0]
         raise NewsletterError(
             f"article '{name}' is listed but the file does not exist",
-            where=display_path(issue.path / ISSUE_FILE),
+            where=issue.path / ISSUE_FILE,
             hint=f"create {display_path(issue.path / name)} or remove it from 'articles'",
         )
 
@@ -441,18 +442,17 @@ def new_issue(issues_dir: Path, title: str, date: dt.date, number: int | None = 
         raise NewsletterError(f"title '{title}' has no letters or digits to name a folder with")
     folder = issues_dir / f"{date.isoformat()}-{slug}"
     if folder.exists():
-        raise NewsletterError("issue folder already exists", where=display_path(folder),
+        raise NewsletterError("issue folder already exists", where=folder,
                               hint="choose another title or date")
     folder.mkdir(parents=True)
+    meta: dict[str, Any] = {"id": new_issue_id(), "subject": title, "preheader": "", "date": date.isoformat()}
+    if number is not None:
+        meta["number"] = number
+    meta["articles"] = []
     post = frontmatter.Post(
         f"{PLACEHOLDER_INTRO} You can greet each reader: "
         "Hi {{ subscriber.name | default('there') }}!\n",
-        id=new_issue_id(),
-        subject=title,
-        preheader="",
-        date=date.isoformat(),
-        **({"number": number} if number is not None else {}),
-        articles=[],
+        **meta,
     )
     (folder / ISSUE_FILE).write_text(frontmatter.dumps(post, sort_keys=False) + "\n", encoding="utf-8")
     return folder
@@ -481,13 +481,13 @@ def write_issue_id(folder: Path, issue_id: str) -> str:
                 return checked_issue_id(meta["id"], path)
             first = data.find(b"\n")
             if first < 0 or data[:first].rstrip(b"\r").lstrip(b"\xef\xbb\xbf") != b"---":
-                raise NewsletterError("has no front matter to record the issue's id in", where=display_path(path),
+                raise NewsletterError("has no front matter to record the issue's id in", where=path,
                                       hint="start the file with a '---' line and the issue's fields")
             newline = b"\r\n" if data[:first].endswith(b"\r") else b"\n"
             file.seek(0)
             file.write(data[:first + 1] + f"id: {issue_id}".encode() + newline + data[first + 1:])
     except OSError as err:
-        raise NewsletterError(f"cannot record the issue's id: {err.strerror}", where=display_path(path),
+        raise NewsletterError(f"cannot record the issue's id: {err.strerror}", where=path,
                               hint=f"make the file writable, or add the line 'id: {issue_id}' to its front "
                                    "matter yourself") from None
     return issue_id

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dateparser.date import DateDataParser
 
 LANGUAGES = ["en"]
 _LONGEST = 60  # characters: a byline's date, not a sentence that happens to hold one
 
 
 @lru_cache(maxsize=1)
-def _parser():
+def _parser() -> DateDataParser:
     from dateparser.date import DateDataParser  # loads its language data: only when a byline has a date
 
     return DateDataParser(languages=LANGUAGES, settings={

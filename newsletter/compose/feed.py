@@ -73,7 +73,7 @@ def read_feed(source: str) -> list[FeedItem]:
         try:
             data = path.read_bytes()
         except OSError as err:
-            raise NewsletterError(f"cannot read the feed ({err.strerror})", where=display_path(path),
+            raise NewsletterError(f"cannot read the feed ({err.strerror})", where=path,
                                   hint="give the path of an Atom or RSS file, or its http(s) address") from None
         parsed = feedparser.parse(data)
         where = display_path(path)

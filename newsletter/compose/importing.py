@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from ..errors import NewsletterError, display_path, os_error
 from . import scraped
 from .content import (
     ISSUE_FILE,
@@ -33,7 +34,6 @@ from .content import (
     split_front_matter,
     write_article,
 )
-from ..errors import NewsletterError, display_path, os_error
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_SCHEMES = frozenset({"http", "https"})
@@ -69,14 +69,14 @@ def import_into_issue(source: Path, issue_dir: Path, *, url: str | None = None, 
     issue_file = issue_dir / ISSUE_FILE
     if not issue_file.is_file():
         what = "issue folder not found" if not issue_dir.is_dir() else f"no {ISSUE_FILE} in the issue folder"
-        raise NewsletterError(what, where=display_path(issue_dir),
+        raise NewsletterError(what, where=issue_dir,
                               hint='create the issue first with: newsletter new "Title"')
     split_front_matter(read_text(issue_file), issue_file)  # a broken issue.md fails before anything is written
     article = import_article(source, url=url)
     target = issue_dir / article.path.name
     if target.exists() and not overwrite and not _same_file(target, Path(source)):
         raise NewsletterError(
-            "an article file with this name already exists", where=display_path(target),
+            "an article file with this name already exists", where=target,
             hint="pass --force to replace it, or rename the existing file",
         )
     write_article(target, replace(article, path=target))
@@ -89,8 +89,8 @@ def import_warnings(article_path: Path, *, page_address_known: bool) -> list[tup
     check`` reports the same, with their lines): a local image the issue folder does not hold (a
     draft's images stay beside the draft), and, when the page's address is unknown, relative
     addresses the page wrote for its own site, which land on the newsletter's own site."""
-    from .relative_links import relative_addresses
     from ..config import find_root, load_settings
+    from .relative_links import relative_addresses
 
     issue_dir = article_path.parent
     try:
@@ -99,7 +99,8 @@ def import_warnings(article_path: Path, *, page_address_known: bool) -> list[tup
         base_url = ""
     base = f"{base_url}{issue_dir.name}/" if base_url else ""
     warnings: list[tuple[str, str]] = []
-    own_site_fix = "import it again with --url <the page's web address>, or write full https:// addresses in the article"
+    own_site_fix = ("import it again with --url <the page's web address>, "
+                    "or write full https:// addresses in the article")
     for address in relative_addresses(load_article(article_path).body, issue_dir, base):
         if address.tag == "img" and address.local is not None and not address.local.is_file():
             warnings.append((f"image '{address.url}' is not in the issue folder, so every reader would get a "
@@ -150,7 +151,7 @@ def read_scraped_text(source: Path, url: str | None) -> Article:
     """Text copied or scraped from a web page: title on the first line, site clutter around it."""
     found = scraped.clean(read_text(source))
     if not found.title:
-        raise NewsletterError("has no text to import", where=display_path(source))
+        raise NewsletterError("has no text to import", where=source)
     return _article(source, title=found.title, author=found.author, body=found.body, url=url, date=found.date)
 
 
@@ -184,7 +185,7 @@ def reader_for(source: Path) -> Reader:
         text = head[: err.start].decode("utf-8") if err.start > len(head) - 4 else None
     if text is None:
         raise NewsletterError(f"cannot import a '{source.suffix or 'extensionless'}' file: it is not text",
-                              where=display_path(source),
+                              where=source,
                               hint=f"save the article as scraped text, a web page or Markdown ({known})")
     start = text.lstrip()
     if start.startswith("---"):
@@ -199,9 +200,9 @@ def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise NewsletterError("file not found", where=display_path(path)) from None
+        raise NewsletterError("file not found", where=path) from None
     except IsADirectoryError:
-        raise NewsletterError("is a folder, expected a file", where=display_path(path)) from None
+        raise NewsletterError("is a folder, expected a file", where=path) from None
     except OSError as err:
         raise os_error(err, path, "read") from None
 
@@ -211,7 +212,7 @@ def _article(source: Path, *, title: str, author: str, body: str, url: str | Non
     """The finished Article; ``url``, the page's address, is also the base for its relative links."""
     body = finish_body(body, url)
     if not body.strip():
-        raise NewsletterError("found no article text to import", where=display_path(source),
+        raise NewsletterError("found no article text to import", where=source,
                               hint="check that this is the article's page or text")
     return Article(path=source, title=title, body=body, author=author, source_url=url or "", summary=summary,
                    date=date)

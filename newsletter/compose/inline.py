@@ -71,7 +71,8 @@ def inline_css(html: str, *, source: str = "template") -> str:
         written = _written_sizes(tree)
         inliner.transform(tree.getroot())
         _settle_sizes(tree, written)
-        return etree.tostring(tree, method="html", encoding="unicode")
+        inlined: str = etree.tostring(tree, method="html", encoding="unicode")
+        return inlined
     except (premailer.premailer.ExternalNotFoundError, ValueError) as err:
         raise NewsletterError(f"CSS could not be inlined: {err}", where=display_path(source),
                               hint="check the theme's style.css") from None

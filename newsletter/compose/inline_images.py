@@ -84,7 +84,7 @@ def carry_inline(html: str, images: Mapping[str, Path], from_address: str) -> tu
             try:
                 data = path.read_bytes()
             except OSError as err:
-                raise NewsletterError(f"cannot read the image: {err.strerror}", where=display_path(path)) from None
+                raise NewsletterError(f"cannot read the image: {err.strerror}", where=path) from None
             digest = hashlib.sha256(data).hexdigest()[:16]
             name = _UNSAFE_NAME.sub("_", path.name) or "image"
             carried[path] = InlineImage(f"{len(carried) + 1}.{digest}@{domain}", name, content_type, data)

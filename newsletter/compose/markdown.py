@@ -14,12 +14,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
+
+if TYPE_CHECKING:
+    from markdown_it.renderer import RendererHTML
+    from markdown_it.utils import EnvType, OptionsDict
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "caption", "code", "del", "em", "figcaption", "figure",
@@ -63,7 +68,7 @@ def parser() -> MarkdownIt:
     return md
 
 
-def _render_image(renderer, tokens: list[Token], idx: int, options, env: dict) -> str:
+def _render_image(renderer: RendererHTML, tokens: list[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
     """An image with the size ``env["image_size"]`` gives it (if any), then the usual ``<img>``."""
     token = tokens[idx]
     image_size: ImageSize | None = env.get("image_size")

@@ -19,6 +19,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote
 
 TOKEN_PREFIX = "NLMRG"
@@ -51,7 +52,8 @@ class MergeField:
         as it is, rather than a call per value; a value holding NUL itself is escaped on its own.
         """
         fallback = self.fallback
-        texts = values if all(values) else [value if value else fallback for value in values]
+        # all(values): no value is None or empty, so each is a str
+        texts = cast("Sequence[str]", values) if all(values) else [value if value else fallback for value in values]
         if self.flavour == "H":
             joined = "\0".join(texts)
             if joined.count("\0") == len(texts) - 1:
@@ -87,7 +89,7 @@ class MergeRegistry:
 class MergeToken:
     """What a template sees for ``subscriber.name``: prints as its token, takes a ``default``."""
 
-    __slots__ = ("_registry", "name", "fallback", "flavour")
+    __slots__ = ("_registry", "fallback", "flavour", "name")
 
     def __init__(self, registry: MergeRegistry, name: str, flavour: str, fallback: str = ""):
         self._registry = registry

@@ -8,8 +8,10 @@ samples and SMTP delivery alike, so all three produce the same bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.base64mime
+import email.errors
 import email.policy
 import hashlib
 import re
@@ -20,7 +22,6 @@ from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid, parseaddr
-import datetime as dt
 
 from ..errors import NewsletterError
 
@@ -144,6 +145,11 @@ def may_break_lines(values: Iterable[str]) -> bool:
     return "\r" in joined or "\n" in joined or "\x00" in joined or "=?" in joined
 
 
+# What decoding RFC 2047 encoded words raises for ones that are not valid: a malformed word (email.errors,
+# binascii.Error, a ValueError), an unknown charset (LookupError), bytes the charset cannot decode.
+_UNDECODABLE = (email.errors.MessageError, LookupError, ValueError)
+
+
 def refuse_line_breaks(field_name: str, value: str) -> str:
     """Return ``value`` if it is safe in a header, else raise naming the field."""
     if "\r" not in value and "\n" not in value and "\x00" not in value and "=?" not in value:
@@ -154,7 +160,7 @@ def refuse_line_breaks(field_name: str, value: str) -> str:
             for part, charset in decode_header(value):
                 if isinstance(part, bytes):
                     candidates.append(part.decode(charset or "ascii", errors="replace"))
-        except Exception:
+        except _UNDECODABLE:
             pass
     for text in candidates:
         if "\r" in text or "\n" in text or "\x00" in text:
@@ -175,7 +181,7 @@ def _address(field_name: str, value: str, name: str = "") -> Address:
     local, _, domain = addr.rpartition("@")
     try:
         return Address(display_name=display, username=local, domain=domain)
-    except Exception as err:  # email.errors.* for characters an address cannot hold
+    except (ValueError, email.errors.MessageError) as err:  # characters an address cannot hold
         raise NewsletterError(f"{field_name} is not a valid address: {value!r} ({err})") from None
 
 
@@ -203,7 +209,7 @@ def build_message(envelope: Envelope, text: str, html: str, *, date: dt.datetime
         msg["Reply-To"] = reply_to
         intended["reply-to"] = str(reply_to)
     put("Subject", envelope.subject)
-    put("Date", format_datetime(date or dt.datetime.now(dt.timezone.utc)))
+    put("Date", format_datetime(date or dt.datetime.now(dt.UTC)))
     put("Message-ID", message_id or make_msgid(domain=sender.domain))
     if envelope.list_unsubscribe:
         put("List-Unsubscribe", ", ".join(f"<{url}>" for url in envelope.list_unsubscribe))
@@ -237,16 +243,17 @@ def _decoded(value: str) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except Exception:  # not valid encoded words: compared as written
+    except _UNDECODABLE:  # not valid encoded words: compared as written
         return value
 
 
 def _verify(msg: EmailMessage, intended: Mapping[str, str]) -> None:
     """Parse the message back and insist on exactly the intended top-level headers."""
     raw = msg.as_bytes()
-    parsed = (email.message_from_string(raw.decode("utf-8"), policy=email.policy.default) if msg.policy.utf8
+    utf8 = isinstance(msg.policy, email.policy.EmailPolicy) and msg.policy.utf8
+    parsed = (email.message_from_string(raw.decode("utf-8"), policy=email.policy.default) if utf8
               else email.message_from_bytes(raw, policy=email.policy.default))
-    names = [name.lower() for name in parsed.keys() if name.lower() != "content-type"]
+    names = [name.lower() for name in parsed if name.lower() != "content-type"]
     if sorted(names) != sorted(intended):
         extra = sorted(set(names) - set(intended))
         raise NewsletterError(f"built message has unexpected headers {extra or names}; refusing to send it")

@@ -20,7 +20,7 @@ UNSUBSCRIBE_FIELD = "unsubscribe_url"
 class Personalizer:
     """A rendered part (HTML or text), pre-split at its tokens for fast filling."""
 
-    __slots__ = ("_pieces", "_fields", "fields")
+    __slots__ = ("_fields", "_pieces", "fields")
 
     def __init__(self, rendered: str, fields: Iterable[MergeField]):
         by_token = {f.token: f for f in fields}
@@ -28,7 +28,7 @@ class Personalizer:
         # parts: [text, number, flavour, text, number, flavour, ..., text]
         self._pieces: list[str] = parts[0::3]
         self._fields: list[MergeField] = []
-        for number, flavour in zip(parts[1::3], parts[2::3]):
+        for number, flavour in zip(parts[1::3], parts[2::3], strict=True):
             token = f"{TOKEN_PREFIX}{number}{flavour}"
             if token not in by_token:
                 raise ValueError(f"unknown merge token {token} in rendered output")
@@ -44,7 +44,7 @@ class Personalizer:
         """The part with every token replaced by the recipient's escaped value (or the fallback)."""
         pieces = self._pieces
         out = [pieces[0]]
-        for field, piece in zip(self._fields, pieces[1:]):
+        for field, piece in zip(self._fields, pieces[1:], strict=True):
             out.append(field.render(values.get(field.name)))
             out.append(piece)
         return "".join(out)
@@ -57,7 +57,7 @@ def merge_values(columns: Mapping[str, str], unsubscribe_url: str) -> dict[str, 
     return values
 
 
-def subscriber_values(email: str, name: str, fields: Mapping[str, str], unsubscribe_url: str) -> dict[str, str]:
+def subscriber_values(email: str, name: str, fields: Mapping[str, str] | None, unsubscribe_url: str) -> dict[str, str]:
     """``merge_values`` for a journal row: address and name, the other columns the issue uses, the link."""
     values = {"subscriber.email": email, "subscriber.name": name, UNSUBSCRIBE_FIELD: unsubscribe_url}
     if fields:
@@ -73,7 +73,7 @@ def subscriber_values_of(emails: Sequence[str], names: Sequence[str], fields: Se
     return list(map(subscriber_values, emails, names, _parsed(fields), unsubscribe_urls))
 
 
-def _parsed(texts: Sequence[str | None]) -> list[object]:
+def _parsed(texts: Sequence[str | None]) -> list[Mapping[str, str] | None]:
     """Each JSON text parsed (None for "" or None): ``json.loads`` once for the batch, its texts read
     as one array, rather than once per row (whose call costs more than the parse).
 
@@ -81,6 +81,7 @@ def _parsed(texts: Sequence[str | None]) -> list[object]:
     that is not one value) parses row by row, to fail exactly as it would alone.
     """
     present = [text for text in texts if text]
+    parsed: list[Mapping[str, str] | None] | None  # each row's other columns: a JSON object of texts
     try:
         parsed = json.loads("[" + ",".join(present) + "]")
     except ValueError:

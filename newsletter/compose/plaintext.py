@@ -222,7 +222,7 @@ class PlainText:
             not child.hidden for item in items for child in item.children if child.type == "paragraph"
         )
         lines: list[str] = []
-        for item, marker in zip(items, markers):
+        for item, marker in zip(items, markers, strict=True):
             if lines and loose:
                 lines.append("")
             lines.extend(self._item(item, marker, width, loose))
@@ -267,7 +267,7 @@ class PlainText:
 
         def line(row: list[str]) -> str:
             cells = [cell.rjust(size) if c < len(right) and right[c] else cell.ljust(size)
-                     for c, (cell, size) in enumerate(zip(row, sizes))]
+                     for c, (cell, size) in enumerate(zip(row, sizes, strict=True))]
             return TABLE_GAP.join(cells)
 
         header, *body = rows
@@ -279,7 +279,8 @@ class PlainText:
         out: list[str] = []
         links: list[tuple[Token, int]] = []  # open link and where its text starts in `out`
         skipping = 0  # inside inline <script>/<style>
-        for token in node.token.children or ():
+        inline = node.token
+        for token in (inline.children if inline is not None else None) or ():
             kind = token.type
             if kind == "html_inline":
                 tag, closing = _html_tag(token.content)
@@ -383,7 +384,7 @@ def _table_records(rows: list[list[str]], width: int) -> list[str]:
     for row in body:
         if lines:
             lines.append("")
-        for name, value in zip(header, row):
+        for name, value in zip(header, row, strict=True):
             if not value:
                 continue
             text = f"{name}: {value}" if name else value

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
@@ -23,16 +23,19 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 from markupsafe import Markup
 
-from . import markdown
 from ..cache_folder import cache_folder
 from ..config import Settings
-from .content import ISSUE_FILE, Article, Issue
 from ..errors import NewsletterError, display_path, os_error
+from ..themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
+from ..themes.layout import content_width
+from . import markdown
+from .content import ISSUE_FILE, Article, Issue
 from .images import ImageSizer
 from .merge import MergeField, MergeRegistry, MergeToken, contains_token_prefix
 from .plaintext import PlainText, heading
-from ..themes import HTML_TEMPLATE, TEXT_TEMPLATE, template_search_path, theme_folder
-from ..themes.layout import content_width
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 STANDARD_FIELDS = ("email", "name")
 # Filters that understand merge tokens; any other filter applied to one is refused,
@@ -48,7 +51,7 @@ class RenderedArticle:
     html: str
     image: str  # absolute (when possible) lead image URL, or ""
     image_size: tuple[int, int] | None  # the lead image's width and height to show, when it is a local file
-    tokens: list = field(default_factory=list, repr=False, compare=False)  # parsed once, for the text part
+    tokens: list[Token] = field(default_factory=list, repr=False, compare=False)  # parsed once, for the text part
 
 
 @dataclass(frozen=True)
@@ -107,13 +110,13 @@ def _merge_urlencode(value: Any) -> Any:
     return jinja2.filters.do_urlencode(value)
 
 
-def _refuse_tokens(name: str, func):
+def _refuse_tokens(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a built-in filter so applying it to a merge field is an error, not a mangled token."""
     pass_arg = _PassArg.from_obj(func)
     offset = 1 if pass_arg is not None else 0
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         if len(args) > offset and isinstance(args[offset], MergeToken):
             raise jinja2.TemplateRuntimeError(
                 f"filter '{name}' cannot be applied to merge field '{args[offset].name}': its value "
@@ -166,16 +169,16 @@ def _environment(search_path: tuple[Path, ...], bytecode_folder: Path) -> Sandbo
 def _template_error(err: Exception, fallback_where: str, line_offset: int = 0) -> NewsletterError:
     """Turn a Jinja error into a message with the template file and line."""
     if isinstance(err, jinja2.TemplateSyntaxError):
-        where = err.filename or err.name or fallback_where
-        if where == "<template>":
-            where = fallback_where
-        line = (err.lineno or 0) + line_offset
-        return NewsletterError(f"template syntax error: {err.message}", where=display_path(where),
-                               line=line, hint="fix the {{ }} or {% %} tag on that line")
+        template = err.filename or err.name or fallback_where
+        if template == "<template>":
+            template = fallback_where
+        return NewsletterError(f"template syntax error: {err.message}", where=display_path(template),
+                               line=(err.lineno or 0) + line_offset, hint="fix the {{ }} or {% %} tag on that line")
     if isinstance(err, jinja2.TemplateNotFound):
         return NewsletterError(f"template '{err.name}' not found", where=display_path(fallback_where),
                                hint="check the name in {% extends %} or {% include %}")
-    where, line = fallback_where, None
+    where = fallback_where
+    line: int | None = None
     for frame, lineno in traceback.walk_tb(err.__traceback__):
         filename = frame.f_code.co_filename
         if filename.endswith(".j2") or filename == "<template>":
@@ -219,10 +222,10 @@ def _not_utf8(env: SandboxedEnvironment, fallback: Path) -> NewsletterError:
             try:
                 data.decode("utf-8")
             except UnicodeDecodeError as err:
-                return NewsletterError("is not UTF-8 text", where=display_path(path),
+                return NewsletterError("is not UTF-8 text", where=path,
                                        line=data[:err.start].count(b"\n") + 1,
                                        hint="save the file as UTF-8 in your editor")
-    return NewsletterError("a template is not UTF-8 text", where=display_path(fallback),
+    return NewsletterError("a template is not UTF-8 text", where=fallback,
                            hint="save the theme's files as UTF-8 in your editor")
 
 
@@ -279,7 +282,7 @@ def _refuse_token_lookalikes(issue: Issue) -> None:
     for article in issue.articles:
         if contains_token_prefix(article.body):
             raise NewsletterError("article contains text that looks like a merge token (NLMRG followed by "
-                                  "digits)", where=display_path(article.path),
+                                  "digits)", where=article.path,
                                   hint="reword that text; it is reserved for personalization")
 
 

@@ -136,7 +136,9 @@ def byline_date(line: str) -> dt.date | None:
     """The date after the name in "By NAME | March 3, 2026", "By NAME, Agency · 3 Mar 2026" or
     "By NAME on March 3, 2026"; None when there is none."""
     m = _BYLINE.match(_label(line, keep_case=True))
-    end = _BYLINE_END.search(m.group("rest")) if m else None
+    if m is None:
+        return None
+    end = _BYLINE_END.search(m.group("rest"))
     if not end:
         return None
     for part in _BYLINE_PARTS.split(m.group("rest")[end.start():]):

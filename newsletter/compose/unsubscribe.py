@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Sequence
+from typing import Literal, overload
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -69,7 +70,7 @@ class TokenSigner:
     """Makes the tokens of one list: the key is derived and the associated data built once per
     list, so each of a million recipients costs one AES-SIV encryption."""
 
-    __slots__ = ("_cipher", "_associated")
+    __slots__ = ("_associated", "_cipher")
 
     def __init__(self, secret: bytes, list_name: str):
         self._cipher = _cipher(secret)
@@ -108,7 +109,7 @@ def _verify_signed(secret: bytes, list_name: str, token: str) -> str:
         signature = _unb64(encoded_signature)
     except (ValueError, UnicodeDecodeError):
         raise _malformed() from None
-    expected = hmac.digest(secret, f"{list_name}\n{email}".encode("utf-8"), hashlib.sha256)
+    expected = hmac.digest(secret, f"{list_name}\n{email}".encode(), hashlib.sha256)
     if not hmac.compare_digest(signature, expected):
         raise _not_valid(list_name)
     return email
@@ -129,6 +130,12 @@ def verify_token(secret: bytes, list_name: str, token: str) -> str:
         return _cipher(secret).decrypt(data[1:], _associated(list_name)).decode("utf-8")
     except (InvalidTag, UnicodeDecodeError):
         raise _not_valid(list_name) from None
+
+
+@overload
+def read_secret(settings: Settings, *, required: Literal[True] = ...) -> bytes: ...
+@overload
+def read_secret(settings: Settings, *, required: bool) -> bytes | None: ...
 
 
 def read_secret(settings: Settings, *, required: bool = True) -> bytes | None:

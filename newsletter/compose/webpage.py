@@ -21,7 +21,7 @@ from pathlib import Path
 import trafilatura
 from trafilatura.utils import decode_file
 
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,12 @@ def extract(data: bytes, source: Path) -> Page:
     title = (meta.title or "").strip() if meta else ""
     if not title:
         raise NewsletterError(
-            "found no title in the page (no <title>, <h1> or og:title)", where=display_path(source),
+            "found no title in the page (no <title>, <h1> or og:title)", where=source,
             hint="save the article as Markdown with 'title:' front matter and import that file",
         )
     if not body or not body.strip():
         raise NewsletterError(
-            "found no article text in the page", where=display_path(source),
+            "found no article text in the page", where=source,
             hint="check that this is the article's page, or save its text as .txt and import that",
         )
     url = (meta.url or "").strip()

@@ -70,7 +70,7 @@ class ListFormat:
         if len(cells) > width and not any(c.strip() for c in cells[width:]):
             return cells[:width]  # spreadsheets add trailing empty cells
         raise NewsletterError(
-            f"this row has {len(cells)} fields but the header has {width}", where=display_path(self.path),
+            f"this row has {len(cells)} fields but the header has {width}", where=self.path,
             line=line,
             hint=f"every row needs {width - 1} separators '{self.delimiter}'; quote values that contain one",
         )
@@ -117,20 +117,20 @@ def _first_bad_utf8_line(path: Path) -> int:
 
 def _bad_record(path: Path, line: int, err: Exception) -> NewsletterError:
     if isinstance(err, UnicodeDecodeError):
-        return NewsletterError("is not UTF-8 text", where=display_path(path),
+        return NewsletterError("is not UTF-8 text", where=path,
                                line=_first_bad_utf8_line(path), hint=_UTF8_HINT)
     too_large = "field larger than field limit" in str(err)  # csv's words
     if too_large and _record_ends(path, line):
         limit = csv.field_size_limit()
         return NewsletterError(f"a value in this row is longer than the {limit:,} characters a list's value may "
-                               "hold (the CSV reader's field size limit)", where=display_path(path), line=line,
+                               "hold (the CSV reader's field size limit)", where=path, line=line,
                                hint="shorten it: a subscriber's values are names, tags and short fields; long "
                                     "text pasted into a cell by mistake, or a document, does not belong in the list")
     if too_large or "end of data" in str(err):  # a quote that never closes swallows the rest of the file
         return NewsletterError("a quote (\") opened in this row is never closed, so every line after it would "
-                               "be read as part of one value", where=display_path(path), line=line,
+                               "be read as part of one value", where=path, line=line,
                                hint="close the quote, or write a quote inside a quoted value as two (\"\")")
-    return NewsletterError(f"cannot read this CSV row ({err})", where=display_path(path), line=line,
+    return NewsletterError(f"cannot read this CSV row ({err})", where=path, line=line,
                            hint="put a value that holds a quote in quotes and double the quotes inside it, "
                                 "like \"Ada \"\"the Countess\"\" L.\"")
 
@@ -289,7 +289,7 @@ def locked(path: Path) -> Iterator[None]:
         handle = open(lock_path, "a")  # noqa: SIM115  (closed by `with handle` below)
     except OSError as err:
         raise NewsletterError(f"cannot create the lock file ({err.strerror})",
-                              where=display_path(lock_path)) from None
+                              where=lock_path) from None
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -426,12 +426,12 @@ def atomic_write(path: Path, *, bom: bool = False) -> Iterator[AtomicWriter]:
         writer = AtomicWriter(path, bom=bom)
     except OSError as err:
         raise NewsletterError(f"cannot write beside this file ({err.strerror})",
-                              where=display_path(path)) from None
+                              where=path) from None
     try:
         yield writer
     except OSError as err:  # a full disk, a vanished folder: the old file is still whole
         raise NewsletterError(f"could not finish writing ({err.strerror}); the file is unchanged",
-                              where=display_path(path)) from None
+                              where=path) from None
     finally:
         writer.discard()
 

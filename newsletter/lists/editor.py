@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 from .addresses import key_or_problem, normalize_key
 from .csvfile import Record, Rewrite, rewrite_list
 from .names import require_list
@@ -170,7 +170,7 @@ def unsubscribe(path: Path, email: str) -> str:
     key = normalize_key(email)
     _changed, found = _apply_status(path, {key: "unsubscribed"}, keep=SUPPRESSED)
     if key not in found:
-        raise NewsletterError(f"'{email.strip()}' is not on this list", where=display_path(path), hint=_NOT_ON_LIST)
+        raise NewsletterError(f"'{email.strip()}' is not on this list", where=path, hint=_NOT_ON_LIST)
     return found[key]
 
 
@@ -239,7 +239,7 @@ def remove_subscriber(path: Path, email: str) -> int:
 
     removed = _rewrite(require_list(path), edit)
     if not removed:
-        raise NewsletterError(f"'{email.strip()}' is not on this list", where=display_path(path), hint=_NOT_ON_LIST)
+        raise NewsletterError(f"'{email.strip()}' is not on this list", where=path, hint=_NOT_ON_LIST)
     return removed
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 from .csvfile import atomic_write
 from .read import list_columns
 from .select import iter_subscribers
@@ -65,10 +65,10 @@ def export_to_file(path: Path, out: Path, *, fmt: str = "csv", tags: Sequence[st
     A CSV file starts with a byte-order mark so spreadsheets read it as UTF-8.
     """
     if out.resolve() == path.resolve():
-        raise NewsletterError("cannot export a list onto itself", where=display_path(out),
+        raise NewsletterError("cannot export a list onto itself", where=out,
                               hint="choose another --out file")
     if out.exists() and not overwrite:
-        raise NewsletterError("already exists", where=display_path(out), hint="add --force to replace it")
+        raise NewsletterError("already exists", where=out, hint="add --force to replace it")
     with atomic_write(out, bom=fmt == "csv") as writer:
         count = export_subscribers(path, writer, fmt=fmt, tags=tags, where=where, statuses=statuses)
         writer.commit()

@@ -42,7 +42,7 @@ def require_list(path: Path) -> Path:
     if path.is_file():
         return path
     if path.exists():
-        raise NewsletterError("is not a file", where=display_path(path),
+        raise NewsletterError("is not a file", where=path,
                               hint="a list is a CSV file; move whatever is there out of the way")
     others = sorted(p.stem for p in path.parent.glob("*.csv")) if path.parent.is_dir() else []
     close = difflib.get_close_matches(path.stem, others, n=1)
@@ -52,7 +52,7 @@ def require_list(path: Path) -> Path:
         hint = f"lists here: {', '.join(others)}"
     else:
         hint = f"create it with: newsletter subscribers add EMAIL --list {path.stem}"
-    raise NewsletterError("no such list", where=display_path(path), hint=hint)
+    raise NewsletterError("no such list", where=path, hint=hint)
 
 
 def refuse_link_outside(path: Path) -> None:
@@ -68,7 +68,7 @@ def refuse_link_outside(path: Path) -> None:
         return
     if not target.is_relative_to(folder):
         raise NewsletterError(f"is a link to {target}, outside {display_path(path.parent)}/",
-                              where=display_path(path),
+                              where=path,
                               hint=f"a list must be a file in {display_path(path.parent)}/: replace the link with a "
                                    f"copy of the file (cp --remove-destination {target} {display_path(path)}), "
                                    "or keep the list itself there")

@@ -9,17 +9,16 @@ is what a send with no filter would reach.
 from __future__ import annotations
 
 import datetime as dt
-
 import difflib
 import os
 from collections import Counter
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 from .addresses import fast_key, key_or_problem, validator_key
 from .csvfile import FastRows, ListFormat, read_rows
 from .names import require_list
@@ -28,6 +27,9 @@ from .statuses import SUPPRESSED
 
 SKIP_REASONS = ("unsubscribed", "bounced", "complained", "invalid", "duplicate")
 Row = tuple[str, str, str, str]  # a send's recipient as the journal takes it: key, email, name, fields as JSON text
+_Item = TypeVar("_Item")
+# A selection streams from the list file it holds open: close() it (contextlib.closing) when not read to the end.
+Selection = Generator[_Item, None, None]
 
 
 def _conditions(path: Path, cols: Columns, where: Mapping[str, str] | None) -> list[tuple[int, str]]:
@@ -39,7 +41,7 @@ def _conditions(path: Path, cols: Columns, where: Mapping[str, str] | None) -> l
             close = difflib.get_close_matches(name, cols.header, n=1)
             raise NewsletterError(
                 f"no row has a column '{name}' to filter on: the list's columns are {', '.join(cols.header)}",
-                where=display_path(path),
+                where=path,
                 hint=f"did you mean --where {close[0]}=...?" if close else "filter on one of those columns",
             )
         conditions.append((index, value.strip().casefold()))
@@ -72,7 +74,7 @@ def iter_subscribers(path: Path, *, tags: Sequence[str] = (), where: Mapping[str
 
 
 def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[str, str] | None = None,
-                      on_skip: Callable[[str, str, int], None] | None = None) -> Iterator[Subscriber]:
+                      on_skip: Callable[[str, str, int], None] | None = None) -> Selection[Subscriber]:
     """Stream the subscribed, valid, de-duplicated rows matching every tag and every field=value condition.
 
     Rows that match the filters but are not sent call ``on_skip(email, reason, line)``
@@ -90,7 +92,7 @@ def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[st
 def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] = (),
                 where: Mapping[str, str] | None = None,
                 on_skip: Callable[[str, str, int], None] | None = None, dedupe: bool = True,
-                joined_after: dt.datetime | None = None, only: Container[str] | None = None) -> Iterator[Row]:
+                joined_after: dt.datetime | None = None, only: Container[str] | None = None) -> Selection[Row]:
     """The same selection as ``select_recipients``, in the form a send's journal takes each recipient:
     ``(key, email, name, fields)``, ``fields`` being the JSON object text ``{"column": "value"}`` of
     only the merge-field ``columns`` the issue uses (named as in the header; a column the list lacks
@@ -119,13 +121,13 @@ def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] 
 def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
             on_skip: Callable[[str, str, int], None] | None,
             columns: tuple[str, ...] | None, dedupe: bool = True,
-            joined_after: dt.datetime | None = None, only: Container[str] | None = None) -> Iterator[Any]:
+            joined_after: dt.datetime | None = None, only: Container[str] | None = None) -> Selection[Any]:
     """Both selections: the first pass now (suppressed keys, every row readable), the second streamed."""
     path = require_list(path)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as err:
-        raise NewsletterError(f"cannot read ({err.strerror})", where=display_path(path)) from None
+        raise NewsletterError(f"cannot read ({err.strerror})", where=path) from None
     try:
         with read_rows(path, fd=fd) as (fmt, rows):
             cols = Columns.of(fmt.header)
@@ -222,7 +224,7 @@ def _suppressed_keys(fmt: ListFormat, cols: Columns, rows: FastRows) -> dict[str
 def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, suppressed: Mapping[str, str],
               on_skip: Callable[[str, str, int], None] | None, columns: tuple[str, ...] | None,
               dedupe: bool = True, too_early: Callable[[list[str]], str | None] | None = None,
-              only: Container[str] | None = None) -> Iterator[Any]:
+              only: Container[str] | None = None) -> Selection[Any]:
     """The second pass: decide each row from its cells, cheapest test first; yield a Subscriber, or
     a journal row when ``columns`` is given (every row of an address unless ``dedupe``)."""
     seen: set[str] = set()
@@ -288,7 +290,7 @@ def _merge_fields(fields: Sequence[tuple[str, int | None]]) -> Callable[[list[st
     if len(fields) == 1 and fields[0][1] is not None:
         head, at = encoded[0], fields[0][1]
         return lambda cells: head + encode_basestring(cells[at].strip()) + "}"
-    parts = [(head, at) for head, (_, at) in zip(encoded, fields)]
+    parts = [(head, at) for head, (_, at) in zip(encoded, fields, strict=True)]
     return lambda cells: "".join([head + (encode_basestring(cells[at].strip()) if at is not None else '""')
                                   for head, at in parts]) + "}"
 

@@ -215,10 +215,10 @@ def _incoming(plan: _Plan, header: Sequence[str], cells: list[str], line: int, l
         if not isinstance(attributes, dict):
             continue
         for name, value in attributes.items():
-            target = plan.attribute_targets.get(_norm(name)) or list_columns_by_norm.get(_norm(name))
-            if target and isinstance(value, (str, int, float, bool)) and str(value).strip():
-                row.fields[target] = str(value).strip()
-            elif not target:
+            field = plan.attribute_targets.get(_norm(name)) or list_columns_by_norm.get(_norm(name))
+            if field and isinstance(value, (str, int, float, bool)) and str(value).strip():
+                row.fields[field] = str(value).strip()
+            elif not field:
                 ignored_attributes.add(f"attributes.{name}")
     return row
 
@@ -227,7 +227,7 @@ def _read_source(source: Path, list_header: Sequence[str], mapping: Mapping[str,
                  report: ImportReport) -> tuple[dict[str, _Incoming], _Plan]:
     """The source file's rows by key (first occurrence wins), rejecting with reasons what cannot be imported."""
     if not source.is_file():
-        raise NewsletterError("no such file to import", where=display_path(source))
+        raise NewsletterError("no such file to import", where=source)
     wanted = _EMAIL_HEADERS | {m.strip().lower() for m in mapping}
     incoming: dict[str, _Incoming] = {}
     ignored_attributes: set[str] = set()

@@ -26,7 +26,6 @@ from .addresses import key_or_problem
 from .editor import set_status
 from .names import check_list_name, require_list
 from .select import iter_subscribers
-from .statuses import SUPPRESSED
 
 DEPARTURE_PRECEDENCE = ("unsubscribed", "bounced", "complained")  # weakest first
 

@@ -22,7 +22,7 @@ def write_page(data: IssueFigures | Overview, path: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html_page(data, page_title(data)), encoding="utf-8")
     except OSError as err:
-        raise NewsletterError(f"cannot write the stats page: {err.strerror}", where=display_path(path)) from None
+        raise NewsletterError(f"cannot write the stats page: {err.strerror}", where=path) from None
     return display_path(path)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..compose.content import Issue, load_issue
 from ..config import Settings
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 from ..providers import registry
 from ..sending import ab as ab_test
 from ..sending import journal as jn
@@ -104,7 +104,7 @@ def find_issue(settings: Settings, issue_dir: Path) -> tuple[Issue, str]:
     issue = load_issue(issue_dir)
     issue_id = issue.id or issue.name
     if not issue.id:
-        raise NewsletterError("this issue was never sent (it has no id: yet)", where=display_path(issue_dir),
+        raise NewsletterError("this issue was never sent (it has no id: yet)", where=issue_dir,
                               hint="newsletter stats counts what a send did; send it first")
     return issue, issue_id
 

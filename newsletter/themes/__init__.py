@@ -50,7 +50,7 @@ def theme_folder(settings: Settings, theme: str) -> Path:
         lacking = " and ".join(name for name in (HTML_TEMPLATE, TEXT_TEMPLATE) if not (own / name).is_file())
         raise NewsletterError(
             f"overrides the shipped theme '{theme}' but has no {lacking}, so its files would be ignored",
-            where=display_path(own), hint=f"move your files aside, run newsletter theme copy {theme} and put "
+            where=own, hint=f"move your files aside, run newsletter theme copy {theme} and put "
                                           "your edits back into the copy; or remove the folder")
     for folder in (own, SHIPPED_THEMES / theme):
         if _is_theme(folder):
@@ -58,7 +58,7 @@ def theme_folder(settings: Settings, theme: str) -> Path:
     listing = ", ".join(available_themes(settings)) or "none"
     raise NewsletterError(
         f"unknown theme '{theme}': templates/{theme}/ needs {HTML_TEMPLATE} and {TEXT_TEMPLATE}",
-        where=display_path(settings.path), hint=f"available themes: {listing}")
+        where=settings.path, hint=f"available themes: {listing}")
 
 
 def template_search_path(settings: Settings, theme_dir: Path) -> list[Path]:

@@ -15,7 +15,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 
 LAYOUT_FILE = "theme.toml"
 STYLESHEET = "style.css"
@@ -38,13 +38,13 @@ def content_width(theme_dir: Path) -> int:
     try:
         layout = tomllib.loads(path.read_text(encoding="utf-8")).get("layout", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise NewsletterError(f"{LAYOUT_FILE} does not parse: {err}", where=display_path(path),
+        raise NewsletterError(f"{LAYOUT_FILE} does not parse: {err}", where=path,
                               hint="fix the TOML syntax") from None
     width = layout.get("content_width", DEFAULT_CONTENT_WIDTH) if isinstance(layout, dict) else None
     if not isinstance(width, int) or isinstance(width, bool) or not 1 <= width <= 4000:
         raise NewsletterError("[layout] content_width must be a whole number of pixels, like 536",
-                              where=display_path(path),
-                              hint="set it to the width of the theme's article column (the container minus its padding)")
+                              where=path, hint="set it to the width of the theme's article column "
+                                               "(the container minus its padding)")
     return width
 
 
