@@ -796,7 +796,7 @@ def stats_command(ctx: click.Context, issue_dir: Path | None, output_format: str
     """What ISSUE_DIR did (delivered, bounces, human clicks, per link and domain); without it, the last issues."""
     from .stats.figures import IssueFigures
     from .stats.page import write_page
-    from .stats.report import as_json, issue_lines, overview_lines
+    from .stats.formatting import as_json, issue_lines, overview_lines
     from .stats.sources import overview, stats_of_issue
 
     settings = settings_of(ctx)
@@ -978,7 +978,7 @@ def doctor_command(ctx: click.Context, nameserver: str | None, output_format: st
         return
     from .checks import has_errors
     from .doctor import AudienceQuery, examine
-    from .doctor.report import doctor_json, format_doctor
+    from .doctor.formatting import doctor_json, format_doctor
 
     result = examine(settings_of(ctx), nameserver=nameserver,
                      audience=AudienceQuery(list_name) if list_name else None)

@@ -178,7 +178,7 @@ class Settings:
     def list_path(self, list_name: str) -> Path:
         """``subscribers/<name>.csv``; a name that is not a plain file name is refused, so no command
         (send, preview, serve, subscribers ...) reads or writes a CSV outside ``subscribers/``."""
-        from .lists.names import check_list_name  # here, not at the top: lists imports config
+        from .lists.list_names import check_list_name  # here, not at the top: lists imports config
 
         return self.subscribers_dir / f"{check_list_name(list_name)}.csv"
 

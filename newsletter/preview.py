@@ -149,7 +149,7 @@ def safe_file(folder: Path, relative: str, types: Iterable[str]) -> Path | None:
 # --- what the preview shows ----------------------------------------------------
 
 @dataclass(frozen=True)
-class Recipient:
+class PickerEntry:
     """A row of the chosen list as the picker shows it; its values never leave this process but to the page."""
 
     label: str
@@ -195,7 +195,7 @@ class Snapshot:
     built: BuiltIssue | None = None
     findings: tuple[Finding, ...] | None = None
     check_error: BuildError | None = None
-    recipients: tuple[Recipient, ...] = ()
+    recipients: tuple[PickerEntry, ...] = ()
     error: BuildError | None = None
     seconds: float = 0.0
 
@@ -205,7 +205,7 @@ class Snapshot:
         return sample_values(self.settings) if self.settings else {}
 
 
-def load_recipients(settings: Settings, list_name: str, limit: int = MAX_RECIPIENTS) -> tuple[Recipient, ...]:
+def load_recipients(settings: Settings, list_name: str, limit: int = MAX_RECIPIENTS) -> tuple[PickerEntry, ...]:
     """The first ``limit`` recipients a send to ``list_name`` would reach, with their merge values."""
     from .lists import select_recipients
 
@@ -217,7 +217,7 @@ def load_recipients(settings: Settings, list_name: str, limit: int = MAX_RECIPIE
         columns = {**sub.fields, "email": sub.email, "name": sub.name}
         link = unsubscribe_url(settings, list_name, sub.email, None)  # sample secret: not a working link
         label = f"{sub.name} <{sub.email}>" if sub.name else sub.email
-        recipients.append(Recipient(label, merge_values(columns, link)))
+        recipients.append(PickerEntry(label, merge_values(columns, link)))
     return tuple(recipients)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import CheckContext, report_json, run_checks_on
-from .checks.report import format_report
+from .checks.formatting import format_report
 from .compose.build import build_issue, write_build
 from .compose.content import ISSUE_FILE
 from .config import CONFIG_FILE, Settings

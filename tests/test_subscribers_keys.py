@@ -16,7 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import NewsletterError
 from newsletter.lists import key_or_problem, normalize_key
-from newsletter.lists.addresses import fast_key
+from newsletter.lists.address_keys import fast_key
 
 TRICKY = [
     # plain, and case in every place

@@ -388,8 +388,8 @@ def features_used(html: str, document: lxml.html.HtmlElement, data: SupportData)
 # --- findings ----------------------------------------------------------------
 
 def _client_label(data: SupportData, family: str, platform: str) -> str:
-    family_name = data.nicenames.get("family", {}).get(family, family)
-    platform_name = data.nicenames.get("platform", {}).get(platform, platform)
+    family_name: str = data.nicenames.get("family", {}).get(family, family)
+    platform_name: str = data.nicenames.get("platform", {}).get(platform, platform)
     if family_name.split()[0].lower() in platform_name.lower():
         return platform_name
     return f"{family_name} {platform_name}"

@@ -14,7 +14,7 @@ also name the rule they follow, printed by the same report functions as
 from __future__ import annotations
 
 from .audience import AudienceQuery
-from .runner import DoctorRefused, DoctorResult, dns_findings, doctor_gate, examine, refuse_on_errors, run_doctor
+from .examination import DoctorRefused, DoctorResult, dns_findings, doctor_gate, examine, refuse_on_errors, run_doctor
 
 __all__ = [
            "AudienceQuery",

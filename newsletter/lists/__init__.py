@@ -4,13 +4,14 @@ Everything outside this package imports from ``newsletter.lists`` only; the
 modules inside each own one job:
 
 - ``statuses``: the statuses a row can have;
-- ``names``: the one check of a ``--list`` name, and "no such list" with suggestions;
-- ``addresses``: an address's key (which rows are the same person);
+- ``list_names``: the one check of a ``--list`` name, and "no such list" with suggestions;
+- ``address_keys``: an address's key (which rows are the same person);
 - ``csvfile``: the CSV file itself: dialect, records with their lines, lock, atomic replace;
 - ``read``: rows as Subscribers, and what each column means;
 - ``select``: filters, the recipients of a send (as Subscribers, or as journal rows), counts;
 - ``validate``: every problem of every row, with its line;
-- ``editor``: every change to a list (add, upsert, statuses, removal), one locked atomic rewrite each;
+- ``editor``: every change to a list (add, upsert, statuses, removal), one locked atomic rewrite each,
+  and ``StatusChange``, how a sync reports an address whose status it changed;
 - ``export``: rows out as spreadsheet-safe CSV or JSON;
 - ``services``: other services' exports (Mailchimp, Substack, ...) merged in through the editor;
 - ``suppressions``: SendGrid's suppressions marked in a list through the editor.
@@ -26,10 +27,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .addresses import key_or_problem, normalize_key
-    from .editor import Entry, UpsertReport, add_subscriber, remove_subscriber, set_status, unsubscribe, upsert
+    from .address_keys import key_or_problem, normalize_key
+    from .editor import (
+        Entry,
+        StatusChange,
+        UpsertReport,
+        add_subscriber,
+        remove_subscriber,
+        set_status,
+        unsubscribe,
+        upsert,
+    )
     from .export import export_subscribers, export_to_file, neutralize
-    from .names import check_list_name, require_list
+    from .list_names import check_list_name, require_list
     from .read import BASE_COLUMNS, Subscriber, list_columns
     from .select import SKIP_REASONS, ListStats, iter_subscribers, list_stats, select_recipients, select_rows
     from .services import ImportReport, import_subscribers
@@ -39,11 +49,12 @@ if TYPE_CHECKING:
 
 # public name -> the module of this package that defines it
 _HOMES = {
-    "key_or_problem": "addresses", "normalize_key": "addresses",
-    "Entry": "editor", "UpsertReport": "editor", "add_subscriber": "editor", "remove_subscriber": "editor",
+    "key_or_problem": "address_keys", "normalize_key": "address_keys",
+    "Entry": "editor", "StatusChange": "editor", "UpsertReport": "editor", "add_subscriber": "editor",
+    "remove_subscriber": "editor",
     "set_status": "editor", "unsubscribe": "editor", "upsert": "editor",
     "export_subscribers": "export", "export_to_file": "export", "neutralize": "export",
-    "check_list_name": "names", "require_list": "names",
+    "check_list_name": "list_names", "require_list": "list_names",
     "BASE_COLUMNS": "read", "Subscriber": "read", "list_columns": "read",
     "SKIP_REASONS": "select", "ListStats": "select", "iter_subscribers": "select", "list_stats": "select",
     "select_recipients": "select", "select_rows": "select",
@@ -56,7 +67,7 @@ _HOMES = {
 
 __all__ = [
     "BASE_COLUMNS", "DEPARTURE_PRECEDENCE", "SKIP_REASONS", "STATUSES", "SUPPRESSED",
-    "Entry", "ImportReport", "ListProblems", "ListStats", "Problem", "Subscriber", "SyncReport",
+    "Entry", "ImportReport", "ListProblems", "ListStats", "Problem", "StatusChange", "Subscriber", "SyncReport",
     "UpsertReport",
     "add_subscriber", "check_list_name", "export_subscribers", "export_to_file", "import_subscribers",
     "iter_subscribers", "key_or_problem", "list_columns", "list_stats", "mark_departures", "neutralize",

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from ..errors import NewsletterError, display_path
-from .names import refuse_link_outside
+from .list_names import refuse_link_outside
 
 DELIMITERS = (",", ";", "\t")
 BOM = "\ufeff"

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NewsletterError
-from .addresses import key_or_problem, normalize_key
+from .address_keys import key_or_problem, normalize_key
 from .csvfile import Record, Rewrite, rewrite_list
-from .names import require_list
+from .list_names import require_list
 from .read import BASE_COLUMNS, Columns, parse_tags, status_of
 from .statuses import STATUSES, SUPPRESSED
 
@@ -40,6 +40,15 @@ class Entry:
     tags: tuple[str, ...] = ()  # merged into a row's tags
     subscribed_at: str = ""  # YYYY-MM-DD when known: for a new row, a re-subscribed row, or a row without one
     fields: Mapping[str, str] = field(default_factory=dict)  # column -> value; a column the list lacks is added
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An address whose status in a list a sync changed (or would, in a dry run), as the CLI lists it."""
+
+    email: str  # as the list writes it (the first row of that address)
+    was: str  # "" when the address was not on the list
+    now: str
 
 
 @dataclass

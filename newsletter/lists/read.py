@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .addresses import fast_key, validator_key
+from .address_keys import fast_key, validator_key
 from .csvfile import read_list, read_rows
-from .names import require_list
+from .list_names import require_list
 
 BASE_COLUMNS = ("email", "name", "status", "tags", "subscribed_at")
 

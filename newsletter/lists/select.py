@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import NewsletterError
-from .addresses import fast_key, key_or_problem, validator_key
+from .address_keys import fast_key, key_or_problem, validator_key
 from .csvfile import FastRows, ListFormat, read_rows
-from .names import require_list
+from .list_names import require_list
 from .read import Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
 from .statuses import SUPPRESSED
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NewsletterError, display_path
-from .addresses import key_or_problem
+from .address_keys import key_or_problem
 from .csvfile import read_list
 from .editor import Entry, upsert
 from .read import BASE_COLUMNS, list_columns

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import NewsletterError, display_path
-from .addresses import key_or_problem
-from .editor import set_status
-from .names import check_list_name, require_list
+from .address_keys import key_or_problem
+from .editor import StatusChange, set_status
+from .list_names import check_list_name, require_list
 from .select import iter_subscribers
 
 DEPARTURE_PRECEDENCE = ("unsubscribed", "bounced", "complained")  # weakest first
@@ -53,19 +53,12 @@ def mark_departures(path: Path, statuses: Mapping[str, str]) -> int:
 
 
 @dataclass(frozen=True)
-class Change:
-    email: str  # as the list writes it (first row of that address)
-    was: str
-    now: str
-
-
-@dataclass(frozen=True)
 class SyncReport:
     """What a sync found at SendGrid and changed in the list (or why it could not ask SendGrid)."""
 
     path: Path
     fetched: int  # addresses SendGrid suppresses
-    changes: tuple[Change, ...]  # one per address whose rows changed (or would, without writing)
+    changes: tuple[StatusChange, ...]  # one per address whose rows changed (or would, without writing)
     rows_changed: int
     not_on_list: int  # suppressed at SendGrid, absent from this list
     written: bool
@@ -89,7 +82,7 @@ class SyncReport:
         return f"{head}; marked {len(self.changes)} address(es) in {where} ({detail}); {tail}."
 
 
-def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str], list[Change], int]:
+def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str], list[StatusChange], int]:
     """(key -> new status, changes, addresses not on the list) for SendGrid's ``address -> status``."""
     wanted: dict[str, str] = {}
     for address, status in suppressed.items():
@@ -98,14 +91,14 @@ def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str]
             wanted[key] = status
     on_list: set[str] = set()
     updates: dict[str, str] = {}
-    changes: list[Change] = []
+    changes: list[StatusChange] = []
     for sub in iter_subscribers(path):
         if sub.key not in wanted:
             continue
         on_list.add(sub.key)
         if outranks(wanted[sub.key], sub.status) and sub.key not in updates:
             updates[sub.key] = wanted[sub.key]
-            changes.append(Change(sub.email, sub.status, wanted[sub.key]))
+            changes.append(StatusChange(sub.email, sub.status, wanted[sub.key]))
     return updates, changes, len(set(wanted) - on_list)
 
 

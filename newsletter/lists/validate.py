@@ -18,9 +18,9 @@ import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from ..errors import NewsletterError
-from .addresses import key_or_problem
+from .address_keys import key_or_problem
 from .csvfile import read_list
-from .names import require_list
+from .list_names import require_list
 from .read import Columns, Subscriber, subscriber_of
 from .statuses import STATUSES, SUPPRESSED
 

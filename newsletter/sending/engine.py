@@ -26,7 +26,7 @@ from pathlib import Path
 from ..config import Settings
 from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
-from ..lists.names import check_list_name
+from ..lists import check_list_name
 from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider

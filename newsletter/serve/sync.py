@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from ..config import Settings
 from ..errors import NewsletterError, display_path
-from ..lists import add_subscriber, check_list_name, iter_subscribers, mark_departures, outranks
+from ..lists import StatusChange, add_subscriber, check_list_name, iter_subscribers, mark_departures, outranks
 from .connect import open_store, store_is_configured
 from .store import CONFIRMED, DEPARTURES, Event, EventStore
 
@@ -33,19 +33,12 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Change:
-    email: str
-    was: str  # "" when the address was not on the list
-    now: str
-
-
-@dataclass(frozen=True)
 class EventSyncReport:
     """What applying the store's events did (or, in a dry run, would do) to one list."""
 
     path: Path
     events: int  # events read after the cursor
-    changes: tuple[Change, ...]
+    changes: tuple[StatusChange, ...]
     written: bool
     configured: bool = True  # False: no event store yet, nothing to read
 
@@ -96,7 +89,7 @@ def _date_of(stamp: str) -> dt.date:
         return dt.date.today()
 
 
-def _plan(path: Path, latest: dict[str, Event]) -> tuple[list[Event], dict[str, str], list[Change]]:
+def _plan(path: Path, latest: dict[str, Event]) -> tuple[list[Event], dict[str, str], list[StatusChange]]:
     """(confirmations to write, key -> departure status, changes) against the list as it is now."""
     current: dict[str, tuple[str, str]] = {}
     if path.is_file():
@@ -108,10 +101,10 @@ def _plan(path: Path, latest: dict[str, Event]) -> tuple[list[Event], dict[str, 
         if event.kind == CONFIRMED:
             joins.append(event)
             if was != "subscribed":
-                changes.append(Change(email, was, "subscribed"))
+                changes.append(StatusChange(email, was, "subscribed"))
         elif was and outranks(event.kind, was):  # absent: nothing to mark; a stronger status stays
             departures[key] = event.kind
-            changes.append(Change(email, was, event.kind))
+            changes.append(StatusChange(email, was, event.kind))
     return joins, departures, changes
 
 

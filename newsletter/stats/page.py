@@ -8,7 +8,7 @@ from ..compose.content import Issue
 from ..config import Settings
 from ..errors import NewsletterError, display_path
 from .figures import IssueFigures
-from .report import html_page
+from .formatting import html_page
 from .sources import Overview
 
 

@@ -34,7 +34,7 @@ from ...compose.feed import FeedItem, read_feed
 from ...compose.importing import finish_body
 from ...config import Settings
 from ...errors import NewsletterError, display_path
-from ...lists.names import check_list_name
+from ...lists import check_list_name
 from .. import journal as jn
 from . import schedules
 

@@ -31,7 +31,7 @@ import frontmatter
 from ...compose.content import ISSUE_FILE, PLACEHOLDER_INTRO, load_issue, new_issue_id, slugify
 from ...config import Settings
 from ...errors import NewsletterError, display_path
-from ...lists.names import check_list_name
+from ...lists import check_list_name
 from .delays import Delay, DelayError, parse_delay, zone_named
 
 SEQUENCES_DIR = "sequences"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from ..checks import format_report, report_json
+from .examination import DoctorResult
 from .mailbox_providers import failed_rules
-from .runner import DoctorResult
 
 
 def providers_table(result: DoctorResult) -> str:
