@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["sendgrid_fixtures", "smtp_fixtures", "postgres_fixtures", "journal_fixtures"]
+pytest_plugins = ["smtp_fixtures", "sendgrid_fixtures", "postgres_fixtures", "journal_fixtures", "staged_fixtures",
+                  "click_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ISSUE = "2026-11-25-first-dispatch"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from newsletter_helpers import set_option
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,13 @@ def point_at(root: Path, api_host: str) -> Path:
 def sendgrid_newsletter(newsletter_root: Path, sendgrid_standin: SendGridStandIn, sendgrid_api_key: str) -> Path:
     """conftest's ``newsletter_root`` (a copy of the example, cwd set) sending to the stand-in, its key exported."""
     return point_at(newsletter_root, sendgrid_standin.url)
+
+
+@pytest.fixture
+def fast_retries(sendgrid_newsletter: Path) -> Path:
+    """``sendgrid_newsletter`` whose retries wait hundredths of a second, not seconds."""
+    set_option(sendgrid_newsletter, "send", "backoff_seconds = 0.01\nmax_backoff_seconds = 0.05")
+    return sendgrid_newsletter
 
 
 def example_message(settings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.checks import WARNING, CheckContext, Finding, accessibility, line_of, run_checks_on
 from newsletter.checks.accessibility import contrast_ratio, parse_color

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lxml.html
 import pytest
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.checks import INFO, WARNING, CheckContext, Finding, run_checks_on
 from newsletter.checks import client_support as clientsupport

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.checks import ERROR, WARNING, CheckContext, CheckOptions, Finding, links, run_checks_on
 from newsletter.checks.links import probe_all, url_problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.checks import (
     ERROR,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.checks import WARNING, check_issue
 from newsletter.cli import main

@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.archive import write_archive
 from newsletter.checks import ERROR, WARNING, check_issue

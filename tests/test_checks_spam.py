@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.checks import ERROR, INFO, WARNING, CheckContext, Finding, run_checks_on, spam
 from newsletter.checks.spam import parse_report, score_message

@@ -9,9 +9,9 @@ import re
 import time
 
 import pytest
+from browser_helpers import BROWSER_ARGS, chromium_or_fail
 from due_helpers import DAY, due, make_sequence, subjects_of
 from serve_helpers import start_world
-from test_preview import BROWSER_ARGS, chromium_or_fail
 
 SECRET = "test-secret-for-unsubscribe-links"
 STAYS, LEAVES = "nova@example.com", "leo@example.com"

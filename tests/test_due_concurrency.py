@@ -13,7 +13,7 @@ from collections import Counter
 
 from due_helpers import DAY, due, due_process, make_sequence, send_over_smtp, write_readers
 from journal_reading import statuses
-from test_send import set_option
+from newsletter_helpers import set_option
 
 READERS = [f"reader{i}@example.com" for i in range(24)]
 

@@ -8,7 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from due_helpers import DAY, cli, due, send_over_smtp
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE
 
 AT = dt.datetime(2031, 3, 4, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))  # 08:00 UTC
 

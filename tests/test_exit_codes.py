@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_send import ISSUE
+from newsletter_helpers import ISSUE
 
 from newsletter.cli import main
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner, Result
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE, set_option, write_list
 from sendgrid_standin import Reply
 from smtp_fixtures import HOST, RecordingHandler
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option, write_list
 
 from newsletter.cli import main
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from journal_fixtures import fresh_schema_url
-from test_send import ISSUE, set_option, write_list
+from newsletter_helpers import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 

@@ -8,8 +8,7 @@ import email.policy
 from email.header import decode_header, make_header
 
 from click.testing import CliRunner
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE
-from test_send_smtp import configure_smtp
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE, configure_smtp
 
 from newsletter.cli import main
 from newsletter.compose.message import list_id

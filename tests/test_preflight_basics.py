@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_render import write_issue
+from newsletter_helpers import write_issue
 
 from newsletter.cli import main
 

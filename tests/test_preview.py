@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_helpers import BROWSER_ARGS, chromium_or_fail
 from journal_reading import preview_url
 
 from newsletter.compose.content import load_issue
@@ -32,18 +33,8 @@ from newsletter.preview import (
     email_for_browser,
     make_preview_server,
 )
-from newsletter.screenshot import find_chromium
 
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 LIVE_UPDATE_SECONDS = 3.0  # the issue asks for about a second; slack for a loaded CI machine
-
-
-def chromium_or_fail() -> str:
-    try:
-        return find_chromium()
-    except Exception as err:
-        pytest.fail(f"the preview tests need Chromium: {err}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

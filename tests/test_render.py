@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
+from newsletter_helpers import write_issue
 
 from newsletter.cli import main
 from newsletter.compose.build import build_issue
@@ -18,18 +17,6 @@ pytestmark = pytest.mark.usefixtures("own_theme")
 
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def write_issue(root: Path, intro: str = "Hello.", articles: dict[str, str] | None = None,
-                front: str = "subject: Test issue\npreheader: A preheader") -> Path:
-    folder = root / "issues" / "2027-02-02-test"
-    folder.mkdir(parents=True, exist_ok=True)
-    articles = articles if articles is not None else {"a.md": "---\ntitle: First\n---\n\nBody text.\n"}
-    for name, text in articles.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    listing = "".join(f"- {name}\n" for name in articles)
-    (folder / "issue.md").write_text(f"---\n{front}\narticles:\n{listing}---\n\n{intro}\n", encoding="utf-8")
-    return folder
 
 
 def fill(built, **columns):

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_send import ISSUE
+from newsletter_helpers import ISSUE
 
 from newsletter.cli import main
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from newsletter_helpers import ISSUE, configure_smtp
 from smtp_fixtures import SMTP_PASSWORD, SMTP_USER
-from test_send import ISSUE
-from test_send_smtp import configure_smtp
 
 from newsletter.cli import main
 from newsletter.providers.base import AuthError

@@ -6,42 +6,11 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE, run, set_option, write_list
 
-from newsletter.cli import main
 from newsletter.compose.content import write_issue_id
 from newsletter.config import load_settings
 from newsletter.sending.lock import exclusive
-
-ISSUE = "issues/2026-11-25-first-dispatch"
-EXAMPLE_SUBSCRIBED = {"ada@example.com", "grace@example.org", "katherine@example.org", "edsger@example.com"}
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def set_option(root: Path, section: str, line: str) -> None:
-    path = root / "newsletter.toml"
-    text = path.read_text()
-    if f"[{section}]" in text:
-        text = text.replace(f"[{section}]", f"[{section}]\n{line}", 1)
-    else:
-        text += f"\n[{section}]\n{line}\n"
-    path.write_text(text)
-
-
-def write_list(root: Path, name: str, count: int, extra_rows: str = "") -> set[str]:
-    rows = [f"reader{i}@example.com,Reader {i},subscribed" for i in range(count)]
-    (root / "subscribers" / f"{name}.csv").write_text("email,name,status\n" + "\n".join(rows) + "\n" + extra_rows)
-    return {f"reader{i}@example.com" for i in range(count)}
-
-
-@pytest.fixture
-def fast_retries(sendgrid_newsletter: Path) -> Path:
-    set_option(sendgrid_newsletter, "send", "backoff_seconds = 0.01\nmax_backoff_seconds = 0.05")
-    return sendgrid_newsletter
 
 
 def journal_rows(root: Path) -> dict[str, str]:

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
+from newsletter_helpers import ISSUE, set_option, write_list
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
-from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 from newsletter.config import load_settings

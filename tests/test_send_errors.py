@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from newsletter_helpers import ISSUE, set_option, write_list
 from smtp_fixtures import SMTP_PASSWORD
-from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 
@@ -96,7 +96,7 @@ def test_status_when_the_journal_is_a_folder(newsletter_root: Path):
 
 
 def test_an_smtp_reply_echoing_the_password_is_scrubbed(newsletter_root: Path, smtp_tls_server, monkeypatch):
-    from test_send_smtp import configure_smtp
+    from newsletter_helpers import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     handler = smtp_tls_server.handler

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from click.testing import CliRunner
-from test_send import ISSUE, set_option, write_list
+from newsletter_helpers import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 
@@ -86,7 +86,7 @@ def test_the_hints_quote_an_issue_folder_with_a_space(sendgrid_newsletter: Path,
 
 
 def test_the_send_summary_points_at_the_status_of_this_issue(newsletter_root: Path, smtp_tls_server, monkeypatch):
-    from test_send_smtp import configure_smtp
+    from newsletter_helpers import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
 
@@ -109,7 +109,7 @@ def test_status_after_kill_9_of_an_smtp_send_names_only_the_message_under_way(ne
     import sys
     import time
 
-    from test_send_smtp import configure_smtp
+    from newsletter_helpers import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     write_list(newsletter_root, "forty", 40)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from journal_reading import statuses
+from newsletter_helpers import ISSUE, set_option, write_list
 from sendgrid_standin import Reply
-from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 
@@ -173,8 +173,8 @@ def test_resume_repeats_the_tagged_selection_and_a_different_one_is_refused(send
 
 def test_resume_of_an_smtp_send_goes_through_smtp(newsletter_root: Path, smtp_tls_server, sendgrid_standin,
                                                   monkeypatch):
+    from newsletter_helpers import configure_smtp
     from sendgrid_fixtures import point_at
-    from test_send_smtp import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     point_at(newsletter_root, sendgrid_standin.url)
@@ -286,7 +286,7 @@ def test_kill_9_of_an_smtp_send_leaves_only_the_message_under_way_unknown(newsle
     import sys
     import time
 
-    from test_send_smtp import configure_smtp
+    from newsletter_helpers import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     expected = write_list(newsletter_root, "q", 60)

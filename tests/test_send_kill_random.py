@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from journal_reading import statuses
+from newsletter_helpers import ISSUE, set_option
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
-from test_send import ISSUE, set_option
 
 RUNS = 50
 BUDGET_SECONDS = 420  # bounded in time: stop starting runs after this (the test then fails if too few ran)

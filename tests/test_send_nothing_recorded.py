@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from journal_fixtures import fresh_schema_url
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE, set_option
 
 from newsletter.cli import main
 from newsletter.config import load_settings

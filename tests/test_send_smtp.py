@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from click.testing import CliRunner
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE, configure_smtp, write_list
 from smtp_fixtures import SMTP_PASSWORD
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, write_list
 
 from newsletter.cli import main
-
-
-def configure_smtp(root: Path, server, monkeypatch) -> None:
-    config = root / "newsletter.toml"
-    text = re.sub(r"(?ms)^\[smtp\].*?(?=^\[|\Z)", "", config.read_text())
-    text += (f'\n[smtp]\nhost = "{server.host}"\nport = {server.port}\nsecurity = "{server.security}"\n'
-             f'username = "{server.username}"\npassword_env = "SMTP_PASSWORD"\ntimeout = 5\n'
-             '\n[send]\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.05\n')
-    config.write_text(text)
-    monkeypatch.setenv("SMTP_PASSWORD", SMTP_PASSWORD)
-    monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate.ca_path))  # trust the test CA
 
 
 def run(*args: str):

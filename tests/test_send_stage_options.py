@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from test_send_staged import (
-    ISSUE,
-    READERS,
-    STAGES,
-    halt_at_stage_one,
-    send,
-    stage_members,
-    staged,  # noqa: F401 - the fixture
-)
+from newsletter_helpers import ISSUE
+from staged_fixtures import READERS, STAGES, halt_at_stage_one, send, stage_members
 
 from newsletter.cli import main
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from journal_reading import forget_sends, statuses
+from newsletter_helpers import ISSUE, set_option
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
-from test_send import ISSUE, set_option
 
 from newsletter.cli import main
 from newsletter.config import load_settings

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from journal_reading import forget_sends, statuses
+from newsletter_helpers import ISSUE, set_option, write_list
 from sendgrid_fixtures import point_at
 from sendgrid_standin import DEFAULT_KEY, SendGridStandIn
-from test_send import ISSUE, set_option, write_list
 
 from newsletter.cli import main
 from newsletter.compose.unsubscribe import verify_token

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
-from test_send import EXAMPLE_SUBSCRIBED, ISSUE, set_option
+from newsletter_helpers import EXAMPLE_SUBSCRIBED, ISSUE, set_option
 
 from newsletter.cli import main
 from newsletter.sending import journal as jn

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from browser_helpers import BROWSER_ARGS, chromium_or_fail
 from click.testing import CliRunner
 from conftest import EXAMPLE_ISSUE
 from serve_helpers import list_rows, start_world
-from test_preview import BROWSER_ARGS, chromium_or_fail
 
 from newsletter.cli import main
 

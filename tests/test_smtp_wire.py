@@ -10,7 +10,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
-from test_send import ISSUE
+from newsletter_helpers import ISSUE
 
 from newsletter.compose.build import build_issue, make_message
 from newsletter.compose.personalize import subscriber_values
@@ -71,7 +71,7 @@ def _structure(message) -> list[tuple[int, str, str, str]]:
 def test_a_copy_with_pictures_inside_parses_as_email_builds_it(newsletter_root: Path):
     """A test send's local images (compose/inline_images.py): the wire copy is the same MIME tree as
     ``email``'s, multipart/alternative of the text and a multipart/related of the HTML and pictures."""
-    from test_writers_loop import BROOM, LEAD
+    from newsletter_helpers import BROOM, LEAD
 
     settings = load_settings(newsletter_root)
     folder = newsletter_root / ISSUE

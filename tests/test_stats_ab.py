@@ -11,8 +11,8 @@ from collections import Counter
 import httpx
 import pytest
 from click.testing import CliRunner
+from click_fixtures import MovableClock, click_links
 from conftest import EXAMPLE_ISSUE
-from test_stats_clicks import MovableClock, click_links
 
 from newsletter.cli import main
 from newsletter.sending.ab import assign_variants

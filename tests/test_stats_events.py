@@ -11,9 +11,9 @@ import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner
+from click_fixtures import MovableClock, click_links, received_html, send
 from conftest import EXAMPLE_ISSUE
 from serve_helpers import sign_batch, start_world, webhook_headers, webhook_key_pair
-from test_stats_clicks import MovableClock, click_links, received_html, send
 
 from newsletter.cli import main
 from newsletter.compose.content import load_issue

@@ -9,17 +9,15 @@ from __future__ import annotations
 import base64
 import email.policy
 import re
-import struct
-import zlib
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import lxml.html
 import pytest
+from browser_helpers import BROWSER_ARGS, chromium_or_fail
 from click.testing import CliRunner
-from test_preview import BROWSER_ARGS, chromium_or_fail
-from test_send_smtp import configure_smtp
+from newsletter_helpers import BROOM, LEAD, configure_smtp
 
 from newsletter.archive import write_archive
 from newsletter.cli import main
@@ -30,19 +28,6 @@ ISSUE = "issues/2027-02-02-garden"
 WEB_URL = "https://newsletter.example.com/2027-02-02-garden/"
 EDITOR = "editor@example.com"
 
-
-def png(width: int, height: int, shade: int) -> bytes:
-    """A real PNG of the given size, all one grey."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\0" + bytes([shade]) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-BROOM = png(120, 80, 0x40)
-LEAD = png(200, 100, 0x90)
 
 ARTICLE = """---
 title: The tidy shed
