@@ -1,12 +1,15 @@
-"""Reading test results back: the journal's status per recipient, and the address a preview prints."""
+"""Reading test results back: the journal's status per recipient, the address a preview prints, and the
+moment a process says a line."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 
 def statuses(root: Path, list_name: str) -> dict[str, str]:
@@ -31,6 +34,25 @@ def preview_url(process: subprocess.Popen, timeout: float) -> str:
         url = match.group(0) if match else None
     assert url, process.stderr.read() if process.poll() is not None else "no URL printed"
     return url
+
+
+def said_line(stream: IO[str], text: str, timeout: float) -> str:
+    """Wait until a process says a line holding ``text`` on ``stream`` (its stderr, say, opened as text) and
+    return it; fails the test if it has not said it within ``timeout`` seconds. The lines after it are read
+    and dropped, so the process never blocks on a full pipe."""
+    said: list[str] = []
+    heard = threading.Event()
+
+    def listen() -> None:
+        for line in stream:
+            if not heard.is_set() and text in line:
+                said.append(line)
+                heard.set()
+        heard.set()  # the process closed the stream: nothing more will come
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert heard.wait(timeout) and said, f"the process did not say {text!r}"
+    return said[0]
 
 
 def forget_sends(root: Path, issue: str) -> None:

@@ -9,11 +9,10 @@ Every request is recorded (method, path, query, body).
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from dataclasses import dataclass
 
 import uvicorn
+from uvicorn_thread import ReadyServer, serve_in_thread
 
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 
@@ -59,15 +58,8 @@ class OneClickServer:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off",
-                                                     access_log=False))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        self._server = ReadyServer(uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False))
+        self._thread = serve_in_thread(self._server, self._socket, name="one-click-standin")
 
     def stop(self) -> None:
         self._server.should_exit = True

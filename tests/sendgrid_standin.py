@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -270,6 +270,7 @@ class SendGridStandIn:
         self.groups: dict[int, list[str]] = {}
         self._validator = load_validator() if validate else None
         self._lock = threading.Lock()
+        self._delivered = threading.Condition(self._lock)  # notified whenever deliveries are counted
         self._accepted: list[Accepted] = []
         self._counts: Counter[str] = Counter()
         self._arrivals = 0
@@ -402,6 +403,20 @@ class SendGridStandIn:
         """Deliveries per address (lowercased), sandboxed requests excluded: a count above 1 is a duplicate."""
         with self._lock:
             return Counter(self._counts)
+
+    def wait_until(self, done: Callable[[Counter[str]], bool], timeout: float, *,
+                   give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until ``done(counts)`` holds for the deliveries so far (checked each time some are counted), or
+        until ``give_up()`` does (a sender that exited, say: checked at least twice a second), or ``timeout``
+        seconds pass; whether ``done`` held. ``done`` runs under the stand-in's lock: it reads only its argument."""
+        deadline = time.monotonic() + timeout
+        with self._delivered:
+            while not done(self._counts):
+                left = deadline - time.monotonic()
+                if left <= 0 or (give_up is not None and give_up()):
+                    return False
+                self._delivered.wait(min(left, 0.5))
+        return True
 
     def mail_requests(self) -> list[RequestRecord]:
         return [r for r in self.requests if r.path == MAIL_SEND]
@@ -612,6 +627,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = 200  # SendGrid answers a sandboxed request 200, without delivering
         if batch is not None and (reply is None or reply.deliver):
             standin._commit(batch, message_id, number)
+            with standin._delivered:
+                standin._delivered.notify_all()
         if standin.latency:
             standin._stopping.wait(standin.latency)
         accepted = batch is not None

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import re
 import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from uvicorn_thread import ReadyServer, serve_in_thread
 
 from newsletter.config import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
+ACCESS_LOG = "newsletter.serve.access"  # the logger of the service's access lines
 
 
 def set_newsletter(root: Path, **values: str) -> None:
@@ -53,6 +58,37 @@ def list_rows(path: Path) -> dict[str, dict[str, str]]:
         return {row["email"].lower(): row for row in csv.DictReader(handle)}
 
 
+class LogCounter(logging.Handler):
+    """Counts the records one logger emits, so a test waits for the lines uvicorn's threads log as they answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = threading.Condition()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._changed:
+            self.count += 1
+            self._changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> bool:
+        """Whether ``count`` records have come within ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count >= count, timeout)
+
+
+@contextmanager
+def counting_logs(name: str) -> Iterator[LogCounter]:
+    """A LogCounter on the logger ``name`` while the block runs (the logger's level is the caller's to set)."""
+    logger = logging.getLogger(name)
+    counter = LogCounter()
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+
+
 def bound_socket() -> socket.socket:
     """A socket on 127.0.0.1 with a port the system chose (port 0), for uvicorn to listen on."""
     sock = socket.socket()
@@ -78,20 +114,17 @@ class ServiceThread:
             config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off")
         else:
             config = uvicorn_config(app, settings, host, port, slow_clients, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.server = ReadyServer(config)
+        self.thread: threading.Thread | None = None
 
     def start(self) -> ServiceThread:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.01)
+        self.thread = serve_in_thread(self.server, self.sock, name="newsletter-serve")
         return self
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
         self.sock.close()
 
 

@@ -29,6 +29,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -37,7 +38,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from newsletter.config import SmtpSettings
 
@@ -165,6 +166,31 @@ class RecordingHandler:
     listener: Any = None  # the asyncio server accepting connections, set once started
     lock: threading.Lock = field(default_factory=threading.Lock)
     holds: list[Hold] = field(default_factory=list)
+    # the client address of each connection that ended, whoever closed it (an idle timeout, say; aiosmtpd's own
+    # check that it is listening is one too)
+    closed: list[tuple] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)  # notified when a message arrives or a connection ends
+
+    def wait_until(self, done: Callable[[RecordingHandler], bool], timeout: float, *,
+                   give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until ``done(self)`` holds (checked whenever a message arrives or a connection ends), or until
+        ``give_up()`` does (a sender that exited: checked at least twice a second), or ``timeout`` seconds
+        pass; whether ``done`` held. ``done`` runs under the handler's lock."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not done(self):
+                left = deadline - time.monotonic()
+                if left <= 0 or (give_up is not None and give_up()):
+                    return False
+                self.changed.wait(min(left, 0.5))
+        return True
+
+    def _connection_closed(self, peer: tuple) -> None:
+        with self.changed:
+            self.closed.append(peer)
+            self.changed.notify_all()
 
     # -- what a test asks for
 
@@ -264,6 +290,7 @@ class RecordingHandler:
                 return refused[0]
             if drop is None or drop.stage == "data":
                 self.received.append(record)
+                self.changed.notify_all()
             delay = 0.0
             for pending in self.delays:
                 if drop is None and len(self.received) - 1 >= pending[0] and pending[2] > 0:
@@ -320,6 +347,21 @@ class SmtpServer:
         return SmtpProvider(settings, password=password, ssl_context=context)
 
 
+class _RecordingSMTP(SMTP):
+    """aiosmtpd's server, telling the handler when a connection ends (so a test waits for an idle timeout's
+    hang-up instead of sleeping past it)."""
+
+    def connection_lost(self, error: Exception | None) -> None:
+        peer = tuple(self.session.peer) if self.session is not None else ()
+        super().connection_lost(error)
+        self.event_handler._connection_closed(peer)
+
+
+class _RecordingController(Controller):
+    def factory(self) -> SMTP:
+        return _RecordingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -351,7 +393,7 @@ def start_smtp_server(smtp_certificate: Certificate) -> Iterator[Callable[..., S
             # (or none) it must offer AUTH "without TLS", and the handler insists on a login instead.
             kwargs.update(authenticator=handler.authenticate, auth_required=starttls, auth_require_tls=starttls)
             handler.require_login = True
-        controller = Controller(handler, **kwargs)
+        controller = _RecordingController(handler, **kwargs)
         controller.start()
         handler.listener = controller.server
         controllers.append(controller)

@@ -56,9 +56,7 @@ def start_send(root: Path, *args: str, **streams) -> subprocess.Popen:
 def halt_at_stage_one(root: Path, standin, members: dict[int, set[str]]) -> None:
     """A staged send whose first stage has one hard bounce in two (it halts there, exit 1)."""
     process = start_send(root, "--stages", STAGES, "--stage-wait", "0.05")
-    deadline = time.time() + 60
-    while len(standin.counts()) < 2 and time.time() < deadline:
-        time.sleep(0.05)
+    standin.wait_until(lambda counts: len(counts) >= 2, 60, give_up=lambda: process.poll() is not None)
     canned_bounces(standin, sorted(members[1])[:1], created=int(time.time()))  # comes back during the wait
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, out + err

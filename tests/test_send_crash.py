@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -31,9 +30,7 @@ def test_kill_9_mid_send_then_resume_delivers_everyone_at_most_once(newsletter_r
         child = subprocess.Popen(
             [sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "big", "--yes"],
             cwd=newsletter_root, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while sum(standin.counts().values()) < 800 and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        standin.wait_until(lambda counts: sum(counts.values()) >= 800, 120, give_up=lambda: child.poll() is not None)
         assert child.poll() is None, "the send finished before it could be killed: " + child.stdout.read().decode()
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

@@ -107,22 +107,22 @@ def test_status_after_kill_9_of_an_smtp_send_names_only_the_message_under_way(ne
     import signal
     import subprocess
     import sys
-    import time
 
     from newsletter_helpers import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     write_list(newsletter_root, "forty", 40)
-    smtp_tls_server.handler.delay_reply(after=10, seconds=30)  # the 11th message waits for its answer
+    held = smtp_tls_server.handler.hold(after=10)  # the 11th message is received and waits for its answer
     child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "forty",
                               "--provider", "smtp", "--yes", "--ignore-doctor"], cwd=newsletter_root,
                              env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while len(smtp_tls_server.handler.received) < 11 and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert child.poll() is None, child.stdout.read().decode()
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    try:
+        held.reached.wait(60)
+        assert child.poll() is None, child.stdout.read().decode()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    finally:
+        held.release.set()
 
     status = run("status", ISSUE, "--list", "forty").output
     # SMTP answers each recipient before the next is tried: ten are sent, one may have arrived, and
@@ -162,15 +162,12 @@ def test_ctrl_c_during_the_last_request_is_a_finished_send(sendgrid_newsletter: 
     import signal
     import subprocess
     import sys
-    import time
 
     sendgrid_standin.slow(1.5)  # the one request is accepted at once, answered 1.5 s later
     child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "example", "--yes",
                               "--ignore-doctor"], cwd=sendgrid_newsletter, env={**os.environ},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not sendgrid_standin.counts() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    sendgrid_standin.wait_until(bool, 60, give_up=lambda: child.poll() is not None)
     child.send_signal(signal.SIGINT)
     output = child.communicate(timeout=60)[0].decode()
     assert "Stopping after the requests under way" in output

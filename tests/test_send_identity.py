@@ -284,24 +284,20 @@ def test_kill_9_of_an_smtp_send_leaves_only_the_message_under_way_unknown(newsle
     import signal
     import subprocess
     import sys
-    import time
 
     from newsletter_helpers import configure_smtp
 
     configure_smtp(newsletter_root, smtp_tls_server, monkeypatch)
     expected = write_list(newsletter_root, "q", 60)
     handler = smtp_tls_server.handler
-    handler.delay_reply(after=10, seconds=20)  # the 11th message is received, its answer held back
+    held = handler.hold(after=10)  # the 11th message is received, its answer held back
     child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "q", "--provider",
                               "smtp", "--yes"], cwd=newsletter_root, env={**os.environ},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while len(handler.received) < 11 and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
+    held.reached.wait(60)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    handler.delays.clear()
+    held.release.set()
     resumed = run("send", ISSUE, "--resume", "--yes")
     assert resumed.exit_code == 1, resumed.output  # one recipient to settle
     state = statuses(newsletter_root, "q")

@@ -63,15 +63,14 @@ def test_50_random_kill_9_runs_mail_nobody_twice_and_lose_nobody(newsletter_root
             expected = _list(newsletter_root, name, 120 if smtp else 2000)
             provider = ["--provider", "smtp"] if smtp else []
 
-            def delivered(smtp: bool = smtp, name: str = name) -> int:
-                if smtp:
-                    return sum(1 for r in smtp_server.handler.recipients() if r.startswith(f"{name}-"))
-                return sum(n for e, n in standin.counts().items() if e.startswith(f"{name}-"))
-
             child = _send(newsletter_root, "--list", name, *provider)
-            deadline = time.monotonic() + 30
-            while not delivered() and child.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
+            if smtp:  # until the first of this run's recipients arrives
+                smtp_server.handler.wait_until(
+                    lambda handler, name=name: any(r.startswith(f"{name}-") for r in handler.recipients()), 30,
+                    give_up=lambda child=child: child.poll() is not None)
+            else:
+                standin.wait_until(lambda counts, name=name: any(e.startswith(f"{name}-") for e in counts), 30,
+                                   give_up=lambda child=child: child.poll() is not None)
             time.sleep(rng.uniform(0.0, 0.3 if smtp else 0.5))  # somewhere in the middle of the send
             if child.poll() is None:
                 os.kill(child.pid, signal.SIGKILL)

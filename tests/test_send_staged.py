@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from journal_reading import said_line
 from newsletter_helpers import ISSUE
 from staged_fixtures import (
     READERS,
@@ -87,12 +88,9 @@ def test_a_send_stopped_during_the_wait_resumes_with_the_judgement(staged, sendg
     """Killed while waiting after stage 1: the resume sends nobody of stage 1 again and judges it first."""
     members = stage_members(staged)
     process = start_send(staged, "--stages", STAGES, "--stage-wait", "10", stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+                         stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 60
-        while len(sendgrid_standin.counts()) < 2 and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        said_line(process.stderr, "Stage 1 sent; waiting", 60)  # stage 1 recorded, the wait begun
     finally:
         process.kill()
         process.wait()
@@ -160,9 +158,8 @@ def test_a_complaint_the_subscriber_service_records_during_the_wait_halts(smtp_s
     process = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "readers", "--yes",
                                 "--stages", "5%,100%", "--stage-wait", "0.05"], cwd=root, env={**os.environ},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while len(mail.recipients()) < len(first) and time.time() < deadline:
-        time.sleep(0.05)
+    mail.wait_until(lambda handler: len(handler.recipients()) >= len(first), 60,
+                    give_up=lambda: process.poll() is not None)
     store = open_store(load_settings(root))  # SendGrid's webhook tells the service: a spam report
     store.append([Event(list_name="readers", kind=COMPLAINED, email=first[2], key=first[2], at=stamp(now_utc()),
                         source="sendgrid")])

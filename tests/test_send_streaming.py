@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -190,9 +189,7 @@ def test_killed_while_the_list_is_still_being_selected_the_next_run_mails_the_re
     child = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "send", ISSUE, "--list", "big", "--yes"],
                              cwd=newsletter_root, env={**os.environ}, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not slow_standin.counts() and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    slow_standin.wait_until(bool, 60, give_up=lambda: child.poll() is not None)
     assert child.poll() is None, child.stdout.read().decode()
     os.killpg(child.pid, signal.SIGKILL)  # as soon as the first request is answered
     child.wait(timeout=30)

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from serve_helpers import start_world
+from serve_helpers import ACCESS_LOG, counting_logs, start_world
 
 from newsletter.compose.unsubscribe import make_token
 from newsletter.serve.store import CONFIRMED, SUBSCRIBED
@@ -130,12 +130,10 @@ def test_mistyped_paths_do_not_put_tokens_or_addresses_in_the_access_log(world, 
     token = make_token(SECRET.encode(), "example", "ada@example.com")
     paths = [f"//unsubscribe/{token}", f"/Unsubscribe/{token}", f"/unsubscribe/x/{token}",
              "/subscribe/reader@example.com", f"/{token}", "/confirm"]
-    with caplog.at_level(logging.INFO, logger="newsletter.serve.access"):
+    with caplog.at_level(logging.INFO, logger="newsletter.serve.access"), counting_logs(ACCESS_LOG) as lines:
         for path in paths:
             assert client.get(httpx.URL(world.url + path)).status_code in (404, 405)
-        deadline = time.monotonic() + 5
-        while len(caplog.records) < len(paths) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        lines.wait_for(len(paths))
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "newsletter.serve.access")
     assert logged.count(" 404 ") + logged.count(" 405 ") == len(paths)
     assert token not in logged and "@" not in logged
@@ -146,11 +144,9 @@ def _logged_for(client, caplog, path: str) -> str:
     import logging
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="newsletter.serve.access"):
+    with caplog.at_level(logging.INFO, logger="newsletter.serve.access"), counting_logs(ACCESS_LOG) as lines:
         client.get(path)
-        deadline = time.monotonic() + 5
-        while not caplog.records and time.monotonic() < deadline:
-            time.sleep(0.01)
+        lines.wait_for(1)
     return "\n".join(r.getMessage() for r in caplog.records)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import socket
-import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -304,7 +303,8 @@ def test_a_connection_the_server_closed_while_idle_is_reopened(start_smtp_server
     server = start_smtp_server(idle_timeout=0.5)
     provider = server.provider()
     first = provider.send_batch(message, readers[:5])
-    time.sleep(1.5)  # send.py backing off, say: the server hangs up on the idle connection
+    # send.py backing off, say: the server hangs up on the idle connection
+    assert server.handler.wait_until(lambda handler: handler.received[0].peer in handler.closed, 30)
     second = provider.send_batch(message, readers[5:10])
     provider.close()
 
