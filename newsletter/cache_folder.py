@@ -14,6 +14,21 @@ import tempfile
 from pathlib import Path
 
 
+def installed_stamp(package: str) -> str:
+    """Where a top-level package is installed and when its folder and ``__init__`` last changed, found without
+    importing it: part of the key of a cache whose entries that package computed (an upgrade rewrites both)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    origin = spec.origin if spec is not None and spec.origin else ""
+    if not origin:
+        return f"{package}:not installed"
+    try:
+        return f"{origin}:{os.stat(origin).st_mtime_ns}:{os.stat(os.path.dirname(origin)).st_mtime_ns}"
+    except OSError:
+        return origin
+
+
 def cache_folder(name: str) -> Path:
     """The folder of one cache (``spam``, ``doctor``, ``jinja``), not made yet."""
     import platformdirs  # here, not at the top: most commands never ask

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from newsletter_helpers import write_issue
 
 from newsletter.checks import ERROR, WARNING, CheckContext, CheckOptions, Finding, links, run_checks_on
-from newsletter.checks.links import probe_all, url_problem
+from newsletter.checks.link_requests import probe_all
+from newsletter.checks.links import url_problem
 from newsletter.cli import main
 from newsletter.compose.build import build
 from newsletter.compose.content import load_issue

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HEAVY = ("premailer", "lxml", "trafilatura", "dns", "PIL", "starlette", "uvicorn")
 
 
@@ -35,14 +37,38 @@ def test_help_imports_no_heavy_library_nor_the_settings() -> None:
     assert _imported_by(code) & {*HEAVY, "email_validator", "jinja2", "markdown_it", "yaml"} == set()
 
 
-def test_a_build_imports_what_building_needs_and_nothing_else(newsletter_root: Path) -> None:
+BUILD = ("import contextlib, io\n"
+         "from newsletter.cli import main\n"
+         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+         "    main(['build', 'issues/2026-11-25-first-dispatch'])\n")
+
+
+def test_a_build_imports_what_building_needs_and_nothing_else(newsletter_root: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """premailer and lxml inline the CSS; the importer (trafilatura), the doctor (dnspython), the subscriber
     service (Starlette, uvicorn) and email-validator (no address is read) stay unloaded."""
-    code = ("import contextlib, io\n"
-            "from newsletter.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-            "    main(['build', 'issues/2026-11-25-first-dispatch'])\n")
-    imported = _imported_by(code, cwd=newsletter_root)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))  # nothing inlined yet
+    imported = _imported_by(BUILD, cwd=newsletter_root)
     assert {"premailer", "lxml"} <= imported  # the build did run
     assert (newsletter_root / "build" / "2026-11-25-first-dispatch" / "email.html").is_file()
     assert imported & {"trafilatura", "dns", "starlette", "uvicorn", "email_validator", "playwright"} == set()
+
+
+def test_building_an_unchanged_issue_again_takes_its_inlined_html_from_the_cache(
+        newsletter_root: Path, own_theme: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second build of the same issue neither imports premailer (nor requests, nor cssutils) nor runs it,
+    and writes the same email; an edit to the theme's CSS is inlined anew."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    email_html = newsletter_root / "build" / "2026-11-25-first-dispatch" / "email.html"
+    assert "premailer" in _imported_by(BUILD, cwd=newsletter_root)
+    first = email_html.read_text(encoding="utf-8")
+    email_html.unlink()
+
+    again = _imported_by(BUILD, cwd=newsletter_root)
+
+    assert again & {"premailer", "cssutils", "requests"} == set()
+    assert email_html.read_text(encoding="utf-8") == first
+    css = own_theme / "style.css"
+    css.write_text(css.read_text(encoding="utf-8") + "\np { letter-spacing: 0.01em; }\n", encoding="utf-8")
+    assert "premailer" in _imported_by(BUILD, cwd=newsletter_root)
+    assert "letter-spacing:0.01em" in email_html.read_text(encoding="utf-8").replace(" ", "")

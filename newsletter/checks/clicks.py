@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 from ..compose.click_links import click_service
@@ -25,6 +23,9 @@ def check_click_service(ctx: CheckContext) -> Iterator[Finding]:
                       fix=err.hint or "")
         return
     probe = f"{service}healthz"
+    import urllib.error  # here: only an issue that counts clicks asks the service
+    import urllib.request
+
     try:
         with urllib.request.urlopen(probe, timeout=min(PROBE_SECONDS, settings.checks.link_timeout)) as answer:
             if answer.status == 200:

@@ -17,7 +17,9 @@ is a note (info) carrying caniemail's explanation of what is partial.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,6 +32,7 @@ from urllib.parse import urlsplit
 import lxml.html
 import lxml.html.defs
 
+from ..cache_folder import cache_folder, installed_stamp
 from .framework import ARTICLES, INFO, THEME, WARNING, CheckContext, Finding, Place
 from .stylesheet import Declaration, parse_declarations, parse_stylesheet, selectors_of
 
@@ -135,9 +138,7 @@ class SupportData:
                 self._index_image(feature, keywords)
         # A title listing several names may list values ("system-ui, ui-serif") or properties
         # ("left, right, top, bottom"); names cssutils knows as properties are not taken as values.
-        from cssutils import profile
-
-        for word in set(self.value_keywords) & set(profile.knownNames):
+        for word in set(self.value_keywords) & css_property_names():
             del self.value_keywords[word]
 
     def _index_css(self, feature: Feature, keywords: list[str]) -> None:
@@ -232,6 +233,29 @@ class SupportData:
 
 
 @lru_cache(maxsize=1)
+def css_property_names() -> frozenset[str]:
+    """The CSS property names cssutils knows, kept in the cache folder's ``css/`` (cache_folder.py) keyed by
+    the installed cssutils: importing cssutils costs more than the checks that ask, and a build whose CSS
+    inlining is cached (compose/inline.py) needs it for nothing else. Safe to delete."""
+    stamp = installed_stamp("cssutils").encode()
+    path = cache_folder("css") / f"property-names-{hashlib.sha256(stamp).hexdigest()[:32]}.json"
+    try:
+        return frozenset(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        pass
+    from cssutils import profile
+
+    names = sorted(set(profile.knownNames))
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(names), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a read-only cache only costs speed
+    return frozenset(names)
+
+
 def load_support_data(path: Path = DATA_PATH) -> SupportData:
     """The shipped caniemail data, read and indexed once per process."""
     return SupportData(json.loads(path.read_text(encoding="utf-8")))

@@ -7,24 +7,18 @@ that exist. With ``--check-links`` (``CheckOptions(check_links=True)``) each dis
 URL is requested, HEAD first and GET when HEAD is refused, with the timeout
 and concurrency of ``[checks]`` in newsletter.toml. The sample recipient's
 unsubscribe URL is never requested: a GET there could unsubscribe someone.
-Relative and empty URLs are reported by the basic checks (basic.py).
+Relative and empty URLs are reported by the basic checks (basic.py). The requesting itself is
+link_requests.py, loaded only with ``--check-links``.
 """
 
 from __future__ import annotations
 
 import re
-import socket
-import ssl
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
-from http.client import HTTPMessage
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .. import __version__
 from ..compose.markdown import is_absolute
 from ..compose.merge import TOKEN_PREFIX
 from ..compose.personalize import UNSUBSCRIBE_FIELD
@@ -33,11 +27,11 @@ from .framework import ERROR, WARNING, CheckContext, Finding
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
-USER_AGENT = f"newsletter-link-check/{__version__} (+https://pypi.org/project/newsletter/)"
+    from .link_requests import LinkStatus
+
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
 _UNSAFE_SCHEMES = {"javascript", "vbscript", "file", "data"}
 _KNOWN_SCHEMES = {"http", "https", "mailto", "tel", "sms"}
-_MAX_REDIRECTS = 10
 # Answers that usually mean "no robots" rather than "gone": reported, but not as errors.
 _REFUSALS = {401, 403, 429}
 
@@ -49,17 +43,6 @@ class LinkUse:
     url: str
     tag: str
     attribute: str
-
-
-@dataclass(frozen=True)
-class LinkStatus:
-    """What requesting a URL gave: an HTTP status, or an error when nothing answered."""
-
-    url: str
-    status: int | None = None
-    error: str = ""
-    unreachable: bool = False  # no such host, connection refused, bad certificate: certainly broken for readers
-    timed_out: bool = False
 
 
 def links_in(document: HtmlElement) -> list[LinkUse]:
@@ -153,75 +136,6 @@ def check_link_syntax(ctx: CheckContext) -> Iterator[Finding]:
                           fix="correct the address (full https://... URL, or mailto:name@example.com)")
 
 
-# --- requesting links (--check-links) ----------------------------------------
-
-class _KeepMethodRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects with the same method (urllib turns a redirected HEAD into a GET)."""
-
-    max_redirections = _MAX_REDIRECTS
-
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and req.get_method() == "HEAD":
-            new.method = "HEAD"
-        return new
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    context = ssl.create_default_context()
-    return urllib.request.build_opener(_KeepMethodRedirects(), urllib.request.HTTPSHandler(context=context))
-
-
-def _request(opener: urllib.request.OpenerDirector, url: str, method: str, timeout: float) -> LinkStatus:
-    request = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            if method == "GET":
-                response.read(1024)  # enough to know the body starts; never the whole page
-            return LinkStatus(url, response.status)
-    except urllib.error.HTTPError as err:
-        err.close()
-        return LinkStatus(url, err.code)
-    except urllib.error.URLError as err:
-        reason = err.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
-            return LinkStatus(url, error=f"no answer within {timeout:g} s", timed_out=True)
-        if isinstance(reason, socket.gaierror):
-            return LinkStatus(url, error="the host name does not resolve", unreachable=True)
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            return LinkStatus(url, error=f"its TLS certificate is not valid ({reason.verify_message})",
-                              unreachable=True)
-        if isinstance(reason, ConnectionRefusedError):
-            return LinkStatus(url, error="the connection was refused", unreachable=True)
-        return LinkStatus(url, error=str(reason))
-    except TimeoutError:
-        return LinkStatus(url, error=f"no answer within {timeout:g} s", timed_out=True)
-    except (OSError, ValueError) as err:  # reset connections, malformed responses, bad ports
-        return LinkStatus(url, error=str(err) or type(err).__name__)
-
-
-def probe(url: str, timeout: float, opener: urllib.request.OpenerDirector | None = None) -> LinkStatus:
-    """Request ``url`` with HEAD, then with GET if HEAD fails or is refused (many servers mishandle HEAD).
-    A host that does not answer HEAD in time is not asked again, so one URL costs at most ``timeout``
-    per request it makes."""
-    opener = opener or _opener()
-    head = _request(opener, url, "HEAD", timeout)
-    if (head.status is not None and head.status < 400) or head.unreachable or head.timed_out:
-        return head
-    return _request(opener, url, "GET", timeout)
-
-
-def probe_all(urls: Iterable[str], timeout: float, concurrency: int) -> list[LinkStatus]:
-    """Probe each URL once, at most ``concurrency`` at a time, in the order given."""
-    urls = list(dict.fromkeys(urls))
-    if not urls:
-        return []
-    opener = _opener()
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(urls)))) as pool:
-        return list(pool.map(lambda u: probe(u, timeout, opener), urls))
-
-
 def status_finding(ctx: CheckContext, status: LinkStatus, kind: str) -> Finding | None:
     """The finding for one probed URL: None when it answered with success."""
     where, line = ctx.place_of_address(status.url)
@@ -251,6 +165,8 @@ def check_links_online(ctx: CheckContext) -> Iterator[Finding]:
         scheme = urlsplit(use.url).scheme.lower()
         if scheme in ("http", "https") and use.url not in skip and url_problem(use.url) is None:
             kinds.setdefault(use.url, "link" if use.tag == "a" else "image")
+    from .link_requests import probe_all  # here: only --check-links requests anything
+
     settings = ctx.settings.checks
     for status in probe_all(kinds, settings.link_timeout, settings.link_concurrency):
         finding = status_finding(ctx, status, kinds[status.url])

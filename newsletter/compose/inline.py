@@ -10,17 +10,28 @@ premailer also copies CSS ``width``/``height`` into HTML attributes, overwriting
 template or article set (``height:auto`` becomes ``height="auto"``, which no client reads and
 HTML forbids). Sizes written in the HTML are kept as written, and a copied value is kept only
 when it is one an attribute can hold: whole pixels, or a percentage outside ``<img>``.
+
+The result is kept in the cache folder's ``inline/`` (cache_folder.py), keyed by the HTML, this
+module's code and the installed premailer, cssutils and lxml: ``build``, ``check``, ``preview`` and
+``send`` inline the same issue again and again, and importing premailer (with requests and cssutils)
+and running it is most of a build. An edit to the issue or its theme is a new key; the folder keeps
+the most recently used results only, and is safe to delete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import premailer
-from lxml import etree
-
+from ..cache_folder import cache_folder, installed_stamp
 from ..errors import NewsletterError, display_path
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 _EXTERNAL_STYLESHEET = re.compile(r"<link\b[^>]*rel=[\"']?stylesheet", re.IGNORECASE)
 _SIZE_ATTRIBUTES = ("width", "height")
@@ -56,6 +67,57 @@ def inline_css(html: str, *, source: str = "template") -> str:
             "the template links an external stylesheet, which mail clients do not load",
             where=display_path(source), hint="put the CSS in the theme's style.css instead",
         )
+    path = cache_folder("inline") / f"{_cache_key(html)}.html"
+    try:
+        inlined = path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        pass
+    else:
+        try:
+            os.utime(path)  # recently used: kept when the folder is pruned
+        except OSError:
+            pass
+        return inlined
+    inlined = _inline(html, source)
+    _remember(path, inlined)
+    return inlined
+
+
+KEPT_RESULTS = 64  # inline/ keeps this many results, the most recently used
+
+
+def _cache_key(html: str) -> str:
+    """What the inlined HTML depends on: the HTML, this module's code, and the installed libraries that
+    inline it (their files' times, found without importing them, which is what the cache saves)."""
+    parts = [Path(__file__).read_bytes()]
+    parts += [installed_stamp(name).encode() for name in ("premailer", "cssutils", "lxml")]
+    parts.append(html.encode("utf-8", "surrogatepass"))
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
+
+
+def _remember(path: Path, inlined: str) -> None:
+    """Keep ``inlined`` at ``path`` (written whole, then renamed), and the folder at KEPT_RESULTS files."""
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(inlined, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # a read-only or full cache only costs speed
+        return
+    try:
+        kept = sorted(path.parent.glob("*.html"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in kept[KEPT_RESULTS:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # another process pruned it meanwhile
+
+
+def _inline(html: str, source: str) -> str:
+    """premailer's inlining, with the sizes the HTML wrote kept as written."""
+    import premailer  # here, not at the top: a cached result needs neither premailer nor its imports
+    from lxml import etree
+
     inliner = premailer.Premailer(
         allow_network=False,
         allow_loading_external_files=False,
