@@ -700,6 +700,7 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
               nameserver: str) -> None:
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
+
     from .stats.sources import StoreClicks
 
     clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
@@ -795,8 +796,8 @@ def stats_command(ctx: click.Context, issue_dir: Path | None, output_format: str
                   last: int) -> None:
     """What ISSUE_DIR did (delivered, bounces, human clicks, per link and domain); without it, the last issues."""
     from .stats.figures import IssueFigures
-    from .stats.page import write_page
     from .stats.formatting import as_json, issue_lines, overview_lines
+    from .stats.page import write_page
     from .stats.sources import overview, stats_of_issue
 
     settings = settings_of(ctx)
@@ -1020,7 +1021,8 @@ def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, l
     import webbrowser
 
     from .errors import display_path
-    from .preview import is_loopback, make_preview_server
+    from .hosts import is_loopback
+    from .looking.preview_server import make_preview_server
 
     server = make_preview_server(settings_of(ctx), issue_dir, host=host, port=port, list_name=list_name,
                                  on_rebuild=_echo_rebuild)
@@ -1055,7 +1057,7 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
                        dark: bool) -> None:
     """Write PNG pictures of ISSUE_DIR's email at each width, using headless Chromium."""
     from .errors import display_path
-    from .screenshot import screenshot_issue
+    from .looking.screenshot import screenshot_issue
 
     shots = screenshot_issue(settings_of(ctx), issue_dir, out, widths, dark=dark)
     for shot in shots:
@@ -1073,8 +1075,8 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
 @click.pass_context
 def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool, with_stats: bool) -> None:
     """Write a static web archive of the published issues, with an index page and an Atom feed."""
-    from .archive import write_archive
     from .errors import display_path
+    from .looking.archive import write_archive
 
     settings = settings_of(ctx)
     archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only,
@@ -1155,7 +1157,7 @@ def _write_ci(root: Path, kind: str, branch: str) -> None:
 @click.pass_context
 def review_command(ctx: click.Context, since: str | None, out: Path, no_pictures: bool) -> None:
     """Build, check and photograph the issues a change touches (for a pull request's reviewers)."""
-    from .review import any_errors, changed_since, review, unsent_folders
+    from .looking.review import any_errors, changed_since, review, unsent_folders
 
     settings = settings_of(ctx)
     folders = changed_since(settings, since) if since else unsent_folders(settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.screenshot import find_chromium
+from newsletter.looking.screenshot import find_chromium
 
 # no sandbox (CI runs as root), and nothing that reaches beyond this machine by itself
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",

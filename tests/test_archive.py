@@ -12,12 +12,12 @@ from xml.etree import ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from newsletter.archive import write_archive
 from newsletter.cli import main
 from newsletter.compose.build import SAMPLE_RECIPIENT
 from newsletter.compose.content import load_issue
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
+from newsletter.looking.archive import write_archive
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PIXEL_PNG = bytes.fromhex("89504e470d0a1a0a")  # enough for a copy: the archive does not read images
@@ -223,7 +223,7 @@ def test_sent_only_publishes_the_issues_the_journal_shows_as_sent(sendgrid_newsl
     assert run(main, ["send", str(older), "--list", "example", "--dry-run"]).exit_code == 0  # nor a dry run
 
     settings = load_settings(sendgrid_newsletter)
-    from newsletter.archive import sent_issue_keys
+    from newsletter.looking.archive import sent_issue_keys
     assert sent_issue_keys(settings) == {newest.name}
     result = run(main, ["archive", "--sent-only"])
     assert result.exit_code == 0, result.output

@@ -10,9 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from newsletter_helpers import write_issue
 
-from newsletter.archive import write_archive
 from newsletter.checks import ERROR, WARNING, check_issue
 from newsletter.cli import main
+from newsletter.looking.archive import write_archive
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "tests" / "data" / "import" / "page.html"

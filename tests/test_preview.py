@@ -27,12 +27,8 @@ from journal_reading import preview_url
 
 from newsletter.compose.content import load_issue
 from newsletter.compose.unsubscribe import make_token
-from newsletter.preview import (
-    PreviewServer,
-    dark_variant,
-    email_for_browser,
-    make_preview_server,
-)
+from newsletter.looking.browser_email import dark_variant, email_for_browser
+from newsletter.looking.preview_server import PreviewServer, make_preview_server
 
 LIVE_UPDATE_SECONDS = 3.0  # the issue asks for about a second; slack for a loaded CI machine
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import main
 from newsletter.errors import NewsletterError
-from newsletter.screenshot import BROWSER_ENV, default_widths, find_chromium, screenshot_issue
+from newsletter.looking.screenshot import BROWSER_ENV, default_widths, find_chromium, screenshot_issue
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -87,7 +87,7 @@ def test_check_is_quiet_about_clicks_when_the_service_answers(click_world):
 
 def test_the_preview_server_and_the_archive_show_the_stats_page_when_asked(click_world, click_clock):
     from newsletter.config import load_settings
-    from newsletter.preview import make_preview_server
+    from newsletter.looking.preview_server import make_preview_server
 
     issue = click_world.root / "issues" / EXAMPLE_ISSUE
     settings = load_settings(click_world.root)

@@ -19,10 +19,10 @@ from browser_helpers import BROWSER_ARGS, chromium_or_fail
 from click.testing import CliRunner
 from newsletter_helpers import BROOM, LEAD, configure_smtp
 
-from newsletter.archive import write_archive
 from newsletter.cli import main
 from newsletter.compose.build import build_issue, write_build
 from newsletter.config import load_settings
+from newsletter.looking.archive import write_archive
 
 ISSUE = "issues/2027-02-02-garden"
 WEB_URL = "https://newsletter.example.com/2027-02-02-garden/"

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from .compose.build import BuiltIssue, build_issue
-from .compose.content import ISSUE_FILE, Issue, load_issue
-from .compose.merge import TOKEN_PATTERN
-from .compose.personalize import Personalizer
-from .compose.relative_links import relative_addresses
-from .compose.render import issue_base_url, render_theme_page, subscribe_page
-from .config import Settings
-from .errors import NewsletterError, display_path
-from .themes import theme_folder
+from ..compose.build import BuiltIssue, build_issue
+from ..compose.content import ISSUE_FILE, Issue, load_issue
+from ..compose.merge import TOKEN_PATTERN
+from ..compose.personalize import Personalizer
+from ..compose.relative_links import relative_addresses
+from ..compose.render import issue_base_url, render_theme_page, subscribe_page
+from ..config import Settings
+from ..errors import NewsletterError, display_path
+from ..themes import theme_folder
 
 ATOM = "http://www.w3.org/2005/Atom"
 XML = "http://www.w3.org/XML/1998/namespace"
@@ -42,7 +42,7 @@ INDEX_FILE = "index.html"
 MARKER_FILE = ".newsletter-archive"  # says a folder holds an archive we wrote and may write again
 FEED_ENTRIES = 20
 INDEX_TEMPLATE = "archive-index.html.j2"  # a theme may have its own; else this package's, in PAGES_DIR
-PAGES_DIR = Path(__file__).resolve().parent / "static"
+PAGES_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def sent_issue_keys(settings: Settings) -> set[str]:
     The archive's one reading of the journal: test sends and dry runs leave no
     trace there, so only a real send counts.
     """
-    from .sending.journal import SENT, location_of, summarize
+    from ..sending.journal import SENT, location_of, summarize
 
     def journal_key(folder: Path) -> str:
         # The journal knows an issue by the id in its front matter; a journal written before ids
@@ -291,7 +291,7 @@ def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | No
     feed = out_dir / FEED_FILE
     feed.write_bytes(_feed_xml(settings, issues))
     if stats:
-        from .stats.page import write_archive_pages
+        from ..stats.page import write_archive_pages
 
         write_archive_pages(settings, folders, out_dir)
     return Archive(out_dir, issues, index, feed, tuple(left_out))

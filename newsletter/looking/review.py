@@ -20,12 +20,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checks import CheckContext, report_json, run_checks_on
-from .checks.formatting import format_report
-from .compose.build import build_issue, write_build
-from .compose.content import ISSUE_FILE
-from .config import CONFIG_FILE, Settings
-from .errors import NewsletterError
+from ..checks import CheckContext, report_json, run_checks_on
+from ..checks.formatting import format_report
+from ..compose.build import build_issue, write_build
+from ..compose.content import ISSUE_FILE
+from ..config import CONFIG_FILE, Settings
+from ..errors import NewsletterError
 
 ISSUE_FOLDERS = ("issues",)  # issues/<issue>/
 STEP_FOLDERS = ("sequences",)  # sequences/<name>/<step>/
@@ -52,7 +52,7 @@ def issue_folders(settings: Settings) -> list[Path]:
 
 def unsent_folders(settings: Settings, folders: list[Path] | None = None) -> list[Path]:
     """The issue folders (of ``folders``, default all) without a ``sent:`` record: not sent to any list yet."""
-    from .sending.sent_record import read_record
+    from ..sending.sent_record import read_record
 
     return [folder for folder in (issue_folders(settings) if folders is None else folders)
             if not read_record(folder)]

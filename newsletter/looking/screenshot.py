@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compose.build import build_issue, default_build_dir, sample_values
-from .config import Settings
-from .errors import NewsletterError
-from .preview import email_for_browser
-from .themes.layout import phone_breakpoint
+from ..compose.build import build_issue, default_build_dir, sample_values
+from ..config import Settings
+from ..errors import NewsletterError
+from ..themes.layout import phone_breakpoint
+from .browser_email import email_for_browser
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
