@@ -108,7 +108,7 @@ def new_command(ctx: click.Context, title: str, date_, number: int | None, seque
     """Create issues/<date>-<slug>/issue.md with front matter to fill in (or, with --sequence, a step)."""
     import datetime as dt
 
-    from .compose.content import new_issue
+    from .compose.issue_folder import new_issue
     from .errors import display_path
 
     settings = settings_of(ctx)

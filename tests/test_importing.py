@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
 from newsletter.cli import main
-from newsletter.compose import content, importing
+from newsletter.compose import content, importing, issue_folder
 from newsletter.errors import NewsletterError
 
 DATA = Path(__file__).parent / "data" / "import"
@@ -40,7 +40,7 @@ def rendered(markdown: str) -> str:
 def newsletter_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh newsletter folder with the example settings and one empty issue."""
     shutil.copy(ROOT / "newsletter.toml", tmp_path / "newsletter.toml")
-    content.new_issue(tmp_path / "issues", "The First Dispatch", dt.date(2026, 11, 25))
+    issue_folder.new_issue(tmp_path / "issues", "The First Dispatch", dt.date(2026, 11, 25))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

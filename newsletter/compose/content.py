@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import frontmatter
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
@@ -435,29 +434,6 @@ def require_complete(issue: Issue) -> None:
 PLACEHOLDER_INTRO = "Write a short introduction here."  # `newsletter check` warns while it is left in
 
 
-def new_issue(issues_dir: Path, title: str, date: dt.date, number: int | None = None) -> Path:
-    """Create ``issues/<date>-<slug>/issue.md`` with front matter to fill in; never overwrite."""
-    slug = slugify(title)
-    if not slug:
-        raise NewsletterError(f"title '{title}' has no letters or digits to name a folder with")
-    folder = issues_dir / f"{date.isoformat()}-{slug}"
-    if folder.exists():
-        raise NewsletterError("issue folder already exists", where=folder,
-                              hint="choose another title or date")
-    folder.mkdir(parents=True)
-    meta: dict[str, Any] = {"id": new_issue_id(), "subject": title, "preheader": "", "date": date.isoformat()}
-    if number is not None:
-        meta["number"] = number
-    meta["articles"] = []
-    post = frontmatter.Post(
-        f"{PLACEHOLDER_INTRO} You can greet each reader: "
-        "Hi {{ subscriber.name | default('there') }}!\n",
-        **meta,
-    )
-    (folder / ISSUE_FILE).write_text(frontmatter.dumps(post, sort_keys=False) + "\n", encoding="utf-8")
-    return folder
-
-
 def new_issue_id() -> str:
     """A stable identity for an issue: the send journal knows it by this, whatever its folder is called."""
     import uuid
@@ -491,31 +467,3 @@ def write_issue_id(folder: Path, issue_id: str) -> str:
                               hint=f"make the file writable, or add the line 'id: {issue_id}' to its front "
                                    "matter yourself") from None
     return issue_id
-
-
-def add_article_to_issue(folder: Path, filename: str) -> None:
-    """Append an article file name to the issue's ``articles`` list (once)."""
-    path = folder / ISSUE_FILE
-    text = read_text(path)
-    meta, body, _ = split_front_matter(text, path)
-    names = list(meta.get("articles") or [])
-    if filename in names:
-        return
-    names.append(filename)
-    meta["articles"] = names
-    post = frontmatter.Post(body.strip() + "\n", **meta)
-    path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n",
-                    encoding="utf-8")
-
-
-def write_article(path: Path, article: Article) -> None:
-    """Write an article as Markdown with front matter (fields in the documented order)."""
-    meta: dict[str, Any] = {"title": article.title}
-    for key in ("author", "date", "source_url", "summary", "image"):
-        value = getattr(article, key)
-        if value:
-            meta[key] = value
-    if article.image_alt is not None and article.image:
-        meta["image_alt"] = article.image_alt
-    post = frontmatter.Post(article.body.strip() + "\n", **meta)
-    path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n", encoding="utf-8")
