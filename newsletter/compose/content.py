@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import frontmatter
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
@@ -467,3 +468,16 @@ def write_issue_id(folder: Path, issue_id: str) -> str:
                               hint=f"make the file writable, or add the line 'id: {issue_id}' to its front "
                                    "matter yourself") from None
     return issue_id
+
+
+def write_article(path: Path, article: Article) -> None:
+    """Write an article as Markdown with front matter (fields in the documented order)."""
+    meta: dict[str, Any] = {"title": article.title}
+    for key in ("author", "date", "source_url", "summary", "image"):
+        value = getattr(article, key)
+        if value:
+            meta[key] = value
+    if article.image_alt is not None and article.image:
+        meta["image_alt"] = article.image_alt
+    post = frontmatter.Post(article.body.strip() + "\n", **meta)
+    path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n", encoding="utf-8")

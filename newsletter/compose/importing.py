@@ -24,8 +24,8 @@ from urllib.parse import urljoin, urlsplit
 
 from ..errors import NewsletterError, display_path, os_error
 from . import scraped
-from .content import ISSUE_FILE, Article, load_article, read_text, slugify, split_front_matter
-from .issue_folder import add_article_to_issue, write_article
+from .content import ISSUE_FILE, Article, load_article, read_text, slugify, split_front_matter, write_article
+from .issue_folder import add_article_to_issue
 
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_SCHEMES = frozenset({"http", "https"})

@@ -1,5 +1,5 @@
 """An issue folder as the writer's commands make and extend it: ``newsletter new`` writes issue.md with the
-fields to fill in, and ``newsletter import`` writes an article file and adds it to the issue's list."""
+fields to fill in, and ``newsletter import`` adds an article (written by content.write_article) to the issue's list."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import frontmatter
 
 from ..errors import NewsletterError
-from .content import ISSUE_FILE, PLACEHOLDER_INTRO, Article, new_issue_id, read_text, slugify, split_front_matter
+from .content import ISSUE_FILE, PLACEHOLDER_INTRO, new_issue_id, read_text, slugify, split_front_matter
 
 
 def new_issue(issues_dir: Path, title: str, date: dt.date, number: int | None = None) -> Path:
@@ -49,16 +49,3 @@ def add_article_to_issue(folder: Path, filename: str) -> None:
     post = frontmatter.Post(body.strip() + "\n", **meta)
     path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n",
                     encoding="utf-8")
-
-
-def write_article(path: Path, article: Article) -> None:
-    """Write an article as Markdown with front matter (fields in the documented order)."""
-    meta: dict[str, Any] = {"title": article.title}
-    for key in ("author", "date", "source_url", "summary", "image"):
-        value = getattr(article, key)
-        if value:
-            meta[key] = value
-    if article.image_alt is not None and article.image:
-        meta["image_alt"] = article.image_alt
-    post = frontmatter.Post(article.body.strip() + "\n", **meta)
-    path.write_text(frontmatter.dumps(post, sort_keys=False, allow_unicode=True, width=1000) + "\n", encoding="utf-8")
