@@ -106,7 +106,7 @@ def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider
     html = built.html
     related: tuple[InlineImage, ...] = ()
     if inline_images:
-        html, related = carry_inline(built.html, local_images(settings, built), settings.from_address)
+        html, related = carry_inline(built.html, local_images(settings, built.rendered), settings.from_address)
     return Message(
         issue_name=built.issue.name, list_name=list_name, subject=subject_prefix + built.subject,
         html=html, text=built.text, fields=built.fields, from_address=settings.from_address,

@@ -19,17 +19,13 @@ import re
 from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ..config import Settings
 from ..errors import NewsletterError, display_path
 from .message import InlineImage
 from .relative_links import local_file, relative_addresses
-from .render import issue_base_url
-
-if TYPE_CHECKING:  # build.py imports this module to make a test send's message
-    from .build import BuiltIssue
+from .render import RenderedIssue, issue_base_url
 
 # What a test message may carry inline, base64 included (x 4/3): Gmail takes 25 MB, SendGrid 30 MB.
 MAX_INLINE_BYTES = 15 * 1024 * 1024
@@ -38,17 +34,17 @@ _SRC = re.compile(r"""(\ssrc\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _UNSAFE_NAME = re.compile(r"""[;,"\\\r\n\x00-\x1f]""")  # SendGrid refuses ';' ',' and line breaks in a filename
 
 
-def local_images(settings: Settings, built: BuiltIssue) -> dict[str, Path]:
+def local_images(settings: Settings, rendered_issue: RenderedIssue) -> dict[str, Path]:
     """Each address the email's HTML shows an image of the issue folder at -> that file (existing
     files only: a missing one is ``check``'s error, not something to carry)."""
-    issue = built.issue
+    issue = rendered_issue.issue
     base = issue_base_url(settings, issue)
     found: dict[str, Path] = {}
-    for markdown in (issue.intro, *(rendered.article.body for rendered in built.rendered.articles)):
+    for markdown in (issue.intro, *(rendered.article.body for rendered in rendered_issue.articles)):
         for address in relative_addresses(markdown, issue.path, base):
             if address.tag == "img" and address.local is not None and address.local.is_file():
                 found[address.resolved or address.url] = address.local
-    for rendered in built.rendered.articles:  # lead images, as front matter wrote them
+    for rendered in rendered_issue.articles:  # lead images, as front matter wrote them
         written = rendered.article.image.strip()
         parts = urlsplit(written)
         path = None if parts.scheme or parts.netloc or not written else local_file(issue.path, written)
