@@ -76,16 +76,29 @@ class JournalView:
                                   "status='unknown' ORDER BY id LIMIT ?", (journal.send, limit)).fetchall()
         return [(str(e), str(r)) for e, r in rows]
 
-    def run_outcomes(self, limit: int = 1000) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
-        """What this run settled: counts by status, and (status, email, reason) of its failed and unknown rows."""
+    def run_outcomes(self, limit: int = 1000, *, with_joined: bool = False
+                     ) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+        """What this process's run settled: counts by status, and (status, email, reason) of its failed and
+        unknown rows; ``with_joined``: with what the workers that joined its send settled."""
         journal = self.journal
         db = journal.db
+        run = journal.own_run or journal.run
+        runs = "settled_run=?" + (" OR settled_run IN (SELECT id FROM runs WHERE joined=?)" if with_joined else "")
+        params: tuple[int, ...] = (run, run) if with_joined else (run,)
         counts = {str(s): int(n) for s, n in db.execute(
-            "SELECT status, COUNT(*) FROM deliveries WHERE settled_run=? GROUP BY status", (journal.run,)).fetchall()}
+            f"SELECT status, COUNT(*) FROM deliveries WHERE {runs} GROUP BY status", params).fetchall()}
         problems = db.execute(
-            "SELECT status, email, COALESCE(reason, '') FROM deliveries WHERE settled_run=? AND "
-            "status IN ('failed', 'unknown') ORDER BY id LIMIT ?", (journal.run, limit)).fetchall()
+            f"SELECT status, email, COALESCE(reason, '') FROM deliveries WHERE ({runs}) AND "
+            "status IN ('failed', 'unknown') ORDER BY id LIMIT ?", (*params, limit)).fetchall()
         return counts, [(str(s), str(e), str(r)) for s, e, r in problems]
+
+    def sent_by_joined(self) -> dict[int, int]:
+        """Recipients sent by each worker that joined this process's send run (pid -> how many)."""
+        journal = self.journal
+        rows = journal.db.execute(
+            "SELECT r.pid, COUNT(*) FROM runs r JOIN deliveries d ON d.settled_run = r.id WHERE r.joined=? "
+            "AND d.status='sent' GROUP BY r.pid ORDER BY r.pid", (journal.run,)).fetchall()
+        return {int(pid): int(n) for pid, n in rows}
 
     def deferred(self, max_attempts: int, limit: int = 1000) -> list[tuple[str, str]]:
         """Recipients of this run refused for now too many times to try again in this run."""

@@ -10,9 +10,12 @@ Tables:
 - ``sends``: one (issue id, list) pair;
 - ``deliveries``: one row per recipient of a send, its status and merge values;
 - ``runs``: each run of a send (its audience, provider, fingerprint; ``uid`` is the
-  id the sent record in issue.md names, unique across journals);
+  id the sent record in issue.md names, unique across journals); a send run's ``ready``
+  (when it began delivering, so workers may join) and ``delivery`` (what shapes each request
+  beyond the fingerprint: ``--at``, ``--sandbox``, the stages), and a worker's run ``joined``
+  (the send run it helps);
 - ``batches``: a request in flight (``ids``, the rows it carries, for SQLite), or a
-  batch claimed by a sender sharing the send (``worker``, ``lease_until``);
+  batch claimed by a sender sharing the send (``worker``: its run's uid, ``lease_until``);
 - ``stages``: a staged send's stages;
 - ``meta``: the schema's version and the journal's own id.
 """
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .database import JournalDB
 
-VERSION = 1
+VERSION = 2  # 2: runs.joined, runs.ready, runs.delivery (workers sharing a send)
 
 # table -> [(column, declaration)]; "INTEGER PRIMARY KEY" is the row id, REAL a time in Unix seconds.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -48,7 +51,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("started", "REAL NOT NULL"), ("pid", "INTEGER NOT NULL"), ("kind", "TEXT NOT NULL DEFAULT 'send'"),
         ("provider", "TEXT"), ("tags", "TEXT"), ("filters", "TEXT"), ("fingerprint", "TEXT"), ("parts", "TEXT"),
         ("allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT"), ("finished", "REAL"), ("uid", "TEXT"),
-        ("joined_after", "TEXT")],
+        ("joined_after", "TEXT"), ("joined", "INTEGER"), ("ready", "REAL"), ("delivery", "TEXT")],
     "stages": [
         ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("number", "INTEGER NOT NULL"),
         ("share", "REAL NOT NULL"), ("size", "INTEGER NOT NULL DEFAULT 0"), ("started", "REAL"),
