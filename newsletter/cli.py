@@ -449,6 +449,8 @@ def _echo_report(report) -> None:
     if report.paused:
         click.echo(f"Paused: {report.paused}", err=True)
     click.echo(report.summary())
+    for line in report.helper_errors:
+        click.echo(line, err=True)
     if report.dry_run or report.list_name == "(test)":
         return
     if report.unknown_total:
@@ -534,10 +536,14 @@ def _provider_names():
 @click.option("--stages", default=None, help="Staged send, cumulative shares: 1%,10%,100%. Default: [send] stages.")
 @click.option("--stage-wait", "stage_wait", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
               help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
+@click.option("--worker", is_flag=True,
+              help="Help send the unfinished send another process started (PostgreSQL journal; with --resume).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Senders on this machine, this one included: starts N-1 workers beside it (PostgreSQL journal).")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
-                 samples, out, ignore_doctor, nameserver, stages, stage_wait) -> None:
+                 samples, out, ignore_doctor, nameserver, stages, stage_wait, worker, workers) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
@@ -547,7 +553,7 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
         test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
-        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost)
+        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost, worker=worker, workers=workers)
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:

@@ -60,6 +60,8 @@ class SendOptions:
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
     run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
+    worker: bool = False  # join the unfinished send another process started (PostgreSQL journal: sharing.py)
+    workers: int = 1  # senders of this send on this machine, this process included (--workers N)
 
 
 @dataclass
@@ -307,7 +309,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
                            allow_changed=options.allow_changed and journal.view.sent_count() > 0, note=note)
         skipped: Counter = Counter()
         streaming = not testing and may_select_while_sending(
-            settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
+            settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1, dry_run=options.dry_run,
             retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
         if testing:
             rows = _test_rows(options.test_to)
