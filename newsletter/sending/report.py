@@ -72,12 +72,15 @@ class SendReport:
     def fill_from(self, journal: jn.Journal, max_attempts: int, *, with_joined: bool = False) -> None:
         """Replace the loop's running counts with what the journal records for this run (``with_joined``:
         and for the workers that joined it)."""
-        counts, problems = journal.view.run_outcomes(with_joined=with_joined)
+        view = journal.view
+        counts, unknown, deferred = view.outcome_counts(max_attempts, with_joined=with_joined)
+        problems = view.run_outcomes(with_joined=with_joined)[1] if counts.get(jn.FAILED) or counts.get(jn.UNKNOWN) \
+            else []
         self.sent = counts.get(jn.SENT, 0)
         self.failed = [(email, reason) for status, email, reason in problems if status == jn.FAILED]
         self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
-        self.deferred = journal.view.deferred(max_attempts)
-        self.unknown_total = len(journal.view.unknown_rows())
+        self.deferred = view.deferred(max_attempts) if deferred else []
+        self.unknown_total = len(view.unknown_rows()) if unknown else 0
         if self.interrupted:
             # Ctrl-C while the last requests were answered: nothing of this run is left to send, so
             # there is nothing to resume and the send is finished (the other outcomes still count).

@@ -139,21 +139,26 @@ class LeasedFlight(InFlight):
         if None in labels or not labels <= self._claims:  # never a request for rows this sender does not hold
             return False
         claims = sorted(str(label) for label in labels)
-        whole = len(claims) == 1 and self._carried[claims[0]] == len(ids)
         now, lease = time.time(), self.clock() + self.lease_seconds
-        emptied = [c for c in claims if self._carried[c] == sum(1 for i in ids if self._flying[i] == c)]
-        try:
+        if len(claims) == 1 and self._carried[claims[0]] == len(ids) and not batch.endswith(SEQUENTIAL):
+            # The usual case, a whole claim: its record becomes the request's, under its own label (the rows
+            # keep it: no row is written). Still this sender's if no other has settled the claim meanwhile.
             with journal.transaction() as db:
-                if whole:  # the usual case: the claim's record becomes the request's
-                    db.execute("UPDATE batches SET label=?, state='in_flight', started=?, lease_until=? "
-                               "WHERE send=? AND label=? AND state='claimed' AND worker=?",
-                               (batch, now, lease, journal.send, claims[0], self.worker))
-                else:
-                    db.execute("INSERT INTO batches (send, run, label, state, ids, size, started, worker, lease_until) "
-                               "VALUES (?, ?, ?, 'in_flight', ?, ?, ?, ?, ?)",
-                               (journal.send, journal.own_run, batch, json.dumps(ids), len(ids), now, self.worker,
-                                lease))
-                    self._close(db, emptied, now)
+                mine = db.execute("UPDATE batches SET state='in_flight', started=?, lease_until=? "
+                                  "WHERE send=? AND label=? AND state='claimed' AND worker=?",
+                                  (now, lease, journal.send, claims[0], self.worker)).rowcount == 1
+            if not mine:
+                self._forget(ids)
+                return False
+            self._claims.discard(claims[0])
+            return True
+        emptied = [c for c in claims if self._carried[c] == sum(1 for i in ids if self._flying[i] == c)]
+        try:  # part of a claim, or of several, or a sequential request (its label says so): a record of its own
+            with journal.transaction() as db:
+                db.execute("INSERT INTO batches (send, run, label, state, ids, size, started, worker, lease_until) "
+                           "VALUES (?, ?, ?, 'in_flight', ?, ?, ?, ?, ?)",
+                           (journal.send, journal.own_run, batch, json.dumps(ids), len(ids), now, self.worker, lease))
+                self._close(db, emptied, now)
                 moved = db.execute(f"UPDATE deliveries SET batch=? WHERE id IN {db.id_set} AND status='in_flight' "
                                    f"AND batch IN {db.text_set}", (batch, db.ids(ids), db.texts(claims))).rowcount
                 if moved != len(ids):
