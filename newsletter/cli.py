@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .config import Settings, load_settings
-from .errors import NewsletterError, os_error
+from .errors import NewsletterError, display_path, os_error
+from .lists.statuses import STATUSES
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .sending.report import SendReport
+
+# Start-up costs only what a command uses: this module imports click and nothing heavy (no premailer,
+# lxml, trafilatura, dnspython, Pillow, Starlette or uvicorn, not even the settings); each command
+# imports the library it calls (tests/test_cli_imports.py holds it to that).
 
 
 class NewsletterGroup(click.Group):
     """Turns a NewsletterError raised by any command into a message and an exit code."""
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except NewsletterError as err:
@@ -48,10 +58,13 @@ class NewsletterGroup(click.Group):
 
 def settings_of(ctx: click.Context) -> Settings:
     """Settings for this run, loaded once from --root or the nearest newsletter.toml."""
+    from .config import load_settings
+
     obj = ctx.ensure_object(dict)
     if "settings" not in obj:
         obj["settings"] = load_settings(obj.get("root"))
-    return obj["settings"]
+    settings: Settings = obj["settings"]
+    return settings
 
 
 @click.group(cls=NewsletterGroup)
@@ -105,8 +118,8 @@ def new_command(ctx: click.Context, title: str, date_, number: int | None) -> No
 @click.pass_context
 def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None:
     """Render ISSUE_DIR to email.html, email.txt, message.eml and web.html."""
+    from .checks import CheckContext, has_errors, run_checks_on
     from .compose.build import default_build_dir, write_build
-    from .checks import CheckContext, run_checks_on
     from .errors import display_path
 
     settings = settings_of(ctx)
@@ -116,7 +129,9 @@ def build_command(ctx: click.Context, issue_dir: Path, out: Path | None) -> None
     written = write_build(settings, built, out or default_build_dir(settings, built.issue))
     for path, size in written:
         click.echo(f"wrote {display_path(path)} ({size / 1024:.1f} KB)")
-    _echo_findings(run_checks_on(CheckContext(settings, built.issue, built)), issue_dir)
+    findings = run_checks_on(CheckContext(settings, built.issue, built))
+    _echo_findings(findings, issue_dir)
+    ctx.exit(1 if has_errors(findings) else 0)  # the files are written; the checks' errors still fail the build
 
 
 @main.command("check")
@@ -153,8 +168,8 @@ def check_command(ctx: click.Context, issue_dir: Path, check_links: bool, output
 def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) -> None:
     """Turn SOURCE (scraped text, an HTML page or Markdown) into an article of the issue."""
     from .compose.content import load_article
-    from .errors import display_path
     from .compose.importing import import_into_issue, import_warnings, word_count
+    from .errors import display_path
 
     path = import_into_issue(source, issue_dir, url=url, overwrite=force)
     article = load_article(path)
@@ -172,14 +187,6 @@ def import_command(source: Path, issue_dir: Path, url: str | None, force: bool) 
 
 
 # --- subscribers (issue 3) -------------------------------------------------
-
-# Imported here rather than at the top, so this region stays self-contained.
-from collections.abc import Callable
-from typing import Any, TypeVar
-
-from . import lists as subscriber_lists
-from .errors import display_path
-
 
 def _key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
     """Turn repeated KEY=VALUE options into a dict, refusing anything without '='."""
@@ -213,7 +220,7 @@ _filter_options = [
                  help="Only rows with this tag (repeat for rows with all of several)."),
     click.option("--where", "where", multiple=True, callback=_key_values, metavar="FIELD=VALUE",
                  help="Only rows whose column FIELD equals VALUE, ignoring case (repeatable)."),
-    click.option("--status", "statuses", multiple=True, type=click.Choice(subscriber_lists.STATUSES),
+    click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
                  help="Only rows with this status (repeatable). Default: every status."),
 ]
 
@@ -244,6 +251,8 @@ def subscribers_group() -> None:
 def subscribers_add(ctx: click.Context, email: str, list_name: str, name: str | None, tags: tuple[str, ...],
                     fields: dict[str, str]) -> None:
     """Add EMAIL to a list, or re-subscribe and update it; creates the list if needed."""
+    from . import lists as subscriber_lists
+
     path = _list_path(ctx, list_name)
     outcome = subscriber_lists.add_subscriber(path, email, name=name, tags=tags, fields=fields)
     where = display_path(path)
@@ -264,6 +273,7 @@ def subscribers_add(ctx: click.Context, email: str, list_name: str, name: str | 
 @click.pass_context
 def subscribers_unsubscribe(ctx: click.Context, email: str | None, list_name: str, token: str | None) -> None:
     """Mark EMAIL unsubscribed; the row stays so the address is never mailed again by accident."""
+    from . import lists as subscriber_lists
     from .compose.unsubscribe import address_of_token
 
     if (email is None) == (token is None):
@@ -284,6 +294,8 @@ def subscribers_unsubscribe(ctx: click.Context, email: str | None, list_name: st
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
     """Delete every row of EMAIL from a list (for erasure requests); 'unsubscribe' keeps the row."""
+    from . import lists as subscriber_lists
+
     path = _list_path(ctx, list_name)
     removed = subscriber_lists.remove_subscriber(path, email)
     rows = "row" if removed == 1 else "rows"
@@ -303,6 +315,8 @@ def subscribers_remove(ctx: click.Context, email: str, list_name: str) -> None:
 def subscribers_import(ctx: click.Context, source: Path, list_name: str, mapping: dict[str, str],
                        status_from: str | None, resubscribe: bool, dry_run: bool) -> None:
     """Merge SOURCE, a CSV export (Mailchimp, Substack, Buttondown, listmonk, ...), into a list."""
+    from . import lists as subscriber_lists
+
     path = _list_path(ctx, list_name)
     report = subscriber_lists.import_subscribers(path, source, mapping=mapping, status_from=status_from,
                                                  resubscribe=resubscribe, dry_run=dry_run)
@@ -333,6 +347,8 @@ def subscribers_import(ctx: click.Context, source: Path, list_name: str, mapping
 def subscribers_list(ctx: click.Context, list_name: str, tags: tuple[str, ...], where: dict[str, str],
                      statuses: tuple[str, ...]) -> None:
     """Print the rows of a list that match the filters: line, email, name, status, tags."""
+    from . import lists as subscriber_lists
+
     path = _list_path(ctx, list_name)
     count = 0
     for sub in subscriber_lists.iter_subscribers(path, tags=tags, where=where, statuses=statuses):
@@ -346,6 +362,8 @@ def subscribers_list(ctx: click.Context, list_name: str, tags: tuple[str, ...], 
 @click.pass_context
 def subscribers_stats(ctx: click.Context, list_name: str) -> None:
     """Count the rows of a list by status and tag, and how many would receive mail."""
+    from . import lists as subscriber_lists
+
     path = _list_path(ctx, list_name)
     stats = subscriber_lists.list_stats(path)
     click.echo(f"{display_path(path)}: {stats.rows} rows, {stats.recipients} would receive mail")
@@ -372,6 +390,8 @@ def subscribers_stats(ctx: click.Context, list_name: str) -> None:
 def subscribers_export(ctx: click.Context, list_name: str, out: Path | None, fmt: str, force: bool,
                        tags: tuple[str, ...], where: dict[str, str], statuses: tuple[str, ...]) -> None:
     """Write a list's rows out as CSV for spreadsheets (formulas neutralised) or JSON."""
+    from . import lists as subscriber_lists
+
     path = subscriber_lists.require_list(_list_path(ctx, list_name))
     if out is None:
         count = subscriber_lists.export_subscribers(path, sys.stdout, fmt=fmt, tags=tags,
@@ -389,6 +409,8 @@ def subscribers_export(ctx: click.Context, list_name: str, out: Path | None, fmt
 @click.pass_context
 def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) -> None:
     """Report every problem of a list with its line: bad or duplicate address, unknown status, bad date."""
+    from . import lists as subscriber_lists
+
     path = _list_path(ctx, list_name)
     found = 0
     for problem in subscriber_lists.validate_list(path, check_dns=check_dns):
@@ -407,6 +429,7 @@ def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) ->
 def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
     """Apply the subscriber service's events (sign-ups, unsubscribes, bounces) to a list, and mark the
     addresses SendGrid suppresses (unsubscribes, bounces, spam reports, the group) when SendGrid sends."""
+    from . import lists as subscriber_lists
     from .serve.sync import sync_events
 
     settings = settings_of(ctx)
@@ -420,7 +443,9 @@ def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
     report = subscriber_lists.sync_list(settings, list_name, write=not dry_run)
     for change in report.changes:
         click.echo(f"  {change.email}: {change.was} -> {change.now}")
-    click.echo(report.summary)
+    click.echo(report.summary, err=bool(report.skipped))
+    if report.skipped:  # the events above are applied; only SendGrid's part is missing
+        ctx.exit(1)
 
 
 # --- send (issue 5) --------------------------------------------------------
@@ -458,6 +483,11 @@ def _echo_report(report) -> None:
         click.echo(f"{whose} delivery is unknown (a request got no answer, or a send "
                    f"stopped mid-request). Check the provider's activity log, then settle them: newsletter resolve "
                    f"{issue} --list {report.list_name} --as sent (they got it) or --as resend", err=True)
+    if not report.recorded:
+        if report.failed or report.interrupted or report.paused:
+            click.echo("Nothing was sent, so nothing of this run was recorded: fix the cause (or just run the "
+                       "same command again) to send it", err=True)
+        return
     if report.failed:
         click.echo("Failed recipients are not sent again unless you ask: fix the cause, then "
                    f"{report.resume_hint} --retry-failed", err=True)
@@ -474,29 +504,37 @@ def _echo_report(report) -> None:
         click.echo(f"Could not update the issue's sent record: {report.record_problem}", err=True)
 
 
-def _progress_printer():
-    """A progress bar on a terminal, a plain line per batch otherwise."""
-    import time
+class _Progress:
+    """The progress of a live send: click's progress bar on a terminal (done/total, share, ETA, rate),
+    a plain line per batch otherwise, where a log or CI keeps every line."""
 
-    started = time.monotonic()
-    tty = sys.stdout.isatty()
+    def __init__(self) -> None:
+        import time
 
-    def show(report) -> None:
+        self.clock = time.monotonic
+        self.started = self.clock()
+        self.tty = sys.stdout.isatty()
+        self.bar: Any = None  # click's ProgressBar, made at the first report, when the total is known
+        self.closed = False
+
+    def __call__(self, report: SendReport) -> None:
         done = report.sent + len(report.failed) + len(report.unknown)
-        total = max(report.to_send, 1)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate else 0
-        if tty:
-            width = 30
-            filled = int(width * done / total)
-            click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{report.to_send} "
-                       f"{rate:.0f}/s ETA {eta:.0f}s ", nl=False)
-        else:
+        rate = done / max(self.clock() - self.started, 1e-6)
+        if not self.tty:
             click.echo(f"batch {report.batches}: {done}/{report.to_send} done, {len(report.failed)} failed, "
                        f"{rate:.0f}/s")
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(report.to_send, 1), label="Sending", show_pos=True,
+                                         show_percent=True, item_show_func=lambda line: line)
+        self.bar.length = max(report.to_send, done, 1)  # a send selected while sending learns its total as it goes
+        self.bar.update(done - self.bar.pos, f"{rate:.0f}/s")
 
-    return show, tty
+    def finish(self) -> None:
+        """End the bar's line (and show the cursor it hid), so what is printed next starts a line of its own."""
+        if self.bar is not None and not self.closed:
+            self.closed = True
+            self.bar.render_finish()
 
 
 def _provider_names():
@@ -545,6 +583,7 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
                  dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
                  samples, out, ignore_doctor, nameserver, stages, stage_wait, worker, workers) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
+    from .checks import has_errors
     from .errors import EXIT_FAILED, display_path
     from .sending import engine
 
@@ -562,9 +601,14 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
         click.echo(f"wrote {display_path(report_path)} (who would get it, who is skipped and why)")
     _echo_report(report)
     if dry_run:
+        refused = has_errors(report.findings)
+        if refused:
+            click.echo("The send itself would be refused: the preflight checks found errors (listed above).",
+                       err=True)
         click.echo("This was a dry run: nothing was sent. To send for real, run the same command "
                    "without --dry-run.")
-        return
+        # as the send would exit: 1 when it would be refused or some recipients would fail (or are unknown)
+        ctx.exit(0 if report.ok and not refused else EXIT_FAILED)
     ctx.exit(0 if report.ok else EXIT_FAILED)
 
 
@@ -575,7 +619,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     from .sending import engine
     from .sending.report import recipients
 
-    show, tty = _progress_printer()
+    progress = _Progress()
     stop = engine.StopFlag()
 
     def confirm(plan, report) -> bool:
@@ -591,7 +635,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     def on_plan(plan, report) -> None:
         if report.to_send == 0:
             _echo_findings(report.findings, issue_dir)
-            click.echo("Nothing to send: every selected recipient is already settled.")
+            click.echo(f"Nothing to send: {plan.nothing_to_send}.")
 
     def on_interrupt(signum, frame):
         if stop.requested:
@@ -601,19 +645,17 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return engine.send(settings, issue_dir, options, progress=None if options.dry_run else show, stop=stop,
+        return engine.send(settings, issue_dir, options, progress=None if options.dry_run else progress, stop=stop,
                            confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
     except NewsletterError as err:
         report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
-            if tty:
-                click.echo()
+            progress.finish()
             _echo_report(report)
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
-        if tty:
-            click.echo()
+        progress.finish()
 
 
 def _parse_send_at(value: str | None):
@@ -706,15 +748,15 @@ def doctor_command(ctx: click.Context, nameserver: str | None, output_format: st
                    list_name: str | None) -> None:
     """Check the sending setup (SPF, DKIM, DMARC, MX, reverse DNS, BIMI, one-click unsubscribe) and, with
     --list, the mailbox providers' rules for that list; exit 1 when any error is found."""
-    from .checks import has_errors
-    from .doctor import AudienceQuery, examine
-    from .doctor.report import doctor_json, format_doctor
-
     if warmup:
         from .sending.pacing import warmup_report
 
         click.echo(warmup_report(settings_of(ctx), list_name))
         return
+    from .checks import has_errors
+    from .doctor import AudienceQuery, examine
+    from .doctor.report import doctor_json, format_doctor
+
     result = examine(settings_of(ctx), nameserver=nameserver,
                      audience=AudienceQuery(list_name) if list_name else None)
     click.echo(doctor_json(result) if output_format == "json" else format_doctor(result))
@@ -832,11 +874,19 @@ def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_onl
 @click.option("--unsubscribe-url", default="",
               help="Your unsubscribe page, with {token}. Default: BASE_URL/unsubscribe/{token} (serve's page).")
 @click.option("--list", "list_name", default="readers", show_default=True, help="The first subscriber list's name.")
+@click.option("--ci", type=click.Choice(["github", "gitlab"]), default=None,
+              help="Also write a CI workflow: review pull requests, send what is due (docs/ci.md). "
+                   "In an existing newsletter, only that.")
+@click.option("--branch", default="main", show_default=True, help="The default branch the workflow sends from.")
 def init_command(folder: Path, name, from_address, postal_address, base_url, unsubscribe_url: str,
-                 list_name: str) -> None:
+                 list_name: str, ci: str | None, branch: str) -> None:
     """Start a newsletter in FOLDER (default: here): settings, issues/, subscribers/, templates/."""
+    from .config import CONFIG_FILE
     from .scaffold import init_asking, missing_details
 
+    if ci and (folder / CONFIG_FILE).is_file():
+        _write_ci(folder, ci, branch)
+        return
     values = {"name": name, "from": from_address, "postal_address": postal_address, "base_url": base_url}
     missing = missing_details(values)
     if missing and not sys.stdin.isatty():
@@ -856,11 +906,44 @@ def init_command(folder: Path, name, from_address, postal_address, base_url, uns
                f"newsletter subscribers add EMAIL --list {made.list_name}")
     click.echo(f"Unsubscribe links point at {details.unsubscribe_link}: a page there must record them "
                "(newsletter.unsubscribe_url in newsletter.toml).")
+    if ci:
+        _write_ci(made.root, ci, branch)
+
+
+def _write_ci(root: Path, kind: str, branch: str) -> None:
+    from .ci_workflow import write_workflow
+
+    path = write_workflow(root, kind, branch)
+    click.echo(f"created {display_path(path)}: pull requests are reviewed (newsletter review), and what is due is "
+               f"sent from {branch} (newsletter send --due). Before it sends, set [send] journal_url to a shared "
+               "PostgreSQL journal and add the secrets it names (docs/ci.md).")
+
+
+@main.command("review")
+@click.option("--since", default=None, metavar="REVISION",
+              help="Only the issues changed since this git revision (e.g. origin/main). Default: every issue not sent.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("review"), show_default=True,
+              help="Where each issue's build, check report and screenshots go.")
+@click.option("--no-screenshots", "no_pictures", is_flag=True, help="Build and check only.")
+@click.pass_context
+def review_command(ctx: click.Context, since: str | None, out: Path, no_pictures: bool) -> None:
+    """Build, check and photograph the issues a change touches (for a pull request's reviewers)."""
+    from .review import any_errors, changed_since, review, unsent_folders
+
+    settings = settings_of(ctx)
+    folders = changed_since(settings, since) if since else unsent_folders(settings)
+    results = review(settings, folders, out, pictures=not no_pictures)
+    for result in results:
+        click.echo(f"{display_path(result.folder)}: {result.errors} errors, {result.warnings} warnings; "
+                   f"{len(result.pictures)} screenshots; in {display_path(result.out)}/")
+    click.echo(f"Reviewed {len(results)} issue{'s' * (len(results) != 1)}"
+               + (f" changed since {since}" if since else "") + f": {display_path(out)}/")
+    ctx.exit(1 if any_errors(results) else 0)
 
 
 @main.group("journal")
 def journal_group() -> None:
-    """The send journal: who was sent what. A SQLite file, or PostgreSQL shared by several senders."""
+    """The send journal: who was sent what (SQLite, or a shared PostgreSQL)."""
 
 
 @journal_group.command("copy")
@@ -875,6 +958,8 @@ def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
     from .sending import journal as jn
     from .sending.journal.copy import copy_between
 
+    from .secret_names import variable_name
+
     settings = settings_of(ctx)
     origin = jn.location_from_text(source, settings, option="--from") if source else jn.location_of(settings)
     destination = jn.location_from_text(target, settings)
@@ -883,7 +968,8 @@ def journal_copy(ctx: click.Context, target: str, source: str | None) -> None:
                f"{origin.describe()} to {destination.describe()}.")
     if destination.dialect == "postgresql":
         click.echo(f'To send through it, set journal_url = "{destination.url}" under [send] in newsletter.toml '
-                   f"(its password from ${settings.send.journal_password_env}), on every machine that sends.")
+                   f"(its password from {variable_name('send.journal_password_env', settings.send.journal_password_env)}), "
+                   "on every machine that sends.")
     else:
         click.echo(f"To send through it, remove journal_url from [send] in newsletter.toml and set journal = "
                    f'"{destination.path}".')
@@ -922,5 +1008,21 @@ def serve_command(ctx: click.Context, host: str | None, port: int | None) -> Non
     serve(settings_of(ctx), host, port, on_ready=lambda line: click.echo(line, err=True))
 
 
+def run() -> None:
+    """The ``newsletter`` program: ``main`` in a process of its own.
+
+    On the way out, every object is frozen out of the garbage collector's reach (gc.freeze): Python's
+    last collection at exit would otherwise walk everything a command loaded (premailer's, Jinja's and
+    the checks' data) only to find nothing to free, a tenth of a short command's time. Only here, where
+    the process ends: a long-lived caller (the tests, through ``main``) keeps its collector as it is.
+    """
+    import gc
+
+    try:
+        main()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from .config_types import Setting, setting_readers
 from .errors import NewsletterError, display_path, os_error
 from .providers.names import NAMES as PROVIDER_NAMES
 
@@ -206,49 +207,16 @@ def _unknown_key(section: str, key: str, known: list[str], path: Path) -> Newsle
     return NewsletterError(f"unknown setting '{section}.{key}'", where=display_path(path), hint=hint)
 
 
-def _coerce(section: str, key: str, value: Any, expected: Any, path: Path) -> Any:
-    """Check a TOML value against the annotated type of its setting."""
-    where = display_path(path)
-    name = f"{section}.{key}"
-    text = str(expected)
-    if text.startswith("tuple[tuple"):  # a table of name -> whole number, like [send.domains], kept hashable
-        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                                  for v in value.values()):
-            raise NewsletterError(f"'{name}' must be a table of names to whole numbers above 0, like "
-                                  f"[{name}] \"gmail.com\" = 2000", where=where,
-                                  hint="remove a name's line to leave it uncapped")
-        return tuple(sorted((str(k).strip().lower(), v) for k, v in value.items()))
-    if text == "bool":
-        if not isinstance(value, bool):
-            raise NewsletterError(f"'{name}' must be true or false, not {value!r}", where=where)
-        return value
-    if "tuple" in text:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise NewsletterError(f"'{name}' must be a list of strings, like [\"a\", \"b\"]", where=where)
-        return tuple(value)
-    if "int" in text and "float" not in text:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise NewsletterError(f"'{name}' must be a whole number, not {value!r}", where=where)
-        return value
-    if "float" in text:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise NewsletterError(f"'{name}' must be a number, not {value!r}", where=where)
-        return float(value)
-    if not isinstance(value, str):
-        shown = "" if key.endswith("_env") else f", not {value!r}"  # an *_env value may be a pasted secret
-        raise NewsletterError(f"'{name}' must be a string in quotes{shown}", where=where)
-    return value.strip()
-
-
 def _section(cls: type, section: str, table: Any, path: Path) -> Any:
     if not isinstance(table, dict):
         raise NewsletterError(f"'{section}' must be a table: [{section}]", where=display_path(path))
-    annotations = {f.name: f.type for f in fields(cls)}
+    readers = setting_readers(cls)
     values = {}
     for key, value in table.items():
-        if key not in annotations:
-            raise _unknown_key(section, key, list(annotations), path)
-        values[key] = _coerce(section, key, value, annotations[key], path)
+        if key not in readers:
+            raise _unknown_key(section, key, list(readers), path)
+        read, default = readers[key]
+        values[key] = read(value, Setting(path, section, key, default))
     return cls(**values)
 
 
@@ -261,7 +229,7 @@ def _check_address(value: str, key: str, path: Path) -> None:
         )
     try:
         Address(display_name=name, addr_spec=addr)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the email package raises several undocumented types on odd addresses
         raise NewsletterError(f"'newsletter.{key}' is not a valid address: {value!r}",
                               where=display_path(path)) from None
 
@@ -290,7 +258,8 @@ def load_settings(root: Path | None = None) -> Settings:
     for key, value in main.items():
         if key not in _NEWSLETTER_KEYS:
             raise _unknown_key("newsletter", key, list(_NEWSLETTER_KEYS), path)
-        values[_NEWSLETTER_KEYS[key]] = _coerce("newsletter", key, value, "str", path)
+        read, default = setting_readers(Settings, tuple(_NEWSLETTER_KEYS.values()))[_NEWSLETTER_KEYS[key]]
+        values[_NEWSLETTER_KEYS[key]] = read(value, Setting(path, "newsletter", key, default))
     for required in ("name", "from", "postal_address"):
         if not values.get(_NEWSLETTER_KEYS[required]):
             raise NewsletterError(f"missing setting 'newsletter.{required}'", where=display_path(path),
@@ -369,6 +338,15 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("send", "parallel_from"): _Range(0, why="0 turns worker processes off"),
     ("checks", "link_timeout"): _Range(0, low_allowed=False, why="seconds to wait for each link"),
     ("checks", "link_concurrency"): _Range(1, why="links checked at once"),
+    ("serve", "port"): _Range(1, 65535, why="a TCP port"),
+    ("serve", "confirm_hours"): _Range(0, low_allowed=False, why="how long a confirmation link works"),
+    ("serve", "requests_per_ip"): _Range(1, why="sign-up requests one client address may make per window"),
+    ("serve", "requests_per_address"): _Range(1, why="sign-up requests for one address per window"),
+    ("serve", "rate_window_seconds"): _Range(0, low_allowed=False, why="the window of the rate limits"),
+    ("serve", "confirmations_per_day"): _Range(1, why="confirmation mails one address may be sent a day"),
+    ("serve", "webhook_max_age_seconds"): _Range(0, low_allowed=False, why="the age of a signed event batch"),
+    ("doctor", "dns_timeout"): _Range(0, low_allowed=False, why="seconds to wait for a DNS answer"),
+    ("doctor", "probe_timeout"): _Range(0, low_allowed=False, why="seconds to wait for the unsubscribe endpoint"),
 }
 
 
@@ -443,9 +421,3 @@ def _check_serve(serve: ServeSettings, path: Path) -> None:
     if serve.database_url and not serve.database_url.startswith(("postgresql://", "postgres://")):
         raise NewsletterError(f"'serve.database_url' must be a postgresql:// URL, not {serve.database_url!r}",
                               where=where, hint='leave it out for the SQLite file "serve.database"')
-    if not 1 <= serve.port <= 65535:
-        raise NewsletterError(f"'serve.port' must be between 1 and 65535, not {serve.port}", where=where)
-    for key in ("confirm_hours", "requests_per_ip", "requests_per_address", "rate_window_seconds",
-                "confirmations_per_day", "webhook_max_age_seconds"):
-        if getattr(serve, key) <= 0:
-            raise NewsletterError(f"'serve.{key}' must be more than 0", where=where)

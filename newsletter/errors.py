@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+from .redaction import redact
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # checks found errors, or some recipients failed
 EXIT_USAGE = 2  # usage or input error
@@ -25,9 +27,10 @@ class NewsletterError(Exception):
     def __init__(self, message: str, *, where: str | Path | None = None, line: int | None = None, hint: str | None = None):
         self.where = str(where) if where is not None else None
         self.line = line
-        self.hint = hint
-        self.reason = message
-        super().__init__(self._compose())
+        # a secret this process holds never shows, even when a server's answer quoted it (redaction.py)
+        self.hint = redact(hint) if hint else hint
+        self.reason = redact(message)
+        super().__init__(redact(self._compose()))
 
     def __reduce__(self):
         """Pickle with every attribute (hint, status, errors...): a worker process hands errors back by pipe."""

@@ -62,13 +62,23 @@ def bound_socket() -> socket.socket:
 
 
 class ServiceThread:
-    """The service under a real uvicorn on an already bound loopback socket, in a background thread."""
+    """The service under a real uvicorn on an already bound loopback socket, in a background thread.
 
-    def __init__(self, app, sock: socket.socket):
+    With ``settings``, uvicorn is configured as ``newsletter serve`` configures it (server.uvicorn_config:
+    the limits on slow clients, ``slow_clients`` or the defaults); without, as uvicorn comes.
+    """
+
+    def __init__(self, app, sock: socket.socket, settings: Settings | None = None, slow_clients=None):
+        from newsletter.serve.server import uvicorn_config
+
         self.sock = sock
         host, port = sock.getsockname()[:2]
         self.url = f"http://{host}:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
+        if settings is None:
+            config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off")
+        else:
+            config = uvicorn_config(app, settings, host, port, slow_clients, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
     def start(self) -> ServiceThread:
@@ -144,18 +154,105 @@ class World:
         return found
 
 
-def start_world(folder: Path, *, database_url: str = "", **serve: str) -> World:
-    """The example newsletter sending over SMTP to a local aiosmtpd, served by a real uvicorn."""
-    from newsletter.serve.app import create_app
-    from newsletter.serve.connect import open_store
+def start_world(folder: Path, *, database_url: str = "", slow_clients=None, webhook_verifier=None,
+                **serve: str) -> World:
+    """The example newsletter sending over SMTP to a local aiosmtpd, served by a real uvicorn configured as
+    ``newsletter serve`` configures it, on a store opened as it opens it."""
+    from newsletter.serve.app import DEFAULT_SLOW_CLIENTS, create_app
+    from newsletter.serve.connect import SERVICE_WAIT_SECONDS, open_store
 
     root = example_copy(folder)
     controller, handler = start_mail_server()
     sock = bound_socket()
-    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     set_newsletter(root, provider='"smtp"', base_url=f'"{url}/"', unsubscribe_url=f'"{url}/unsubscribe/{{token}}"')
     point_smtp_at(root, controller.port)
     settings = settings_with(root, database_url=database_url, **serve)
-    store = open_store(settings)
-    app = create_app(settings, store, secret=os.environ["NEWSLETTER_UNSUBSCRIBE_SECRET"].encode())
-    return World(root, settings, handler, ServiceThread(app, sock).start(), store, controller)
+    store = open_store(settings, wait=SERVICE_WAIT_SECONDS)
+    slow_clients = slow_clients or DEFAULT_SLOW_CLIENTS
+    app = create_app(settings, store, secret=os.environ["NEWSLETTER_UNSUBSCRIBE_SECRET"].encode(),
+                     slow_clients=slow_clients, webhook_verifier=webhook_verifier)
+    return World(root, settings, handler, ServiceThread(app, sock, settings, slow_clients).start(), store, controller)
+
+
+class StoppablePostgres:
+    """A throwaway PostgreSQL cluster of one test's own (postgres_fixtures.throwaway_cluster), which the test
+    can stop and start again on the same port: the shared session cluster must never go down."""
+
+    def __init__(self):
+        from postgres_fixtures import throwaway_cluster
+
+        self._cluster = throwaway_cluster(fsync=False)
+        self.url = ""
+
+    def __enter__(self) -> StoppablePostgres:
+        import psycopg
+
+        self.url = self._cluster.__enter__()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            self.data = conn.execute("SHOW data_directory").fetchone()[0]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cluster.__exit__(*exc)
+
+    def _pg_ctl(self, *args: str) -> None:
+        import subprocess
+
+        from postgres_fixtures import _as_owner, _binaries
+
+        owner = Path(self.data).owner()
+        command = [f"{_binaries()}/pg_ctl", "-D", self.data, *args]
+        subprocess.run(_as_owner(command, owner if os.geteuid() == 0 else None), check=True, capture_output=True,
+                       timeout=120)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are ended, new connections refused); returns once stopped."""
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def start(self) -> None:
+        """Start it again with the options it had, on the same port; returns once it accepts connections."""
+        from urllib.parse import urlsplit
+
+        folder = os.path.dirname(self.data)
+        options = f"-h {urlsplit(self.url).hostname} -p {urlsplit(self.url).port} -k {folder} -F"
+        self._pg_ctl("-l", os.path.join(folder, "log"), "-w", "-o", options, "start")
+
+
+def webhook_key_pair():
+    """(private key, the base64 public key SendGrid would show) for signing Event Webhook batches."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, base64.b64encode(public).decode("ascii")
+
+
+def sign_batch(private, body: bytes, timestamp: int | None = None) -> tuple[bytes, str]:
+    """(DER signature, timestamp) as SendGrid signs a batch: ECDSA P-256 with SHA-256 over timestamp + body."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    return private.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256())), stamp
+
+
+def webhook_headers(signature: bytes | str, stamp: str) -> dict[str, str]:
+    import base64
+
+    text = signature if isinstance(signature, str) else base64.b64encode(signature).decode()
+    return {"X-Twilio-Email-Event-Webhook-Signature": text, "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "Content-Type": "application/json"}
+
+
+def malleated(signature: bytes) -> bytes:
+    """The same ECDSA signature with s replaced by n - s: other bytes, and just as valid."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+    p256_order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    r, s = decode_dss_signature(signature)
+    return encode_dss_signature(r, p256_order - s)

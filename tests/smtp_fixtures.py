@@ -12,7 +12,7 @@ Fixtures:
 
 Each yields an ``SmtpServer``: ``.host``, ``.port``, ``.handler`` (a
 ``RecordingHandler``: ``.received``, ``.recipients()``, ``.answer(...)``,
-``.drop_connection(...)``, ``.delay_reply(...)``), ``.settings(**overrides)``
+``.drop_connection(...)``, ``.delay_reply(...)``, ``.login_refusal``), ``.settings(**overrides)``
 (SmtpSettings for it) and ``.provider(password=None, **overrides)`` (an
 SmtpProvider that trusts the test CA). Register with
 ``pytest_plugins = ["smtp_fixtures"]`` (tests/ is on sys.path); needs ``cryptography``.
@@ -151,6 +151,8 @@ class RecordingHandler:
     logins: list[str] = field(default_factory=list)
     delays: list[list] = field(default_factory=list)  # [after, seconds, times left]
     require_login: bool = False  # answer 530 to MAIL FROM before a successful AUTH
+    # (login, password) -> the 535 reply to every AUTH: a server that refuses and quotes what it got
+    login_refusal: Callable[[str, str], str] | None = None
     listener: Any = None  # the asyncio server accepting connections, set once started
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -258,6 +260,9 @@ class RecordingHandler:
         return "250 2.0.0 OK queued"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        if self.login_refusal is not None and isinstance(auth_data, LoginPassword):
+            reply = self.login_refusal(auth_data.login.decode(), auth_data.password.decode())
+            return AuthResult(success=False, handled=False, message=reply)
         ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == SMTP_USER
               and auth_data.password.decode() == SMTP_PASSWORD)
         if ok:

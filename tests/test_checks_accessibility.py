@@ -136,3 +136,45 @@ def test_colour_without_a_dark_value_is_caught_on_the_dark_background(settings, 
     [finding] = by_code(findings_of(settings, write_issue(newsletter_root)), "low-contrast-dark")
     assert "#52606d on #111418" in finding.message
     assert (finding.where, finding.line) == ("templates/default/style.css", 11)  # the light rule to override
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("rebeccapurple", (0.4, 0.2, 0.6, 1.0)),
+    ("rgb(1 2 3 / 50%)", (1 / 255, 2 / 255, 3 / 255, 0.5)),
+    ("hsl(0 0% 60% / 1)", (0.6, 0.6, 0.6, 1.0)),
+    ("hwb(0 60% 40%)", (0.6, 0.6, 0.6, 1.0)),
+    ("#00000080", (0.0, 0.0, 0.0, 128 / 255)),
+    ("lab(50% 0 0)", (0.4663, 0.4663, 0.4663, 1.0)),  # CIE L* 50 is #777777
+    ("oklch(1 0 0)", (1.0, 1.0, 1.0, 1.0)),
+    ("color(display-p3 1 1 1)", (1.0, 1.0, 1.0, 1.0)),
+    ("color(srgb-linear 0.2158605 0.2158605 0.2158605)", (0.502, 0.502, 0.502, 1.0)),
+    ("color(display-p3 1 0 0)", (1.0, 0.0, 0.0, 1.0)),  # outside sRGB: clipped
+])
+def test_css_color_4_colours_are_read(value, expected):
+    """cssutils read none of these, so the contrast check skipped the text they colour."""
+    assert parse_color(value) == pytest.approx(expected, abs=0.002)
+
+
+def test_contrast_of_css_color_4_colours():
+    assert contrast_ratio(parse_color("lab(50% 0 0)"), parse_color("white")) == pytest.approx(4.48, abs=0.02)
+    assert contrast_ratio(parse_color("hwb(0 0% 100%)"), parse_color("oklab(1 0 0)")) == pytest.approx(21, abs=0.01)
+
+
+@pytest.mark.parametrize("value, shown", [("hwb(0 63% 37%)", "#a1a1a1"), ("lab(66% 0 0)", "#a0a0a0")])
+def test_low_contrast_of_a_css_color_4_colour_in_light_mode_is_found(settings, newsletter_root, value, shown):
+    edit(newsletter_root, "style.css", ".footer-text { margin: 0 0 10px 0; color: #52606d; }",
+         f".footer-text {{ margin: 0 0 10px 0; color: {value}; }}")
+    [finding] = by_code(findings_of(settings, write_issue(newsletter_root)), "low-contrast-light")
+    assert (finding.where, finding.line) == ("templates/default/style.css", 37)
+    assert f"{shown} on #f4f1ec" in finding.message and "below WCAG AA 4.5:1" in finding.message
+
+
+def test_low_contrast_of_a_named_css_color_4_colour_in_dark_mode_is_found(settings, newsletter_root):
+    edit(newsletter_root, "style.css", "border-bottom-color: #111418 !important; color: #e6e8eb !important;",
+         "border-bottom-color: #111418 !important; color: rebeccapurple !important;")
+    findings = findings_of(settings, write_issue(newsletter_root))
+    assert by_code(findings, "low-contrast-light") == []
+    dark = by_code(findings, "low-contrast-dark")
+    path = Path(settings.root) / THEME / "style.css"
+    assert dark and (dark[0].where, dark[0].line) == ("templates/default/style.css", line_of(path, "rebeccapurple"))
+    assert "#663399 on #1c2128" in dark[0].message

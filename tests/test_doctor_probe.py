@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,13 +44,15 @@ def serving(newsletter_root: Path):
                                 "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                                env={**os.environ, "NEWSLETTER_UNSUBSCRIBE_SECRET": SECRET})
     assert process.stderr is not None
-    watcher = selectors.DefaultSelector()
-    watcher.register(process.stderr, selectors.EVENT_READ)
+    lines: queue.Queue[str] = queue.Queue()
+    # A thread reads whole lines (select() on a buffered pipe misses lines already read into the buffer).
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
     seen, port = [], 0
     deadline = time.monotonic() + 60
-    while not port and time.monotonic() < deadline and watcher.select(timeout=deadline - time.monotonic()):
-        line = process.stderr.readline()
-        if not line:
+    while not port and time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=deadline - time.monotonic())
+        except queue.Empty:
             break
         seen.append(line)
         if "Serving on http://127.0.0.1:" in line:

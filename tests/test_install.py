@@ -46,18 +46,56 @@ def _third_party(imports: dict[str, set[str]]) -> dict[str, set[str]]:
             if name not in sys.stdlib_module_names and name not in local}
 
 
+def _extras(project: dict) -> set[str]:
+    """What the optional extras a user may install bring (``screenshot``: Playwright), not the test extra."""
+    return {name for extra, requirements in project["optional-dependencies"].items() if extra != "test"
+            for name in _declared(requirements)}
+
+
 def test_every_imported_package_is_declared_directly_in_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     runtime = _declared(project["dependencies"])
-    everything = runtime | _declared(project["optional-dependencies"]["test"])
+    everything = runtime | _extras(project) | _declared(project["optional-dependencies"]["test"])
     distributions = importlib.metadata.packages_distributions()
     missing = []
-    for folders, declared in ((("newsletter",), runtime), (("newsletter", "tests", "benchmarks"), everything)):
+    for folders, declared in ((("newsletter",), runtime | _extras(project)),
+                              (("newsletter", "tests", "benchmarks"), everything)):
         for module, where in sorted(_third_party(_imported_modules(*folders)).items()):
             dists = {_normalise(d) for d in distributions.get(module, [module])}
             if not dists & declared:
                 missing.append(f"{module} ({', '.join(sorted(dists))}) imported by {', '.join(sorted(where))}")
     assert not missing, "declare in pyproject.toml: " + "; ".join(sorted(set(missing)))
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level names a module imports when it is imported (not inside functions, nor `if TYPE_CHECKING:`)."""
+    names: set[str] = set()
+    body = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+            body.extend([*node.body, *node.orelse])
+        elif isinstance(node, ast.Try):
+            body.extend([*node.body, *node.orelse, *node.finalbody])
+    return names
+
+
+def test_a_package_of_an_optional_extra_is_imported_only_where_it_is_used():
+    """Without the extra, ``import newsletter.<anything>`` must still work; the command that needs the
+    extra says which to install (screenshot.require_playwright)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    optional = _extras(project) - _declared(project["dependencies"])
+    distributions = importlib.metadata.packages_distributions()
+    offenders = []
+    for path in sorted((REPO / "newsletter").rglob("*.py")):
+        for module in _module_level_imports(path):
+            if {_normalise(d) for d in distributions.get(module, [module])} & optional:
+                offenders.append(f"{path.relative_to(REPO)} imports {module} when it is imported")
+    assert optional and not offenders, offenders
 
 
 # The folder of reference material that sits beside a checkout; spelled in pieces so that this

@@ -254,6 +254,72 @@ def test_a_sequential_batch_leaves_only_its_first_unanswered_row_unknown(journal
     again.close()
 
 
+# -- a run is recorded once it sends --------------------------------------------------------------------
+
+
+def _counts(location: jn.Location) -> tuple[int, int, int, int]:
+    """(sends, runs, deliveries, batches) as another connection sees them: what a crash would leave."""
+    db = jn.open_database(location, read_only=True)
+    try:
+        return tuple(int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # type: ignore[return-value]
+                     for table in ("sends", "runs", "deliveries", "batches"))
+    finally:
+        db.close()
+
+
+def test_a_transaction_inside_another_is_a_savepoint_of_it(journal_location: jn.Location) -> None:
+    db = jn.open_database(journal_location)
+    insert = "INSERT INTO meta (key, value) VALUES (?, ?)"
+    db.begin()
+    with db.transaction(durable=False):
+        db.execute(insert, ("kept", "1"))
+    with pytest.raises(ValueError), db.transaction():
+        db.execute(insert, ("undone", "1"))
+        raise ValueError("a failure inside: only this inner transaction is undone")
+    with pytest.raises(jn.JournalError), db.transaction():
+        db.execute(insert, ("kept", "again"))  # the database refuses it: the outer transaction goes on
+    assert db.meta("kept") == "1" and db.meta("undone") is None
+    assert db.in_transaction
+    other = jn.open_database(journal_location, read_only=True)
+    assert other.meta("kept") is None  # nothing is seen outside until the outer one commits
+    db.commit()
+    assert other.meta("kept") == "1" and other.meta("undone") is None and not db.in_transaction
+    db.begin()
+    with db.transaction():
+        db.execute(insert, ("rolled back", "1"))
+    db.rollback()  # the outer one rolled back: what its inner ones committed goes with it
+    assert db.meta("rolled back") is None and other.meta("rolled back") is None
+    other.close()
+    db.close()
+
+
+def test_a_provisional_run_leaves_nothing_until_it_is_committed(tmp_path: Path, journal_location: jn.Location) -> None:
+    listing = _awkward_list(tmp_path / "list.csv")
+    committed: list[str] = []
+    journal = jn.Journal(jn.open_database(journal_location), "issue-id", "list", provisional=True)
+    journal.runs.start(SENDGRID, "fp", {})
+    journal.recipients.select(select_rows(listing))
+    journal.when_committed(lambda: committed.append(journal.run_uid))
+    assert journal.view.counts()[jn.PENDING] == len(AWKWARD)  # this connection sees its own run
+    assert _counts(journal_location) == (0, 0, 0, 0)  # nobody else does, and a crash would leave nothing
+    journal.discard_run()
+    assert _counts(journal_location) == (0, 0, 0, 0) and not committed and journal.run == 0
+
+    journal.begin_run()  # again, and this time its first request goes out
+    journal.runs.start(SENDGRID, "fp", {})
+    journal.recipients.select(select_rows(listing))
+    journal.when_committed(lambda: committed.append(journal.run_uid))
+    rows = journal.flight.next_pending(3, 3)
+    journal.flight.mark_in_flight([r.id for r in rows], "1-1")
+    assert committed == [journal.run_uid] and not journal.provisional
+    journal.db.close()  # kill -9 as the request goes: the run, its selection and its batch are on record
+    assert _counts(journal_location) == (1, 1, len(AWKWARD), 1)
+    again = jn.Journal.open(journal_location, "issue-id", "list")
+    again.runs.start(SENDGRID, "fp", {})
+    assert list(_statuses(journal_location).values()).count("unknown") == 3
+    again.close()
+
+
 # -- runs, the schema, copies ---------------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ never skipped.
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -160,3 +162,32 @@ def test_a_browser_named_in_the_environment_must_exist(example_issue, tmp_path, 
     result = CliRunner().invoke(main, ["screenshot", str(example_issue), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert f"{BROWSER_ENV}=" in result.output and "apt-get install chromium" in result.output
+
+
+def _without_playwright(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process where Playwright cannot be imported, as after ``pip install newsletter``
+    without the screenshot extra (``sys.modules[name] = None`` makes every import of it fail)."""
+    program = ("import sys\n"
+               "for name in ('playwright', 'playwright.sync_api'):\n"
+               "    sys.modules[name] = None\n"
+               "from newsletter.cli import main\n"
+               "main(sys.argv[1:])\n")
+    return subprocess.run([sys.executable, "-c", program, *args], cwd=root, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_without_the_screenshot_extra_the_error_names_it_and_how_to_install_it(newsletter_root, example_issue,
+                                                                                tmp_path):
+    done = _without_playwright(newsletter_root, "screenshot", str(example_issue), "--out", str(tmp_path / "shots"))
+    assert done.returncode == 2, done.stderr
+    assert "needs Playwright" in done.stderr and "pip install 'newsletter[screenshot]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "shots").exists()
+
+
+def test_the_readmes_first_commands_work_without_the_screenshot_extra(newsletter_root, example_issue):
+    built = _without_playwright(newsletter_root, "build", str(example_issue))
+    assert built.returncode == 0, built.stderr
+    sent = _without_playwright(newsletter_root, "send", str(example_issue), "--list", "example", "--dry-run")
+    assert sent.returncode == 0, sent.stderr
+    assert "This was a dry run" in sent.stdout

@@ -105,23 +105,53 @@ def test_a_bad_row_near_the_end_stops_the_send_before_anything_is_sent(large: Pa
 def test_stopped_while_the_list_is_still_being_selected_the_send_counts_the_whole_list_and_resumes(
         large: Path, sendgrid_standin):
     """(Waiting for answers is selecting, so against a quick provider the list is selected by the first
-    answer: the Ctrl-C here comes as the send starts, the first step of the list selected.) Stopped, the
-    send selects the rest without sending, so its summary and ``status`` count everyone still to go."""
+    answer: the Ctrl-C here comes as the first request goes out, the first steps of the list selected.)
+    Stopped, the send selects the rest without sending, so its summary and ``status`` count everyone still
+    to go."""
+    from newsletter.providers.sendgrid import SendGridProvider
+
     expected, skipped = write_awkward_list(large, "big")
     stop = engine.StopFlag()
     at_start = []
 
+    class CtrlCAtTheFirstRequest(SendGridProvider):
+        def deliver(self, payload):
+            stop.requested = True  # Ctrl-C as the first request goes out: it is finished, nothing more starts
+            return super().deliver(payload)
+
+    settings = load_settings(large)
+    report = engine.send(settings, Path(ISSUE), engine.SendOptions(list_name="big", confirmed=True),
+                         provider=CtrlCAtTheFirstRequest(settings.sendgrid, api_key=DEFAULT_KEY),
+                         on_plan=lambda plan, report: at_start.append(report.to_send), stop=stop)
+    assert at_start[0] < len(expected), "the whole list was selected before delivery started"
+    first = report.sent
+    assert report.interrupted and 0 < first < len(expected) and report.resume_hint, report.summary()
+    assert report.to_send == len(expected) and report.skipped == skipped, report.summary()
+    assert list(statuses(large, "big").values()).count("pending") == len(expected) - first
+    status = CliRunner().invoke(main, ["status", ISSUE, "--list", "big"], catch_exceptions=False)
+    assert f"{len(expected) - first} pending" in status.output, status.output
+
+    result = CliRunner().invoke(main, ["send", ISSUE, "--list", "big", "--yes"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    counts = sendgrid_standin.counts()
+    assert set(counts) == expected and max(counts.values()) == 1
+
+
+def test_stopped_before_its_first_request_a_send_leaves_nothing_behind(large: Path, sendgrid_standin):
+    """Ctrl-C as delivery starts, the list still being selected: nothing went out, so nothing of the run
+    stays in the journal or issue.md; the next send is a fresh one that mails everyone once."""
+    expected, _ = write_awkward_list(large, "big")
+    stop = engine.StopFlag()
+
     def on_plan(plan, report):
-        at_start.append(report.to_send)
         stop.requested = True  # Ctrl-C as delivery starts
 
     report = send(large, confirmed=True, on_plan=on_plan, stop=stop)
-    assert at_start[0] < len(expected), "the whole list was selected before delivery started"
-    assert report.interrupted and report.sent == 0 and report.resume_hint, report.summary()
-    assert report.to_send == len(expected) and report.skipped == skipped, report.summary()
-    assert list(statuses(large, "big").values()).count("pending") == len(expected)
-    status = CliRunner().invoke(main, ["status", ISSUE, "--list", "big"], catch_exceptions=False)
-    assert f"{len(expected)} pending" in status.output, status.output
+    assert report.interrupted and report.sent == 0 and not report.recorded, report.summary()
+    assert not statuses(large, "big") and not sendgrid_standin.counts()
+    assert "\nsent:" not in (large / ISSUE / "issue.md").read_text()
+    status = CliRunner().invoke(main, ["status", ISSUE], catch_exceptions=False)
+    assert "has not been sent" in status.output, status.output
 
     result = CliRunner().invoke(main, ["send", ISSUE, "--list", "big", "--yes"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

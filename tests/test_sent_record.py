@@ -188,3 +188,35 @@ def test_the_record_keeps_windows_line_endings_and_a_bom(tmp_path: Path) -> None
     assert data == ("\ufeff---\r\nsubject: Hi\r\nid: abc\r\nsent:\r\n" + SentEntry(**{**entry.__dict__, "sent": 3})
                     .line() + "\r\n---\r\n\r\nBody\r\n")
     assert read_record(folder) == [SentEntry(**{**entry.__dict__, "sent": 3})]
+
+
+def test_a_send_started_in_one_clone_is_finished_from_another_through_the_shared_journal(
+        sendgrid_newsletter: Path, sendgrid_standin, tmp_path: Path, postgres_url: str) -> None:
+    """Both clones' issue.md end with the same record line (the run that started the send), so merging
+    them is a matter of the sent count at most; nobody is mailed twice and nobody is skipped."""
+    from journal_fixtures import fresh_schema_url
+
+    set_option(sendgrid_newsletter, "send", f'journal_url = "{fresh_schema_url(postgres_url)}"\n'
+                                            "batch_size = 10\nconcurrency = 1\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.02\n"
+                                            "outage_seconds = 0.2")
+    _fifty(sendgrid_newsletter)
+    other = _clone(sendgrid_newsletter, tmp_path / "other")  # cloned before anything was sent
+    from sendgrid_standin import Reply
+
+    sendgrid_standin.script(Reply(), Reply())  # two batches accepted, then the provider is down: the send pauses
+    sendgrid_standin.answer(500, times=1000)
+    first = run("send", ISSUE, "--list", "fifty", "--yes")
+    assert first.exit_code == 1 and "sent 20 of 50" in first.output, first.output
+    # Before the pull, the other clone's issue.md has no id: sending it would be a new issue to the journal.
+    early = CliRunner().invoke(main, ["--root", str(other), "send", str(other / ISSUE), "--list", "fifty", "--yes"])
+    assert early.exit_code == 2 and "has no 'id:' yet" in early.output and "pull the commit" in early.output
+    assert "\nid:" not in (other / ISSUE / "issue.md").read_text()  # nothing written by the refusal
+    shutil.copy(sendgrid_newsletter / ISSUE / "issue.md", other / ISSUE / "issue.md")  # commit, push, pull
+    sendgrid_standin.script()  # nothing more scripted: answered as usual from now on
+    sendgrid_standin.reset()
+    result = CliRunner().invoke(main, ["--root", str(other), "send", str(other / ISSUE), "--resume", "--yes"])
+    assert result.exit_code == 0 and "sent 30 of 30" in result.output, result.output
+    assert set(sendgrid_standin.counts()) == set(FIFTY[20:]) and max(sendgrid_standin.counts().values()) == 1
+    mine, theirs = read_record(sendgrid_newsletter / ISSUE), read_record(other / ISSUE)
+    assert [(e.run, e.at, e.recipients) for e in mine] == [(e.run, e.at, e.recipients) for e in theirs]
+    assert (mine[0].sent, theirs[0].sent) == (20, 50)

@@ -7,6 +7,9 @@ and the list file changes only when the writer runs `subscribers sync`.
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -84,3 +87,53 @@ def test_subscribe_confirm_receive_and_unsubscribe_in_a_browser(world, page):
 
     assert f"{READER}: subscribed -> unsubscribed" in sync(world)
     assert list_rows(world.settings.list_path("example"))[READER]["status"] == "unsubscribed"
+
+
+def test_the_pages_work_under_their_content_security_policy_and_cannot_be_framed(world, page):
+    """The policy forbids everything the pages do not use: Chromium must still apply both stylesheets and
+    post the form, report no violation, and refuse to show a page inside another site's frame."""
+    from playwright.sync_api import expect
+
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(f"{world.url}/subscribe/example")
+    assert page.locator(".trap").evaluate("e => getComputedStyle(e).position") == "absolute"  # pages.css
+    assert page.locator(".masthead").evaluate("e => getComputedStyle(e).fontFamily") != \
+        page.locator("label[for=email]").evaluate("e => getComputedStyle(e).fontFamily")  # theme.css too
+    page.get_by_label("Email address").fill("framed.reader@example.com")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    assert not [text for text in console if "Content Security Policy" in text], console
+
+    # another site's page (another origin on this machine, with no policy of its own) framing the form
+    with framing_site(f'<iframe src="{world.url}/subscribe/example"></iframe>') as other, \
+            page.expect_event("framenavigated", predicate=lambda frame: frame.parent_frame is not None) as framed:
+        page.goto(other)
+    assert framed.value.url.startswith("chrome-error://")  # Chromium showed its error page, not the form
+    assert "Subscribe to" not in framed.value.content()
+
+
+@contextmanager
+def framing_site(html: str):
+    """A page on 127.0.0.1 at a port of its own (another origin), served by the standard library."""
+    body = html.encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

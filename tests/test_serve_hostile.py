@@ -12,8 +12,8 @@ import httpx
 import pytest
 from serve_helpers import start_world
 
-from newsletter.serve.store import CONFIRMED, SUBSCRIBED
 from newsletter.compose.unsubscribe import make_token
+from newsletter.serve.store import CONFIRMED, SUBSCRIBED
 
 SECRET = "test-secret-for-hostile-requests"
 

@@ -15,10 +15,10 @@ from click.testing import CliRunner
 from serve_helpers import list_rows, start_world
 
 from newsletter.cli import main
+from newsletter.compose.unsubscribe import make_token
 from newsletter.errors import NewsletterError
 from newsletter.serve.server import check_exposure
 from newsletter.serve.store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED
-from newsletter.compose.unsubscribe import make_token
 
 SECRET = "test-secret-for-unsubscribe-links"
 ONE_CLICK = {"content": b"List-Unsubscribe=One-Click",
@@ -76,7 +76,7 @@ def test_subscribing_answers_the_same_whoever_asks_and_mails_one_confirmation(wo
         assert len(world.links(email, "/confirm/")) == 1, email
         assert len(events_of(world, email, SUBSCRIBED)) == 1
         assert not events_of(world, email, CONFIRMED)
-    received = [r for r in world.mail.received if "first.reader@example.com" in r.rcpt_tos][0].message()
+    received = next(r for r in world.mail.received if "first.reader@example.com" in r.rcpt_tos).message()
     assert received["Subject"] == "Confirm your subscription to The Plain Files Dispatch"
     assert received["From"] == world.settings.from_address and received.get("List-Unsubscribe") is None
 

@@ -82,23 +82,40 @@ def test_a_store_from_a_newer_version_is_refused(settings):
     else:
         with sqlite3.connect(settings.root / settings.serve.database) as db:
             db.execute("INSERT INTO schema_version VALUES (99)")
-    with pytest.raises(NewsletterError, match="schema version 99.*upgrade"):
+    with pytest.raises(NewsletterError, match=r"schema version 99.*upgrade"):
         open_store(settings)
 
 
-def test_provider_events_are_stored_once_and_signatures_remembered(settings):
+def test_provider_events_are_stored_once_and_batches_remembered(settings):
     first = event(BOUNCED, "gone@example.com", source="sendgrid", source_id="sendgrid:abc")
     assert append(settings, first, event(COMPLAINED, "angry@example.com", source_id="sendgrid:def")) == 2
     assert append(settings, first) == 0  # SendGrid delivered the same event again
     store = open_store(settings)
     try:
         assert len(store.unsynced("example")) == 2
-        assert store.remember_signature("sig-1", stamp(now_utc())) is True
-        assert store.remember_signature("sig-1", stamp(now_utc())) is False
-        since = stamp(now_utc().replace(year=2000))
-        assert store.count_since("example", "angry@example.com", COMPLAINED, since) == 1
-        assert store.count_since("example", "angry@example.com", BOUNCED, since) == 0
-        assert store.count_since("other", "angry@example.com", COMPLAINED, since) == 0
+        now, old = stamp(now_utc()), "2000-01-01T00:00:00.000000Z"
+        gone = event(BOUNCED, "later@example.com", source_id="sendgrid:ghi")
+        assert store.append_batch("digest-1", [gone], now, old) == 1
+        assert store.append_batch("digest-1", [gone], now, old) is None  # a replay: nothing appended
+        assert len(store.unsynced("example")) == 3
+        assert store.append_batch("digest-2", [], "2030-01-01T00:00:00.000000Z", "2029-01-01T00:00:00.000000Z") == 0
+        assert store.append_batch("digest-1", [], now, old) == 0
+    finally:
+        store.close()
+
+
+def test_confirmation_mails_are_counted_by_mailbox(settings):
+    store = open_store(settings)
+    try:
+        asked = event(SUBSCRIBED, "Reader+1@example.com", at="2026-11-20T09:00:00.000000Z")
+        store.record_confirmation(asked, "reader@example.com")
+        store.record_confirmation(event(SUBSCRIBED, "reader+2@example.com", at="2026-11-21T09:00:00.000000Z"),
+                                  "reader@example.com")
+        assert store.confirmations_since("reader@example.com", "2026-11-20T00:00:00.000000Z") == 2
+        assert store.confirmations_since("reader@example.com", "2026-11-21T00:00:00.000000Z") == 1
+        assert store.confirmations_since("other@example.com", "2000-01-01T00:00:00.000000Z") == 0
+        assert [e.email for e in store.unsynced("example")] == ["Reader+1@example.com", "reader+2@example.com"]
+        store.heartbeat(stamp(now_utc()))
     finally:
         store.close()
 

@@ -4,7 +4,7 @@ Checks the built email as the sample recipient receives it: the document's
 language and direction, its title, layout tables marked as presentation,
 meaningful alt text, link text that says where it goes, headings in order,
 and text contrast (WCAG AA: 4.5:1, or 3:1 for large text) in light mode
-(inlined ``style`` colours against the nearest background) and in dark mode
+(inlined ``style`` colours against the nearest background, any CSS Color 4 colour: colors.py) and in dark mode
 (the theme's ``@media (prefers-color-scheme: dark)`` rules applied on top).
 
 Missing alt text is an error reported by the basic checks (basic.py); the
@@ -15,7 +15,6 @@ by most readers, just not all of them as well as it should.
 from __future__ import annotations
 
 import re
-import xml.dom
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import lxml.etree
 import lxml.html
 from cssselect import SelectorError
 
+from .colors import Color, blend, color_in, contrast_ratio, hex_of, parse_color
 from .framework import ARTICLES, THEME, WARNING, CheckContext, Finding, Place
 from .stylesheet import parse_declarations, parse_stylesheet, selectors_of
 
@@ -32,67 +32,13 @@ VAGUE_LINK_TEXT = {"click here", "click", "here", "read more", "more", "link", "
                    "learn more", "more info", "go", "continue", "details"}
 _INVISIBLE = re.compile(r"[\s\u00a0\u034f\u200b-\u200d\u2060\ufeff]+")
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-_FILE_NAME_ALT = re.compile(r"\.(png|jpe?g|gif|webp|svg|avif|bmp|tiff?)$|^(img|dsc|image|photo)[-_ ]?\d+$", re.IGNORECASE)
+_FILE_NAME_ALT = re.compile(r"\.(png|jpe?g|gif|webp|svg|avif|bmp|tiff?)$|^(img|dsc|image|photo)[-_ ]?\d+$",
+                            re.IGNORECASE)
 _GENERIC_ALT = {"image", "img", "photo", "picture", "graphic", "logo", "banner", "icon"}
 _DEFAULT_TEXT = (0.0, 0.0, 0.0, 1.0)
 _DEFAULT_LINK = (0.0, 0.0, 238 / 255, 1.0)  # browsers' and mail clients' unvisited link blue, #0000ee
 _DEFAULT_BACKGROUND = (1.0, 1.0, 1.0, 1.0)
 _BOLD_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6", "b", "strong", "th"}
-
-Color = tuple[float, float, float, float]
-
-
-# --- colour and contrast -----------------------------------------------------
-
-def parse_color(value: str) -> Color | None:
-    """(r, g, b, alpha) in 0..1 for a CSS colour (hex, rgb(), rgba(), a named colour), else None."""
-    value = value.strip().lower()
-    if not value or value in ("inherit", "initial", "unset", "currentcolor", "none", "auto"):
-        return None
-    from cssutils.css import ColorValue  # knows CSS's named colours
-
-    try:
-        color = ColorValue(value)
-    except (xml.dom.DOMException, ValueError):  # cssutils raises xml.dom.SyntaxErr for non-colours
-        return None
-    if color.red is None:
-        return None
-    return color.red / 255, color.green / 255, color.blue / 255, float(color.alpha if color.alpha is not None else 1)
-
-
-def _background_color(value: str) -> Color | None:
-    """The colour part of a ``background`` shorthand (or of ``background-color``)."""
-    whole = parse_color(value)
-    if whole is not None:
-        return whole
-    for token in re.findall(r"(?:rgba?|hsla?)\([^)]*\)|#[0-9a-f]{3,8}\b|[a-z]+", value.lower()):
-        color = parse_color(token)
-        if color is not None:
-            return color
-    return None
-
-
-def _blend(top: Color, bottom: Color) -> Color:
-    alpha = top[3]
-    return (*(t * alpha + b * (1 - alpha) for t, b in zip(top[:3], bottom[:3])), 1.0)
-
-
-def relative_luminance(color: Color) -> float:
-    def channel(c: float) -> float:
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (channel(c) for c in color[:3])
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
-def contrast_ratio(foreground: Color, background: Color) -> float:
-    """WCAG contrast ratio, 1 to 21."""
-    lighter, darker = sorted((relative_luminance(foreground), relative_luminance(background)), reverse=True)
-    return (lighter + 0.05) / (darker + 0.05)
-
-
-def hex_of(color: Color) -> str:
-    return "#" + "".join(f"{round(c * 255):02x}" for c in color[:3])
 
 
 # --- styles per element ------------------------------------------------------
@@ -159,7 +105,7 @@ class Styles:
         for node in (element, *element.iterancestors()):
             values = self.own.get(node, {})
             value = values.get("background-color") or values.get("background")
-            color = _background_color(value) if value else None
+            color = color_in(value) if value else None
             if color is None or color[3] == 0:
                 continue
             written = written or value or ""
@@ -168,7 +114,7 @@ class Styles:
                 break
         result = _DEFAULT_BACKGROUND
         for layer in reversed(layers):
-            result = _blend(layer, result)
+            result = blend(layer, result)
         return result, written
 
     def is_large(self, element: lxml.html.HtmlElement) -> bool:
@@ -374,7 +320,7 @@ def contrast_findings(ctx: CheckContext, dark: bool) -> Iterator[Finding]:
         foreground, written = styles.color(element)
         background, written_background = styles.background(element)
         if foreground[3] < 1:
-            foreground = _blend(foreground, background)
+            foreground = blend(foreground, background)
         ratio = contrast_ratio(foreground, background)
         large = styles.is_large(element)
         needed = AA_LARGE if large else AA_NORMAL

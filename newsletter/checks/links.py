@@ -22,8 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from email_validator import EmailNotValidError, validate_email
-
 from .. import __version__
 from ..compose.markdown import is_absolute
 from ..compose.merge import TOKEN_PREFIX
@@ -107,6 +105,8 @@ def url_problem(url: str) -> tuple[str, str] | None:
         addresses = [a for a in unquote(parts.path).split(",") if a.strip()]
         if not addresses:
             return ERROR, "the mailto: link has no address"
+        from email_validator import EmailNotValidError, validate_email  # here: most emails have no mailto: link
+
         for address in addresses:
             try:
                 validate_email(address.strip(), check_deliverability=False)

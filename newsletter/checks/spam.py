@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache_folder import cache_folder
 from ..errors import display_path
 from .framework import ERROR, INFO, WARNING, CheckContext, Finding
 
@@ -130,12 +131,6 @@ def _stable_content(message: bytes) -> bytes:
     return stable
 
 
-def cache_folder() -> Path:
-    """Where verdicts are kept: $XDG_CACHE_HOME/newsletter/spam (default ~/.cache/newsletter/spam)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "newsletter" / "spam"
-
-
 def score_message_cached(message: bytes) -> SpamReport:
     """score_message, remembered per message content and SpamAssassin installation.
 
@@ -149,7 +144,7 @@ def score_message_cached(message: bytes) -> SpamReport:
     rules = [Path(program), Path("/var/lib/spamassassin"), Path("/usr/share/spamassassin"), Path("/etc/spamassassin")]
     stamp = ";".join(f"{p}:{p.stat().st_mtime_ns}" for p in rules if p.exists())
     digest = hashlib.sha256(stamp.encode() + b"\0" + _stable_content(message)).hexdigest()
-    path = cache_folder() / f"{digest}.json"
+    path = cache_folder("spam") / f"{digest}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return SpamReport(data["score"], data["required"], tuple(Rule(*r) for r in data["rules"]))

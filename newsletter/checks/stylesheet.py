@@ -11,6 +11,7 @@ rule sits in are recorded so dark-mode rules can be told apart from the rest.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -74,7 +75,9 @@ class _Source:
         self._find_ends(self.tokens, len(self.text))
 
     def start(self, node: Node) -> int:
-        return self.line_starts[node.source_line - 1] + node.source_column - 1
+        line: int = node.source_line
+        column: int = node.source_column
+        return self.line_starts[line - 1] + column - 1
 
     def _find_ends(self, tokens: Sequence[Node], end: int) -> None:
         starts = [self.start(token) for token in tokens]
@@ -102,11 +105,14 @@ def _declarations(nodes: Iterable[Node], source: _Source) -> tuple[Declaration, 
 
 
 def _block_contents(tokens: list[Node]) -> list[Node]:
-    return tinycss2.parse_blocks_contents(tokens, skip_comments=True, skip_whitespace=True)
+    contents: list[Node] = tinycss2.parse_blocks_contents(tokens, skip_comments=True, skip_whitespace=True)
+    return contents
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_declarations(text: str) -> tuple[Declaration, ...]:
-    """The declarations of a ``style=""`` attribute or a rule's block."""
+    """The declarations of a ``style=""`` attribute or a rule's block (remembered: an inlined email repeats
+    the same few style attributes on hundreds of elements, and several checks read each)."""
     source = _Source(text)
     return _declarations(_block_contents(source.tokens), source)
 
@@ -127,8 +133,8 @@ def _read(nodes: Iterable[Node], source: _Source, sheet: Stylesheet, at_rules: t
             else:  # @font-face, @page: declarations
                 sheet.rules.append(Rule("", _declarations(_block_contents(node.content), source), inside))
         elif node.type == "qualified-rule":
-            prelude = [token for token in node.prelude if token.type != "error"]  # e.g. a stray '}' before it
-            selector = " ".join(source.text_of(prelude).split()) if selectable else ""
+            kept = [token for token in node.prelude if token.type != "error"]  # e.g. a stray '}' before it
+            selector = " ".join(source.text_of(kept).split()) if selectable else ""
             sheet.rules.append(Rule(selector, _declarations(_block_contents(node.content), source), at_rules))
         # parse errors (stray braces, a selector with no block, ...) and, inside grouping at-rules,
         # stray declarations are skipped

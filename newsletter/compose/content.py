@@ -140,13 +140,33 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str, int]
     return meta, body, body_line
 
 
-def _string_field(meta: dict[str, Any], key: str, path: Path) -> str:
+def _string_field(meta: dict[str, Any], key: str, path: Path, text: str = "") -> str:
     value = meta.get(key)
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        raise NewsletterError(f"front matter field '{key}' must be text", where=display_path(path))
+        raise NewsletterError(f"front matter field '{key}' must be text", where=display_path(path),
+                              line=_field_line(text, key))
+    if isinstance(value, bool):  # YAML reads true, false, yes, no, on and off unquoted as true or false
+        raise NewsletterError(f"front matter field '{key}' must be text, not {str(value).lower()} (YAML reads an "
+                              "unquoted true, false, yes, no, on or off as true or false)", where=display_path(path),
+                              line=_field_line(text, key),
+                              hint=f"put the text in quotes, like {key}: \"Yes\"")
     return str(value).strip()
+
+
+def _field_line(text: str, key: str) -> int | None:
+    """The line of the front matter that sets ``key`` (``key: ...``), for pointing at it."""
+    lines = text.split("\n")
+    end = next((i for i, line in enumerate(lines[1:], start=1) if line.strip() == "---"), len(lines))
+    return next((number for number, line in enumerate(lines[:end], start=1)
+                 if re.match(rf"{re.escape(key)}\s*:", line)), None)
+
+
+def _first_text_line(body: str, body_line: int) -> int:
+    """The line of the file where ``body.strip()`` starts (the body starts at ``body_line`` with the blank
+    lines after the front matter, which stripping drops): what a template error's line is counted from."""
+    return body_line + body[:len(body) - len(body.lstrip())].count("\n")
 
 
 def _check_known_fields(meta: dict[str, Any], known: tuple[str, ...], path: Path) -> None:
@@ -164,7 +184,7 @@ def load_article(path: Path) -> Article:
     text = read_text(path)
     meta, body, body_line = split_front_matter(text, path)
     _check_known_fields(meta, ARTICLE_FIELDS, path)
-    title = _string_field(meta, "title", path)
+    title = _string_field(meta, "title", path, text)
     if not title:
         raise NewsletterError("article has no 'title' in its front matter", where=display_path(path),
                               hint="add 'title: ...' between the '---' lines")
@@ -176,13 +196,13 @@ def load_article(path: Path) -> Article:
         path=path,
         title=title,
         body=body.strip() + "\n",
-        author=_string_field(meta, "author", path),
-        source_url=_string_field(meta, "source_url", path),
-        summary=_string_field(meta, "summary", path),
-        image=_string_field(meta, "image", path),
-        image_alt=None if alt is None else str(alt).strip(),
+        author=_string_field(meta, "author", path, text),
+        source_url=_string_field(meta, "source_url", path, text),
+        summary=_string_field(meta, "summary", path, text),
+        image=_string_field(meta, "image", path, text),
+        image_alt=None if alt is None else _string_field(meta, "image_alt", path, text),
         date=_article_date(meta, path),
-        body_line=body_line,
+        body_line=_first_text_line(body, body_line),
     )
 
 
@@ -274,8 +294,11 @@ def load_issue(folder: Path) -> Issue:
         raise NewsletterError("'articles' must be a list of file names", where=display_path(path),
                               hint="write one '- file.md' line per article under 'articles:'")
     number = meta.get("number")
-    if number is not None and not isinstance(number, int):
-        raise NewsletterError(f"'number' must be a whole number, not '{number}'", where=display_path(path))
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
+        raise NewsletterError(f"'number' must be a whole number from 1 up (the issue's number in the series), not "
+                              f"{str(number).lower() if isinstance(number, bool) else repr(number)}",
+                              where=display_path(path), line=_field_line(text, "number"),
+                              hint="write it like number: 12, or remove the line for an issue without a number")
     articles: list[Article] = []
     missing: list[str] = []
     for name in names:
@@ -287,17 +310,18 @@ def load_issue(folder: Path) -> Issue:
     theme = meta.get("theme")
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
-        raise NewsletterError(f"'draft' must be true or false, not '{draft}'", where=display_path(path))
+        raise NewsletterError(f"'draft' must be true or false, not '{draft}'", where=display_path(path),
+                              line=_field_line(text, "draft"))
     return Issue(
         path=folder,
-        subject=_string_field(meta, "subject", path),
-        preheader=_string_field(meta, "preheader", path),
+        subject=_string_field(meta, "subject", path, text),
+        preheader=_string_field(meta, "preheader", path, text),
         date=_issue_date(meta, folder, path),
         intro=body.strip(),
         articles=tuple(articles),
         number=number,
         theme=str(theme) if theme else None,
-        intro_line=body_line,
+        intro_line=_first_text_line(body, body_line),
         missing_articles=tuple(missing),
         draft=draft,
         id=checked_issue_id(meta.get("id"), path),

@@ -10,7 +10,6 @@ tokens (see merge.py) that personalize.py fills in per recipient.
 from __future__ import annotations
 
 import functools
-import os
 import traceback
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from jinja2.utils import _PassArg
 from markupsafe import Markup
 
 from . import markdown
+from ..cache_folder import cache_folder
 from ..config import Settings
 from .content import ISSUE_FILE, Article, Issue
 from ..errors import NewsletterError, display_path, os_error
@@ -123,14 +123,12 @@ def _refuse_tokens(name: str, func):
     return wrapper
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates kept in $XDG_CACHE_HOME/newsletter/jinja (default ~/.cache), keyed by source.
+def _bytecode_cache(folder: Path) -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the cache folder's ``jinja/`` (cache_folder.py), keyed by source.
 
     Compiling the theme is a large share of a one-off ``newsletter build``; Jinja checks each
     template's source checksum, so an edited template is compiled again.
     """
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    folder = Path(base) / "newsletter" / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -140,16 +138,16 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 def make_environment(settings: Settings, theme_dir: Path) -> SandboxedEnvironment:
     """The sandboxed Jinja2 environment for one theme (see themes.template_search_path)."""
-    return _environment(tuple(template_search_path(settings, theme_dir)), os.environ.get("XDG_CACHE_HOME", ""))
+    return _environment(tuple(template_search_path(settings, theme_dir)), cache_folder("jinja"))
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(search_path: tuple[Path, ...], cache_home: str) -> SandboxedEnvironment:
+def _environment(search_path: tuple[Path, ...], bytecode_folder: Path) -> SandboxedEnvironment:
     """One environment per theme per process: the preview's rebuilds reuse compiled templates
     (Jinja reloads a template whose file changed)."""
     env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(folder) for folder in search_path]),
-        bytecode_cache=_bytecode_cache(),
+        bytecode_cache=_bytecode_cache(bytecode_folder),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "htm"),
                                             default_for_string=False),
         undefined=jinja2.StrictUndefined,
@@ -236,8 +234,7 @@ def render_theme_page(settings: Settings, theme_dir: Path, name: str, context: d
     The fallback stays outside the theme folders so that checks, which search a theme's files for
     the line of a finding, never point into a page the email does not use.
     """
-    env = _environment((*template_search_path(settings, theme_dir), fallback_dir),
-                       os.environ.get("XDG_CACHE_HOME", ""))
+    env = _environment((*template_search_path(settings, theme_dir), fallback_dir), cache_folder("jinja"))
     if env.cache is not None:
         env.cache.clear()  # the theme may have gained its own page since the fallback was loaded
     try:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..config import Settings
 from ..errors import NewsletterError
+from ..secret_names import unset_variable
 
 SENDGRID_GROUP_UNSUBSCRIBE = "<%asm_group_unsubscribe_raw_url%>"
 SAMPLE_SECRET = b"sample secret: build previews only, never used to send"
@@ -136,12 +137,10 @@ def read_secret(settings: Settings, *, required: bool = True) -> bytes | None:
     if value:
         return value.encode("utf-8")
     if required:
-        raise NewsletterError(
-            f"environment variable {settings.unsubscribe_secret_env} is not set; it holds the secret "
-            "that signs unsubscribe links",
-            hint=f"export {settings.unsubscribe_secret_env}=<a long random string> "
-                 "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') and keep it stable",
-        )
+        raise unset_variable("newsletter.unsubscribe_secret_env", settings.unsubscribe_secret_env,
+                             "the secret that signs unsubscribe links", example="NEWSLETTER_UNSUBSCRIBE_SECRET",
+                             placeholder="a long random string",
+                             more=" (python3 -c 'import secrets; print(secrets.token_urlsafe(32))') and keep it stable")
     return None
 
 

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..cache_folder import cache_folder
 from ..config import Settings
 from .authentication import Authentication
 from .findings import ERROR, DoctorFinding, Finding
@@ -27,8 +28,7 @@ CACHE_VERSION = 2  # 2: findings name their rule, and the authentication facts a
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "newsletter" / "doctor"
+    return cache_folder("doctor")
 
 
 def _cache_file(settings: Settings, nameserver: str | None) -> Path:

@@ -23,6 +23,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..compose.unsubscribe import SAMPLE_SECRET, make_token, read_secret, uses_sendgrid_group
 from ..config import Settings
+from ..secret_names import variable_name
 from .context import DoctorContext
 from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found
 
@@ -137,7 +138,7 @@ def _post(ctx: DoctorContext, url: SplitResult, host: str, address: str, port: i
 
 def _refused_fix(settings: Settings) -> str:
     """What to do about a refused probe: the secret first, since a token made without it is refused rightly."""
-    variable = settings.unsubscribe_secret_env
+    variable = variable_name("newsletter.unsubscribe_secret_env", settings.unsubscribe_secret_env)
     if read_secret(settings, required=False) is None:
         return (f"{variable} is not set where the doctor ran, so its probe token was not made with your secret "
                 f"and the endpoint was right to refuse it: run newsletter doctor with {variable} set as for "

@@ -12,9 +12,6 @@ from __future__ import annotations
 import functools
 import re
 
-import email_validator
-from email_validator import validate_email
-
 from ..errors import NewsletterError
 
 # The common case, proven equal to email-validator's verdict and normalization:
@@ -28,14 +25,28 @@ from ..errors import NewsletterError
 # and random addresses.
 _ATEXT = r"A-Za-z0-9_!#$%&'*+/=?^`{|}~-"
 _LABEL = r"[A-Za-z0-9]++(?:-[A-Za-z0-9]++)*+"  # possessive (++, *+): no backtracking, half the time
-_SPECIAL_USE = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
-_SPECIAL_TLDS = "|".join(re.escape(d) for d in _SPECIAL_USE if "." not in d) or "(?!)"
-_SPECIAL_SUFFIXES = tuple("." + d for d in _SPECIAL_USE if "." in d)
-_SIMPLE_ADDRESS = re.compile(
-    rf"[{_ATEXT}]++(?:\.[{_ATEXT}]++)*+"  # the local part, a dot-atom
-    rf"@{_LABEL}(?:\.(?!(?i:{_SPECIAL_TLDS})\Z){_LABEL})++"  # labels; the last one not a special-use name
-    r"(?<=[A-Za-z])"  # and ending in a letter
-)
+
+
+_Simple = tuple[re.Pattern[str], tuple[str, ...]]
+_simple: _Simple | None = None  # made once, by _simple_address(); read once a row, so a plain global
+
+
+def _simple_address() -> _Simple:
+    """The pattern of the common case, and the special-use suffixes it leaves to email-validator. Made at
+    the first address, not at import: importing email-validator compiles its own large patterns, which
+    commands that never read an address (build, preview) should not pay for."""
+    import email_validator
+
+    special = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    tlds = "|".join(re.escape(d) for d in special if "." not in d) or "(?!)"
+    pattern = re.compile(
+        rf"[{_ATEXT}]++(?:\.[{_ATEXT}]++)*+"  # the local part, a dot-atom
+        rf"@{_LABEL}(?:\.(?!(?i:{tlds})\Z){_LABEL})++"  # labels; the last one not a special-use name
+        r"(?<=[A-Za-z])"  # and ending in a letter
+    )
+    global _simple
+    _simple = pattern, tuple("." + d for d in special if "." in d)
+    return _simple
 
 
 def fast_key(email: str) -> str | None:
@@ -44,13 +55,14 @@ def fast_key(email: str) -> str | None:
     Reading a million-row list calls this once a row, so it is kept apart from
     ``key_or_problem`` (which also trims and explains) for the readers' fast path.
     """
-    if not _SIMPLE_ADDRESS.fullmatch(email):
+    pattern, special_suffixes = _simple or _simple_address()
+    if not pattern.fullmatch(email):
         return None
     # Only past 64 characters can the address be too long or a label exceed 63 characters.
     if len(email) > 64 and (len(email) > 254 or max(map(len, email[email.index("@") + 1:].split("."))) > 63):
         return None
     lowered = email.lower()
-    if _SPECIAL_SUFFIXES and lowered.endswith(_SPECIAL_SUFFIXES):
+    if special_suffixes and lowered.endswith(special_suffixes):
         return None
     return lowered
 
@@ -58,6 +70,8 @@ def fast_key(email: str) -> str | None:
 @functools.lru_cache(maxsize=65536)
 def validator_key(email: str) -> tuple[str, str]:
     """(key, "") or ("", why) from email-validator itself, syntax only (no DNS)."""
+    from email_validator import validate_email
+
     try:
         valid = validate_email(
             email, check_deliverability=False, allow_smtputf8=True, allow_empty_local=False,

@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from ..errors import NewsletterError, display_path
+from .names import refuse_link_outside
 
 DELIMITERS = (",", ";", "\t")
 BOM = "\ufeff"
@@ -117,13 +119,43 @@ def _bad_record(path: Path, line: int, err: Exception) -> NewsletterError:
     if isinstance(err, UnicodeDecodeError):
         return NewsletterError("is not UTF-8 text", where=display_path(path),
                                line=_first_bad_utf8_line(path), hint=_UTF8_HINT)
-    if "end of data" in str(err) or "field larger than field limit" in str(err):  # csv's words for both
+    too_large = "field larger than field limit" in str(err)  # csv's words
+    if too_large and _record_ends(path, line):
+        limit = csv.field_size_limit()
+        return NewsletterError(f"a value in this row is longer than the {limit:,} characters a list's value may "
+                               "hold (the CSV reader's field size limit)", where=display_path(path), line=line,
+                               hint="shorten it: a subscriber's values are names, tags and short fields; long "
+                                    "text pasted into a cell by mistake, or a document, does not belong in the list")
+    if too_large or "end of data" in str(err):  # a quote that never closes swallows the rest of the file
         return NewsletterError("a quote (\") opened in this row is never closed, so every line after it would "
                                "be read as part of one value", where=display_path(path), line=line,
                                hint="close the quote, or write a quote inside a quoted value as two (\"\")")
     return NewsletterError(f"cannot read this CSV row ({err})", where=display_path(path), line=line,
                            hint="put a value that holds a quote in quotes and double the quotes inside it, "
                                 "like \"Ada \"\"the Countess\"\" L.\"")
+
+
+def _record_ends(path: Path, line: int, chunk: int = 1 << 20) -> bool:
+    """Whether the record starting on ``line`` ends (a line break outside quotes) before the file does: then
+    a value too long for the reader is just long; otherwise a quote opened in it is never closed."""
+    quotes = 0
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as data:
+            for _ in range(line - 1):
+                if not data.readline():
+                    return False
+            while block := data.read(chunk):
+                for mark in _QUOTE_OR_BREAK.finditer(block):
+                    if mark.group() == '"':
+                        quotes += 1
+                    elif quotes % 2 == 0:
+                        return True
+    except OSError:
+        return False
+    return quotes % 2 == 0
+
+
+_QUOTE_OR_BREAK = re.compile(r'["\n\r]')
 
 
 @dataclass(frozen=True)
@@ -296,6 +328,7 @@ def rewrite_list(path: Path, edit: RewriteEdit, *, add_columns: Sequence[str] = 
     that cannot be read raises before anything is replaced; so does a crash.
     Returns the number of rows changed, added or dropped.
     """
+    refuse_link_outside(path)  # an edit must not rewrite a file elsewhere through a link
     creating = new_header is not None and (not path.exists() or path.stat().st_size == 0)
     if creating and dry_run:  # report what a new list would get, touching nothing
         state = Rewrite(ListFormat(path=path, header=_with_columns(new_header or (), add_columns), header_raw="",

@@ -24,7 +24,8 @@ from ..errors import NewsletterError, display_path
 from .addresses import key_or_problem, normalize_key
 from .csvfile import Record, Rewrite, rewrite_list
 from .names import require_list
-from .read import BASE_COLUMNS, STATUSES, SUPPRESSED, Columns, parse_tags, status_of
+from .read import BASE_COLUMNS, Columns, parse_tags, status_of
+from .statuses import STATUSES, SUPPRESSED
 
 _NOT_ON_LIST = "check the spelling; 'newsletter subscribers list' shows who is"
 

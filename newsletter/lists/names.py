@@ -2,7 +2,9 @@
 
 A list name becomes a file name under ``subscribers/``; a name with a
 slash or ``..`` would let ``send --list ../../elsewhere/x`` read (or an
-edit write) a CSV anywhere on the disk, so only plain names pass.
+edit write) a CSV anywhere on the disk, so only plain names pass, and a
+list file that is a symbolic link to a file outside ``subscribers/`` is
+refused for the same reason.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def check_list_name(name: str) -> str:
 
 
 def require_list(path: Path) -> Path:
-    """``path`` if the list exists, else an error naming the lists that do."""
+    """``path`` if the list exists (and is not a link to a file outside its folder), else an error naming the
+    lists that do."""
+    refuse_link_outside(path)
     if path.is_file():
         return path
     if path.exists():
@@ -49,3 +53,22 @@ def require_list(path: Path) -> Path:
     else:
         hint = f"create it with: newsletter subscribers add EMAIL --list {path.stem}"
     raise NewsletterError("no such list", where=display_path(path), hint=hint)
+
+
+def refuse_link_outside(path: Path) -> None:
+    """Refuse a list file that is a symbolic link to a file outside its folder (``subscribers/``): sends,
+    unsubscribes and syncs would read and rewrite a file elsewhere on the disk, out of the newsletter's
+    repository, under a list's name."""
+    if not path.is_symlink():
+        return
+    try:
+        target = path.resolve()
+        folder = path.parent.resolve()
+    except (OSError, RuntimeError):  # a link loop: is_file() is False, and require_list says what is wrong
+        return
+    if not target.is_relative_to(folder):
+        raise NewsletterError(f"is a link to {target}, outside {display_path(path.parent)}/",
+                              where=display_path(path),
+                              hint=f"a list must be a file in {display_path(path.parent)}/: replace the link with a "
+                                   f"copy of the file (cp --remove-destination {target} {display_path(path)}), "
+                                   "or keep the list itself there")

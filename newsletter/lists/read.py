@@ -20,8 +20,6 @@ from .addresses import fast_key, validator_key
 from .csvfile import read_list, read_rows
 from .names import require_list
 
-STATUSES = ("subscribed", "unsubscribed", "bounced", "complained")
-SUPPRESSED = ("unsubscribed", "bounced", "complained")
 BASE_COLUMNS = ("email", "name", "status", "tags", "subscribed_at")
 
 

@@ -23,7 +23,8 @@ from ..errors import NewsletterError, display_path
 from .addresses import fast_key, key_or_problem, validator_key
 from .csvfile import FastRows, ListFormat, read_rows
 from .names import require_list
-from .read import SUPPRESSED, Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
+from .read import Columns, Subscriber, open_subscribers, parse_tags, subscriber_of
+from .statuses import SUPPRESSED
 
 SKIP_REASONS = ("unsubscribed", "bounced", "complained", "invalid", "duplicate")
 Row = tuple[str, str, str, str]  # a send's recipient as the journal takes it: key, email, name, fields as JSON text
@@ -37,8 +38,9 @@ def _conditions(path: Path, cols: Columns, where: Mapping[str, str] | None) -> l
         if index is None:
             close = difflib.get_close_matches(name, cols.header, n=1)
             raise NewsletterError(
-                f"no column '{name}' to filter on", where=display_path(path),
-                hint=f"did you mean '{close[0]}'?" if close else f"columns: {', '.join(cols.header)}",
+                f"no row has a column '{name}' to filter on: the list's columns are {', '.join(cols.header)}",
+                where=display_path(path),
+                hint=f"did you mean --where {close[0]}=...?" if close else "filter on one of those columns",
             )
         conditions.append((index, value.strip().casefold()))
     return conditions

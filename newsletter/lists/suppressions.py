@@ -3,24 +3,54 @@
 SendGrid keeps its own record of addresses it will not deliver to (global
 unsubscribes, bounces, spam reports, the unsubscribe group). ``sync_list``
 copies those verdicts into ``subscribers/<list>.csv`` so the list, the dry
-run and every other provider agree with SendGrid. Only rows still marked
-``subscribed`` change; a row already unsubscribed, bounced or complained
-keeps the status the list gives it.
+run and every other provider agree with SendGrid.
+
+Statuses that stop mail have a precedence, the same here and in the
+subscriber service's sync: complained over bounced over unsubscribed. A row
+moves only up it (a subscribed row to any; an unsubscribed row to bounced or
+complained; a complained row never back to unsubscribed), because the
+stronger status says more about the address: a bounce followed by an
+unsubscribe is still a dead address.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import display_path
+from ..errors import NewsletterError, display_path
 from .addresses import key_or_problem
 from .editor import set_status
 from .names import check_list_name, require_list
-from .read import SUPPRESSED
 from .select import iter_subscribers
+from .statuses import SUPPRESSED
+
+DEPARTURE_PRECEDENCE = ("unsubscribed", "bounced", "complained")  # weakest first
+
+
+def departure_rank(status: str) -> int:
+    """Where ``status`` stands in DEPARTURE_PRECEDENCE; -1 for one that receives mail (or none)."""
+    return DEPARTURE_PRECEDENCE.index(status) if status in DEPARTURE_PRECEDENCE else -1
+
+
+def outranks(new: str, held: str) -> bool:
+    """Whether departure ``new`` replaces ``held`` (a row's status or an earlier event): it is stronger,
+    or ``held`` still receives mail."""
+    return departure_rank(new) > departure_rank(held)
+
+
+def mark_departures(path: Path, statuses: Mapping[str, str]) -> int:
+    """Set each address's departure status (``key -> status``) where it outranks the row's, atomically per
+    status; returns the rows changed. A row that changed since the caller read it keeps a stronger status."""
+    changed = 0
+    for rank, status in enumerate(DEPARTURE_PRECEDENCE):
+        group = {key: wanted for key, wanted in statuses.items() if wanted == status}
+        if group:
+            changed += set_status(path, group, keep=DEPARTURE_PRECEDENCE[rank:])
+    return changed
 
 
 @dataclass(frozen=True)
@@ -32,7 +62,7 @@ class Change:
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What a sync found at SendGrid and changed in the list."""
+    """What a sync found at SendGrid and changed in the list (or why it could not ask SendGrid)."""
 
     path: Path
     fetched: int  # addresses SendGrid suppresses
@@ -40,10 +70,14 @@ class SyncReport:
     rows_changed: int
     not_on_list: int  # suppressed at SendGrid, absent from this list
     written: bool
+    skipped: str = ""  # why SendGrid's suppressions were not read ("" = they were); the list is then untouched
 
     @property
     def summary(self) -> str:
         where = display_path(self.path)
+        if self.skipped:
+            return (f"Skipped SendGrid's suppressions, so {where} is not checked against them: {self.skipped}. "
+                    "Fix that and run the sync again.")
         by_status = Counter(change.now for change in self.changes)
         detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
         head = f"SendGrid suppresses {self.fetched} address{'es' if self.fetched != 1 else ''}"
@@ -70,24 +104,33 @@ def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str]
         if sub.key not in wanted:
             continue
         on_list.add(sub.key)
-        if sub.status == "subscribed" and sub.key not in updates:
+        if outranks(wanted[sub.key], sub.status) and sub.key not in updates:
             updates[sub.key] = wanted[sub.key]
             changes.append(Change(sub.email, sub.status, wanted[sub.key]))
     return updates, changes, len(set(wanted) - on_list)
 
 
 def sync_list(settings: Settings, list_name: str, *, write: bool = True) -> SyncReport:
-    """Fetch SendGrid's suppressions and mark those subscribers of ``list_name`` (atomically)."""
+    """Fetch SendGrid's suppressions and mark those subscribers of ``list_name`` (atomically).
+
+    When SendGrid cannot be asked (no API key set, the API refuses or is down) the report says why in
+    ``skipped`` and nothing is changed: ``subscribers sync`` has by then applied the service's events, and
+    must say which part was done rather than end on an error as if nothing had been.
+    """
     from ..providers.sendgrid import from_settings
 
     path = require_list(settings.list_path(check_list_name(list_name)))
-    provider = from_settings(settings)
     try:
-        suppressed = provider.fetch_suppressions()
-    finally:
-        provider.close()
+        provider = from_settings(settings)
+        try:
+            suppressed = provider.fetch_suppressions()
+        finally:
+            provider.close()
+    except NewsletterError as err:
+        return SyncReport(path=path, fetched=0, changes=(), rows_changed=0, not_on_list=0, written=False,
+                          skipped=err.reason)
     updates, changes, absent = plan_changes(path, suppressed)
-    # keep: a row suppressed since it was read (say, unsubscribed by hand) is not overwritten.
-    rows = set_status(path, updates, keep=SUPPRESSED) if write and updates else 0
+    # a row suppressed since it was read (say, unsubscribed by hand) keeps a stronger status
+    rows = mark_departures(path, updates) if write and updates else 0
     return SyncReport(path=path, fetched=len(suppressed), changes=tuple(changes), rows_changed=rows,
                       not_on_list=absent, written=write)

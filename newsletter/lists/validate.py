@@ -21,7 +21,8 @@ from ..errors import NewsletterError
 from .addresses import key_or_problem
 from .csvfile import read_list
 from .names import require_list
-from .read import STATUSES, SUPPRESSED, Columns, Subscriber, subscriber_of
+from .read import Columns, Subscriber, subscriber_of
+from .statuses import STATUSES, SUPPRESSED
 
 
 class ListProblems(NewsletterError):

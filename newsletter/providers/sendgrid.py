@@ -46,6 +46,8 @@ from ..errors import NewsletterError
 from ..compose.message import may_break_lines, refuse_line_breaks
 from ..compose.personalize import UNSUBSCRIBE_FIELD
 from ..compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
+from ..redaction import hold, redact
+from ..secret_names import unset_variable, variable_name
 from .base import (
     Accepted,
     AuthError,
@@ -79,16 +81,14 @@ CAPABILITIES = Capabilities(max_batch=MAX_RECIPIENTS, max_concurrency=4, schedul
 
 # --- keeping the key out of logs -------------------------------------------
 
-_SECRETS: set[str] = set()
-_BEARER = re.compile(r"(Bearer\s+)[^\s'\",}\]]+")
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\",}\]]+", re.IGNORECASE)
 
 
 def _scrub(text: str) -> str:
-    """``text`` with any API key this process holds, and any bearer token, replaced."""
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "[redacted]")
-    return _BEARER.sub(r"\1[redacted]", text) if "Bearer" in text else text
+    """``text`` with any API key this process holds (in any case, or encoded: redaction.py), and any bearer
+    token, replaced."""
+    text = redact(text)
+    return _BEARER.sub(r"\1[redacted]", text) if "bearer" in text.lower() else text
 
 
 class _RedactSecrets(logging.Filter):
@@ -557,17 +557,17 @@ class SendGridProvider:
 
     def __init__(self, settings: SendGridSettings, *, api_key: str):
         key = (api_key or "").strip()
+        env = variable_name("sendgrid.api_key_env", settings.api_key_env)
         if not key:
-            raise NewsletterError(f"the SendGrid API key in {settings.api_key_env} is empty",
-                                  hint=f"export {settings.api_key_env}=<your API key>")
+            raise NewsletterError(f"the SendGrid API key in {env} is empty", hint=f"export {env}=<your API key>")
         if any(c.isspace() or ord(c) < 32 for c in key):
-            raise NewsletterError(f"the SendGrid API key in {settings.api_key_env} contains spaces or line breaks",
+            raise NewsletterError(f"the SendGrid API key in {env} contains spaces or line breaks",
                                   hint="copy the key again, exactly as SendGrid shows it")
         host = settings.api_host.rstrip("/")
         if not host.startswith(("https://", "http://")):
             raise NewsletterError(f"'sendgrid.api_host' must be an https:// URL, not {settings.api_host!r}",
                                   where="newsletter.toml")
-        _SECRETS.add(key)
+        hold(key)
         self.settings = settings
         self.timeout = settings.timeout
         self.host = host
@@ -594,7 +594,8 @@ class SendGridProvider:
             return
         if isinstance(scopes, list) and MAIL_SEND_SCOPE not in scopes:
             raise AuthError(
-                f"the SendGrid API key in {self.settings.api_key_env} lacks the 'Mail Send' permission",
+                f"the SendGrid API key in {variable_name('sendgrid.api_key_env', self.settings.api_key_env)} lacks "
+                "the 'Mail Send' permission",
                 status=200, hint="in SendGrid: Settings > API Keys > edit the key > Mail Send: Full Access",
             )
 
@@ -713,7 +714,7 @@ class SendGridProvider:
         body_text = _scrub(body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or ""))
         errors = [(_scrub(m), _scrub(f)) for m, f in _provider_errors(body_text)]
         said = _describe(errors)
-        env = self.settings.api_key_env
+        env = variable_name("sendgrid.api_key_env", self.settings.api_key_env)
         if status in (401, 403):
             sending = what.startswith(("sending", "checking"))
             need = "'Mail Send'" if sending else "'Suppressions' read"
@@ -775,10 +776,8 @@ def from_settings(settings: Settings) -> SendGridProvider:
     env = settings.sendgrid.api_key_env
     key = os.environ.get(env, "")
     if not key.strip():
-        raise NewsletterError(
-            f"environment variable {env} is not set; it holds the SendGrid API key",
-            hint=f"export {env}=<your SendGrid API key>; 'newsletter send --dry-run' needs no key",
-        )
+        raise unset_variable("sendgrid.api_key_env", env, "the SendGrid API key", example="SENDGRID_API_KEY",
+                             placeholder="your SendGrid API key", more="; 'newsletter send --dry-run' needs no key")
     check_categories(settings.sendgrid.categories)
     return SendGridProvider(settings.sendgrid, api_key=key)
 

@@ -27,6 +27,8 @@ from typing import NamedTuple
 from ..config import Settings, SmtpSettings
 from ..errors import NewsletterError
 from ..hosts import is_loopback
+from ..redaction import hold, redact
+from ..secret_names import unset_variable, variable_name
 from .base import (
     DEFERRED,
     FAILED,
@@ -47,14 +49,11 @@ ATTEMPTS = 3  # connections tried for one recipient when the server drops us bef
 SECURITY = ("starttls", "ssl", "none")
 # One connection, one conversation at a time; no scheduling (cron or at(1) do that); our own unsubscribe links.
 CAPABILITIES = Capabilities(max_batch=MAX_BATCH, max_concurrency=1, sequential=True)
-_SECRETS: set[str] = set()  # passwords this process holds: never printed, even when a server echoes one
 
 
 def _scrub(text: str) -> str:
-    for secret in _SECRETS:
-        if secret and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
+    """``text`` without the password, however the server echoed it (any case, base64: redaction.py)."""
+    return redact(text)
 
 
 class Copy(NamedTuple):
@@ -252,7 +251,7 @@ class SmtpProvider:
         if settings.username and not password:
             raise NewsletterError(
                 f"no password for SMTP user '{settings.username}' on {settings.host}:{settings.port}",
-                hint=f"export {settings.password_env}=<the password>",
+                hint=f"export {variable_name('smtp.password_env', settings.password_env)}=<the password>",
             )
         if settings.security == "none" and settings.username and not is_loopback(settings.host):
             raise NewsletterError(
@@ -263,11 +262,8 @@ class SmtpProvider:
             )
         self.settings = settings
         self.timeout = settings.timeout
-        if password:  # a server that echoes credentials must not get them printed: raw, or as AUTH sent them
-            import base64
-
-            _SECRETS.update({password, base64.b64encode(password.encode()).decode(),
-                             base64.b64encode(f"\0{settings.username}\0{password}".encode()).decode()})
+        if password:  # a server that echoes credentials must not get them printed: in any case, or as AUTH sent them
+            hold(password, f"\0{settings.username}\0{password}")
         self._password = password
         self._context = ssl_context
         self._attempts = max(1, attempts)
@@ -284,8 +280,14 @@ class SmtpProvider:
     # -- the Provider interface ------------------------------------------------
 
     def open(self) -> None:
-        """Connect, secure and log in, unless a connection is already open."""
-        self._connection()
+        """Connect, secure and log in, unless a connection is already open: a refused login, a certificate
+        or TLS setup that cannot work fails here, before the first batch. A failure that may pass (the
+        connection refused or dropped, a 4xx greeting) is left for the first batch, where the send loop
+        retries it with back-off until ``[send] outage_seconds`` (as SendGrid's ``open`` does)."""
+        try:
+            self._connection()
+        except TransientError:
+            pass
 
     def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
         """One transaction per recipient, each outcome yielded as its reply arrives.
@@ -517,8 +519,8 @@ class SmtpProvider:
         s = self.settings
         if not s.username:
             return "set smtp.username in newsletter.toml and the password in the environment variable " \
-                   f"{s.password_env}"
-        return f"check smtp.username and the password in the environment variable {s.password_env}"
+                   f"{variable_name('smtp.password_env', s.password_env)}"
+        return f"check smtp.username and the password in {variable_name('smtp.password_env', s.password_env)}"
 
     def _connect_error(self, err: ProviderError | OSError) -> ProviderError:
         """Translate a failure while connecting into the project's errors, naming host and port."""
@@ -555,10 +557,8 @@ def from_settings(settings: Settings, *, ssl_context: ssl.SSLContext | None = No
     smtp = settings.smtp
     password = os.environ.get(smtp.password_env) or None
     if smtp.username and password is None:
-        raise NewsletterError(
-            f"environment variable {smtp.password_env} is not set; it holds the password for SMTP user "
-            f"'{smtp.username}' on {smtp.host}:{smtp.port}",
-            hint=f"export {smtp.password_env}=<the password>, or change smtp.password_env to the variable "
-                 "that holds it",
-        )
+        raise unset_variable("smtp.password_env", smtp.password_env,
+                             f"the password for SMTP user '{smtp.username}' on {smtp.host}:{smtp.port}",
+                             example="SMTP_PASSWORD", placeholder="the password",
+                             more=", or change smtp.password_env to the variable that holds it")
     return SmtpProvider(smtp, password=password, ssl_context=ssl_context)

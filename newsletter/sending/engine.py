@@ -4,7 +4,10 @@
 2. lock (issue id, list), plan: settle the audience (``--resume`` repeats the
    recorded one), build and check the issue, fingerprint it, select the
    recipients into the journal (a scratch copy for a dry run or a test send);
-3. confirm, then run the loop through the provider;
+   a live send's run and selection are provisional (``Journal.begin_run``)
+   until its first request is about to go, and leave nothing if none goes;
+3. confirm (the journal is not held while the writer answers: the run is
+   selected again after a yes), then run the loop through the provider;
 4. read the report back from the journal.
 
 ``resolve`` settles the recipients whose delivery is unknown; ``status`` shows the journal.
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
+from ..compose.content import write_issue_id
 from ..errors import NewsletterError, display_path
 from ..lists.names import check_list_name
 from ..providers import registry
@@ -32,10 +36,10 @@ from ..compose.content import load_issue
 from . import holds, sent_record, sharing
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare,
-                   resume_command)
+from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, refuse_an_unrecorded_id,
+                   resume_command, select)
 from .report import ListStatus, SendReport, recipients
-from .paced import run_paced
+from .paced import is_paced, run_paced
 from .staged import run_stages
 from .stages import stages_of
 from .report import status as journal_status
@@ -68,7 +72,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     stages_of(settings.send, options.stages)  # a wrong --stages or [send] stages: said before anything starts
     if options.list_name:
         check_list_name(options.list_name)  # before the name becomes part of the lock's file name
-    issue, issue_id = load(issue_dir, record_id=not scratch)
+    issue, issue_id = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if options.resume and not options.list_name:
         options.list_name = _unfinished_list(location, issue_id, issue_dir)
@@ -77,6 +81,9 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         if not scratch:
             database = jn.open_database(location)
             stack.callback(database.close)
+            if not issue.id:  # its first send: the id is written now, unless the journal knows it by another
+                refuse_an_unrecorded_id(database, issue, options.list_name)
+                issue_id = write_issue_id(issue.path, issue_id)
             stack.enter_context(database.exclusive(issue_id, options.list_name, issue.name))
         if database is not None:  # a live send
             # who left through `newsletter serve` since the last sync is marked in the list before
@@ -89,44 +96,60 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         report = _new_report(plan, issue_dir)
         if on_plan:
             on_plan(plan, report)
-        if report.to_send == 0 or (confirm is not None and not confirm(plan, report)):
-            plan.journal.runs.finish()
-            report.fill_from(plan.journal, settings.send.max_attempts)
-            return report
+        live = database is not None
+        if report.to_send == 0:
+            return _nothing_sent(plan, report, keep=plan.unfinished_before)
         out_dir = options.out_dir or outbox_dir(settings, issue.name)
-        if provider is None:
+        if provider is None:  # before the question: a missing key is said before the writer is asked
             if options.dry_run:
                 module = registry.module(plan.provider_name)
                 provider = DryRunProvider(out_dir, stands_in_for=plan.provider_name, capabilities=module.CAPABILITIES,
                                           encode=module.encode, samples=options.samples)
             else:
                 provider = registry.open_provider(settings, plan.provider_name)
+        if confirm is not None:
+            asks = live and not options.confirmed
+            if asks:  # the writer may take a while to answer: the journal is not held meanwhile
+                plan.journal.discard_run()
+            if not confirm(plan, report):
+                plan.journal.discard_run()
+                report.recorded = not live
+                return report
+            if asks:
+                _select_again(plan, report, issue_dir)
+        if live:  # the issue records, in git, that it is going out (no clone sends it again), once it does
+            plan.journal.when_committed(lambda: _record(report, sent_record.record_send(
+                issue_dir, plan.journal, recipients=report.to_send, journal_lost=bool(plan.audience.joined_after))))
         started = time.monotonic()
-        live = database is not None
         helpers: list[sharing.Helper] = []
         try:
             provider.open()
             try:
-                if live:  # workers may join from now on; the issue records, in git, that it is going out
+                if live:  # workers may join once its run is on record (--workers N starts them now)
                     helpers = _share(plan, issue_dir)
-                    _record(report, sent_record.record_send(issue_dir, plan.journal, recipients=report.to_send,
-                                                            journal_lost=bool(plan.audience.joined_after)))
+                if live and _waits_in_journal(plan):
+                    plan.journal.commit_run()  # stages and caps are journal records the send waits on
                 with few_collections():
                     _deliver(plan, provider, report, progress, stop or StopFlag(), say)
             finally:
                 provider.close()
-                _wait_for_helpers(helpers, report)
+                _wait_for_helpers(helpers, report, plan)
         except NewsletterError as err:
             report.seconds = time.monotonic() - started
-            _select_the_rest(plan, report)
-            _fill_if_readable(report, plan)
-            if live:
-                _record_outcome(report, issue_dir, plan)
+            if plan.journal.provisional or not plan.journal.run:  # nothing went out (or its commit failed)
+                _nothing_sent(plan, report)
+            else:
+                _select_the_rest(plan, report)
+                _fill_if_readable(report, plan)
+                if live:
+                    _record_outcome(report, issue_dir, plan)
             err.report = report  # what was done before it stopped, for the summary
             raise
         except KeyboardInterrupt:
             report.interrupted = True
         report.seconds = time.monotonic() - started
+        if plan.journal.provisional:  # no request went out (every recipient refused first, or Ctrl-C)
+            return _nothing_sent(plan, report)
         _select_the_rest(plan, report)
         plan.journal.runs.finish()
         if live:
@@ -141,6 +164,44 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             report.samples = [display_path(p) for p in provider.sample_paths]
             write_report(report, out_dir)
         return report
+
+
+def _nothing_sent(plan: SendPlan, report: SendReport, *, keep: bool = False) -> SendReport:
+    """A run that sent nothing: its report read from the journal, then the provisional run rolled back, so it
+    leaves nothing behind. ``keep``: recorded and finished all the same (it selected nobody to send, and an
+    unfinished send before it is thereby finished: those it left unsent are no longer selected)."""
+    journal = plan.journal
+    _fill_if_readable(report, plan)
+    report.nothing_to_send = plan.nothing_to_send
+    if journal.provisional and not keep:
+        journal.discard_run()
+        report.recorded = False
+    elif journal.run:
+        journal.commit_run()
+        journal.runs.finish()
+    else:  # its commit failed (the journal's disk): nothing of it is recorded
+        report.recorded = False
+    return report
+
+
+def _select_again(plan: SendPlan, report: SendReport, issue_dir: Path) -> None:
+    """After the writer's yes: the run and its selection again (provisional, as before the question), refused
+    if the answer no longer holds (the list changed meanwhile)."""
+    asked = report.to_send
+    select(plan)
+    again = _new_report(plan, issue_dir)
+    if again.to_send != asked:
+        plan.journal.discard_run()
+        raise NewsletterError(f"list '{plan.list_name}' changed while the question was asked: "
+                              f"{recipients(again.to_send)} to send now, not {asked}; nothing was sent",
+                              hint="run the same command again to be asked about the list as it is now")
+    report.selected, report.to_send, report.skipped = again.selected, again.to_send, again.skipped
+
+
+def _waits_in_journal(plan: SendPlan) -> bool:
+    """A staged or paced send holds recipients back in the journal and may wait (for a stage's signals, for
+    the next slot under a cap) before or between requests: its run is recorded when its delivery starts."""
+    return len(_shares(plan)) > 1 or is_paced(plan.settings)
 
 
 SKIP_DOCTOR_ENV = "NEWSLETTER_TEST_SKIP_DOCTOR"  # test-only: the suite's sends never ask DNS (tests/conftest.py)
@@ -164,14 +225,13 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
 
 
 def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions, issue_dir: Path) -> None:
-    """Recipients held back by an earlier staged or paced run go back to pending (this run applies the
-    stages and caps afresh); a send whose circuit breaker halted it continues only with ``--resume``;
-    a send that workers are still sending is theirs until they finish."""
+    """A send whose circuit breaker halted it continues only with ``--resume``; a send that workers are still
+    sending is theirs until they finish. (Recipients held back by an earlier staged or paced run go back to
+    pending in the run's own provisional transaction: ``plan.select``.)"""
     journal = jn.Journal(database, issue_id, options.list_name, create=False)
     if journal.send < 0:
         return  # never sent to this list
     _refuse_while_shared(journal, issue_dir)
-    holds.release(journal)
     halted = holds.halted_stage(journal)
     if halted is not None and not options.resume:
         raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",
@@ -246,8 +306,12 @@ def _share(plan: SendPlan, issue_dir: Path) -> list[sharing.Helper]:
     return sharing.start_helpers(plan.settings, issue_dir, plan.list_name, plan.options.workers - 1)
 
 
-def _wait_for_helpers(helpers: list[sharing.Helper], report: SendReport) -> None:
-    """The workers this send started finish what they took; one that stopped on an error is said."""
+def _wait_for_helpers(helpers: list[sharing.Helper], report: SendReport, plan: SendPlan) -> None:
+    """The workers this send started finish what they took; one that stopped on an error is said. (A run
+    that never went on record, nothing sent, had nothing for them: they are stopped, not waited for.)"""
+    for helper in helpers:
+        if plan.journal.provisional:
+            helper.process.terminate()
     for helper in helpers:
         pid, code, last = helper.finish()
         if code not in (0, 1):
@@ -277,7 +341,7 @@ def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *
     with ExitStack() as stack:
         database = jn.open_database(location)
         stack.callback(database.close)
-        joined = sharing.join(settings, issue, options, database)
+        joined = sharing.join(settings, issue, options, database, stop=lambda: bool(stop and stop.requested))
         if joined.plan is None:
             return SendReport(issue=issue.name, list_name=options.list_name, provider="", dry_run=False,
                               issue_id=issue_id, worker=f"nothing to send: {joined.reason}")

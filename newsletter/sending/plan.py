@@ -25,6 +25,7 @@ from ..providers import registry
 from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
 from ..compose.unsubscribe import read_secret
+from . import holds
 from . import journal as jn
 from .selection import PendingSelection, may_select_while_sending
 from .sent_record import check_against
@@ -85,6 +86,11 @@ class SendPlan:
     bodies: BodyWorkers | None = None
     # A fresh large send's list still being selected while its first batches go out (``selection``).
     selection: PendingSelection | None = None
+    parts: dict[str, str] = field(default_factory=dict)  # the fingerprint of each part (to say what changed)
+    run_note: str = ""  # recorded on the run
+    list_path: Path | None = None  # the list's file (None for a test send)
+    unfinished_before: bool = False  # an earlier send run was unfinished when this one was prepared
+    nothing_to_send: str = ""  # why nobody is to be sent, said with what the selection matched ("" if someone is)
 
     @property
     def provider_name(self) -> str:
@@ -205,8 +211,11 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
 
 
 def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
-                      issue_dir: Path) -> None:
-    """Refuse to send a changed issue to the rest of a list that already got part of it (unless told to)."""
+                      issue_dir: Path, *, message: Message | None = None, base_url: str = "") -> None:
+    """Refuse to send a changed issue to the rest of a list that already got part of it (unless told to).
+
+    A renamed folder is said as such (with ``message`` and ``base_url``): the folder's name is in the links
+    to the issue's web archive, so the rest would get other links, though nothing else changed."""
     sent = journal.view.sent_count()
     if not sent or options.allow_changed:
         return
@@ -214,11 +223,43 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
     if not earlier or earlier[-1].fingerprint == whole:
         return
     changed = [p for p in PARTS if earlier[-1].parts.get(p) != parts.get(p)]
+    old_name = _folder_when_first_sent(journal)
+    if old_name and old_name != issue_dir.name:
+        only = message is not None and fingerprint(_renamed_back(message, base_url, issue_dir.name, old_name))[0] \
+            == earlier[-1].fingerprint
+        links = f" ({base_url}{old_name}/ became {base_url}{issue_dir.name}/)" if base_url else ""
+        raise NewsletterError(
+            f"the issue's folder was renamed from {old_name} to {issue_dir.name} since {sent} recipients of list "
+            f"'{journal.list}' were sent it, which changes the links to its web archive{links}: the rest would get "
+            + ("other links than the first readers (that is all that changed: " if only else
+               "a different issue (") + f"{', '.join(changed) or 'content'} changed)",
+            hint=f"rename the folder back (git mv {command_path(issue_dir)} "
+                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass --allow-changed to send them the issue as it is now "
+                 "(recorded in the journal), and publish the web archive under both names (newsletter archive), so "
+                 "that the links both groups got work")
     raise NewsletterError(
         f"the issue changed since {sent} recipients of list '{journal.list}' were sent it "
         f"({', '.join(changed) or 'content'} changed); the rest would get a different issue",
         hint="undo the change to send the same issue to the rest, or pass --allow-changed to send the changed "
              "issue to them anyway (the override is recorded in the journal)")
+
+
+def _folder_when_first_sent(journal: jn.Journal) -> str:
+    """The issue's folder name when it was first sent to this list (the journal keeps it with the send)."""
+    row = journal.db.execute("SELECT folder FROM sends WHERE id=?", (journal.send,)).fetchone()
+    return str(row[0]) if row and row[0] else ""
+
+
+def _renamed_back(message: Message, base_url: str, name: str, old_name: str) -> Message:
+    """``message`` with the links to the web archive under the folder's old name: what it would be, had the
+    folder not been renamed (to tell whether the rename is all that changed)."""
+    import dataclasses
+
+    new, old = f"{base_url}{name}/", f"{base_url}{old_name}/"
+    if not base_url:
+        new, old = f"/{name}/", f"/{old_name}/"
+    return dataclasses.replace(message, html=message.html.replace(new, old), text=message.text.replace(new, old),
+                               headers=tuple((k, v.replace(new, old)) for k, v in message.headers))
 
 
 def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
@@ -263,27 +304,31 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
 
 def open_journal(settings: Settings, issue: Issue, issue_id: str, list_name: str,
                  database: jn.JournalDB | None) -> jn.Journal:
-    """The journal of this send: in ``database`` (a live send's, opened and locked by the engine), or an
-    in-memory copy of the configured journal's records (a dry run: it must leave the real one untouched)."""
+    """The journal of this send: in ``database`` (a live send's, opened and locked by the engine), where the
+    run is provisional until its first request (``Journal.begin_run``), or an in-memory copy of the configured
+    journal's records (a dry run: it must leave the real one untouched)."""
     if database is None:
         return jn.Journal.scratch_copy(jn.location_of(settings), issue_id, list_name, folder=issue.name)
-    return jn.Journal(database, issue_id, list_name, folder=issue.name)
+    return jn.Journal(database, issue_id, list_name, folder=issue.name, provisional=True)
 
 
 def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOptions, *,
             database: jn.JournalDB | None = None) -> SendPlan:
     """Build and check the issue, settle the audience, and select its recipients into the journal
-    (``database``: a live send's journal; None for a dry run or a test send, which use a copy in memory)."""
+    (``database``: a live send's journal; None for a dry run or a test send, which use a copy in memory).
+
+    A live send's run and selection are provisional (one transaction): the engine commits them when the first
+    request is about to go (``Journal.commit_run``) and rolls them back otherwise (``Journal.discard_run``)."""
     require_complete(issue)
     testing = bool(options.test_to)
     list_name = TEST_LIST if testing else options.list_name
     journal = (jn.Journal.scratch_copy(None, issue_id, list_name) if testing
                else open_journal(settings, issue, issue_id, list_name, database))
-    selection = None
     try:
         # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
         # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
         lost = None if testing else check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
+        unfinished = None if testing else journal.runs.unfinished()
         audience = (_audience_of(options, settings) if testing
                     else settle_audience(journal, options, settings, issue.path, lost.at if lost else ""))
         provider = audience.provider
@@ -305,47 +350,109 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         if lost is not None:
             note = "; ".join(filter(None, [note, f"journal lost (--journal-lost): only readers who joined after "
                                                  f"{lost.at}, the recorded send ({lost.describe()})"]))
-        journal.runs.start(audience, whole, parts, kind="dry run" if options.dry_run else "send",
-                           allow_changed=options.allow_changed and journal.view.sent_count() > 0, note=note)
-        skipped: Counter = Counter()
-        streaming = not testing and may_select_while_sending(
-            settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1, dry_run=options.dry_run,
-            retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
-        if testing:
-            rows = _test_rows(options.test_to)
-        else:
-            def on_skip(email: str, reason: str, line: int) -> None:
-                skipped[reason] += 1
-
-            extra = [c for c in used_columns(built) if c not in ("email", "name")]  # email and name have columns
-            joined_after = (dt.datetime.fromisoformat(audience.joined_after.replace("Z", "+00:00"))
-                            if audience.joined_after else None)
-            rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
-                               on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
-                               joined_after=joined_after)
-        refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
-                   *([jn.FAILED] if options.retry_failed else []))
-        if streaming:
-            selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
-            while selection.advance() and not journal.view.selected_status_counts()[jn.PENDING]:
-                pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
-        else:
-            journal.recipients.select(rows, refresh=refresh)
-        if options.retry_unknown:
-            journal.recipients.requeue(jn.UNKNOWN)
-        if options.retry_failed:
-            journal.recipients.requeue(jn.FAILED)
-        if not testing and journal.view.selected_status_counts()[jn.PENDING]:
-            check_fingerprint(journal, whole, parts, options, issue.path)  # only when someone would get it
-        elif not testing:
-            check_not_a_copy(journal, whole, parts, options, issue.path)
+        plan = SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
+                        Counter(), secret, parts=parts, run_note=note, list_path=list_path,
+                        unfinished_before=unfinished is not None)
     except BaseException:
-        if selection is not None:
-            selection.close()
         journal.close()
         raise
-    return SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
-                    skipped, secret, selection=selection)
+    try:
+        select(plan)
+    except BaseException:
+        plan.close()  # a live send's provisional run is rolled back: nothing of it stays in the journal
+        raise
+    return plan
+
+
+def select(plan: SendPlan) -> None:
+    """Record the run and select its recipients into the journal (again, after ``Journal.discard_run``: the
+    engine does not hold the journal while the writer answers its question)."""
+    options, settings, journal, audience = plan.options, plan.settings, plan.journal, plan.audience
+    testing = bool(options.test_to)
+    if not (testing or options.dry_run):  # a live send's journal: provisional until its first request
+        journal.begin_run()
+        holds.release(journal)  # held back by an earlier staged or paced run: this run applies stages and caps afresh
+    whole, parts = plan.fingerprint, plan.parts
+    journal.runs.start(audience, whole, parts, kind="dry run" if options.dry_run else "send",
+                       allow_changed=options.allow_changed and journal.view.sent_count() > 0, note=plan.run_note)
+    skipped = plan.skipped
+    skipped.clear()
+    if plan.selection is not None:  # a selection made before (and discarded): start again from the list's top
+        plan.selection.close()
+        plan.selection = None
+    list_path = plan.list_path
+    streaming = list_path is not None and may_select_while_sending(
+        settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
+        dry_run=options.dry_run,
+        retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
+    if list_path is None:
+        rows = _test_rows(options.test_to)
+    else:
+        def on_skip(email: str, reason: str, line: int) -> None:
+            skipped[reason] += 1
+
+        extra = [c for c in used_columns(plan.built) if c not in ("email", "name")]  # email and name have columns
+        joined_after = (dt.datetime.fromisoformat(audience.joined_after.replace("Z", "+00:00"))
+                        if audience.joined_after else None)
+        rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
+                           on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
+                           joined_after=joined_after)
+    refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
+               *([jn.FAILED] if options.retry_failed else []))
+    if streaming:
+        plan.selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
+        while plan.selection.advance() and not journal.view.selected_status_counts()[jn.PENDING]:
+            pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
+    else:
+        journal.recipients.select(rows, refresh=refresh)
+    if options.retry_unknown:
+        journal.recipients.requeue(jn.UNKNOWN)
+    if options.retry_failed:
+        journal.recipients.requeue(jn.FAILED)
+    if testing:
+        return
+    counts = journal.view.selected_status_counts()
+    if counts[jn.PENDING]:
+        check_fingerprint(journal, whole, parts, options, plan.issue.path,  # only when someone would get it
+                          message=plan.message, base_url=plan.settings.base_url)
+        plan.nothing_to_send = ""
+        return
+    check_not_a_copy(journal, whole, parts, options, plan.issue.path)
+    plan.nothing_to_send = nothing_to_send(plan, sum(counts.values()))
+
+
+def nothing_to_send(plan: SendPlan, selected: int) -> str:
+    """Why nobody is to be sent, with what the selection matched; a filter that matches no row of the list
+    (a tag or a value nobody has: a typo, most likely) is an error, with what the list does have."""
+    list_name, audience, skipped = plan.list_name, plan.audience, plan.skipped
+    if selected:
+        return "every selected recipient is already settled"
+    matched = sum(skipped.values())
+    wanted = " and ".join([f"tag {t}" for t in audience.tags] + [f"{k}={v}" for k, v in audience.where])
+    if not matched and wanted:
+        raise NewsletterError(f"no recipient of list '{list_name}' has {wanted}", where=display_path(plan.list_path),
+                              hint=_what_the_list_has(plan))
+    rows = f"{matched} row{'s' * (matched != 1)}" + (f" with {wanted}" if wanted else "")
+    if not matched:
+        return f"list '{list_name}' has no subscribers"
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()) if n)
+    return f"none of the {rows} of list '{list_name}' can be sent it ({reasons})"
+
+
+def _what_the_list_has(plan: SendPlan) -> str:
+    """The tags the list's rows have (for a tag nobody has), or how values compare (for --where)."""
+    from ..lists import list_stats
+
+    assert plan.list_path is not None
+    audience = plan.audience
+    if audience.tags:
+        tags = list_stats(plan.list_path).by_tag
+        missing = [t for t in audience.tags if t.strip().lower() not in {k.lower() for k in tags}]
+        if missing:
+            known = ", ".join(sorted(tags)) if tags else "none"
+            return f"the list's tags are: {known}; check the spelling of --tag {_quote(missing[0])}"
+        return "each of these tags is on some row, but no row has them all (--tag repeated means every tag)"
+    return "no row has that value in that column (compared ignoring case and surrounding spaces); check it"
 
 
 def _test_subject_prefix(options: SendOptions) -> str:
@@ -364,6 +471,25 @@ def _test_rows(addresses):
         refuse_line_breaks("--test-to address", address)
         unique.setdefault(normalize_key(address), address.strip())
     return [(key, address, "", {}) for key, address in unique.items()]
+
+
+def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str) -> None:
+    """An issue without an id whose folder and subject the journal already sent to this list under an id: the
+    same issue in a clone that lacks the commit recording its id (sending it would mail everyone again)."""
+    subject = hashlib.sha256(issue.subject.encode("utf-8")).hexdigest()[:16]  # as ``fingerprint`` digests it
+    rows = database.execute("SELECT s.issue, r.parts FROM sends s JOIN runs r ON r.send = s.id WHERE s.folder=? "
+                            "AND s.list=? AND r.kind='send' AND EXISTS (SELECT 1 FROM deliveries d WHERE "
+                            "d.send = s.id AND d.status <> 'pending')", (issue.name, list_name)).fetchall()
+    same = [str(known) for known, parts in rows if json.loads(parts or "{}").get("subject") == subject]
+    if not same:
+        return  # nothing sent from a folder of this name, or a different issue (another subject) that had it
+    known = same[0]
+    raise NewsletterError(
+        f"this issue has no 'id:' yet, but the journal ({database.location.describe()}) records a send of an issue "
+        f"in a folder of the same name, {issue.name}, to list '{list_name}', with id {known}",
+        where=display_path(issue.path / "issue.md"),
+        hint=f"if it is the same issue, pull the commit that recorded its id and sent record (or add 'id: {known}' to "
+             "its front matter) and send again; if it is a new issue, give its folder another name")
 
 
 def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:

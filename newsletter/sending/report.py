@@ -54,6 +54,8 @@ class SendReport:
     worker: str = ""  # a worker (send --worker): the send it joined, or why it had nothing to send
     senders: dict[str, int] = field(default_factory=dict)  # send --workers N: who sent how many (this one first)
     helper_errors: list[str] = field(default_factory=list)  # send --workers N: workers that stopped on an error
+    nothing_to_send: str = ""  # why nobody was to be sent (what the selection matched), when nobody was
+    recorded: bool = True  # False: a live run that sent nothing, and so left nothing in the journal or issue.md
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,10 @@ What stays as it was:
 
 - every recipient is in the journal, as pending, before any request can
   carry them, and the loop only ever takes recipients from the journal;
+- the run and the steps selected before its first request are one provisional
+  transaction (``Journal.begin_run``), committed just before that request: a
+  send stopped before it leaves nothing, and the steps after it commit on their
+  own, as before;
 - the list is read once, in order, and wholly checked first (``select_rows``
   reads every row for suppressed addresses and unreadable rows before it
   yields the first): a bad row stops the send at file:line before anything

@@ -224,9 +224,11 @@ def record_send(issue_dir: Path, journal: Journal, *, recipients: int, journal_l
     entries = for_list(read_record(issue_dir), journal.list)
     if any(journal.runs.holds_uid(entry.run) for entry in entries):
         return None  # this journal's send to the list is on record already (this is a resume, or more after it)
-    started = journal.runs.history()[-1].started
-    entry = SentEntry(list=journal.list, run=journal.run_uid, at=now_stamp(dt.datetime.fromtimestamp(started, dt.UTC)),
-                      recipients=recipients, journal=journal.db.location.describe(), journal_lost=journal_lost)
+    # The run that started this journal's send to the list names it: a clone that resumes it writes the same line.
+    first = journal.runs.history()[0]
+    entry = SentEntry(list=journal.list, run=first.uid or journal.run_uid,
+                      at=now_stamp(dt.datetime.fromtimestamp(first.started, dt.UTC)), recipients=recipients,
+                      journal=journal.db.location.describe(), journal_lost=journal_lost)
     return write_entry(issue_dir, entry)
 
 
@@ -239,6 +241,6 @@ def record_outcome(issue_dir: Path, journal: Journal, *, recipients: int | None 
         return None
     latest = max(entries, key=lambda entry: entry.moment)
     updated = dataclasses.replace(latest, sent=journal.view.sent_count())
-    if recipients is not None and latest.run == journal.run_uid:
+    if recipients is not None and len(journal.runs.history()) == 1:  # the first run: the count it ended with
         updated = dataclasses.replace(updated, recipients=recipients)
     return None if updated == latest else write_entry(issue_dir, updated)

@@ -109,18 +109,14 @@ class Joined:
 
 
 def join(settings: Settings, issue: Issue, options: SendOptions, database: jn.JournalDB, *,
-         wait: Callable[[float], None] = time.sleep) -> Joined:
+         wait: Callable[[float], None] = time.sleep, stop: Callable[[], bool] = lambda: False) -> Joined:
     """Join the unfinished send of ``issue`` to ``options.list_name`` as a worker: the plan it sends by."""
     issue_dir = issue.path
     where = display_path(issue_dir / "issue.md")
-    journal = jn.Journal(database, known_id(issue), options.list_name, create=False)
-    if journal.send < 0:
-        return Joined(None, f"{display_path(issue_dir)} was never sent to list '{options.list_name}'")
+    journal, run, reason = _current_run(database, known_id(issue), options.list_name, wait, stop)
+    if journal is None or run is None:
+        return Joined(None, reason.replace("ISSUE", display_path(issue_dir)))
     try:
-        run = _ready_run(journal, wait)
-        if run is None:
-            journal.close()
-            return Joined(None, "the send is finished: every recipient is settled, or being sent by another sender")
         require_complete(issue)
         list_path = settings.list_path(journal.list)
         built = build(settings, issue, list_columns(list_path) if list_path.is_file() else None)
@@ -147,29 +143,46 @@ def join(settings: Settings, issue: Issue, options: SendOptions, database: jn.Jo
     options.stage_wait_minutes = delivery.get("stage_wait_minutes")
     options.resume = True
     plan = SendPlan(settings, options, issue, journal.issue, built, message, journal, run.audience, whole, [],
-                    Counter(), secret)
+                    Counter(), secret, parts=parts, list_path=list_path if list_path.is_file() else None)
     return Joined(plan)
 
 
-def _ready_run(journal: jn.Journal, wait: Callable[[float], None]) -> jn.RunRecord | None:
-    """The send run to join once it is delivering (waiting while its sender prepares it), after settling
-    what dead senders left in flight; None when nothing is left to send."""
-    db = journal.db
+def _current_run(database: jn.JournalDB, issue_id: str, list_name: str, wait: Callable[[float], None],
+                 stop: Callable[[], bool]) -> tuple[jn.Journal | None, jn.RunRecord | None, str]:
+    """The send run to join, once it is delivering, after settling what dead senders left in flight; or why
+    there is none. While another process holds the send lock without delivering a run a worker can see (it
+    is preparing one: a run is on record from its first request), the worker waits."""
+    lock = jn.send_lock_name(issue_id, list_name)
     while True:
-        with journal.transaction() as tx:
-            journal.flight.recover(tx)
-        runs = journal.runs.history()
-        if not runs or journal.runs.unfinished() is None:
-            return None
-        run = runs[-1]
-        if run.ready is not None:
-            return run
-        if not db.held_elsewhere(jn.send_lock_name(journal.issue, journal.list)):
+        journal = jn.Journal(database, issue_id, list_name, create=False)
+        run = None
+        if journal.send >= 0:
+            with journal.transaction() as tx:
+                journal.flight.recover(tx)
+            runs = journal.runs.history()
+            run = runs[-1] if runs else None
+        starting = database.held_elsewhere(lock)
+        if run is not None and run.ready is not None and (not starting or _alive(database, run)):
+            if journal.runs.unfinished() is None:
+                return None, None, "the send is finished: every recipient is settled, or being sent by another sender"
+            return journal, run, ""
+        if not starting:
+            if run is None:
+                return None, None, f"ISSUE was never sent to list '{list_name}'"
+            if journal.runs.unfinished() is None:
+                return None, None, "the send is finished: every recipient is settled"
             raise NewsletterError(
-                f"the latest send of this issue to list '{journal.list}' was prepared but never began delivering "
-                "(stopped before its first request, or still waiting for an answer that never came)",
-                hint="start it again with: newsletter send ISSUE --list NAME --resume (then join it)")
+                f"the unfinished send of this issue to list '{list_name}' was started by an earlier version of "
+                "newsletter, which did not record what workers need to join it",
+                hint=f"go on with it once more without --worker: newsletter send ISSUE --list {list_name} --resume")
+        if stop():
+            return None, None, "stopped while the send was being prepared"
         wait(WAIT_SECONDS)
+
+
+def _alive(database: jn.JournalDB, run: jn.RunRecord) -> bool:
+    """Whether the process that started ``run`` is still running (it holds its sender's lock)."""
+    return bool(run.uid) and database.held_elsewhere(jn.sender_lock_name(run.uid))
 
 
 # -- workers on this machine (send --workers N) ---------------------------------------------------------

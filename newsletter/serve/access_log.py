@@ -12,6 +12,8 @@ import logging
 import re
 import time
 
+from .headers import ASGIApp, Message, Receive, Scope, Send
+
 ACCESS_LOGGER = "newsletter.serve.access"
 # Paths shown as they are: the routes that carry nothing about a reader (a list name is letters, digits, ._-).
 _PLAIN_PATHS = re.compile(r"/(?:healthz|theme\.css|pages\.css|events/sendgrid|subscribe/[A-Za-z0-9._-]{0,40})")
@@ -36,17 +38,18 @@ def redact(path: str) -> str:
 class AccessLog:
     """Wraps the app; logs ``METHOD /path STATUS 12ms`` at INFO once each response has started."""
 
-    def __init__(self, app, logger: logging.Logger | None = None):
+    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None):
         self.app = app
         self.logger = logger or logging.getLogger(ACCESS_LOGGER)
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = [500]
 
-        async def sending(message):
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)

@@ -1,34 +1,43 @@
 """The web service: routes for sign-up, confirmation, unsubscribe and provider events (Starlette).
 
 Each route that accepts something appends its event to the store *before*
-answering; if the store fails, the reader gets a 503 page and nothing is
-claimed. Pages never say whether an address is on a list: subscribing always
+answering; if the store fails, the reader gets a 503 page (with Retry-After)
+and nothing is claimed. A sign-up is recorded once its confirmation mail is
+accepted, so a mail that failed does not count against the reader's daily
+cap. Pages never say whether an address is on a list: subscribing always
 answers "check your inbox", and a bad token gets the same 400 page whatever
 is wrong with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
 
+from ..compose.unsubscribe import read_secret, verify_token
 from ..config import Settings
 from ..errors import NewsletterError
-from ..providers.base import Provider
 from ..lists import check_list_name, key_or_problem
-from ..compose.unsubscribe import read_secret, verify_token
+from ..providers.base import Provider
 from . import pages
 from .access_log import AccessLog
-from .limits import HONEYPOT_FIELD, SignUpLimits
+from .events import Refusal, read_batch
+from .headers import SecurityHeaders
+from .http_limits import SlowClientLimits
+from .limits import HONEYPOT_FIELD, SignUpLimits, mailbox_key
 from .mailer import send_confirmation
 from .store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, Event, EventStore, now_utc, stamp
 from .tokens import RESUBSCRIBE, ConfirmTokens, SignUp
@@ -38,6 +47,9 @@ ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 MAX_FORM_BYTES = 16_384
 MAX_WEBHOOK_BYTES = 5_000_000
 RESUBSCRIBE_SECONDS = 3600  # how long the "Subscribe again" button works after leaving
+RETRY_AFTER_SECONDS = 30  # told with every 503 that a store or provider failure caused: it is temporary
+Verifier = Callable[[bytes, str, str], bool]
+DEFAULT_SLOW_CLIENTS = SlowClientLimits()
 
 
 def public_url(settings: Settings) -> str:
@@ -60,7 +72,8 @@ class Service:
     """The routes' shared state: settings, store, secrets and limits, set up once at start."""
 
     def __init__(self, settings: Settings, store: EventStore, *, secret: bytes,
-                 mailer: Callable[..., None], webhook_verifier: Callable[[bytes, str, str], bool] | None):
+                 mailer: Callable[..., None], webhook_verifier: Verifier | None,
+                 slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS):
         self.settings = settings
         self.store = store
         self.secret = secret
@@ -72,14 +85,17 @@ class Service:
         self.limits = SignUpLimits(settings.serve, store)
         self.mailer = mailer
         self.webhook_verifier = webhook_verifier
+        self.body_seconds = slow_clients.body_seconds
+        self.routes: Sequence[BaseRoute] = ()  # set by create_app, for not_found's slash check
         self.base = public_url(settings)
         self.css = {"/theme.css": pages.theme_css(settings), "/pages.css": pages.page_css()}
 
     # -- answers
 
-    def page(self, title: str, paragraphs: list[str], status: int = 200, **form) -> HTMLResponse:
+    def page(self, title: str, paragraphs: list[str], status: int = 200, headers: dict[str, str] | None = None,
+             **form: Any) -> HTMLResponse:
         return HTMLResponse(pages.message_page(self.settings, title, paragraphs, **form), status_code=status,
-                            headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+                            headers={"Cache-Control": "no-store", **(headers or {})})
 
     def bad_link(self) -> HTMLResponse:
         return self.page("This link does not work", [
@@ -87,14 +103,18 @@ class Service:
             "Open it again from the email, exactly as it came. If that does not help, reply to the newsletter."],
             status=400)
 
-    def too_large(self) -> HTMLResponse:
+    def body_refused(self, status: int) -> HTMLResponse:
+        """The page for a body _body_up_to did not take: 413 (too large) or 408 (too slow)."""
+        if status == 408:
+            return self.page("That took too long", ["The form did not arrive in time. Please send it again."],
+                             status=408, headers={"Connection": "close"})
         return self.page("Something is wrong with the form", ["What was sent is far larger than this form."],
-                         status=413)
+                         status=413, headers={"Connection": "close"})
 
     def store_down(self) -> HTMLResponse:
         return self.page("Please try again in a few minutes", [
             "We could not record your request just now, so nothing has changed yet. Please try again shortly."],
-            status=503)
+            status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     async def record(self, *events: Event) -> None:
         await run_in_threadpool(self.store.append, events)
@@ -115,9 +135,9 @@ class Service:
         list_name = request.path_params["list_name"]
         if not self.served(list_name):
             return self.page("No such list", ["There is no list here by that name."], status=404)
-        body = await _body_up_to(request, MAX_FORM_BYTES)
-        if body is None:
-            return self.too_large()
+        body = await _body_up_to(request, MAX_FORM_BYTES, self.body_seconds)
+        if isinstance(body, int):
+            return self.body_refused(body)
         form = await _form(request, body)
         if form is None:
             return self.page("Something is wrong with the form", ["Please fill in the form again."], status=400)
@@ -139,31 +159,39 @@ class Service:
                 "We cannot send to addresses with accented or non-Latin letters yet. "
                 "Please subscribe with another address."], status=400)
         key = _key(email)
+        mailbox = mailbox_key(key)  # reader+1@ and Reader+2@ are one inbox: its limits are shared
         client = request.client.host if request.client else "?"
-        if self.limits.too_many(client, list_name, key):
+        if self.limits.too_many(client, mailbox):
             return self.page("Too many requests", [
                 "There have been too many sign-up requests from here or for this address. "
                 "Please wait an hour and try again."], status=429)
         try:
-            if not await run_in_threadpool(self.limits.mails_left_today, list_name, key):
+            if not await run_in_threadpool(self.limits.mails_left_today, mailbox):
                 return self.page("Too many confirmation emails", [
                     "This address has been sent as many confirmation emails as we send in a day. "
                     "Look for them in your inbox (and spam folder), or try again tomorrow."], status=429)
-            asked_at = stamp(now_utc())
-            await self.record(Event(list_name=list_name, kind=SUBSCRIBED, email=email, key=key, name=name,
-                                    at=asked_at, source="web"))
-        except NewsletterError as err:
+        except NewsletterError as err:  # no mail for a request the store cannot count
             log.error("event store: %s", err)
             return self.store_down()
+        asked_at = stamp(now_utc())
         token = self.confirm_tokens.make(SignUp(list_name, email, name, asked_at))
         try:
             # to the bare address: the name is unconfirmed text, and bots use sign-up forms to carry adverts
             await run_in_threadpool(self.mailer, self.settings, list_name, email, key, "",
                                     f"{self.base}confirm/{token}")
-        except NewsletterError as err:
+        except NewsletterError as err:  # nothing recorded, so nothing counts against the reader's cap
             log.error("confirmation mail not sent: %s", _without_address(str(err), email))
             return self.page("Please try again in a few minutes", [
-                "We could not send the confirmation email just now. Please try again shortly."], status=503)
+                "We could not send the confirmation email just now. Please try again shortly."], status=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:  # the mail was accepted: the request and the mail count now
+            await run_in_threadpool(self.store.record_confirmation, Event(
+                list_name=list_name, kind=SUBSCRIBED, email=email, key=key, name=name, at=asked_at, source="web"),
+                mailbox)
+        except NewsletterError as err:
+            # The mail is on its way and its link works (the confirmation carries when it was asked for);
+            # telling the reader "nothing happened" would be false. Only this mail goes uncounted.
+            log.error("event store: a confirmation mail went out but was not counted: %s", err)
         return self.page("Check your inbox", [
             f"If that address can receive mail, a message to confirm your subscription to {self.settings.name} "
             "is on its way. Open it and press Confirm.",
@@ -221,9 +249,9 @@ class Service:
         if found is None:
             return self.bad_link()
         list_name, email = found
-        body = await _body_up_to(request, MAX_FORM_BYTES)
-        if body is None:
-            return self.too_large()
+        body = await _body_up_to(request, MAX_FORM_BYTES, self.body_seconds)
+        if isinstance(body, int):
+            return self.body_refused(body)
         one_click = body[:200].decode("utf-8", "replace").strip() == ONE_CLICK_BODY
         if names_no_one(email):  # `newsletter doctor`'s probe: answered as any one-click, nothing recorded
             return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
@@ -261,74 +289,94 @@ class Service:
 
     async def sendgrid_events(self, request: Request) -> Response:
         from ..providers.sendgrid import EVENT_SIGNATURE_HEADER, EVENT_TIMESTAMP_HEADER
-        from .events import parse_batch
 
         if self.webhook_verifier is None:
             return PlainTextResponse("the SendGrid event webhook is not configured\n", status_code=503)
-        body = await _body_up_to(request, MAX_WEBHOOK_BYTES)
-        if body is None:
-            return PlainTextResponse("too large\n", status_code=413)
-        signature = request.headers.get(EVENT_SIGNATURE_HEADER, "")
-        timestamp = request.headers.get(EVENT_TIMESTAMP_HEADER, "")
-        if not self.webhook_verifier(body, signature, timestamp):
-            return PlainTextResponse("signature missing or not valid\n", status_code=403)
+        body = await _body_up_to(request, MAX_WEBHOOK_BYTES, self.body_seconds)
+        if isinstance(body, int):
+            return PlainTextResponse("too large\n" if body == 413 else "request timeout\n", status_code=body,
+                                     headers={"Connection": "close"})
+        max_age = self.settings.serve.webhook_max_age_seconds
+        received = now_utc()
+        # the signature, the JSON and every address of a large batch take CPU time: not on the event loop
+        batch = await run_in_threadpool(
+            read_batch, self.webhook_verifier, body, request.headers.get(EVENT_SIGNATURE_HEADER, ""),
+            request.headers.get(EVENT_TIMESTAMP_HEADER, ""), served=self.lists, max_age=max_age,
+            now=time.time(), at=stamp(received))
+        if isinstance(batch, Refusal):
+            return PlainTextResponse(f"{batch.reason}\n", status_code=batch.status)
+        # a batch is refused as stale once its timestamp is max_age away, so its digest can go after that
+        forget_before = stamp(received - dt.timedelta(seconds=3 * max_age))
         try:
-            age = time.time() - int(timestamp)
-        except ValueError:
-            return PlainTextResponse("bad timestamp\n", status_code=403)
-        if abs(age) > self.settings.serve.webhook_max_age_seconds:
-            return PlainTextResponse("stale batch\n", status_code=403)
-        try:
-            events = parse_batch(body, self.lists, stamp(now_utc()))
-        except NewsletterError as err:
-            return PlainTextResponse(f"{err}\n", status_code=400)
-        try:
-            if not await run_in_threadpool(self.store.remember_signature, signature, stamp(now_utc())):
-                return PlainTextResponse("replayed batch\n", status_code=403)
-            added = await run_in_threadpool(self.store.append, events)
+            added = await run_in_threadpool(self.store.append_batch, batch.digest, batch.events, stamp(received),
+                                            forget_before)
         except NewsletterError as err:
             log.error("event store: %s", err)
-            return PlainTextResponse("event store unavailable\n", status_code=503)
+            return PlainTextResponse("event store unavailable\n", status_code=503,
+                                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        if added is None:
+            return PlainTextResponse("replayed batch\n", status_code=403)
         return PlainTextResponse(f"recorded {added} event(s)\n")
 
     # -- the rest
 
     async def healthz(self, request: Request) -> Response:
+        """200 only when a write reaches the store: a store that answers reads but records nothing
+        (read-only, full, locked by another process) must take the instance out of the balancer."""
         try:
-            await run_in_threadpool(self.store.ping)
-        except NewsletterError:
-            return PlainTextResponse("event store unreachable\n", status_code=503)
-        return PlainTextResponse("ok\n")
+            await run_in_threadpool(self.store.heartbeat, stamp(now_utc()))
+        except NewsletterError as err:
+            log.error("health check: event store: %s", err)
+            return PlainTextResponse("event store cannot record\n", status_code=503,
+                                     headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"})
+        return PlainTextResponse("ok\n", headers={"Cache-Control": "no-store"})
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """No route: a path that only lacks its trailing slash is redirected to the public address (never to
+        the Host header's, which the client chooses); anything else gets the 404 page."""
+        path: str = scope["path"]
+        if scope["method"] in ("GET", "HEAD") and len(path) > 1 and path.endswith("/"):
+            bare = "/" + path.strip("/")
+            if any(route.matches({**scope, "path": bare})[0] is not Match.NONE for route in self.routes):
+                await RedirectResponse((self.base or "/") + bare.lstrip("/"), status_code=308)(scope, receive, send)
+                return
+        await self.page("No such page", ["There is nothing at this address."], status=404)(scope, receive, send)
 
     async def stylesheet(self, request: Request) -> Response:
         return Response(self.css[request.url.path], media_type="text/css",
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
-async def _body_up_to(request: Request, limit: int) -> bytes | None:
-    """The request body, or None as soon as it is longer than ``limit`` bytes.
+async def _body_up_to(request: Request, limit: int, seconds: float) -> bytes | int:
+    """The request body; 413 as soon as it is longer than ``limit`` bytes, 408 if it takes over ``seconds``.
 
     Read chunk by chunk, so an endless or huge body is cut off at the limit
-    instead of filling memory (uvicorn itself sets no limit). Starlette keeps
-    nothing: the form is parsed from the bytes read here (``_form``).
+    instead of filling memory (uvicorn itself sets no limit), and a body that
+    stalls does not hold a connection for ever. Starlette keeps nothing: the
+    form is parsed from the bytes read here (``_form``).
     """
     try:
         if int(request.headers.get("content-length") or 0) > limit:
-            return None
+            return 413
     except ValueError:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
+        return 413
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return 413
+                chunks.append(chunk)
+    except TimeoutError:
+        return 408
     return b"".join(chunks)
 
 
 async def _form(request: Request, body: bytes) -> dict[str, str] | None:
     """The text fields of the form in ``body`` (read by _body_up_to), or None if it is not a form."""
-    async def replay() -> dict:
+    async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
@@ -344,12 +392,15 @@ def _without_address(text: str, email: str) -> str:
 
 def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = None,
                mailer: Callable[..., None] | None = None, webhook_public_key: str | None = None,
-               provider: Provider | None = None) -> AccessLog:
-    """The ASGI app for ``settings`` on ``store`` (wrapped in the redacting access log).
+               webhook_verifier: Verifier | None = None, provider: Provider | None = None,
+               slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS) -> AccessLog:
+    """The ASGI app for ``settings`` on ``store`` (wrapped in the redacting access log and security headers).
 
     ``secret`` defaults to the unsubscribe secret from the environment, the
-    webhook key to the variable ``serve.sendgrid_webhook_key_env`` names (no
-    key: the events route answers 503), the mailer to the configured provider.
+    webhook check to one with the key in the variable
+    ``serve.sendgrid_webhook_key_env`` names (no key: the events route answers
+    503), the mailer to the configured provider; ``slow_clients`` gives the
+    body deadline (the rest of it is uvicorn's, see server.uvicorn_config).
     """
     import os
 
@@ -363,12 +414,15 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
             check_list_name(list_name)
         except NewsletterError as err:  # readers could never reach it, and sync would refuse it
             raise NewsletterError(f"serve.lists: {err.reason}", where=settings.path, hint=err.hint) from None
-    secret = secret or read_secret(settings)
-    key = webhook_public_key if webhook_public_key is not None else os.environ.get(
-        settings.serve.sendgrid_webhook_key_env, "")
-    verifier = event_webhook_verifier(key) if key.strip() else None
+    if webhook_verifier is None:
+        key = webhook_public_key if webhook_public_key is not None else os.environ.get(
+            settings.serve.sendgrid_webhook_key_env, "")
+        webhook_verifier = event_webhook_verifier(key) if key.strip() else None
     send = mailer or (partial(_send_with, provider) if provider is not None else send_confirmation)
-    service = Service(settings, store, secret=secret, mailer=send, webhook_verifier=verifier)
+    secret = secret or read_secret(settings)
+    assert secret is not None  # read_secret raises when the variable is not set
+    service = Service(settings, store, secret=secret, mailer=send,
+                      webhook_verifier=webhook_verifier, slow_clients=slow_clients)
     routes = [
         Route("/healthz", service.healthz, methods=["GET"]),
         Route("/theme.css", service.stylesheet, methods=["GET"]),
@@ -382,7 +436,12 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
         Route("/resubscribe/{token}", service.resubscribe, methods=["POST"]),
         Route("/events/sendgrid", service.sendgrid_events, methods=["POST"]),
     ]
-    return AccessLog(Starlette(routes=routes))
+    app = Starlette(routes=routes)
+    # Starlette's own slash redirect builds its URL from the request's Host header: ours uses public_url
+    app.router.redirect_slashes = False
+    app.router.default = service.not_found
+    service.routes = routes
+    return AccessLog(SecurityHeaders(app))
 
 
 def _send_with(provider: Provider, settings: Settings, list_name: str, email: str, key: str, name: str,

@@ -5,13 +5,19 @@ address" are kept: hard bounces, drops for a bounced or invalid address, spam
 reports, and (group) unsubscribes. Each names its list through the ``list``
 custom argument every send carries; an event without one (a message sent
 another way) applies to every list. Opens, clicks and deliveries are ignored.
+
+``read_batch`` does everything to a batch that takes time (the signature, the
+JSON, every address) in one call, which the service runs in a thread: a
+large batch must not hold up every other request on the event loop.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
 
 from ..errors import NewsletterError
 from ..lists import key_or_problem
@@ -22,7 +28,7 @@ _KINDS = {"bounce": BOUNCED, "spamreport": COMPLAINED, "unsubscribe": UNSUBSCRIB
 _DROPPED_FOR = ("bounced address", "invalid")  # a drop for these reasons means the address does not take mail
 
 
-def kind_of(item: dict) -> str | None:
+def kind_of(item: dict[str, Any]) -> str | None:
     """The store's kind for one SendGrid event, or None when it changes nothing."""
     name = item.get("event")
     if name == "bounce" and item.get("type") == "blocked":  # a temporary block, not a dead address
@@ -41,7 +47,7 @@ def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
         raise NewsletterError("the event batch is not JSON") from None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise NewsletterError("the event batch is not a JSON array of events")
-    events = []
+    events: list[Event] = []
     for item in items:
         kind = kind_of(item)
         email = item.get("email")
@@ -58,3 +64,47 @@ def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
         events.append(Event(list_name=list_name, kind=kind, email=email.strip(), key=key, at=at,
                             source="sendgrid", source_id=f"sendgrid:{source_id}"))
     return events
+
+
+def batch_digest(timestamp: str, body: bytes) -> str:
+    """What identifies a signed batch: a digest of the bytes SendGrid signs (its timestamp, then the body).
+
+    Not the signature: an ECDSA signature can be re-encoded (base64 the decoder reads alike) or malleated
+    (``s`` replaced by ``n - s``) into other bytes that verify just as well, so a replay keyed on the
+    signature is a replay accepted. The payload cannot change without breaking the signature.
+    """
+    return hashlib.sha256(timestamp.encode("ascii", "replace") + b"\n" + body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A verified, fresh batch: its digest (for replays) and the store events it holds."""
+
+    digest: str
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a batch is not recorded, and the HTTP status that says so."""
+
+    status: int
+    reason: str
+
+
+def read_batch(verify: Callable[[bytes, str, str], bool], body: bytes, signature: str, timestamp: str, *,
+               served: Collection[str], max_age: float, now: float, at: str) -> Batch | Refusal:
+    """Check a webhook request (timestamp age, then signature) and parse it; CPU-bound, so run in a thread."""
+    try:
+        age = now - int(timestamp)
+    except ValueError:
+        return Refusal(403, "signature missing or not valid" if not timestamp else "bad timestamp")
+    if not verify(body, signature, timestamp):
+        return Refusal(403, "signature missing or not valid")
+    if abs(age) > max_age:
+        return Refusal(403, "stale batch")
+    try:
+        events = parse_batch(body, served, at)
+    except NewsletterError as err:
+        return Refusal(400, str(err))
+    return Batch(batch_digest(timestamp, body), events)

@@ -2,8 +2,9 @@
 
 The message is built as an issue's is (``providers.base.Message``, the same
 MIME building and header-injection refusal), encoded and delivered through the
-provider's declared interface (``providers.base.deliver_all``) to a single recipient. It has no unsubscribe link: it is not
-a newsletter, and nobody is on a list until they confirm.
+provider's declared interface (``providers.base.deliver_all``) to a single
+recipient. It has no unsubscribe link: it is not a newsletter, and nobody is on
+a list until they confirm.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def _common(settings: Settings) -> dict:
+def _common(settings: Settings) -> dict[str, str]:
     return {"newsletter": settings.name, "postal_address": settings.postal_address, "language": settings.language}
 
 

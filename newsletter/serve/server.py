@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
 from ..config import Settings
 from ..errors import NewsletterError
-from .app import create_app, public_url
-from .connect import open_store
 from ..hosts import is_loopback
+from .app import create_app, public_url
+from .connect import SERVICE_WAIT_SECONDS, open_store
+from .http_limits import SlowClientLimits, uvicorn_limits
 
 
 def check_exposure(settings: Settings, host: str) -> None:
@@ -27,11 +29,16 @@ def check_exposure(settings: Settings, host: str) -> None:
         )
 
 
-def uvicorn_config(app, settings: Settings, host: str, port: int) -> uvicorn.Config:
-    """uvicorn with its own access log off (ours redacts tokens) and X-Forwarded-For from the proxy only."""
-    return uvicorn.Config(app, host=host, port=port, access_log=False, proxy_headers=True,
-                          forwarded_allow_ips=settings.serve.forwarded_allow_ips, log_level="info",
-                          server_header=False)
+def uvicorn_config(app: Any, settings: Settings, host: str, port: int,
+                   slow_clients: SlowClientLimits | None = None, **more: Any) -> uvicorn.Config:
+    """uvicorn with its own access log off (ours redacts tokens), X-Forwarded-For from the proxy only, and
+    the limits on slow and greedy clients (http_limits) in force; ``more`` overrides any uvicorn option."""
+    options: dict[str, Any] = {
+        "host": host, "port": port, "access_log": False, "proxy_headers": True,
+        "forwarded_allow_ips": settings.serve.forwarded_allow_ips, "log_level": "info", "server_header": False,
+        **uvicorn_limits(slow_clients or SlowClientLimits()),
+    }
+    return uvicorn.Config(app, **{**options, **more})
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
@@ -40,7 +47,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     host = host or settings.serve.host
     port = settings.serve.port if port is None else port
     check_exposure(settings, host)
-    store = open_store(settings)
+    store = open_store(settings, wait=SERVICE_WAIT_SECONDS)
     try:
         app = create_app(settings, store)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

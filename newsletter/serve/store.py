@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+# 2: a heartbeat row (/healthz proves a write), webhook batches remembered by a digest of their payload
+# (not by their signature bytes, which can be re-encoded), and confirmation mails counted by mailbox.
+SCHEMA_VERSION = 2
 
-SUBSCRIBED = "subscribed"  # asked to subscribe (a confirmation mail was sent): changes nothing in the list
+SUBSCRIBED = "subscribed"  # asked to subscribe, and the confirmation mail was accepted: changes nothing in the list
 CONFIRMED = "confirmed"  # clicked Confirm (or re-subscribed from a genuine unsubscribe link)
 UNSUBSCRIBED = "unsubscribed"
 BOUNCED = "bounced"
@@ -57,11 +59,16 @@ class EventStore(Protocol):
     def append(self, events: Sequence[Event]) -> int:
         """Append events durably in one transaction (skipping a ``source_id`` seen before); returns how many."""
 
-    def count_since(self, list_name: str, key: str, kind: str, since: str) -> int:
-        """Events of ``kind`` for ``key`` on ``list_name`` at or after ``since`` (a stamp)."""
+    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str) -> int | None:
+        """Append a signed webhook batch's events and remember its ``digest``, in one transaction; None
+        (nothing appended) when the digest was seen before: a replay. Digests older than ``forget_before``
+        are forgotten (batches that old are refused as stale anyway)."""
 
-    def remember_signature(self, signature: str, at: str) -> bool:
-        """Record a signed webhook batch's signature; False if it was seen before (a replay)."""
+    def record_confirmation(self, event: Event, mailbox: str) -> None:
+        """Append a ``subscribed`` event and count one confirmation mail to ``mailbox``, in one transaction."""
+
+    def confirmations_since(self, mailbox: str, since: str) -> int:
+        """Confirmation mails sent to ``mailbox`` (limits.mailbox_key) at or after ``since`` (a stamp)."""
 
     def unsynced(self, list_name: str) -> list[Event]:
         """Events for ``list_name`` (or every list) after its sync cursor, oldest first."""
@@ -76,6 +83,9 @@ class EventStore(Protocol):
     def ping(self) -> None:
         """Raise NewsletterError if the store cannot be reached."""
 
+    def heartbeat(self, at: str) -> None:
+        """Commit a write (the heartbeat row) durably; raise NewsletterError if nothing can be recorded."""
+
     def close(self) -> None: ...
 
 
@@ -84,12 +94,12 @@ def event_columns() -> tuple[str, ...]:
     return ("list_name", "kind", "email", "key", "name", "at", "asked_at", "source", "source_id")
 
 
-def event_values(event: Event) -> tuple:
+def event_values(event: Event) -> tuple[str | None, ...]:
     return (event.list_name, event.kind, event.email, event.key, event.name, event.at, event.asked_at,
             event.source, event.source_id or None)
 
 
-def event_of_row(row: Sequence) -> Event:
+def event_of_row(row: Sequence[Any]) -> Event:
     """An Event from ``SELECT id, <event_columns()>``."""
     (id_, list_name, kind, email, key, name, at, asked_at, source, source_id) = row
     return Event(list_name=list_name, kind=kind, email=email, key=key, name=name or "", at=at,

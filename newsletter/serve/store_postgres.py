@@ -6,11 +6,20 @@ two instances may commit ids out of order; reading a list's unsynced events
 therefore takes a SHARE lock on the table, which waits for appends in flight
 and holds new ones back for the moment of the read, so a cursor never steps
 over an event that commits later.
+
+``wait`` bounds how long a call waits for a working connection, and for a
+lock another session holds (``lock_timeout``). The service opens the store
+with a short wait, so while PostgreSQL is down, or a stuck transaction holds
+the tables, every request gets its 503 within a second; connections are
+checked before use, and a connection that cannot be made is tried again at
+the next request (not after a back-off grown to minutes), so the service
+answers again as soon as the server is back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -19,6 +28,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import NewsletterError
 from .store import SCHEMA_VERSION, Event, event_columns, event_of_row, event_values
+
+T = TypeVar("T")
+CONNECT_SECONDS = 10  # the first connection at start (a server that is down fails now, not later)
+POOL_CONNECT_SECONDS = 5  # each later connection attempt, made in the pool's own threads
+RECONNECT_SECONDS = 5.0  # the pool gives up re-trying a lost connection after this; the next request tries anew
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS newsletter_events (
@@ -29,7 +43,12 @@ CREATE TABLE IF NOT EXISTS newsletter_events (
 );
 CREATE INDEX IF NOT EXISTS newsletter_events_by_address ON newsletter_events (list_name, key, kind, at);
 CREATE TABLE IF NOT EXISTS newsletter_sync_cursors (list_name TEXT PRIMARY KEY, last_id BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS newsletter_webhook_signatures (signature TEXT PRIMARY KEY, at TEXT NOT NULL)
+DROP TABLE IF EXISTS newsletter_webhook_signatures;
+CREATE TABLE IF NOT EXISTS newsletter_webhook_batches (digest TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS newsletter_webhook_batches_by_time ON newsletter_webhook_batches (at);
+CREATE TABLE IF NOT EXISTS newsletter_confirmation_mails (mailbox TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS newsletter_confirmation_mails_by_mailbox ON newsletter_confirmation_mails (mailbox, at);
+CREATE TABLE IF NOT EXISTS newsletter_heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL)
 """
 
 
@@ -45,26 +64,32 @@ def describe(url: str) -> str:
 class PostgresStore:
     """The event store in a PostgreSQL database (tables prefixed ``newsletter_``, created on first open)."""
 
-    def __init__(self, url: str, *, password: str | None = None, max_connections: int = 8, timeout: float = 10.0):
+    def __init__(self, url: str, *, password: str | None = None, max_connections: int = 8, wait: float = 10.0):
         self.where = describe(url)
+        self.wait = wait
         if urlsplit(url).password:
             raise NewsletterError("serve.database_url holds a password", where=self.where,
                                   hint="remove it from the URL and put it in the environment variable "
                                        "named by serve.database_password_env")
         conninfo = make_conninfo(url, password=password) if password else url
         try:  # one direct connection first: a server that is down fails now, not after the pool's retries
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
+            with psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_SECONDS) as conn:
                 self._migrate(conn)
         except psycopg.Error as err:
             raise self._unreachable(err) from None
-        self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_connections, timeout=timeout,
-                                    kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
-                                    open=False)
+        self._pool = ConnectionPool(conninfo, min_size=1, max_size=max_connections, timeout=wait,
+                                    kwargs={"autocommit": True, "connect_timeout": POOL_CONNECT_SECONDS},
+                                    check=ConnectionPool.check_connection, reconnect_timeout=RECONNECT_SECONDS,
+                                    configure=self._configure, open=False)
         try:
-            self._pool.open(wait=True, timeout=timeout)
+            self._pool.open(wait=True, timeout=CONNECT_SECONDS)
         except (PoolTimeout, psycopg.Error) as err:
             self._pool.close()
             raise self._unreachable(err) from None
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        """Each pooled connection waits for another session's lock no longer than ``wait``."""
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, round(self.wait * 1000))}ms",))
 
     def _unreachable(self, err: Exception) -> NewsletterError:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -72,20 +97,24 @@ class PostgresStore:
                                hint="check that PostgreSQL is running, the URL in serve.database_url and the "
                                     "password variable named by serve.database_password_env")
 
-    def _run(self, work):
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
         try:
             with self._pool.connection() as conn:
                 return work(conn)
         except (PoolTimeout, psycopg.OperationalError) as err:
             raise self._unreachable(err) from None
         except psycopg.Error as err:
-            raise NewsletterError(f"the event store failed: {err}", where=self.where) from None
+            detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise NewsletterError(f"the event store failed: {detail}", where=self.where,
+                                  hint="check that the database accepts writes (not a read-only replica, "
+                                       "disk space) and the role's privileges") from None
 
     def _migrate(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(80211401)")  # one instance creates the schema
             conn.execute("CREATE TABLE IF NOT EXISTS newsletter_schema_version (version INTEGER NOT NULL)")
-            version = conn.execute("SELECT max(version) FROM newsletter_schema_version").fetchone()[0] or 0
+            found = conn.execute("SELECT max(version) FROM newsletter_schema_version").fetchone()
+            version = (found[0] if found else 0) or 0
             if version > SCHEMA_VERSION:
                 raise NewsletterError(f"the event store has schema version {version}; this newsletter "
                                       f"knows up to {SCHEMA_VERSION}", where=self.where,
@@ -97,39 +126,49 @@ class PostgresStore:
                 conn.execute("INSERT INTO newsletter_schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
 
     def append(self, events: Sequence[Event]) -> int:
-        columns = event_columns()
-        sql = (f"INSERT INTO newsletter_events ({', '.join(columns)}) "
-               f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (source_id) DO NOTHING")
-
         def work(conn: psycopg.Connection) -> int:
-            added = 0
-            with conn.transaction(), conn.cursor() as cur:
-                for event in events:
-                    cur.execute(sql, event_values(event))
-                    added += cur.rowcount
-            return added
+            with conn.transaction():
+                return _insert(conn, events)
 
         return self._run(work)
 
-    def count_since(self, list_name: str, key: str, kind: str, since: str) -> int:
-        return self._run(lambda conn: conn.execute(
-            "SELECT count(*) FROM newsletter_events WHERE list_name = %s AND key = %s AND kind = %s AND at >= %s",
-            (list_name, key, kind, since)).fetchone()[0])
+    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str) -> int | None:
+        def work(conn: psycopg.Connection) -> int | None:
+            with conn.transaction():
+                conn.execute("DELETE FROM newsletter_webhook_batches WHERE at < %s", (forget_before,))
+                if conn.execute("INSERT INTO newsletter_webhook_batches (digest, at) VALUES (%s, %s) "
+                                "ON CONFLICT DO NOTHING", (digest, at)).rowcount != 1:
+                    return None
+                return _insert(conn, events)
 
-    def remember_signature(self, signature: str, at: str) -> bool:
-        return self._run(lambda conn: conn.execute(
-            "INSERT INTO newsletter_webhook_signatures (signature, at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (signature, at)).rowcount == 1)
+        return self._run(work)
+
+    def record_confirmation(self, event: Event, mailbox: str) -> None:
+        def work(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                _insert(conn, [event])
+                conn.execute("INSERT INTO newsletter_confirmation_mails (mailbox, at) VALUES (%s, %s)",
+                             (mailbox, event.at))
+
+        self._run(work)
+
+    def confirmations_since(self, mailbox: str, since: str) -> int:
+        def work(conn: psycopg.Connection) -> int:
+            row = conn.execute("SELECT count(*) FROM newsletter_confirmation_mails WHERE mailbox = %s AND at >= %s",
+                               (mailbox, since)).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run(work)
 
     def unsynced(self, list_name: str) -> list[Event]:
         def work(conn: psycopg.Connection) -> list[Event]:
             with conn.transaction():
                 conn.execute("LOCK TABLE newsletter_events IN SHARE MODE")
-                row = conn.execute("SELECT last_id FROM newsletter_sync_cursors WHERE list_name = %s",
-                                   (list_name,)).fetchone()
+                cursor = conn.execute("SELECT last_id FROM newsletter_sync_cursors WHERE list_name = %s",
+                                      (list_name,)).fetchone()
                 rows = conn.execute(f"SELECT id, {', '.join(event_columns())} FROM newsletter_events "
                                     "WHERE id > %s AND list_name IN (%s, '*') ORDER BY id",
-                                    (row[0] if row else 0, list_name)).fetchall()
+                                    (cursor[0] if cursor else 0, list_name)).fetchall()
             return [event_of_row(r) for r in rows]
 
         return self._run(work)
@@ -148,5 +187,23 @@ class PostgresStore:
     def ping(self) -> None:
         self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
+    def heartbeat(self, at: str) -> None:
+        self._run(lambda conn: conn.execute(
+            "INSERT INTO newsletter_heartbeat (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            (at,)))
+
     def close(self) -> None:
         self._pool.close()
+
+
+def _insert(conn: psycopg.Connection, events: Sequence[Event]) -> int:
+    """Insert ``events`` inside the caller's transaction; how many were new (a known source_id is skipped)."""
+    columns = event_columns()
+    sql = (f"INSERT INTO newsletter_events ({', '.join(columns)}) "
+           f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (source_id) DO NOTHING")
+    added = 0
+    with conn.cursor() as cur:
+        for event in events:
+            cur.execute(sql, event_values(event))
+            added += cur.rowcount
+    return added

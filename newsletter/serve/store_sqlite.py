@@ -4,17 +4,26 @@ Every append is committed with ``synchronous=FULL`` before it returns, so an
 answered request survives a killed process or a power cut. SQLite has one
 writer at a time, so ids grow in commit order and a list's cursor never skips
 an event. One connection is shared by the service's threads under a lock.
+
+``wait`` bounds how long a call waits for that lock and for SQLite's own
+write lock (another process writing: a sync, a backup, a ``sqlite3`` shell
+left in a transaction): the service opens the store with a short wait, so a
+reader gets a 503 within a second instead of a page that hangs.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import NewsletterError, display_path
 from .store import SCHEMA_VERSION, Event, event_columns, event_of_row, event_values
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -25,8 +34,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_address ON events (list_name, key, kind, at);
 CREATE TABLE IF NOT EXISTS sync_cursors (list_name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS webhook_signatures (signature TEXT PRIMARY KEY, at TEXT NOT NULL);
+DROP TABLE IF EXISTS webhook_signatures;
+CREATE TABLE IF NOT EXISTS webhook_batches (digest TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS webhook_batches_by_time ON webhook_batches (at);
+CREATE TABLE IF NOT EXISTS confirmation_mails (mailbox TEXT NOT NULL, at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS confirmation_mails_by_mailbox ON confirmation_mails (mailbox, at);
+CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL)
 """
+
+OPEN_WAIT_SECONDS = 30.0  # creating or upgrading the schema at start may wait for another writer this long
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -41,15 +57,17 @@ def _identity(path: Path) -> tuple[int, int] | None:
 class SqliteStore:
     """The event store in one SQLite file (created, with its schema, on first open)."""
 
-    def __init__(self, path: Path, *, create: bool = True):
+    def __init__(self, path: Path, *, create: bool = True, wait: float = OPEN_WAIT_SECONDS):
         self.path = Path(path)
         self.where = display_path(self.path)
+        self.wait = wait
         if not create and not self.path.is_file():
             raise NewsletterError("the event store does not exist", where=self.where)
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=OPEN_WAIT_SECONDS, check_same_thread=False,
+                                       isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
@@ -59,7 +77,7 @@ class SqliteStore:
                                   hint="check the file's permissions and free disk space") from None
 
     def _migrate(self) -> None:
-        """Create the schema on first start; refuse a store written by a newer version."""
+        """Create the schema on first start, bring an older one up to date; refuse a newer one."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -80,44 +98,66 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
-    def _run(self, work):
-        with self._lock:
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        deadline = time.monotonic() + self.wait
+        if not self._lock.acquire(timeout=self.wait):
+            raise NewsletterError(f"the event store is busy: no answer within {self.wait:g} s", where=self.where,
+                                  hint="try again in a moment; if it lasts, look for a process holding the file")
+        try:
             if _identity(self.path) != self._file:  # SQLite would go on writing to the deleted file
                 raise NewsletterError("the event store file was deleted or replaced while the service ran",
                                       where=self.where, hint="restart 'newsletter serve' (it creates the file "
                                       "again); nothing was recorded since, and readers were told so")
             try:
+                # what is left of the wait, for SQLite's write lock (another process writing)
+                left = max(1, int((deadline - time.monotonic()) * 1000))
+                self._db.execute(f"PRAGMA busy_timeout = {left}")
                 return work(self._db)
             except sqlite3.Error as err:
                 raise NewsletterError(f"the event store failed: {err}", where=self.where,
-                                      hint="check the file's permissions and free disk space") from None
+                                      hint="check the file's permissions and free disk space, and that no other "
+                                           "process holds it locked") from None
+        finally:
+            self._lock.release()
 
-    def append(self, events: Sequence[Event]) -> int:
-        columns = event_columns()
-        sql = (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-               "ON CONFLICT (source_id) DO NOTHING")
-
-        def work(db: sqlite3.Connection) -> int:
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one write transaction, committed durably, or rolled back."""
+        def transaction(db: sqlite3.Connection) -> T:
             db.execute("BEGIN IMMEDIATE")
             try:
-                added = sum(db.execute(sql, event_values(event)).rowcount for event in events)
+                result = work(db)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            return added
+            return result
 
-        return self._run(work)
+        return self._run(transaction)
 
-    def count_since(self, list_name: str, key: str, kind: str, since: str) -> int:
-        return self._run(lambda db: db.execute(
-            "SELECT count(*) FROM events WHERE list_name = ? AND key = ? AND kind = ? AND at >= ?",
-            (list_name, key, kind, since)).fetchone()[0])
+    def append(self, events: Sequence[Event]) -> int:
+        return self._write(lambda db: _insert(db, events))
 
-    def remember_signature(self, signature: str, at: str) -> bool:
-        return self._run(lambda db: db.execute(
-            "INSERT INTO webhook_signatures (signature, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (signature, at)).rowcount == 1)
+    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str) -> int | None:
+        def work(db: sqlite3.Connection) -> int | None:
+            db.execute("DELETE FROM webhook_batches WHERE at < ?", (forget_before,))
+            if db.execute("INSERT INTO webhook_batches (digest, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                          (digest, at)).rowcount != 1:
+                return None
+            return _insert(db, events)
+
+        return self._write(work)
+
+    def record_confirmation(self, event: Event, mailbox: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            _insert(db, [event])
+            db.execute("INSERT INTO confirmation_mails (mailbox, at) VALUES (?, ?)", (mailbox, event.at))
+
+        self._write(work)
+
+    def confirmations_since(self, mailbox: str, since: str) -> int:
+        return self._run(lambda db: int(db.execute(
+            "SELECT count(*) FROM confirmation_mails WHERE mailbox = ? AND at >= ?", (mailbox, since)).fetchone()[0]))
 
     def unsynced(self, list_name: str) -> list[Event]:
         def work(db: sqlite3.Connection) -> list[Event]:
@@ -141,6 +181,18 @@ class SqliteStore:
     def ping(self) -> None:
         self._run(lambda db: db.execute("SELECT 1").fetchone())
 
+    def heartbeat(self, at: str) -> None:
+        self._write(lambda db: db.execute(
+            "INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", (at,)))
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _insert(db: sqlite3.Connection, events: Sequence[Event]) -> int:
+    """Insert ``events`` inside the caller's transaction; how many were new (a known source_id is skipped)."""
+    columns = event_columns()
+    sql = (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+           "ON CONFLICT (source_id) DO NOTHING")
+    return sum(db.execute(sql, event_values(event)).rowcount for event in events)

@@ -1,12 +1,15 @@
 """Bring the service's events home: apply the event store to ``subscribers/<list>.csv``.
 
-Only the last event for an address counts (someone who left and came back is
-subscribed). New confirmed subscribers are appended with their consent dates
-(``subscribed_at``, ``consent_requested_at``, ``consent_confirmed_at``);
-unsubscribes, bounces and complaints set ``status`` and never overwrite a
-status that already says the address receives no mail. Each list has a cursor
-in the store, moved only after the list file is written, so a sync repeated
-or interrupted applies nothing twice.
+For each address, a confirmation after any departure counts (someone who left
+and came back is subscribed); among departures the stronger wins, in the
+order complained > bounced > unsubscribed (``lists.DEPARTURE_PRECEDENCE``,
+which SendGrid's suppressions follow too), whichever came last: a bounce then
+an unsubscribe in one webhook batch is a bounced address. New confirmed
+subscribers are appended with their consent dates (``subscribed_at``,
+``consent_requested_at``, ``consent_confirmed_at``); a departure moves a row's
+status only up that order. Each list has a cursor in the store, moved only
+after the list file is written, so a sync repeated or interrupted applies
+nothing twice.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..config import Settings
 from ..errors import NewsletterError, display_path
-from ..lists import SUPPRESSED, add_subscriber, check_list_name, iter_subscribers, set_status
+from ..lists import add_subscriber, check_list_name, iter_subscribers, mark_departures, outranks
 from .connect import open_store, store_is_configured
 from .store import CONFIRMED, DEPARTURES, Event, EventStore
 
 CONSENT_COLUMNS = ("consent_requested_at", "consent_confirmed_at")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,12 @@ class EventSyncReport:
 
 
 def last_events(events: list[Event]) -> dict[str, Event]:
-    """Each address's latest event that changes a list (requests to subscribe change nothing).
+    """Each address's event that decides its row (requests to subscribe change nothing).
 
-    A confirmation without a name (the "Subscribe again" button) keeps the
-    name the reader confirmed earlier in the same events.
+    A confirmation replaces whatever came before it; a departure replaces a
+    confirmation or a weaker departure, never a stronger one. A confirmation
+    without a name (the "Subscribe again" button) keeps the name the reader
+    confirmed earlier in the same events.
     """
     latest: dict[str, Event] = {}
     names: dict[str, str] = {}
@@ -73,8 +81,11 @@ def last_events(events: list[Event]) -> dict[str, Event]:
                 names[event.key] = event.name
             elif event.key in names:
                 event = dataclasses.replace(event, name=names[event.key])
-        if event.kind == CONFIRMED or event.kind in DEPARTURES:
             latest[event.key] = event
+        elif event.kind in DEPARTURES:
+            held = latest.get(event.key)
+            if held is None or held.kind == CONFIRMED or not outranks(held.kind, event.kind):
+                latest[event.key] = event
     return latest
 
 
@@ -98,7 +109,7 @@ def _plan(path: Path, latest: dict[str, Event]) -> tuple[list[Event], dict[str, 
             joins.append(event)
             if was != "subscribed":
                 changes.append(Change(email, was, "subscribed"))
-        elif was == "subscribed":  # absent, or already not receiving mail: leaving stays as it is
+        elif was and outranks(event.kind, was):  # absent: nothing to mark; a stronger status stays
             departures[key] = event.kind
             changes.append(Change(email, was, event.kind))
     return joins, departures, changes
@@ -109,10 +120,10 @@ def _apply(path: Path, joins: list[Event], departures: dict[str, str]) -> None:
         add_subscriber(path, event.email, name=event.name or None, today=_date_of(event.at),
                        fields={"consent_requested_at": event.asked_at, "consent_confirmed_at": event.at})
     if departures:
-        set_status(path, departures, keep=SUPPRESSED)
+        mark_departures(path, departures)
 
 
-def _with_store(settings: Settings, work):
+def _with_store(settings: Settings, work: Callable[[EventStore], T]) -> T:
     store: EventStore = open_store(settings, create=False)
     try:
         return work(store)
@@ -156,7 +167,7 @@ def apply_unsynced_departures(settings: Settings, list_name: str) -> EventSyncRe
         leaving = {key: e for key, e in last_events(events).items() if e.kind in DEPARTURES}
         _joins, departures, changes = _plan(path, leaving)
         if departures:
-            set_status(path, departures, keep=SUPPRESSED)
+            mark_departures(path, departures)
         return EventSyncReport(path=path, events=len(events), changes=tuple(changes), written=True)
 
     try:

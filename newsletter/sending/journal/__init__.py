@@ -7,7 +7,7 @@ the two homes.
 
 from ...providers.base import Status
 from .database import (JournalDB, JournalError, Location, describe_url, location_from_text, location_of,
-                       open_database, send_lock_name)
+                       open_database, send_lock_name, sender_lock_name)
 from .flight import SEQUENTIAL
 from .journal import Journal, Row
 from .leased import PACING_LOCK
@@ -21,4 +21,4 @@ __all__ = ["FAILED", "IN_FLIGHT", "NOT_SELECTED", "NOT_SELECTED_REASON", "PACING
            "STATUSES",
            "UNKNOWN", "Audience", "Journal", "JournalDB", "JournalError", "Location", "Row", "RunRecord", "Status",
            "carried_ids", "describe_url", "lists_of", "location_from_text", "location_of", "open_database",
-           "send_lock_name", "summarize"]
+           "send_lock_name", "sender_lock_name", "summarize"]

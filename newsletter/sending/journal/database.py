@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from ...errors import NewsletterError, display_path
+from ...redaction import hold, redact
+from ...secret_names import variable_name
 from . import schema
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -104,7 +106,8 @@ def postgres_location(url: str, password_env: str, *, setting: str) -> Location:
                               hint="leave it out to keep the journal in the SQLite file [send] journal names")
     if parts.password:
         raise NewsletterError(f"{setting} holds a password", where=describe_url(url),
-                              hint=f"remove it from the URL and put it in the environment variable {password_env} "
+                              hint="remove it from the URL and put it in the environment variable "
+                                   f"{variable_name('send.journal_password_env', password_env)} "
                                    "(named by [send] journal_password_env)")
     return Location("postgresql", url=url, password_env=password_env)
 
@@ -128,8 +131,11 @@ class JournalDB:
         self.dialect: Dialect = location.dialect
         self.connection = connection
         self.read_only = read_only
-        self._password = os.environ.get(location.password_env, "") if location.password_env else ""
+        password = os.environ.get(location.password_env, "") if location.password_env else ""
+        if password:
+            hold(password)  # never in a message, even when the server quotes it (redaction.py)
         self._texts: dict[str, str] = {}
+        self._levels: list[Any] = []  # the open transactions, outermost first (SQLite: each one's durability)
         # ``execute(sql, params)``: SQLite's own (the hot path: no translation, no wrapper), else translated.
         self.execute: Callable[..., Cursor]
         if self.dialect == "sqlite":
@@ -182,51 +188,134 @@ class JournalDB:
         ``durable=False`` for records whose loss is safe (an outcome: lost, its row reads as in
         flight, hence unknown, never resent blindly): no flush to disk of its own; what was
         committed durably before it stays ahead of it.
+
+        A transaction inside another (``begin`` without its ``commit`` yet: a run being prepared,
+        ``Journal(provisional=True)``) is a savepoint of it: rolled back on its own when it fails,
+        committed only with the outer one, and as durably as the outer one is.
         """
-        if self.dialect == "postgresql":
-            try:
-                with self.connection.transaction():
-                    if not durable:
-                        self.connection.execute("SET LOCAL synchronous_commit = off")
-                    yield self
-            except JournalError:
-                raise
-            except Exception as err:
-                if _is_journal_fault(err):
-                    raise self.error(err) from None
-                raise
-            return
-        db = self.connection
+        self.begin(durable)
         try:
-            if not durable:
-                db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self
-            except BaseException:
-                db.execute("ROLLBACK")
+            yield self
+        except BaseException as err:
+            self.rollback(quietly=True)
+            if isinstance(err, JournalError) or not self._is_fault(err):
                 raise
-            else:
-                db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as err:
             raise self.error(err) from None
-        finally:
-            if not durable:
+        self.commit()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction (``begin``) is open on this connection."""
+        return bool(self._levels)
+
+    def begin(self, durable: bool = True) -> None:
+        """Open a transaction, or a savepoint inside the one open (see ``transaction``); ``commit`` or
+        ``rollback`` ends it, the innermost first."""
+        outer = not self._levels
+        try:
+            if self.dialect == "postgresql":
+                level = self.connection.transaction()  # psycopg makes an inner one a savepoint itself
+                level.__enter__()
+                self._levels.append(level)
+                if outer and not durable:
+                    try:
+                        self.connection.execute("SET LOCAL synchronous_commit = off")
+                    except BaseException:
+                        self.rollback(quietly=True)
+                        raise
+            elif not outer:
+                self.connection.execute(f"SAVEPOINT level{len(self._levels)}")
+                self._levels.append(durable)
+            else:
+                if not durable:
+                    self.connection.execute("PRAGMA synchronous=NORMAL")
                 try:
-                    db.execute("PRAGMA synchronous=FULL")
-                except sqlite3.Error:
-                    pass
+                    self.connection.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    self._restore_synchronous(durable)
+                    raise
+                self._levels.append(durable)
+        except Exception as err:
+            if isinstance(err, JournalError) or not self._is_fault(err):
+                raise
+            raise self.error(err) from None
+
+    def commit(self) -> None:
+        """End the innermost open transaction, keeping what it wrote (the outermost: commit it)."""
+        level = self._levels.pop()
+        try:
+            if self.dialect == "postgresql":
+                level.__exit__(None, None, None)
+                return
+            depth = len(self._levels)
+            if depth:
+                self.connection.execute(f"RELEASE level{depth}")
+                return
+            try:
+                self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:  # not committed (the disk, a lock): nothing of it stays
+                    self.connection.execute("ROLLBACK")
+                raise
+            finally:
+                self._restore_synchronous(level)
+        except Exception as err:
+            if not self._is_fault(err):
+                raise
+            raise self.error(err) from None
+
+    def rollback(self, *, quietly: bool = False) -> None:
+        """End the innermost open transaction, undoing what it wrote. ``quietly``: a failure to roll back
+        is not raised (an error that came first is the one to tell)."""
+        level = self._levels.pop()
+        try:
+            if self.dialect == "postgresql":
+                import psycopg
+
+                level.__exit__(psycopg.Rollback, psycopg.Rollback(level), None)
+                return
+            depth = len(self._levels)
+            try:
+                if self.connection.in_transaction:  # SQLite may have rolled it back itself (a full disk)
+                    if depth:
+                        self.connection.execute(f"ROLLBACK TO level{depth}")
+                        self.connection.execute(f"RELEASE level{depth}")
+                    else:
+                        self.connection.execute("ROLLBACK")
+            finally:
+                if not depth:
+                    self._restore_synchronous(level)
+        except Exception as err:
+            if quietly:
+                return
+            if not self._is_fault(err):
+                raise
+            raise self.error(err) from None
+
+    def _restore_synchronous(self, durable: bool) -> None:
+        if not durable:
+            try:
+                self.connection.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error:
+                pass
+
+    def _is_fault(self, err: BaseException) -> bool:
+        """Whether ``err`` is the journal's own failure (its disk, its server), to be told as a JournalError."""
+        if self.dialect == "sqlite":
+            return isinstance(err, (sqlite3.Error, OSError))
+        return _is_journal_fault(err)
 
     def error(self, err: BaseException) -> JournalError:
         """What went wrong with the journal, said for the writer, without a password."""
         where = self.location.describe()
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if self._password:
-            text = _redact(text, self._password)
+        text = redact(text)
         if self.dialect == "postgresql":
             return JournalError(f"cannot use the send journal: {text}", where=where,
                                 hint="check that the PostgreSQL server is up and [send] journal_url is right (the "
-                                     f"password comes from ${self.location.password_env}), then resume the send")
+                                     "password comes from "
+                                     f"{variable_name('send.journal_password_env', self.location.password_env)}), "
+                                     "then resume the send")
         return sqlite_error(where, err)
 
     def close(self) -> None:
@@ -312,10 +401,6 @@ def sender_lock_name(uid: str) -> str:
     return f"newsletter sender {uid}"
 
 
-def _redact(text: str, secret: str) -> str:
-    return re.sub(re.escape(secret), "[redacted]", text, flags=re.IGNORECASE) if secret else text
-
-
 def _is_journal_fault(err: BaseException) -> bool:
     try:
         import psycopg
@@ -329,6 +414,11 @@ def sqlite_error(where: str, err: BaseException) -> JournalError:
     if "not a database" in str(err) or "malformed" in str(err):
         return JournalError(f"the send journal is damaged ({err})", where=where,
                             hint="restore it from a backup; never delete it, it records who was already mailed")
+    if "database is locked" in str(err):
+        return JournalError("the send journal is busy: another newsletter process has held it for 30 s", where=where,
+                            hint="a send being prepared holds the journal until its first request goes out, or until "
+                                 "its question (Send ...?) is answered: answer or stop it, then run this again; "
+                                 "nothing was sent by this command")
     if "disk is full" in str(err) or "disk I/O" in str(err):
         return JournalError(f"cannot write the send journal: {err}", where=where, hint=DISK_HINT)
     return JournalError(f"cannot use the send journal: {err}", where=where,
@@ -390,15 +480,17 @@ def _open_postgres(location: Location, *, read_only: bool) -> JournalDB:
     from psycopg.conninfo import make_conninfo
 
     password = os.environ.get(location.password_env) or None
+    if password:
+        hold(password)
     conninfo = make_conninfo(location.url, password=password) if password else location.url
     where = location.describe()
     try:
         connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise JournalError(f"cannot reach the send journal: {_redact(text, password or '')}", where=where,
+        raise JournalError(f"cannot reach the send journal: {redact(text)}", where=where,
                            hint="start the PostgreSQL server or correct [send] journal_url; its password comes "
-                                f"from the environment variable {location.password_env}") from None
+                                f"from {variable_name('send.journal_password_env', location.password_env)}") from None
     db = JournalDB(location, connection, read_only=read_only)
     try:
         name = _schema_named_by(location.url)

@@ -103,6 +103,7 @@ class InFlight:
         True: the request may go (always, for one sender).
         """
         journal = self.journal
+        journal.commit_run()  # the run's first request: the run and its selection go on record first, durably
         with journal.transaction() as db:
             db.execute("INSERT INTO batches (send, run, label, state, ids, size, started) "
                        "VALUES (?, ?, ?, 'in_flight', ?, ?, ?)",

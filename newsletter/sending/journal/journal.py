@@ -15,6 +15,12 @@ A ``Journal`` is a handle on one (issue, list) pair in a journal database
   senders may share the send);
 - ``view`` (``reading.py``): counts, problems and outcomes, for reports and ``status``.
 
+A run is recorded once it sends: a live send opens its journal ``provisional``,
+and the run, its selection and its holds are one transaction, committed just
+before the first request goes out (``commit_run``, from ``flight.mark_in_flight``)
+or rolled back (``discard_run``): a send refused, declined or with nobody to
+send to leaves nothing behind.
+
 State follows what actually happened: a request's rows are on record as in
 flight *before* the request, and a recipient becomes ``sent`` only *after* the
 provider accepted them. Rows found in flight when a run starts belong to a run
@@ -24,7 +30,7 @@ unless the writer asks (``--retry-unknown``, ``resolve``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple
 
@@ -50,7 +56,8 @@ class Row(NamedTuple):
 class Journal:
     """The journal of one issue (its id) sent to one list, in the database ``db`` (which may hold many)."""
 
-    def __init__(self, db: JournalDB, issue: str, list_name: str, *, create: bool = True, folder: str = ""):
+    def __init__(self, db: JournalDB, issue: str, list_name: str, *, create: bool = True, folder: str = "",
+                 provisional: bool = False):
         self.db = db
         self.issue = issue
         self.list = list_name
@@ -58,8 +65,14 @@ class Journal:
         self.run = 0  # the id of the send run whose recipients this process sends (``runs.start`` or ``runs.join``)
         self.own_run = 0  # the run this process records what it settled under: ``run``, or its worker run
         self.run_uid = ""  # this process's run's id across journals (the sent record names it; a sender's lock)
-        with db.transaction(durable=create) if create else _nothing():
-            self.send = self._send_id(create)
+        self.provisional = False  # see ``begin_run``
+        self._when_committed: list[Callable[[], None]] = []
+        self.send = -1
+        if provisional:
+            self.begin_run()
+        else:
+            with db.transaction(durable=create) if create else _nothing():
+                self.send = self._send_id(create)
         self.runs = RunLog(self)
         self.recipients = Recipients(self)
         self.flight: InFlight = LeasedFlight(self) if db.dialect == "postgresql" else InFlight(self)
@@ -116,7 +129,57 @@ class Journal:
         return cls(open_database(location, read_only=True), issue, list_name, create=False)
 
     def close(self) -> None:
+        self.discard_run()
         self.db.close()
+
+    # -- a run is recorded once it sends ----------------------------------------------------------
+
+    def begin_run(self) -> None:
+        """Start preparing a run provisionally: everything written from here (this send's row, the run, its
+        selection, its holds) is one transaction, committed by ``commit_run`` just before the run's first
+        request goes out, or rolled back by ``discard_run``, so that a send refused, declined or with nobody to
+        send to leaves nothing behind. The writes inside are savepoints of it (``JournalDB.transaction``)."""
+        if self.provisional:
+            return
+        self.db.begin()
+        self.provisional = True
+        try:
+            with self.db.transaction():
+                self.send = self._send_id(True)
+        except BaseException:
+            self.discard_run()
+            raise
+
+    def when_committed(self, action: Callable[[], None]) -> None:
+        """Do ``action`` once the provisional run is committed (the sent record in issue.md names it)."""
+        self._when_committed.append(action)
+
+    def commit_run(self) -> None:
+        """Record the provisional run for good (durably, before the request it precedes), then do what
+        waited for it; nothing when the run is not provisional (any later batch, a resume's worker)."""
+        if not self.provisional:
+            return
+        try:
+            self.db.commit()
+        except BaseException:  # not committed (a full disk): rolled back, so there is no run
+            self._forget_run()
+            raise
+        self.provisional = False
+        actions, self._when_committed = self._when_committed, []
+        for action in actions:
+            action()
+
+    def discard_run(self) -> None:
+        """Roll back the provisional run: the journal is as it was before it (no run, no selection)."""
+        if not self.provisional:
+            return
+        self._forget_run()
+        self.db.rollback(quietly=True)  # a connection that failed has nothing of it either
+
+    def _forget_run(self) -> None:
+        self.provisional = False
+        self._when_committed = []
+        self.run, self.own_run, self.run_uid = 0, 0, ""
 
     def transaction(self, durable: bool = True) -> AbstractContextManager[JournalDB]:
         """One transaction on the journal (``JournalDB.transaction``)."""

@@ -138,6 +138,7 @@ class LeasedFlight(InFlight):
         labels = {self._flying.get(i) for i in ids}
         if None in labels or not labels <= self._claims:  # never a request for rows this sender does not hold
             return False
+        journal.commit_run()  # the run's first request: the run and its selection go on record first, durably
         claims = sorted(str(label) for label in labels)
         now, lease = time.time(), self.clock() + self.lease_seconds
         if len(claims) == 1 and self._carried[claims[0]] == len(ids) and not batch.endswith(SEQUENTIAL):
