@@ -64,6 +64,24 @@ def test_a_worker_sends_what_the_send_it_joins_has_left(shared, sendgrid_standin
         status.output
 
 
+def test_a_refused_request_is_sent_again_in_halves_by_the_sender_that_claimed_it(shared, sendgrid_standin) -> None:
+    """On the shared journal a refused batch stays its sender's while it is sent again in halves (a 400 naming
+    nobody), and a recipient SendGrid names fails alone: nobody twice, nothing left claimed."""
+    root, location = shared
+    everyone = readers(root, "readers", 30)
+    sendgrid_standin.answer(400, errors=[{"message": "Bad Request", "field": None, "help": None}])
+    sendgrid_standin.refuse_address("readers-7@example.com", "Does not contain a valid address.")
+
+    result = run("send", ISSUE, "--list", "readers", "--yes")
+
+    assert result.exit_code == 1, result.output  # one recipient failed
+    counts = sendgrid_standin.counts()
+    assert set(counts) == everyone - {"readers-7@example.com"} and max(counts.values()) == 1
+    state = statuses(location, "readers")
+    assert state.pop("readers-7@example.com") == "failed" and set(state.values()) == {"sent"}
+    assert query(location, "SELECT COUNT(*) FROM batches WHERE state <> 'settled'") == [(0,)]
+
+
 def test_a_worker_whose_copy_of_the_issue_changed_is_refused(shared, sendgrid_standin) -> None:
     root, _ = shared
     readers(root, "readers", 60)
