@@ -25,7 +25,7 @@ Targets (issue 19, for the SQLite journal): at least 0.8x the bare client's rate
 and a dry run of --dry-recipients (default 100,000; target < 10 s).
 
     python benchmarks/send.py [--recipients 1000000] [--pairs 3] [--senders 1,2,3] [--smtp-messages 1000]
-                              [--dry-recipients 100000]
+                              [--dry-recipients 100000] [--clicks]
 
 Figures of the last runs are in docs/sending.md ("Large sends").
 """
@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 ISSUE = "2026-11-25-first-dispatch"
 KEY = "SG.benchmark-key"
+CLICKS = False  # --clicks: every send of the run counts clicks ([stats] clicks = true: links rewritten, reader parts)
 
 
 def make_newsletter(root: Path, api_host: str, recipients: int, batch_size: int, concurrency: int = 4,
@@ -70,6 +71,13 @@ def make_newsletter(root: Path, api_host: str, recipients: int, batch_size: int,
     if journal_url:
         text += f'journal_url = "{journal_url}"\n'
     (root / "newsletter.toml").write_text(text)
+
+
+def count_clicks(root: Path) -> None:
+    """[stats] clicks = true, with the click service on a loopback port nobody answers (the check only warns)."""
+    text = (root / "newsletter.toml").read_text()
+    text = text.replace("https://newsletter.example.com/unsubscribe/{token}", "http://127.0.0.1:9/unsubscribe/{token}")
+    (root / "newsletter.toml").write_text(text + "\n[stats]\nclicks = true\n")
 
 
 def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
@@ -276,6 +284,8 @@ def run_phase(label: str, api_host: str, recipients: int, batch_size: int, dry_r
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_newsletter(root, api_host, recipients, batch_size, concurrency, journal_url)
+        if CLICKS:
+            count_clicks(root)
         if smtp_port:
             import re
 
@@ -321,6 +331,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=3, help="rounds run back to back; the median is reported")
     parser.add_argument("--senders", default="1,2,3",
                         help="how many senders share the PostgreSQL sends measured, comma-separated ('' for none)")
+    parser.add_argument("--clicks", action="store_true",
+                        help="the project's sends count clicks ([stats] clicks = true): the cost of click links")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--dry", action="store_true", help=argparse.SUPPRESS)
@@ -328,6 +340,8 @@ def main() -> int:
     parser.add_argument("--ceiling", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--smtp-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global CLICKS
+    CLICKS = args.clicks
     if args.phase:
         print(json.dumps(phase(Path(args.phase), args.dry, args.workers)))
         return 0

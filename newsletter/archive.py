@@ -254,13 +254,14 @@ def _feed_xml(settings: Settings, issues: tuple[ArchivedIssue, ...]) -> bytes:
 
 
 def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | None = None, *,
-                  drafts: bool = False, sent_only: bool = False, today: dt.date | None = None) -> Archive:
+                  drafts: bool = False, sent_only: bool = False, today: dt.date | None = None,
+                  stats: bool = False) -> Archive:
     """Build every published issue (or those of ``issue_dirs``) and write the site into ``out_dir``.
 
     Links in the feed are absolute, from ``base_url``; the index links each
     issue relatively, so the folder also works opened from disk. The page of
     an issue left out this time is removed, so a site once published with it
-    does not keep serving it.
+    does not keep serving it. ``stats``: each sent issue's stats page too (``<issue>/stats.html``).
     """
     if not settings.base_url:
         raise NewsletterError("the archive needs 'newsletter.base_url': the feed and the emails link to it",
@@ -287,4 +288,8 @@ def write_archive(settings: Settings, out_dir: Path, issue_dirs: list[Path] | No
     index.write_text(_index_html(settings, issues), encoding="utf-8")
     feed = out_dir / FEED_FILE
     feed.write_bytes(_feed_xml(settings, issues))
+    if stats:
+        from .stats.page import write_archive_pages
+
+        write_archive_pages(settings, folders, out_dir)
     return Archive(out_dir, issues, index, feed, tuple(left_out))

@@ -97,15 +97,33 @@ def _echo_findings(findings, issue_dir: Path | None = None) -> None:
 @click.option("--date", "date_", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Issue date (YYYY-MM-DD). Default: today.")
 @click.option("--number", type=click.IntRange(min=1), default=None, help="Issue number shown in the header.")
+@click.option("--sequence", "sequence", default=None, metavar="NAME",
+              help="Add a step to sequences/NAME/ (a welcome series, say) instead of an issue.")
+@click.option("--delay", default=None, metavar="WAIT",
+              help='With --sequence: how long after the step before it ("0", "3d", "10d 09:00"). '
+                   'Default: "0" for the first step, else "1d".')
 @click.pass_context
-def new_command(ctx: click.Context, title: str, date_, number: int | None) -> None:
-    """Create issues/<date>-<slug>/issue.md with front matter to fill in."""
+def new_command(ctx: click.Context, title: str, date_, number: int | None, sequence: str | None,
+                delay: str | None) -> None:
+    """Create issues/<date>-<slug>/issue.md with front matter to fill in (or, with --sequence, a step)."""
     import datetime as dt
 
     from .compose.content import new_issue
     from .errors import display_path
 
     settings = settings_of(ctx)
+    if sequence is not None:
+        from .sending.due.sequences import new_step
+
+        if date_ or number:
+            raise click.UsageError("--date and --number are for issues; a sequence step is sent after its delay")
+        folder = new_step(settings, sequence, title, delay)
+        click.echo(f"Created {display_path(folder / 'issue.md')} (step of sequence {sequence}, "
+                   f"sequences/{sequence}/sequence.toml says to whom and when)")
+        click.echo(f"Next: newsletter preview {display_path(folder)}; newsletter sequence status {sequence}")
+        return
+    if delay is not None:
+        raise click.UsageError("--delay is for a sequence step: add --sequence NAME")
     folder = new_issue(settings.issues_dir, title, date_.date() if date_ else dt.date.today(), number)
     click.echo(f"Created {display_path(folder / 'issue.md')}")
     click.echo(f"Next: newsletter import ARTICLE --issue {display_path(folder)}")
@@ -476,6 +494,8 @@ def _echo_report(report) -> None:
     click.echo(report.summary())
     for line in report.helper_errors:
         click.echo(line, err=True)
+    if report.ab:
+        click.echo(report.ab)
     if report.dry_run or report.list_name == "(test)":
         return
     if report.unknown_total:
@@ -544,7 +564,7 @@ def _provider_names():
 
 
 @main.command("send")
-@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.argument("issue_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME",
               help="Subscriber list (subscribers/NAME.csv).")
 @click.option("--tag", "tags", multiple=True, help="Only subscribers with this tag (repeatable: all must match).")
@@ -557,7 +577,18 @@ def _provider_names():
 @click.option("--test-to", "test_to", multiple=True, help="Send only to this address (repeatable); journal untouched.")
 @click.option("--test-prefix", default=None,
               help="Start the subject of --test-to messages with this. Default: '[Test] '; --test-prefix '' for none.")
-@click.option("--at", "send_at", default=None, help="Schedule delivery (SendGrid), e.g. 2026-11-26T09:00+01:00.")
+@click.option("--at", "send_at", default=None, metavar="TIME",
+              help="Schedule the send (any provider), e.g. 2027-03-02T09:00+01:00: held until the first "
+                   "`send --due` after TIME. Scheduling again moves it. Default: send_at in issue.md, if ahead.")
+@click.option("--cancel", is_flag=True, help="Cancel the issue's scheduled send to --list.")
+@click.option("--provider-at", "provider_at", default=None, metavar="TIME",
+              help="Let the provider hold the mail until TIME (SendGrid's send_at, at most 72 hours ahead).")
+@click.option("--due", is_flag=True,
+              help="Send everything whose time has come: scheduled issues, sequence steps, digests (for cron).")
+@click.option("--now", "now", default=None, metavar="TIME",
+              help="With --due: act as if it were TIME (what is due then is sent now; to catch up or to test).")
+@click.option("--backfill", "backfill", multiple=True, metavar="SEQUENCE",
+              help="With --due: also enrol the readers who were on the list when SEQUENCE started.")
 @click.option("--sandbox", is_flag=True, help="SendGrid sandbox mode: validated by SendGrid, not delivered.")
 @click.option("--retry-unknown", is_flag=True, help="Resend recipients whose earlier delivery is unknown.")
 @click.option("--retry-failed", is_flag=True, help="Try recipients that failed in an earlier run again.")
@@ -574,25 +605,61 @@ def _provider_names():
 @click.option("--stages", default=None, help="Staged send, cumulative shares: 1%,10%,100%. Default: [send] stages.")
 @click.option("--stage-wait", "stage_wait", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
               help="Minutes to wait after each stage before reading bounces. Default: [send] stage_wait_minutes.")
+@click.option("--ab", "ab", default=None, metavar="SHARE",
+              help="A/B test the issue's subject_variants on this share of the list (10%), then wait for clicks.")
+@click.option("--ab-fallback", "ab_fallback", type=click.IntRange(1, 4), default=1, show_default=True,
+              metavar="N", help="The subject variant the rest gets if the A/B test finds no winner.")
 @click.option("--worker", is_flag=True,
               help="Help send the unfinished send another process started (PostgreSQL journal; with --resume).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Senders on this machine, this one included: starts N-1 workers beside it (PostgreSQL journal).")
 @click.pass_context
-def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, provider, resume, allow_changed,
-                 dry_run, test_to, test_prefix, send_at, sandbox, retry_unknown, retry_failed, yes, journal_lost,
-                 samples, out, ignore_doctor, nameserver, stages, stage_wait, worker, workers) -> None:
-    """Send ISSUE_DIR to a subscriber list, once per recipient (resumable)."""
+def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, where, provider, resume, allow_changed,
+                 dry_run, test_to, test_prefix, send_at, cancel, provider_at, due, now, backfill, sandbox,
+                 retry_unknown, retry_failed, yes, journal_lost, samples, out, ignore_doctor, nameserver, stages,
+                 stage_wait, ab, ab_fallback, worker, workers) -> None:
+    """Send ISSUE_DIR to a subscriber list, once per recipient (resumable); or schedule it (--at);
+    or, with --due and no ISSUE_DIR, send everything whose time has come."""
     from .checks import has_errors
     from .errors import EXIT_FAILED, display_path
+    from .sending import due as automation
     from .sending import engine
+    from .sending.ab import parse_share
 
+    if due:
+        if issue_dir is not None or list_name or send_at or cancel or resume or dry_run or test_to:
+            raise click.UsageError("--due sends what is due on its own: give it no ISSUE_DIR, --list, --at, "
+                                   "--cancel, --resume, --dry-run or --test-to")
+        _send_due(settings_of(ctx), now, backfill, allow_changed, ignore_doctor, nameserver)
+        return
+    if now or backfill:
+        raise click.UsageError("--now and --backfill go with --due")
+    if issue_dir is None:
+        raise click.UsageError("give the issue folder to send (or --due, to send what is due)")
+    if ab is not None and (resume or test_to):
+        raise click.UsageError("--ab starts an A/B test; --resume continues one, and a --test-to send has none")
+    if worker and (send_at or cancel):
+        raise click.UsageError("--worker helps a send that is going out now: it takes no --at or --cancel")
+    resume = resume or worker  # a worker goes on with the recorded send, never a new or scheduled one
     options = engine.SendOptions(
         list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
-        send_at=_parse_send_at(send_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
+        send_at=_parse_send_at(provider_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
         test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
-        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost, worker=worker, workers=workers)
+        stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost,
+        ab=parse_share(ab) if ab is not None else None, ab_fallback=ab_fallback, worker=worker, workers=workers)
+    clock = automation.system_clock
+    if cancel:
+        if not list_name:
+            raise click.UsageError("--cancel needs --list NAME: the list the issue is scheduled for")
+        gone = automation.cancel(settings_of(ctx), issue_dir, list_name, clock())
+        click.echo(f"Cancelled the send of {gone.folder} to list {list_name} scheduled for {gone.written}.")
+        return
+    at = automation.parse_moment(send_at, "--at") if send_at else None
+    when = automation.schedules.scheduled_time(issue_dir, at, options, clock())
+    if when is not None:
+        _echo_scheduled(automation.schedule_issue(settings_of(ctx), issue_dir, options, when, clock()))
+        return
     report = _run_send(settings_of(ctx), issue_dir, options, yes)
     if dry_run:
         for sample in report.samples:
@@ -612,12 +679,66 @@ def send_command(ctx: click.Context, issue_dir: Path, list_name, tags, where, pr
     ctx.exit(0 if report.ok else EXIT_FAILED)
 
 
+def _echo_scheduled(done) -> None:
+    from .sending.due.clock import shown
+    from .sending.report import recipients
+
+    schedule = done.schedule
+    where = shlex.quote(schedule.folder)
+    if done.before is not None and done.before.at != schedule.at:
+        click.echo(f"Moved the send of {schedule.folder} to list {schedule.list_name} from {done.before.written} "
+                   f"to {schedule.written}.")
+    elif done.before is not None:
+        click.echo(f"Scheduled {schedule.folder} for list {schedule.list_name} again at {schedule.written}, "
+                   "as the issue is now.")
+    else:
+        click.echo(f"Scheduled {schedule.folder} for list {schedule.list_name} at {schedule.written} "
+                   f"({shown(schedule.at)}).")
+    click.echo(f"It goes to {recipients(schedule.recipients)} as the list is now, through "
+               f"{schedule.audience.provider}, fingerprint {schedule.fingerprint}; nothing is sent yet.")
+    if done.overdue:
+        click.echo("That time has passed: the next `newsletter send --due` sends it, with a note of the delay.")
+    else:
+        click.echo("The first `newsletter send --due` after that time sends it (run it from cron: "
+                   "docs/automation.md).")
+    click.echo(f"An edit after this is refused then; schedule again to send the edited issue. "
+               f"Cancel with: newsletter send {where} --list {schedule.list_name} --cancel")
+
+
+def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_changed: bool, ignore_doctor: bool,
+              nameserver: str) -> None:
+    """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
+    from .sending import due as automation
+
+    from .stats.sources import StoreClicks
+
+    clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
+    report = automation.run_due(settings, clock, events=_service_events, clicks=StoreClicks(settings),
+                                backfill=backfill,
+                                allow_changed=allow_changed, ignore_doctor=ignore_doctor, nameserver=nameserver,
+                                say=lambda line: click.echo(line, err=True))
+    for line, is_error in automation.lines(report):
+        click.echo(line, err=is_error)
+    if report.exit_code:
+        sys.exit(report.exit_code)
+
+
+def _service_events(settings, list_name: str) -> str:
+    """``newsletter serve``'s events applied to a list before ``send --due`` reads it (as ``subscribers
+    sync`` does): what ``sending/`` asks of the service, wired here so that ``sending/`` never imports it."""
+    from .serve.sync import sync_events
+
+    result = sync_events(settings, list_name)
+    return result.summary if result.changes else ""
+
+
 def _run_send(settings, issue_dir: Path, options, yes: bool):
     """engine.send with a question before delivering, a progress line, and Ctrl-C finishing the requests."""
     import signal
 
     from .sending import engine
     from .sending.report import recipients
+    from .stats.sources import StoreClicks
 
     progress = _Progress()
     stop = engine.StopFlag()
@@ -646,7 +767,8 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         return engine.send(settings, issue_dir, options, progress=None if options.dry_run else progress, stop=stop,
-                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True))
+                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True),
+                           clicks=StoreClicks(settings))
     except NewsletterError as err:
         report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done
@@ -669,6 +791,33 @@ def _parse_send_at(value: str | None):
         raise click.BadParameter(f"'{value}' is not a date and time like 2026-11-26T09:00+01:00",
                                  param_hint="--at") from None
     return moment if moment.tzinfo else moment.astimezone()
+
+
+@main.command("stats")
+@click.argument("issue_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the figures as a page with charts to this file.")
+@click.option("--last", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Without ISSUE_DIR: how many of the last issues to compare.")
+@click.pass_context
+def stats_command(ctx: click.Context, issue_dir: Path | None, output_format: str, html_out: Path | None,
+                  last: int) -> None:
+    """What ISSUE_DIR did (delivered, bounces, human clicks, per link and domain); without it, the last issues."""
+    from .stats.figures import IssueFigures
+    from .stats.page import write_page
+    from .stats.report import as_json, issue_lines, overview_lines
+    from .stats.sources import overview, stats_of_issue
+
+    settings = settings_of(ctx)
+    data = stats_of_issue(settings, issue_dir) if issue_dir is not None else overview(settings, last)
+    if output_format == "json":
+        click.echo(as_json(data))
+    else:
+        for line in issue_lines(data) if isinstance(data, IssueFigures) else overview_lines(data):
+            click.echo(line)
+    if html_out is not None:
+        click.echo(f"wrote {write_page(data, html_out)}", err=output_format == "json")
 
 
 @main.command("resolve")
@@ -710,14 +859,18 @@ def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolut
 
 
 @main.command("status")
-@click.argument("issue_dir", type=click.Path(path_type=Path))
+@click.argument("issue_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--list", "list_name", multiple=True, callback=_once, metavar="NAME", help="Only this list.")
 @click.option("--all", "every", is_flag=True, help="One line per recipient with a problem, not one per reason.")
 @click.pass_context
-def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, every: bool) -> None:
-    """Show the send journal of ISSUE_DIR: each run (when, audience, provider, fingerprint, counts), problems."""
+def status_command(ctx: click.Context, issue_dir: Path | None, list_name: str | None, every: bool) -> None:
+    """Show the send journal of ISSUE_DIR (each run: when, audience, provider, fingerprint, counts; problems),
+    or with no ISSUE_DIR what is scheduled."""
     from .sending import engine
 
+    if issue_dir is None:
+        _echo_schedules(settings_of(ctx), list_name)
+        return
     results = engine.status(settings_of(ctx), issue_dir, list_name)
     if not results:
         click.echo(f"{issue_dir.resolve().name} has not been sent{' to ' + list_name if list_name else ''}.")
@@ -730,6 +883,86 @@ def status_command(ctx: click.Context, issue_dir: Path, list_name: str | None, e
             click.echo(f"  {stage.line()}")
         for problem in result.problem_lines(every):
             click.echo(f"  {problem}")
+
+
+def _echo_schedules(settings, list_name: str | None) -> None:
+    from .sending import due as automation
+    from .sending.due.clock import shown
+
+    waiting = [s for s in automation.listing(settings) if not list_name or s.list_name == list_name]
+    if not waiting:
+        click.echo("Nothing is scheduled." + (" (newsletter sequence status NAME shows a sequence's readers)"
+                                              if automation.sequences.sequence_names(settings) else ""))
+        return
+    click.echo("Scheduled:")
+    for s in waiting:
+        state = " (going out now)" if s.state == "sending" else ""
+        problem = f"; last try: {s.problem}" if s.problem else ""
+        click.echo(f"  {shown(s.at)}  {s.folder} to list {s.list_name} via {s.audience.provider}, "
+                   f"{s.recipients} recipients when scheduled, fingerprint {s.fingerprint}{state}{problem}")
+
+
+# --- sequences and digests (issue 22) ---------------------------------------
+
+@main.group("sequence")
+def sequence_group() -> None:
+    """Sequences: a welcome series and other automations kept as folders in sequences/."""
+
+
+@sequence_group.command("status")
+@click.argument("name")
+@click.option("--now", "now", default=None, metavar="TIME", help="Say who is due as of TIME instead of now.")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the readers due next to list.")
+@click.pass_context
+def sequence_status(ctx: click.Context, name: str, now: str | None, show: int) -> None:
+    """How many readers are at each step of sequence NAME, who is due next, and when."""
+    from .sending import due as automation
+    from .sending.due.status import sequence_status as status_of
+
+    clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
+    for line in status_of(settings_of(ctx), name, clock(), show=show).lines():
+        click.echo(line)
+
+
+@main.command("digest")
+@click.argument("feed")
+@click.option("--issue-from", "template", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="An issue folder to start from: its issue.md (subject, introduction) heads the digest.")
+@click.option("--list", "list_name", required=True, multiple=True, callback=_once, metavar="NAME",
+              help="The list it is for: only items never sent to this list go in.")
+@click.option("--at", "send_at", default=None, metavar="TIME",
+              help="Also schedule it for TIME (the first `send --due` after it sends it).")
+@click.option("--date", "date_", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The digest's date (its folder's name). Default: today.")
+@click.pass_context
+def digest_command(ctx: click.Context, feed: str, template: Path, list_name: str, send_at: str | None,
+                   date_) -> None:
+    """Make a draft issue of the items of FEED (an Atom or RSS file or URL) not yet sent to a list."""
+    import datetime as dt
+
+    from .sending import due as automation
+    from .sending import engine
+    from .sending.due.digests import make_digest
+
+    settings = settings_of(ctx)
+    at = automation.parse_moment(send_at, "--at") if send_at else None
+    made = make_digest(settings, feed, template, list_name, date_.date() if date_ else dt.date.today())
+    if made is None:
+        click.echo(f"Nothing new in {feed} for list {list_name}: no digest made.")
+        return
+    verb = "Rebuilt" if made.rebuilt else "Made"
+    click.echo(f"{verb} {display_path(made.folder)} with {len(made.items)} item{'s' * (len(made.items) != 1)} "
+               f"not yet sent to list {list_name}:")
+    for item in made.items:
+        click.echo(f"  {item.title}")
+    at = at or made.scheduled_at  # a scheduled digest rebuilt: scheduled again, as it is now
+    if at is None:
+        click.echo(f"Next: newsletter preview {display_path(made.folder)}; then send it with "
+                   f"newsletter send {display_path(made.folder)} --list {list_name} (or --at TIME)")
+        return
+    options = engine.SendOptions(list_name=list_name, confirmed=True)
+    _echo_scheduled(automation.schedule_issue(settings, made.folder, options, at, automation.system_clock()))
 
 
 # --- doctor (issue 15) ------------------------------------------------------
@@ -806,6 +1039,7 @@ def preview_command(ctx: click.Context, issue_dir: Path, port: int, host: str, l
         click.echo(f"warning: listening on {host}: other computers can see this preview"
                    + (f", including the addresses and names of list '{list_name}'" if list_name else ""), err=True)
     click.echo("Save the issue, a template or newsletter.toml and the page updates itself. Press Ctrl-C to stop.")
+    click.echo(f"What the issue did once sent (newsletter stats): {server.url.rstrip('/')}/stats")
     if open_browser:
         webbrowser.open(server.url)
     server.preview.start_watching()
@@ -844,14 +1078,17 @@ def screenshot_command(ctx: click.Context, issue_dir: Path, out: Path | None, wi
               help="Folder for the site. Default: site/ in the newsletter's folder.")
 @click.option("--drafts", is_flag=True, help="Also publish issues marked draft: true or dated in the future.")
 @click.option("--sent-only", is_flag=True, help="Publish only the issues the send journal shows as sent.")
+@click.option("--stats", "with_stats", is_flag=True,
+              help="Also publish each sent issue's stats page (stats.html: figures and charts, no reader named).")
 @click.pass_context
-def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool) -> None:
+def archive_command(ctx: click.Context, out: Path | None, drafts: bool, sent_only: bool, with_stats: bool) -> None:
     """Write a static web archive of the published issues, with an index page and an Atom feed."""
     from .archive import write_archive
     from .errors import display_path
 
     settings = settings_of(ctx)
-    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only)
+    archive = write_archive(settings, out or settings.root / "site", drafts=drafts, sent_only=sent_only,
+                            stats=with_stats)
     for item in archive.left_out:
         click.echo(f"left out {item.name}: {item.reason}")
     for issue in archive.issues:
@@ -1002,7 +1239,7 @@ def theme_copy(ctx: click.Context, theme: str, name: str | None, force: bool) ->
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port. Default: serve.port (8080).")
 @click.pass_context
 def serve_command(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events."""
+    """Run the subscriber service: sign-up with double opt-in, one-click unsubscribe, provider events, clicks."""
     from .serve.server import serve
 
     serve(settings_of(ctx), host, port, on_ready=lambda line: click.echo(line, err=True))

@@ -98,6 +98,17 @@ class ServeSettings:
 
 
 @dataclass(frozen=True)
+class StatsSettings:
+    """``[stats]``: what an issue did, without spying on readers (docs/stats.md)."""
+
+    clicks: bool = False  # rewrite an issue's links to newsletter serve's /c/ route, to count clicks
+    # a click sooner than this after the send (or the provider's delivery) is a scanner's, not a reader's
+    human_after_seconds: float = 10.0
+    ab_confidence: float = 0.95  # how sure an A/B test must be before it names a winner
+    ab_wait_hours: float = 4.0  # how long `send --due` lets an A/B test collect clicks before deciding
+
+
+@dataclass(frozen=True)
 class DoctorSettings:
     """What ``newsletter doctor`` checks DNS for, beyond what the provider settings imply."""
 
@@ -134,6 +145,7 @@ class Settings:
     checks: CheckSettings = field(default_factory=CheckSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     doctor: DoctorSettings = field(default_factory=DoctorSettings)
+    stats: StatsSettings = field(default_factory=StatsSettings)
 
     @property
     def path(self) -> Path:
@@ -183,6 +195,7 @@ _SECTIONS: dict[str, type] = {
     "sendgrid": SendGridSettings, "smtp": SmtpSettings, "send": SendSettings, "checks": CheckSettings,
     "serve": ServeSettings,
     "doctor": DoctorSettings,
+    "stats": StatsSettings,
 }
 _SECURITY = ("starttls", "ssl", "none")
 
@@ -345,6 +358,9 @@ _RANGES: dict[tuple[str, str], _Range] = {
     ("serve", "rate_window_seconds"): _Range(0, low_allowed=False, why="the window of the rate limits"),
     ("serve", "confirmations_per_day"): _Range(1, why="confirmation mails one address may be sent a day"),
     ("serve", "webhook_max_age_seconds"): _Range(0, low_allowed=False, why="the age of a signed event batch"),
+    ("stats", "human_after_seconds"): _Range(0, why="seconds after the send in which a click is a scanner's"),
+    ("stats", "ab_confidence"): _Range(0.5, 0.999, why="a share like 0.95"),
+    ("stats", "ab_wait_hours"): _Range(0, why="hours an A/B test collects clicks before send --due decides"),
     ("doctor", "dns_timeout"): _Range(0, low_allowed=False, why="seconds to wait for a DNS answer"),
     ("doctor", "probe_timeout"): _Range(0, low_allowed=False, why="seconds to wait for the unsubscribe endpoint"),
 }

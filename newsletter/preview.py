@@ -63,6 +63,7 @@ PAGE_FILES = {  # route -> (file in newsletter/static, content type)
 }
 ISSUE_FILES_ROUTE = "/issue-files/"
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+STATS_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"  # inline CSS and SVG charts, nothing else
 PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; frame-src 'self'; object-src 'none'; "
                "base-uri 'none'; form-action 'none'")
 EMAIL_POLICY = ("default-src 'none'; img-src * data:; style-src 'unsafe-inline'; font-src * data:; "
@@ -452,6 +453,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, body, "text/html; charset=utf-8", EMAIL_POLICY)
             else:
                 self._send(HTTPStatus.OK, html.encode("utf-8"), "text/html; charset=utf-8", EMAIL_POLICY)
+        elif path == "/stats":  # what the issue did once sent (newsletter stats), from the journal and serve's store
+            from .config import load_settings
+            from .stats.page import issue_page
+
+            self._send(HTTPStatus.OK, issue_page(load_settings(preview.root), preview.issue_dir).encode("utf-8"),
+                       "text/html; charset=utf-8", STATS_POLICY)
         elif path.startswith(ISSUE_FILES_ROUTE):
             file = safe_file(preview.issue_dir, unquote(path[len(ISSUE_FILES_ROUTE):]), IMAGE_TYPES)
             if file is None:

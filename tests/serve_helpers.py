@@ -154,10 +154,18 @@ class World:
         return found
 
 
-def start_world(folder: Path, *, database_url: str = "", slow_clients=None, webhook_verifier=None,
-                **serve: str) -> World:
+def set_stats(root: Path, **values: str) -> None:
+    """Append a [stats] table with these TOML-literal values."""
+    path = root / "newsletter.toml"
+    lines = "".join(f"{key} = {value}\n" for key, value in values.items())
+    path.write_text(path.read_text(encoding="utf-8").rstrip("\n") + f"\n\n[stats]\n{lines}", encoding="utf-8")
+
+
+def start_world(folder: Path, *, database_url: str = "", slow_clients=None, webhook_verifier=None, clock=None,
+                stats: dict[str, str] | None = None, **serve: str) -> World:
     """The example newsletter sending over SMTP to a local aiosmtpd, served by a real uvicorn configured as
-    ``newsletter serve`` configures it, on a store opened as it opens it."""
+    ``newsletter serve`` configures it, on a store opened as it opens it (``clock``: the service's, for
+    clicks; ``stats``: a [stats] table)."""
     from newsletter.serve.app import DEFAULT_SLOW_CLIENTS, create_app
     from newsletter.serve.connect import SERVICE_WAIT_SECONDS, open_store
 
@@ -167,11 +175,17 @@ def start_world(folder: Path, *, database_url: str = "", slow_clients=None, webh
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     set_newsletter(root, provider='"smtp"', base_url=f'"{url}/"', unsubscribe_url=f'"{url}/unsubscribe/{{token}}"')
     point_smtp_at(root, controller.port)
-    settings = settings_with(root, database_url=database_url, **serve)
+    if database_url:
+        serve["database_url"] = f'"{database_url}"'
+    set_serve(root, **serve)
+    if stats:  # after [serve], which set_serve takes to be the last table
+        set_stats(root, **stats)
+    settings = load_settings(root)
     store = open_store(settings, wait=SERVICE_WAIT_SECONDS)
     slow_clients = slow_clients or DEFAULT_SLOW_CLIENTS
     app = create_app(settings, store, secret=os.environ["NEWSLETTER_UNSUBSCRIBE_SECRET"].encode(),
-                     slow_clients=slow_clients, webhook_verifier=webhook_verifier)
+                     slow_clients=slow_clients, webhook_verifier=webhook_verifier,
+                     **({"clock": clock} if clock is not None else {}))
     return World(root, settings, handler, ServiceThread(app, sock, settings, slow_clients).start(), store, controller)
 
 

@@ -140,6 +140,15 @@ class _Drop:
 
 
 @dataclass
+class Hold:
+    """A message held without an answer (``RecordingHandler.hold``)."""
+
+    after: int
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class RecordingHandler:
     """Records every message; can refuse chosen addresses and drop connections mid-send."""
 
@@ -155,6 +164,7 @@ class RecordingHandler:
     login_refusal: Callable[[str, str], str] | None = None
     listener: Any = None  # the asyncio server accepting connections, set once started
     lock: threading.Lock = field(default_factory=threading.Lock)
+    holds: list[Hold] = field(default_factory=list)
 
     # -- what a test asks for
 
@@ -196,6 +206,13 @@ class RecordingHandler:
     def delay_reply(self, *, after: int, seconds: float, times: int = 1) -> None:
         """Receive the message after the first ``after`` ones, keep it, and wait ``seconds`` before answering."""
         self.delays.append([after, seconds, times])
+
+    def hold(self, *, after: int) -> Hold:
+        """Receive the message after the first ``after`` ones, record it, and answer only once the test says
+        ``release`` (``reached`` is set when it arrives): a client stopped there is killed mid-request."""
+        hold = Hold(after)
+        self.holds.append(hold)
+        return hold
 
     def recipients(self) -> list[str]:
         return [rcpt for message in self.received for rcpt in message.rcpt_tos]
@@ -257,6 +274,10 @@ class RecordingHandler:
             return "250 (never seen by the client: the connection is closed)"
         if delay:
             await asyncio.sleep(delay)
+        for hold in self.holds:
+            if len(self.received) - 1 >= hold.after and not hold.reached.is_set():
+                hold.reached.set()
+                await asyncio.to_thread(hold.release.wait, 60)
         return "250 2.0.0 OK queued"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:

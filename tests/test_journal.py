@@ -21,7 +21,6 @@ import pytest
 from newsletter.errors import NewsletterError
 from newsletter.lists import select_rows
 from newsletter.sending import journal as jn
-from newsletter.sending.journal import schema
 from newsletter.sending.journal.copy import copy_journal
 
 from journal_fixtures import fresh_schema_url
@@ -406,7 +405,12 @@ def test_an_unversioned_journal_of_an_earlier_version_is_brought_up_to_date(tmp_
     assert journal.view.sent_count() == 1
     [run] = journal.runs.history()
     assert run.uid  # given one, so a sent record can name it
-    assert journal.db.meta("schema_version") == str(schema.VERSION) and len(journal.db.journal_id) == 32
+    from newsletter.sending.journal.schema import VERSION
+
+    assert journal.db.meta("schema_version") == str(VERSION) and len(journal.db.journal_id) == 32
+    # what later versions added is there too: an A/B test's table and each row's variant (version 2)
+    assert journal.db.execute("SELECT COUNT(*) FROM ab_tests").fetchone()[0] == 0
+    assert journal.db.execute("SELECT variant FROM deliveries").fetchall() == [(None,)]
     journal.close()
 
 
@@ -434,3 +438,64 @@ def test_an_unreachable_postgresql_journal_says_where_and_what_to_do(monkeypatch
     message = str(caught.value)
     assert f"postgresql://someone@127.0.0.1:{port}/letters" in message and "s3cret-word" not in message
     assert "NEWSLETTER_DATABASE_PASSWORD" in message
+
+
+# -- send --due: restricted audiences, enrolments, its lock (issue 22) ----------------------------------
+
+
+def test_a_run_restricted_to_recorded_readers_is_repeated_by_its_resume(journal_location: jn.Location,
+                                                                        tmp_path: Path) -> None:
+    listing = _awkward_list(tmp_path / "list.csv")
+    journal = jn.Journal.open(journal_location, "step-id", "list")
+    readers = jn.audiences.record(journal.db, ["r1@example.com", "r3@example.com", "r3@example.com"], "step 1")
+    assert jn.audiences.label(journal.db, readers) == "step 1 (2 readers)"
+    journal.runs.start(jn.Audience("smtp", (), (), "", readers), "fp", {})
+    keys = jn.audiences.readers(journal.db, journal.runs.history()[-1].audience.readers)
+    journal.recipients.select(select_rows(listing, only=keys))
+    assert sorted(_statuses(journal_location)) == ["r1@example.com", "r3@example.com"]
+    assert journal.runs.unfinished().audience.readers == readers  # what --resume repeats
+    journal.close()
+
+
+def test_readers_move_on_once_their_step_is_settled_in_its_own_journal(journal_location: jn.Location) -> None:
+    import datetime as dt
+
+    from newsletter.sending.due import enrolments
+    from newsletter.sending.due.delays import parse_delay
+
+    now = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    db = jn.open_database(journal_location)
+    number, started, new = enrolments.sequence_record(db, "welcome", "list", "added", now)
+    assert new and enrolments.sequence_record(db, "welcome", "list", "added", now)[:2] == (number, started)
+    readers = [enrolments.NewReader(f"r{i}@example.com", f"r{i}@example.com", enrolments.ACTIVE, now.timestamp(),
+                                    now.timestamp(), "Europe/Paris" if i == 2 else "") for i in range(3)]
+    enrolments.add(db, number, [*readers, readers[0]], now)  # a reader given twice is recorded once
+    assert enrolments.due(db, number, 0, now) == ["r0@example.com", "r1@example.com", "r2@example.com"]
+    step = jn.Journal(db, "step-1", "list")
+    step.runs.start(SENDGRID, "fp", {})
+    step.recipients.select([(f"r{i}@example.com", f"r{i}@example.com", "", "") for i in range(3)])
+    rows = step.flight.next_pending(3, 3)
+    step.flight.mark_in_flight([rows[0].id, rows[2].id], "1-1")
+    step.flight.settle_groups({(jn.SENT, "m-1", ""): [rows[0].id, rows[2].id]})
+    moved = enrolments.advance(db, number, 1, step.send, parse_delay("1d 09:00"), dt.UTC, now)
+    assert moved == 2 and enrolments.due(db, number, 0, now) == ["r1@example.com"]  # r1 is still pending
+    later = dt.datetime(2031, 1, 2, 8, 30, tzinfo=dt.UTC)  # 09:30 in Paris, 08:30 UTC
+    assert enrolments.due(db, number, 1, later) == ["r2@example.com"]
+    assert enrolments.due(db, number, 1, later.replace(hour=9)) == ["r2@example.com", "r0@example.com"]
+    enrolments.stop(db, number, {"r1@example.com": "left the list (unsubscribed)"}, now)
+    assert enrolments.stop_reasons(db, number) == {"left the list (unsubscribed)": 1}
+    db.close()
+
+
+def test_only_one_send_due_holds_the_journal_at_a_time(journal_location: jn.Location) -> None:
+    from newsletter.sending.due.lock import due_lock
+
+    first, second = jn.open_database(journal_location), jn.open_database(journal_location)
+    with due_lock(first) as holder:
+        assert holder == ""
+        with due_lock(second) as other:
+            assert "another newsletter send --due is running" in other
+    with due_lock(second) as holder:  # released: the next one gets it
+        assert holder == ""
+    first.close()
+    second.close()

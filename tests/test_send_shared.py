@@ -110,6 +110,11 @@ def test_a_worker_takes_the_send_as_it_was_started(shared, sendgrid_standin) -> 
     result = run("send", ISSUE, "--resume", "--worker", "--list", "example", "--tag", "vip")
     assert result.exit_code == 2
     assert "--tag cannot be given to a worker" in result.output
+    result = run("send", ISSUE, "--worker", "--list", "example", "--at", "2030-01-01T09:00+00:00")
+    assert result.exit_code == 2 and "it takes no --at or --cancel" in result.output  # never a schedule
+    result = run("send", ISSUE, "--list", "example", "--workers", "2", "--ab", "10%", "--yes")
+    assert result.exit_code == 2 and "--workers and --ab cannot be combined" in result.output
+    assert not sendgrid_standin.counts()
 
 
 def test_a_worker_with_nothing_to_join_says_so(shared, sendgrid_standin) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..compose.build import build
 from ..config import Settings
 from ..compose.content import load_issue
-from . import accessibility, basic, client_support, links, shipping, spam
+from . import accessibility, basic, clicks, client_support, links, shipping, spam
 from .acknowledged import acknowledge
 from .framework import SEVERITIES, Check, CheckContext, CheckOptions, Finding
 
@@ -22,7 +22,7 @@ def all_checks() -> list[Check]:
     """Every check, one module per kind: basic, what would ship broken, client support,
     accessibility, links, spam score."""
     return [*basic.CHECKS, *shipping.CHECKS, *client_support.CHECKS, *accessibility.CHECKS, *links.CHECKS,
-            *spam.CHECKS]
+            *spam.CHECKS, *clicks.CHECKS]
 
 
 def _order(finding: Finding) -> tuple:

@@ -23,7 +23,12 @@ from ..errors import NewsletterError, display_path, os_error
 ISSUE_FILE = "issue.md"
 ARTICLE_FIELDS = ("title", "author", "date", "source_url", "summary", "image", "image_alt")
 ISSUE_FIELDS = ("id", "subject", "preheader", "date", "number", "theme", "articles", "draft",
-                "sent")  # sent: the record a live send writes (sending/sent_record.py)
+                "sent",  # sent: the record a live send writes (sending/sent_record.py)
+                "subject_variants", "untracked_links",  # an A/B test's subjects; links never counted (stats)
+                "send_at",  # when `send` holds the issue until (sending/due/schedules.py)
+                "send_to",  # the lists `send --due` schedules it for by itself, at send_at (docs/ci.md)
+                "delay")  # a sequence step's wait after the step before it (sending/due/delays.py)
+MAX_SUBJECT_VARIANTS = 4
 _DATED_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
 
@@ -63,6 +68,11 @@ class Issue:
     missing_articles: tuple[str, ...] = field(default=())
     draft: bool = False  # `draft: true` keeps the issue out of the web archive until it is published
     id: str = ""  # stable identity from the front matter (given by `new` or the first send); "" until then
+    subject_variants: tuple[str, ...] = ()  # `send --ab` sends each to a slice of the list (docs/stats.md)
+    untracked_links: tuple[str, ...] = ()  # addresses click counting leaves as they are ("...*": a prefix)
+    send_at: dt.datetime | None = None  # `send_at:`: send it then (scheduled by `send`, sent by `send --due`)
+    send_to: tuple[str, ...] = ()  # `send_to:`: lists `send --due` schedules it for at send_at (a git-only publish)
+    delay: str = ""  # `delay:` of a sequence step, as written ("0", "3d", "10d 09:00"); checked by the sequence
 
     @property
     def name(self) -> str:
@@ -325,7 +335,70 @@ def load_issue(folder: Path) -> Issue:
         missing_articles=tuple(missing),
         draft=draft,
         id=checked_issue_id(meta.get("id"), path),
+        subject_variants=_subject_variants(meta, path, text),
+        untracked_links=_text_list(meta, "untracked_links", path, text),
+        send_at=_send_at(meta.get("send_at"), path, text),
+        send_to=_send_to(meta, path, text),
+        delay="" if meta.get("delay") is None else str(meta["delay"]).strip(),
     )
+
+
+def _text_list(meta: dict[str, Any], key: str, path: Path, text: str) -> tuple[str, ...]:
+    value = meta.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise NewsletterError(f"'{key}' must be a list of texts, one '- ...' line each", where=display_path(path),
+                              line=_line_naming(text, f"{key}:"))
+    return tuple(item.strip() for item in value)
+
+
+def _subject_variants(meta: dict[str, Any], path: Path, text: str) -> tuple[str, ...]:
+    variants = _text_list(meta, "subject_variants", path, text)
+    if (variants and not 2 <= len(variants) <= MAX_SUBJECT_VARIANTS) or len(set(variants)) != len(variants):
+        raise NewsletterError(f"'subject_variants' needs 2 to {MAX_SUBJECT_VARIANTS} different subjects, not "
+                              f"{len(set(variants))}", where=display_path(path),
+                              line=_line_naming(text, "subject_variants:"),
+                              hint="list the subjects to test, one '- ...' line each, or remove the field")
+    return variants
+
+
+def _send_to(meta: dict[str, Any], path: Path, text: str) -> tuple[str, ...]:
+    """``send_to:`` as list names (one name, or a list of them), each checked as ``--list`` is; it needs
+    ``send_at:`` (when to send)."""
+    from ..lists.names import check_list_name
+
+    value = meta.get("send_to")
+    if value is None:
+        return ()
+    names = [value] if isinstance(value, str) else value
+    line = _line_naming(text, "send_to")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise NewsletterError("'send_to' must name the lists to send the issue to, like send_to: readers",
+                              where=display_path(path), line=line)
+    if meta.get("send_at") in (None, ""):
+        raise NewsletterError("'send_to' needs 'send_at': when to send it", where=display_path(path), line=line,
+                              hint='add send_at: "2027-03-02T09:00+01:00" (quoted), or remove send_to')
+    try:
+        return tuple(check_list_name(n.strip()) for n in names)
+    except NewsletterError as err:
+        raise NewsletterError(f"'send_to': {err.reason}", where=display_path(path), line=line, hint=err.hint) from None
+
+
+def _send_at(value: Any, path: Path, text: str) -> dt.datetime | None:
+    """``send_at:`` as a moment (a time without a zone is the machine's local time)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise NewsletterError(f"'send_at' is not a date and time: {value!r}", where=display_path(path),
+                                  line=_line_naming(text, "send_at"),
+                                  hint='write it like send_at: "2027-03-02T09:00+01:00" (quoted)') from None
+    return moment if moment.tzinfo else moment.astimezone()
 
 
 _ISSUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from ..config import Settings
 from ..errors import display_path
 from ..lists import select_rows
-from .mailbox_providers import GROUPS, OTHER, GroupCount, ProviderGroup
+from ..lists.domain_groups import GROUPS, OTHER, ProviderGroup
+from .mailbox_providers import GroupCount
 from .resolver import DnsClient
 
 MX_LOOKUPS = 50  # distinct domains asked about, the most common first

@@ -11,35 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# the groups live in lists/: the click links and the subscriber service name them too
+from ..lists.domain_groups import APPLE, GMAIL, GMX, MICROSOFT, YAHOO, ProviderGroup
 from .authentication import Authentication
 from .findings import ERROR, INFO, WARNING, DoctorFinding, found
-
-
-@dataclass(frozen=True)
-class ProviderGroup:
-    name: str
-    domains: frozenset[str]  # its own mailbox domains (personal accounts)
-    mx_suffixes: tuple[str, ...]  # a domain whose MX host ends so is hosted by it (Workspace, Microsoft 365, ...)
-
-    def hosts(self, mx_host: str) -> bool:
-        return any(mx_host == s or mx_host.endswith("." + s) for s in self.mx_suffixes)
-
-
-GMAIL = ProviderGroup("Gmail", frozenset({"gmail.com", "googlemail.com"}), ("google.com", "googlemail.com"))
-MICROSOFT = ProviderGroup("Microsoft", frozenset({
-    "outlook.com", "hotmail.com", "live.com", "msn.com", "passport.com", "outlook.de", "outlook.fr", "outlook.es",
-    "outlook.it", "hotmail.co.uk", "hotmail.fr", "hotmail.de", "hotmail.it", "hotmail.es", "live.co.uk",
-    "live.fr", "live.de", "live.it", "live.nl", "live.ca", "live.com.au"}), ("outlook.com", "hotmail.com"))
-YAHOO = ProviderGroup("Yahoo/AOL", frozenset({
-    "yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.es", "yahoo.it", "yahoo.ca", "yahoo.com.au",
-    "yahoo.com.br", "yahoo.in", "ymail.com", "rocketmail.com", "aol.com", "aol.co.uk", "aim.com",
-    "verizon.net"}), ("yahoodns.net",))
-APPLE = ProviderGroup("Apple", frozenset({"icloud.com", "me.com", "mac.com"}), ("icloud.com",))
-GMX = ProviderGroup("GMX/WEB.DE", frozenset({
-    "gmx.de", "gmx.net", "gmx.at", "gmx.ch", "gmx.com", "gmx.fr", "gmx.co.uk", "web.de"}),
-    ("gmx.net", "gmx.de", "web.de"))
-GROUPS = (GMAIL, MICROSOFT, YAHOO, APPLE, GMX)
-OTHER = "other"
 
 # what a rule may need -> (how the finding says it, the fix)
 NEEDS = {

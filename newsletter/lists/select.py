@@ -13,7 +13,7 @@ import datetime as dt
 import difflib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -90,7 +90,7 @@ def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[st
 def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] = (),
                 where: Mapping[str, str] | None = None,
                 on_skip: Callable[[str, str, int], None] | None = None, dedupe: bool = True,
-                joined_after: dt.datetime | None = None) -> Iterator[Row]:
+                joined_after: dt.datetime | None = None, only: Container[str] | None = None) -> Iterator[Row]:
     """The same selection as ``select_recipients``, in the form a send's journal takes each recipient:
     ``(key, email, name, fields)``, ``fields`` being the JSON object text ``{"column": "value"}`` of
     only the merge-field ``columns`` the issue uses (named as in the header; a column the list lacks
@@ -108,15 +108,18 @@ def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] 
     ``joined_after``: only rows that joined later than that moment (their ``consent_confirmed_at``, as
     ``newsletter serve`` writes it, or else ``subscribed_at``); the others are skipped, those without a
     date as already mailed (``send --journal-lost``, whose journal no longer says who was).
+
+    ``only``: the keys of the readers a run is restricted to (those due for a sequence step); the
+    list's other rows are not part of the selection, so they are neither yielded nor skipped.
     """
-    return _select(path, tags, where, on_skip, tuple(columns), dedupe, joined_after)
+    return _select(path, tags, where, on_skip, tuple(columns), dedupe, joined_after, only)
 
 
 
 def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
             on_skip: Callable[[str, str, int], None] | None,
             columns: tuple[str, ...] | None, dedupe: bool = True,
-            joined_after: dt.datetime | None = None) -> Iterator[Any]:
+            joined_after: dt.datetime | None = None, only: Container[str] | None = None) -> Iterator[Any]:
     """Both selections: the first pass now (suppressed keys, every row readable), the second streamed."""
     path = require_list(path)
     try:
@@ -132,7 +135,7 @@ def _select(path: Path, tags: Sequence[str], where: Mapping[str, str] | None,
     except BaseException:
         os.close(fd)
         raise
-    return _selected(path, fd, matches, suppressed, on_skip, columns, dedupe, too_early)
+    return _selected(path, fd, matches, suppressed, on_skip, columns, dedupe, too_early, only)
 
 
 JOINED_BEFORE = "joined before the recorded send (--journal-lost)"
@@ -218,7 +221,8 @@ def _suppressed_keys(fmt: ListFormat, cols: Columns, rows: FastRows) -> dict[str
 
 def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, suppressed: Mapping[str, str],
               on_skip: Callable[[str, str, int], None] | None, columns: tuple[str, ...] | None,
-              dedupe: bool = True, too_early: Callable[[list[str]], str | None] | None = None) -> Iterator[Any]:
+              dedupe: bool = True, too_early: Callable[[list[str]], str | None] | None = None,
+              only: Container[str] | None = None) -> Iterator[Any]:
     """The second pass: decide each row from its cells, cheapest test first; yield a Subscriber, or
     a journal row when ``columns`` is given (every row of an address unless ``dedupe``)."""
     seen: set[str] = set()
@@ -245,6 +249,8 @@ def _selected(path: Path, fd: int, matches: Callable[[list[str]], bool] | None, 
                     if status != "subscribed":
                         status = status.strip().lower() or "subscribed"
                     key = (fast_key(email) or validator_key(email)[0]) if email else ""
+                    if only is not None and key not in only:
+                        continue  # not among the readers this run is for: not part of its selection
                     if status != "subscribed":
                         reason = status if status in SUPPRESSED else "invalid"
                     elif not key:

@@ -90,6 +90,9 @@ class Message:
     unsubscribe_group: int | None = None  # SendGrid ASM group; then SendGrid adds the unsubscribe headers
     headers: tuple[tuple[str, str], ...] = ()  # further headers every copy carries (List-Id...), in order
     related: tuple[InlineImage, ...] = ()  # pictures carried inside the message, shown by ``html`` as cid:
+    # what a provider that reports events for each copy hands back with them (the issue id, an A/B variant):
+    # stats reads them from newsletter serve's event store
+    labels: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def html_personalizer(self) -> Personalizer:

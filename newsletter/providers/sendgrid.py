@@ -167,7 +167,7 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         "from": _address(message.from_address, "From address"),
         "subject": message.subject,
         "content": content,
-        "custom_args": {"issue": message.issue_name, "list": message.list_name},
+        "custom_args": {"issue": message.issue_name, "list": message.list_name, **dict(message.labels)},
     }
     if message.reply_to:
         shared["reply_to"] = _address(message.reply_to, "Reply-To address")
@@ -477,9 +477,9 @@ def check_send_at(send_at: dt.datetime | None, now: dt.datetime | None = None) -
     when = send_at if send_at.tzinfo else send_at.astimezone()
     if when - now > MAX_SEND_AHEAD:
         raise NewsletterError(
-            f"--at {when.isoformat(timespec='minutes')} is more than 72 hours ahead; "
+            f"--provider-at {when.isoformat(timespec='minutes')} is more than 72 hours ahead; "
             "SendGrid schedules delivery at most 72 hours in advance",
-            hint="pick a time within the next 72 hours, or send later",
+            hint="pick a time within the next 72 hours, or schedule it with --at (newsletter holds it until then)",
         )
 
 

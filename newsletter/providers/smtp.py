@@ -222,8 +222,8 @@ def is_hard_refusal(reason: str) -> bool:
 
 def check_schedule(send_at) -> None:
     if send_at is not None:
-        raise NewsletterError("--at needs a provider that schedules delivery; smtp sends at once",
-                              hint="use --provider sendgrid, or run the send later from cron or at(1)")
+        raise NewsletterError("--provider-at needs a provider that holds mail until a time; smtp sends at once",
+                              hint="schedule it with --at instead: newsletter holds it and `send --due` sends it")
 
 
 def _text(reply: bytes | str) -> str:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from ..config import Settings
 from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
-from ..compose.content import write_issue_id
 from ..errors import NewsletterError, display_path
 from ..lists.names import check_list_name
 from ..providers import registry
@@ -33,10 +32,11 @@ from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
 from ..serve.sync import apply_unsynced_departures
 from ..compose.content import load_issue
+from . import ab as ab_test
 from . import holds, sent_record, sharing
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, refuse_an_unrecorded_id,
+from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, record_identity,
                    resume_command, select)
 from .report import ListStatus, SendReport, recipients
 from .paced import is_paced, run_paced
@@ -54,7 +54,7 @@ def outbox_dir(settings: Settings, issue_name: str) -> Path:
 def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
          progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
          on_plan: Callable[[SendPlan, SendReport], None] | None = None,
-         say: Callable[[str], None] = lambda _: None) -> SendReport:
+         say: Callable[[str], None] = lambda _: None, clicks: ab_test.ClickCounts | None = None) -> SendReport:
     """Send (or dry-run, or test-send) the issue in ``issue_dir`` as ``options`` say; the report at the end.
 
     ``provider`` replaces the configured one (tests, benchmarks). ``confirm`` is asked once the
@@ -81,15 +81,13 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         if not scratch:
             database = jn.open_database(location)
             stack.callback(database.close)
-            if not issue.id:  # its first send: the id is written now, unless the journal knows it by another
-                refuse_an_unrecorded_id(database, issue, options.list_name)
-                issue_id = write_issue_id(issue.path, issue_id)
+            issue_id = record_identity(database, issue, issue_id, options.list_name)
             stack.enter_context(database.exclusive(issue_id, options.list_name, issue.name))
         if database is not None:  # a live send
             # who left through `newsletter serve` since the last sync is marked in the list before
             # anyone is selected; an unreachable store refuses the send (nothing is mailed)
             apply_unsynced_departures(settings, options.list_name)
-            options.run_note = _doctor_gate(settings, options)
+            options.run_note = "; ".join(filter(None, [options.run_note, _doctor_gate(settings, options)]))
             _before_live_run(database, issue_id, options, issue_dir)
         plan = prepare(settings, issue, issue_id, options, database=database)
         stack.callback(plan.close)
@@ -130,7 +128,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 if live and _waits_in_journal(plan):
                     plan.journal.commit_run()  # stages and caps are journal records the send waits on
                 with few_collections():
-                    _deliver(plan, provider, report, progress, stop or StopFlag(), say)
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks)
             finally:
                 provider.close()
                 _wait_for_helpers(helpers, report, plan)
@@ -257,8 +255,9 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
 
 
 def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
-             say: Callable[[str], None]) -> None:
-    """The send loop over everything pending, or stage by stage with the circuit breaker."""
+             say: Callable[[str], None], clicks: ab_test.ClickCounts | None = None) -> None:
+    """The send loop over everything pending, stage by stage with the circuit breaker, or an A/B test's
+    slices (then its rest, once decided)."""
     def loop() -> bool:
         Loop(plan, provider, report, progress=progress, stop=stop).run()
         return not (report.interrupted or report.paused or stop.requested)
@@ -269,6 +268,16 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
         return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say)
 
     shares = _shares(plan)
+    if plan.options.ab is not None or ab_test.record_of(plan.journal) is not None:
+        if len(shares) > 1:
+            raise NewsletterError("an A/B test and a staged send cannot be combined",
+                                  hint="leave out --stages (or [send] stages) for this send")
+        tested = ab_test.run_ab(plan, deliver, share=plan.options.ab, fallback=plan.options.ab_fallback,
+                                clicks=clicks, say=say)
+        report.ab = tested.line
+        if tested.stopped and stop.requested:
+            report.interrupted = True
+        return
     if len(shares) == 1:
         if not deliver() and stop.requested:
             report.interrupted = True  # Ctrl-C while pacing waited for the next slot: the rest is still to go

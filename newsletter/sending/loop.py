@@ -302,7 +302,7 @@ class Loop:
 
     def prepare_and_launch(self, pool, posting, rows: list[jn.Row]) -> None:
         """Make the recipients and the payload here; a recipient whose data is unsafe fails here alone."""
-        recipients, refused = recipients_of(rows, self.links)
+        recipients, refused = recipients_of(rows, self.links, self.plan.readers)
         sendable = self.refuse(rows, refused)
         if not sendable:
             return
@@ -556,7 +556,7 @@ class Loop:
         if plan.bodies is not None:  # started for another encoder than this provider's
             plan.bodies.close()
         plan.bodies = BodyWorkers(BodyContext(plan.settings, plan.list_name, plan.secret, plan.provider_name,
-                                              plan.message, encode))
+                                              plan.message, encode, plan.readers))
         return plan.bodies
 
     def encoded(self, rows: list[jn.Row], future: Future):

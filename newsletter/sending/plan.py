@@ -7,11 +7,12 @@ the content of an unfinished or partly delivered send is refused with what diffe
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +25,11 @@ from ..compose.message import refuse_line_breaks
 from ..providers import registry
 from ..providers.base import Message
 from ..lists import list_columns, normalize_key, require_list, select_rows
+from ..compose.click_tokens import ReaderParts
 from ..compose.unsubscribe import read_secret
 from . import holds
 from . import journal as jn
+from .clicks import prepare_clicks
 from .selection import PendingSelection, may_select_while_sending
 from .sent_record import check_against
 from .workers import BodyWorkers
@@ -60,7 +63,12 @@ class SendOptions:
     stage_wait_minutes: float | None = None  # --stage-wait (None = [send] stage_wait_minutes)
     confirmed: bool = False  # said yes beforehand (--yes): a large fresh send may start before its list is selected
     journal_lost: bool = False  # the recorded send's journal is gone: only readers who joined after it (recorded)
-    run_note: str = ""  # recorded on the run (e.g. the doctor override); set by the engine
+    run_note: str = ""  # recorded on the run (e.g. the doctor override, a scheduled send's delay)
+    ab: float | None = None  # --ab 10%: the share of the list a subject A/B test takes (sending/ab.py)
+    ab_fallback: int = 1  # the variant the rest gets when the test finds no winner
+    readers: int = 0  # only the readers of this recorded audience (journal/audiences.py: a sequence step's due ones)
+    # called with the fingerprint before anything is recorded; raises to refuse (a scheduled issue edited since)
+    content_check: Callable[[str, Mapping[str, str]], None] | None = None
     worker: bool = False  # join the unfinished send another process started (PostgreSQL journal: sharing.py)
     workers: int = 1  # senders of this send on this machine, this process included (--workers N)
 
@@ -91,6 +99,8 @@ class SendPlan:
     list_path: Path | None = None  # the list's file (None for a test send)
     unfinished_before: bool = False  # an earlier send run was unfinished when this one was prepared
     nothing_to_send: str = ""  # why nobody is to be sent, said with what the selection matched ("" if someone is)
+    # Each recipient's click-link value, when [stats] clicks is on (sending/clicks.py); the A/B test sets its variant.
+    readers: ReaderParts | None = None
 
     @property
     def provider_name(self) -> str:
@@ -171,7 +181,7 @@ def _audience_of(options: SendOptions, settings: Settings, joined_after: str = "
         raise NewsletterError("--tag is empty", hint="give the tag to select, like --tag founders, or leave "
                                                      "--tag out to send to everyone on the list")
     return jn.Audience(options.provider or settings.provider, tuple(sorted(set(options.tags))),
-                       tuple(sorted(options.where.items())), joined_after)
+                       tuple(sorted(options.where.items())), joined_after, options.readers)
 
 
 def settle_audience(journal: jn.Journal, options: SendOptions, settings: Settings, issue_dir: Path,
@@ -201,6 +211,9 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
         if recorded.where != asked.where:
             differences.append(f"{_words('--where', [f'{k}={v}' for k, v in asked.where])} instead of "
                                f"{_words('--where', [f'{k}={v}' for k, v in recorded.where])}")
+        if recorded.readers != asked.readers:
+            differences.append(f"{_readers_words(journal, asked.readers)} instead of "
+                               f"{_readers_words(journal, recorded.readers)}")
         started = dt.datetime.fromtimestamp(unfinished.started).isoformat(timespec="minutes")
         raise NewsletterError(
             f"an unfinished send of this issue to list '{journal.list}' (started {started}: "
@@ -208,6 +221,11 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
             hint=f"finish it with: {resume_command(issue_dir, journal.list)}; or abandon what it has not sent "
                  f"with: newsletter resolve {command_path(issue_dir)} --list {journal.list} --abandon")
     return asked
+
+
+def _readers_words(journal: jn.Journal, readers: int) -> str:
+    """A restricted audience as a refusal names it: "the readers of sequence welcome, step 2 (3 readers)"."""
+    return f"the readers of {jn.audiences.label(journal.db, readers)}" if readers else "everyone selected"
 
 
 def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str], options: SendOptions,
@@ -298,7 +316,7 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
     if send_at is None:
         return
     if send_at <= dt.datetime.now(dt.timezone.utc):
-        raise NewsletterError(f"--at {send_at.isoformat()} is in the past", hint="give a future time")
+        raise NewsletterError(f"--provider-at {send_at.isoformat()} is in the past", hint="give a future time")
     registry.module(provider).check_schedule(send_at)
 
 
@@ -341,18 +359,23 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             listing = "\n".join(format_finding(f) for f in findings if f.severity == "error")
             raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
                              hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
+        built, readers = prepare_clicks(settings, built, issue_id, dry_run=options.dry_run, testing=testing,
+                                        send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=_test_subject_prefix(options),
                                inline_images=testing)
+        message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
+        if options.content_check is not None and not testing:
+            options.content_check(whole, parts)
         note = options.run_note
         if lost is not None:
             note = "; ".join(filter(None, [note, f"journal lost (--journal-lost): only readers who joined after "
                                                  f"{lost.at}, the recorded send ({lost.describe()})"]))
         plan = SendPlan(settings, options, issue, issue_id, built, message, journal, audience, whole, findings,
                         Counter(), secret, parts=parts, run_note=note, list_path=list_path,
-                        unfinished_before=unfinished is not None)
+                        unfinished_before=unfinished is not None, readers=readers)
     except BaseException:
         journal.close()
         raise
@@ -383,8 +406,8 @@ def select(plan: SendPlan) -> None:
     list_path = plan.list_path
     streaming = list_path is not None and may_select_while_sending(
         settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
-        dry_run=options.dry_run,
-        retrying=options.retry_unknown or options.retry_failed, stages=options.stages)
+        dry_run=options.dry_run, retrying=options.retry_unknown or options.retry_failed,
+        stages=options.stages) and options.ab is None
     if list_path is None:
         rows = _test_rows(options.test_to)
     else:
@@ -396,7 +419,8 @@ def select(plan: SendPlan) -> None:
                         if audience.joined_after else None)
         rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
                            on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
-                           joined_after=joined_after)
+                           joined_after=joined_after,
+                           only=jn.audiences.readers(journal.db, audience.readers) if audience.readers else None)
     refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                *([jn.FAILED] if options.retry_failed else []))
     if streaming:
@@ -412,6 +436,11 @@ def select(plan: SendPlan) -> None:
     if testing:
         return
     counts = journal.view.selected_status_counts()
+    # A new restricted audience (a sequence step's due readers) is readers who have had no version of this
+    # issue: an edited step simply goes to them as it is now. Its resume is checked like any other.
+    if audience.readers and not options.resume:
+        plan.nothing_to_send = "" if counts[jn.PENDING] else nothing_to_send(plan, sum(counts.values()))
+        return
     if counts[jn.PENDING]:
         check_fingerprint(journal, whole, parts, options, plan.issue.path,  # only when someone would get it
                           message=plan.message, base_url=plan.settings.base_url)
@@ -490,6 +519,16 @@ def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str
         where=display_path(issue.path / "issue.md"),
         hint=f"if it is the same issue, pull the commit that recorded its id and sent record (or add 'id: {known}' to "
              "its front matter) and send again; if it is a new issue, give its folder another name")
+
+
+def record_identity(database: jn.JournalDB, issue: Issue, issue_id: str, list_name: str) -> str:
+    """The id a live send (or a schedule) of ``issue`` to ``list_name`` uses: its own, or, on its first send,
+    ``issue_id`` written into issue.md now, unless the journal knows the issue under another id
+    (``refuse_an_unrecorded_id``)."""
+    if issue.id:
+        return issue.id
+    refuse_an_unrecorded_id(database, issue, list_name)
+    return write_issue_id(issue.path, issue_id)
 
 
 def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:

@@ -56,6 +56,7 @@ class SendReport:
     helper_errors: list[str] = field(default_factory=list)  # send --workers N: workers that stopped on an error
     nothing_to_send: str = ""  # why nobody was to be sent (what the selection matched), when nobody was
     recorded: bool = True  # False: a live run that sent nothing, and so left nothing in the journal or issue.md
+    ab: str = ""  # a subject A/B test: its slices sent and waiting, or its decision (sending/ab.py)
 
     @property
     def ok(self) -> bool:

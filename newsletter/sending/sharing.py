@@ -38,6 +38,7 @@ from ..compose.unsubscribe import read_secret
 from ..config import Settings
 from ..errors import NewsletterError, display_path
 from ..lists import list_columns
+from . import ab as ab_test
 from . import journal as jn
 from .plan import PARTS, SendOptions, SendPlan, command_path, fingerprint
 from .plan import _needs_secret as needs_secret  # the one rule for whether links are signed
@@ -47,7 +48,8 @@ WAIT_SECONDS = 0.5  # how often a worker looks again while the send it joins is 
 # Options that would decide something the process that started the send decided (field: option): a worker
 # takes all of that from the send it joins.
 STARTER_ONLY = {"tags": "--tag", "where": "--where", "provider": "--provider", "dry_run": "--dry-run",
-                "test_to": "--test-to", "send_at": "--at", "sandbox": "--sandbox", "retry_unknown": "--retry-unknown",
+                "test_to": "--test-to", "send_at": "--provider-at", "sandbox": "--sandbox", "ab": "--ab",
+                "retry_unknown": "--retry-unknown",
                 "retry_failed": "--retry-failed", "allow_changed": "--allow-changed", "journal_lost": "--journal-lost",
                 "stages": "--stages", "stage_wait_minutes": "--stage-wait", "ignore_doctor": "--ignore-doctor",
                 "test_prefix": "--test-prefix"}
@@ -81,6 +83,9 @@ def check_workers_option(options: SendOptions, location: jn.Location) -> None:
     if options.dry_run or options.test_to:
         raise NewsletterError("--workers shares a live send among processes; a dry run or a test send has one",
                               hint="leave out --workers")
+    if options.ab is not None:
+        raise NewsletterError("--workers and --ab cannot be combined: a subject A/B test is sent by one process",
+                              hint="leave out --workers for this send")
     require_shared(location, "--workers")
 
 
@@ -117,6 +122,10 @@ def join(settings: Settings, issue: Issue, options: SendOptions, database: jn.Jo
     if journal is None or run is None:
         return Joined(None, reason.replace("ISSUE", display_path(issue_dir)))
     try:
+        if ab_test.record_of(journal) is not None:
+            raise NewsletterError(f"the send of this issue to list '{journal.list}' is a subject A/B test, which one "
+                                  "process sends: it cannot be shared", where=where,
+                                  hint="let the process that started it finish, or resume it without --worker")
         require_complete(issue)
         list_path = settings.list_path(journal.list)
         built = build(settings, issue, list_columns(list_path) if list_path.is_file() else None)

@@ -34,29 +34,34 @@ from ..errors import NewsletterError
 from ..compose.message import may_break_lines, refuse_line_breaks
 from ..compose.personalize import subscriber_values, subscriber_values_of
 from ..providers.base import Message, Payload, Recipient
+from ..compose.click_tokens import CLICK_FIELD, ReaderParts
 from ..compose.unsubscribe import UnsubscribeLinks
 from .journal import Row
 
 MAX_PROCESSES = 4  # more would only wait on the requests: [send] concurrency defaults to 4
 
 
-def recipient_of(row: Row, links: UnsubscribeLinks) -> Recipient:
+def recipient_of(row: Row, links: UnsubscribeLinks, readers: ReaderParts | None = None) -> Recipient:
     """The recipient a journal row stands for; a NewsletterError if its address or name could forge headers."""
     email, name = row.email, row.name
     refuse_line_breaks("subscriber email", email)
     refuse_line_breaks("subscriber name", name)
     fields = json.loads(row.fields) if row.fields else None
-    return Recipient(email, row.key, name, subscriber_values(email, name, fields, links(email)))
+    values = subscriber_values(email, name, fields, links(email))
+    if readers is not None:
+        values[CLICK_FIELD] = readers.many([row.key], [email])[0]
+    return Recipient(email, row.key, name, values)
 
 
-def recipients_of(rows: Iterable[Row | tuple],
-                  links: UnsubscribeLinks) -> tuple[list[Recipient], list[tuple[int, str]]]:
+def recipients_of(rows: Iterable[Row | tuple], links: UnsubscribeLinks,
+                  readers: ReaderParts | None = None) -> tuple[list[Recipient], list[tuple[int, str]]]:
     """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own.
 
     ``rows`` are journal rows, or plain tuples in the same order (a worker's). The same recipients
     as ``recipient_of`` row by row, made a batch at a time: one check of every address and name for
     line breaks, the batch's tokens at once, and its fields parsed at once. Only a batch where
-    something may be refused goes row by row, so each refusal names its own row.
+    something may be refused goes row by row, so each refusal names its own row. ``readers``: each
+    recipient's click-link value too ([stats] clicks).
     """
     rows = list(rows)
     if not rows:
@@ -64,12 +69,15 @@ def recipients_of(rows: Iterable[Row | tuple],
     _, keys, emails, names, fields = list(zip(*rows))[:5]
     if not may_break_lines(emails) and not may_break_lines(names):
         values = subscriber_values_of(emails, names, fields, links.many(emails))
-        return list(map(Recipient._make, zip(emails, keys, names, values))), []
+        if readers is not None:
+            for value, part in zip(values, readers.many(keys, emails), strict=True):
+                value[CLICK_FIELD] = part
+        return list(map(Recipient._make, zip(emails, keys, names, values, strict=True))), []
     recipients: list[Recipient] = []
     refused: list[tuple[int, str]] = []
     for position, row in enumerate(rows):
         try:
-            recipients.append(recipient_of(Row(*row[:5], 0), links))  # (a worker's tuple made a row)
+            recipients.append(recipient_of(Row(*row[:5], 0), links, readers))  # (a worker's tuple made a row)
         except NewsletterError as err:
             refused.append((position, str(err)))
     return recipients, refused
@@ -85,6 +93,7 @@ class BodyContext:
     provider_name: str
     message: Message
     encode: Callable[[Message, Sequence[Recipient]], Payload]  # the provider's own, pure encoder
+    readers: ReaderParts | None = None  # each recipient's click-link value ([stats] clicks)
 
 
 class Encoded(NamedTuple):
@@ -121,7 +130,7 @@ def _encode(rows: list[tuple]) -> Encoded:
     """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out.
     (``recipients_of`` reads them by position, as it reads journal rows.)"""
     assert _context is not None and _links is not None, "worker not started"
-    recipients, refused = recipients_of(rows, _links)
+    recipients, refused = recipients_of(rows, _links, _context.readers)
     try:
         body = _context.encode(_context.message, recipients) if recipients else None
     except NewsletterError:

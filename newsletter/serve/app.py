@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
+from ..compose.click_tokens import HONEYPOT, Click, ClickKeys
 from ..compose.unsubscribe import read_secret, verify_token
 from ..config import Settings
 from ..errors import NewsletterError
@@ -34,12 +35,13 @@ from ..lists import check_list_name, key_or_problem
 from ..providers.base import Provider
 from . import pages
 from .access_log import AccessLog
+from .clicks import HEAD, HONEYPOT_HIT, PREFETCH, ScannerMemory, request_reason
 from .events import Refusal, read_batch
 from .headers import SecurityHeaders
 from .http_limits import SlowClientLimits
 from .limits import HONEYPOT_FIELD, SignUpLimits, mailbox_key
 from .mailer import send_confirmation
-from .store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, Event, EventStore, now_utc, stamp
+from .store import CONFIRMED, SUBSCRIBED, UNSUBSCRIBED, ClickRecord, Event, EventStore, now_utc, stamp
 from .tokens import RESUBSCRIBE, ConfirmTokens, SignUp
 
 log = logging.getLogger("newsletter.serve")
@@ -49,6 +51,7 @@ MAX_WEBHOOK_BYTES = 5_000_000
 RESUBSCRIBE_SECONDS = 3600  # how long the "Subscribe again" button works after leaving
 RETRY_AFTER_SECONDS = 30  # told with every 503 that a store or provider failure caused: it is temporary
 Verifier = Callable[[bytes, str, str], bool]
+Clock = Callable[[], dt.datetime]
 DEFAULT_SLOW_CLIENTS = SlowClientLimits()
 
 
@@ -73,7 +76,7 @@ class Service:
 
     def __init__(self, settings: Settings, store: EventStore, *, secret: bytes,
                  mailer: Callable[..., None], webhook_verifier: Verifier | None,
-                 slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS):
+                 slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS, clock: Clock = now_utc):
         self.settings = settings
         self.store = store
         self.secret = secret
@@ -89,6 +92,9 @@ class Service:
         self.routes: Sequence[BaseRoute] = ()  # set by create_app, for not_found's slash check
         self.base = public_url(settings)
         self.css = {"/theme.css": pages.theme_css(settings), "/pages.css": pages.page_css()}
+        self.clock = clock
+        self.click_keys = ClickKeys(secret)
+        self.scanners = ScannerMemory(lambda: self.clock().timestamp())
 
     # -- answers
 
@@ -285,6 +291,49 @@ class Service:
             return self.store_down()
         return self.page("Welcome back", [f"You are subscribed to {self.settings.name} ({list_name}) again."])
 
+    # -- clicks
+
+    async def click(self, request: Request) -> Response:
+        """A click link: the click recorded (a reader's, or a program's and why), then the redirect to where
+        the writer linked. A token that is not genuine leads nowhere: the same 400 page as a bad unsubscribe
+        link. A store that fails loses the count, never the reader: the redirect is answered all the same."""
+        found = self.click_keys.read(request.path_params["token"])
+        if found is None:
+            return self.bad_link()
+        now = self.clock()
+        client = self.scanners.client(request.client.host if request.client else "?",
+                                      request.headers.get("user-agent", ""))
+        reason = request_reason(request.method, request.headers, now.timestamp(), found.sent_at,
+                                self.settings.stats.human_after_seconds)
+        if found.link == HONEYPOT and reason not in (HEAD, PREFETCH):  # a program followed the hidden link
+            earlier = self.scanners.honeypot(client, found.reader)
+            await self._record_click(found, now, HONEYPOT_HIT, earlier)
+        else:
+            if not reason and self.scanners.caught(client, found.reader):
+                reason = HONEYPOT_HIT
+            click_id = await self._record_click(found, now, reason)
+            if click_id and found.link != HONEYPOT:
+                self.scanners.clicked(client, found.reader, click_id)
+        return RedirectResponse(found.url or self.base or "/", status_code=302,
+                                headers={"Cache-Control": "no-store"})
+
+    async def _record_click(self, found: Click, now: dt.datetime, reason: str, earlier: Sequence[int] = ()) -> int:
+        record = ClickRecord(issue=found.issue, link=found.link, url=found.url, reader=found.reader,
+                             group=found.group, variant=found.variant, sent_at=found.sent_at, at=stamp(now),
+                             human=not reason, reason=reason)
+        try:
+            click_id = await run_in_threadpool(self.store.record_click, record)
+            if earlier:
+                await run_in_threadpool(self.store.mark_clicks, earlier, HONEYPOT_HIT)
+        except NewsletterError as err:
+            log.error("event store: a click was not counted: %s", err)
+            return 0
+        return click_id
+
+    def reader_of(self, issue: str, email: str) -> str:
+        """The reader key a click link of ``issue`` carries for ``email`` (for the provider's events)."""
+        return self.click_keys.reader_key(issue, _key(email)).hex()
+
     # -- provider events
 
     async def sendgrid_events(self, request: Request) -> Response:
@@ -302,14 +351,14 @@ class Service:
         batch = await run_in_threadpool(
             read_batch, self.webhook_verifier, body, request.headers.get(EVENT_SIGNATURE_HEADER, ""),
             request.headers.get(EVENT_TIMESTAMP_HEADER, ""), served=self.lists, max_age=max_age,
-            now=time.time(), at=stamp(received))
+            now=time.time(), at=stamp(received), reader_of=self.reader_of)
         if isinstance(batch, Refusal):
             return PlainTextResponse(f"{batch.reason}\n", status_code=batch.status)
         # a batch is refused as stale once its timestamp is max_age away, so its digest can go after that
         forget_before = stamp(received - dt.timedelta(seconds=3 * max_age))
         try:
             added = await run_in_threadpool(self.store.append_batch, batch.digest, batch.events, stamp(received),
-                                            forget_before)
+                                            forget_before, batch.message_events)
         except NewsletterError as err:
             log.error("event store: %s", err)
             return PlainTextResponse("event store unavailable\n", status_code=503,
@@ -393,14 +442,15 @@ def _without_address(text: str, email: str) -> str:
 def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = None,
                mailer: Callable[..., None] | None = None, webhook_public_key: str | None = None,
                webhook_verifier: Verifier | None = None, provider: Provider | None = None,
-               slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS) -> AccessLog:
+               slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS, clock: Clock = now_utc) -> AccessLog:
     """The ASGI app for ``settings`` on ``store`` (wrapped in the redacting access log and security headers).
 
     ``secret`` defaults to the unsubscribe secret from the environment, the
     webhook check to one with the key in the variable
     ``serve.sendgrid_webhook_key_env`` names (no key: the events route answers
     503), the mailer to the configured provider; ``slow_clients`` gives the
-    body deadline (the rest of it is uvicorn's, see server.uvicorn_config).
+    body deadline (the rest of it is uvicorn's, see server.uvicorn_config); ``clock`` the time clicks are
+    judged and recorded by.
     """
     import os
 
@@ -422,7 +472,7 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
     secret = secret or read_secret(settings)
     assert secret is not None  # read_secret raises when the variable is not set
     service = Service(settings, store, secret=secret, mailer=send,
-                      webhook_verifier=webhook_verifier, slow_clients=slow_clients)
+                      webhook_verifier=webhook_verifier, slow_clients=slow_clients, clock=clock)
     routes = [
         Route("/healthz", service.healthz, methods=["GET"]),
         Route("/theme.css", service.stylesheet, methods=["GET"]),
@@ -435,6 +485,7 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
         Route("/unsubscribe/{token}", service.unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", service.resubscribe, methods=["POST"]),
         Route("/events/sendgrid", service.sendgrid_events, methods=["POST"]),
+        Route("/c/{token}", service.click, methods=["GET", "HEAD"]),
     ]
     app = Starlette(routes=routes)
     # Starlette's own slash redirect builds its URL from the request's Host header: ours uses public_url

@@ -1,10 +1,19 @@
 """SendGrid's Event Webhook: which of its events change a list, and into which store events.
 
-A batch is a JSON array of events. Only those that mean "stop mailing this
-address" are kept: hard bounces, drops for a bounced or invalid address, spam
-reports, and (group) unsubscribes. Each names its list through the ``list``
-custom argument every send carries; an event without one (a message sent
-another way) applies to every list. Opens, clicks and deliveries are ignored.
+A batch is a JSON array of events. Two things are read from it:
+
+- list events, for ``subscribers sync``: those that mean "stop mailing this
+  address" (hard bounces, drops for a bounced or invalid address, spam reports,
+  (group) unsubscribes). Each names its list through the ``list`` custom argument
+  every send carries; an event without one (a message sent another way) applies
+  to every list.
+- message events, for ``newsletter stats``: every report about a copy of an issue
+  that carries the ``issue_id`` custom argument (delivered, deferred, bounce hard
+  or soft, dropped, open, click, spam report, unsubscribe), in the store's own
+  words (``store.MESSAGE_KINDS``), with the reader key a click link of that issue
+  carries instead of the address, and the receiving domain's group.
+
+SendGrid's event names are read here and nowhere else outside ``providers/``.
 
 ``read_batch`` does everything to a batch that takes time (the signature, the
 JSON, every address) in one call, which the service runs in a thread: a
@@ -13,15 +22,32 @@ large batch must not hold up every other request on the event loop.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NewsletterError
 from ..lists import key_or_problem
-from .store import BOUNCED, COMPLAINED, EVERY_LIST, UNSUBSCRIBED, Event
+from ..lists.domain_groups import stats_group
+from .store import (
+    BOUNCED,
+    CLICKED,
+    COMPLAINED,
+    DEFERRED,
+    DELIVERED,
+    DROPPED,
+    EVERY_LIST,
+    HARD,
+    OPENED,
+    SOFT,
+    UNSUBSCRIBED,
+    Event,
+    MessageEvent,
+    stamp,
+)
 
 _KINDS = {"bounce": BOUNCED, "spamreport": COMPLAINED, "unsubscribe": UNSUBSCRIBED,
           "group_unsubscribe": UNSUBSCRIBED}
@@ -39,14 +65,54 @@ def kind_of(item: dict[str, Any]) -> str | None:
     return _KINDS.get(name) if isinstance(name, str) else None
 
 
-def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
-    """The store events in one webhook body; a NewsletterError if it is not SendGrid's JSON array."""
+_MESSAGE_KINDS = {"delivered": DELIVERED, "deferred": DEFERRED, "bounce": BOUNCED, "dropped": DROPPED,
+                  "open": OPENED, "click": CLICKED, "spamreport": COMPLAINED, "unsubscribe": UNSUBSCRIBED,
+                  "group_unsubscribe": UNSUBSCRIBED}
+ReaderOf = Callable[[str, str], str]  # (issue id, address) -> the reader key its click links carry
+
+
+def _items(body: bytes) -> list[dict[str, Any]]:
     try:
         items = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise NewsletterError("the event batch is not JSON") from None
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise NewsletterError("the event batch is not a JSON array of events")
+    return items
+
+
+def _source_id(item: dict[str, Any]) -> str:
+    return "sendgrid:" + str(item.get("sg_event_id") or hashlib.sha256(
+        json.dumps(item, sort_keys=True).encode("utf-8")).hexdigest())
+
+
+def message_events(items: list[dict[str, Any]], reader_of: ReaderOf, at: str) -> list[MessageEvent]:
+    """The message events of the items that name an issue (the ``issue_id`` custom argument of a send)."""
+    found = []
+    for item in items:
+        kind = _MESSAGE_KINDS.get(str(item.get("event")))
+        issue, email = item.get("issue_id"), item.get("email")
+        if kind is None or not isinstance(issue, str) or not issue or not isinstance(email, str):
+            continue
+        detail = ""
+        if kind == BOUNCED:
+            detail = SOFT if item.get("type") == "blocked" else HARD  # blocked: refused for now, not a dead address
+        variant = str(item.get("variant", ""))
+        when = item.get("timestamp")
+        moment = stamp(dt.datetime.fromtimestamp(when, dt.UTC)) if isinstance(when, int) and when > 0 else at
+        found.append(MessageEvent(issue=issue, kind=kind, at=moment, reader=reader_of(issue, email.strip()),
+                                  group=stats_group(email), variant=int(variant) if variant.isdigit() else 0,
+                                  detail=detail, source="sendgrid", source_id=_source_id(item)))
+    return found
+
+
+def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
+    """The store events in one webhook body; a NewsletterError if it is not SendGrid's JSON array."""
+    return list_events(_items(body), served, at)
+
+
+def list_events(items: list[dict[str, Any]], served: Collection[str], at: str) -> list[Event]:
+    """The list events among a batch's items."""
     events: list[Event] = []
     for item in items:
         kind = kind_of(item)
@@ -59,10 +125,8 @@ def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
         elif list_name not in served:
             continue  # another newsletter's (or list's) mail
         key = key_or_problem(email)[0] or email.strip().lower()
-        source_id = item.get("sg_event_id") or hashlib.sha256(
-            json.dumps(item, sort_keys=True).encode("utf-8")).hexdigest()
         events.append(Event(list_name=list_name, kind=kind, email=email.strip(), key=key, at=at,
-                            source="sendgrid", source_id=f"sendgrid:{source_id}"))
+                            source="sendgrid", source_id=_source_id(item)))
     return events
 
 
@@ -82,6 +146,7 @@ class Batch:
 
     digest: str
     events: list[Event]
+    message_events: list[MessageEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,7 +158,8 @@ class Refusal:
 
 
 def read_batch(verify: Callable[[bytes, str, str], bool], body: bytes, signature: str, timestamp: str, *,
-               served: Collection[str], max_age: float, now: float, at: str) -> Batch | Refusal:
+               served: Collection[str], max_age: float, now: float, at: str,
+               reader_of: ReaderOf | None = None) -> Batch | Refusal:
     """Check a webhook request (timestamp age, then signature) and parse it; CPU-bound, so run in a thread."""
     try:
         age = now - int(timestamp)
@@ -104,7 +170,8 @@ def read_batch(verify: Callable[[bytes, str, str], bool], body: bytes, signature
     if abs(age) > max_age:
         return Refusal(403, "stale batch")
     try:
-        events = parse_batch(body, served, at)
+        items = _items(body)
     except NewsletterError as err:
         return Refusal(400, str(err))
-    return Batch(batch_digest(timestamp, body), events)
+    return Batch(batch_digest(timestamp, body), list_events(items, served, at),
+                 message_events(items, reader_of, at) if reader_of is not None else [])

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 # 2: a heartbeat row (/healthz proves a write), webhook batches remembered by a digest of their payload
 # (not by their signature bytes, which can be re-encoded), and confirmation mails counted by mailbox.
-SCHEMA_VERSION = 2
+# 3: clicks (the /c/ route) and message events (what a provider reports of each copy), for `newsletter stats`.
+SCHEMA_VERSION = 3
 
 SUBSCRIBED = "subscribed"  # asked to subscribe, and the confirmation mail was accepted: changes nothing in the list
 CONFIRMED = "confirmed"  # clicked Confirm (or re-subscribed from a genuine unsubscribe link)
@@ -24,6 +25,49 @@ COMPLAINED = "complained"
 KINDS = (SUBSCRIBED, CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
 DEPARTURES = (UNSUBSCRIBED, BOUNCED, COMPLAINED)
 EVERY_LIST = "*"  # a provider event that does not name its list applies to every list
+
+
+# What a provider reports of one copy of an issue (message events), in the store's own words.
+DELIVERED = "delivered"
+DEFERRED = "deferred"  # the receiving server said "later": the provider tries again
+DROPPED = "dropped"  # the provider did not send it (a suppressed or invalid address)
+OPENED = "opened"  # the provider's pixel was loaded: inflated by privacy proxies (Apple Mail) and scanners
+CLICKED = "clicked"  # the provider's own click tracking
+MESSAGE_KINDS = (DELIVERED, DEFERRED, BOUNCED, DROPPED, OPENED, CLICKED, COMPLAINED, UNSUBSCRIBED)
+HARD, SOFT = "hard", "soft"  # a bounce's detail
+
+
+@dataclass(frozen=True)
+class ClickRecord:
+    """One request for a click link: which issue and link, whose (a reader key, never an address), and the
+    verdict reached with the request's client address and user agent, which are not kept."""
+
+    issue: str
+    link: int  # 0: the hidden honeypot link
+    url: str
+    reader: str  # click_tokens.Click.reader: a keyed hash, the same for every link of one recipient
+    group: int  # the receiving domain's group (lists.domain_groups.STATS_GROUPS)
+    variant: int  # the A/B variant (0: none)
+    sent_at: int  # when the copy was sent (Unix seconds)
+    at: str  # stamp() of the request
+    human: bool
+    reason: str = ""  # why not human: "head", "prefetch", "too soon", "honeypot"
+    id: int = 0
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """One provider report about one copy of an issue (``MESSAGE_KINDS``), with no address: the reader key."""
+
+    issue: str
+    kind: str
+    at: str  # stamp(): when the provider says it happened
+    reader: str = ""
+    group: int = 0
+    variant: int = 0
+    detail: str = ""  # a bounce: HARD or SOFT
+    source: str = ""
+    source_id: str = ""  # stored once
 
 
 def now_utc() -> dt.datetime:
@@ -59,10 +103,23 @@ class EventStore(Protocol):
     def append(self, events: Sequence[Event]) -> int:
         """Append events durably in one transaction (skipping a ``source_id`` seen before); returns how many."""
 
-    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str) -> int | None:
-        """Append a signed webhook batch's events and remember its ``digest``, in one transaction; None
-        (nothing appended) when the digest was seen before: a replay. Digests older than ``forget_before``
-        are forgotten (batches that old are refused as stale anyway)."""
+    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str,
+                     message_events: Sequence[MessageEvent] = ()) -> int | None:
+        """Append a signed webhook batch's events (and its message events) and remember its ``digest``, in one
+        transaction; None (nothing appended) when the digest was seen before: a replay. Digests older than
+        ``forget_before`` are forgotten (batches that old are refused as stale anyway)."""
+
+    def record_click(self, click: ClickRecord) -> int:
+        """Append a click durably; its id."""
+
+    def mark_clicks(self, ids: Sequence[int], reason: str) -> None:
+        """Count the clicks ``ids`` as a program's after all (``reason``): the honeypot was hit after them."""
+
+    def clicks_of(self, issue: str) -> list[ClickRecord]:
+        """Every click of the issue (its id), oldest first."""
+
+    def message_events_of(self, issue: str) -> list[MessageEvent]:
+        """Every message event of the issue (its id), oldest first."""
 
     def record_confirmation(self, event: Event, mailbox: str) -> None:
         """Append a ``subscribed`` event and count one confirmation mail to ``mailbox``, in one transaction."""
@@ -104,3 +161,34 @@ def event_of_row(row: Sequence[Any]) -> Event:
     (id_, list_name, kind, email, key, name, at, asked_at, source, source_id) = row
     return Event(list_name=list_name, kind=kind, email=email, key=key, name=name or "", at=at,
                  asked_at=asked_at or "", source=source or "", source_id=source_id or "", id=int(id_))
+
+
+def click_columns() -> tuple[str, ...]:
+    return ("issue", "link", "url", "reader", "domain_group", "variant", "sent_at", "at", "human", "reason")
+
+
+def click_values(click: ClickRecord) -> tuple[Any, ...]:
+    return (click.issue, click.link, click.url, click.reader, click.group, click.variant, click.sent_at, click.at,
+            int(click.human), click.reason)
+
+
+def click_of_row(row: Sequence[Any]) -> ClickRecord:
+    """A ClickRecord from ``SELECT id, <click_columns()>``."""
+    (id_, issue, link, url, reader, group, variant, sent_at, at, human, reason) = row
+    return ClickRecord(issue=issue, link=int(link), url=url, reader=reader, group=int(group), variant=int(variant),
+                       sent_at=int(sent_at), at=at, human=bool(human), reason=reason or "", id=int(id_))
+
+
+def message_event_columns() -> tuple[str, ...]:
+    return ("issue", "kind", "at", "reader", "domain_group", "variant", "detail", "source", "source_id")
+
+
+def message_event_values(event: MessageEvent) -> tuple[Any, ...]:
+    return (event.issue, event.kind, event.at, event.reader, event.group, event.variant, event.detail, event.source,
+            event.source_id or None)
+
+
+def message_event_of_row(row: Sequence[Any]) -> MessageEvent:
+    (issue, kind, at, reader, group, variant, detail, source, source_id) = row
+    return MessageEvent(issue=issue, kind=kind, at=at, reader=reader or "", group=int(group), variant=int(variant),
+                        detail=detail or "", source=source or "", source_id=source_id or "")

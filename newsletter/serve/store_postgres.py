@@ -27,7 +27,21 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import NewsletterError
-from .store import SCHEMA_VERSION, Event, event_columns, event_of_row, event_values
+from .store import (
+    SCHEMA_VERSION,
+    ClickRecord,
+    Event,
+    MessageEvent,
+    click_columns,
+    click_of_row,
+    click_values,
+    event_columns,
+    event_of_row,
+    event_values,
+    message_event_columns,
+    message_event_of_row,
+    message_event_values,
+)
 
 T = TypeVar("T")
 CONNECT_SECONDS = 10  # the first connection at start (a server that is down fails now, not later)
@@ -48,7 +62,19 @@ CREATE TABLE IF NOT EXISTS newsletter_webhook_batches (digest TEXT PRIMARY KEY, 
 CREATE INDEX IF NOT EXISTS newsletter_webhook_batches_by_time ON newsletter_webhook_batches (at);
 CREATE TABLE IF NOT EXISTS newsletter_confirmation_mails (mailbox TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS newsletter_confirmation_mails_by_mailbox ON newsletter_confirmation_mails (mailbox, at);
-CREATE TABLE IF NOT EXISTS newsletter_heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL)
+CREATE TABLE IF NOT EXISTS newsletter_heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS newsletter_clicks (
+    id BIGSERIAL PRIMARY KEY, issue TEXT NOT NULL, link INTEGER NOT NULL, url TEXT NOT NULL,
+    reader TEXT NOT NULL, domain_group INTEGER NOT NULL, variant INTEGER NOT NULL, sent_at BIGINT NOT NULL,
+    at TEXT NOT NULL, human INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS newsletter_clicks_by_issue ON newsletter_clicks (issue, at);
+CREATE TABLE IF NOT EXISTS newsletter_message_events (
+    id BIGSERIAL PRIMARY KEY, issue TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+    reader TEXT NOT NULL DEFAULT '', domain_group INTEGER NOT NULL DEFAULT 0, variant INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', source_id TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS newsletter_message_events_by_issue ON newsletter_message_events (issue, at)
 """
 
 
@@ -132,16 +158,49 @@ class PostgresStore:
 
         return self._run(work)
 
-    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str) -> int | None:
+    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str,
+                     message_events: Sequence[MessageEvent] = ()) -> int | None:
         def work(conn: psycopg.Connection) -> int | None:
             with conn.transaction():
                 conn.execute("DELETE FROM newsletter_webhook_batches WHERE at < %s", (forget_before,))
                 if conn.execute("INSERT INTO newsletter_webhook_batches (digest, at) VALUES (%s, %s) "
                                 "ON CONFLICT DO NOTHING", (digest, at)).rowcount != 1:
                     return None
+                if message_events:
+                    columns = message_event_columns()
+                    with conn.cursor() as cur:
+                        cur.executemany(f"INSERT INTO newsletter_message_events ({', '.join(columns)}) VALUES "
+                                        f"({', '.join(['%s'] * len(columns))}) ON CONFLICT (source_id) DO NOTHING",
+                                        [message_event_values(event) for event in message_events])
                 return _insert(conn, events)
 
         return self._run(work)
+
+    def record_click(self, click: ClickRecord) -> int:
+        columns = click_columns()
+        sql = (f"INSERT INTO newsletter_clicks ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+               "RETURNING id")
+
+        def work(conn: psycopg.Connection) -> int:
+            row = conn.execute(sql, click_values(click)).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run(work)
+
+    def mark_clicks(self, ids: Sequence[int], reason: str) -> None:
+        if ids:
+            self._run(lambda conn: conn.execute(
+                "UPDATE newsletter_clicks SET human = 0, reason = %s WHERE id = ANY(%s)", (reason, list(ids))))
+
+    def clicks_of(self, issue: str) -> list[ClickRecord]:
+        return self._run(lambda conn: [click_of_row(r) for r in conn.execute(
+            f"SELECT id, {', '.join(click_columns())} FROM newsletter_clicks WHERE issue = %s ORDER BY id",
+            (issue,)).fetchall()])
+
+    def message_events_of(self, issue: str) -> list[MessageEvent]:
+        return self._run(lambda conn: [message_event_of_row(r) for r in conn.execute(
+            f"SELECT {', '.join(message_event_columns())} FROM newsletter_message_events WHERE issue = %s "
+            "ORDER BY id", (issue,)).fetchall()])
 
     def record_confirmation(self, event: Event, mailbox: str) -> None:
         def work(conn: psycopg.Connection) -> None:

@@ -17,13 +17,76 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from ..errors import NewsletterError, display_path
-from .store import SCHEMA_VERSION, Event, event_columns, event_of_row, event_values
+from .store import (
+    SCHEMA_VERSION,
+    ClickRecord,
+    Event,
+    MessageEvent,
+    click_columns,
+    click_of_row,
+    click_values,
+    event_columns,
+    event_of_row,
+    event_values,
+    message_event_columns,
+    message_event_of_row,
+    message_event_values,
+)
 
 T = TypeVar("T")
+@dataclass
+class _Waiting:
+    click: ClickRecord
+    done: bool = False
+    id: int = 0
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Clicks recorded from many threads at once go to the database together, each caller returning once
+    the transaction that holds its own click has committed (or raising what that transaction raised).
+
+    The first caller to find no write under way writes everything waiting, its own click included;
+    callers arriving meanwhile wait, and are written together by the next one."""
+
+    def __init__(self, write_many: Callable[[Sequence[ClickRecord]], list[int]]):
+        self._write_many = write_many
+        self._ready = threading.Condition()
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+
+    def submit(self, click: ClickRecord) -> int:
+        mine = _Waiting(click)
+        with self._ready:
+            self._waiting.append(mine)
+            while not mine.done:
+                if self._writing:
+                    self._ready.wait()
+                    continue
+                self._writing = True
+                batch, self._waiting = self._waiting, []
+                self._ready.release()
+                ids: list[int] = [0] * len(batch)
+                error: BaseException | None = None
+                try:
+                    ids = self._write_many([waiting.click for waiting in batch])
+                except BaseException as err:  # noqa: BLE001 - handed to every caller of the batch
+                    error = err
+                finally:
+                    self._ready.acquire()
+                for waiting, click_id in zip(batch, ids, strict=True):
+                    waiting.done, waiting.id, waiting.error = True, click_id, error
+                self._writing = False
+                self._ready.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.id
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -39,7 +102,19 @@ CREATE TABLE IF NOT EXISTS webhook_batches (digest TEXT PRIMARY KEY, at TEXT NOT
 CREATE INDEX IF NOT EXISTS webhook_batches_by_time ON webhook_batches (at);
 CREATE TABLE IF NOT EXISTS confirmation_mails (mailbox TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS confirmation_mails_by_mailbox ON confirmation_mails (mailbox, at);
-CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL)
+CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clicks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, issue TEXT NOT NULL, link INTEGER NOT NULL, url TEXT NOT NULL,
+    reader TEXT NOT NULL, domain_group INTEGER NOT NULL, variant INTEGER NOT NULL, sent_at INTEGER NOT NULL,
+    at TEXT NOT NULL, human INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS clicks_by_issue ON clicks (issue, at);
+CREATE TABLE IF NOT EXISTS message_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, issue TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+    reader TEXT NOT NULL DEFAULT '', domain_group INTEGER NOT NULL DEFAULT 0, variant INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', source_id TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS message_events_by_issue ON message_events (issue, at)
 """
 
 OPEN_WAIT_SECONDS = 30.0  # creating or upgrading the schema at start may wait for another writer this long
@@ -64,6 +139,7 @@ class SqliteStore:
         if not create and not self.path.is_file():
             raise NewsletterError("the event store does not exist", where=self.where)
         self._lock = threading.Lock()
+        self._clicks = GroupCommit(self._record_clicks)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=OPEN_WAIT_SECONDS, check_same_thread=False,
@@ -138,15 +214,45 @@ class SqliteStore:
     def append(self, events: Sequence[Event]) -> int:
         return self._write(lambda db: _insert(db, events))
 
-    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str) -> int | None:
+    def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str,
+                     message_events: Sequence[MessageEvent] = ()) -> int | None:
         def work(db: sqlite3.Connection) -> int | None:
             db.execute("DELETE FROM webhook_batches WHERE at < ?", (forget_before,))
             if db.execute("INSERT INTO webhook_batches (digest, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                           (digest, at)).rowcount != 1:
                 return None
+            columns = message_event_columns()
+            db.executemany(f"INSERT INTO message_events ({', '.join(columns)}) VALUES "
+                           f"({', '.join('?' * len(columns))}) ON CONFLICT (source_id) DO NOTHING",
+                           [message_event_values(event) for event in message_events])
             return _insert(db, events)
 
         return self._write(work)
+
+    def record_click(self, click: ClickRecord) -> int:
+        return self._clicks.submit(click)
+
+    def _record_clicks(self, clicks: Sequence[ClickRecord]) -> list[int]:
+        """Clicks that arrived together, in one durable transaction (group commit): one fsync for all of
+        them, so a burst of readers does not queue behind one fsync each."""
+        columns = click_columns()
+        sql = f"INSERT INTO clicks ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        return self._write(lambda db: [int(db.execute(sql, click_values(click)).lastrowid or 0) for click in clicks])
+
+    def mark_clicks(self, ids: Sequence[int], reason: str) -> None:
+        if ids:
+            self._write(lambda db: db.execute(
+                f"UPDATE clicks SET human = 0, reason = ? WHERE id IN ({', '.join('?' * len(ids))})",
+                (reason, *ids)))
+
+    def clicks_of(self, issue: str) -> list[ClickRecord]:
+        return self._run(lambda db: [click_of_row(r) for r in db.execute(
+            f"SELECT id, {', '.join(click_columns())} FROM clicks WHERE issue = ? ORDER BY id", (issue,))])
+
+    def message_events_of(self, issue: str) -> list[MessageEvent]:
+        return self._run(lambda db: [message_event_of_row(r) for r in db.execute(
+            f"SELECT {', '.join(message_event_columns())} FROM message_events WHERE issue = ? ORDER BY id",
+            (issue,))])
 
     def record_confirmation(self, event: Event, mailbox: str) -> None:
         def work(db: sqlite3.Connection) -> None:

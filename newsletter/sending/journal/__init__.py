@@ -6,6 +6,7 @@ the two homes.
 """
 
 from ...providers.base import Status
+from . import audiences
 from .database import (JournalDB, JournalError, Location, describe_url, location_from_text, location_of,
                        open_database, send_lock_name, sender_lock_name)
 from .flight import SEQUENTIAL
@@ -20,5 +21,5 @@ PENDING, IN_FLIGHT, SENT, FAILED, UNKNOWN = (Status.PENDING, Status.IN_FLIGHT, S
 __all__ = ["FAILED", "IN_FLIGHT", "NOT_SELECTED", "NOT_SELECTED_REASON", "PACING_LOCK", "PENDING", "SENT", "SEQUENTIAL",
            "STATUSES",
            "UNKNOWN", "Audience", "Journal", "JournalDB", "JournalError", "Location", "Row", "RunRecord", "Status",
-           "carried_ids", "describe_url", "lists_of", "location_from_text", "location_of", "open_database",
-           "send_lock_name", "sender_lock_name", "summarize"]
+           "audiences", "carried_ids", "describe_url", "lists_of", "location_from_text", "location_of",
+           "open_database", "send_lock_name", "sender_lock_name", "summarize"]

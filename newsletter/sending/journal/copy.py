@@ -15,7 +15,9 @@ from .schema import TABLES
 
 CHUNK = 5_000
 # Copied in this order (a row's references exist before it); meta is the journal's own and copied apart.
-ORDER = ("sends", "runs", "deliveries", "batches", "stages")
+ORDER = ("sends", "audiences", "runs", "deliveries", "batches", "stages", "ab_tests", "schedules",
+         "sequences", "enrolments", "digest_items")
+SEND_TABLES = ("runs", "deliveries", "batches", "stages", "ab_tests")  # one send's own records, by their ``send`` column
 
 
 def _columns(table: str) -> list[str]:
@@ -57,7 +59,10 @@ def copy_send(source: JournalDB, target: JournalDB, issue: str, list_name: str, 
     with target.transaction(durable=False):
         for (send,) in sends:
             _copy_table(source, target, "sends", "id=?", (send,))
-            for table in ORDER[1:]:
+            # the readers its runs were restricted to (a sequence step's), so a resume's dry run repeats them
+            restricted = "id IN (SELECT readers FROM runs WHERE send=? AND readers IS NOT NULL)"
+            _copy_table(source, target, "audiences", restricted, (send,))
+            for table in SEND_TABLES:
                 _copy_table(source, target, table, "send=?", (send,))
 
 

@@ -39,6 +39,8 @@ class Audience(NamedTuple):
     where: tuple[tuple[str, str], ...]
     # ``--journal-lost``: only readers who joined after this moment (ISO 8601, UTC); "" for everyone
     joined_after: str = ""
+    # only the readers of this recorded audience (``audiences.py``: those due for a sequence step); 0: everyone
+    readers: int = 0
 
 
 class RunRecord(NamedTuple):
@@ -76,10 +78,10 @@ class RunLog:
         with journal.transaction() as db:
             journal.run = db.insert(
                 "INSERT INTO runs (send, started, pid, kind, provider, tags, filters, fingerprint, parts, "
-                "allow_changed, note, uid, joined_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "allow_changed, note, uid, joined_after, readers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (journal.send, time.time(), os.getpid(), kind, audience.provider, json.dumps(list(audience.tags)),
                  json.dumps([list(p) for p in audience.where]), fingerprint, json.dumps(dict(parts or {})),
-                 int(allow_changed), note, uid, audience.joined_after or None))
+                 int(allow_changed), note, uid, audience.joined_after or None, audience.readers or None))
             journal.own_run = journal.run
             journal.run_uid = uid
             journal.flight.announce()
@@ -97,11 +99,12 @@ class RunLog:
         with journal.transaction() as db:
             journal.own_run = db.insert(
                 "INSERT INTO runs (send, started, pid, kind, provider, tags, filters, fingerprint, parts, "
-                "allow_changed, note, uid, joined_after, joined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "allow_changed, note, uid, joined_after, readers, joined) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (journal.send, time.time(), os.getpid(), WORKER, audience.provider, json.dumps(list(audience.tags)),
                  json.dumps([list(p) for p in audience.where]), fingerprint, json.dumps(dict(parts)),
                  int(send_run.allow_changed), f"joined the send started {when} (pid {os.getpid()})", uid,
-                 audience.joined_after or None, send_run.id))
+                 audience.joined_after or None, audience.readers or None, send_run.id))
             journal.run = send_run.id
             journal.run_uid = uid
             journal.flight.announce()
@@ -139,18 +142,19 @@ class RunLog:
         marks = ",".join("?" * len(kinds))
         rows = journal.db.execute(
             "SELECT id, kind, started, provider, tags, filters, fingerprint, parts, allow_changed, note, uid, "
-            f"finished, joined_after, ready, delivery, joined FROM runs WHERE send=? AND kind IN ({marks}) ORDER BY id",
-            (journal.send, *kinds)).fetchall()
+            f"finished, joined_after, readers, ready, delivery, joined FROM runs WHERE send=? AND kind IN ({marks}) "
+            "ORDER BY id", (journal.send, *kinds)).fetchall()
         records = []
         for (number, kind, started, provider, tags, filters, fingerprint, parts, allow, note, uid, finished,
-             joined_after, ready, delivery, joined) in rows:
+             joined_after, readers, ready, delivery, joined) in rows:
             # a send run's counts include what the workers that joined it settled
             counts = dict(journal.db.execute(
                 "SELECT status, COUNT(*) FROM deliveries WHERE settled_run=? OR settled_run IN "
                 "(SELECT id FROM runs WHERE joined=?) GROUP BY status", (number, number)).fetchall()
                           ) if kind != "dry run" else {}
             audience = Audience(provider or "", tuple(json.loads(tags or "[]")),
-                                tuple((str(k), str(v)) for k, v in json.loads(filters or "[]")), joined_after or "")
+                                tuple((str(k), str(v)) for k, v in json.loads(filters or "[]")), joined_after or "",
+                                int(readers or 0))
             records.append(RunRecord(int(number), kind, float(started), audience, fingerprint or "",
                                      json.loads(parts or "{}"), bool(allow), note or "", counts, uid or "", finished,
                                      ready, json.loads(delivery) if delivery else None, joined))

@@ -17,7 +17,20 @@ Tables:
 - ``batches``: a request in flight (``ids``, the rows it carries, for SQLite), or a
   batch claimed by a sender sharing the send (``worker``: its run's uid, ``lease_until``);
 - ``stages``: a staged send's stages;
-- ``meta``: the schema's version and the journal's own id.
+- ``meta``: the schema's version and the journal's own id;
+- ``ab_tests``: a subject A/B test of a send (``send --ab``): its subjects, share, and the decision with its
+  figures; ``deliveries.variant`` is the variant (1..4) each recipient of the test slice was sent.
+
+Version 2 added ``ab_tests`` and ``deliveries.variant`` (issue 23).
+- ``audiences``: the readers a run was restricted to (the readers due for a sequence step, their keys as
+  one JSON list), recorded once so that a resume repeats them (``runs.readers`` names one);
+- ``schedules``: an issue scheduled for a list (``send --at``), held by the tool until ``send --due``;
+- ``sequences`` and ``enrolments``: when each sequence started, and each reader's place in it;
+- ``digest_items``: which digest issue carries each feed item to a list (each item goes in one).
+
+Version 2 added ``audiences``, ``schedules``, ``sequences``, ``enrolments``, ``digest_items`` and
+``runs.readers`` (``newsletter send --due``).
+Version 3 added ``runs.joined``, ``runs.ready`` and ``runs.delivery`` (workers sharing a send).
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .database import JournalDB
 
-VERSION = 2  # 2: runs.joined, runs.ready, runs.delivery (workers sharing a send)
+VERSION = 3  # 3: runs.joined, runs.ready, runs.delivery (workers sharing a send: sending/sharing.py)
 
 # table -> [(column, declaration)]; "INTEGER PRIMARY KEY" is the row id, REAL a time in Unix seconds.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -40,7 +53,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("email", "TEXT NOT NULL"), ("name", "TEXT NOT NULL DEFAULT ''"), ("fields", "TEXT"),
         ("status", "TEXT NOT NULL"), ("run", "INTEGER NOT NULL"), ("batch", "TEXT"), ("message_id", "TEXT"),
         ("reason", "TEXT"), ("attempts", "INTEGER NOT NULL DEFAULT 0"), ("not_before", "REAL NOT NULL DEFAULT 0"),
-        ("updated", "REAL NOT NULL"), ("settled_run", "INTEGER")],
+        ("updated", "REAL NOT NULL"), ("settled_run", "INTEGER"), ("variant", "INTEGER")],
     "batches": [
         ("id", "INTEGER PRIMARY KEY"), ("send", "INTEGER NOT NULL REFERENCES sends (id)"),
         ("run", "INTEGER NOT NULL"), ("label", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"), ("ids", "TEXT"),
@@ -51,7 +64,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("started", "REAL NOT NULL"), ("pid", "INTEGER NOT NULL"), ("kind", "TEXT NOT NULL DEFAULT 'send'"),
         ("provider", "TEXT"), ("tags", "TEXT"), ("filters", "TEXT"), ("fingerprint", "TEXT"), ("parts", "TEXT"),
         ("allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT"), ("finished", "REAL"), ("uid", "TEXT"),
-        ("joined_after", "TEXT"), ("joined", "INTEGER"), ("ready", "REAL"), ("delivery", "TEXT")],
+        ("joined_after", "TEXT"), ("readers", "INTEGER"), ("joined", "INTEGER"), ("ready", "REAL"),
+        ("delivery", "TEXT")],
     "stages": [
         ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("number", "INTEGER NOT NULL"),
         ("share", "REAL NOT NULL"), ("size", "INTEGER NOT NULL DEFAULT 0"), ("started", "REAL"),
@@ -59,15 +73,51 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("hard_bounces", "INTEGER NOT NULL DEFAULT 0"), ("soft_bounces", "INTEGER NOT NULL DEFAULT 0"),
         ("blocks", "INTEGER NOT NULL DEFAULT 0"), ("complaints", "INTEGER NOT NULL DEFAULT 0"),
         ("verdict", "TEXT NOT NULL DEFAULT ''"), ("summary", "TEXT NOT NULL DEFAULT ''")],
+    "ab_tests": [
+        ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("share", "REAL NOT NULL"),
+        ("subjects", "TEXT NOT NULL"), ("confidence", "REAL NOT NULL"), ("fallback", "INTEGER NOT NULL DEFAULT 1"),
+        ("started", "REAL NOT NULL"), ("tested", "REAL"), ("decide_after", "REAL"), ("decided", "REAL"),
+        ("winner", "INTEGER NOT NULL DEFAULT 0"), ("verdict", "TEXT NOT NULL DEFAULT ''"),
+        ("figures", "TEXT NOT NULL DEFAULT ''"), ("summary", "TEXT NOT NULL DEFAULT ''")],
+    # -- send --due (version 2) --
+    "audiences": [("id", "INTEGER PRIMARY KEY"), ("label", "TEXT NOT NULL"), ("size", "INTEGER NOT NULL"),
+                  ("created", "REAL NOT NULL"), ("readers", "TEXT NOT NULL")],
+    "schedules": [
+        ("id", "INTEGER PRIMARY KEY"), ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("at", "REAL NOT NULL"),
+        ("zone", "TEXT NOT NULL DEFAULT ''"), ("folder", "TEXT NOT NULL"), ("provider", "TEXT NOT NULL"),
+        ("tags", "TEXT NOT NULL DEFAULT '[]'"), ("filters", "TEXT NOT NULL DEFAULT '[]'"),
+        ("fingerprint", "TEXT NOT NULL"), ("parts", "TEXT NOT NULL DEFAULT '{}'"),
+        ("recipients", "INTEGER NOT NULL DEFAULT 0"), ("allow_changed", "INTEGER NOT NULL DEFAULT 0"),
+        ("state", "TEXT NOT NULL"), ("created", "REAL NOT NULL"), ("updated", "REAL NOT NULL"),
+        ("problem", "TEXT NOT NULL DEFAULT ''")],
+    "sequences": [("id", "INTEGER PRIMARY KEY"), ("name", "TEXT NOT NULL"), ("list", "TEXT NOT NULL"),
+                  ("trigger", "TEXT NOT NULL"), ("started", "REAL NOT NULL"), ("list_seen", "TEXT")],
+    "enrolments": [
+        ("id", "INTEGER PRIMARY KEY"), ("sequence", "INTEGER NOT NULL REFERENCES sequences (id)"),
+        ("key", "TEXT NOT NULL"), ("email", "TEXT NOT NULL"), ("state", "TEXT NOT NULL"), ("moment", "REAL"),
+        ("step", "INTEGER NOT NULL DEFAULT 0"), ("next_at", "REAL"), ("zone", "TEXT NOT NULL DEFAULT ''"),
+        ("reason", "TEXT NOT NULL DEFAULT ''"), ("updated", "REAL NOT NULL")],
+    "digest_items": [
+        ("id", "INTEGER PRIMARY KEY"), ("list", "TEXT NOT NULL"), ("item", "TEXT NOT NULL"),
+        ("issue", "TEXT NOT NULL"), ("title", "TEXT NOT NULL DEFAULT ''"), ("link", "TEXT NOT NULL DEFAULT ''"),
+        ("added", "REAL NOT NULL")],
 }
 CONSTRAINTS = {
     "sends": ["UNIQUE (issue, list)"],
     "deliveries": ["UNIQUE (send, key)"],
     "stages": ["PRIMARY KEY (send, number)"],
+    "ab_tests": ["UNIQUE (send)"],
+    "schedules": ["UNIQUE (send)"],
+    "sequences": ["UNIQUE (name, list)"],
+    "enrolments": ["UNIQUE (sequence, key)"],
+    "digest_items": ["UNIQUE (list, item)"],
 }
 INDEXES = [
     "CREATE INDEX IF NOT EXISTS batches_by_state ON batches (send, state)",
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_by_uid ON runs (uid)",
+    "CREATE INDEX IF NOT EXISTS enrolments_by_step ON enrolments (sequence, state, step, next_at)",
+    "CREATE INDEX IF NOT EXISTS schedules_by_time ON schedules (state, at)",
+    "CREATE INDEX IF NOT EXISTS digest_items_by_issue ON digest_items (issue)",
 ]
 # Columns a journal of an earlier (unversioned) version may lack are added, never dropped or retyped.
 FILLFACTOR = 70  # PostgreSQL: percent of each deliveries page filled by inserts (see ``create``)
