@@ -78,6 +78,8 @@ def _echo_report(report) -> None:
     if report.paused:
         click.echo(f"Paused: {report.paused}", err=True)
     click.echo(report.summary())
+    for line in report.helper_errors:
+        click.echo(line, err=True)
     if report.ab:
         click.echo(report.ab)
     if report.dry_run or report.list_name == "(test)":
@@ -193,11 +195,15 @@ def _provider_names():
               help="A/B test the issue's subject_variants on this share of the list (10%), then wait for clicks.")
 @click.option("--ab-fallback", "ab_fallback", type=click.IntRange(1, 4), default=1, show_default=True,
               metavar="N", help="The subject variant the rest gets if the A/B test finds no winner.")
+@click.option("--worker", is_flag=True,
+              help="Help send the unfinished send another process started (PostgreSQL journal; with --resume).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Senders on this machine, this one included: starts N-1 workers beside it (PostgreSQL journal).")
 @click.pass_context
 def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, where, provider, resume, allow_changed,
                  dry_run, test_to, test_prefix, send_at, cancel, provider_at, due, now, backfill, sandbox,
                  retry_unknown, retry_failed, yes, journal_lost, samples, out, ignore_doctor, nameserver, stages,
-                 stage_wait, ab, ab_fallback) -> None:
+                 stage_wait, ab, ab_fallback, worker, workers) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable); or schedule it (--at);
     or, with --due and no ISSUE_DIR, send everything whose time has come."""
     from .checks import has_errors
@@ -218,13 +224,16 @@ def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, wh
         raise click.UsageError("give the issue folder to send (or --due, to send what is due)")
     if ab is not None and (resume or test_to):
         raise click.UsageError("--ab starts an A/B test; --resume continues one, and a --test-to send has none")
+    if worker and (send_at or cancel):
+        raise click.UsageError("--worker helps a send that is going out now: it takes no --at or --cancel")
+    resume = resume or worker  # a worker goes on with the recorded send, never a new or scheduled one
     options = engine.SendOptions(
         list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
         send_at=_parse_send_at(provider_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
         samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
         test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
         stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost,
-        ab=parse_share(ab) if ab is not None else None, ab_fallback=ab_fallback)
+        ab=parse_share(ab) if ab is not None else None, ab_fallback=ab_fallback, worker=worker, workers=workers)
     clock = automation.system_clock
     if cancel:
         if not list_name:

@@ -278,6 +278,10 @@ class SendGridStandIn:
         self._script: list[Reply] = []
         self._refused: dict[str, tuple[str, str]] = {}
         self._stopping = threading.Event()
+        self._gate = threading.Event()  # mail sends wait here while it is closed (``hold``)
+        self._gate.set()
+        self._held = 0
+        self._times: list[tuple[float, str]] = []  # (when accepted, address) of each delivery
         self._server = _Server((host, port), _Handler)
         self._server.standin = self
         self._thread: threading.Thread | None = None
@@ -372,11 +376,30 @@ class SendGridStandIn:
                 if details:
                     self._entry_details[(kind, email.lower())] = details
 
+    def hold(self) -> None:
+        """Mail sends arriving from now on wait, unanswered and not delivered, until ``release``: a test can
+        have several senders' requests under way at once, then let them go."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def held(self) -> int:
+        """How many mail sends are waiting for ``release``."""
+        with self._lock:
+            return self._held
+
+    def delivery_times(self) -> list[tuple[float, str]]:
+        """(when, address lowercased) of every delivery, sandboxed requests excluded, in arrival order."""
+        with self._lock:
+            return list(self._times)
+
     def reset(self) -> None:
         """Forget recordings, script and refused addresses."""
         with self._lock:
             self._accepted.clear()
             self._counts.clear()
+            self._times.clear()
             self._requests.clear()
             self._script.clear()
             self._refused.clear()
@@ -517,6 +540,8 @@ class SendGridStandIn:
         with self._lock:
             if not batch.sandbox:
                 self._counts.update(email.lower() for email in batch.emails)
+                now = time.time()
+                self._times.extend((now, email.lower()) for email in batch.emails)
             self._accepted.extend(replace(a, message_id=message_id, request=number) for a in batch.details)
 
     def suppression_page(self, path: str, query: Mapping[str, str]) -> list[Any] | None:
@@ -619,6 +644,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"errors": [_error(f"{path} is not a stand-in endpoint")]})
             return
         number = standin._arrive()
+        if not standin._gate.is_set():
+            with standin._lock:
+                standin._held += 1
+            while not standin._gate.wait(0.05) and not standin._stopping.is_set():
+                pass
+            with standin._lock:
+                standin._held -= 1
         status, error_body, batch = standin.evaluate_mail(raw, self.headers)
         reply = standin._next_reply(path)
         message_id = secrets.token_urlsafe(16)

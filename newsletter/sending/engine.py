@@ -31,8 +31,9 @@ from ..providers import registry
 from ..providers.base import Provider
 from ..providers.dryrun import DryRunProvider
 from ..serve.sync import apply_unsynced_departures
+from ..compose.content import load_issue
 from . import ab as ab_test
-from . import holds, sent_record
+from . import holds, sent_record, sharing
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, record_identity,
@@ -61,9 +62,13 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     and the report as far as it got if the send stops on an error (``report`` is then kept on
     the error as ``err.report``).
     """
+    if options.worker:  # join the unfinished send another process started (sharing.py)
+        return _send_as_worker(settings, issue_dir, options, provider=provider, progress=progress, stop=stop,
+                               on_plan=on_plan, say=say)
     scratch = options.dry_run or bool(options.test_to)
     if not options.test_to and not options.list_name and not options.resume:
         raise NewsletterError("--list NAME is required (or --resume, or --test-to ADDRESS)")
+    sharing.check_workers_option(options, jn.location_of(settings))
     stages_of(settings.send, options.stages)  # a wrong --stages or [send] stages: said before anything starts
     if options.list_name:
         check_list_name(options.list_name)  # before the name becomes part of the lock's file name
@@ -114,15 +119,19 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             plan.journal.when_committed(lambda: _record(report, sent_record.record_send(
                 issue_dir, plan.journal, recipients=report.to_send, journal_lost=bool(plan.audience.joined_after))))
         started = time.monotonic()
+        helpers: list[sharing.Helper] = []
         try:
             provider.open()
             try:
+                if live:  # workers may join once its run is on record (--workers N starts them now)
+                    helpers = _share(plan, issue_dir)
                 if live and _waits_in_journal(plan):
                     plan.journal.commit_run()  # stages and caps are journal records the send waits on
                 with few_collections():
                     _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks)
             finally:
                 provider.close()
+                _wait_for_helpers(helpers, report, plan)
         except NewsletterError as err:
             report.seconds = time.monotonic() - started
             if plan.journal.provisional or not plan.journal.run:  # nothing went out (or its commit failed)
@@ -144,7 +153,9 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
         if live:
             _record_outcome(report, issue_dir, plan)
         interrupted = report.interrupted
-        report.fill_from(plan.journal, settings.send.max_attempts)
+        report.fill_from(plan.journal, settings.send.max_attempts, with_joined=bool(helpers))
+        if helpers:
+            _count_senders(report, plan)
         if interrupted and plan.selection is not None and not plan.selection.done:
             report.interrupted = True  # stopped before the whole list was even selected: more to send
         if options.dry_run:
@@ -212,11 +223,13 @@ def _doctor_gate(settings: Settings, options: SendOptions) -> str:
 
 
 def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions, issue_dir: Path) -> None:
-    """A send whose circuit breaker halted it continues only with ``--resume``. (Recipients held back by an
-    earlier staged or paced run go back to pending in the run's own provisional transaction: ``plan.select``.)"""
+    """A send whose circuit breaker halted it continues only with ``--resume``; a send that workers are still
+    sending is theirs until they finish. (Recipients held back by an earlier staged or paced run go back to
+    pending in the run's own provisional transaction: ``plan.select``.)"""
     journal = jn.Journal(database, issue_id, options.list_name, create=False)
     if journal.send < 0:
         return  # never sent to this list
+    _refuse_while_shared(journal, issue_dir)
     halted = holds.halted_stage(journal)
     if halted is not None and not options.resume:
         raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",
@@ -266,15 +279,112 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
             report.interrupted = True
         return
     if len(shares) == 1:
-        deliver()
+        if not deliver() and stop.requested:
+            report.interrupted = True  # Ctrl-C while pacing waited for the next slot: the rest is still to go
         return
     minutes = plan.options.stage_wait_minutes
     minutes = plan.settings.send.stage_wait_minutes if minutes is None else minutes
     outcome = run_stages(plan.settings, plan.journal, plan.issue_id, plan.provider_name, shares, minutes * 60,
-                         deliver, resume=plan.options.resume, should_stop=lambda: stop.requested, say=say)
+                         deliver, resume=plan.options.resume, should_stop=lambda: stop.requested, say=say,
+                         joined=plan.options.worker)
     report.halted = outcome.halted
     if outcome.stopped and stop.requested:
         report.interrupted = True
+
+
+def _refuse_while_shared(journal: jn.Journal, issue_dir: Path) -> None:
+    """Workers of this send still running (a PostgreSQL journal): a new start would decide the send anew
+    under them; wait for them, or join them."""
+    alive = journal.runs.senders_alive()
+    if alive:
+        pids = ", ".join(f"{kind} pid {pid}" for kind, pid in alive)
+        raise NewsletterError(f"this issue is still being sent to list '{journal.list}' by {len(alive)} "
+                              f"process{'es' * (len(alive) != 1)} sharing the send ({pids})",
+                              hint="wait for them to finish, or help them: newsletter send "
+                                   f"{command_path(issue_dir)} --list {journal.list} --resume --worker")
+
+
+def _share(plan: SendPlan, issue_dir: Path) -> list[sharing.Helper]:
+    """The send begins delivering: workers may join it from now on (as its run records it: ``--at``,
+    ``--sandbox``, the stages), and ``--workers N`` starts N-1 of them on this machine."""
+    minutes = plan.options.stage_wait_minutes
+    minutes = plan.settings.send.stage_wait_minutes if minutes is None else minutes
+    plan.journal.runs.mark_ready(sharing.delivery_of(plan.options, _shares(plan), minutes))
+    if plan.options.workers <= 1:
+        return []
+    return sharing.start_helpers(plan.settings, issue_dir, plan.list_name, plan.options.workers - 1)
+
+
+def _wait_for_helpers(helpers: list[sharing.Helper], report: SendReport, plan: SendPlan) -> None:
+    """The workers this send started finish what they took; one that stopped on an error is said. (A run
+    that never went on record, nothing sent, had nothing for them: they are stopped, not waited for.)"""
+    for helper in helpers:
+        if plan.journal.provisional:
+            helper.process.terminate()
+    for helper in helpers:
+        pid, code, last = helper.finish()
+        if code not in (0, 1):
+            report.helper_errors.append(f"worker pid {pid} stopped (exit code {code}): {last}")
+
+
+def _count_senders(report: SendReport, plan: SendPlan) -> None:
+    joined = plan.journal.view.sent_by_joined()
+    report.senders = {"this process": report.sent - sum(joined.values()),
+                      **{f"worker pid {pid}": n for pid, n in joined.items()}}
+
+
+def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None,
+                    progress: Progress | None, stop: StopFlag | None,
+                    on_plan: Callable[[SendPlan, SendReport], None] | None,
+                    say: Callable[[str], None]) -> SendReport:
+    """``send ISSUE --resume --worker``: send part of the unfinished send another process started, as it
+    decided it (``sharing.join``); the report says what this worker sent."""
+    sharing.check_worker_options(options)
+    location = jn.location_of(settings)
+    sharing.require_shared(location, "--worker")
+    issue = load_issue(Path(issue_dir))
+    issue_id = sharing.known_id(issue)
+    if not options.list_name:
+        options.list_name = _unfinished_list(location, issue_id, issue_dir)
+    check_list_name(options.list_name)
+    with ExitStack() as stack:
+        database = jn.open_database(location)
+        stack.callback(database.close)
+        joined = sharing.join(settings, issue, options, database, stop=lambda: bool(stop and stop.requested))
+        if joined.plan is None:
+            return SendReport(issue=issue.name, list_name=options.list_name, provider="", dry_run=False,
+                              issue_id=issue_id, worker=f"nothing to send: {joined.reason}")
+        plan = joined.plan
+        stack.callback(plan.close)
+        report = _new_report(plan, issue_dir)
+        report.resume_hint += " --worker"
+        report.worker = f"the send started {time.strftime('%Y-%m-%d %H:%M', time.localtime(_run_start(plan)))}"
+        if on_plan:
+            on_plan(plan, report)
+        provider = provider or registry.open_provider(settings, plan.provider_name)
+        started = time.monotonic()
+        try:
+            provider.open()
+            try:
+                with few_collections():
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say)
+            finally:
+                provider.close()
+        except NewsletterError as err:
+            report.seconds = time.monotonic() - started
+            _fill_if_readable(report, plan)
+            err.report = report
+            raise
+        except KeyboardInterrupt:
+            report.interrupted = True
+        report.seconds = time.monotonic() - started
+        plan.journal.runs.finish()
+        report.fill_from(plan.journal, settings.send.max_attempts)
+        return report
+
+
+def _run_start(plan: SendPlan) -> float:
+    return next(run.started for run in plan.journal.runs.history() if run.id == plan.journal.run)
 
 
 def _select_the_rest(plan: SendPlan, report: SendReport) -> None:
@@ -398,6 +508,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
         with database.exclusive(key, list_name, issue.name):
             journal = jn.Journal(database, key, list_name, folder=issue.name)
             if resolution == "abandon":
+                _refuse_while_shared(journal, issue_dir)
                 holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
                 unfinished = journal.runs.unfinished()
                 if unfinished is None:

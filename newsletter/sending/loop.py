@@ -159,6 +159,7 @@ class Loop:
         abandoned = False
         try:
             while True:
+                self.journal.flight.renew()  # a shared journal: this sender's leases, and dead senders' batches
                 while built and self.slots(posting):
                     rows, payload = built.pop(0)
                     self.launch(pool, posting, rows, payload, by_worker=True)
@@ -214,6 +215,7 @@ class Loop:
             if bodies is not None:
                 bodies.close()
                 self.plan.bodies = None
+            self.give_back()
         if self.fatal:
             raise self.fatal
         if self.stop.requested:
@@ -221,6 +223,14 @@ class Loop:
         elif self.outage():
             self.report.paused = (f"no request was accepted for {self.settings.outage_seconds:g} s; last: "
                                   f"{self.last_failure}")
+
+    def give_back(self) -> None:
+        """Rows this sender took but never requested go back to the queue (a shared journal: for the other
+        senders); if the journal cannot be written now, the next sender to look settles them."""
+        try:
+            self.journal.flight.give_back()
+        except NewsletterError:
+            pass
 
     def take(self, cursor: int) -> list[jn.Row]:
         """The next batch from the journal; while the list is still being selected, a step of it first
@@ -262,6 +272,7 @@ class Loop:
     def idle(self, until: float) -> None:
         """Wait (waking for Ctrl-C and the outage limit) until ``until`` on the loop's clock."""
         while not self.stop.requested and self.clock() < until and not self.outage():
+            self.journal.flight.renew()
             try:
                 event = self.events.get(timeout=min(0.2, max(0.0, until - self.clock())))
             except queue.Empty:
@@ -323,7 +334,9 @@ class Loop:
             return
         self.numbers += 1
         ordered = jn.SEQUENTIAL if self.provider.capabilities.sequential else ""
-        self.journal.flight.mark_in_flight([row.id for row in rows], f"{self.journal.run}-{self.numbers}{ordered}")
+        label = f"{self.journal.own_run or self.journal.run}-{self.numbers}{ordered}"  # unique among the senders
+        if not self.journal.flight.mark_in_flight([row.id for row in rows], label):
+            return  # no longer this sender's (its lease ran out and another settled them): not sent from here
         request = _Request(self.numbers, rows, payload, self.clock(), {row.key: row for row in rows}, by_worker)
         posting[request.number] = request
         pool.submit(self.post, request)
@@ -509,10 +522,10 @@ class Loop:
             culprit_ids = {row.id for row in culprits}
             others = [row for row in rows if row.id not in culprit_ids]
             if others:
-                self.journal.flight.release([row.id for row in others], "", count_attempt=False)
+                self.journal.flight.release([row.id for row in others], "", count_attempt=False, keep=True)
                 self.split.append(others)
             return
-        self.journal.flight.release(ids, "", count_attempt=False)
+        self.journal.flight.release(ids, "", count_attempt=False, keep=True)  # sent again at once, in halves
         half = len(rows) // 2
         self.split.extend([rows[:half], rows[half:]])
 

@@ -12,6 +12,14 @@ it (the caps exist to spread it out). Ctrl-C stops it after the requests under
 way, and ``--resume`` continues it later with the same caps, because they are
 counted from the journal's timestamps, not from this process's memory.
 
+Several senders sharing a send (a PostgreSQL journal) keep to the caps together:
+each decision (``decide``) is taken under one lock for the whole journal, and
+counts as used what is sent (or unknown: it may have gone) in the window and
+what any sender has claimed or in flight right now; claims take the same lock
+shared (``journal/leased.py``), so a decision never sees half of one. A decision
+re-decides every pending and waiting row of the send, so whoever decides last
+leaves exactly the room that is left pending, whichever sender then claims it.
+
 ``NEWSLETTER_TEST_HOUR_SECONDS`` is for tests only: it makes an hour (and a day,
 24 of them) last that many real seconds, so a test can watch the caps at work.
 """
@@ -21,13 +29,13 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..config import Settings
 from ..errors import NewsletterError
 from . import holds
 from . import journal as jn
-from .pacing import DAY, HOUR, PacingLimits, domain_of, plan_now, warmup_order
+from .pacing import DAY, HOUR, PacingDecision, PacingLimits, domain_of, plan_now, warmup_order
 
 HOUR_SECONDS_ENV = "NEWSLETTER_TEST_HOUR_SECONDS"  # test-only: a scaled-down clock
 
@@ -71,44 +79,67 @@ def run_paced(settings: Settings, journal: jn.Journal, deliver: Callable[[], boo
         return deliver()
     scale = clock_scale()
     rank = warmup_ranks(settings, journal.list) if settings.send.warmup else {}
+    shared = journal.db.dialect == "postgresql"  # other senders may share this send
     try:
         while True:
-            holds.release(journal, (holds.WAITING,))
-            rows = journal.db.execute(
-                "SELECT id, email, key FROM deliveries WHERE send=? AND run=? AND status='pending' AND attempts < ? "
-                "ORDER BY id", (journal.send, journal.run, settings.send.max_attempts)).fetchall()
-            if rank:  # warming up: the most recently active subscribers first
-                rows.sort(key=lambda row: rank.get(row[2], len(rank)))
-            pending = [(row_id, email) for row_id, email, _ in rows]
-            if not pending:
+            decided = decide(settings, journal, scale, rank)
+            if decided is None:
                 return True
-            now = time.time()
-            history = [(t * scale, email) for t, email in journal.db.execute(
-                "SELECT updated, email FROM deliveries WHERE status='sent' AND updated > ?", (now - DAY / scale,))]
-            first = journal.db.execute("SELECT MIN(updated) FROM deliveries WHERE status='sent'").fetchone()[0]
-            limits = PacingLimits.from_settings(settings.send, first_send_at=first * scale if first else None,
-                                                now=now * scale)
-            decision = plan_now(history, Counter(domain_of(email) for _, email in pending), limits, now * scale)
-            room = dict(decision.allowed)
-            waiting = []
-            for row_id, email in pending:
-                domain = domain_of(email)
-                if room.get(domain, 0) > 0:
-                    room[domain] -= 1
-                else:
-                    waiting.append(row_id)
-            holds.set_status(journal, waiting, holds.WAITING, jn.PENDING)
+            decision, waiting = decided
             if decision.total and not deliver():
                 return False
             if decision.next_slot_at is None:
                 return True  # nothing was held back: the loop has settled everyone it could
             wake = decision.next_slot_at / scale
             if waiting:
-                say(f"Pacing ([send] caps): {len(waiting)} recipients wait for the next slot, in "
+                say(f"Pacing ([send] caps): {waiting} recipients wait for the next slot, in "
                     f"{max(0.0, wake - time.time()) / 60:.1f} minutes (Ctrl-C stops; --resume continues)")
             while time.time() < wake:
                 if should_stop():
                     return False
                 time.sleep(min(0.2, max(0.0, wake - time.time())))
     finally:
-        holds.release(journal, (holds.WAITING,))
+        if not shared:  # shared, the waiting rows stay set aside for the others: the next decision frees them
+            holds.release(journal, (holds.WAITING,))
+
+
+def decide(settings: Settings, journal: jn.Journal, scale: float = 1.0,
+           rank: Mapping[str, int] | None = None) -> tuple[PacingDecision, int] | None:
+    """One pacing decision for this send, taken under the journal's pacing lock: every waiting row back to
+    pending, then as many as the caps leave room for stay pending and the rest wait. Returns the decision and
+    how many wait, or None when nothing is pending."""
+    with journal.transaction() as db:
+        db.serialize(jn.PACING_LOCK)
+        now = time.time()
+        db.execute("UPDATE deliveries SET status='pending', updated=? WHERE send=? AND status=?",
+                   (now, journal.send, str(holds.WAITING)))
+        rows = db.execute(
+            "SELECT id, email, key FROM deliveries WHERE send=? AND run=? AND status='pending' AND attempts < ? "
+            "ORDER BY id", (journal.send, journal.run, settings.send.max_attempts)).fetchall()
+        if rank:  # warming up: the most recently active subscribers first
+            rows.sort(key=lambda row: rank.get(row[2], len(rank)))
+        pending = [(row_id, email) for row_id, email, _ in rows]
+        if not pending:
+            return None
+        # Used: sent, or unknown (it may have gone), in the window; and what any sender holds now.
+        history = [(t * scale, email) for t, email in db.execute(
+            "SELECT updated, email FROM deliveries WHERE status IN ('sent', 'unknown') AND updated > ?",
+            (now - DAY / scale,)).fetchall()]
+        history += [(now * scale, email) for (email,) in db.execute(
+            "SELECT email FROM deliveries WHERE status='in_flight'").fetchall()]
+        first = db.execute("SELECT MIN(updated) FROM deliveries WHERE status='sent'").fetchone()[0]
+        limits = PacingLimits.from_settings(settings.send, first_send_at=first * scale if first else None,
+                                            now=now * scale)
+        decision = plan_now(history, Counter(domain_of(email) for _, email in pending), limits, now * scale)
+        room = dict(decision.allowed)
+        waiting = []
+        for row_id, email in pending:
+            domain = domain_of(email)
+            if room.get(domain, 0) > 0:
+                room[domain] -= 1
+            else:
+                waiting.append(row_id)
+        if waiting:
+            db.execute(f"UPDATE deliveries SET status=? WHERE status='pending' AND id IN {db.id_set}",
+                       (str(holds.WAITING), db.ids(waiting)))
+    return decision, len(waiting)

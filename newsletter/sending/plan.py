@@ -69,6 +69,8 @@ class SendOptions:
     readers: int = 0  # only the readers of this recorded audience (journal/audiences.py: a sequence step's due ones)
     # called with the fingerprint before anything is recorded; raises to refuse (a scheduled issue edited since)
     content_check: Callable[[str, Mapping[str, str]], None] | None = None
+    worker: bool = False  # join the unfinished send another process started (PostgreSQL journal: sharing.py)
+    workers: int = 1  # senders of this send on this machine, this process included (--workers N)
 
 
 @dataclass
@@ -403,8 +405,9 @@ def select(plan: SendPlan) -> None:
         plan.selection = None
     list_path = plan.list_path
     streaming = list_path is not None and may_select_while_sending(
-        settings, journal, list_path, confirmed=options.confirmed, dry_run=options.dry_run,
-        retrying=options.retry_unknown or options.retry_failed, stages=options.stages) and options.ab is None
+        settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
+        dry_run=options.dry_run, retrying=options.retry_unknown or options.retry_failed,
+        stages=options.stages) and options.ab is None
     if list_path is None:
         rows = _test_rows(options.test_to)
     else:

@@ -51,6 +51,9 @@ class SendReport:
     halted: str = ""  # a staged send's circuit breaker stopped it: which stage and why
     recorded_in: str = ""  # issue.md, when this run wrote or updated the issue's sent record (to commit)
     record_problem: str = ""  # the sent record could not be brought up to date: why
+    worker: str = ""  # a worker (send --worker): the send it joined, or why it had nothing to send
+    senders: dict[str, int] = field(default_factory=dict)  # send --workers N: who sent how many (this one first)
+    helper_errors: list[str] = field(default_factory=list)  # send --workers N: workers that stopped on an error
     nothing_to_send: str = ""  # why nobody was to be sent (what the selection matched), when nobody was
     recorded: bool = True  # False: a live run that sent nothing, and so left nothing in the journal or issue.md
     ab: str = ""  # a subject A/B test: its slices sent and waiting, or its decision (sending/ab.py)
@@ -58,7 +61,7 @@ class SendReport:
     @property
     def ok(self) -> bool:
         return not (self.failed or self.unknown or self.deferred or self.paused or self.interrupted
-                    or self.unknown_total or self.halted)
+                    or self.unknown_total or self.halted or self.helper_errors)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -69,25 +72,36 @@ class SendReport:
         data["deferred"] = [{"email": e, "reason": r} for e, r in self.deferred]
         return data
 
-    def fill_from(self, journal: jn.Journal, max_attempts: int) -> None:
-        """Replace the loop's running counts with what the journal records for this run."""
-        counts, problems = journal.view.run_outcomes()
+    def fill_from(self, journal: jn.Journal, max_attempts: int, *, with_joined: bool = False) -> None:
+        """Replace the loop's running counts with what the journal records for this run (``with_joined``:
+        and for the workers that joined it)."""
+        view = journal.view
+        counts, unknown, deferred = view.outcome_counts(max_attempts, with_joined=with_joined)
+        problems = view.run_outcomes(with_joined=with_joined)[1] if counts.get(jn.FAILED) or counts.get(jn.UNKNOWN) \
+            else []
         self.sent = counts.get(jn.SENT, 0)
         self.failed = [(email, reason) for status, email, reason in problems if status == jn.FAILED]
         self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
-        self.deferred = journal.view.deferred(max_attempts)
-        self.unknown_total = len(journal.view.unknown_rows())
+        self.deferred = view.deferred(max_attempts) if deferred else []
+        self.unknown_total = len(view.unknown_rows()) if unknown else 0
         if self.interrupted:
             # Ctrl-C while the last requests were answered: nothing of this run is left to send, so
             # there is nothing to resume and the send is finished (the other outcomes still count).
             left = journal.view.selected_status_counts()
-            self.interrupted = bool(left.get(jn.PENDING) or left.get(jn.IN_FLIGHT))
+            self.interrupted = any(left.get(status) for status in (jn.PENDING, jn.IN_FLIGHT, holds.WAITING, holds.HELD))
 
     def summary(self) -> str:
+        if self.worker and not self.fingerprint:  # a worker that found no send to join
+            return f"Worker: {self.worker}"
         verb = "would send" if self.dry_run else "sent"
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()) if n) or "none"
         parts = [f"{'Dry run: ' if self.dry_run else ''}{verb} {self.sent} of {self.to_send}",
                  f"skipped {skipped}"]
+        if self.worker:
+            parts = [f"Worker: sent {self.sent} of the {self.to_send} left when it joined {self.worker}"]
+        if self.senders:
+            shares = ", ".join(f"{n} by {who}" for who, n in self.senders.items())
+            parts.append(f"{len(self.senders)} senders: {shares}")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         if self.unknown:
@@ -161,7 +175,7 @@ def status(settings: Settings, issue_id: str, list_name: str | None = None) -> l
     for name, counts in jn.summarize(location, issue_id, list_name):
         journal = jn.Journal.read_only(location, issue_id, name)
         try:
-            result.append(ListStatus(name, counts, journal.runs.history(("send", "resolve", "abandon")),
+            result.append(ListStatus(name, counts, journal.runs.history(("send", "worker", "resolve", "abandon")),
                                      journal.view.problems(), holds.stage_records(journal)))
         finally:
             journal.close()

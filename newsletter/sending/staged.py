@@ -38,11 +38,21 @@ class StagedOutcome:
     stopped: bool = False  # Ctrl-C, a pause or an error in a stage: the resume command continues
 
 
+PASSED = ("healthy", "resumed", "abandoned")  # verdicts after which the next stage may go
+
+
 def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_name: str,
                shares: Sequence[float], wait_seconds: float, deliver: Callable[[], bool], *, resume: bool,
-               should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None) -> StagedOutcome:
+               should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None,
+               joined: bool = False) -> StagedOutcome:
     """Send stage by stage. ``deliver`` runs the send loop over what is pending and returns False when
-    the send should not go on (stopped, paused, failed recipients are not a reason)."""
+    the send should not go on (stopped, paused, failed recipients are not a reason).
+
+    The stages' state is the journal's, so several senders sharing the send (``joined``: a worker) go
+    through the same stages: which stages are open follows from the verdicts recorded (``_open``), a
+    stage is judged once its every recipient is settled, by whichever sender comes first, and the others
+    obey its verdict. A worker never resumes a halt: only the writer does, with ``--resume``.
+    """
     rows = holds.run_rows(journal)
     assigned = assign_stages(issue_id, [key for _, key, _, _ in rows], shares)
     stage_of = {key.strip().lower(): number for key, number in assigned.items()}  # keys differing in case: one stage
@@ -50,53 +60,114 @@ def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_
     for row_id, key, email, _ in rows:
         members[stage_of[key.strip().lower()]].append((row_id, key, email))
     holds.record_plan(journal, tuple(shares), stage_sizes(len(rows), shares))
-    records = {r.number: r for r in holds.stage_records(journal)}
-    for number in members:
-        later = [row_id for n, rows_n in members.items() if n > number for row_id, _, _ in rows_n]
-        holds.set_status(journal, later, holds.HELD, jn.PENDING)
-        holds.set_status(journal, [row_id for row_id, _, _ in members[number]], jn.PENDING, holds.HELD)
-        record = records[number]
-        has_pending = journal.db.execute(
-            f"SELECT COUNT(*) FROM deliveries WHERE send=? AND run=? AND status='pending' AND id IN {journal.db.id_set}",
-            (journal.send, journal.run, _ids(journal, members[number]))).fetchone()[0]
-        started = record.started
-        if has_pending:
-            if started is None:
-                started = time.time()
-                holds.update_stage(journal, number, started=started)
-            say(f"Stage {number} of {len(shares)}: {has_pending} recipients")
-            if not deliver():
-                return StagedOutcome(stopped=True)
-            holds.update_stage(journal, number, finished=time.time(), sent=_sent(journal, members[number]))
-        if number == len(shares):
-            holds.update_stage(journal, number, verdict="last", sent=_sent(journal, members[number]))
-            break
-        if record.verdict in ("healthy", "resumed", "abandoned"):
-            continue
+    last = len(shares)
+    while True:
+        number, record = _open(journal, members)
         if record.verdict == "halted":
+            if joined:
+                return StagedOutcome(halted=f"stage {number}: {record.summary.removeprefix('halted: ')}")
             if not resume:
                 raise NewsletterError(f"this send halted at stage {number}: {record.summary}",
                                       hint="look at the bounces, then continue with --resume")
             holds.update_stage(journal, number, verdict="resumed")
             say(f"Stage {number} had halted the send; resumed by the writer, going on.")
             continue
-        if started is None:  # nobody of this stage to send (all settled before stages were recorded)
-            holds.update_stage(journal, number, verdict="healthy", judged=time.time())
-            continue
-        finished = _latest(journal, members[number]) or time.time()
-        if not _wait_until(finished + wait_seconds, should_stop, say, number):
+        to_go = _count(journal, members[number], "status='pending' AND run=?", (journal.run,))
+        if to_go or _count(journal, [m for n in range(1, number) for m in members[n]],
+                           "status='pending' AND run=?", (journal.run,)):
+            if record.started is None:
+                _start(journal, number)
+            say(f"Stage {number} of {last}: {to_go} recipients")
+            if not deliver():
+                return StagedOutcome(stopped=True)
+            holds.update_stage(journal, number, finished=time.time(), sent=_sent(journal, members[number]))
+        if number == last:
+            holds.update_stage(journal, number, verdict="last", sent=_sent(journal, members[number]))
+            return StagedOutcome()
+        if not _everyone_settled(settings, journal, members[number], deliver, should_stop):
             return StagedOutcome(stopped=True)
-        decision = judge(settings, journal, provider_name, members[number], since=started)
+        record = _record(journal, number)
+        if record.started is not None and not record.verdict:
+            finished = _latest(journal, members[number]) or time.time()
+            if not _wait_until(finished + wait_seconds, should_stop, say, number):
+                return StagedOutcome(stopped=True)
+        verdict, summary = _judge_once(settings, journal, provider_name, number, members[number], say)
+        if verdict == "halted":
+            return StagedOutcome(halted=f"stage {number}: {summary.removeprefix('halted: ')}")
+
+
+def _open(journal: jn.Journal, members: Mapping[int, list[tuple[int, str, str]]]) -> tuple[int, holds.StageRecord]:
+    """The furthest stage open (every one before it passed) and its record; recipients of the stages up to it
+    pending, of later ones held. Under the stages' lock: senders sharing the send agree, and a slow one never
+    holds back again a stage that another has opened."""
+    with journal.transaction() as db:
+        db.serialize(f"newsletter stages {journal.send}")
+        records = {r.number: r for r in holds.stage_records(journal)}
+        number = next((n for n in sorted(members) if records[n].verdict not in PASSED), max(members))
+        later = [row_id for n, rows in members.items() if n > number for row_id, _, _ in rows]
+        now = [row_id for n, rows in members.items() if n <= number for row_id, _, _ in rows]
+        for ids, status, only_from in ((later, holds.HELD, jn.PENDING), (now, jn.PENDING, holds.HELD)):
+            if ids:
+                db.execute(f"UPDATE deliveries SET status=? WHERE status=? AND id IN {db.id_set}",
+                           (str(status), str(only_from), db.ids(ids)))
+    return number, records[number]
+
+
+def _record(journal: jn.Journal, number: int) -> holds.StageRecord:
+    return next(r for r in holds.stage_records(journal) if r.number == number)
+
+
+def _start(journal: jn.Journal, number: int) -> None:
+    """The stage's start, once (the first sender to deliver it): the signals are read from then on."""
+    with journal.transaction() as db:
+        db.execute("UPDATE stages SET started=? WHERE send=? AND number=? AND started IS NULL",
+                   (time.time(), journal.send, number))
+
+
+def _count(journal: jn.Journal, stage: list[tuple[int, str, str]], condition: str, params: tuple[object, ...]) -> int:
+    if not stage:
+        return 0
+    return int(journal.db.execute(f"SELECT COUNT(*) FROM deliveries WHERE send=? AND {condition} AND id IN "
+                                  f"{journal.db.id_set}", (journal.send, *params, _ids(journal, stage))).fetchone()[0])
+
+
+def _everyone_settled(settings: Settings, journal: jn.Journal, stage: list[tuple[int, str, str]],
+                      deliver: Callable[[], bool], should_stop: Callable[[], bool]) -> bool:
+    """Wait until no recipient of the stage is in flight with another sender (or to be tried again), sending
+    whatever comes back to pending meanwhile; False if told to stop. (One sender: at once.)"""
+    while True:
+        if _count(journal, stage, "status IN ('pending', 'waiting') AND run=? AND attempts < ?",
+                  (journal.run, settings.send.max_attempts)):
+            if not deliver():
+                return False
+            continue
+        if not _count(journal, stage, "status='in_flight'", ()) or should_stop():
+            return not should_stop()
+        time.sleep(0.2)
+
+
+def _judge_once(settings: Settings, journal: jn.Journal, provider_name: str, number: int,
+                stage: list[tuple[int, str, str]], say: Callable[[str], None]) -> tuple[str, str]:
+    """The stage's verdict: judged here if no sender has judged it yet, else the one recorded (obeyed).
+    Under the judges' lock, so one sender judges and the others wait for its verdict."""
+    with journal.transaction() as db:
+        db.serialize(f"newsletter stage verdict {journal.send}")
+        record = _record(journal, number)
+        if record.verdict:
+            return record.verdict, record.summary
+        if record.started is None:  # nobody of this stage to send (all settled before stages were recorded)
+            db.execute("UPDATE stages SET verdict='healthy', judged=? WHERE send=? AND number=?",
+                       (time.time(), journal.send, number))
+            return "healthy", ""
+        decision = judge(settings, journal, provider_name, stage, since=record.started)
         s = decision.signals
-        holds.update_stage(journal, number, judged=time.time(), sent=s.sent, hard_bounces=s.hard_bounces,
-                           soft_bounces=s.soft_bounces, blocks=s.blocks, complaints=s.complaints,
-                           verdict="halted" if decision.halt else "healthy", summary=decision.summary())
-        say(f"Stage {number}: {decision.summary()}")
-        if decision.halt:
-            holds.set_status(journal, [row_id for n, rows_n in members.items() if n > number
-                                       for row_id, _, _ in rows_n], holds.HELD, jn.PENDING)
-            return StagedOutcome(halted=f"stage {number}: {decision.summary().removeprefix('halted: ')}")
-    return StagedOutcome()
+        verdict = "halted" if decision.halt else "healthy"
+        db.execute("UPDATE stages SET judged=?, sent=?, hard_bounces=?, soft_bounces=?, blocks=?, complaints=?, "
+                   "verdict=?, summary=? WHERE send=? AND number=?",
+                   (time.time(), s.sent, s.hard_bounces, s.soft_bounces, s.blocks, s.complaints, verdict,
+                    decision.summary(), journal.send, number))
+    say(f"Stage {number}: {decision.summary()}")
+    return verdict, decision.summary()
 
 
 def judge(settings: Settings, journal: jn.Journal, provider_name: str, stage: list[tuple[int, str, str]], *,

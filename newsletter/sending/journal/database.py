@@ -335,6 +335,30 @@ class JournalDB:
         """This journal's own id (made when it was created): the sent record names it."""
         return self.meta("journal_id") or ""
 
+    # -- locks of the senders that share a PostgreSQL journal --------------------------------------
+
+    def serialize(self, name: str, *, shared: bool = False) -> None:
+        """Inside a transaction: wait for, then hold until it ends, the lock that orders the senders'
+        decisions about ``name`` (the pacing caps, a stage's verdict); ``shared``: many may hold it at once,
+        but none while one holds it alone. SQLite has one sender, and its write transaction already
+        keeps every other writer out: nothing to do."""
+        if self.dialect == "postgresql":
+            function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            self.execute(f"SELECT {function}(hashtextextended(?, 0))", (name,))
+
+    def hold(self, name: str) -> None:
+        """Hold ``name``'s lock for as long as this connection lives (PostgreSQL): a sender's sign of life,
+        which the server lets go of as soon as the sender's session ends, a kill -9 included."""
+        if self.dialect == "postgresql":
+            self.execute("SELECT pg_advisory_lock(hashtextextended(?, 0))", (name,))
+
+    def held_elsewhere(self, name: str) -> bool:
+        """Whether another session holds ``name``'s lock (``hold``, ``exclusive``): its sender is alive.
+        (Asked by trying the lock for a moment: inside a transaction it is kept until the end.)"""
+        if self.dialect != "postgresql":
+            return False
+        return not self.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0))", (name,)).fetchone()[0]
+
     # -- the one send of an issue to a list at a time ----------------------------------------------
 
     @contextmanager
@@ -351,7 +375,7 @@ class JournalDB:
             with exclusive(self.location.path, issue, list_name, label):
                 yield
             return
-        key = f"newsletter send {issue} {list_name}"
+        key = send_lock_name(issue, list_name)
         row = self.execute("SELECT pg_try_advisory_lock(hashtextextended(?, 0))", (key,)).fetchone()
         if not row[0]:
             raise NewsletterError(f"another send of {label or issue} to list '{list_name}' is running (it holds the "
@@ -365,6 +389,16 @@ class JournalDB:
                 self.execute("SELECT pg_advisory_unlock(hashtextextended(?, 0))", (key,))
             except JournalError:
                 pass  # the connection is gone: so is the lock
+
+
+def send_lock_name(issue: str, list_name: str) -> str:
+    """The name of the advisory lock one send (an issue to a list) is started under (PostgreSQL)."""
+    return f"newsletter send {issue} {list_name}"
+
+
+def sender_lock_name(uid: str) -> str:
+    """The name of the lock a sender holds on its own run's uid while it runs (``JournalDB.hold``)."""
+    return f"newsletter sender {uid}"
 
 
 def _is_journal_fault(err: BaseException) -> bool:

@@ -38,7 +38,9 @@ Outcomes = Mapping[tuple[str, str, str], list[int]]
 
 
 class InFlight:
-    """The batches this process has in flight for one send, and the outcomes it records."""
+    """The batches this process has in flight for one send, and the outcomes it records (a SQLite journal,
+    one sender at a time: the send lock keeps every other out). ``leased.LeasedFlight`` is the same
+    interface for a journal several senders share."""
 
     def __init__(self, journal: Journal):
         self.journal = journal
@@ -85,10 +87,20 @@ class InFlight:
             "AND attempts < ? AND not_before > 0", (journal.send, journal.run, max_attempts)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def mark_in_flight(self, ids: list[int], batch: str) -> None:
+    def announce(self) -> None:
+        """This process's run has begun (``runs.start``): one sender, nobody to tell."""
+
+    def renew(self) -> None:
+        """Called by the send loop as it goes: one sender holds no lease to renew."""
+
+    def give_back(self) -> None:
+        """The loop is over: this process took nothing it has not settled or released."""
+
+    def mark_in_flight(self, ids: list[int], batch: str) -> bool:
         """Commit that a request for these rows is about to be made: from here on they are never resent blindly.
 
         One record for the batch (its label and the ids it carries), not an update of each row.
+        True: the request may go (always, for one sender).
         """
         journal = self.journal
         journal.commit_run()  # the run's first request: the run and its selection go on record first, durably
@@ -100,6 +112,7 @@ class InFlight:
         for i in ids:
             flying[i] = batch
         self._carried[batch] = self._carried.get(batch, 0) + len(ids)
+        return True
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -166,15 +179,19 @@ class InFlight:
                 db.execute(
                     "UPDATE deliveries SET status=?, message_id=NULLIF(?, ''), reason=NULLIF(?, ''), updated=?, "
                     "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END, settled_run=? "
-                    f"WHERE {rows}", (status, message_id, reason, now, status, journal.run, *arguments))
+                    f"WHERE {rows}", (status, message_id, reason, now, status, journal.own_run or journal.run,
+                                      *arguments))
             self._close_batches(db, over, now)
         self._left(by_batch)
 
-    def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True) -> None:
+    def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True,
+                keep: bool = False) -> None:
         """Put rows back to pending: nothing was delivered (refused connection, 5xx, 4xx, Ctrl-C before sending).
 
         A row leaving a batch still in flight is stamped with that batch's label: it is pending
         again, no longer carried by that batch (a crash then leaves it pending, not unknown).
+        ``keep``: this process sends them again at once (the halves of a refused batch); with one
+        sender that is no different.
         """
         now = time.time()
         by_batch, over = self._leaving(ids)

@@ -10,7 +10,9 @@ A ``Journal`` is a handle on one (issue, list) pair in a journal database
 
 - ``runs`` (``runs.py``): each run's audience, provider and fingerprint; dead runs' batches recovered;
 - ``recipients`` (``recipients.py``): the selection into the journal, requeues, resolutions;
-- ``flight`` (``flight.py``): the send loop's side, batches in flight and their outcomes;
+- ``flight``: the send loop's side, batches in flight and their outcomes: ``flight.py`` for a SQLite
+  journal (one sender), ``leased.py`` for PostgreSQL (batches claimed with a lease, so several
+  senders may share the send);
 - ``view`` (``reading.py``): counts, problems and outcomes, for reports and ``status``.
 
 A run is recorded once it sends: a live send opens its journal ``provisional``,
@@ -34,6 +36,7 @@ from typing import NamedTuple
 
 from .database import JournalDB, Location, memory_database, open_database
 from .flight import InFlight
+from .leased import LeasedFlight
 from .reading import JournalView
 from .recipients import Recipients
 from .runs import RunLog
@@ -59,8 +62,9 @@ class Journal:
         self.issue = issue
         self.list = list_name
         self.folder = folder
-        self.run = 0  # the id of this process's run, once ``runs.start`` recorded it
-        self.run_uid = ""  # the same run's id across journals (the sent record names it)
+        self.run = 0  # the id of the send run whose recipients this process sends (``runs.start`` or ``runs.join``)
+        self.own_run = 0  # the run this process records what it settled under: ``run``, or its worker run
+        self.run_uid = ""  # this process's run's id across journals (the sent record names it; a sender's lock)
         self.provisional = False  # see ``begin_run``
         self._when_committed: list[Callable[[], None]] = []
         self.send = -1
@@ -71,7 +75,7 @@ class Journal:
                 self.send = self._send_id(create)
         self.runs = RunLog(self)
         self.recipients = Recipients(self)
-        self.flight = InFlight(self)
+        self.flight: InFlight = LeasedFlight(self) if db.dialect == "postgresql" else InFlight(self)
         self.view = JournalView(self)
 
     def _send_id(self, create: bool) -> int:
@@ -175,7 +179,7 @@ class Journal:
     def _forget_run(self) -> None:
         self.provisional = False
         self._when_committed = []
-        self.run, self.run_uid = 0, ""
+        self.run, self.own_run, self.run_uid = 0, 0, ""
 
     def transaction(self, durable: bool = True) -> AbstractContextManager[JournalDB]:
         """One transaction on the journal (``JournalDB.transaction``)."""

@@ -76,16 +76,49 @@ class JournalView:
                                   "status='unknown' ORDER BY id LIMIT ?", (journal.send, limit)).fetchall()
         return [(str(e), str(r)) for e, r in rows]
 
-    def run_outcomes(self, limit: int = 1000) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
-        """What this run settled: counts by status, and (status, email, reason) of its failed and unknown rows."""
+    def run_outcomes(self, limit: int = 1000, *, with_joined: bool = False
+                     ) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+        """What this process's run settled: counts by status, and (status, email, reason) of its failed and
+        unknown rows; ``with_joined``: with what the workers that joined its send settled."""
         journal = self.journal
         db = journal.db
+        run = journal.own_run or journal.run
+        runs = "settled_run=?" + (" OR settled_run IN (SELECT id FROM runs WHERE joined=?)" if with_joined else "")
+        params: tuple[int, ...] = (run, run) if with_joined else (run,)
         counts = {str(s): int(n) for s, n in db.execute(
-            "SELECT status, COUNT(*) FROM deliveries WHERE settled_run=? GROUP BY status", (journal.run,)).fetchall()}
+            f"SELECT status, COUNT(*) FROM deliveries WHERE {runs} GROUP BY status", params).fetchall()}
         problems = db.execute(
-            "SELECT status, email, COALESCE(reason, '') FROM deliveries WHERE settled_run=? AND "
-            "status IN ('failed', 'unknown') ORDER BY id LIMIT ?", (journal.run, limit)).fetchall()
+            f"SELECT status, email, COALESCE(reason, '') FROM deliveries WHERE ({runs}) AND "
+            "status IN ('failed', 'unknown') ORDER BY id LIMIT ?", (*params, limit)).fetchall()
         return counts, [(str(s), str(e), str(r)) for s, e, r in problems]
+
+    def outcome_counts(self, max_attempts: int, *, with_joined: bool = False) -> tuple[dict[str, int], int, int]:
+        """In one pass over the send: what this process's run settled by status (``with_joined``: with its
+        workers), how many recipients of the send are unknown, and how many of the run's are deferred for
+        good; a report then reads the recipients themselves only where there are some."""
+        journal = self.journal
+        run = journal.own_run or journal.run
+        mine = "settled_run=?" + (" OR settled_run IN (SELECT id FROM runs WHERE joined=?)" if with_joined else "")
+        params: tuple[object, ...] = (run, run) if with_joined else (run,)
+        counts: dict[str, int] = {}
+        unknown = deferred = 0
+        for status, settled_here, waits, n in journal.db.execute(
+                f"SELECT status, CASE WHEN {mine} THEN 1 ELSE 0 END, CASE WHEN status='pending' AND run=? AND "
+                "attempts >= ? THEN 1 ELSE 0 END, COUNT(*) FROM deliveries WHERE send=? GROUP BY 1, 2, 3",
+                (*params, journal.run, max_attempts, journal.send)).fetchall():
+            if settled_here:
+                counts[str(status)] = counts.get(str(status), 0) + int(n)
+            unknown += int(n) if status == "unknown" else 0
+            deferred += int(n) if waits else 0
+        return counts, unknown, deferred
+
+    def sent_by_joined(self) -> dict[int, int]:
+        """Recipients sent by each worker that joined this process's send run (pid -> how many)."""
+        journal = self.journal
+        rows = journal.db.execute(
+            "SELECT r.pid, COUNT(*) FROM runs r JOIN deliveries d ON d.settled_run = r.id WHERE r.joined=? "
+            "AND d.status='sent' GROUP BY r.pid ORDER BY r.pid", (journal.run,)).fetchall()
+        return {int(pid): int(n) for pid, n in rows}
 
     def deferred(self, max_attempts: int, limit: int = 1000) -> list[tuple[str, str]]:
         """Recipients of this run refused for now too many times to try again in this run."""

@@ -10,9 +10,12 @@ Tables:
 - ``sends``: one (issue id, list) pair;
 - ``deliveries``: one row per recipient of a send, its status and merge values;
 - ``runs``: each run of a send (its audience, provider, fingerprint; ``uid`` is the
-  id the sent record in issue.md names, unique across journals);
+  id the sent record in issue.md names, unique across journals); a send run's ``ready``
+  (when it began delivering, so workers may join) and ``delivery`` (what shapes each request
+  beyond the fingerprint: ``--at``, ``--sandbox``, the stages), and a worker's run ``joined``
+  (the send run it helps);
 - ``batches``: a request in flight (``ids``, the rows it carries, for SQLite), or a
-  batch claimed by a sender sharing the send (``worker``, ``lease_until``);
+  batch claimed by a sender sharing the send (``worker``: its run's uid, ``lease_until``);
 - ``stages``: a staged send's stages;
 - ``meta``: the schema's version and the journal's own id;
 - ``ab_tests``: a subject A/B test of a send (``send --ab``): its subjects, share, and the decision with its
@@ -27,6 +30,7 @@ Version 2 added ``ab_tests`` and ``deliveries.variant`` (issue 23).
 
 Version 2 added ``audiences``, ``schedules``, ``sequences``, ``enrolments``, ``digest_items`` and
 ``runs.readers`` (``newsletter send --due``).
+Version 3 added ``runs.joined``, ``runs.ready`` and ``runs.delivery`` (workers sharing a send).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .database import JournalDB
 
-VERSION = 2
+VERSION = 3  # 3: runs.joined, runs.ready, runs.delivery (workers sharing a send: sending/sharing.py)
 
 # table -> [(column, declaration)]; "INTEGER PRIMARY KEY" is the row id, REAL a time in Unix seconds.
 TABLES: dict[str, list[tuple[str, str]]] = {
@@ -60,7 +64,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("started", "REAL NOT NULL"), ("pid", "INTEGER NOT NULL"), ("kind", "TEXT NOT NULL DEFAULT 'send'"),
         ("provider", "TEXT"), ("tags", "TEXT"), ("filters", "TEXT"), ("fingerprint", "TEXT"), ("parts", "TEXT"),
         ("allow_changed", "INTEGER NOT NULL DEFAULT 0"), ("note", "TEXT"), ("finished", "REAL"), ("uid", "TEXT"),
-        ("joined_after", "TEXT"), ("readers", "INTEGER")],
+        ("joined_after", "TEXT"), ("readers", "INTEGER"), ("joined", "INTEGER"), ("ready", "REAL"),
+        ("delivery", "TEXT")],
     "stages": [
         ("send", "INTEGER NOT NULL REFERENCES sends (id)"), ("number", "INTEGER NOT NULL"),
         ("share", "REAL NOT NULL"), ("size", "INTEGER NOT NULL DEFAULT 0"), ("started", "REAL"),
@@ -115,6 +120,7 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS digest_items_by_issue ON digest_items (issue)",
 ]
 # Columns a journal of an earlier (unversioned) version may lack are added, never dropped or retyped.
+FILLFACTOR = 70  # PostgreSQL: percent of each deliveries page filled by inserts (see ``create``)
 
 
 def _declaration(dialect: str, declaration: str) -> str:
@@ -155,6 +161,10 @@ def create(db: JournalDB) -> None:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_declaration(db.dialect, declaration)}")
         for index in INDEXES:
             db.execute(index)
+        if db.dialect == "postgresql":
+            # Room on each page for a row's next versions: a send updates each row two or three times (claimed,
+            # settled), and an update that stays on its page writes no index entry (a HOT update).
+            db.execute(f"ALTER TABLE deliveries SET (fillfactor = {FILLFACTOR})")
         _backfill_uids(db)
         upsert = ("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value=excluded.value")
         db.execute(upsert, ("schema_version", str(VERSION)))
