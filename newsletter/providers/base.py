@@ -20,7 +20,7 @@ whole request is raised as one of the exceptions below, so the engine can tell
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from enum import StrEnum
@@ -229,6 +229,7 @@ class Capabilities:
     # outcome until the engine has journaled it: after a crash, only the first recipient still in
     # flight can have been attempted (one unknown, as a mail queue would have), the rest are unsent.
     sequential: bool = False
+    unicode_addresses: bool = False  # carries addresses with non-ASCII characters (SMTPUTF8, RFC 6531)
 
 
 DataT = TypeVar("DataT")  # what a provider's encode hands its deliver: request bodies, wire copies...
@@ -247,22 +248,31 @@ class Payload(NamedTuple, Generic[DataT]):
     refused: tuple[tuple[str, str], ...] = ()
 
 
-class Provider(Protocol[DataT]):
+# What a deliver yields, chunk by chunk; a generator, which the engine may close.
+Outcomes = Generator[list[Delivery] | Accepted, None, None]
+
+
+class Provider(Protocol):
     """What the send engine needs of a way out, once opened (the instance half of the contract; the
-    other half, what a provider is before it is opened, is ``contract.ProviderKind``)."""
+    other half, what a provider is before it is opened, is ``contract.ProviderKind``).
+
+    The engine holds any provider, so it sees ``Payload[Any]``: each provider's own ``encode`` and
+    ``deliver`` name their data's type (``Payload[Bodies]``, ``Payload[SmtpData]``), and only that
+    provider's ``deliver`` reads what its ``encode`` made."""
 
     name: str
     capabilities: Capabilities
     timeout: float  # seconds a request may stay unanswered before its outcome is unknown
 
-    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[DataT]:
+    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[Any]:
         """The request for these recipients; pure (a staticmethod of a module-level function)."""
 
     def open(self) -> None:
         """Connect / check credentials before the first request (may raise AuthError)."""
 
-    def deliver(self, payload: Payload[DataT]) -> Iterator[list[Delivery]] | Iterator[Accepted]:
-        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request."""
+    def deliver(self, payload: Payload[Any]) -> Outcomes:
+        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request.
+        A generator: the engine closes it to stop a sequential provider before its next recipient."""
 
     def probe(self, timeout: float) -> None:
         """A request that delivers nothing (an API read, an SMTP NOOP): returns once the provider answers."""
@@ -271,7 +281,7 @@ class Provider(Protocol[DataT]):
         """Release connections."""
 
 
-def deliver_all(provider: Provider[Any], message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+def deliver_all(provider: Provider, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
     """Encode and deliver one batch, and wait for every outcome (tests, and callers without a journal)."""
     payload = provider.encode(message, recipients)
     outcomes = [Delivery(key, FAILED, reason=reason) for key, reason in payload.refused]

@@ -66,7 +66,7 @@ class _Request:
 
     number: int
     rows: list[jn.Row]
-    payload: Payload
+    payload: Payload[Any]
     started: float
     open: dict[str, jn.Row] = field(default_factory=dict)  # key -> row, until the provider reports it
     built_by_worker: bool = False
@@ -151,7 +151,7 @@ class Loop:
     def run(self) -> None:
         posting: dict[int, _Request] = {}
         encoding: dict[Future, list[jn.Row]] = {}
-        built: list[tuple[list[jn.Row], Payload]] = []
+        built: list[tuple[list[jn.Row], Payload[Any]]] = []
         cursor = 0
         bodies = self.body_workers()
         self.report.body_workers = bodies.processes if bodies else 0
@@ -321,7 +321,7 @@ class Loop:
             return
         self.launch(pool, posting, sendable, payload)
 
-    def launch(self, pool, posting, rows: list[jn.Row], payload: Payload, by_worker: bool = False) -> None:
+    def launch(self, pool, posting, rows: list[jn.Row], payload: Payload[Any], by_worker: bool = False) -> None:
         """Commit the rows as in flight, then start their request (refused keys fail alone first)."""
         if payload.refused:
             by_key = {row.key: row for row in rows}

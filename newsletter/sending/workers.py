@@ -27,15 +27,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ..config import Settings
-from ..errors import NewsletterError
+from ..compose.click_tokens import CLICK_FIELD, ReaderParts
 from ..compose.message import may_break_lines, refuse_line_breaks
 from ..compose.personalize import subscriber_values, subscriber_values_of
-from ..providers.base import Message, Payload, Recipient
-from ..compose.click_tokens import CLICK_FIELD, ReaderParts
 from ..compose.unsubscribe import UnsubscribeLinks
+from ..config import Settings
+from ..errors import NewsletterError
+from ..providers.base import Message, Payload, Recipient
 from .journal import Row
 
 MAX_PROCESSES = 4  # more would only wait on the requests: [send] concurrency defaults to 4
@@ -92,14 +92,14 @@ class BodyContext:
     secret: bytes | None
     provider_name: str
     message: Message
-    encode: Callable[[Message, Sequence[Recipient]], Payload]  # the provider's own, pure encoder
+    encode: Callable[[Message, Sequence[Recipient]], Payload[Any]]  # the provider's own, pure encoder
     readers: ReaderParts | None = None  # each recipient's click-link value ([stats] clicks)
 
 
 class Encoded(NamedTuple):
     """A worker's answer for one batch: the payload (None when every row was refused) and the refusals."""
 
-    payload: Payload | None
+    payload: Payload[Any] | None
     refused: list[tuple[int, str]]  # (position of the row in the batch, why)
 
 

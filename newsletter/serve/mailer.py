@@ -17,7 +17,7 @@ from .pages import render_mail
 
 
 def open_provider(settings: Settings) -> Provider:
-    """The configured provider (SendGrid or SMTP), its secret read from the environment."""
+    """The configured provider, its secret read from the environment."""
     return registry.open_provider(settings, settings.provider)
 
 
@@ -25,7 +25,7 @@ def confirmation_message(settings: Settings, list_name: str, confirm_url: str) -
     html, text = render_mail(settings, list_name, confirm_url)
     return Message(issue_name="confirm", list_name=list_name, subject=f"Confirm your subscription to {settings.name}",
                    html=html, text=text, fields=(), from_address=settings.from_address, reply_to=settings.reply_to,
-                   categories=settings.sendgrid.categories)
+                   categories=registry.kind(settings.provider).categories(settings))
 
 
 def send_confirmation(settings: Settings, list_name: str, email: str, key: str, name: str, confirm_url: str,
