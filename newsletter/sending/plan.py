@@ -291,7 +291,7 @@ def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], 
     raise NewsletterError(
         f"every selected recipient of list '{journal.list}' already got the issue with this id, under another "
         "subject, so nobody would get this one",
-        where=display_path(issue_dir / "issue.md"),
+        where=issue_dir / "issue.md",
         hint="a new issue made by copying an old folder keeps the old one's id: delete the 'id:' line at the top "
              "of issue.md and send again (it gets its own id); if this is the sent issue edited afterwards, "
              "there is nobody left to send it to")
@@ -445,7 +445,7 @@ def nothing_to_send(plan: SendPlan, selected: int) -> str:
     matched = sum(skipped.values())
     wanted = " and ".join([f"tag {t}" for t in audience.tags] + [f"{k}={v}" for k, v in audience.where])
     if not matched and wanted:
-        raise NewsletterError(f"no recipient of list '{list_name}' has {wanted}", where=display_path(plan.list_path),
+        raise NewsletterError(f"no recipient of list '{list_name}' has {wanted}", where=plan.list_path,
                               hint=_what_the_list_has(plan))
     rows = f"{matched} row{'s' * (matched != 1)}" + (f" with {wanted}" if wanted else "")
     if not matched:
@@ -484,7 +484,7 @@ def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str
     raise NewsletterError(
         f"this issue has no 'id:' yet, but the journal ({database.location.describe()}) records a send of an issue "
         f"in a folder of the same name, {issue.name}, to list '{list_name}', with id {known}",
-        where=display_path(issue.path / "issue.md"),
+        where=issue.path / "issue.md",
         hint=f"if it is the same issue, pull the commit that recorded its id and sent record (or add 'id: {known}' to "
              "its front matter) and send again; if it is a new issue, give its folder another name")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from ..checks import Finding
 from ..config import Settings

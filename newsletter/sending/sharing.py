@@ -105,7 +105,7 @@ def known_id(issue: Issue) -> str:
     if not issue.id:
         raise NewsletterError("has no id, so this copy of the issue cannot be found in the journal; the send "
                               "started elsewhere gave it one (id: in its front matter)",
-                              where=display_path(issue.path / "issue.md"),
+                              where=issue.path / "issue.md",
                               hint="get the commit that added it (git pull), then join again")
     return issue.id
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ...errors import NewsletterError
-from .database import JournalDB, Location, open_database
+from .database import JournalDB, open_database
+from .location import Location
 from .schema import TABLES
 
 CHUNK = 5_000
