@@ -23,7 +23,6 @@ from pathlib import Path
 
 from ..compose.content import load_issue
 from ..config import Settings
-from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
 from ..lists import check_list_name
 from ..providers import registry
@@ -31,19 +30,11 @@ from ..providers.base import Provider
 from . import ab as ab_test
 from . import holds, sent_record, sharing
 from . import journal as jn
+from .before_send import check_before_live_run, doctor_gate_note, refuse_while_shared, unfinished_list
+from .identity import load, record_identity
 from .loop import Loop, Progress, StopFlag, few_collections
 from .pacing_run import SYSTEM_CLOCK, PacingClock, is_paced, run_paced
-from .plan import (
-    SendOptions,
-    SendPlan,
-    command_path,
-    describe_audience,
-    load,
-    prepare,
-    record_identity,
-    resume_command,
-    select,
-)
+from .plan import SendOptions, SendPlan, describe_audience, prepare, resume_command, select
 from .report import ListStatus, SendReport, recipients
 from .report import status as journal_status
 from .service import SubscriberService
@@ -86,7 +77,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     issue, issue_id = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if options.resume and not options.list_name:
-        options = dataclasses.replace(options, list_name=_unfinished_list(location, issue_id, issue_dir))
+        options = dataclasses.replace(options, list_name=unfinished_list(location, issue_id, issue_dir))
     live = mode.records
     with ExitStack() as stack:
         database = None
@@ -100,8 +91,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             if service is not None:
                 service.apply_departures(options.list_name)
             options = dataclasses.replace(options, run_note="; ".join(
-                filter(None, [options.run_note, _doctor_gate(settings, options)])))
-            _before_live_run(database, issue_id, options, issue_dir)
+                filter(None, [options.run_note, doctor_gate_note(settings, options)])))
+            check_before_live_run(database, issue_id, options, issue_dir)
         plan = prepare(settings, issue, issue_id, options, database=database)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
@@ -208,36 +199,6 @@ def _waits_in_journal(plan: SendPlan) -> bool:
     return len(_shares(plan)) > 1 or is_paced(plan.settings)
 
 
-def _doctor_gate(settings: Settings, options: SendOptions) -> str:
-    """The DNS part of ``newsletter doctor`` (cached for a day) before a live send: refuse on an error
-    unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
-    if options.provider:  # --provider: check the setup of the provider this send goes through
-        settings = dataclasses.replace(settings, provider=options.provider)
-    findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None,
-                           audience=AudienceQuery(options.list_name, tuple(options.tags), tuple(options.where.items())))
-    errors = [f for f in findings if f.severity == "error"]
-    if not errors:
-        return ""
-    if not options.ignore_doctor:
-        refuse_on_errors(findings)
-    return "sent despite doctor errors (--ignore-doctor): " + ", ".join(sorted({f.code for f in errors}))
-
-
-def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions, issue_dir: Path) -> None:
-    """A send whose circuit breaker halted it continues only with ``--resume``; a send that workers are still
-    sending is theirs until they finish. (Recipients held back by an earlier staged or paced run go back to
-    pending in the run's own provisional transaction: ``plan.select``.)"""
-    journal = jn.Journal(database, issue_id, options.list_name, create=False)
-    if journal.send < 0:
-        return  # never sent to this list
-    _refuse_while_shared(journal, issue_dir)
-    halted = holds.halted_stage(journal)
-    if halted is not None and not options.resume:
-        raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",
-                              hint="look at the bounces and complaints (newsletter status), then continue with: "
-                                   + resume_command(issue_dir, options.list_name))
-
-
 def _shares(plan: SendPlan) -> tuple[float, ...]:
     """The stages of a live send: the recorded ones when it was started staged (a resume repeats
     them), else ``--stages`` or ``[send] stages``; a dry run or test send is one stage."""
@@ -295,18 +256,6 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
         report.interrupted = True
 
 
-def _refuse_while_shared(journal: jn.Journal, issue_dir: Path) -> None:
-    """Workers of this send still running (a PostgreSQL journal): a new start would decide the send anew
-    under them; wait for them, or join them."""
-    alive = journal.runs.senders_alive()
-    if alive:
-        pids = ", ".join(f"{kind} pid {pid}" for kind, pid in alive)
-        raise NewsletterError(f"this issue is still being sent to list '{journal.list}' by {len(alive)} "
-                              f"process{'es' * (len(alive) != 1)} sharing the send ({pids})",
-                              hint="wait for them to finish, or help them: newsletter send "
-                                   f"{command_path(issue_dir)} --list {journal.list} --resume --worker")
-
-
 def _share(plan: SendPlan, issue_dir: Path) -> list[sharing.Helper]:
     """The send begins delivering: workers may join it from now on (as its run records it: ``--at``,
     ``--sandbox``, the stages), and ``--workers N`` starts N-1 of them on this machine."""
@@ -348,7 +297,7 @@ def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *
     issue = load_issue(Path(issue_dir))
     issue_id = sharing.known_id(issue)
     if not options.list_name:
-        options = dataclasses.replace(options, list_name=_unfinished_list(location, issue_id, issue_dir))
+        options = dataclasses.replace(options, list_name=unfinished_list(location, issue_id, issue_dir))
     check_list_name(options.list_name)
     with ExitStack() as stack:
         database = jn.open_database(location)
@@ -446,27 +395,6 @@ def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
     return report
 
 
-def _unfinished_list(location: jn.Location, issue_id: str, issue_dir: Path) -> str:
-    """The one list this issue has an unfinished send to (for ``--resume`` without ``--list``)."""
-    names = jn.lists_of(location, issue_id)
-    unfinished = []
-    for name in names:
-        journal = jn.Journal.read_only(location, issue_id, name)
-        try:
-            if journal.runs.unfinished() is not None:
-                unfinished.append(name)
-        finally:
-            journal.close()
-    candidates = unfinished or names
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise NewsletterError(f"nothing to resume: {display_path(issue_dir)} was never sent",
-                              hint=f"start a send with: newsletter send {command_path(issue_dir)} --list NAME")
-    raise NewsletterError(f"{display_path(issue_dir)} has sends to several lists ({', '.join(candidates)})",
-                          hint="say which to resume with --list NAME")
-
-
 # -- settling the unknown, and looking at the journal ------------------------------------------------------
 
 
@@ -501,7 +429,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
         with database.exclusive(key, list_name, issue.name):
             journal = jn.Journal(database, key, list_name, folder=issue.name)
             if resolution == "abandon":
-                _refuse_while_shared(journal, issue_dir)
+                refuse_while_shared(journal, issue_dir)
                 holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
                 unfinished = journal.runs.unfinished()
                 if unfinished is None:
