@@ -152,6 +152,7 @@ class RequestRecord:
     recipients: int = 0
     authorization_ok: bool = True
     at: float = field(default_factory=time.time)  # when it was answered (or dropped)
+    arrived: float = 0.0  # when a mail send's request arrived (0: not recorded)
 
 
 def _error(message: str, field_name: str | None = None, help_anchor: str = "message") -> dict[str, Any]:
@@ -658,6 +659,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path, query = self._query()
+        arrived = time.time()
         raw = self._read_body()
         standin = self.standin
         if path.startswith("/_standin/"):
@@ -692,13 +694,14 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.delay:
                 standin._stopping.wait(reply.delay)
             if reply.drop:
-                standin._log(RequestRecord("POST", path, query, None, count))
+                standin._log(RequestRecord("POST", path, query, None, count, arrived=arrived))
                 self._drop()
                 return
             if reply.status is not None:
                 status, error_body = reply.status, ({"errors": reply.errors} if reply.errors else None)
                 accepted = 200 <= status < 300
-        standin._log(RequestRecord("POST", path, query, status, count, standin._authorized(self.headers)))
+        standin._log(RequestRecord("POST", path, query, status, count, standin._authorized(self.headers),
+                                   arrived=arrived))
         headers = dict(reply.headers) if reply is not None else {}
         if accepted:
             headers["X-Message-Id"] = message_id
