@@ -92,13 +92,15 @@ def test_the_pause_comes_after_outage_seconds_and_says_what_was_seen():
     t.probed(None, 404, 60.0)
     for _ in range(11):
         t.timed_out("no answer within 60 s", 60.0)
+    t.probed("no answer within 120 s", None, 120.0)
     t.failed("SendGrid had a server error (HTTP 500): internal server error", 500, None)
     clock.now += 299.0
     assert not t.outage() and t.outage_at() == clock.now + 1.0
     clock.now += 1.0
     assert t.outage()
     assert t.pause_message() == (
-        "no request was accepted for 300 s; seen since the last accepted one: 12 timeouts, 1 answer HTTP 500; "
+        "no request was accepted for 300 s; seen since the last accepted one: 12 timeouts, "
+        "1 probe without an answer, 1 answer HTTP 500; "
         "last at 05:46:40 UTC: SendGrid had a server error (HTTP 500): internal server error")
 
 

@@ -44,14 +44,15 @@ TIMEOUT_GROWTH = 8  # after timeouts, a request may wait up to this many times t
 class Trouble:
     """What went wrong since the last accepted request, for the pause's message."""
 
-    timeouts: int = 0  # requests or probes whose answer never came
+    timeouts: int = 0  # requests carrying mail whose answer never came (their recipients are unknown)
+    silent_probes: int = 0  # probes that got no answer (no HTTP status at all)
     unreachable: int = 0  # attempts that reached nobody (connection refused, no route)
     answers: Counter[int] = field(default_factory=Counter)  # HTTP status -> failed answers with it
     last: str = ""  # the latest failure, as the provider described it
     last_at: float = 0.0  # its wall-clock time
 
     def __bool__(self) -> bool:
-        return bool(self.timeouts or self.unreachable or self.answers)
+        return bool(self.timeouts or self.silent_probes or self.unreachable or self.answers)
 
     def note(self, reason: str, now: float) -> None:
         self.last, self.last_at = reason, now
@@ -61,6 +62,8 @@ class Trouble:
         parts = []
         if self.timeouts:
             parts.append(f"{self.timeouts} timeout{'s' * (self.timeouts != 1)}")
+        if self.silent_probes:
+            parts.append(f"{self.silent_probes} probe{'s' * (self.silent_probes != 1)} without an answer")
         if self.unreachable:
             parts.append(f"{self.unreachable} attempt{'s' * (self.unreachable != 1)} that reached no server")
         for status, count in sorted(self.answers.items()):
@@ -182,8 +185,8 @@ class Throttle:
             if reason is not None and status is not None:
                 self.trouble.note(f"the probe was answered HTTP {status}: {reason}", self.wall())
             return
-        self.trouble.timeouts += 1
-        self.trouble.note(reason, self.wall())
+        self.trouble.silent_probes += 1
+        self.trouble.note(f"the probe got no answer: {reason}", self.wall())
         self.streak += 1
         self._grow(timeout)
         self.hold_until = max(self.hold_until, self.clock() + self.backoff(self.streak))
