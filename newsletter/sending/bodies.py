@@ -13,6 +13,7 @@ reaches the loop through its inbox like any other event.
 from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor, Future
+from typing import Any
 
 from ..errors import NewsletterError
 from ..providers.base import Payload, Provider, RejectedError
@@ -27,17 +28,17 @@ from .workers import BodyContext, BodyWorkers, Encoded
 class Bodies:
     """Batches being built by worker processes (``encoding``) and built, waiting for a slot (``built``)."""
 
-    def __init__(self, plan: SendPlan, provider: Provider, report: SendReport, inbox: Inbox, outcomes: Outcomes):
+    def __init__(self, plan: SendPlan, provider: Provider[Any], report: SendReport, inbox: Inbox, outcomes: Outcomes):
         self.plan = plan
         self.report = report
         self.inbox = inbox
         self.outcomes = outcomes
         self.encoding: dict[Future[Encoded], list[jn.Row]] = {}
-        self.built: list[tuple[list[jn.Row], Payload]] = []
+        self.built: list[tuple[list[jn.Row], Payload[Any]]] = []
         self.workers = self._start(provider)
         report.body_workers = self.workers.processes if self.workers else 0
 
-    def _start(self, provider: Provider) -> BodyWorkers | None:
+    def _start(self, provider: Provider[Any]) -> BodyWorkers | None:
         """Worker processes that encode payloads, for a large send (not a dry run: it samples in order)."""
         plan = self.plan
         threshold = plan.settings.send.parallel_from

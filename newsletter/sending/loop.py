@@ -22,6 +22,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..compose.unsubscribe import UnsubscribeLinks
 from ..errors import NewsletterError
@@ -62,7 +63,7 @@ Progress = Callable[[SendReport], None]
 class Loop:
     """Deliver every pending recipient of a plan through a provider; see the module docstring."""
 
-    def __init__(self, plan: SendPlan, provider: Provider, report: SendReport, *, progress: Progress | None = None,
+    def __init__(self, plan: SendPlan, provider: Provider[Any], report: SendReport, *, progress: Progress | None = None,
                  stop: StopFlag | None = None, clock: Callable[[], float] = time.monotonic):
         self.plan = plan
         self.provider = provider
@@ -264,7 +265,8 @@ class Loop:
             return
         self.launch(threads, sendable, payload)
 
-    def launch(self, threads: RequestThreads, rows: list[jn.Row], payload: Payload, by_worker: bool = False) -> None:
+    def launch(self, threads: RequestThreads, rows: list[jn.Row], payload: Payload[Any],
+               by_worker: bool = False) -> None:
         """Commit the rows as in flight, then start their request (refused keys fail alone first)."""
         rows = self.outcomes.refuse_keys(rows, payload.refused)
         if not rows or not payload.keys:

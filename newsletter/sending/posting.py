@@ -27,7 +27,7 @@ class Request:
 
     number: int
     rows: list[jn.Row]
-    payload: Payload
+    payload: Payload[Any]
     started: float
     timeout: float
     open: dict[str, jn.Row] = field(default_factory=dict)  # key -> row, until the provider reports it
@@ -116,7 +116,7 @@ class Inbox:
 class RequestThreads:
     """Threads making the requests and probes, reporting to ``inbox``."""
 
-    def __init__(self, provider: Provider, inbox: Inbox, threads: int):
+    def __init__(self, provider: Provider[Any], inbox: Inbox, threads: int):
         self.provider = provider
         self.inbox = inbox
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send")

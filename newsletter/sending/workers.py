@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..compose.click_tokens import CLICK_FIELD, ReaderParts
 from ..compose.message import may_break_lines, refuse_line_breaks
@@ -93,14 +93,14 @@ class BodyContext:
     secret: bytes | None
     provider_name: str
     message: Message
-    encode: Callable[[Message, Sequence[Recipient]], Payload]  # the provider's own, pure encoder
+    encode: Callable[[Message, Sequence[Recipient]], Payload[Any]]  # the provider's own, pure encoder
     readers: ReaderParts | None = None  # each recipient's click-link value ([stats] clicks)
 
 
 class Encoded(NamedTuple):
     """A worker's answer for one batch: the payload (None when every row was refused) and the refusals."""
 
-    payload: Payload | None
+    payload: Payload[Any] | None
     refused: list[tuple[int, str]]  # (position of the row in the batch, why)
 
 
