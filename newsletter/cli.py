@@ -72,7 +72,8 @@ def _echo_report(report) -> None:
         click.echo(f"  unknown: {email}: {reason}", err=True)
     for email, reason in report.deferred[:50]:
         click.echo(f"  deferred: {email}: {reason}", err=True)
-    hidden = max(0, len(report.failed) - 50) + max(0, len(report.unknown) - 50) + max(0, len(report.deferred) - 50)
+    failed, unknown = max(report.failed_count, len(report.failed)), max(report.unknown_count, len(report.unknown))
+    hidden = max(0, failed - 50) + max(0, unknown - 50) + max(0, len(report.deferred) - 50)
     if hidden:
         click.echo(f"  ... and {hidden} more: newsletter status {issue} --list {report.list_name}", err=True)
     if report.paused:
@@ -180,7 +181,8 @@ def _provider_names():
 @click.option("--retry-failed", is_flag=True, help="Try recipients that failed in an earlier run again.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @click.option("--journal-lost", "journal_lost", is_flag=True,
-              help="The journal of the send issue.md records is gone: send only to readers who joined since (recorded).")
+              help="The journal of the send issue.md records is gone: send only to readers who joined since "
+                   "(recorded).")
 @click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Dry run: how many personalized .eml samples to write.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -296,7 +298,6 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
               nameserver: str) -> None:
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
-
     from .serve.for_sending import ServiceForSending
     from .stats.sources import StoreClicks
 
