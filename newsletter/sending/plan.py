@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +81,7 @@ class SendPlan:
     audience: jn.Audience
     fingerprint: str
     findings: list[Finding]
-    skipped: Counter
+    skipped: Counter[str]
     secret: bytes | None
     # The send loop's body workers while it runs (a large send): started once the recipients are
     # selected, not before, so they and the selection's set of addresses are never in memory at once.
@@ -127,7 +127,7 @@ def fingerprint(message: Message) -> tuple[str, dict[str, str]]:
     headers = json.dumps([message.from_address, message.reply_to, message.unsubscribe_mailto,
                           list(message.categories), message.unsubscribe_group, [list(h) for h in message.headers]])
     parts = {name: hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
-             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers))}
+             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers), strict=True)}
     whole = hashlib.sha256("".join(parts[p] for p in PARTS).encode()).hexdigest()[:16]
     return whole, parts
 
@@ -143,7 +143,7 @@ def describe_audience(list_name: str, audience: jn.Audience) -> str:
     return " ".join(words)
 
 
-def _words(option: str, values) -> str:
+def _words(option: str, values: Iterable[str]) -> str:
     """``--tag a --tag b`` as the writer typed it, or ``no --tag``."""
     return " ".join(f"{option} {_quote(v)}" for v in values) or f"no {option}"
 
@@ -240,7 +240,8 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
             + ("other links than the first readers (that is all that changed: " if only else
                "a different issue (") + f"{', '.join(changed) or 'content'} changed)",
             hint=f"rename the folder back (git mv {command_path(issue_dir)} "
-                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass --allow-changed to send them the issue as it is now "
+                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass "
+                 "--allow-changed to send them the issue as it is now "
                  "(recorded in the journal), and publish the web archive under both names (newsletter archive), so "
                  "that the links both groups got work")
     raise NewsletterError(
@@ -384,6 +385,8 @@ def select(plan: SendPlan) -> None:
         settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
         mode=plan.mode, retrying=options.retry_unknown or options.retry_failed,
         stages=options.stages) and options.ab is None
+    listed = None  # the list's rows, read as they are taken
+    rows: Iterable[tuple[str, str, str, str]]
     if list_path is None:
         rows = plan.mode.test_rows()
     else:
@@ -393,14 +396,14 @@ def select(plan: SendPlan) -> None:
         extra = [c for c in used_columns(plan.built) if c not in ("email", "name")]  # email and name have columns
         joined_after = (dt.datetime.fromisoformat(audience.joined_after.replace("Z", "+00:00"))
                         if audience.joined_after else None)
-        rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
+        rows = listed = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
                            on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
                            joined_after=joined_after,
                            only=jn.audiences.readers(journal.db, audience.readers) if audience.readers else None)
     refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                *([jn.FAILED] if options.retry_failed else []))
-    if streaming:
-        plan.selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
+    if streaming and listed is not None:
+        plan.selection = PendingSelection(journal, listed, skipped, settings.send.batch_size)
         while plan.selection.advance() and not journal.view.selected_status_counts()[jn.PENDING]:
             pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
     else:

@@ -109,9 +109,8 @@ class Recipients:
         values: list[Any] = []
         statements: list[list[Any]] = []  # those of one transaction, about ``chunk`` rows
         for key, email, name, fields in recipients:
-            if fields.__class__ is not str:
-                fields = dumps(fields) if fields else None
-            values += (key, email, name, fields or None)
+            text = fields if isinstance(fields, str) else (dumps(fields) if fields else None)
+            values += (key, email, name, text or None)
             offered += 1
             if len(values) >= size:
                 statements.append(values)
