@@ -58,6 +58,11 @@ class SendMode:
     def subject_prefix(self) -> str:
         return ""
 
+    @property
+    def inline_images(self) -> bool:
+        """The issue's own images inside the message (a test send goes out before the archive is published)."""
+        return bool(self.addresses)
+
     def list_name(self, asked: str) -> str:
         """The journal's list for this send (a test send signs its links with ``TEST_LIST``)."""
         return TEST_LIST if self.addresses else asked

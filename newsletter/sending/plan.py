@@ -318,20 +318,21 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
     request is about to go (``Journal.commit_run``) and rolls them back otherwise (``Journal.discard_run``)."""
     require_complete(issue)
     mode = options.mode
-    testing = bool(mode.addresses)  # the audience is the given addresses, not a list
     list_name = mode.list_name(options.list_name)
     journal = mode.open_journal(settings, issue, issue_id, list_name, database)
     try:
-        # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
-        # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
-        lost = None if testing else check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
-        unfinished = None if testing else journal.runs.unfinished()
-        audience = (_audience_of(options, settings) if testing
-                    else settle_audience(journal, options, settings, issue.path, lost.at if lost else ""))
+        if mode.addresses:  # a test send: the given addresses, nothing recorded to go by
+            lost, unfinished, audience = None, None, _audience_of(options, settings)
+        else:  # a list: as the journal and the issue's sent record have it
+            # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
+            # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
+            lost = check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
+            unfinished = journal.runs.unfinished()
+            audience = settle_audience(journal, options, settings, issue.path, lost.at if lost else "")
         provider = audience.provider
         registry.module(provider)  # an unknown name fails here, naming the known ones
         _check_schedule(options.send_at, provider)
-        list_path = None if testing else require_list(settings.list_path(list_name))
+        list_path = None if mode.addresses else require_list(settings.list_path(list_name))
         built = build(settings, issue, list_columns(list_path) if list_path else None)
         findings = run_checks_on(CheckContext(settings, issue, built))
         if has_errors(findings) and mode.delivers:  # a dry run reports them
@@ -341,11 +342,11 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         built, readers = prepare_clicks(settings, built, issue_id, mode, send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=mode.subject_prefix,
-                               inline_images=testing)  # a test send goes out before the archive
+                               inline_images=mode.inline_images)
         message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=mode.delivers and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
-        if options.content_check is not None and not testing:
+        if options.content_check is not None and list_path is not None:
             options.content_check(whole, parts)
         note = options.run_note
         if lost is not None:
