@@ -252,25 +252,26 @@ class Payload(NamedTuple, Generic[DataT]):
 Outcomes = Generator[list[Delivery] | Accepted, None, None]
 
 
-class Provider(Protocol):
+class Provider(Protocol[DataT]):
     """What the send engine needs of a way out, once opened (the instance half of the contract; the
     other half, what a provider is before it is opened, is ``contract.ProviderKind``).
 
-    The engine holds any provider, so it sees ``Payload[Any]``: each provider's own ``encode`` and
-    ``deliver`` name their data's type (``Payload[Bodies]``, ``Payload[SmtpData]``), and only that
-    provider's ``deliver`` reads what its ``encode`` made."""
+    Generic over the data its ``encode`` hands its ``deliver`` (``Provider[Bodies]``: SendGrid's JSON
+    bodies, ``Provider[SmtpData]``: each copy's bytes), so only that provider's ``deliver`` reads what
+    its ``encode`` made, typed; the engine, which holds any provider, holds a ``Provider[Any]``."""
 
     name: str
     capabilities: Capabilities
-    timeout: float  # seconds a request may stay unanswered before its outcome is unknown
+    timeout: float  # seconds a request may stay unanswered before its outcome is unknown (the send loop
+    # lengthens it after a timeout, and sets it back: docs/sending.md, "Provider trouble")
 
-    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[Any]:
+    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[DataT]:
         """The request for these recipients; pure (a staticmethod of a module-level function)."""
 
     def open(self) -> None:
         """Connect / check credentials before the first request (may raise AuthError)."""
 
-    def deliver(self, payload: Payload[Any]) -> Outcomes:
+    def deliver(self, payload: Payload[DataT]) -> Outcomes:
         """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request.
         A generator: the engine closes it to stop a sequential provider before its next recipient."""
 
@@ -281,7 +282,7 @@ class Provider(Protocol):
         """Release connections."""
 
 
-def deliver_all(provider: Provider, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+def deliver_all(provider: Provider[Any], message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
     """Encode and deliver one batch, and wait for every outcome (tests, and callers without a journal)."""
     payload = provider.encode(message, recipients)
     outcomes = [Delivery(key, FAILED, reason=reason) for key, reason in payload.refused]

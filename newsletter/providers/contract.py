@@ -105,7 +105,7 @@ class ProviderKind(ABC):
     encode: Encoder
 
     @abstractmethod
-    def open(self, settings: Settings) -> Provider:
+    def open(self, settings: Settings) -> Provider[Any]:
         """The provider for ``settings``, its secret read from the environment variable they name."""
 
     @abstractmethod

@@ -9,7 +9,7 @@ file needs to know which packages exist.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NewsletterError
 from .contract import ProviderKind, Signals
@@ -47,7 +47,7 @@ def capabilities(name: str) -> Capabilities:
     return kind(name).capabilities
 
 
-def open_provider(settings: Settings, name: str) -> Provider:
+def open_provider(settings: Settings, name: str) -> Provider[Any]:
     """Provider ``name`` configured from settings (secrets read from the environment)."""
     return kind(name).open(settings)
 

@@ -15,6 +15,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -120,7 +121,7 @@ def _event_routes(service: Service, settings: Settings, public_key: str | None,
 
 def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = None,
                mailer: Callable[..., None] | None = None, webhook_public_key: str | None = None,
-               webhook_verifier: Verifier | None = None, provider: Provider | None = None,
+               webhook_verifier: Verifier | None = None, provider: Provider[Any] | None = None,
                slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS, clock: Clock = now_utc) -> AccessLog:
     """The ASGI app for ``settings`` on ``store`` (wrapped in the redacting access log and security headers).
 
@@ -165,6 +166,6 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
     return AccessLog(SecurityHeaders(app))
 
 
-def _send_with(provider: Provider, settings: Settings, list_name: str, email: str, key: str, name: str,
+def _send_with(provider: Provider[Any], settings: Settings, list_name: str, email: str, key: str, name: str,
                url: str) -> None:
     send_confirmation(settings, list_name, email, key, name, url, provider=provider)

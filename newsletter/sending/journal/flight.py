@@ -28,8 +28,8 @@ from ...providers.base import Status
 from .runs import DIED
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .core import JournalCore, Row
     from .database import JournalDB
-    from .journal import Journal, Row
 
 SEQUENTIAL = ":sequential"  # ends the batch id of a request whose recipients are tried one by one, in order
 
@@ -42,7 +42,7 @@ class InFlight:
     one sender at a time: the send lock keeps every other out). ``leased.LeasedFlight`` is the same
     interface for a journal several senders share."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: JournalCore):
         self.journal = journal
         # The batches this process has in flight: row id -> batch label, and rows still carried per label.
         self._flying: dict[int, str] = {}
@@ -60,7 +60,7 @@ class InFlight:
         Rows carried by a batch of this process still in flight read ``pending`` in the table and are
         skipped here. A row's other columns stay JSON text: the body workers decode them, not this process.
         """
-        from .journal import Row
+        from .core import Row
 
         journal = self.journal
         sql = ("SELECT id, key, email, name, fields, attempts FROM deliveries "
@@ -171,6 +171,7 @@ class InFlight:
                 if not ids:
                     continue
                 first, last = min(ids), max(ids)
+                arguments: tuple[object, ...]
                 if last - first + 1 == len(ids):  # every id from first to last (ids are unique): a range
                     rows, arguments = "id BETWEEN ? AND ?", (first, last)
                 else:

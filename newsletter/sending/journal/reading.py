@@ -13,10 +13,11 @@ import json
 from typing import TYPE_CHECKING
 
 from ...providers.base import Status
-from .database import JournalDB, Location, open_database
+from .database import JournalDB, open_database
+from .location import Location
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .journal import Journal
+    from .core import JournalCore
 
 STATUSES = (Status.PENDING, Status.IN_FLIGHT, Status.SENT, Status.FAILED, Status.UNKNOWN)
 NOT_SELECTED = "not_selected"
@@ -28,7 +29,7 @@ IN_FLIGHT_REASON = "a send was delivering it (or stopped mid-request): it may ha
 class JournalView:
     """What one send's journal says, read-only."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: JournalCore):
         self.journal = journal
 
     def counts(self, run_only: bool = False) -> dict[str, int]:
@@ -40,7 +41,7 @@ class JournalView:
         if run_only:
             sql += " AND run=?"
             params += (journal.run,)
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(map(str, STATUSES), 0)
         counts.update({str(state): int(n) for state, n in db.execute(sql + " GROUP BY state", params).fetchall()})
         return {str(status): n for status, n in counts.items()}
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ...providers.base import Status
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .core import JournalCore
     from .database import JournalDB
-    from .journal import Journal
 
 # One selected recipient: (key, email, name, fields), fields as JSON object text ("" for none) or a mapping.
 Selected = tuple[str, str, str, "str | Mapping[str, str]"]
@@ -84,7 +84,7 @@ def _later_wins(values: list[Any]) -> list[Any]:
 class Recipients:
     """The selection of one send's recipients into the journal, and what changes their status on request."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: JournalCore):
         self.journal = journal
         self._statement: tuple[tuple[Any, ...], _SelectStatement] | None = None  # (run, refresh, first_wins), made
 
@@ -109,9 +109,8 @@ class Recipients:
         values: list[Any] = []
         statements: list[list[Any]] = []  # those of one transaction, about ``chunk`` rows
         for key, email, name, fields in recipients:
-            if fields.__class__ is not str:
-                fields = dumps(fields) if fields else None
-            values += (key, email, name, fields or None)
+            text = fields if isinstance(fields, str) else (dumps(fields) if fields else None)
+            values += (key, email, name, text or None)
             offered += 1
             if len(values) >= size:
                 statements.append(values)
