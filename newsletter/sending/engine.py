@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from ..compose.content import load_issue
 from ..config import Settings
@@ -48,7 +49,7 @@ def outbox_dir(settings: Settings, issue_name: str) -> Path:
     return settings.root / "outbox" / issue_name
 
 
-def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
+def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider[Any] | None = None,
          progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
          on_plan: Callable[[SendPlan, SendReport], None] | None = None,
          say: Callable[[str], None] = lambda _: None, clicks: ab_test.ClickCounts | None = None,
@@ -216,7 +217,7 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
     return stages_of(plan.settings.send, plan.options.stages)
 
 
-def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
+def _deliver(plan: SendPlan, provider: Provider[Any], report: SendReport, progress: Progress | None, stop: StopFlag,
              say: Callable[[str], None], clicks: ab_test.ClickCounts | None = None,
              service: SubscriberService | None = None, pacing_clock: PacingClock = SYSTEM_CLOCK) -> None:
     """The send loop over everything pending, stage by stage with the circuit breaker, or an A/B test's
@@ -285,7 +286,7 @@ def _count_senders(report: SendReport, plan: SendPlan) -> None:
                       **{f"worker pid {pid}": n for pid, n in joined.items()}}
 
 
-def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None,
+def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider[Any] | None,
                     progress: Progress | None, stop: StopFlag | None,
                     on_plan: Callable[[SendPlan, SendReport], None] | None,
                     say: Callable[[str], None], service: SubscriberService | None) -> SendReport:
@@ -406,7 +407,7 @@ RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
 def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> list[tuple[str, str]]:
     """(email, why) of every recipient of the send whose delivery is unknown."""
     check_list_name(list_name)
-    issue, issue_id = load(issue_dir, record_id=False)
+    issue, _ = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if list_name not in jn.lists_of(location, issue.id or issue.name):
         raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
@@ -421,7 +422,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
     """Settle the unknown recipients as ``sent`` (they got it) or ``resend`` (pending: the next
     ``--resume`` sends them), or ``abandon`` an unfinished send; recorded as a run. Returns how many."""
     check_list_name(list_name)
-    issue, issue_id = load(issue_dir, record_id=False)
+    issue, _ = load(issue_dir, record_id=False)
     key = issue.id or issue.name
     location = jn.location_of(settings)
     if list_name not in jn.lists_of(location, key):

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +81,7 @@ class SendPlan:
     audience: jn.Audience
     fingerprint: str
     findings: list[Finding]
-    skipped: Counter
+    skipped: Counter[str]
     secret: bytes | None
     # The send loop's body workers while it runs (a large send): started once the recipients are
     # selected, not before, so they and the selection's set of addresses are never in memory at once.
@@ -127,7 +127,7 @@ def fingerprint(message: Message) -> tuple[str, dict[str, str]]:
     headers = json.dumps([message.from_address, message.reply_to, message.unsubscribe_mailto,
                           list(message.categories), message.unsubscribe_group, [list(h) for h in message.headers]])
     parts = {name: hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
-             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers))}
+             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers), strict=True)}
     whole = hashlib.sha256("".join(parts[p] for p in PARTS).encode()).hexdigest()[:16]
     return whole, parts
 
@@ -143,7 +143,7 @@ def describe_audience(list_name: str, audience: jn.Audience) -> str:
     return " ".join(words)
 
 
-def _words(option: str, values) -> str:
+def _words(option: str, values: Iterable[str]) -> str:
     """``--tag a --tag b`` as the writer typed it, or ``no --tag``."""
     return " ".join(f"{option} {_quote(v)}" for v in values) or f"no {option}"
 
@@ -240,7 +240,8 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
             + ("other links than the first readers (that is all that changed: " if only else
                "a different issue (") + f"{', '.join(changed) or 'content'} changed)",
             hint=f"rename the folder back (git mv {command_path(issue_dir)} "
-                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass --allow-changed to send them the issue as it is now "
+                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass "
+                 "--allow-changed to send them the issue as it is now "
                  "(recorded in the journal), and publish the web archive under both names (newsletter archive), so "
                  "that the links both groups got work")
     raise NewsletterError(
@@ -317,20 +318,21 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
     request is about to go (``Journal.commit_run``) and rolls them back otherwise (``Journal.discard_run``)."""
     require_complete(issue)
     mode = options.mode
-    testing = bool(mode.addresses)  # the audience is the given addresses, not a list
     list_name = mode.list_name(options.list_name)
     journal = mode.open_journal(settings, issue, issue_id, list_name, database)
     try:
-        # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
-        # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
-        lost = None if testing else check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
-        unfinished = None if testing else journal.runs.unfinished()
-        audience = (_audience_of(options, settings) if testing
-                    else settle_audience(journal, options, settings, issue.path, lost.at if lost else ""))
+        if mode.addresses:  # a test send: the given addresses, nothing recorded to go by
+            lost, unfinished, audience = None, None, _audience_of(options, settings)
+        else:  # a list: as the journal and the issue's sent record have it
+            # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
+            # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
+            lost = check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
+            unfinished = journal.runs.unfinished()
+            audience = settle_audience(journal, options, settings, issue.path, lost.at if lost else "")
         provider = audience.provider
         registry.module(provider)  # an unknown name fails here, naming the known ones
         _check_schedule(options.send_at, provider)
-        list_path = None if testing else require_list(settings.list_path(list_name))
+        list_path = None if mode.addresses else require_list(settings.list_path(list_name))
         built = build(settings, issue, list_columns(list_path) if list_path else None)
         findings = run_checks_on(CheckContext(settings, issue, built))
         if has_errors(findings) and mode.delivers:  # a dry run reports them
@@ -340,11 +342,11 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         built, readers = prepare_clicks(settings, built, issue_id, mode, send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=mode.subject_prefix,
-                               inline_images=testing)  # a test send goes out before the archive
+                               inline_images=mode.inline_images)
         message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=mode.delivers and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
-        if options.content_check is not None and not testing:
+        if options.content_check is not None and list_path is not None:
             options.content_check(whole, parts)
         note = options.run_note
         if lost is not None:
@@ -384,6 +386,8 @@ def select(plan: SendPlan) -> None:
         settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
         mode=plan.mode, retrying=options.retry_unknown or options.retry_failed,
         stages=options.stages) and options.ab is None
+    listed = None  # the list's rows, read as they are taken
+    rows: Iterable[tuple[str, str, str, str]]
     if list_path is None:
         rows = plan.mode.test_rows()
     else:
@@ -393,14 +397,14 @@ def select(plan: SendPlan) -> None:
         extra = [c for c in used_columns(plan.built) if c not in ("email", "name")]  # email and name have columns
         joined_after = (dt.datetime.fromisoformat(audience.joined_after.replace("Z", "+00:00"))
                         if audience.joined_after else None)
-        rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
+        rows = listed = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
                            on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
                            joined_after=joined_after,
                            only=jn.audiences.readers(journal.db, audience.readers) if audience.readers else None)
     refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                *([jn.FAILED] if options.retry_failed else []))
-    if streaming:
-        plan.selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
+    if streaming and listed is not None:
+        plan.selection = PendingSelection(journal, listed, skipped, settings.send.batch_size)
         while plan.selection.advance() and not journal.view.selected_status_counts()[jn.PENDING]:
             pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
     else:

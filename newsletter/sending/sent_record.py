@@ -6,7 +6,8 @@ by two people. So the first live send of an issue to a list also writes a small
 record into the issue itself, one line per (list, first run)::
 
     sent:
-    - {list: readers, run: 3f9a1c2b4d5e6f70, at: "2026-12-07T21:30:00Z", recipients: 50, sent: 50, journal: "sqlite:.newsletter/journal.sqlite"}
+    - {list: readers, run: 3f9a1c2b4d5e6f70, at: "2026-12-07T21:30:00Z", recipients: 50, sent: 50,
+       journal: "sqlite:.newsletter/journal.sqlite"}
 
 leaving every other byte of issue.md as it was. The writer commits it. A live
 send (or a dry run of one) of an issue whose record for the list names only runs

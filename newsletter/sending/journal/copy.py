@@ -18,7 +18,7 @@ CHUNK = 5_000
 # Copied in this order (a row's references exist before it); meta is the journal's own and copied apart.
 ORDER = ("sends", "audiences", "runs", "deliveries", "batches", "stages", "ab_tests", "schedules",
          "sequences", "enrolments", "digest_items")
-SEND_TABLES = ("runs", "deliveries", "batches", "stages", "ab_tests")  # one send's own records, by their ``send`` column
+SEND_TABLES = ("runs", "deliveries", "batches", "stages", "ab_tests")  # one send's own records, by ``send``
 
 
 def _columns(table: str) -> list[str]:

@@ -66,6 +66,9 @@ class JournalDB:
             self.execute = connection.execute
             self.id_set = self.text_set = "(SELECT value FROM json_each(?))"
         else:
+            import psycopg
+
+            self._driver_error: type[Exception] = psycopg.Error  # what the server or the connection raised
             self.execute = self._translated
             self.id_set = "(SELECT unnest(?::bigint[]))"
             self.text_set = "(SELECT unnest(?::text[]))"
@@ -78,7 +81,7 @@ class JournalDB:
             text = self._texts[sql] = sql.replace("%", "%%").replace("?", "%s")
         try:
             return self.connection.execute(text, params)  # type: ignore[no-any-return]
-        except Exception as err:
+        except self._driver_error as err:
             raise self.error(err) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -89,7 +92,7 @@ class JournalDB:
         try:
             with self.connection.cursor() as cursor:
                 cursor.executemany(sql.replace("%", "%%").replace("?", "%s"), list(rows))
-        except Exception as err:
+        except self._driver_error as err:
             raise self.error(err) from None
 
     def ids(self, values: Iterable[int]) -> object:

@@ -186,6 +186,7 @@ class InFlight:
                 if not ids:
                     continue
                 first, last = min(ids), max(ids)
+                arguments: tuple[object, ...]
                 if last - first + 1 == len(ids):  # every id from first to last (ids are unique): a range
                     rows, arguments = "id BETWEEN ? AND ?", (first, last)
                 else:

@@ -38,7 +38,8 @@ class Location:
 
     def may_exist(self) -> bool:
         """False only when it certainly holds nothing yet (a SQLite file not made): reading it is then skipped."""
-        return self.dialect == "postgresql" or (self.path is not None and (self.path.exists() or self.path.is_symlink()))
+        return self.dialect == "postgresql" or (self.path is not None
+                                                and (self.path.exists() or self.path.is_symlink()))
 
 
 def describe_url(url: str) -> str:

@@ -41,7 +41,7 @@ class JournalView:
         if run_only:
             sql += " AND run=?"
             params += (journal.run,)
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(map(str, STATUSES), 0)
         counts.update({str(state): int(n) for state, n in db.execute(sql + " GROUP BY state", params).fetchall()})
         return {str(status): n for status, n in counts.items()}
 
