@@ -1,7 +1,8 @@
 """``sending.service.SubscriberService`` implemented on the event store: what a send asks of the service.
 
 The commands make one (``ServiceForSending(settings)``) and hand it to ``engine.send`` and ``run_due``;
-``sending/`` knows only the interface.
+``sending/`` knows only the interface. It matches the ``Protocol`` by its shape (mypy checks it where the
+commands pass it), so neither package imports the other.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 from ..config import Settings
-from ..sending.service import Signals
 from .connect import open_store, store_is_configured
 from .store import BOUNCED, COMPLAINED, stamp
 from .sync import apply_unsynced_departures, sync_events
@@ -28,7 +28,7 @@ class ServiceForSending:
         result = sync_events(self.settings, list_name)
         return result.summary if result.changes else ""
 
-    def signals_since(self, list_name: str, since: float) -> Signals:
+    def signals_since(self, list_name: str, since: float) -> dict[str, list[dict[str, str]]]:
         """Bounces and complaints the store recorded for the list since ``since``, synced or not (a sync
         during a staged send's wait hides nothing); nothing when no store is configured; a NewsletterError
         when it is configured but down."""
