@@ -57,7 +57,6 @@ class SmtpProvider:
 
     name = "smtp"
     capabilities = CAPABILITIES
-    max_batch = MAX_BATCH
     encode = staticmethod(encode)
 
     def __init__(self, settings: SmtpSettings, *, password: str | None,
