@@ -49,6 +49,7 @@ from ..compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE
 from ..redaction import hold, redact
 from ..secret_names import unset_variable, variable_name
 from .base import (
+    BATCH_LABEL,
     Accepted,
     AuthError,
     Capabilities,
@@ -167,7 +168,6 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         "from": _address(message.from_address, "From address"),
         "subject": message.subject,
         "content": content,
-        "custom_args": {"issue": message.issue_name, "list": message.list_name, **dict(message.labels)},
     }
     if message.reply_to:
         shared["reply_to"] = _address(message.reply_to, "Reply-To address")
@@ -185,7 +185,22 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         shared["attachments"] = [{"content": base64.b64encode(image.data).decode("ascii"), "type": image.content_type,
                                   "filename": image.filename, "disposition": "inline", "content_id": image.content_id}
                                  for image in message.related]
+    # last, so that ``_labelled`` adds each request's own labels without parsing the body
+    shared["custom_args"] = {"issue": message.issue_name, "list": message.list_name, **dict(message.labels)}
     return shared
+
+
+def _labelled(body: bytes, labels: Sequence[tuple[str, str]], part: int, parts: int) -> bytes:
+    """``body`` (which ends with its ``custom_args``) with the request's labels added to them: its run and
+    batch, which SendGrid hands back with every event about its mail. Part ``part`` of a batch sent as
+    ``parts`` requests is batch ``"<label>#<part>/<parts>"``."""
+    if not labels:
+        return body
+    args = dict(labels)
+    if parts > 1 and BATCH_LABEL in args:
+        args[BATCH_LABEL] += f"#{part}/{parts}"
+    added = ",".join(f"{_json_string(name)}:{_json_string(value)}" for name, value in args.items())
+    return body[:-2] + b"," + added.encode("ascii") + b"}}"
 
 
 _last_shared: tuple[Message, dict[str, str], str] | None = None
@@ -605,7 +620,8 @@ class SendGridProvider:
         among those, as the engine reads it)."""
         bodies = ((payload.keys, payload.data),) if isinstance(payload.data, bytes) else payload.data
         waiting = list(payload.keys)  # not yet reported, in the payload's order
-        for keys, body in bodies:
+        for part, (keys, body) in enumerate(bodies, 1):
+            body = _labelled(body, payload.labels, part, len(bodies))
             try:
                 response = self._call(f"sending to {len(keys)} recipients",
                                       lambda c, body=body: _post_json(c.mail.send, body, self.timeout))

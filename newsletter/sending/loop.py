@@ -43,6 +43,7 @@ from ..providers.base import (
     Provider,
     RejectedError,
     TransientError,
+    request_labels,
 )
 from ..compose.unsubscribe import UnsubscribeLinks
 from . import journal as jn
@@ -335,8 +336,10 @@ class Loop:
         self.numbers += 1
         ordered = jn.SEQUENTIAL if self.provider.capabilities.sequential else ""
         label = f"{self.journal.own_run or self.journal.run}-{self.numbers}{ordered}"  # unique among the senders
-        if not self.journal.flight.mark_in_flight([row.id for row in rows], label):
+        label = self.journal.flight.mark_in_flight([row.id for row in rows], label)
+        if not label:
             return  # no longer this sender's (its lease ran out and another settled them): not sent from here
+        payload = payload._replace(labels=request_labels(self.journal.run_uid, label))  # the provider's own record
         request = _Request(self.numbers, rows, payload, self.clock(), {row.key: row for row in rows}, by_worker)
         posting[request.number] = request
         pool.submit(self.post, request)

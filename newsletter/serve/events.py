@@ -11,7 +11,11 @@ A batch is a JSON array of events. Two things are read from it:
   that carries the ``issue_id`` custom argument (delivered, deferred, bounce hard
   or soft, dropped, open, click, spam report, unsubscribe), in the store's own
   words (``store.MESSAGE_KINDS``), with the reader key a click link of that issue
-  carries instead of the address, and the receiving domain's group.
+  carries instead of the address, and the receiving domain's group;
+- batch reports, for ``newsletter resolve``: the events that prove SendGrid took
+  a request (processed, delivered, deferred, bounce, dropped), counted per request
+  by the run and batch custom arguments every request carries (``providers.base``'s
+  ``RUN_LABEL`` and ``BATCH_LABEL``).
 
 SendGrid's event names are read here and nowhere else outside ``providers/``.
 
@@ -32,6 +36,7 @@ from typing import Any
 from ..errors import NewsletterError
 from ..lists import key_or_problem
 from ..lists.domain_groups import stats_group
+from ..providers.base import BATCH_LABEL, RUN_LABEL
 from .store import (
     BOUNCED,
     CLICKED,
@@ -42,8 +47,10 @@ from .store import (
     EVERY_LIST,
     HARD,
     OPENED,
+    PROCESSED,
     SOFT,
     UNSUBSCRIBED,
+    BatchReport,
     Event,
     MessageEvent,
     stamp,
@@ -106,6 +113,26 @@ def message_events(items: list[dict[str, Any]], reader_of: ReaderOf, at: str) ->
     return found
 
 
+_EVIDENCE = {"processed": PROCESSED, "delivered": DELIVERED, "deferred": DEFERRED, "bounce": BOUNCED,
+             "dropped": DROPPED}
+
+
+def batch_reports(items: list[dict[str, Any]], at: str) -> list[BatchReport]:
+    """The events that prove SendGrid took a request, counted per (run, batch, kind) with the first and last
+    time, for the items that carry a send's run and batch labels."""
+    found: dict[tuple[str, str, str], BatchReport] = {}
+    for item in items:
+        kind, run, batch = _EVIDENCE.get(str(item.get("event"))), item.get(RUN_LABEL), item.get(BATCH_LABEL)
+        if kind is None or not isinstance(run, str) or not isinstance(batch, str) or not run or not batch:
+            continue
+        when = item.get("timestamp")
+        moment = stamp(dt.datetime.fromtimestamp(when, dt.UTC)) if isinstance(when, int) and when > 0 else at
+        known = found.get((run, batch, kind))
+        found[(run, batch, kind)] = BatchReport(run, batch, kind, 1, moment, moment) if known is None else \
+            BatchReport(run, batch, kind, known.events + 1, min(known.first_at, moment), max(known.last_at, moment))
+    return list(found.values())
+
+
 def parse_batch(body: bytes, served: Collection[str], at: str) -> list[Event]:
     """The store events in one webhook body; a NewsletterError if it is not SendGrid's JSON array."""
     return list_events(_items(body), served, at)
@@ -147,6 +174,7 @@ class Batch:
     digest: str
     events: list[Event]
     message_events: list[MessageEvent] = field(default_factory=list)
+    reports: list[BatchReport] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -174,4 +202,4 @@ def read_batch(verify: Callable[[bytes, str, str], bool], body: bytes, signature
     except NewsletterError as err:
         return Refusal(400, str(err))
     return Batch(batch_digest(timestamp, body), list_events(items, served, at),
-                 message_events(items, reader_of, at) if reader_of is not None else [])
+                 message_events(items, reader_of, at) if reader_of is not None else [], batch_reports(items, at))
