@@ -19,7 +19,7 @@ import pytest
 from newsletter_helpers import ISSUE
 
 from newsletter.compose.content import load_issue, write_issue_id
-from newsletter.sending.stages import assign_stages, parse_stages
+from newsletter.sending.stage_rules import assign_stages, parse_stages
 
 READERS = [f"reader{i}@example.com" for i in range(200)]
 STAGES = "1%,10%,100%"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from newsletter.cli import main
 from newsletter.config import SendSettings, load_settings
 from newsletter.errors import NewsletterError
-from newsletter.sending.pacing import (
+from newsletter.sending.pacing_rules import (
     DAY,
     HOUR,
     PacingLimits,

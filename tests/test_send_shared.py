@@ -207,7 +207,7 @@ def test_the_hourly_cap_holds_for_every_sender_together_while_their_requests_are
 
 def _stages(root: Path, names: list[str]) -> dict[str, int]:
     from newsletter.compose.content import load_issue
-    from newsletter.sending.stages import assign_stages
+    from newsletter.sending.stage_rules import assign_stages
 
     issue_id = load_issue(root / ISSUE).id
     assert issue_id

@@ -31,7 +31,7 @@ from staged_fixtures import (
 
 from newsletter.cli import main
 from newsletter.compose.content import load_issue, write_issue_id
-from newsletter.sending.stages import assign_stages, parse_stages
+from newsletter.sending.stage_rules import assign_stages, parse_stages
 
 
 def journal(root: Path, sql: str) -> list[tuple]:

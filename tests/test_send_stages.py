@@ -10,7 +10,7 @@ import pytest
 from newsletter.config import SendSettings, load_settings
 from newsletter.errors import NewsletterError
 from newsletter.providers.sendgrid import fetch_signals
-from newsletter.sending.stages import (
+from newsletter.sending.stage_rules import (
     StageSignals,
     assign_stages,
     judge_stage,

@@ -31,7 +31,7 @@ def doctor_command(ctx: click.Context, nameserver: str | None, output_format: st
     """Check the sending setup (SPF, DKIM, DMARC, MX, reverse DNS, BIMI, one-click unsubscribe) and, with
     --list, the mailbox providers' rules for that list; exit 1 when any error is found."""
     if warmup:
-        from ..sending.pacing import warmup_report
+        from ..sending.pacing_rules import warmup_report
 
         click.echo(warmup_report(settings_of(ctx), list_name))
         return

@@ -43,7 +43,7 @@ def open_provider(settings: Settings, name: str) -> Provider:
 
 def fetch_signals(settings: Settings, name: str, *, since: float) -> dict[str, list[dict]]:
     """What provider ``name`` recorded since ``since`` (Unix seconds): ``{"bounces": [...], "blocks": [...],
-    "spam_reports": [...]}``, each item with at least ``email`` (see ``sending/stages.py``)."""
+    "spam_reports": [...]}``, each item with at least ``email`` (see ``sending/stage_rules.py``)."""
     return module(name).fetch_signals(settings, since=since)
 
 

@@ -850,7 +850,7 @@ def fetch_signals(settings: Settings, *, since: float, until: float | None = Non
                   attempts: int = 3) -> dict[str, list[dict[str, Any]]]:
     """Bounces, blocks and spam reports SendGrid recorded from ``since`` (to ``until``), Unix seconds.
 
-    Plain data for ``sending/stages.py``: ``{"bounces": [{"email", "created", "status", "reason"}, ...],
+    Plain data for ``sending/stage_rules.py``: ``{"bounces": [{"email", "created", "status", "reason"}, ...],
     "blocks": [...], "spam_reports": [{"email", "created"}, ...]}``, read page by page with SendGrid's
     ``start_time``/``end_time`` filter, so a stage sees what came back after it was sent.
     """

@@ -31,7 +31,7 @@ from ..stats.ab_decision import Decision, VariantFigures, decide
 from . import holds
 from . import journal as jn
 from .plan import SendPlan
-from .stages import stage_rank_key
+from .stage_rules import stage_rank_key
 
 
 class ClickCounts(Protocol):

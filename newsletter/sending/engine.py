@@ -39,9 +39,9 @@ from .loop import Loop, Progress, StopFlag, few_collections
 from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, record_identity,
                    resume_command, select)
 from .report import ListStatus, SendReport, recipients
-from .paced import is_paced, run_paced
-from .staged import run_stages
-from .stages import stages_of
+from .pacing_run import is_paced, run_paced
+from .stage_run import run_stages
+from .stage_rules import stages_of
 from .report import status as journal_status
 
 Confirm = Callable[[SendPlan, SendReport], bool]  # asked before delivering; False: deliver nothing

@@ -39,8 +39,8 @@ from pathlib import Path
 
 from ..config import Settings
 from . import journal as jn
-from .paced import is_paced
-from .stages import stages_of
+from .pacing_run import is_paced
+from .stage_rules import stages_of
 
 STEP = 5_000  # most recipients selected per step: a few milliseconds, between two batches of the loop
 BATCHES_A_STEP = 5  # a step selects about five batches' worth, so the selection keeps ahead of the loop

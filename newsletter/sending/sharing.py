@@ -42,7 +42,7 @@ from . import ab as ab_test
 from . import journal as jn
 from .plan import PARTS, SendOptions, SendPlan, command_path, fingerprint
 from .plan import _needs_secret as needs_secret  # the one rule for whether links are signed
-from .stages import stages_of
+from .stage_rules import stages_of
 
 WAIT_SECONDS = 0.5  # how often a worker looks again while the send it joins is being prepared
 # Options that would decide something the process that started the send decided (field: option): a worker

@@ -28,7 +28,7 @@ request, only the first unanswered one; the others go back to pending), for
 request: ``mark_in_flight`` commits only a batch that is still its own.
 
 A claim holds the pacing lock shared (``PACING_LOCK``), so a pacing decision, which
-takes it alone, sees each claim wholly before or after it (``sending/paced.py``).
+takes it alone, sees each claim wholly before or after it (``sending/pacing_run.py``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ that stage's recipients since it started:
   complaints its webhook recorded);
 - SMTP 5xx answers in the journal.
 
-``stages.judge_stage`` decides. A halt stops the send with the figures and the
+``stage_rules.judge_stage`` decides. A halt stops the send with the figures and the
 resume command; ``--resume`` then goes on with the next stage (the writer has
 looked and decided, so the halted stage is not judged again). Each stage's
 record is in the journal: a crash during the wait resumes with the rest of the
@@ -29,7 +29,7 @@ from ..errors import NewsletterError
 from ..providers import registry
 from . import holds
 from . import journal as jn
-from .stages import BreakerDecision, assign_stages, judge_stage, stage_signals, stage_sizes
+from .stage_rules import BreakerDecision, assign_stages, judge_stage, stage_signals, stage_sizes
 
 
 @dataclass

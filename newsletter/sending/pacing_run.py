@@ -1,6 +1,6 @@
 """Pacing a send: ``[send] max_per_hour``, ``[send.domains]`` caps and ``[send] warmup``, from the journal.
 
-``run_paced`` asks ``pacing.plan_now`` how many of each recipient domain may go
+``run_paced`` asks ``pacing_rules.plan_now`` how many of each recipient domain may go
 now, given the timestamps of every message this journal records as sent in
 the last day (all issues and lists: a mailbox provider judges the sender, not
 the issue). The rest are set aside as ``waiting`` (``holds``), the send loop
@@ -35,7 +35,7 @@ from ..config import Settings
 from ..errors import NewsletterError
 from . import holds
 from . import journal as jn
-from .pacing import DAY, HOUR, PacingDecision, PacingLimits, domain_of, plan_now, warmup_order
+from .pacing_rules import DAY, HOUR, PacingDecision, PacingLimits, domain_of, plan_now, warmup_order
 
 HOUR_SECONDS_ENV = "NEWSLETTER_TEST_HOUR_SECONDS"  # test-only: a scaled-down clock
 
