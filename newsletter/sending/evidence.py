@@ -94,7 +94,9 @@ def judge(batch: UnknownBatch, reports: Sequence[ProviderReport] | None) -> Judg
         for report in own:
             kinds[report.kind] = kinds.get(report.kind, 0) + report.events
         first = min(r.first_at for r in own)
-        told = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items(), key=lambda k: -k[1]))
+        order = ("processed", "delivered", "deferred", "bounced", "dropped")
+        told = ", ".join(f"{count} {kind}" for kind, count in sorted(
+            kinds.items(), key=lambda k: order.index(k[0]) if k[0] in order else len(order)))
         return Judged(batch, True, f"SendGrid reported it ({told}; first at {_shown(first)}): settled as sent")
     if parts is not None:
         seen = ", ".join(str(p) for p in sorted(parts[0]))
