@@ -382,6 +382,12 @@ class SendGridStandIn:
         with self._lock:
             return len(self._script)
 
+    def unscript(self) -> int:
+        """Forget the scripted replies no request has taken; how many there were."""
+        with self._lock:
+            left, self._script = len(self._script), []
+            return left
+
     def hold(self) -> None:
         """Mail sends arriving from now on wait, unanswered and not delivered, until ``release``: a test can
         have several senders' requests under way at once, then let them go."""
