@@ -141,10 +141,12 @@ def phase(root: Path, dry_run: bool, workers: int) -> dict:
     from newsletter.config import load_settings
     from newsletter.sending import engine
     from newsletter.sending import plan as sending
+    from newsletter.sending.modes import choose_mode
 
     memory = TreeMemory()
     settings = load_settings(root)
-    options = sending.SendOptions(list_name="bench", dry_run=dry_run, samples=3, out_dir=root / "outbox",
+    options = sending.SendOptions(list_name="bench", mode=choose_mode(dry_run=dry_run, samples=3,
+                                                                      out_dir=root / "outbox"),
                                   confirmed=True, workers=workers)  # as `newsletter send --yes --workers K`
     cpu, start = tree_cpu(), time.perf_counter()
     prepared = []

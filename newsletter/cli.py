@@ -82,7 +82,7 @@ def _echo_report(report) -> None:
         click.echo(line, err=True)
     if report.ab:
         click.echo(report.ab)
-    if report.dry_run or report.list_name == "(test)":
+    if report.scratch:  # a dry run or a test send: nothing recorded, so nothing to resume or resolve
         return
     if report.unknown_total:
         whose = "1 recipient's" if report.unknown_total == 1 else f"{report.unknown_total} recipients'"
@@ -211,6 +211,7 @@ def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, wh
     from .sending import due as automation
     from .sending import engine
     from .sending.ab import parse_share
+    from .sending.modes import choose_mode
 
     if due:
         if issue_dir is not None or list_name or send_at or cancel or resume or dry_run or test_to:
@@ -228,10 +229,10 @@ def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, wh
         raise click.UsageError("--worker helps a send that is going out now: it takes no --at or --cancel")
     resume = resume or worker  # a worker goes on with the recorded send, never a new or scheduled one
     options = engine.SendOptions(
-        list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where), dry_run=dry_run,
+        list_name=list_name or "", provider=provider or "", tags=tags, where=_parse_where(where),
+        mode=choose_mode(dry_run=dry_run, test_to=test_to, test_prefix=test_prefix, samples=samples, out_dir=out),
         send_at=_parse_send_at(provider_at), sandbox=sandbox, retry_unknown=retry_unknown, retry_failed=retry_failed,
-        samples=samples, out_dir=out, resume=resume, allow_changed=allow_changed, test_to=test_to,
-        test_prefix=test_prefix, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
+        resume=resume, allow_changed=allow_changed, ignore_doctor=ignore_doctor, nameserver=nameserver, stages=stages,
         stage_wait_minutes=stage_wait, confirmed=yes, journal_lost=journal_lost,
         ab=parse_share(ab) if ab is not None else None, ab_fallback=ab_fallback, worker=worker, workers=workers)
     clock = automation.system_clock
@@ -296,10 +297,11 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
 
+    from .serve.for_sending import ServiceForSending
     from .stats.sources import StoreClicks
 
     clock = automation.fixed_clock(automation.parse_moment(now, "--now")) if now else automation.system_clock
-    report = automation.run_due(settings, clock, events=_service_events, clicks=StoreClicks(settings),
+    report = automation.run_due(settings, clock, service=ServiceForSending(settings), clicks=StoreClicks(settings),
                                 backfill=backfill,
                                 allow_changed=allow_changed, ignore_doctor=ignore_doctor, nameserver=nameserver,
                                 say=lambda line: click.echo(line, err=True))
@@ -309,21 +311,13 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
         sys.exit(report.exit_code)
 
 
-def _service_events(settings, list_name: str) -> str:
-    """``newsletter serve``'s events applied to a list before ``send --due`` reads it (as ``subscribers
-    sync`` does): what ``sending/`` asks of the service, wired here so that ``sending/`` never imports it."""
-    from .serve.sync import sync_events
-
-    result = sync_events(settings, list_name)
-    return result.summary if result.changes else ""
-
-
 def _run_send(settings, issue_dir: Path, options, yes: bool):
     """engine.send with a question before delivering, a progress line, and Ctrl-C finishing the requests."""
     import signal
 
     from .sending import engine
     from .sending.report import recipients
+    from .serve.for_sending import ServiceForSending
     from .stats.sources import StoreClicks
 
     progress = _Progress()
@@ -331,7 +325,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
 
     def confirm(plan, report) -> bool:
         _echo_findings(report.findings, issue_dir)
-        if options.dry_run or options.test_to or yes:
+        if not options.mode.records or yes:  # a dry run or a test send asks nothing
             return True
         question = (f"Send '{plan.built.subject}' to {recipients(report.to_send)} of list "
                     f"'{plan.list_name}' through {plan.provider_name}?")
@@ -352,9 +346,9 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return engine.send(settings, issue_dir, options, progress=None if options.dry_run else progress, stop=stop,
-                           confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True),
-                           clicks=StoreClicks(settings))
+        return engine.send(settings, issue_dir, options, progress=progress if options.mode.delivers else None,
+                           stop=stop, confirm=confirm, on_plan=on_plan, say=lambda line: click.echo(line, err=True),
+                           clicks=StoreClicks(settings), service=ServiceForSending(settings))
     except NewsletterError as err:
         report = err.report
         if report is not None:  # the send stopped after some requests may have gone out: say what was done

@@ -390,7 +390,7 @@ def test_review_lock_is_released_after_an_auth_error(fast_retries: Path, sendgri
 
 def test_review_test_to_same_address_twice_in_other_case(fast_retries: Path, sendgrid_standin):
     """Regression test (a bug found in review, now fixed): ``send_test`` de-duplicates --test-to addresses exactly
-    (``dict.fromkeys``), so ``--test-to a@x --test-to A@x`` reaches ``build_payload``, whose ValueError ("appears
+    (``dict.fromkeys``), so ``--test-to a@x --test-to A@x`` reaches the SendGrid encoder, whose ValueError ("appears
     twice in one batch") escapes as a traceback instead of one message or a clear error. The two are one
     address: the test send goes out, once."""
     result = CliRunner().invoke(main, ["send", ISSUE, "--test-to", "editor@example.com",

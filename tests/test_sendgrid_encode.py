@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from provider_helpers import build_payload
 from sendgrid_fixtures import REPO, example_message
 
 from newsletter.compose.merge import MergeField
@@ -29,7 +30,8 @@ from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, Unsubscri
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
 from newsletter.providers.base import Message, Recipient, RejectedError
-from newsletter.providers.sendgrid import _shared_fields, build_payload, encode
+from newsletter.providers.sendgrid import encode
+from newsletter.providers.sendgrid.body import _shared_fields
 from newsletter.sending.journal import Row
 from newsletter.sending.workers import recipient_of, recipients_of
 

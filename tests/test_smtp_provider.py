@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from provider_helpers import send_batch
 from smtp_fixtures import SMTP_PASSWORD, SMTP_USER, SmtpServer  # a plugin (conftest.py): its asserts are rewritten
 
 from newsletter.compose.build import BuiltIssue, build_issue
@@ -81,7 +82,7 @@ def send(provider: SmtpProvider, message: Message, recipients: list[Recipient], 
     provider.open()
     try:
         for start in range(0, len(recipients), batch):
-            deliveries.extend(provider.send_batch(message, recipients[start:start + batch]))
+            deliveries.extend(send_batch(provider, message, recipients[start:start + batch]))
     finally:
         provider.close()
     assert [d.key for d in deliveries] == [r.key for r in recipients]
@@ -179,14 +180,14 @@ def test_wrong_password_stops_with_an_auth_error_naming_server_and_user(smtp_tls
     assert wrong not in everything and SMTP_PASSWORD not in everything
 
     with pytest.raises(AuthError):  # and a batch never starts
-        provider.send_batch(message, readers[:3])
+        send_batch(provider, message, readers[:3])
     assert smtp_tls_server.handler.received == []
 
 
 def test_starttls_is_required_when_configured(smtp_server, message, readers):
     provider = smtp_server.provider(security="starttls", username=SMTP_USER, password=SMTP_PASSWORD)
     with pytest.raises(ProviderError, match="does not offer STARTTLS") as refused:
-        provider.send_batch(message, readers[:2])
+        send_batch(provider, message, readers[:2])
     assert not isinstance(refused.value, TransientError)
     assert SMTP_PASSWORD not in str(refused.value)
     assert smtp_server.handler.received == [] and smtp_server.handler.logins == []
@@ -212,7 +213,7 @@ def test_nothing_listening_is_a_transient_error(message, readers):
         port = sock.getsockname()[1]
     provider = SmtpProvider(SmtpSettings(host="127.0.0.1", port=port, security="none"), password=None)
     with pytest.raises(TransientError, match=f"cannot connect to the SMTP server 127.0.0.1:{port}"):
-        provider.send_batch(message, readers[:2])
+        send_batch(provider, message, readers[:2])
 
 
 def test_4xx_defers_and_5xx_fails_only_that_recipient(smtp_server, message, readers):
@@ -267,14 +268,14 @@ def test_a_server_that_keeps_dropping_is_left_alone_after_bounded_attempts(smtp_
     smtp_server.handler.drop_connection(after=5, stage="mail", times=3)
     provider = smtp_server.provider()
 
-    deliveries = provider.send_batch(message, readers)
+    deliveries = send_batch(provider, message, readers)
 
     assert [d.status for d in deliveries] == [SENT] * 5 + [DEFERRED] * 15
     assert "lost before the message was sent, 3 times in a row" in deliveries[5].reason
     assert smtp_server.handler.connections_dropped == 3
     assert arrivals(smtp_server) == Counter(r.key for r in readers[:5])
 
-    retried = provider.send_batch(message, readers[5:])  # what send.py does with DEFERRED, later
+    retried = send_batch(provider, message, readers[5:])  # what send.py does with DEFERRED, later
     provider.close()
     assert [d.status for d in retried] == [SENT] * 15
     assert arrivals(smtp_server) == Counter(r.key for r in readers), "each exactly once in the end"
@@ -283,7 +284,7 @@ def test_a_server_that_keeps_dropping_is_left_alone_after_bounded_attempts(smtp_
 def test_a_batch_that_cannot_start_raises_instead_of_deferring(smtp_server, message, readers):
     smtp_server.handler.drop_connection(after=0, stage="mail", times=None)
     with pytest.raises(TransientError, match="3 times in a row"):
-        smtp_server.provider().send_batch(message, readers[:4])
+        send_batch(smtp_server.provider(), message, readers[:4])
     assert smtp_server.handler.received == []
 
 
@@ -291,7 +292,7 @@ def test_a_421_stops_the_batch_without_losing_what_was_sent(smtp_server, message
     smtp_server.handler.answer(readers[3].email, "421 4.7.0 Too many messages, closing connection")
     provider = smtp_server.provider()
 
-    deliveries = provider.send_batch(message, readers[:10])
+    deliveries = send_batch(provider, message, readers[:10])
 
     assert [d.status for d in deliveries] == [SENT] * 3 + [DEFERRED] * 7
     assert "SMTP 421 4.7.0 Too many messages" in deliveries[3].reason
@@ -302,10 +303,10 @@ def test_a_421_stops_the_batch_without_losing_what_was_sent(smtp_server, message
 def test_a_connection_the_server_closed_while_idle_is_reopened(start_smtp_server, message, readers):
     server = start_smtp_server(idle_timeout=0.5)
     provider = server.provider()
-    first = provider.send_batch(message, readers[:5])
+    first = send_batch(provider, message, readers[:5])
     # send.py backing off, say: the server hangs up on the idle connection
     assert server.handler.wait_until(lambda handler: handler.received[0].peer in handler.closed, 30)
-    second = provider.send_batch(message, readers[5:10])
+    second = send_batch(provider, message, readers[5:10])
     provider.close()
 
     assert [d.status for d in first + second] == [SENT] * 10
@@ -328,7 +329,7 @@ def test_no_answer_in_time_after_the_data_is_unknown(start_smtp_server, message,
 def test_a_server_requiring_a_login_we_lack_is_an_auth_error(smtp_ssl_server, message, readers):
     provider = smtp_ssl_server.provider(username="")
     with pytest.raises(AuthError, match="requires authentication: SMTP 530") as refused:
-        provider.send_batch(message, readers[:2])
+        send_batch(provider, message, readers[:2])
     assert "smtp.username" in str(refused.value)
 
 
@@ -336,13 +337,13 @@ def test_a_server_that_goes_away_mid_batch_defers_the_rest_then_reports_it(smtp_
     smtp_server.handler.drop_connection(after=5, stage="mail", stop_listening=True)
     provider = smtp_server.provider()
 
-    deliveries = provider.send_batch(message, readers)
+    deliveries = send_batch(provider, message, readers)
 
     assert [d.status for d in deliveries] == [SENT] * 5 + [DEFERRED] * 15
     assert all("cannot connect" in d.reason for d in deliveries[5:])
     assert arrivals(smtp_server) == Counter(r.key for r in readers[:5])
     with pytest.raises(TransientError):  # the next batch: nothing can be delivered, so say so
-        provider.send_batch(message, readers[5:])
+        send_batch(provider, message, readers[5:])
     provider.close()
 
 

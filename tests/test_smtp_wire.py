@@ -1,5 +1,5 @@
 """The SMTP copy of each recipient is built by substituting into a MIME message encoded once per issue
-(providers/smtp.py WireTemplate): for a sample of recipients, ``email``'s own parse of the bytes must
+(providers/smtp/wire.py WireTemplate): for a sample of recipients, ``email``'s own parse of the bytes must
 give the headers and bodies that ``Message.email_for`` (built and verified by ``email``) gives."""
 
 from __future__ import annotations

@@ -109,13 +109,13 @@ def sync_list(settings: Settings, list_name: str, *, write: bool = True) -> Sync
     ``skipped`` and nothing is changed: ``subscribers sync`` has by then applied the service's events, and
     must say which part was done rather than end on an error as if nothing had been.
     """
-    from ..providers.sendgrid import from_settings
+    from ..providers.sendgrid import fetch_suppressions, from_settings
 
     path = require_list(settings.list_path(check_list_name(list_name)))
     try:
         provider = from_settings(settings)
         try:
-            suppressed = provider.fetch_suppressions()
+            suppressed = fetch_suppressions(provider)
         finally:
             provider.close()
     except NewsletterError as err:

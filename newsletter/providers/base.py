@@ -22,17 +22,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from email.message import EmailMessage
+from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
-from typing import NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from urllib.parse import quote
 
-from ..errors import NewsletterError
 from ..compose.merge import MergeField
 from ..compose.message import Envelope, InlineImage, build_message
 from ..compose.personalize import Personalizer
+from ..errors import NewsletterError
+
 
 class Status(StrEnum):
     """A recipient's state: what a provider answered about them, and where the journal has them.
@@ -190,9 +191,10 @@ class ProviderError(NewsletterError):
 class TransientError(ProviderError):
     """Nothing was delivered and trying again later may work (429, 5xx, connection refused)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None,
+                 body: str = "", hint: str | None = None):
         self.retry_after = retry_after
-        super().__init__(message, **kwargs)
+        super().__init__(message, status=status, body=body, hint=hint)
 
 
 class OutcomeUnknownError(ProviderError):
@@ -209,9 +211,10 @@ class RejectedError(ProviderError):
     ``errors`` holds the provider's own messages as (message, field) pairs.
     """
 
-    def __init__(self, message: str, *, errors: Sequence[tuple[str, str]] = (), **kwargs):
+    def __init__(self, message: str, *, errors: Sequence[tuple[str, str]] = (), status: int | None = None,
+                 body: str = "", hint: str | None = None):
         self.errors = tuple(errors)
-        super().__init__(message, **kwargs)
+        super().__init__(message, status=status, body=body, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -228,8 +231,12 @@ class Capabilities:
     sequential: bool = False
 
 
-class Payload(NamedTuple):
-    """One request, encoded: the keys of the recipients it carries, in order, and the provider's data.
+DataT = TypeVar("DataT")  # what a provider's encode hands its deliver: request bodies, wire copies...
+
+
+class Payload(NamedTuple, Generic[DataT]):
+    """One request, encoded: the keys of the recipients it carries, in order, and the provider's data
+    (typed by the provider: its ``encode`` makes it, only its ``deliver`` reads it).
 
     ``refused`` names recipients the encoder could not put in the request at all (an address
     the provider cannot carry), each with its reason: they fail alone, before anything is sent.
@@ -240,7 +247,7 @@ class Payload(NamedTuple):
     """
 
     keys: tuple[str, ...]
-    data: object
+    data: DataT
     refused: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
 
@@ -256,20 +263,21 @@ def request_labels(run_uid: str, batch: str) -> tuple[tuple[str, str], ...]:
     return ((RUN_LABEL, run_uid), (BATCH_LABEL, batch))
 
 
-class Provider(Protocol):
-    """What the send engine needs of a way out."""
+class Provider(Protocol[DataT]):
+    """What the send engine needs of a way out, once opened (the instance half of the contract; the
+    other half, what a provider is before it is opened, is ``contract.ProviderKind``)."""
 
     name: str
     capabilities: Capabilities
     timeout: float  # seconds a request may stay unanswered before its outcome is unknown
 
-    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload:
+    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[DataT]:
         """The request for these recipients; pure (a staticmethod of a module-level function)."""
 
     def open(self) -> None:
         """Connect / check credentials before the first request (may raise AuthError)."""
 
-    def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
+    def deliver(self, payload: Payload[DataT]) -> Iterator[list[Delivery]] | Iterator[Accepted]:
         """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request."""
 
     def probe(self, timeout: float) -> None:
@@ -279,7 +287,7 @@ class Provider(Protocol):
         """Release connections."""
 
 
-def deliver_all(provider: Provider, message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
+def deliver_all(provider: Provider[Any], message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
     """Encode and deliver one batch, and wait for every outcome (tests, and callers without a journal)."""
     payload = provider.encode(message, recipients)
     outcomes = [Delivery(key, FAILED, reason=reason) for key, reason in payload.refused]

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import NewsletterError, os_error
 from .base import FAILED, SENT, Capabilities, Delivery, Message, Payload, Recipient
+
+Sampled = tuple[Message, list[Recipient]]  # the issue and the recipients the live request would carry
 
 
 class DryRunProvider:
@@ -22,7 +25,7 @@ class DryRunProvider:
     timeout = 30.0
 
     def __init__(self, out_dir: Path, *, stands_in_for: str, capabilities: Capabilities,
-                 encode: Callable[[Message, Sequence[Recipient]], Payload], samples: int = 3):
+                 encode: Callable[[Message, Sequence[Recipient]], Payload[Any]], samples: int = 3):
         self.name = f"dry run ({stands_in_for})"
         # One request at a time: the samples are written in order.
         self.capabilities = Capabilities(max_batch=capabilities.max_batch, max_concurrency=1,
@@ -35,7 +38,7 @@ class DryRunProvider:
         self.largest_message = 0
         self.total_bytes = 0
 
-    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload:
+    def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[Sampled]:
         inner = self._encode(message, recipients)  # the request a live send would make, limits enforced
         refused = dict(inner.refused)
         return Payload(inner.keys, (message, [r for r in recipients if r.key not in refused]), inner.refused)
@@ -49,7 +52,7 @@ class DryRunProvider:
             error = os_error(err, self.out_dir, action="write the dry run's samples")
             raise NewsletterError(error.reason, where=error.where, hint=f"{error.hint}; or pass --out DIR") from None
 
-    def deliver(self, payload: Payload) -> Iterator[list[Delivery]]:
+    def deliver(self, payload: Payload[Sampled]) -> Iterator[list[Delivery]]:
         message, recipients = payload.data
         deliveries = []
         for recipient in recipients:

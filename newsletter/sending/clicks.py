@@ -15,15 +15,16 @@ from ..compose.click_links import track_clicks
 from ..compose.click_tokens import ClickKeys, ReaderParts
 from ..compose.unsubscribe import SAMPLE_SECRET, read_secret
 from ..config import Settings
+from .modes import SendMode
 
 
-def prepare_clicks(settings: Settings, built: BuiltIssue, issue_id: str, *, dry_run: bool, testing: bool,
+def prepare_clicks(settings: Settings, built: BuiltIssue, issue_id: str, mode: SendMode, *,
                    send_at: dt.datetime | None) -> tuple[BuiltIssue, ReaderParts | None]:
     """(the issue as it goes out, the reader parts of its recipients); unchanged and None when clicks are off.
     A dry run without the secret signs with the sample secret, as its unsubscribe links do."""
-    if not settings.stats.clicks or testing:
+    if not settings.stats.clicks or mode.addresses:  # a test send's clicks are the writer's
         return built, None
-    secret = read_secret(settings, required=not dry_run) or SAMPLE_SECRET
+    secret = read_secret(settings, required=mode.delivers) or SAMPLE_SECRET
     keys = ClickKeys(secret)
     tracked, _ = track_clicks(settings, built, issue_id, keys, built.issue.untracked_links)
     not_before = send_at.timestamp() if send_at is not None else 0.0

@@ -16,33 +16,40 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+from ..compose.content import load_issue
 from ..config import Settings
 from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
 from ..lists import check_list_name
 from ..providers import registry
 from ..providers.base import Provider
-from ..providers.dryrun import DryRunProvider
-from ..serve.sync import apply_unsynced_departures
-from ..compose.content import load_issue
 from . import ab as ab_test
 from . import holds, sent_record, sharing
 from . import journal as jn
 from .loop import Loop, Progress, StopFlag, few_collections
-from .plan import (SendOptions, SendPlan, command_path, describe_audience, load, prepare, record_identity,
-                   resume_command, select)
-from .report import ListStatus, SendReport, recipients
 from .pacing_run import is_paced, run_paced
-from .stage_run import run_stages
-from .stage_rules import stages_of
+from .plan import (
+    SendOptions,
+    SendPlan,
+    command_path,
+    describe_audience,
+    load,
+    prepare,
+    record_identity,
+    resume_command,
+    select,
+)
+from .report import ListStatus, SendReport, recipients
 from .report import status as journal_status
+from .service import SubscriberService
+from .stage_rules import stages_of
+from .stage_run import run_stages
 
 Confirm = Callable[[SendPlan, SendReport], bool]  # asked before delivering; False: deliver nothing
 
@@ -54,19 +61,23 @@ def outbox_dir(settings: Settings, issue_name: str) -> Path:
 def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
          progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
          on_plan: Callable[[SendPlan, SendReport], None] | None = None,
-         say: Callable[[str], None] = lambda _: None, clicks: ab_test.ClickCounts | None = None) -> SendReport:
-    """Send (or dry-run, or test-send) the issue in ``issue_dir`` as ``options`` say; the report at the end.
+         say: Callable[[str], None] = lambda _: None, clicks: ab_test.ClickCounts | None = None,
+         service: SubscriberService | None = None) -> SendReport:
+    """Send (or dry-run, or test-send: ``options.mode``) the issue in ``issue_dir`` as ``options`` say; the
+    report at the end. ``options`` are not changed.
 
-    ``provider`` replaces the configured one (tests, benchmarks). ``confirm`` is asked once the
+    ``provider`` replaces the configured one (tests, benchmarks). ``service`` is ``newsletter serve``'s event
+    store as the send needs it (departures applied before a live send selects anyone, bounces and complaints
+    for a staged send's breaker); None: no subscriber service. ``confirm`` is asked once the
     recipients are selected; ``on_plan`` sees the plan and the report before delivery starts
     and the report as far as it got if the send stops on an error (``report`` is then kept on
     the error as ``err.report``).
     """
     if options.worker:  # join the unfinished send another process started (sharing.py)
         return _send_as_worker(settings, issue_dir, options, provider=provider, progress=progress, stop=stop,
-                               on_plan=on_plan, say=say)
-    scratch = options.dry_run or bool(options.test_to)
-    if not options.test_to and not options.list_name and not options.resume:
+                               on_plan=on_plan, say=say, service=service)
+    mode = options.mode
+    if not mode.addresses and not options.list_name and not options.resume:
         raise NewsletterError("--list NAME is required (or --resume, or --test-to ADDRESS)")
     sharing.check_workers_option(options, jn.location_of(settings))
     stages_of(settings.send, options.stages)  # a wrong --stages or [send] stages: said before anything starts
@@ -75,36 +86,32 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     issue, issue_id = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if options.resume and not options.list_name:
-        options.list_name = _unfinished_list(location, issue_id, issue_dir)
+        options = dataclasses.replace(options, list_name=_unfinished_list(location, issue_id, issue_dir))
+    live = mode.records
     with ExitStack() as stack:
         database = None
-        if not scratch:
+        if live:
             database = jn.open_database(location)
             stack.callback(database.close)
             issue_id = record_identity(database, issue, issue_id, options.list_name)
             stack.enter_context(database.exclusive(issue_id, options.list_name, issue.name))
-        if database is not None:  # a live send
             # who left through `newsletter serve` since the last sync is marked in the list before
             # anyone is selected; an unreachable store refuses the send (nothing is mailed)
-            apply_unsynced_departures(settings, options.list_name)
-            options.run_note = "; ".join(filter(None, [options.run_note, _doctor_gate(settings, options)]))
+            if service is not None:
+                service.apply_departures(options.list_name)
+            options = dataclasses.replace(options, run_note="; ".join(
+                filter(None, [options.run_note, _doctor_gate(settings, options)])))
             _before_live_run(database, issue_id, options, issue_dir)
         plan = prepare(settings, issue, issue_id, options, database=database)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
         if on_plan:
             on_plan(plan, report)
-        live = database is not None
         if report.to_send == 0:
             return _nothing_sent(plan, report, keep=plan.unfinished_before)
-        out_dir = options.out_dir or outbox_dir(settings, issue.name)
+        outbox = outbox_dir(settings, issue.name)
         if provider is None:  # before the question: a missing key is said before the writer is asked
-            if options.dry_run:
-                module = registry.module(plan.provider_name)
-                provider = DryRunProvider(out_dir, stands_in_for=plan.provider_name, capabilities=module.CAPABILITIES,
-                                          encode=module.encode, samples=options.samples)
-            else:
-                provider = registry.open_provider(settings, plan.provider_name)
+            provider = mode.provider(settings, plan.provider_name, outbox)
         if confirm is not None:
             asks = live and not options.confirmed
             if asks:  # the writer may take a while to answer: the journal is not held meanwhile
@@ -128,7 +135,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 if live and _waits_in_journal(plan):
                     plan.journal.commit_run()  # stages and caps are journal records the send waits on
                 with few_collections():
-                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks)
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks, service)
             finally:
                 provider.close()
                 _wait_for_helpers(helpers, report, plan)
@@ -158,9 +165,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             _count_senders(report, plan)
         if interrupted and plan.selection is not None and not plan.selection.done:
             report.interrupted = True  # stopped before the whole list was even selected: more to send
-        if options.dry_run:
-            report.samples = [display_path(p) for p in provider.sample_paths]
-            write_report(report, out_dir)
+        mode.finish(report, provider, outbox)
         return report
 
 
@@ -240,7 +245,7 @@ def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions
 def _shares(plan: SendPlan) -> tuple[float, ...]:
     """The stages of a live send: the recorded ones when it was started staged (a resume repeats
     them), else ``--stages`` or ``[send] stages``; a dry run or test send is one stage."""
-    if plan.options.dry_run or plan.options.test_to:
+    if not plan.mode.records:
         return (1.0,)
     recorded = holds.stage_records(plan.journal)
     if recorded:
@@ -255,7 +260,8 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
 
 
 def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
-             say: Callable[[str], None], clicks: ab_test.ClickCounts | None = None) -> None:
+             say: Callable[[str], None], clicks: ab_test.ClickCounts | None = None,
+             service: SubscriberService | None = None) -> None:
     """The send loop over everything pending, stage by stage with the circuit breaker, or an A/B test's
     slices (then its rest, once decided)."""
     def loop() -> bool:
@@ -263,7 +269,7 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
         return not (report.interrupted or report.paused or stop.requested)
 
     def deliver() -> bool:  # within the pacing caps, when a live send has any
-        if plan.options.dry_run or plan.options.test_to:
+        if not plan.mode.records:
             return loop()
         return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say)
 
@@ -286,7 +292,7 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
     minutes = plan.settings.send.stage_wait_minutes if minutes is None else minutes
     outcome = run_stages(plan.settings, plan.journal, plan.issue_id, plan.provider_name, shares, minutes * 60,
                          deliver, resume=plan.options.resume, should_stop=lambda: stop.requested, say=say,
-                         joined=plan.options.worker)
+                         joined=plan.options.worker, service=service)
     report.halted = outcome.halted
     if outcome.stopped and stop.requested:
         report.interrupted = True
@@ -336,7 +342,7 @@ def _count_senders(report: SendReport, plan: SendPlan) -> None:
 def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None,
                     progress: Progress | None, stop: StopFlag | None,
                     on_plan: Callable[[SendPlan, SendReport], None] | None,
-                    say: Callable[[str], None]) -> SendReport:
+                    say: Callable[[str], None], service: SubscriberService | None) -> SendReport:
     """``send ISSUE --resume --worker``: send part of the unfinished send another process started, as it
     decided it (``sharing.join``); the report says what this worker sent."""
     sharing.check_worker_options(options)
@@ -345,7 +351,7 @@ def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *
     issue = load_issue(Path(issue_dir))
     issue_id = sharing.known_id(issue)
     if not options.list_name:
-        options.list_name = _unfinished_list(location, issue_id, issue_dir)
+        options = dataclasses.replace(options, list_name=_unfinished_list(location, issue_id, issue_dir))
     check_list_name(options.list_name)
     with ExitStack() as stack:
         database = jn.open_database(location)
@@ -367,7 +373,7 @@ def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *
             provider.open()
             try:
                 with few_collections():
-                    _deliver(plan, provider, report, progress, stop or StopFlag(), say)
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, service=service)
             finally:
                 provider.close()
         except NewsletterError as err:
@@ -425,7 +431,8 @@ def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:
 def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
     counts = plan.journal.view.selected_status_counts()
     report = SendReport(issue=plan.issue.name, list_name=plan.list_name, provider=plan.provider_name,
-                        dry_run=plan.options.dry_run, issue_id=plan.issue_id, fingerprint=plan.fingerprint,
+                        dry_run=not plan.mode.delivers, scratch=not plan.mode.records, issue_id=plan.issue_id,
+                        fingerprint=plan.fingerprint,
                         findings=plan.findings, html_bytes=len(plan.built.html.encode("utf-8")),
                         scheduled_for=plan.options.send_at.isoformat() if plan.options.send_at else "",
                         skipped=plan.skipped)
@@ -435,7 +442,7 @@ def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
                            (jn.UNKNOWN, "unknown before")):
         if counts[status]:
             report.skipped[reason] += counts[status]
-    if plan.options.test_to:
+    if plan.mode.addresses:
         report.list_name = "(test)"
     else:
         report.resume_hint = resume_command(issue_dir, plan.list_name)
@@ -461,17 +468,6 @@ def _unfinished_list(location: jn.Location, issue_id: str, issue_dir: Path) -> s
                               hint=f"start a send with: newsletter send {command_path(issue_dir)} --list NAME")
     raise NewsletterError(f"{display_path(issue_dir)} has sends to several lists ({', '.join(candidates)})",
                           hint="say which to resume with --list NAME")
-
-
-def write_report(report: SendReport, out_dir: Path) -> Path:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "report.json"
-        path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise NewsletterError(f"cannot write the dry run's report: {err.strerror}", where=display_path(out_dir),
-                              hint="check the folder is writable, or pass --out") from None
-    return path
 
 
 # -- settling the unknown, and looking at the journal ------------------------------------------------------

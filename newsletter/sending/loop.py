@@ -548,7 +548,7 @@ class Loop:
         plan = self.plan
         threshold = self.settings.parallel_from
         large = self.report.to_send >= threshold or plan.selection is not None  # selected while sending: large
-        if plan.options.dry_run or threshold <= 0 or not large:
+        if not plan.mode.delivers or threshold <= 0 or not large:
             if plan.bodies is not None:
                 plan.bodies.close()  # the list looked large, but few of its recipients are still to go
                 plan.bodies = None

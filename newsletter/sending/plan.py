@@ -16,47 +16,41 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..compose.build import BuiltIssue, build, make_message
 from ..checks import CheckContext, Finding, format_finding, has_errors, run_checks_on
-from ..config import Settings
+from ..compose.build import BuiltIssue, build, make_message
+from ..compose.click_tokens import ReaderParts
 from ..compose.content import Issue, load_issue, new_issue_id, require_complete, write_issue_id
+from ..compose.unsubscribe import read_secret
+from ..config import Settings
 from ..errors import NewsletterError, SendFailed, display_path
-from ..compose.message import refuse_line_breaks
+from ..lists import list_columns, require_list, select_rows
 from ..providers import registry
 from ..providers.base import Message
-from ..lists import list_columns, normalize_key, require_list, select_rows
-from ..compose.click_tokens import ReaderParts
-from ..compose.unsubscribe import read_secret
 from . import holds
 from . import journal as jn
 from .clicks import prepare_clicks
+from .modes import LIVE, SendMode
 from .selection import PendingSelection, may_select_while_sending
 from .sent_record import check_against
 from .workers import BodyWorkers
 
-TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
-TEST_SUBJECT_PREFIX = "[Test] "  # marks a --test-to message in the inbox, unless told otherwise
 
-
-@dataclass
+@dataclass(frozen=True)
 class SendOptions:
-    """What the writer asked for on the command line."""
+    """What the writer asked for on the command line; never changed once given (``dataclasses.replace`` makes
+    the options a step settles, such as the list a ``--resume`` finds)."""
 
     list_name: str = ""
     provider: str = ""  # "" = newsletter.toml's provider (or, with ``resume``, the recorded one)
     tags: tuple[str, ...] = ()
     where: Mapping[str, str] = field(default_factory=dict)
-    dry_run: bool = False
+    mode: SendMode = LIVE  # live, a dry run (--dry-run) or a test send (--test-to): modes.py
     send_at: dt.datetime | None = None
     sandbox: bool = False
     retry_unknown: bool = False
     retry_failed: bool = False
-    samples: int = 3
-    out_dir: Path | None = None
     resume: bool = False  # continue the recorded send exactly: its list, tags, where and provider
     allow_changed: bool = False  # send even though the issue changed since part of it went out (recorded)
-    test_to: tuple[str, ...] = ()  # send only to these addresses; the journal is not touched
-    test_prefix: str | None = None  # the subject's prefix of a test send; None: TEST_SUBJECT_PREFIX, "": none
     ignore_doctor: bool = False  # a live send goes ahead despite doctor errors (recorded on the run)
     nameserver: str = ""  # the DNS server the doctor gate asks ("" = [doctor] nameserver, else the system's)
     stages: str | None = None  # --stages 1%,10%,100% (None = [send] stages)
@@ -105,6 +99,10 @@ class SendPlan:
     @property
     def provider_name(self) -> str:
         return self.audience.provider
+
+    @property
+    def mode(self) -> SendMode:
+        return self.options.mode
 
     @property
     def list_name(self) -> str:
@@ -196,7 +194,7 @@ def settle_audience(journal: jn.Journal, options: SendOptions, settings: Setting
                                   hint=f"start it with: newsletter send {command_path(issue_dir)} "
                                        f"--list {journal.list}")
         recorded = (unfinished or runs[-1]).audience
-        if options.provider and options.provider != recorded.provider or options.tags or options.where:
+        if (options.provider and options.provider != recorded.provider) or options.tags or options.where:
             raise NewsletterError("--resume repeats the recorded send (" + describe_audience(journal.list, recorded)
                                   + "); do not add --provider, --tag or --where to it")
         return recorded
@@ -315,19 +313,9 @@ def _needs_secret(settings: Settings, message: Message) -> bool:
 def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
     if send_at is None:
         return
-    if send_at <= dt.datetime.now(dt.timezone.utc):
+    if send_at <= dt.datetime.now(dt.UTC):
         raise NewsletterError(f"--provider-at {send_at.isoformat()} is in the past", hint="give a future time")
     registry.module(provider).check_schedule(send_at)
-
-
-def open_journal(settings: Settings, issue: Issue, issue_id: str, list_name: str,
-                 database: jn.JournalDB | None) -> jn.Journal:
-    """The journal of this send: in ``database`` (a live send's, opened and locked by the engine), where the
-    run is provisional until its first request (``Journal.begin_run``), or an in-memory copy of the configured
-    journal's records (a dry run: it must leave the real one untouched)."""
-    if database is None:
-        return jn.Journal.scratch_copy(jn.location_of(settings), issue_id, list_name, folder=issue.name)
-    return jn.Journal(database, issue_id, list_name, folder=issue.name, provisional=True)
 
 
 def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOptions, *,
@@ -338,10 +326,10 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
     A live send's run and selection are provisional (one transaction): the engine commits them when the first
     request is about to go (``Journal.commit_run``) and rolls them back otherwise (``Journal.discard_run``)."""
     require_complete(issue)
-    testing = bool(options.test_to)
-    list_name = TEST_LIST if testing else options.list_name
-    journal = (jn.Journal.scratch_copy(None, issue_id, list_name) if testing
-               else open_journal(settings, issue, issue_id, list_name, database))
+    mode = options.mode
+    testing = bool(mode.addresses)  # the audience is the given addresses, not a list
+    list_name = mode.list_name(options.list_name)
+    journal = mode.open_journal(settings, issue, issue_id, list_name, database)
     try:
         # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
         # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
@@ -355,17 +343,16 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         list_path = None if testing else require_list(settings.list_path(list_name))
         built = build(settings, issue, list_columns(list_path) if list_path else None)
         findings = run_checks_on(CheckContext(settings, issue, built))
-        if has_errors(findings) and not options.dry_run:
+        if has_errors(findings) and mode.delivers:  # a dry run reports them
             listing = "\n".join(format_finding(f) for f in findings if f.severity == "error")
             raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
                              hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
-        built, readers = prepare_clicks(settings, built, issue_id, dry_run=options.dry_run, testing=testing,
-                                        send_at=options.send_at)
+        built, readers = prepare_clicks(settings, built, issue_id, mode, send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
-                               sandbox=options.sandbox, subject_prefix=_test_subject_prefix(options),
-                               inline_images=testing)
+                               sandbox=options.sandbox, subject_prefix=mode.subject_prefix,
+                               inline_images=testing)  # a test send goes out before the archive
         message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
-        secret = read_secret(settings, required=not options.dry_run and _needs_secret(settings, message))
+        secret = read_secret(settings, required=mode.delivers and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
         if options.content_check is not None and not testing:
             options.content_check(whole, parts)
@@ -391,12 +378,11 @@ def select(plan: SendPlan) -> None:
     """Record the run and select its recipients into the journal (again, after ``Journal.discard_run``: the
     engine does not hold the journal while the writer answers its question)."""
     options, settings, journal, audience = plan.options, plan.settings, plan.journal, plan.audience
-    testing = bool(options.test_to)
-    if not (testing or options.dry_run):  # a live send's journal: provisional until its first request
+    if plan.mode.records:  # a live send's journal: provisional until its first request
         journal.begin_run()
         holds.release(journal)  # held back by an earlier staged or paced run: this run applies stages and caps afresh
     whole, parts = plan.fingerprint, plan.parts
-    journal.runs.start(audience, whole, parts, kind="dry run" if options.dry_run else "send",
+    journal.runs.start(audience, whole, parts, kind=plan.mode.kind,
                        allow_changed=options.allow_changed and journal.view.sent_count() > 0, note=plan.run_note)
     skipped = plan.skipped
     skipped.clear()
@@ -406,10 +392,10 @@ def select(plan: SendPlan) -> None:
     list_path = plan.list_path
     streaming = list_path is not None and may_select_while_sending(
         settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
-        dry_run=options.dry_run, retrying=options.retry_unknown or options.retry_failed,
+        mode=plan.mode, retrying=options.retry_unknown or options.retry_failed,
         stages=options.stages) and options.ab is None
     if list_path is None:
-        rows = _test_rows(options.test_to)
+        rows = plan.mode.test_rows()
     else:
         def on_skip(email: str, reason: str, line: int) -> None:
             skipped[reason] += 1
@@ -433,7 +419,7 @@ def select(plan: SendPlan) -> None:
         journal.recipients.requeue(jn.UNKNOWN)
     if options.retry_failed:
         journal.recipients.requeue(jn.FAILED)
-    if testing:
+    if list_path is None:  # a test send: nothing recorded to compare with
         return
     counts = journal.view.selected_status_counts()
     # A new restricted audience (a sequence step's due readers) is readers who have had no version of this
@@ -482,24 +468,6 @@ def _what_the_list_has(plan: SendPlan) -> str:
             return f"the list's tags are: {known}; check the spelling of --tag {_quote(missing[0])}"
         return "each of these tags is on some row, but no row has them all (--tag repeated means every tag)"
     return "no row has that value in that column (compared ignoring case and surrounding spaces); check it"
-
-
-def _test_subject_prefix(options: SendOptions) -> str:
-    """What a test send's subject starts with ("[Test] " unless asked otherwise); a real send's nothing."""
-    if not options.test_to:
-        if options.test_prefix is not None:
-            raise NewsletterError("--test-prefix marks the subject of a test send, and this is not one",
-                                  hint="add --test-to YOUR@ADDRESS, or leave --test-prefix out")
-        return ""
-    return TEST_SUBJECT_PREFIX if options.test_prefix is None else options.test_prefix
-
-
-def _test_rows(addresses):
-    unique: dict[str, str] = {}
-    for address in addresses:  # one message per address, however it is spelled
-        refuse_line_breaks("--test-to address", address)
-        unique.setdefault(normalize_key(address), address.strip())
-    return [(key, address, "", {}) for key, address in unique.items()]
 
 
 def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str) -> None:

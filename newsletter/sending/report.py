@@ -26,6 +26,7 @@ class SendReport:
     list_name: str
     provider: str
     dry_run: bool
+    scratch: bool = False  # a dry run or a test send: in a scratch journal, so nothing to resume or resolve
     issue_id: str = ""
     fingerprint: str = ""
     resume_hint: str = ""  # the command that continues exactly this send

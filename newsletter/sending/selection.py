@@ -39,6 +39,7 @@ from pathlib import Path
 
 from ..config import Settings
 from . import journal as jn
+from .modes import SendMode
 from .pacing_run import is_paced
 from .stage_rules import stages_of
 
@@ -87,9 +88,9 @@ class PendingSelection:
 
 
 def may_select_while_sending(settings: Settings, journal: jn.Journal, list_path: Path, *, confirmed: bool,
-                             dry_run: bool, retrying: bool, stages: str | None) -> bool:
+                             mode: SendMode, retrying: bool, stages: str | None) -> bool:
     """Whether this send's selection may go on while its first batches go out (see the module docstring)."""
-    if not confirmed or dry_run or retrying or is_paced(settings):
+    if not confirmed or not mode.delivers or retrying or is_paced(settings):  # a dry run samples in list order
         return False
     if stages_of(settings.send, stages) != (1.0,):
         return False

@@ -20,6 +20,7 @@ It never selects, never runs the doctor gate, never writes the sent record.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -40,6 +41,7 @@ from ..errors import NewsletterError, display_path
 from ..lists import list_columns
 from . import ab as ab_test
 from . import journal as jn
+from .modes import TEST_SUBJECT_PREFIX, DryRun, SendMode
 from .plan import PARTS, SendOptions, SendPlan, command_path, fingerprint
 from .plan import _needs_secret as needs_secret  # the one rule for whether links are signed
 from .stage_rules import stages_of
@@ -47,12 +49,20 @@ from .stage_rules import stages_of
 WAIT_SECONDS = 0.5  # how often a worker looks again while the send it joins is being prepared
 # Options that would decide something the process that started the send decided (field: option): a worker
 # takes all of that from the send it joins.
-STARTER_ONLY = {"tags": "--tag", "where": "--where", "provider": "--provider", "dry_run": "--dry-run",
-                "test_to": "--test-to", "send_at": "--provider-at", "sandbox": "--sandbox", "ab": "--ab",
+STARTER_ONLY = {"tags": "--tag", "where": "--where", "provider": "--provider", "send_at": "--provider-at", "sandbox": "--sandbox", "ab": "--ab",
                 "retry_unknown": "--retry-unknown",
                 "retry_failed": "--retry-failed", "allow_changed": "--allow-changed", "journal_lost": "--journal-lost",
-                "stages": "--stages", "stage_wait_minutes": "--stage-wait", "ignore_doctor": "--ignore-doctor",
-                "test_prefix": "--test-prefix"}
+                "stages": "--stages", "stage_wait_minutes": "--stage-wait", "ignore_doctor": "--ignore-doctor"}
+
+
+def _mode_options(mode: SendMode) -> list[str]:
+    """The options that chose a mode other than a live send (a worker only ever helps a live one)."""
+    options = [mode.option] if mode.option else []
+    if isinstance(mode, DryRun) and mode.of is not None:
+        options.append(mode.of.option)
+    if mode.addresses and mode.subject_prefix != TEST_SUBJECT_PREFIX:
+        options.append("--test-prefix")
+    return options
 
 
 def require_shared(location: jn.Location, option: str) -> None:
@@ -68,6 +78,7 @@ def require_shared(location: jn.Location, option: str) -> None:
 def check_worker_options(options: SendOptions) -> None:
     """A worker joins the send as it was started: refuse options that would change it."""
     given = [option for name, option in STARTER_ONLY.items() if getattr(options, name) not in (None, False, "", (), {})]
+    given += _mode_options(options.mode)
     if options.workers > 1:
         given.append("--workers")
     if given:
@@ -80,7 +91,7 @@ def check_workers_option(options: SendOptions, location: jn.Location) -> None:
     """``--workers N``: a live send, through a journal several senders can share."""
     if options.workers <= 1:
         return
-    if options.dry_run or options.test_to:
+    if not options.mode.records:
         raise NewsletterError("--workers shares a live send among processes; a dry run or a test send has one",
                               hint="leave out --workers")
     if options.ab is not None:
@@ -147,10 +158,10 @@ def join(settings: Settings, issue: Issue, options: SendOptions, database: jn.Jo
     except BaseException:
         journal.close()
         raise
-    options.stages = ",".join(f"{share * 100:g}%" for share in delivery.get("stages") or (1.0,))
+    options = dataclasses.replace(options, stages=",".join(f"{share * 100:g}%" for share in delivery.get("stages")
+                                                           or (1.0,)),
+                                  stage_wait_minutes=delivery.get("stage_wait_minutes"), resume=True)
     stages_of(settings.send, options.stages)
-    options.stage_wait_minutes = delivery.get("stage_wait_minutes")
-    options.resume = True
     plan = SendPlan(settings, options, issue, journal.issue, built, message, journal, run.audience, whole, [],
                     Counter(), secret, parts=parts, list_path=list_path if list_path.is_file() else None)
     return Joined(plan)

@@ -8,7 +8,7 @@ that stage's recipients since it started:
 - the provider's bounces, blocks and spam reports (through the provider
   registry: SendGrid's suppressions API; SMTP has none);
 - the event store of ``newsletter serve`` where it is configured (bounces and
-  complaints its webhook recorded);
+  complaints its webhook recorded), through ``service.SubscriberService``;
 - SMTP 5xx answers in the journal.
 
 ``stage_rules.judge_stage`` decides. A halt stops the send with the figures and the
@@ -29,6 +29,7 @@ from ..errors import NewsletterError
 from ..providers import registry
 from . import holds
 from . import journal as jn
+from .service import SubscriberService
 from .stage_rules import BreakerDecision, assign_stages, judge_stage, stage_signals, stage_sizes
 
 
@@ -44,7 +45,7 @@ PASSED = ("healthy", "resumed", "abandoned")  # verdicts after which the next st
 def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_name: str,
                shares: Sequence[float], wait_seconds: float, deliver: Callable[[], bool], *, resume: bool,
                should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None,
-               joined: bool = False) -> StagedOutcome:
+               joined: bool = False, service: SubscriberService | None = None) -> StagedOutcome:
     """Send stage by stage. ``deliver`` runs the send loop over what is pending and returns False when
     the send should not go on (stopped, paused, failed recipients are not a reason).
 
@@ -91,7 +92,7 @@ def run_stages(settings: Settings, journal: jn.Journal, issue_id: str, provider_
             finished = _latest(journal, members[number]) or time.time()
             if not _wait_until(finished + wait_seconds, should_stop, say, number):
                 return StagedOutcome(stopped=True)
-        verdict, summary = _judge_once(settings, journal, provider_name, number, members[number], say)
+        verdict, summary = _judge_once(settings, journal, provider_name, number, members[number], say, service)
         if verdict == "halted":
             return StagedOutcome(halted=f"stage {number}: {summary.removeprefix('halted: ')}")
 
@@ -147,7 +148,8 @@ def _everyone_settled(settings: Settings, journal: jn.Journal, stage: list[tuple
 
 
 def _judge_once(settings: Settings, journal: jn.Journal, provider_name: str, number: int,
-                stage: list[tuple[int, str, str]], say: Callable[[str], None]) -> tuple[str, str]:
+                stage: list[tuple[int, str, str]], say: Callable[[str], None],
+                service: SubscriberService | None) -> tuple[str, str]:
     """The stage's verdict: judged here if no sender has judged it yet, else the one recorded (obeyed).
     Under the judges' lock, so one sender judges and the others wait for its verdict."""
     with journal.transaction() as db:
@@ -159,7 +161,7 @@ def _judge_once(settings: Settings, journal: jn.Journal, provider_name: str, num
             db.execute("UPDATE stages SET verdict='healthy', judged=? WHERE send=? AND number=?",
                        (time.time(), journal.send, number))
             return "healthy", ""
-        decision = judge(settings, journal, provider_name, stage, since=record.started)
+        decision = judge(settings, journal, provider_name, stage, since=record.started, service=service)
         s = decision.signals
         verdict = "halted" if decision.halt else "healthy"
         db.execute("UPDATE stages SET judged=?, sent=?, hard_bounces=?, soft_bounces=?, blocks=?, complaints=?, "
@@ -171,35 +173,15 @@ def _judge_once(settings: Settings, journal: jn.Journal, provider_name: str, num
 
 
 def judge(settings: Settings, journal: jn.Journal, provider_name: str, stage: list[tuple[int, str, str]], *,
-          since: float) -> BreakerDecision:
+          since: float, service: SubscriberService | None = None) -> BreakerDecision:
     """Read every signal for the stage's sent recipients since it started, and judge them."""
     sent_emails = [email for email, status, _ in _outcomes(journal, stage) if status == jn.SENT]
     refused_hard = [email for email, status, reason in _outcomes(journal, stage)
                     if status == jn.FAILED and registry.is_hard_refusal(provider_name, reason)]
     signals = _merge(registry.fetch_signals(settings, provider_name, since=since),
-                     serve_signals(settings, journal.list, since=since))
+                     service.signals_since(journal.list, since) if service is not None else {})
     counted = stage_signals(sent_emails + refused_hard, signals, hard_refusals=refused_hard)
     return judge_stage(counted, settings.send)
-
-
-def serve_signals(settings: Settings, list_name: str, *, since: float) -> dict[str, list[dict]]:
-    """Bounces and complaints ``newsletter serve`` recorded for the list since ``since``, in the provider's
-    shape; nothing when no store is configured; a NewsletterError when it is configured but down."""
-    import datetime as dt
-
-    from ..serve.connect import open_store, store_is_configured
-    from ..serve.store import BOUNCED, COMPLAINED, stamp
-
-    if not store_is_configured(settings):
-        return {}
-    after = stamp(dt.datetime.fromtimestamp(since, dt.UTC))
-    store = open_store(settings, create=False)
-    try:
-        recent = store.events_since(list_name, after)  # synced or not: a sync during the wait hides nothing
-    finally:
-        store.close()
-    return {"bounces": [{"email": e.email, "status": "5.0.0"} for e in recent if e.kind == BOUNCED],
-            "spam_reports": [{"email": e.email} for e in recent if e.kind == COMPLAINED]}
 
 
 def _merge(*sources: Mapping[str, Sequence[Mapping]]) -> dict[str, list]:

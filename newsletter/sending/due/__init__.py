@@ -11,8 +11,8 @@ digests of a feed, each exactly once per reader, through the same engine as a ma
 
 from .clock import Clock, fixed_clock, parse_moment, system_clock
 from .report import DueReport, lines
-from .runner import ServiceEvents, run_due
+from .runner import run_due
 from .schedules import Schedule, Scheduled, cancel, listing, schedule_issue
 
-__all__ = ["Clock", "DueReport", "Schedule", "Scheduled", "ServiceEvents", "cancel", "fixed_clock", "lines",
+__all__ = ["Clock", "DueReport", "Schedule", "Scheduled", "cancel", "fixed_clock", "lines",
            "listing", "parse_moment", "run_due", "schedule_issue", "system_clock"]

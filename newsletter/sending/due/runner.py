@@ -2,8 +2,8 @@
 manual send (journal, doctor gate, staged send, pacing), then what comes next.
 
 In order: the journal's lock for ``send --due`` (another one running: do nothing); the subscriber
-service's events applied to each sequence's list (sign-ups in, departures marked: ``ServiceEvents``, an
-interface this package owns and the CLI fills with ``newsletter serve``'s sync, so ``sending/`` never
+service's events applied to each sequence's list (sign-ups in, departures marked: ``SubscriberService``,
+an interface this package owns and the CLI fills with ``newsletter serve``'s store, so ``sending/`` never
 imports ``serve/``); scheduled issues whose time has passed; each sequence's due steps. A run with
 nothing due writes nothing: no journal record, no file.
 """
@@ -22,6 +22,7 @@ from .. import journal as jn
 from ...compose.content import ISSUE_FILE, load_issue
 from ..ab import ClickCounts, waiting_tests
 from ..plan import SendOptions
+from ..service import SubscriberService
 from ..sent_record import for_list, read_record
 from . import schedules, steps
 from .clock import Clock, duration
@@ -29,12 +30,7 @@ from .lock import due_lock
 from .report import DueReport, DueSend, Upcoming
 from .sequences import load_sequence, sequence_names
 
-# Apply the subscriber service's events (confirmed sign-ups, departures) to a list before it is read;
-# returns a line saying what changed ("" when nothing did).
-ServiceEvents = Callable[[Settings, str], str]
-
-
-def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = None,
+def run_due(settings: Settings, clock: Clock, *, service: SubscriberService | None = None,
             clicks: ClickCounts | None = None, backfill: Sequence[str] = (), allow_changed: bool = False,
             ignore_doctor: bool = False, nameserver: str = "",
             say: Callable[[str], None] = lambda _: None) -> DueReport:
@@ -60,7 +56,7 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
 
             def send(what: str, issue_dir: Path, options: SendOptions) -> DueSend:
                 options = dataclasses.replace(options, ignore_doctor=ignore_doctor, nameserver=nameserver)
-                return _send(settings, what, issue_dir, options, say, clicks)
+                return _send(settings, what, issue_dir, options, say, clicks, service)
 
             _schedule_from_files(settings, database, now, report)
             _scheduled(settings, database, now, report, allow_changed, send)
@@ -68,11 +64,11 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
             applied: set[str] = set()
             for name in names:
                 try:
-                    if events is not None:
+                    if service is not None:
                         list_name = load_sequence(settings, name).list_name
                         if list_name not in applied:
                             applied.add(list_name)
-                            if line := events(settings, list_name):
+                            if line := service.apply_events(list_name):
                                 report.notes.append(line)
                     steps.run_sequence(settings, database, name, now, report, backfill=name in backfill, send=send)
                 except NewsletterError as err:
@@ -85,10 +81,11 @@ def run_due(settings: Settings, clock: Clock, *, events: ServiceEvents | None = 
 
 
 def _send(settings: Settings, what: str, issue_dir: Path, options: SendOptions,
-          say: Callable[[str], None], clicks: ClickCounts | None = None) -> DueSend:
+          say: Callable[[str], None], clicks: ClickCounts | None = None,
+          service: SubscriberService | None = None) -> DueSend:
     """One send through the engine; its failure is recorded beside the others, never raised past them."""
     try:
-        return DueSend(what, engine.send(settings, issue_dir, options, say=say, clicks=clicks))
+        return DueSend(what, engine.send(settings, issue_dir, options, say=say, clicks=clicks, service=service))
     except NewsletterError as err:
         return DueSend(what, err.report, error=str(err), exit_code=err.exit_code)
 

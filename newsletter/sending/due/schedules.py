@@ -107,7 +107,7 @@ def schedule_issue(settings: Settings, issue_dir: Path, options: SendOptions, at
                    now: dt.datetime) -> Scheduled:
     """Prepare the send as a live one would, then record it for ``at`` instead of sending (moving an
     earlier schedule of the issue to the list, if any). Nothing is delivered."""
-    if options.dry_run or options.test_to or options.resume:
+    if not options.mode.records or options.resume:
         raise NewsletterError("--at schedules a live send: leave out --dry-run, --test-to and --resume",
                               hint="a dry run or a test send goes at once; an unfinished send goes on with --resume")
     if not options.list_name:
@@ -234,7 +234,7 @@ def scheduled_time(issue_dir: Path, at: dt.datetime | None, options: SendOptions
     ``send_at:`` while it is still ahead (a fresh live send only; a time passed means send it now)."""
     if at is not None:
         return at
-    if options.dry_run or options.test_to or options.resume:
+    if not options.mode.records or options.resume:
         return None
     send_at = load_issue(issue_dir).send_at
     return send_at if send_at is not None and send_at > now else None
