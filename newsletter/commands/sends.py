@@ -137,10 +137,9 @@ def _resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: st
     unknown recipients are left."""
     from ..sending import resolution as rs
     from ..sending.report import recipients
-    from ..serve.batch_evidence import store_evidence
+    from ..serve.for_sending import ServiceForSending
 
-    with store_evidence(settings) as evidence:
-        found = rs.settle_from_evidence(settings, issue_dir, list_name, evidence)
+    found = rs.settle_from_evidence(settings, issue_dir, list_name, ServiceForSending(settings))
     if not found.settled and not found.asked:
         click.echo(f"No recipient of list '{list_name}' has an unknown delivery.")
         return False

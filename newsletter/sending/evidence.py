@@ -8,7 +8,7 @@ journal means it). No report proves nothing (events may be late, or not configur
 is for the writer to settle, told what is known (``Judged.said``).
 
 ``BatchEvidence`` is the interface to wherever the reports are kept: the CLI fills it from
-``newsletter serve``'s event store (``serve/batch_evidence.py``); nothing in ``sending/`` imports ``serve/``.
+``newsletter serve``'s event store (``serve/for_sending.py``); nothing in ``sending/`` imports ``serve/``.
 Pure: no journal, no I/O (``resolution.py`` does that).
 """
 
@@ -37,8 +37,9 @@ class ProviderReport:
 class BatchEvidence(Protocol):
     """What the provider reported of each request of a run (``newsletter serve``'s event store)."""
 
-    def reports_of(self, run: str) -> Sequence[ProviderReport]:
-        """Every report about the requests of the run with uid ``run``."""
+    def reports_of(self, run: str) -> Sequence[ProviderReport] | None:
+        """Every report about the requests of the run with uid ``run``; None when there is nowhere to look
+        (no event store: the webhook was never served)."""
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def settle_from_evidence(settings: Settings, issue_dir: Path, list_name: str,
             return Settlement([], [])
         journal.runs.start(kind="resolve", note="looked for the provider's events about the unknown recipients")
         batches = unknown_batches(journal)
-        reports = {run: list(evidence.reports_of(run)) if evidence is not None else None
+        reports = {run: evidence.reports_of(run) if evidence is not None else None
                    for run in {b.run for b in batches if b.run and b.provider != "smtp"}}
         judged = [judge(batch, reports.get(batch.run)) for batch in batches]
         settled = [j for j in judged if j.accepted]
