@@ -146,3 +146,20 @@ def test_without_events_every_batch_is_asked_and_named_for_the_activity_feed(wor
     assert settled.exit_code == 0, settled.output
     assert f"batch {label}: 2 recipients" in settled.output and "settled as sent" in settled.output
     assert set(statuses(root, "quiet").values()) == {"sent"}
+
+
+def test_a_batch_sent_as_several_requests_is_settled_only_when_every_part_was_reported():
+    """A batch split into two requests (a value with differing HTML and text forms) is labelled 12-4#1/2 and
+    12-4#2/2; a report on the first part alone settles nothing: the second may never have gone."""
+    from newsletter.sending.evidence import ProviderReport, UnknownBatch, judge
+
+    batch = UnknownBatch("12-4", "run-uid", "sendgrid", 3, 1_765_000_000.0)
+    first = ProviderReport("12-4#1/2", "processed", 2, 1_765_000_001.0, 1_765_000_001.0)
+    second = ProviderReport("12-4#2/2", "processed", 1, 1_765_000_002.0, 1_765_000_002.0)
+    other = ProviderReport("12-40", "processed", 5, 1_765_000_003.0, 1_765_000_003.0)  # not a part of 12-4
+    assert not judge(batch, [first, other]).accepted
+    assert "sent as 2 requests, and SendGrid reported on part 1 only" in judge(batch, [first, other]).said
+    assert judge(batch, [first, second, other]).accepted
+    assert not judge(batch, [other]).accepted
+    assert "reported on 1 batch of this run" in judge(batch, [other]).said
+    assert not judge(UnknownBatch("12-4", "run-uid", "smtp", 1, None), [first, second]).accepted
