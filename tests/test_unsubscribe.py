@@ -138,3 +138,50 @@ def test_an_old_link_still_unsubscribes_its_reader(newsletter_root):
     result = CliRunner().invoke(main, ["subscribers", "unsubscribe", "--list", "example", "--token", old])
     assert result.exit_code == 0, result.output
     assert status_of(newsletter_root, "ada@example.com") == "unsubscribed"
+
+
+# -- the encrypted tokens mailed until 2026-12 (version 2: one key, the list as associated data) ----------
+
+
+def second_format_token(secret: bytes, list_name: str, email: str) -> str:
+    """A token as the links mailed from 2026-11 to 2026-12 carry it, made as that version made them."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
+               info=b"newsletter unsubscribe token v2: AES-SIV key").derive(secret)
+    data = b"\x02" + AESSIV(key).encrypt(email.encode(), [b"\x02", list_name.encode()])
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def test_encrypted_tokens_already_mailed_still_verify():
+    mailed = "Alu0BkXdTXId0RGVVhy2n_noQwXIQg-agkrAc4aqH-8"  # a link of an issue sent in 2026-11, as it was
+    assert second_format_token(SECRET, "example", "ada@example.com") == mailed
+    assert verify_token(SECRET, "example", mailed) == "ada@example.com"
+    assert make_token(SECRET, "example", "ada@example.com") != mailed  # tokens made now are of the new format
+    with pytest.raises(NewsletterError, match="not valid for list 'other'"):
+        verify_token(SECRET, "other", mailed)
+    with pytest.raises(NewsletterError):
+        verify_token(b"another secret", "example", mailed)
+    import base64
+
+    relabelled = b"\x03" + base64.urlsafe_b64decode(mailed + "=")[1:]  # its body under today's version byte
+    with pytest.raises(NewsletterError, match="not valid"):
+        verify_token(SECRET, "example", base64.urlsafe_b64encode(relabelled).decode().rstrip("="))
+
+
+def test_a_token_of_one_list_is_refused_for_a_list_of_a_similar_name():
+    token = make_token(SECRET, "news", "ada@example.com")
+    for other in ("news2", "new", "News", "news "):
+        with pytest.raises(NewsletterError, match="not valid"):
+            verify_token(SECRET, other, token)
+
+
+def test_an_already_mailed_encrypted_link_unsubscribes_its_reader(newsletter_root):
+    mailed = second_format_token(SECRET, "example", "ada@example.com")
+    result = CliRunner().invoke(main, ["subscribers", "unsubscribe", "--list", "example", "--token", mailed])
+    assert result.exit_code == 0, result.output
+    assert status_of(newsletter_root, "ada@example.com") == "unsubscribed"
