@@ -5,7 +5,7 @@ the rest: answered ``--as resend``, since every event was posted), then a resume
 nobody left out. In every third run one request's connection is dropped before SendGrid took it (an
 unknown batch no event covers, asked about). The figures are printed.
 
-Marked slow (deselected by default, as CI runs the suite; about 4 minutes):
+Marked slow (deselected by default, as CI runs the suite; 4 to 8 minutes):
 ``pytest -m slow tests/test_resolve_kill_random.py -s``.
 """
 
