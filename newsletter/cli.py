@@ -25,7 +25,11 @@ from .errors import NewsletterError, display_path
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from types import FrameType
 
+    from .config import Settings
+    from .sending.due import Scheduled
+    from .sending.plan import SendOptions, SendPlan
     from .sending.report import SendReport
 
 # Start-up costs only what a command uses: this module imports click and nothing heavy (no premailer,
@@ -64,7 +68,7 @@ def _parse_where(values: tuple[str, ...]) -> dict[str, str]:
     return where
 
 
-def _echo_report(report) -> None:
+def _echo_report(report: SendReport) -> None:
     issue = shlex.join(shlex.split(report.resume_hint)[2:3]) if report.resume_hint else "ISSUE_DIR"
     for email, reason in report.failed[:50]:
         click.echo(f"  failed: {email}: {reason}", err=True)
@@ -72,7 +76,8 @@ def _echo_report(report) -> None:
         click.echo(f"  unknown: {email}: {reason}", err=True)
     for email, reason in report.deferred[:50]:
         click.echo(f"  deferred: {email}: {reason}", err=True)
-    hidden = max(0, len(report.failed) - 50) + max(0, len(report.unknown) - 50) + max(0, len(report.deferred) - 50)
+    failed, unknown = max(report.failed_count, len(report.failed)), max(report.unknown_count, len(report.unknown))
+    hidden = max(0, failed - 50) + max(0, unknown - 50) + max(0, len(report.deferred) - 50)
     if hidden:
         click.echo(f"  ... and {hidden} more: newsletter status {issue} --list {report.list_name}", err=True)
     if report.paused:
@@ -143,8 +148,8 @@ class _Progress:
             self.bar.render_finish()
 
 
-def _provider_names():
-    from .providers.registry import NAMES
+def _provider_names() -> list[str]:
+    from .providers.names import NAMES
 
     return list(NAMES)
 
@@ -180,7 +185,8 @@ def _provider_names():
 @click.option("--retry-failed", is_flag=True, help="Try recipients that failed in an earlier run again.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @click.option("--journal-lost", "journal_lost", is_flag=True,
-              help="The journal of the send issue.md records is gone: send only to readers who joined since (recorded).")
+              help="The journal of the send issue.md records is gone: send only to readers who joined since "
+                   "(recorded).")
 @click.option("--samples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Dry run: how many personalized .eml samples to write.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -200,10 +206,13 @@ def _provider_names():
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Senders on this machine, this one included: starts N-1 workers beside it (PostgreSQL journal).")
 @click.pass_context
-def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, where, provider, resume, allow_changed,
-                 dry_run, test_to, test_prefix, send_at, cancel, provider_at, due, now, backfill, sandbox,
-                 retry_unknown, retry_failed, yes, journal_lost, samples, out, ignore_doctor, nameserver, stages,
-                 stage_wait, ab, ab_fallback, worker, workers) -> None:
+def send_command(ctx: click.Context, issue_dir: Path | None, list_name: str | None, tags: tuple[str, ...],
+                 where: tuple[str, ...], provider: str | None, resume: bool, allow_changed: bool, dry_run: bool,
+                 test_to: tuple[str, ...], test_prefix: str | None, send_at: str | None, cancel: bool,
+                 provider_at: str | None, due: bool, now: str | None, backfill: tuple[str, ...], sandbox: bool,
+                 retry_unknown: bool, retry_failed: bool, yes: bool, journal_lost: bool, samples: int,
+                 out: Path | None, ignore_doctor: bool, nameserver: str, stages: str | None, stage_wait: float | None,
+                 ab: str | None, ab_fallback: int, worker: bool, workers: int) -> None:
     """Send ISSUE_DIR to a subscriber list, once per recipient (resumable); or schedule it (--at);
     or, with --due and no ISSUE_DIR, send everything whose time has come."""
     from .checks import has_errors
@@ -266,7 +275,7 @@ def send_command(ctx: click.Context, issue_dir: Path | None, list_name, tags, wh
     ctx.exit(0 if report.ok else EXIT_FAILED)
 
 
-def _echo_scheduled(done) -> None:
+def _echo_scheduled(done: Scheduled) -> None:
     from .sending.due.clock import shown
     from .sending.report import recipients
 
@@ -292,11 +301,10 @@ def _echo_scheduled(done) -> None:
                f"Cancel with: newsletter send {where} --list {schedule.list_name} --cancel")
 
 
-def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_changed: bool, ignore_doctor: bool,
+def _send_due(settings: Settings, now: str | None, backfill: tuple[str, ...], allow_changed: bool, ignore_doctor: bool,
               nameserver: str) -> None:
     """``send --due``: what is due, sent; what was sent and what comes next, printed; exit 1 on a failure."""
     from .sending import due as automation
-
     from .serve.for_sending import ServiceForSending
     from .stats.sources import StoreClicks
 
@@ -311,7 +319,7 @@ def _send_due(settings, now: str | None, backfill: tuple[str, ...], allow_change
         sys.exit(report.exit_code)
 
 
-def _run_send(settings, issue_dir: Path, options, yes: bool):
+def _run_send(settings: Settings, issue_dir: Path, options: SendOptions, yes: bool) -> SendReport:
     """engine.send with a question before delivering, a progress line, and Ctrl-C finishing the requests."""
     import signal
 
@@ -323,7 +331,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
     progress = _Progress()
     stop = engine.StopFlag()
 
-    def confirm(plan, report) -> bool:
+    def confirm(plan: SendPlan, report: SendReport) -> bool:
         _echo_findings(report.findings, issue_dir)
         if not options.mode.records or yes:  # a dry run or a test send asks nothing
             return True
@@ -333,12 +341,12 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
             raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
         return click.confirm(question, abort=True)
 
-    def on_plan(plan, report) -> None:
+    def on_plan(plan: SendPlan, report: SendReport) -> None:
         if report.to_send == 0:
             _echo_findings(report.findings, issue_dir)
             click.echo(f"Nothing to send: {plan.nothing_to_send}.")
 
-    def on_interrupt(signum, frame):
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
         if stop.requested:
             raise KeyboardInterrupt
         stop.requested = True
@@ -360,7 +368,7 @@ def _run_send(settings, issue_dir: Path, options, yes: bool):
         progress.finish()
 
 
-def _parse_send_at(value: str | None):
+def _parse_send_at(value: str | None) -> datetime | None:
     import datetime as dt
 
     if value is None:

@@ -57,7 +57,7 @@ class SendSettings:
     max_in_flight: int = 2000  # recipients whose requests may be under way at once (the grey zone of a crash)
     outage_seconds: float = 300.0  # pause (resumably) after this long without one accepted request
     backoff_seconds: float = 1.0
-    max_backoff_seconds: float = 60.0
+    max_backoff_seconds: float = 5.0  # retries come within seconds: a long back-off only delays the send
     parallel_from: int = 50_000  # recipients to go from which request bodies are built in worker processes; 0: never
     # Staged send and pacing (docs/deliverability.md).
     stages: tuple[str, ...] = ()  # e.g. ["1%", "10%", "100%"]: cumulative shares of the list

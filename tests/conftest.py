@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import doctor_dns
 import pytest
 
 pytest_plugins = ["smtp_fixtures", "sendgrid_fixtures", "postgres_fixtures", "journal_fixtures", "staged_fixtures",
@@ -43,11 +44,12 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_doctor_gate() -> None:
-    """Test-only: live sends in the suite skip the doctor's DNS gate (NEWSLETTER_TEST_SKIP_DOCTOR=1), so no
-    test asks a real resolver about example.com. tests/test_send_doctor_gate.py turns it back on, pointed
-    at the DNS stand-in."""
-    os.environ["NEWSLETTER_TEST_SKIP_DOCTOR"] = "1"
+def passing_dns():
+    """The DNS stand-in every test newsletter's doctor asks (tests/doctor_dns.py): a live send checks the
+    sending setup as a writer's does, and no test asks a real resolver."""
+    server = doctor_dns.start()
+    yield server
+    doctor_dns.stop()
 
 
 @pytest.fixture
@@ -58,6 +60,7 @@ def newsletter_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     for folder in ("templates", "subscribers", "issues"):
         shutil.copytree(REPO / folder, root / folder)
+    doctor_dns.point_doctor_at_standin(root)
     monkeypatch.chdir(root)
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     monkeypatch.delenv("SMTP_PASSWORD", raising=False)

@@ -7,7 +7,10 @@ lists, answers 202 with an ``X-Message-Id`` (200 in sandbox mode, as
 SendGrid does), and records every recipient it accepted so a test can count
 deliveries. It can be told to misbehave for the coming requests: answer
 429, 500, 401 or any status, answer slowly, drop the connection after
-reading the request, or refuse a particular address with a 400.
+reading the request, or refuse a particular address with a 400; and for good:
+answer every request late (``answer_delay``), answer ``GET /v3/scopes`` with
+another status (``scopes_status``), or stop listening and come back
+(``down``/``up``, as a crash and a restart).
 
 The suppression endpoints (global unsubscribes, bounces, blocks, spam
 reports, a group's suppressions) serve canned data with limit/offset paging
@@ -148,6 +151,8 @@ class RequestRecord:
     status: int | None  # None: the connection was dropped
     recipients: int = 0
     authorization_ok: bool = True
+    at: float = field(default_factory=time.time)  # when it was answered (or dropped)
+    arrived: float = 0.0  # when a mail send's request arrived (0: not recorded)
 
 
 def _error(message: str, field_name: str | None = None, help_anchor: str = "message") -> dict[str, Any]:
@@ -261,6 +266,9 @@ class SendGridStandIn:
         self.validate = validate
         self.record_details = record_details  # False: keep addresses only (a million-recipient benchmark)
         self.latency = latency  # seconds added to every mail send
+        self.answer_delay = 0.0  # seconds every API request (mail or read) waits before its answer: a slow SendGrid
+        self.scopes_status: int | None = None  # GET /v3/scopes answers this status instead (404: an API host
+        # that proxies only the Mail Send endpoint)
         self.max_page = max_page  # most items a suppression endpoint returns per page
         self.echo_headers = False  # error bodies quote the request's headers (to test that keys stay hidden)
         self.scopes: list[str] = list(ALL_SCOPES)
@@ -310,6 +318,21 @@ class SendGridStandIn:
         self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)
+
+    def down(self) -> None:
+        """Stop listening, as a SendGrid that crashed: new connections are refused until ``up``. What was
+        recorded so far is kept (the stand-in's own process lives on)."""
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def up(self) -> None:
+        """Listen again on the same port, as a SendGrid restarted after ``down``."""
+        host, port = self._server.server_address[:2]
+        self._server = _Server((str(host), int(port)), _Handler)
+        self._server.standin = self
+        self.start()
 
     def __enter__(self) -> SendGridStandIn:
         return self.start()
@@ -680,6 +703,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path, query = self._query()
+        arrived = time.time()
         raw = self._read_body()
         standin = self.standin
         if path.startswith("/_standin/"):
@@ -707,18 +731,21 @@ class _Handler(BaseHTTPRequestHandler):
                 standin._delivered.notify_all()
         if standin.latency:
             standin._stopping.wait(standin.latency)
+        if standin.answer_delay:
+            standin._stopping.wait(standin.answer_delay)
         accepted = batch is not None
         if reply is not None:
             if reply.delay:
                 standin._stopping.wait(reply.delay)
             if reply.drop:
-                standin._log(RequestRecord("POST", path, query, None, count))
+                standin._log(RequestRecord("POST", path, query, None, count, arrived=arrived))
                 self._drop()
                 return
             if reply.status is not None:
                 status, error_body = reply.status, ({"errors": reply.errors} if reply.errors else None)
                 accepted = 200 <= status < 300
-        standin._log(RequestRecord("POST", path, query, status, count, standin._authorized(self.headers)))
+        standin._log(RequestRecord("POST", path, query, status, count, standin._authorized(self.headers),
+                                   arrived=arrived))
         headers = dict(reply.headers) if reply is not None else {}
         if accepted:
             headers["X-Message-Id"] = message_id
@@ -729,6 +756,8 @@ class _Handler(BaseHTTPRequestHandler):
         standin = self.standin
         if path.startswith("/_standin/"):
             return self._control(path, b"")
+        if standin.answer_delay:
+            standin._stopping.wait(standin.answer_delay)
         reply = standin._next_reply(path)
         if reply is not None and (reply.drop or reply.delay):
             if reply.delay:
@@ -743,6 +772,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = standin._auth_failure(self.headers)
             standin._log(RequestRecord("GET", path, query, status, authorization_ok=False))
             return self._send(status, body)
+        if path == "/v3/scopes" and standin.scopes_status is not None:
+            standin._log(RequestRecord("GET", path, query, standin.scopes_status))
+            return self._send(standin.scopes_status, {"errors": [_error(f"{path} is not served here")]})
         if path == "/v3/scopes":
             standin._log(RequestRecord("GET", path, query, 200))
             return self._send(200, {"scopes": list(standin.scopes)})
@@ -796,11 +828,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate-limit-count", type=int, default=0,
                         help="answer the first N mail sends 429 (Retry-After: --retry-after)")
     parser.add_argument("--retry-after", type=float, default=0.01)
+    parser.add_argument("--answer-delay", type=float, default=0.0,
+                        help="answer every API request (mail or read) this many seconds late, for good")
+    parser.add_argument("--scopes-status", type=int, default=None,
+                        help="answer GET /v3/scopes with this HTTP status (404: a host serving only Mail Send)")
+    parser.add_argument("--fail-count", type=int, default=0, help="answer the first N mail sends --fail-status")
+    parser.add_argument("--fail-status", type=int, default=500)
     args = parser.parse_args(argv)
     standin = SendGridStandIn(api_key=args.key, validate=not args.no_validate, host=args.host, port=args.port,
                               record_details=args.details, latency=args.latency)
     if args.delay and args.delay_count:
         standin.slow(args.delay, times=args.delay_count, path="/v3/")
+    standin.answer_delay = args.answer_delay
+    standin.scopes_status = args.scopes_status
+    if args.fail_count:
+        standin.answer(args.fail_status, times=args.fail_count)
     if args.rate_limit_count:
         standin.rate_limit(times=args.rate_limit_count, reset_in=args.retry_after, retry_after=args.retry_after)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

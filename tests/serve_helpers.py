@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from doctor_dns import point_doctor_at_standin
 from uvicorn_thread import ReadyServer, serve_in_thread
 
 from newsletter.config import Settings, load_settings
@@ -135,6 +136,7 @@ def example_copy(folder: Path) -> Path:
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     for name in ("templates", "subscribers", "issues"):
         shutil.copytree(REPO / name, root / name)
+    point_doctor_at_standin(root)
     return root
 
 

@@ -48,6 +48,16 @@ def query(location: jn.Location, sql: str, params: tuple[object, ...] = ()) -> l
         db.close()
 
 
+def execute(location: jn.Location, sql: str, params: tuple[object, ...] = ()) -> None:
+    """One statement in a transaction of its own (to set the journal up as a test needs it)."""
+    db = jn.open_database(location)
+    try:
+        with db.transaction():
+            db.execute(sql, params)
+    finally:
+        db.close()
+
+
 def statuses(location: jn.Location, list_name: str) -> dict[str, str]:
     return {str(e): str(s) for e, s in query(location, "SELECT d.email, d.status FROM deliveries d JOIN sends s "
                                                        "ON s.id = d.send WHERE s.list=?", (list_name,))}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from dns_standin import DnsStandIn, SilentServer
+from doctor_dns import set_doctor
 from one_click_standin import ONE_CLICK, OneClickServer
 
 from newsletter.cli import main
@@ -118,8 +119,7 @@ def test_each_case_on_the_example_config(case, newsletter_root, dns_server):
 def test_a_server_that_never_answers_is_a_timeout_not_a_missing_record(newsletter_root):
     silent = SilentServer()
     try:
-        (newsletter_root / "newsletter.toml").write_text(
-            (newsletter_root / "newsletter.toml").read_text() + "\n[doctor]\ndns_timeout = 0.5\n")
+        set_doctor(newsletter_root, dns_timeout=0.5)
         started = time.monotonic()
         result = _doctor(newsletter_root, "--nameserver", silent.address)
         elapsed = time.monotonic() - started

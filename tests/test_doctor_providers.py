@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from dns_standin import DnsStandIn
+from doctor_dns import set_doctor
 from one_click_standin import OneClickServer
 
 from newsletter.cli import main
@@ -25,7 +26,7 @@ READERS = [  # (address, status): one provider group or more each; the unsubscri
     ("gus@aol.com", "subscribed"), ("hal@icloud.com", "subscribed"), ("ida@gmx.de", "subscribed"),
     ("jon@web.de", "subscribed"), ("kim@web.de", "unsubscribed"), ("lou@example.net", "subscribed"),
 ]
-SIGNED_ELSEWHERE = '\n[doctor]\ndkim_domain = "mail.example.net"\nenvelope_domain = "example.com"\n'
+SIGNED_ELSEWHERE = {"dkim_domain": "mail.example.net", "envelope_domain": "example.com"}  # [doctor]
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +48,15 @@ def write_list(root: Path, name: str, rows) -> None:
     (root / "subscribers" / f"{name}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def configure(root: Path, extra: str, unsubscribe_url: str | None = None) -> None:
+def configure(root: Path, doctor: dict[str, str], unsubscribe_url: str | None = None) -> None:
     path = root / "newsletter.toml"
     text = path.read_text()
     if unsubscribe_url:
         text = text.replace('unsubscribe_url = "https://newsletter.example.com/unsubscribe/{token}"',
                             f'unsubscribe_url = "{unsubscribe_url}"')
-    path.write_text(text + extra)
+    path.write_text(text)
+    if doctor:
+        set_doctor(root, **doctor)
 
 
 def test_doctor_list_counts_recipients_per_provider_and_names_the_rules_failed(newsletter_root, dns_server,
@@ -93,7 +96,6 @@ def test_doctor_list_counts_recipients_per_provider_and_names_the_rules_failed(n
 def test_the_send_gate_judges_the_list_it_sends(sendgrid_newsletter, sendgrid_standin, dns_server, monkeypatch,
                                                 tmp_path):
     """The same setup refuses a send to a list with GMX readers, and sends the example list (none there)."""
-    monkeypatch.delenv("NEWSLETTER_TEST_SKIP_DOCTOR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     dns_server.resolver.serve("provider-rules")
     configure(sendgrid_newsletter, SIGNED_ELSEWHERE)
@@ -120,7 +122,7 @@ def test_outlooks_rule_applies_over_5000_a_day(newsletter_root, dns_server, outl
     day (550 5.7.515 since 2025-05-05); below that the rule is a warning, not a refusal."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     dns_server.resolver.serve("provider-no-dkim")
-    configure(newsletter_root, "")
+    configure(newsletter_root, {})
     path = newsletter_root / "newsletter.toml"
     path.write_text(path.read_text().replace('provider = "sendgrid"', 'provider = "smtp"')
                     .replace('host = "localhost"', 'host = "smtp.example.com"'))

@@ -98,12 +98,12 @@ def test_resolve_settles_the_batch_sendgrid_reported_and_asks_only_about_the_oth
 
     asked = cli(root, "resolve", ISSUE, "--list", "pair")
     assert asked.exit_code == 1, asked.output
-    assert re.search(rf"batch {accepted}: 2 recipients, requested .*: SendGrid reported it \(2 processed, "
+    assert re.search(rf"batch {accepted}: 2 recipients, requested .*: the provider reported it \(2 processed, "
                      r"2 delivered; first at .*\): settled as sent", asked.output), asked.output
-    [other] = re.findall(r"batch (\S+): 2 recipients, requested [^:]+:[^:]+:[^:]+: no event from SendGrid for it, "
-                         "though it reported on 2 batches of this run", asked.output)
+    [other] = re.findall(r"batch (\S+): 2 recipients, requested [^:]+:[^:]+:[^:]+: no event from the provider for "
+                         "it, though it reported on 2 batches of this run", asked.output)
     assert other not in requests
-    assert "2 recipients: recorded as sent from SendGrid's events." in asked.output
+    assert "2 recipients: recorded as sent from the provider's events." in asked.output
     assert "2 recipients in 1 batch no event covers" in asked.output
     state = statuses(root, "pair")
     assert {e for e, s in state.items() if s == "unknown"} == in_limbo
@@ -137,8 +137,8 @@ def test_without_events_every_batch_is_asked_and_named_for_the_activity_feed(wor
     [label] = {copy.custom_args["newsletter_batch"] for copy in standin.accepted if copy.email in unknown}
     listing = cli(root, "resolve", ISSUE, "--list", "quiet")
     assert listing.exit_code == 1
-    assert re.search(rf"batch {label}: 2 recipients, requested .*: no event from SendGrid for this run yet .*"
-                     rf"SendGrid's Activity feed shows newsletter_batch = {label}", listing.output), listing.output
+    assert re.search(rf"batch {label}: 2 recipients, requested .*: no event from the provider for this run yet .*"
+                     rf"its activity feed shows newsletter_batch = {label} \(newsletter_run = \w+\)", listing.output), listing.output
     assert {e for e, s in statuses(root, "quiet").items() if s == "unknown"} == unknown
 
     assert poster.post() == 4
@@ -151,15 +151,16 @@ def test_without_events_every_batch_is_asked_and_named_for_the_activity_feed(wor
 def test_a_batch_sent_as_several_requests_is_settled_only_when_every_part_was_reported():
     """A batch split into two requests (a value with differing HTML and text forms) is labelled 12-4#1/2 and
     12-4#2/2; a report on the first part alone settles nothing: the second may never have gone."""
-    from newsletter.sending.evidence import ProviderReport, UnknownBatch, judge
+    from newsletter.sending.evidence import UnknownBatch, judge
+    from newsletter.serve.for_sending import ReportInSeconds as ProviderReport
 
-    batch = UnknownBatch("12-4", "run-uid", "sendgrid", 3, 1_765_000_000.0)
+    batch = UnknownBatch("12-4", "run-uid", False, 3, 1_765_000_000.0)
     first = ProviderReport("12-4#1/2", "processed", 2, 1_765_000_001.0, 1_765_000_001.0)
     second = ProviderReport("12-4#2/2", "processed", 1, 1_765_000_002.0, 1_765_000_002.0)
     other = ProviderReport("12-40", "processed", 5, 1_765_000_003.0, 1_765_000_003.0)  # not a part of 12-4
     assert not judge(batch, [first, other]).accepted
-    assert "sent as 2 requests, and SendGrid reported on part 1 only" in judge(batch, [first, other]).said
+    assert "sent as 2 requests, and the provider reported on part 1 only" in judge(batch, [first, other]).said
     assert judge(batch, [first, second, other]).accepted
     assert not judge(batch, [other]).accepted
     assert "reported on 1 batch of this run" in judge(batch, [other]).said
-    assert not judge(UnknownBatch("12-4", "run-uid", "smtp", 1, None), [first, second]).accepted
+    assert not judge(UnknownBatch("12-4:sequential", "run-uid", True, 1, None), [first, second]).accepted

@@ -1,7 +1,7 @@
 """A live send asks the doctor first (issue 15): the DNS part, cached for a day, against the DNS stand-in.
 
-The suite turns the gate off (conftest's NEWSLETTER_TEST_SKIP_DOCTOR); these tests turn it back on and
-point ``send --nameserver`` at a real DNS server on 127.0.0.1 serving the test zones.
+Every test newsletter's ``[doctor] nameserver`` is a stand-in serving a passing setup (tests/doctor_dns.py);
+these tests point ``send --nameserver`` (or the setting) at a DNS server of their own, serving other zones.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from dns_standin import DnsStandIn
+from doctor_dns import set_doctor
 
 from newsletter.cli import main
 
@@ -26,7 +27,6 @@ def dns_server():
 
 @pytest.fixture
 def gated(sendgrid_newsletter: Path, monkeypatch, tmp_path) -> Path:
-    monkeypatch.delenv("NEWSLETTER_TEST_SKIP_DOCTOR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the gate's day-long cache, this test's own
     return sendgrid_newsletter
 
@@ -63,8 +63,7 @@ def test_ignore_doctor_sends_and_the_journal_says_so(gated, dns_server, sendgrid
 
 def test_a_good_setup_sends_and_the_answer_is_kept_for_the_day(gated, dns_server, sendgrid_standin):
     dns_server.resolver.serve("good")
-    (gated / "newsletter.toml").write_text((gated / "newsletter.toml").read_text()
-                                           + f'\n[doctor]\nnameserver = "{dns_server.address}"\n')
+    set_doctor(gated, nameserver=dns_server.address)
 
     result = run("send", ISSUE, "--list", "example", "--yes")
 
@@ -78,10 +77,3 @@ def test_a_good_setup_sends_and_the_answer_is_kept_for_the_day(gated, dns_server
     assert again.exit_code == 0, again.output
     assert len(dns_server.resolver.questions) == asked
 
-
-def test_the_test_only_switch_that_skips_the_gate_is_recorded(sendgrid_newsletter, sendgrid_standin):
-    """NEWSLETTER_TEST_SKIP_DOCTOR (set for the whole suite) is no silent side door: status shows it."""
-    result = run("send", ISSUE, "--list", "example", "--yes")
-
-    assert result.exit_code == 0, result.output
-    assert "doctor not run: NEWSLETTER_TEST_SKIP_DOCTOR=1, test-only" in run("status", ISSUE).output

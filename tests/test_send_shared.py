@@ -183,12 +183,11 @@ def test_the_hourly_cap_holds_for_every_sender_together_while_their_requests_are
     root, location = shared
     readers(root, "readers", 60)
     set_option(root, "send", "max_per_hour = 30")
-    hour = {"NEWSLETTER_TEST_HOUR_SECONDS": "120"}  # test-only (as in test_send_paced.py): the next hour is far
     sendgrid_standin.hold()
-    senders = [start(root, "--list", "readers", env=hour)]
+    senders = [start(root, "--list", "readers")]
     until(lambda: sendgrid_standin.held() == 1, alive=senders[0], what="the first request")
     for held in (2, 3):
-        senders.append(start(root, "--resume", "--worker", env=hour))
+        senders.append(start(root, "--resume", "--worker"))
         until(lambda held=held: sendgrid_standin.held() == held, alive=senders[-1], what=f"request {held}")
     sendgrid_standin.release()
     until(lambda: sum(sendgrid_standin.counts().values()) >= 30 and

@@ -103,8 +103,8 @@ def _echo_schedules(settings: Settings, list_name: str | None) -> None:
 @click.pass_context
 def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolution: str | None,
                     batches: tuple[str, ...], abandon: bool, yes: bool) -> None:
-    """Settle the recipients of ISSUE_DIR whose delivery is unknown: each batch SendGrid reported on by
-    itself, the others (listed first, one line a batch) as --as says."""
+    """Settle the recipients of ISSUE_DIR whose delivery is unknown: each batch the provider (SendGrid) reported
+    on by itself, the others (listed first, one line a batch) as --as says."""
     if abandon:
         if resolution or batches:
             raise click.UsageError("give one of --as sent, --as resend or --abandon")
@@ -146,7 +146,7 @@ def _resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: st
     for judged in found.settled + found.asked:
         click.echo(f"  {judged.line()}")
     if found.settled:
-        click.echo(f"{recipients(found.settled_recipients)}: recorded as sent from SendGrid's events.")
+        click.echo(f"{recipients(found.settled_recipients)}: recorded as sent from the provider's events.")
     labels = [j.batch.label for j in found.asked]
     missing = [label for label in batches if label not in labels]
     if missing:

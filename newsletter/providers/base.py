@@ -269,7 +269,8 @@ class Provider(Protocol[DataT]):
 
     name: str
     capabilities: Capabilities
-    timeout: float  # seconds a request may stay unanswered before its outcome is unknown
+    timeout: float  # seconds a request may stay unanswered before its outcome is unknown (the send loop
+    # lengthens it after a timeout, and sets it back: docs/sending.md, "Provider trouble")
 
     def encode(self, message: Message, recipients: Sequence[Recipient]) -> Payload[DataT]:
         """The request for these recipients; pure (a staticmethod of a module-level function)."""

@@ -16,15 +16,14 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from ..compose.content import load_issue
 from ..config import Settings
-from ..doctor import AudienceQuery, doctor_gate, refuse_on_errors
 from ..errors import NewsletterError, display_path
 from ..lists import check_list_name
 from ..providers import registry
@@ -32,19 +31,11 @@ from ..providers.base import Provider
 from . import ab as ab_test
 from . import holds, sent_record, sharing
 from . import journal as jn
+from .before_send import check_before_live_run, doctor_gate_note, refuse_while_shared, unfinished_list
+from .identity import load, record_identity
 from .loop import Loop, Progress, StopFlag, few_collections
-from .pacing_run import is_paced, run_paced
-from .plan import (
-    SendOptions,
-    SendPlan,
-    command_path,
-    describe_audience,
-    load,
-    prepare,
-    record_identity,
-    resume_command,
-    select,
-)
+from .pacing_run import SYSTEM_CLOCK, PacingClock, is_paced, run_paced
+from .plan import SendOptions, SendPlan, describe_audience, prepare, resume_command, select
 from .report import ListStatus, SendReport, recipients
 from .report import status as journal_status
 from .service import SubscriberService
@@ -58,17 +49,18 @@ def outbox_dir(settings: Settings, issue_name: str) -> Path:
     return settings.root / "outbox" / issue_name
 
 
-def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None = None,
+def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider[Any] | None = None,
          progress: Progress | None = None, stop: StopFlag | None = None, confirm: Confirm | None = None,
          on_plan: Callable[[SendPlan, SendReport], None] | None = None,
          say: Callable[[str], None] = lambda _: None, clicks: ab_test.ClickCounts | None = None,
-         service: SubscriberService | None = None) -> SendReport:
+         service: SubscriberService | None = None, pacing_clock: PacingClock = SYSTEM_CLOCK) -> SendReport:
     """Send (or dry-run, or test-send: ``options.mode``) the issue in ``issue_dir`` as ``options`` say; the
     report at the end. ``options`` are not changed.
 
     ``provider`` replaces the configured one (tests, benchmarks). ``service`` is ``newsletter serve``'s event
     store as the send needs it (departures applied before a live send selects anyone, bounces and complaints
-    for a staged send's breaker); None: no subscriber service. ``confirm`` is asked once the
+    for a staged send's breaker); None: no subscriber service. ``pacing_clock``: the time a paced send decides
+    by and waits on (the system's; a test's lets the hours pass at once). ``confirm`` is asked once the
     recipients are selected; ``on_plan`` sees the plan and the report before delivery starts
     and the report as far as it got if the send stops on an error (``report`` is then kept on
     the error as ``err.report``).
@@ -86,7 +78,7 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
     issue, issue_id = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if options.resume and not options.list_name:
-        options = dataclasses.replace(options, list_name=_unfinished_list(location, issue_id, issue_dir))
+        options = dataclasses.replace(options, list_name=unfinished_list(location, issue_id, issue_dir))
     live = mode.records
     with ExitStack() as stack:
         database = None
@@ -100,8 +92,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             if service is not None:
                 service.apply_departures(options.list_name)
             options = dataclasses.replace(options, run_note="; ".join(
-                filter(None, [options.run_note, _doctor_gate(settings, options)])))
-            _before_live_run(database, issue_id, options, issue_dir)
+                filter(None, [options.run_note, doctor_gate_note(settings, options)])))
+            check_before_live_run(database, issue_id, options, issue_dir)
         plan = prepare(settings, issue, issue_id, options, database=database)
         stack.callback(plan.close)
         report = _new_report(plan, issue_dir)
@@ -135,7 +127,8 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 if live and _waits_in_journal(plan):
                     plan.journal.commit_run()  # stages and caps are journal records the send waits on
                 with few_collections():
-                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks, service)
+                    _deliver(plan, provider, report, progress, stop or StopFlag(), say, clicks, service,
+                             pacing_clock)
             finally:
                 provider.close()
                 _wait_for_helpers(helpers, report, plan)
@@ -145,9 +138,9 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 _nothing_sent(plan, report)
             else:
                 _select_the_rest(plan, report)
-                _fill_if_readable(report, plan)
+                sent = _fill_if_readable(report, plan)
                 if live:
-                    _record_outcome(report, issue_dir, plan)
+                    _record_outcome(report, issue_dir, plan, sent)
             err.report = report  # what was done before it stopped, for the summary
             raise
         except KeyboardInterrupt:
@@ -157,10 +150,10 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             return _nothing_sent(plan, report)
         _select_the_rest(plan, report)
         plan.journal.runs.finish()
-        if live:
-            _record_outcome(report, issue_dir, plan)
         interrupted = report.interrupted
-        report.fill_from(plan.journal, settings.send.max_attempts, with_joined=bool(helpers))
+        sent = report.fill_from(plan.journal, settings.send.max_attempts, with_joined=bool(helpers))
+        if live:
+            _record_outcome(report, issue_dir, plan, sent)
         if helpers:
             _count_senders(report, plan)
         if interrupted and plan.selection is not None and not plan.selection.done:
@@ -207,41 +200,6 @@ def _waits_in_journal(plan: SendPlan) -> bool:
     return len(_shares(plan)) > 1 or is_paced(plan.settings)
 
 
-SKIP_DOCTOR_ENV = "NEWSLETTER_TEST_SKIP_DOCTOR"  # test-only: the suite's sends never ask DNS (tests/conftest.py)
-
-
-def _doctor_gate(settings: Settings, options: SendOptions) -> str:
-    """The DNS part of ``newsletter doctor`` (cached for a day) before a live send: refuse on an error
-    unless ``--ignore-doctor``; returns the note recorded on the run when the errors were overridden."""
-    if os.environ.get(SKIP_DOCTOR_ENV) == "1":
-        return f"doctor not run: {SKIP_DOCTOR_ENV}=1, test-only"  # recorded, so it is never a silent side door
-    if options.provider:  # --provider: check the setup of the provider this send goes through
-        settings = dataclasses.replace(settings, provider=options.provider)
-    findings = doctor_gate(settings, nameserver=options.nameserver or settings.doctor.nameserver or None,
-                           audience=AudienceQuery(options.list_name, tuple(options.tags), tuple(options.where.items())))
-    errors = [f for f in findings if f.severity == "error"]
-    if not errors:
-        return ""
-    if not options.ignore_doctor:
-        refuse_on_errors(findings)
-    return "sent despite doctor errors (--ignore-doctor): " + ", ".join(sorted({f.code for f in errors}))
-
-
-def _before_live_run(database: jn.JournalDB, issue_id: str, options: SendOptions, issue_dir: Path) -> None:
-    """A send whose circuit breaker halted it continues only with ``--resume``; a send that workers are still
-    sending is theirs until they finish. (Recipients held back by an earlier staged or paced run go back to
-    pending in the run's own provisional transaction: ``plan.select``.)"""
-    journal = jn.Journal(database, issue_id, options.list_name, create=False)
-    if journal.send < 0:
-        return  # never sent to this list
-    _refuse_while_shared(journal, issue_dir)
-    halted = holds.halted_stage(journal)
-    if halted is not None and not options.resume:
-        raise NewsletterError(f"this send halted at stage {halted.number}: {halted.summary}",
-                              hint="look at the bounces and complaints (newsletter status), then continue with: "
-                                   + resume_command(issue_dir, options.list_name))
-
-
 def _shares(plan: SendPlan) -> tuple[float, ...]:
     """The stages of a live send: the recorded ones when it was started staged (a resume repeats
     them), else ``--stages`` or ``[send] stages``; a dry run or test send is one stage."""
@@ -259,9 +217,9 @@ def _shares(plan: SendPlan) -> tuple[float, ...]:
     return stages_of(plan.settings.send, plan.options.stages)
 
 
-def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: Progress | None, stop: StopFlag,
+def _deliver(plan: SendPlan, provider: Provider[Any], report: SendReport, progress: Progress | None, stop: StopFlag,
              say: Callable[[str], None], clicks: ab_test.ClickCounts | None = None,
-             service: SubscriberService | None = None) -> None:
+             service: SubscriberService | None = None, pacing_clock: PacingClock = SYSTEM_CLOCK) -> None:
     """The send loop over everything pending, stage by stage with the circuit breaker, or an A/B test's
     slices (then its rest, once decided)."""
     def loop() -> bool:
@@ -271,7 +229,8 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
     def deliver() -> bool:  # within the pacing caps, when a live send has any
         if not plan.mode.records:
             return loop()
-        return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say)
+        return run_paced(plan.settings, plan.journal, loop, should_stop=lambda: stop.requested, say=say,
+                         clock=pacing_clock)
 
     shares = _shares(plan)
     if plan.options.ab is not None or ab_test.record_of(plan.journal) is not None:
@@ -296,18 +255,6 @@ def _deliver(plan: SendPlan, provider: Provider, report: SendReport, progress: P
     report.halted = outcome.halted
     if outcome.stopped and stop.requested:
         report.interrupted = True
-
-
-def _refuse_while_shared(journal: jn.Journal, issue_dir: Path) -> None:
-    """Workers of this send still running (a PostgreSQL journal): a new start would decide the send anew
-    under them; wait for them, or join them."""
-    alive = journal.runs.senders_alive()
-    if alive:
-        pids = ", ".join(f"{kind} pid {pid}" for kind, pid in alive)
-        raise NewsletterError(f"this issue is still being sent to list '{journal.list}' by {len(alive)} "
-                              f"process{'es' * (len(alive) != 1)} sharing the send ({pids})",
-                              hint="wait for them to finish, or help them: newsletter send "
-                                   f"{command_path(issue_dir)} --list {journal.list} --resume --worker")
 
 
 def _share(plan: SendPlan, issue_dir: Path) -> list[sharing.Helper]:
@@ -339,7 +286,7 @@ def _count_senders(report: SendReport, plan: SendPlan) -> None:
                       **{f"worker pid {pid}": n for pid, n in joined.items()}}
 
 
-def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider | None,
+def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *, provider: Provider[Any] | None,
                     progress: Progress | None, stop: StopFlag | None,
                     on_plan: Callable[[SendPlan, SendReport], None] | None,
                     say: Callable[[str], None], service: SubscriberService | None) -> SendReport:
@@ -351,7 +298,7 @@ def _send_as_worker(settings: Settings, issue_dir: Path, options: SendOptions, *
     issue = load_issue(Path(issue_dir))
     issue_id = sharing.known_id(issue)
     if not options.list_name:
-        options = dataclasses.replace(options, list_name=_unfinished_list(location, issue_id, issue_dir))
+        options = dataclasses.replace(options, list_name=unfinished_list(location, issue_id, issue_dir))
     check_list_name(options.list_name)
     with ExitStack() as stack:
         database = jn.open_database(location)
@@ -413,19 +360,21 @@ def _record(report: SendReport, path: Path | None) -> None:
         report.recorded_in = display_path(path)
 
 
-def _record_outcome(report: SendReport, issue_dir: Path, plan: SendPlan) -> None:
-    """The sent record's count brought up to date; a failure to write it is said, never hidden."""
+def _record_outcome(report: SendReport, issue_dir: Path, plan: SendPlan, sent: int | None) -> None:
+    """The sent record's count (``sent``, as the report's pass read it; None: read it) brought up to date;
+    a failure to write it is said, never hidden."""
     try:
-        _record(report, sent_record.record_outcome(issue_dir, plan.journal, recipients=report.to_send))
+        _record(report, sent_record.record_outcome(issue_dir, plan.journal, recipients=report.to_send, sent=sent))
     except NewsletterError as err:
         report.record_problem = str(err)
 
 
-def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:
+def _fill_if_readable(report: SendReport, plan: SendPlan) -> int | None:
+    """``report.fill_from``, unless the journal cannot be read: then the loop's own counts stay, and None."""
     try:
-        report.fill_from(plan.journal, plan.settings.send.max_attempts)
+        return report.fill_from(plan.journal, plan.settings.send.max_attempts)
     except Exception:  # noqa: BLE001 - the journal is what failed: keep the loop's own counts
-        pass
+        return None
 
 
 def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
@@ -449,27 +398,6 @@ def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
     return report
 
 
-def _unfinished_list(location: jn.Location, issue_id: str, issue_dir: Path) -> str:
-    """The one list this issue has an unfinished send to (for ``--resume`` without ``--list``)."""
-    names = jn.lists_of(location, issue_id)
-    unfinished = []
-    for name in names:
-        journal = jn.Journal.read_only(location, issue_id, name)
-        try:
-            if journal.runs.unfinished() is not None:
-                unfinished.append(name)
-        finally:
-            journal.close()
-    candidates = unfinished or names
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
-        raise NewsletterError(f"nothing to resume: {display_path(issue_dir)} was never sent",
-                              hint=f"start a send with: newsletter send {command_path(issue_dir)} --list NAME")
-    raise NewsletterError(f"{display_path(issue_dir)} has sends to several lists ({', '.join(candidates)})",
-                          hint="say which to resume with --list NAME")
-
-
 # -- settling the unknown, and looking at the journal ------------------------------------------------------
 
 
@@ -479,7 +407,7 @@ RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
 def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> list[tuple[str, str]]:
     """(email, why) of every recipient of the send whose delivery is unknown."""
     check_list_name(list_name)
-    issue, issue_id = load(issue_dir, record_id=False)
+    issue, _ = load(issue_dir, record_id=False)
     location = jn.location_of(settings)
     if list_name not in jn.lists_of(location, issue.id or issue.name):
         raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
@@ -494,7 +422,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
     """Settle the unknown recipients as ``sent`` (they got it) or ``resend`` (pending: the next
     ``--resume`` sends them), or ``abandon`` an unfinished send; recorded as a run. Returns how many."""
     check_list_name(list_name)
-    issue, issue_id = load(issue_dir, record_id=False)
+    issue, _ = load(issue_dir, record_id=False)
     key = issue.id or issue.name
     location = jn.location_of(settings)
     if list_name not in jn.lists_of(location, key):
@@ -504,7 +432,7 @@ def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str
         with database.exclusive(key, list_name, issue.name):
             journal = jn.Journal(database, key, list_name, folder=issue.name)
             if resolution == "abandon":
-                _refuse_while_shared(journal, issue_dir)
+                refuse_while_shared(journal, issue_dir)
                 holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
                 unfinished = journal.runs.unfinished()
                 if unfinished is None:

@@ -22,16 +22,27 @@ from typing import Protocol
 NO_BATCH = ""  # the unknown rows of journals written before requests kept their label: asked, never settled
 
 
-@dataclass(frozen=True)
-class ProviderReport:
+class ProviderReport(Protocol):
     """How many events of one kind the provider reported about the copies one request (or one part of it)
-    carried, and when the first and last of them happened (Unix seconds)."""
+    carried, and when the first and last of them happened (Unix seconds). A Protocol: the event store's
+    rows have this shape without importing this module (``serve/for_sending.py``)."""
 
-    batch: str  # the request's batch label as it carried it; "<label>#<i>/<n>" for part i of n
-    kind: str  # processed, delivered, deferred, bounced, dropped
-    events: int
-    first_at: float
-    last_at: float
+    @property
+    def batch(self) -> str:
+        """The request's batch label as it carried it; "<label>#<i>/<n>" for part i of n."""
+
+    @property
+    def kind(self) -> str:
+        """processed, delivered, deferred, bounced or dropped."""
+
+    @property
+    def events(self) -> int: ...
+
+    @property
+    def first_at(self) -> float: ...
+
+    @property
+    def last_at(self) -> float: ...
 
 
 class BatchEvidence(Protocol):
@@ -48,7 +59,7 @@ class UnknownBatch:
 
     label: str
     run: str  # the run's uid ("" if the journal does not know it)
-    provider: str
+    sequential: bool  # a request whose recipients were tried one by one (SMTP): only the first can be unknown
     recipients: int
     started: float | None
 
@@ -79,14 +90,15 @@ def _plural(count: int, word: str) -> str:
 
 def judge(batch: UnknownBatch, reports: Sequence[ProviderReport] | None) -> Judged:
     """What ``reports`` (every report about the batch's run; None: no event store) say of ``batch``."""
-    if batch.provider == "smtp":
-        return Judged(batch, False, "sent over SMTP, which reports no events: the server's log says whether it "
-                                    "took the message")
+    if batch.sequential:
+        return Judged(batch, False, "sent one message at a time, each answer journaled before the next: only the "
+                                    "message under way is unknown, and the server's log says whether it took it")
     if not batch.label or not batch.run:
         return Judged(batch, False, "the journal did not record which request carried them")
+    feed = f"newsletter_batch = {batch.label} (newsletter_run = {batch.run})"
     if reports is None:
-        return Judged(batch, False, f"no event store to look in (newsletter serve records SendGrid's events); "
-                                    f"SendGrid's Activity feed shows newsletter_batch = {batch.label}")
+        return Judged(batch, False, "no event store to look in (newsletter serve records the provider's events); "
+                                    f"its activity feed shows {feed}")
     own = [r for r in reports if r.batch == batch.label or r.batch.startswith(batch.label + "#")]
     whole = [r for r in own if r.batch == batch.label]
     parts = _parts(batch.label, own)
@@ -98,22 +110,22 @@ def judge(batch: UnknownBatch, reports: Sequence[ProviderReport] | None) -> Judg
         order = ("processed", "delivered", "deferred", "bounced", "dropped")
         told = ", ".join(f"{count} {kind}" for kind, count in sorted(
             kinds.items(), key=lambda k: order.index(k[0]) if k[0] in order else len(order)))
-        return Judged(batch, True, f"SendGrid reported it ({told}; first at {_shown(first)}): settled as sent")
+        return Judged(batch, True, f"the provider reported it ({told}; first at {_shown(first)}): settled as sent")
     if parts is not None:
         seen = ", ".join(str(p) for p in sorted(parts[0]))
-        return Judged(batch, False, f"sent as {parts[1]} requests, and SendGrid reported on part {seen} only")
+        return Judged(batch, False, f"sent as {parts[1]} requests, and the provider reported on part {seen} only")
     others = {r.batch.partition("#")[0] for r in reports}
     if others:
         last = max(r.last_at for r in reports)
-        return Judged(batch, False, f"no event from SendGrid for it, though it reported on "
+        return Judged(batch, False, f"no event from the provider for it, though it reported on "
                                     f"{_plural(len(others), 'batch')} of this run (the last event at {_shown(last)}): "
-                                    "most likely SendGrid never took it")
-    return Judged(batch, False, "no event from SendGrid for this run yet (events can take minutes; is the event "
-                                f"webhook set up?); SendGrid's Activity feed shows newsletter_batch = {batch.label}")
+                                    "most likely the provider never took it")
+    return Judged(batch, False, "no event from the provider for this run yet (events can take minutes; is the "
+                                f"event webhook set up?); its activity feed shows {feed}")
 
 
 def _parts(label: str, own: Sequence[ProviderReport]) -> tuple[set[int], int] | None:
-    """The parts of a batch sent as several requests that SendGrid reported on, and how many there were."""
+    """The parts of a batch sent as several requests that the provider reported on, and how many there were."""
     seen: set[int] = set()
     count = 0
     for report in own:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 
 
 @contextmanager
@@ -23,7 +23,7 @@ def exclusive(journal_path: Path, issue: str, list_name: str, label: str = "") -
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / f"{issue}--{list_name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        raise NewsletterError(f"cannot create the send lock: {err.strerror}", where=display_path(folder),
+        raise NewsletterError(f"cannot create the send lock: {err.strerror}", where=folder,
                               hint="make the folder writable, or set [send] journal in newsletter.toml") from None
     try:
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..compose.message import refuse_line_breaks
 from ..config import Settings
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 TEST_LIST = "test"  # the list name a --test-to send signs its unsubscribe links with
 TEST_SUBJECT_PREFIX = "[Test] "  # marks a --test-to message in the inbox, unless told otherwise
 
-TestRow = tuple[str, str, str, dict[str, str]]  # (key, email, name, fields), as lists.select_rows yields them
+TestRow = tuple[str, str, str, str]  # (key, email, name, fields: "" for none), as lists.select_rows yields them
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,11 @@ class SendMode:
     def subject_prefix(self) -> str:
         return ""
 
+    @property
+    def inline_images(self) -> bool:
+        """The issue's own images inside the message (a test send goes out before the archive is published)."""
+        return bool(self.addresses)
+
     def list_name(self, asked: str) -> str:
         """The journal's list for this send (a test send signs its links with ``TEST_LIST``)."""
         return TEST_LIST if self.addresses else asked
@@ -77,13 +82,13 @@ class SendMode:
         for address in self.addresses:
             refuse_line_breaks("--test-to address", address)
             unique.setdefault(normalize_key(address), address.strip())
-        return [(key, address, "", {}) for key, address in unique.items()]
+        return [(key, address, "", "") for key, address in unique.items()]
 
-    def provider(self, settings: Settings, provider_name: str, outbox: Path) -> Provider:
+    def provider(self, settings: Settings, provider_name: str, outbox: Path) -> Provider[Any]:
         """What the send delivers through (``outbox``: where a dry run writes, when not told)."""
         return registry.open_provider(settings, provider_name)
 
-    def finish(self, report: SendReport, provider: Provider, outbox: Path) -> None:
+    def finish(self, report: SendReport, provider: Provider[Any], outbox: Path) -> None:
         """After delivery: a dry run's samples and report.json."""
 
 
@@ -144,14 +149,14 @@ class DryRun(SendMode):
             return self.of.open_journal(settings, issue, issue_id, list_name, database)
         return jn.Journal.scratch_copy(jn.location_of(settings), issue_id, list_name, folder=issue.name)
 
-    def provider(self, settings: Settings, provider_name: str, outbox: Path) -> Provider:
+    def provider(self, settings: Settings, provider_name: str, outbox: Path) -> Provider[Any]:
         from ..providers.dryrun import DryRunProvider
 
         module = registry.module(provider_name)
         return DryRunProvider(self.out_dir or outbox, stands_in_for=provider_name,
                               capabilities=module.CAPABILITIES, encode=module.encode, samples=self.samples)
 
-    def finish(self, report: SendReport, provider: Provider, outbox: Path) -> None:
+    def finish(self, report: SendReport, provider: Provider[Any], outbox: Path) -> None:
         from ..providers.dryrun import DryRunProvider
 
         if isinstance(provider, DryRunProvider):  # a provider given by a test or a benchmark has no samples

@@ -22,8 +22,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..config import SendSettings
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ..config import Settings
+    from ..lists import Subscriber
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -153,13 +158,23 @@ def warmup_schedule(list_size: int, max_days: int = 60) -> list[int]:
     return caps
 
 
-def warmup_order(subscribers: Iterable, columns: Sequence[str] = ACTIVITY_COLUMNS) -> list:
+class HasFields(Protocol):
+    """A subscriber as the warm-up order reads it: its list columns."""
+
+    @property
+    def fields(self) -> Mapping[str, str]: ...
+
+
+SubscriberT = TypeVar("SubscriberT", bound=HasFields)
+
+
+def warmup_order(subscribers: Iterable[SubscriberT], columns: Sequence[str] = ACTIVITY_COLUMNS) -> list[SubscriberT]:
     """Subscribers most recently active first: by the first of ``last_active``, ``last_opened``,
     ``last_clicked``, ``subscribed_at`` a row has (ISO dates sort as text); rows with none go last,
     in list order."""
     rows = list(subscribers)
 
-    def activity(sub) -> str:
+    def activity(sub: SubscriberT) -> str:
         for column in columns:
             value = sub.fields.get(column) or ""
             if value.strip():
@@ -170,12 +185,12 @@ def warmup_order(subscribers: Iterable, columns: Sequence[str] = ACTIVITY_COLUMN
     return dated + [s for s in rows if not activity(s)]
 
 
-def warmup_report(settings, list_name: str | None = None) -> str:
+def warmup_report(settings: Settings, list_name: str | None = None) -> str:
     """The warm-up plan as ``newsletter doctor --warmup`` prints it: the daily caps, and with a list,
     who goes on which day (most recently active first)."""
     from ..lists import iter_subscribers, require_list
 
-    subscribers: list = []
+    subscribers: list[Subscriber] = []
     if list_name:
         path = require_list(settings.list_path(list_name))
         subscribers = warmup_order(s for s in iter_subscribers(path, statuses=("subscribed",)) if s.key)

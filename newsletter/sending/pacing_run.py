@@ -20,39 +20,47 @@ shared (``journal/leased.py``), so a decision never sees half of one. A decision
 re-decides every pending and waiting row of the send, so whoever decides last
 leaves exactly the room that is left pending, whichever sender then claims it.
 
-``NEWSLETTER_TEST_HOUR_SECONDS`` is for tests only: it makes an hour (and a day,
-24 of them) last that many real seconds, so a test can watch the caps at work.
+The clock is injected (``PacingClock``): the system's for a send, and in the tests one that lets an
+hour pass at once, so the caps are watched at work at their real size.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from ..config import Settings
 from ..errors import NewsletterError
 from . import holds
 from . import journal as jn
-from .pacing_rules import DAY, HOUR, PacingDecision, PacingLimits, domain_of, plan_now, warmup_order
-
-HOUR_SECONDS_ENV = "NEWSLETTER_TEST_HOUR_SECONDS"  # test-only: a scaled-down clock
+from .pacing_rules import DAY, PacingDecision, PacingLimits, domain_of, plan_now, warmup_order
 
 
-def clock_scale() -> float:
-    """How many pacing seconds one real second is (1 unless a test scales the hour down)."""
-    value = os.environ.get(HOUR_SECONDS_ENV, "")
-    if not value:
-        return 1.0
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if seconds <= 0:
-        raise NewsletterError(f"{HOUR_SECONDS_ENV} must be a positive number of seconds, not {value!r}",
-                              hint=f"it is for tests only: unset {HOUR_SECONDS_ENV}")
-    return HOUR / seconds
+class PacingClock(Protocol):
+    """The time pacing decides by and waits on: the system's, or one a test moves on at once."""
+
+    def now(self) -> float:
+        """Unix seconds, as the journal's timestamps are."""
+
+    def wait_until(self, moment: float, should_stop: Callable[[], bool]) -> bool:
+        """Return at ``moment`` (True), or as soon as ``should_stop()`` says so (False)."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def wait_until(self, moment: float, should_stop: Callable[[], bool]) -> bool:
+        while time.time() < moment:
+            if should_stop():
+                return False
+            time.sleep(min(0.2, max(0.0, moment - time.time())))
+        return True
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 def is_paced(settings: Settings) -> bool:
@@ -73,16 +81,16 @@ def warmup_ranks(settings: Settings, list_name: str) -> dict[str, int]:
 
 
 def run_paced(settings: Settings, journal: jn.Journal, deliver: Callable[[], bool], *,
-              should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None) -> bool:
+              should_stop: Callable[[], bool], say: Callable[[str], None] = lambda _: None,
+              clock: PacingClock = SYSTEM_CLOCK) -> bool:
     """Deliver everything pending within the caps, waiting for each next slot; False if told to stop."""
     if not is_paced(settings):
         return deliver()
-    scale = clock_scale()
     rank = warmup_ranks(settings, journal.list) if settings.send.warmup else {}
     shared = journal.db.dialect == "postgresql"  # other senders may share this send
     try:
         while True:
-            decided = decide(settings, journal, scale, rank)
+            decided = decide(settings, journal, rank, clock=clock)
             if decided is None:
                 return True
             decision, waiting = decided
@@ -90,27 +98,25 @@ def run_paced(settings: Settings, journal: jn.Journal, deliver: Callable[[], boo
                 return False
             if decision.next_slot_at is None:
                 return True  # nothing was held back: the loop has settled everyone it could
-            wake = decision.next_slot_at / scale
+            wake = decision.next_slot_at
             if waiting:
                 say(f"Pacing ([send] caps): {waiting} recipients wait for the next slot, in "
-                    f"{max(0.0, wake - time.time()) / 60:.1f} minutes (Ctrl-C stops; --resume continues)")
-            while time.time() < wake:
-                if should_stop():
-                    return False
-                time.sleep(min(0.2, max(0.0, wake - time.time())))
+                    f"{max(0.0, wake - clock.now()) / 60:.1f} minutes (Ctrl-C stops; --resume continues)")
+            if not clock.wait_until(wake, should_stop):
+                return False
     finally:
         if not shared:  # shared, the waiting rows stay set aside for the others: the next decision frees them
             holds.release(journal, (holds.WAITING,))
 
 
-def decide(settings: Settings, journal: jn.Journal, scale: float = 1.0,
-           rank: Mapping[str, int] | None = None) -> tuple[PacingDecision, int] | None:
+def decide(settings: Settings, journal: jn.Journal, rank: Mapping[str, int] | None = None, *,
+           clock: PacingClock = SYSTEM_CLOCK) -> tuple[PacingDecision, int] | None:
     """One pacing decision for this send, taken under the journal's pacing lock: every waiting row back to
     pending, then as many as the caps leave room for stay pending and the rest wait. Returns the decision and
     how many wait, or None when nothing is pending."""
     with journal.transaction() as db:
         db.serialize(jn.PACING_LOCK)
-        now = time.time()
+        now = clock.now()
         db.execute("UPDATE deliveries SET status='pending', updated=? WHERE send=? AND status=?",
                    (now, journal.send, str(holds.WAITING)))
         rows = db.execute(
@@ -122,15 +128,14 @@ def decide(settings: Settings, journal: jn.Journal, scale: float = 1.0,
         if not pending:
             return None
         # Used: sent, or unknown (it may have gone), in the window; and what any sender holds now.
-        history = [(t * scale, email) for t, email in db.execute(
+        history = [(t, email) for t, email in db.execute(
             "SELECT updated, email FROM deliveries WHERE status IN ('sent', 'unknown') AND updated > ?",
-            (now - DAY / scale,)).fetchall()]
-        history += [(now * scale, email) for (email,) in db.execute(
+            (now - DAY,)).fetchall()]
+        history += [(now, email) for (email,) in db.execute(
             "SELECT email FROM deliveries WHERE status='in_flight'").fetchall()]
         first = db.execute("SELECT MIN(updated) FROM deliveries WHERE status='sent'").fetchone()[0]
-        limits = PacingLimits.from_settings(settings.send, first_send_at=first * scale if first else None,
-                                            now=now * scale)
-        decision = plan_now(history, Counter(domain_of(email) for _, email in pending), limits, now * scale)
+        limits = PacingLimits.from_settings(settings.send, first_send_at=first if first else None, now=now)
+        decision = plan_now(history, Counter(domain_of(email) for _, email in pending), limits, now)
         room = dict(decision.allowed)
         waiting = []
         for row_id, email in pending:

@@ -12,14 +12,14 @@ import datetime as dt
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks import CheckContext, Finding, format_finding, has_errors, run_checks_on
 from ..compose.build import BuiltIssue, build, make_message
 from ..compose.click_tokens import ReaderParts
-from ..compose.content import Issue, load_issue, new_issue_id, require_complete, write_issue_id
+from ..compose.content import Issue, require_complete
 from ..compose.unsubscribe import read_secret
 from ..config import Settings
 from ..errors import NewsletterError, SendFailed, display_path
@@ -81,7 +81,7 @@ class SendPlan:
     audience: jn.Audience
     fingerprint: str
     findings: list[Finding]
-    skipped: Counter
+    skipped: Counter[str]
     secret: bytes | None
     # The send loop's body workers while it runs (a large send): started once the recipients are
     # selected, not before, so they and the selection's set of addresses are never in memory at once.
@@ -119,16 +119,6 @@ class SendPlan:
 # -- identity and fingerprint ------------------------------------------------------------------------
 
 
-def issue_identity(issue: Issue, *, record: bool) -> str:
-    """The issue's stable id: its front matter's, or a new one (written to issue.md when ``record``)."""
-    if issue.id:
-        return issue.id
-    issue_id = new_issue_id()
-    if record:
-        issue_id = write_issue_id(issue.path, issue_id)
-    return issue_id
-
-
 PARTS = ("subject", "html", "text", "headers")
 
 
@@ -137,7 +127,7 @@ def fingerprint(message: Message) -> tuple[str, dict[str, str]]:
     headers = json.dumps([message.from_address, message.reply_to, message.unsubscribe_mailto,
                           list(message.categories), message.unsubscribe_group, [list(h) for h in message.headers]])
     parts = {name: hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
-             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers))}
+             for name, value in zip(PARTS, (message.subject, message.html, message.text, headers), strict=True)}
     whole = hashlib.sha256("".join(parts[p] for p in PARTS).encode()).hexdigest()[:16]
     return whole, parts
 
@@ -153,7 +143,7 @@ def describe_audience(list_name: str, audience: jn.Audience) -> str:
     return " ".join(words)
 
 
-def _words(option: str, values) -> str:
+def _words(option: str, values: Iterable[str]) -> str:
     """``--tag a --tag b`` as the writer typed it, or ``no --tag``."""
     return " ".join(f"{option} {_quote(v)}" for v in values) or f"no {option}"
 
@@ -250,7 +240,8 @@ def check_fingerprint(journal: jn.Journal, whole: str, parts: Mapping[str, str],
             + ("other links than the first readers (that is all that changed: " if only else
                "a different issue (") + f"{', '.join(changed) or 'content'} changed)",
             hint=f"rename the folder back (git mv {command_path(issue_dir)} "
-                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass --allow-changed to send them the issue as it is now "
+                 f"{command_path(issue_dir.parent / old_name)}) to send the rest the same issue; or pass "
+                 "--allow-changed to send them the issue as it is now "
                  "(recorded in the journal), and publish the web archive under both names (newsletter archive), so "
                  "that the links both groups got work")
     raise NewsletterError(
@@ -291,7 +282,7 @@ def check_not_a_copy(journal: jn.Journal, whole: str, parts: Mapping[str, str], 
     raise NewsletterError(
         f"every selected recipient of list '{journal.list}' already got the issue with this id, under another "
         "subject, so nobody would get this one",
-        where=display_path(issue_dir / "issue.md"),
+        where=issue_dir / "issue.md",
         hint="a new issue made by copying an old folder keeps the old one's id: delete the 'id:' line at the top "
              "of issue.md and send again (it gets its own id); if this is the sent issue edited afterwards, "
              "there is nobody left to send it to")
@@ -327,20 +318,21 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
     request is about to go (``Journal.commit_run``) and rolls them back otherwise (``Journal.discard_run``)."""
     require_complete(issue)
     mode = options.mode
-    testing = bool(mode.addresses)  # the audience is the given addresses, not a list
     list_name = mode.list_name(options.list_name)
     journal = mode.open_journal(settings, issue, issue_id, list_name, database)
     try:
-        # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
-        # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
-        lost = None if testing else check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
-        unfinished = None if testing else journal.runs.unfinished()
-        audience = (_audience_of(options, settings) if testing
-                    else settle_audience(journal, options, settings, issue.path, lost.at if lost else ""))
+        if mode.addresses:  # a test send: the given addresses, nothing recorded to go by
+            lost, unfinished, audience = None, None, _audience_of(options, settings)
+        else:  # a list: as the journal and the issue's sent record have it
+            # the issue's sent record, before anyone is selected: a journal that lacks its run cannot know who
+            # was mailed (a dry run says so too); --journal-lost narrows the audience to readers who joined since
+            lost = check_against(journal, issue.path, list_name, journal_lost=options.journal_lost)
+            unfinished = journal.runs.unfinished()
+            audience = settle_audience(journal, options, settings, issue.path, lost.at if lost else "")
         provider = audience.provider
         registry.module(provider)  # an unknown name fails here, naming the known ones
         _check_schedule(options.send_at, provider)
-        list_path = None if testing else require_list(settings.list_path(list_name))
+        list_path = None if mode.addresses else require_list(settings.list_path(list_name))
         built = build(settings, issue, list_columns(list_path) if list_path else None)
         findings = run_checks_on(CheckContext(settings, issue, built))
         if has_errors(findings) and mode.delivers:  # a dry run reports them
@@ -350,11 +342,11 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
         built, readers = prepare_clicks(settings, built, issue_id, mode, send_at=options.send_at)
         message = make_message(settings, built, list_name, provider, send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=mode.subject_prefix,
-                               inline_images=testing)  # a test send goes out before the archive
+                               inline_images=mode.inline_images)
         message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event
         secret = read_secret(settings, required=mode.delivers and _needs_secret(settings, message))
         whole, parts = fingerprint(message)
-        if options.content_check is not None and not testing:
+        if options.content_check is not None and list_path is not None:
             options.content_check(whole, parts)
         note = options.run_note
         if lost is not None:
@@ -394,6 +386,8 @@ def select(plan: SendPlan) -> None:
         settings, journal, list_path, confirmed=options.confirmed and options.workers <= 1,  # --workers: select first
         mode=plan.mode, retrying=options.retry_unknown or options.retry_failed,
         stages=options.stages) and options.ab is None
+    listed = None  # the list's rows, read as they are taken
+    rows: Iterable[tuple[str, str, str, str]]
     if list_path is None:
         rows = plan.mode.test_rows()
     else:
@@ -403,14 +397,14 @@ def select(plan: SendPlan) -> None:
         extra = [c for c in used_columns(plan.built) if c not in ("email", "name")]  # email and name have columns
         joined_after = (dt.datetime.fromisoformat(audience.joined_after.replace("Z", "+00:00"))
                         if audience.joined_after else None)
-        rows = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
+        rows = listed = select_rows(list_path, columns=extra, tags=audience.tags, where=dict(audience.where),
                            on_skip=on_skip, dedupe=not streaming,  # streaming: the journal drops repeats
                            joined_after=joined_after,
                            only=jn.audiences.readers(journal.db, audience.readers) if audience.readers else None)
     refresh = (jn.PENDING, *([jn.UNKNOWN] if options.retry_unknown else []),
                *([jn.FAILED] if options.retry_failed else []))
-    if streaming:
-        plan.selection = PendingSelection(journal, rows, skipped, settings.send.batch_size)
+    if streaming and listed is not None:
+        plan.selection = PendingSelection(journal, listed, skipped, settings.send.batch_size)
         while plan.selection.advance() and not journal.view.selected_status_counts()[jn.PENDING]:
             pass  # until the first recipient to send (or the list's end), so "nothing to send" is true
     else:
@@ -445,7 +439,7 @@ def nothing_to_send(plan: SendPlan, selected: int) -> str:
     matched = sum(skipped.values())
     wanted = " and ".join([f"tag {t}" for t in audience.tags] + [f"{k}={v}" for k, v in audience.where])
     if not matched and wanted:
-        raise NewsletterError(f"no recipient of list '{list_name}' has {wanted}", where=display_path(plan.list_path),
+        raise NewsletterError(f"no recipient of list '{list_name}' has {wanted}", where=plan.list_path,
                               hint=_what_the_list_has(plan))
     rows = f"{matched} row{'s' * (matched != 1)}" + (f" with {wanted}" if wanted else "")
     if not matched:
@@ -468,38 +462,3 @@ def _what_the_list_has(plan: SendPlan) -> str:
             return f"the list's tags are: {known}; check the spelling of --tag {_quote(missing[0])}"
         return "each of these tags is on some row, but no row has them all (--tag repeated means every tag)"
     return "no row has that value in that column (compared ignoring case and surrounding spaces); check it"
-
-
-def refuse_an_unrecorded_id(database: jn.JournalDB, issue: Issue, list_name: str) -> None:
-    """An issue without an id whose folder and subject the journal already sent to this list under an id: the
-    same issue in a clone that lacks the commit recording its id (sending it would mail everyone again)."""
-    subject = hashlib.sha256(issue.subject.encode("utf-8")).hexdigest()[:16]  # as ``fingerprint`` digests it
-    rows = database.execute("SELECT s.issue, r.parts FROM sends s JOIN runs r ON r.send = s.id WHERE s.folder=? "
-                            "AND s.list=? AND r.kind='send' AND EXISTS (SELECT 1 FROM deliveries d WHERE "
-                            "d.send = s.id AND d.status <> 'pending')", (issue.name, list_name)).fetchall()
-    same = [str(known) for known, parts in rows if json.loads(parts or "{}").get("subject") == subject]
-    if not same:
-        return  # nothing sent from a folder of this name, or a different issue (another subject) that had it
-    known = same[0]
-    raise NewsletterError(
-        f"this issue has no 'id:' yet, but the journal ({database.location.describe()}) records a send of an issue "
-        f"in a folder of the same name, {issue.name}, to list '{list_name}', with id {known}",
-        where=display_path(issue.path / "issue.md"),
-        hint=f"if it is the same issue, pull the commit that recorded its id and sent record (or add 'id: {known}' to "
-             "its front matter) and send again; if it is a new issue, give its folder another name")
-
-
-def record_identity(database: jn.JournalDB, issue: Issue, issue_id: str, list_name: str) -> str:
-    """The id a live send (or a schedule) of ``issue`` to ``list_name`` uses: its own, or, on its first send,
-    ``issue_id`` written into issue.md now, unless the journal knows the issue under another id
-    (``refuse_an_unrecorded_id``)."""
-    if issue.id:
-        return issue.id
-    refuse_an_unrecorded_id(database, issue, list_name)
-    return write_issue_id(issue.path, issue_id)
-
-
-def load(issue_dir: Path, *, record_id: bool) -> tuple[Issue, str]:
-    """The issue in ``issue_dir`` and its id (given to it now, in issue.md, if it has none and ``record_id``)."""
-    issue = load_issue(Path(issue_dir))
-    return issue, issue_identity(issue, record=record_id)

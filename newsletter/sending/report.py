@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from ..checks import Finding
 from ..config import Settings
@@ -32,7 +31,7 @@ class SendReport:
     resume_hint: str = ""  # the command that continues exactly this send
     selected: int = 0  # subscribed, valid, de-duplicated recipients matching the filters
     to_send: int = 0  # of those, not settled by an earlier run
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     unknown: list[tuple[str, str]] = field(default_factory=list)
@@ -48,6 +47,9 @@ class SendReport:
     scheduled_for: str = ""
     body_workers: int = 0  # worker processes started to build request bodies (a large send), else 0
     worker_batches: int = 0  # batches whose body one of them built (the first go out while they start)
+    body_workers_lost: str = ""  # a worker process died mid-send: the rest were built in the sending process
+    unknown_count: int = 0  # recipients this run left unknown (``unknown`` lists at most 1000 of them)
+    failed_count: int = 0  # recipients this run failed (``failed`` lists at most 1000 of them)
     unknown_total: int = 0  # every recipient of this send whose delivery is unknown (this run's and earlier)
     halted: str = ""  # a staged send's circuit breaker stopped it: which stage and why
     recorded_in: str = ""  # issue.md, when this run wrote or updated the issue's sent record (to commit)
@@ -64,7 +66,7 @@ class SendReport:
         return not (self.failed or self.unknown or self.deferred or self.paused or self.interrupted
                     or self.unknown_total or self.halted or self.helper_errors)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["skipped"] = dict(self.skipped)
         data["findings"] = [f.to_dict() for f in self.findings]
@@ -73,23 +75,27 @@ class SendReport:
         data["deferred"] = [{"email": e, "reason": r} for e, r in self.deferred]
         return data
 
-    def fill_from(self, journal: jn.Journal, max_attempts: int, *, with_joined: bool = False) -> None:
+    def fill_from(self, journal: jn.Journal, max_attempts: int, *, with_joined: bool = False) -> int:
         """Replace the loop's running counts with what the journal records for this run (``with_joined``:
-        and for the workers that joined it)."""
+        and for the workers that joined it); returns how many of the send's recipients are sent by now,
+        from the same pass (for the sent record, which would otherwise read the send again)."""
         view = journal.view
-        counts, unknown, deferred = view.outcome_counts(max_attempts, with_joined=with_joined)
+        counts, unknown, deferred, sent = view.outcome_counts(max_attempts, with_joined=with_joined)
         problems = view.run_outcomes(with_joined=with_joined)[1] if counts.get(jn.FAILED) or counts.get(jn.UNKNOWN) \
             else []
         self.sent = counts.get(jn.SENT, 0)
         self.failed = [(email, reason) for status, email, reason in problems if status == jn.FAILED]
         self.unknown = [(email, reason) for status, email, reason in problems if status == jn.UNKNOWN]
         self.deferred = view.deferred(max_attempts) if deferred else []
-        self.unknown_total = len(view.unknown_rows()) if unknown else 0
+        self.unknown_count = counts.get(jn.UNKNOWN, 0)
+        self.failed_count = counts.get(jn.FAILED, 0)
+        self.unknown_total = unknown
         if self.interrupted:
             # Ctrl-C while the last requests were answered: nothing of this run is left to send, so
             # there is nothing to resume and the send is finished (the other outcomes still count).
             left = journal.view.selected_status_counts()
             self.interrupted = any(left.get(status) for status in (jn.PENDING, jn.IN_FLIGHT, holds.WAITING, holds.HELD))
+        return sent
 
     def summary(self) -> str:
         if self.worker and not self.fingerprint:  # a worker that found no send to join
@@ -103,15 +109,19 @@ class SendReport:
         if self.senders:
             shares = ", ".join(f"{n} by {who}" for who, n in self.senders.items())
             parts.append(f"{len(self.senders)} senders: {shares}")
-        if self.failed:
-            parts.append(f"{len(self.failed)} failed")
-        if self.unknown:
-            parts.append(f"{len(self.unknown)} unknown")
+        failed = max(self.failed_count, len(self.failed))
+        if failed:
+            parts.append(f"{failed} failed")
+        unknown = max(self.unknown_count, len(self.unknown))
+        if unknown:
+            parts.append(f"{unknown} unknown")
         if self.deferred:
             parts.append(f"{len(self.deferred)} deferred")
         parts.append(f"{self.batches} batch{'es' * (self.batches != 1)} in {self.seconds:.1f} s")
         if self.body_workers:
             parts.append(f"{self.worker_batches} of them built by {self.body_workers} worker processes")
+        if self.body_workers_lost:
+            parts.append(self.body_workers_lost)
         return "; ".join(parts)
 
 

@@ -71,10 +71,10 @@ def unknown_batches(journal: jn.Journal) -> list[UnknownBatch]:
     found = []
     for label, count in db.execute("SELECT COALESCE(batch, ''), COUNT(*) FROM deliveries WHERE send=? AND "
                                    "status='unknown' GROUP BY COALESCE(batch, '')", (journal.send,)).fetchall():
-        row = db.execute("SELECT b.started, r.uid, r.provider FROM batches b JOIN runs r ON r.id = b.run "
+        row = db.execute("SELECT b.started, r.uid FROM batches b JOIN runs r ON r.id = b.run "
                          "WHERE b.send=? AND b.label=? ORDER BY b.id DESC LIMIT 1", (journal.send, label)).fetchone()
-        started, uid, provider = row if row else (None, "", "")
-        found.append(UnknownBatch(str(label), str(uid or ""), str(provider or ""), int(count),
+        started, uid = row if row else (None, "")
+        found.append(UnknownBatch(str(label), str(uid or ""), str(label).endswith(jn.SEQUENTIAL), int(count),
                                   float(started) if started is not None else None))
     return sorted(found, key=lambda b: (b.started is None, b.started or 0.0, b.label))
 
@@ -127,7 +127,7 @@ def settle_from_evidence(settings: Settings, issue_dir: Path, list_name: str,
         journal.runs.start(kind="resolve", note="looked for the provider's events about the unknown recipients")
         batches = unknown_batches(journal)
         reports = {run: evidence.reports_of(run) if evidence is not None else None
-                   for run in {b.run for b in batches if b.run and b.provider != "smtp"}}
+                   for run in {b.run for b in batches if b.run and not b.sequential}}
         judged = [judge(batch, reports.get(batch.run)) for batch in batches]
         settled = [j for j in judged if j.accepted]
         count = _settle(journal, [j.batch.label for j in settled], jn.SENT, "sent: the provider reported it")

@@ -57,7 +57,8 @@ class PendingSelection:
     very time the body workers are running too.
     """
 
-    def __init__(self, journal: jn.Journal, rows: Generator[tuple, None, None], skipped: Counter,
+    def __init__(self, journal: jn.Journal, rows: Generator[tuple[str, str, str, str], None, None],
+                 skipped: Counter[str],
                  batch_size: int):
         self.journal = journal
         self.rows = rows

@@ -6,7 +6,8 @@ by two people. So the first live send of an issue to a list also writes a small
 record into the issue itself, one line per (list, first run)::
 
     sent:
-    - {list: readers, run: 3f9a1c2b4d5e6f70, at: "2026-12-07T21:30:00Z", recipients: 50, sent: 50, journal: "sqlite:.newsletter/journal.sqlite"}
+    - {list: readers, run: 3f9a1c2b4d5e6f70, at: "2026-12-07T21:30:00Z", recipients: 50, sent: 50,
+       journal: "sqlite:.newsletter/journal.sqlite"}
 
 leaving every other byte of issue.md as it was. The writer commits it. A live
 send (or a dry run of one) of an issue whose record for the list names only runs
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..compose.content import ISSUE_FILE, split_front_matter
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .journal import Journal
@@ -89,13 +90,13 @@ def _entries(value: object, path: Path) -> list[SentEntry]:
            "went out, so that no clone sends it again")
     if not isinstance(value, list):
         raise NewsletterError("'sent' must be a list of the sends that record this issue went out",
-                              where=display_path(path), hint=fix)
+                              where=path, hint=fix)
     entries = []
     for item in value:
         if not isinstance(item, dict) or not all(isinstance(item.get(k), str) and item.get(k)
                                                  for k in ("list", "run", "at", "journal")):
             raise NewsletterError(f"an entry of 'sent' lacks its list, run, at or journal: {item!r}",
-                                  where=display_path(path), hint=fix)
+                                  where=path, hint=fix)
         try:
             entry = SentEntry(list=item["list"], run=item["run"], at=item["at"],
                               recipients=int(item.get("recipients") or 0), journal=item["journal"],
@@ -104,7 +105,7 @@ def _entries(value: object, path: Path) -> list[SentEntry]:
             entry.moment  # noqa: B018 - a time that does not parse is refused here, not at send time
         except (TypeError, ValueError):
             raise NewsletterError(f"an entry of 'sent' has a value that is not what a send wrote: {item!r}",
-                                  where=display_path(path), hint=fix) from None
+                                  where=path, hint=fix) from None
         entries.append(entry)
     return entries
 
@@ -128,7 +129,7 @@ def write_entry(issue_dir: Path, entry: SentEntry) -> Path:
                 file.truncate()
     except OSError as err:
         raise NewsletterError(f"cannot record in issue.md that this issue was sent: {err.strerror}",
-                              where=display_path(path),
+                              where=path,
                               hint="make the file writable, then add this line under 'sent:' in its front matter "
                                    f"yourself and commit it: {entry.line()}") from None
     return path
@@ -140,11 +141,11 @@ def _with_entry(data: bytes, entry: SentEntry, path: Path) -> bytes:
     newline = "\r\n" if "\r\n" in text.split("\n", 1)[0] + "\n" else "\n"
     lines = text.split(newline)
     if not lines or lines[0].rstrip() != "---":
-        raise NewsletterError("has no front matter to record the send in", where=display_path(path),
+        raise NewsletterError("has no front matter to record the send in", where=path,
                               hint="start the file with a '---' line and the issue's fields")
     end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
     if end is None:
-        raise NewsletterError("its front matter has no closing '---' line", where=display_path(path),
+        raise NewsletterError("its front matter has no closing '---' line", where=path,
                               hint="end the front matter with a line of three dashes")
     meta, _, _ = split_front_matter(text, path)
     entries = _entries(meta.get(KEY), path)
@@ -197,12 +198,12 @@ def check_against(journal: Journal, issue_dir: Path, list_name: str, *, journal_
     if not unheld:
         if journal_lost and not entries:
             raise NewsletterError(f"--journal-lost: issue.md records no send of this issue to list '{list_name}'",
-                                  where=display_path(path),
+                                  where=path,
                                   hint="leave out --journal-lost: it is for an issue whose recorded send's journal "
                                        "is gone")
         if journal_lost:
             raise NewsletterError(f"--journal-lost: the journal in use ({here}) holds the recorded send "
-                                  f"({held[-1].describe()}): nothing is lost", where=display_path(path),
+                                  f"({held[-1].describe()}): nothing is lost", where=path,
                                   hint="leave out --journal-lost; an unfinished send goes on with --resume")
         return None
     latest = max(unheld, key=lambda entry: entry.moment)
@@ -211,7 +212,7 @@ def check_against(journal: Journal, issue_dir: Path, list_name: str, *, journal_
     raise NewsletterError(
         f"this issue was already sent to list '{list_name}' ({latest.describe()}), and the journal in use "
         f"({here}) has no record of that send: sending now could mail those readers again",
-        where=display_path(path),
+        where=path,
         hint=(f"use the journal that holds it: set [send] journal_url to the shared journal, or restore "
               f"{latest.journal.removeprefix('sqlite:')} from the machine or backup that sent it; if that journal "
               "is lost for good, send with --journal-lost: only readers who joined after "
@@ -232,15 +233,17 @@ def record_send(issue_dir: Path, journal: Journal, *, recipients: int, journal_l
     return write_entry(issue_dir, entry)
 
 
-def record_outcome(issue_dir: Path, journal: Journal, *, recipients: int | None = None) -> Path | None:
+def record_outcome(issue_dir: Path, journal: Journal, *, recipients: int | None = None,
+                   sent: int | None = None) -> Path | None:
     """After a live run: the entry for this journal's send to the list says how many are sent by now (and,
-    for the run that wrote it, how many it selected in the end: a large send selects while it sends)."""
+    for the run that wrote it, how many it selected in the end: a large send selects while it sends).
+    ``sent``: that count as the caller already read it (each read is a pass over the send)."""
     entries = [entry for entry in for_list(read_record(issue_dir), journal.list)
                if journal.runs.holds_uid(entry.run)]
     if not entries:
         return None
     latest = max(entries, key=lambda entry: entry.moment)
-    updated = dataclasses.replace(latest, sent=journal.view.sent_count())
-    if recipients is not None and len(journal.runs.history()) == 1:  # the first run: the count it ended with
+    updated = dataclasses.replace(latest, sent=journal.view.sent_count() if sent is None else sent)
+    if recipients is not None and journal.runs.count() == 1:  # the first run: the count it ended with
         updated = dataclasses.replace(updated, recipients=recipients)
     return None if updated == latest else write_entry(issue_dir, updated)

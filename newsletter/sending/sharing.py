@@ -49,8 +49,8 @@ from .stage_rules import stages_of
 WAIT_SECONDS = 0.5  # how often a worker looks again while the send it joins is being prepared
 # Options that would decide something the process that started the send decided (field: option): a worker
 # takes all of that from the send it joins.
-STARTER_ONLY = {"tags": "--tag", "where": "--where", "provider": "--provider", "send_at": "--provider-at", "sandbox": "--sandbox", "ab": "--ab",
-                "retry_unknown": "--retry-unknown",
+STARTER_ONLY = {"tags": "--tag", "where": "--where", "provider": "--provider", "send_at": "--provider-at",
+                "sandbox": "--sandbox", "ab": "--ab", "retry_unknown": "--retry-unknown",
                 "retry_failed": "--retry-failed", "allow_changed": "--allow-changed", "journal_lost": "--journal-lost",
                 "stages": "--stages", "stage_wait_minutes": "--stage-wait", "ignore_doctor": "--ignore-doctor"}
 
@@ -105,7 +105,7 @@ def known_id(issue: Issue) -> str:
     if not issue.id:
         raise NewsletterError("has no id, so this copy of the issue cannot be found in the journal; the send "
                               "started elsewhere gave it one (id: in its front matter)",
-                              where=display_path(issue.path / "issue.md"),
+                              where=issue.path / "issue.md",
                               hint="get the commit that added it (git pull), then join again")
     return issue.id
 

@@ -21,6 +21,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import SendSettings
 from ..errors import NewsletterError
@@ -65,7 +66,7 @@ def stages_of(settings: SendSettings, option: str | None = None) -> tuple[float,
 
 def stage_rank_key(issue_id: str, address: str) -> bytes:
     """Where ``address`` falls in the issue's random order: a SHA-256 of the issue id and the address."""
-    return hashlib.sha256(f"{issue_id}\n{address.strip().lower()}".encode("utf-8")).digest()
+    return hashlib.sha256(f"{issue_id}\n{address.strip().lower()}".encode()).digest()
 
 
 def stage_sizes(total: int, shares: Sequence[float]) -> list[int]:
@@ -138,7 +139,7 @@ def judge_stage(signals: StageSignals, settings: SendSettings) -> BreakerDecisio
     return BreakerDecision(bool(reasons), tuple(reasons), signals)
 
 
-def stage_signals(stage_addresses: Iterable[str], provider_signals: Mapping[str, Sequence[Mapping]],
+def stage_signals(stage_addresses: Iterable[str], provider_signals: Mapping[str, Sequence[Mapping[str, Any]]],
                   hard_refusals: Iterable[str] = ()) -> StageSignals:
     """Count a stage's signals: the provider's (``registry.fetch_signals``) and the permanent refusals in the
     journal (``registry.is_hard_refusal``: an SMTP server's 5xx answers), for the stage's own addresses only,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Settings
 from ..errors import NewsletterError
@@ -184,8 +185,8 @@ def judge(settings: Settings, journal: jn.Journal, provider_name: str, stage: li
     return judge_stage(counted, settings.send)
 
 
-def _merge(*sources: Mapping[str, Sequence[Mapping]]) -> dict[str, list]:
-    merged: dict[str, list] = {}
+def _merge(*sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list[Mapping[str, Any]]]:
+    merged: dict[str, list[Mapping[str, Any]]] = {}
     for source in sources:
         for kind, items in source.items():
             merged.setdefault(kind, []).extend(items)

@@ -23,19 +23,20 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ..config import Settings
-from ..errors import NewsletterError
+from ..compose.click_tokens import CLICK_FIELD, ReaderParts
 from ..compose.message import may_break_lines, refuse_line_breaks
 from ..compose.personalize import subscriber_values, subscriber_values_of
-from ..providers.base import Message, Payload, Recipient
-from ..compose.click_tokens import CLICK_FIELD, ReaderParts
 from ..compose.unsubscribe import UnsubscribeLinks
+from ..config import Settings
+from ..errors import NewsletterError
+from ..providers.base import Message, Payload, Recipient
 from .journal import Row
 
 MAX_PROCESSES = 4  # more would only wait on the requests: [send] concurrency defaults to 4
@@ -53,7 +54,7 @@ def recipient_of(row: Row, links: UnsubscribeLinks, readers: ReaderParts | None 
     return Recipient(email, row.key, name, values)
 
 
-def recipients_of(rows: Iterable[Row | tuple], links: UnsubscribeLinks,
+def recipients_of(rows: Iterable[Row | tuple[object, ...]], links: UnsubscribeLinks,
                   readers: ReaderParts | None = None) -> tuple[list[Recipient], list[tuple[int, str]]]:
     """(recipients, refusals): each row made a recipient, or refused as (its position, why) on its own.
 
@@ -66,7 +67,7 @@ def recipients_of(rows: Iterable[Row | tuple], links: UnsubscribeLinks,
     rows = list(rows)
     if not rows:
         return [], []
-    _, keys, emails, names, fields = list(zip(*rows))[:5]
+    _, keys, emails, names, fields = list(zip(*rows, strict=True))[:5]
     if not may_break_lines(emails) and not may_break_lines(names):
         values = subscriber_values_of(emails, names, fields, links.many(emails))
         if readers is not None:
@@ -77,7 +78,7 @@ def recipients_of(rows: Iterable[Row | tuple], links: UnsubscribeLinks,
     refused: list[tuple[int, str]] = []
     for position, row in enumerate(rows):
         try:
-            recipients.append(recipient_of(Row(*row[:5], 0), links, readers))  # (a worker's tuple made a row)
+            recipients.append(recipient_of(Row._make((*row[:5], 0)), links, readers))  # (a worker's tuple made a row)
         except NewsletterError as err:
             refused.append((position, str(err)))
     return recipients, refused
@@ -92,14 +93,14 @@ class BodyContext:
     secret: bytes | None
     provider_name: str
     message: Message
-    encode: Callable[[Message, Sequence[Recipient]], Payload]  # the provider's own, pure encoder
+    encode: Callable[[Message, Sequence[Recipient]], Payload[Any]]  # the provider's own, pure encoder
     readers: ReaderParts | None = None  # each recipient's click-link value ([stats] clicks)
 
 
 class Encoded(NamedTuple):
     """A worker's answer for one batch: the payload (None when every row was refused) and the refusals."""
 
-    payload: Payload | None
+    payload: Payload[Any] | None
     refused: list[tuple[int, str]]  # (position of the row in the batch, why)
 
 
@@ -126,7 +127,7 @@ def _exit_with_parent(parent: int, every: float = 0.2) -> None:
     os._exit(1)
 
 
-def _encode(rows: list[tuple]) -> Encoded:
+def _encode(rows: list[tuple[object, ...]]) -> Encoded:
     """Runs in a worker: rows as plain tuples (id, key, email, name, fields as JSON) in, one request body out.
     (``recipients_of`` reads them by position, as it reads journal rows.)"""
     assert _context is not None and _links is not None, "worker not started"
@@ -194,10 +195,35 @@ class BodyWorkers:
         ``__init__``); the others may still be starting, and take work when they are up."""
         return all(future.done() for future in self._started)
 
-    def submit(self, rows: Sequence[Row]) -> Future:
-        return self._pool.submit(_encode, [row[:5] for row in rows])
+    def submit(self, rows: Sequence[Row]) -> Future[Encoded]:
+        assert self._pool is not None  # (None only when __init__ failed, and then there is no self)
+        return self._pool.submit(_encode, [tuple(row[:5]) for row in rows])
 
     def close(self) -> None:
         """Stop the workers (again: harmless); bodies not yet built are dropped (their rows were never in flight)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            with _tracker_watched():
+                self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _tracker_watched() -> Iterator[None]:
+    """Closing the pool unlinks its semaphores, telling multiprocessing's resource tracker (a process of its
+    own). If that process was killed, the first message starts a new one, which knows none of them and
+    prints a traceback for each, after a warning: noise about a send that went well. A tracker
+    started here first, with its error output to /dev/null, takes those messages quietly instead.
+    Nothing leaks: the semaphores are unlinked all the same."""
+    from multiprocessing import resource_tracker
+
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "resource_tracker: process died unexpectedly, relaunching"
+            os.dup2(devnull.fileno(), 2)  # the new tracker inherits file descriptor 2
+            try:
+                resource_tracker.ensure_running()  # the live tracker, or else a quiet new one
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+    yield

@@ -236,7 +236,7 @@ class SendGridProvider:
                                  hint="check the network, and 'sendgrid.api_host' in newsletter.toml") from None
         except (OSError, http.client.HTTPException) as err:
             # The request was written; the answer never came (timeout, dropped connection).
-            detail = (f"no answer within {self.settings.timeout:g} s" if isinstance(err, TimeoutError)
+            detail = (f"no answer within {self.timeout:g} s" if isinstance(err, TimeoutError)
                       else f"the connection broke ({type(err).__name__}: {err})".replace(": )", ")"))
             text = scrub(f"SendGrid at {host}: {detail} after the request was sent, while {what}")
             if idempotent:

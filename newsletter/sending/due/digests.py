@@ -33,7 +33,7 @@ from ...compose.content import (
 from ...compose.feed import FeedItem, read_feed
 from ...compose.importing import finish_body
 from ...config import Settings
-from ...errors import NewsletterError, display_path
+from ...errors import NewsletterError
 from ...lists import check_list_name
 from .. import journal as jn
 from . import schedules
@@ -114,7 +114,7 @@ def _template(template: Path) -> dict[str, Any]:
     meta, body, _ = split_front_matter(read_text(path), path)
     head = {key: meta[key] for key in KEPT if meta.get(key) not in (None, "")}
     if not head.get("subject"):
-        raise NewsletterError("the digest's template has no subject", where=display_path(path),
+        raise NewsletterError("the digest's template has no subject", where=path,
                               hint="add subject: ... to its front matter")
     head["body"] = body
     return head

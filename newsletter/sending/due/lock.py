@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ...errors import NewsletterError, display_path
+from ...errors import NewsletterError
 from ..journal import JournalDB, JournalError
 
 KEY = "newsletter send --due"
@@ -43,7 +43,7 @@ def due_lock(db: JournalDB) -> Iterator[str]:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / "send-due.lock", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
-        raise NewsletterError(f"cannot create the lock of send --due: {err.strerror}", where=display_path(folder),
+        raise NewsletterError(f"cannot create the lock of send --due: {err.strerror}", where=folder,
                               hint="make the folder writable, or set [send] journal in newsletter.toml") from None
     try:
         try:

@@ -15,20 +15,21 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ...compose.content import ISSUE_FILE, load_issue
 from ...config import Settings
 from ...errors import NewsletterError
 from .. import engine
 from .. import journal as jn
-from ...compose.content import ISSUE_FILE, load_issue
 from ..ab import ClickCounts, waiting_tests
 from ..plan import SendOptions
-from ..service import SubscriberService
 from ..sent_record import for_list, read_record
+from ..service import SubscriberService
 from . import schedules, steps
 from .clock import Clock, duration
 from .lock import due_lock
 from .report import DueReport, DueSend, Upcoming
 from .sequences import load_sequence, sequence_names
+
 
 def run_due(settings: Settings, clock: Clock, *, service: SubscriberService | None = None,
             clicks: ClickCounts | None = None, backfill: Sequence[str] = (), allow_changed: bool = False,

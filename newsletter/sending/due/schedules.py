@@ -21,7 +21,8 @@ from ...compose.content import ISSUE_FILE, load_issue
 from ...config import Settings
 from ...errors import NewsletterError, SendFailed, display_path
 from .. import journal as jn
-from ..plan import PARTS, SendOptions, command_path, load, prepare, record_identity, resume_command
+from ..identity import load, record_identity
+from ..plan import PARTS, SendOptions, command_path, prepare, resume_command
 from ..plan import fingerprint as fingerprint_of
 
 SCHEDULED, SENDING, SENT, CANCELLED = "scheduled", "sending", "sent", "cancelled"

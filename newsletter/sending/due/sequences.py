@@ -95,7 +95,7 @@ def load_sequence(settings: Settings, name: str) -> Sequence:
     if not file.is_file():
         known = sequence_names(settings)
         close = difflib.get_close_matches(name, known, n=1)
-        raise NewsletterError(f"no sequence '{name}'", where=display_path(file),
+        raise NewsletterError(f"no sequence '{name}'", where=file,
                               hint=f"did you mean '{close[0]}'?" if close else
                               f"start one with: newsletter new --sequence {name} \"Welcome\"")
     text = file.read_text(encoding="utf-8")
@@ -103,26 +103,26 @@ def load_sequence(settings: Settings, name: str) -> Sequence:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         line = re.search(r"line (\d+)", str(err))
-        raise NewsletterError(f"is not valid TOML: {err}", where=display_path(file),
+        raise NewsletterError(f"is not valid TOML: {err}", where=file,
                               line=int(line[1]) if line else None) from None
     for key in table:
         if key not in KEYS:
             close = difflib.get_close_matches(key, KEYS, n=1)
-            raise NewsletterError(f"unknown setting '{key}'", where=display_path(file), line=_line(text, key),
+            raise NewsletterError(f"unknown setting '{key}'", where=file, line=_line(text, key),
                                   hint=f"did you mean '{close[0]}'?" if close else f"settings: {', '.join(KEYS)}")
     list_name = _text(table, "list", file, text)
     if not list_name:
-        raise NewsletterError("sequence.toml names no list", where=display_path(file),
+        raise NewsletterError("sequence.toml names no list", where=file,
                               hint='add list = "NAME" (the list subscribers/NAME.csv whose readers it mails)')
     try:
         check_list_name(list_name)
     except NewsletterError as err:
-        raise NewsletterError(err.reason, where=display_path(file), line=_line(text, "list"), hint=err.hint) from None
+        raise NewsletterError(err.reason, where=file, line=_line(text, "list"), hint=err.hint) from None
     trigger = _trigger(_text(table, "trigger", file, text) or "confirmed", file, text)
     zone_text = _text(table, "timezone", file, text) or "UTC"
     zone = zone_named(zone_text)
     if zone is None:
-        raise NewsletterError(f"no time zone '{zone_text}'", where=display_path(file), line=_line(text, "timezone"),
+        raise NewsletterError(f"no time zone '{zone_text}'", where=file, line=_line(text, "timezone"),
                               hint='name an IANA zone, like timezone = "Europe/Paris", or "UTC"')
     return Sequence(name, path, list_name, trigger, _stops(table.get("stop", []), file, text), zone, _steps(path))
 
@@ -137,7 +137,7 @@ def _line(text: str, key: str) -> int | None:
 def _text(table: dict[str, Any], key: str, file: Path, text: str) -> str:
     value = table.get(key, "")
     if not isinstance(value, str):
-        raise NewsletterError(f"'{key}' must be text in quotes", where=display_path(file), line=_line(text, key))
+        raise NewsletterError(f"'{key}' must be text in quotes", where=file, line=_line(text, key))
     return value.strip()
 
 
@@ -148,7 +148,7 @@ def _trigger(value: str, file: Path, text: str) -> Trigger:
         return Trigger(kind)
     if kind in ("tag", "date") and argument:
         return Trigger(kind, argument)
-    raise NewsletterError(f"trigger '{value}' is not one of {', '.join(TRIGGERS)}", where=display_path(file),
+    raise NewsletterError(f"trigger '{value}' is not one of {', '.join(TRIGGERS)}", where=file,
                           line=_line(text, "trigger"),
                           hint='for a welcome series after a confirmed sign-up: trigger = "confirmed"')
 
@@ -159,7 +159,7 @@ def _stops(value: Any, file: Path, text: str) -> tuple[str, ...]:
     for item in items if isinstance(items, list) else [None]:
         kind, _, tag = str(item).partition(":") if isinstance(item, str) else ("", "", "")
         if kind.strip() != "tag" or not tag.strip():
-            raise NewsletterError(f"stop rule {item!r} is not \"tag:NAME\"", where=display_path(file),
+            raise NewsletterError(f"stop rule {item!r} is not \"tag:NAME\"", where=file,
                                   line=_line(text, "stop"),
                                   hint='write stop = ["tag:customer"]; leaving the list always ends a sequence')
         tags.append(tag.strip().lower())

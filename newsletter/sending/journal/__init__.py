@@ -7,11 +7,13 @@ the two homes.
 
 from ...providers.base import Status
 from . import audiences
-from .database import (JournalDB, JournalError, Location, describe_url, location_from_text, location_of,
-                       open_database, send_lock_name, sender_lock_name)
+from .basics import JournalError
+from .core import Row
+from .database import JournalDB, open_database, send_lock_name, sender_lock_name
 from .flight import SEQUENTIAL
-from .journal import Journal, Row
+from .journal import Journal
 from .leased import PACING_LOCK
+from .location import Location, describe_url, location_from_text, location_of
 from .reading import NOT_SELECTED, NOT_SELECTED_REASON, STATUSES, carried_ids, lists_of, summarize
 from .runs import Audience, RunRecord
 

@@ -10,14 +10,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ...errors import NewsletterError
-from .database import JournalDB, Location, open_database
+from .database import JournalDB, open_database
+from .location import Location
 from .schema import TABLES
 
 CHUNK = 5_000
 # Copied in this order (a row's references exist before it); meta is the journal's own and copied apart.
 ORDER = ("sends", "audiences", "runs", "deliveries", "batches", "stages", "ab_tests", "schedules",
          "sequences", "enrolments", "digest_items")
-SEND_TABLES = ("runs", "deliveries", "batches", "stages", "ab_tests")  # one send's own records, by their ``send`` column
+SEND_TABLES = ("runs", "deliveries", "batches", "stages", "ab_tests")  # one send's own records, by ``send``
 
 
 def _columns(table: str) -> list[str]:

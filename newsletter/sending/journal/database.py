@@ -24,100 +24,24 @@ import json
 import os
 import re
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from ...errors import NewsletterError, display_path
 from ...redaction import hold, redact
 from ...secret_names import variable_name
 from . import schema
+from .basics import Cursor, JournalError
+from .location import Dialect, Location
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ...config import Settings
+    pass
 
-Dialect = Literal["sqlite", "postgresql"]
 PG_SCHEMA = "newsletter_journal"
 DISK_HINT = ("free some disk space or make the folder writable (or set [send] journal in newsletter.toml), then "
              "resume the send; recipients whose request was under way are then reported as unknown")
-
-
-class JournalError(NewsletterError):
-    """The journal could not be read or written: nothing more is sent until it can be."""
-
-
-class Cursor(Protocol):
-    """What a statement gives back, on either database."""
-
-    rowcount: int
-
-    def fetchone(self) -> Any: ...
-
-    def fetchall(self) -> list[Any]: ...
-
-
-@dataclass(frozen=True)
-class Location:
-    """Which journal the settings name: a SQLite file (``path``) or a PostgreSQL URL without a password."""
-
-    dialect: Dialect
-    path: Path | None = None
-    url: str = ""
-    password_env: str = ""
-
-    def describe(self) -> str:
-        """How messages and the sent record name this journal (never with a password)."""
-        if self.dialect == "sqlite":
-            assert self.path is not None
-            return f"sqlite:{display_path(self.path)}"
-        return describe_url(self.url)
-
-    def may_exist(self) -> bool:
-        """False only when it certainly holds nothing yet (a SQLite file not made): reading it is then skipped."""
-        return self.dialect == "postgresql" or (self.path is not None and (self.path.exists() or self.path.is_symlink()))
-
-
-def describe_url(url: str) -> str:
-    """The URL without any password or query, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or "localhost"
-    port = f":{parts.port}" if parts.port else ""
-    user = f"{parts.username}@" if parts.username else ""
-    return f"postgresql://{user}{host}{port}{parts.path}"
-
-
-def location_of(settings: Settings) -> Location:
-    """The journal ``[send]`` names: ``journal_url`` (PostgreSQL) when set, else the SQLite file ``journal``."""
-    send = settings.send
-    if send.journal_url:
-        return postgres_location(send.journal_url, send.journal_password_env, setting="[send] journal_url")
-    return Location("sqlite", path=settings.root / send.journal)
-
-
-def postgres_location(url: str, password_env: str, *, setting: str) -> Location:
-    """A PostgreSQL journal's location, refusing a URL that is not one or that holds a password."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise NewsletterError(f"{setting} must be a postgresql://user@host/database URL, not {describe_url(url)!r}",
-                              hint="leave it out to keep the journal in the SQLite file [send] journal names")
-    if parts.password:
-        raise NewsletterError(f"{setting} holds a password", where=describe_url(url),
-                              hint="remove it from the URL and put it in the environment variable "
-                                   f"{variable_name('send.journal_password_env', password_env)} "
-                                   "(named by [send] journal_password_env)")
-    return Location("postgresql", url=url, password_env=password_env)
-
-
-def location_from_text(text: str, settings: Settings, *, option: str = "--to") -> Location:
-    """A journal given on the command line: a postgresql:// URL or a SQLite file's path (``journal copy``)."""
-    if "://" in text:
-        return postgres_location(text, settings.send.journal_password_env, setting=option)
-    path = Path(text)
-    return Location("sqlite", path=path if path.is_absolute() else settings.root / path)
 
 
 # -- the connection ----------------------------------------------------------------------------------
@@ -142,6 +66,9 @@ class JournalDB:
             self.execute = connection.execute
             self.id_set = self.text_set = "(SELECT value FROM json_each(?))"
         else:
+            import psycopg
+
+            self._driver_error: type[Exception] = psycopg.Error  # what the server or the connection raised
             self.execute = self._translated
             self.id_set = "(SELECT unnest(?::bigint[]))"
             self.text_set = "(SELECT unnest(?::text[]))"
@@ -154,7 +81,7 @@ class JournalDB:
             text = self._texts[sql] = sql.replace("%", "%%").replace("?", "%s")
         try:
             return self.connection.execute(text, params)  # type: ignore[no-any-return]
-        except Exception as err:
+        except self._driver_error as err:
             raise self.error(err) from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -165,7 +92,7 @@ class JournalDB:
         try:
             with self.connection.cursor() as cursor:
                 cursor.executemany(sql.replace("%", "%%").replace("?", "%s"), list(rows))
-        except Exception as err:
+        except self._driver_error as err:
             raise self.error(err) from None
 
     def ids(self, values: Iterable[int]) -> object:
@@ -460,7 +387,7 @@ def _open_sqlite(location: Location, *, read_only: bool) -> JournalDB:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise JournalError(f"cannot create the journal's folder: {err.strerror}", where=display_path(path.parent),
+        raise JournalError(f"cannot create the journal's folder: {err.strerror}", where=path.parent,
                            hint="make the folder writable, or set [send] journal in newsletter.toml") from None
     try:
         connection = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -516,6 +443,3 @@ def _schema_named_by(url: str) -> str | None:
     match = re.search(r"search_path\s*=\s*([A-Za-z_][A-Za-z0-9_]*)", options)
     return match.group(1) if match else None
 
-
-def new_journal_id() -> str:
-    return uuid.uuid4().hex

@@ -32,25 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import NamedTuple
 
-from .database import JournalDB, Location, memory_database, open_database
+from .database import JournalDB, memory_database, open_database
 from .flight import InFlight
 from .leased import LeasedFlight
+from .location import Location
 from .reading import JournalView
 from .recipients import Recipients
 from .runs import RunLog
-
-
-class Row(NamedTuple):
-    """A recipient waiting to be sent, as the send loop reads it back (a tuple: made per recipient)."""
-
-    id: int
-    key: str
-    email: str
-    name: str
-    fields: str  # the other columns the issue uses, as the journal holds them: a JSON object ("" for none)
-    attempts: int
 
 
 class Journal:

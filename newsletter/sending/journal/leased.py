@@ -44,8 +44,8 @@ from .flight import SEQUENTIAL, InFlight, Outcomes
 from .runs import DIED
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .core import JournalCore, Row
     from .database import JournalDB
-    from .journal import Journal, Row
 
 LEASE_SECONDS = 120.0  # a batch of a sender that stopped renewing it is settled by another after this
 SWEEP_SECONDS = 5.0  # how often a sender looks for batches that dead senders left
@@ -60,7 +60,7 @@ class _ClaimLost(Exception):
 class LeasedFlight(InFlight):
     """This sender's claimed and in-flight batches of one send, in a journal shared with other senders."""
 
-    def __init__(self, journal: Journal, *, clock: Callable[[], float] = time.time,
+    def __init__(self, journal: JournalCore, *, clock: Callable[[], float] = time.time,
                  lease_seconds: float = LEASE_SECONDS):
         super().__init__(journal)
         self.clock = clock  # leases are times on this clock (tests move it instead of waiting)
@@ -100,7 +100,7 @@ class LeasedFlight(InFlight):
         return rows
 
     def _claim(self, limit: int, max_attempts: int, after: int) -> list[Row]:
-        from .journal import Row
+        from .core import Row
 
         journal = self.journal
         label = self._label()
@@ -220,6 +220,10 @@ class LeasedFlight(InFlight):
                     (status, message_id, reason, now, status, journal.own_run, *arguments, held))
             self._close(db, over, now)
         self._left(by_batch)
+
+    def _some_may_wait(self) -> bool:
+        """Any sender sharing the send may have put rows back to wait: always look."""
+        return True
 
     def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True,
                 keep: bool = False) -> None:

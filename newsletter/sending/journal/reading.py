@@ -13,10 +13,11 @@ import json
 from typing import TYPE_CHECKING
 
 from ...providers.base import Status
-from .database import JournalDB, Location, open_database
+from .database import JournalDB, open_database
+from .location import Location
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .journal import Journal
+    from .core import JournalCore
 
 STATUSES = (Status.PENDING, Status.IN_FLIGHT, Status.SENT, Status.FAILED, Status.UNKNOWN)
 NOT_SELECTED = "not_selected"
@@ -28,7 +29,7 @@ IN_FLIGHT_REASON = "a send was delivering it (or stopped mid-request): it may ha
 class JournalView:
     """What one send's journal says, read-only."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: JournalCore):
         self.journal = journal
 
     def counts(self, run_only: bool = False) -> dict[str, int]:
@@ -40,7 +41,7 @@ class JournalView:
         if run_only:
             sql += " AND run=?"
             params += (journal.run,)
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(map(str, STATUSES), 0)
         counts.update({str(state): int(n) for state, n in db.execute(sql + " GROUP BY state", params).fetchall()})
         return {str(status): n for status, n in counts.items()}
 
@@ -92,16 +93,17 @@ class JournalView:
             "status IN ('failed', 'unknown') ORDER BY id LIMIT ?", (*params, limit)).fetchall()
         return counts, [(str(s), str(e), str(r)) for s, e, r in problems]
 
-    def outcome_counts(self, max_attempts: int, *, with_joined: bool = False) -> tuple[dict[str, int], int, int]:
+    def outcome_counts(self, max_attempts: int, *, with_joined: bool = False) -> tuple[dict[str, int], int, int, int]:
         """In one pass over the send: what this process's run settled by status (``with_joined``: with its
-        workers), how many recipients of the send are unknown, and how many of the run's are deferred for
-        good; a report then reads the recipients themselves only where there are some."""
+        workers), how many recipients of the send are unknown, how many of the run's are deferred for
+        good, and how many of the send are sent by now (the sent record's count); a report then reads the
+        recipients themselves only where there are some. (Each pass is about 0.3 s for a million.)"""
         journal = self.journal
         run = journal.own_run or journal.run
         mine = "settled_run=?" + (" OR settled_run IN (SELECT id FROM runs WHERE joined=?)" if with_joined else "")
         params: tuple[object, ...] = (run, run) if with_joined else (run,)
         counts: dict[str, int] = {}
-        unknown = deferred = 0
+        unknown = deferred = sent = 0
         for status, settled_here, waits, n in journal.db.execute(
                 f"SELECT status, CASE WHEN {mine} THEN 1 ELSE 0 END, CASE WHEN status='pending' AND run=? AND "
                 "attempts >= ? THEN 1 ELSE 0 END, COUNT(*) FROM deliveries WHERE send=? GROUP BY 1, 2, 3",
@@ -109,8 +111,9 @@ class JournalView:
             if settled_here:
                 counts[str(status)] = counts.get(str(status), 0) + int(n)
             unknown += int(n) if status == "unknown" else 0
+            sent += int(n) if status == "sent" else 0
             deferred += int(n) if waits else 0
-        return counts, unknown, deferred
+        return counts, unknown, deferred, sent
 
     def sent_by_joined(self) -> dict[int, int]:
         """Recipients sent by each worker that joined this process's send run (pid -> how many)."""

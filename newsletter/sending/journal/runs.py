@@ -22,10 +22,11 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...providers.base import Status
-from .database import new_journal_id, sender_lock_name
+from .basics import new_journal_id
+from .database import sender_lock_name
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .journal import Journal
+    from .core import JournalCore
 
 DIED = "the send stopped while this recipient's request was under way; it may have arrived"
 WORKER = "worker"  # the kind of a run that joined another's send
@@ -65,7 +66,7 @@ class RunRecord(NamedTuple):
 class RunLog:
     """The ``runs`` table for one send."""
 
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: JournalCore):
         self.journal = journal
 
     def start(self, audience: Audience | None = None, fingerprint: str = "", parts: Mapping[str, str] | None = None,
@@ -134,6 +135,15 @@ class RunLog:
         journal = self.journal
         with journal.transaction() as db:
             db.execute("UPDATE runs SET finished=? WHERE id=?", (time.time(), journal.own_run or journal.run))
+
+    def count(self, kinds: Iterable[str] = ("send",)) -> int:
+        """How many runs of this send of the given kinds there are (``len(history())`` without reading what
+        each settled: a pass over the send's recipients per run)."""
+        journal = self.journal
+        kinds = tuple(kinds)
+        marks = ",".join("?" * len(kinds))
+        return int(journal.db.execute(f"SELECT COUNT(*) FROM runs WHERE send=? AND kind IN ({marks})",
+                                      (journal.send, *kinds)).fetchone()[0])
 
     def history(self, kinds: Iterable[str] = ("send",)) -> list[RunRecord]:
         """Every run of this send of the given kinds, oldest first, with what each settled."""

@@ -36,10 +36,8 @@ Version 3 added ``runs.joined``, ``runs.ready`` and ``runs.delivery`` (workers s
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .database import JournalDB
+from .basics import JournalError, Statements, new_journal_id
 
 VERSION = 3  # 3: runs.joined, runs.ready, runs.delivery (workers sharing a send: sending/sharing.py)
 
@@ -136,10 +134,8 @@ def table_sql(dialect: str, table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} (\n    " + ",\n    ".join(lines) + "\n)"
 
 
-def create(db: JournalDB) -> None:
+def create(db: Statements) -> None:
     """Create the tables (or add what an older journal lacks) and record the version, once."""
-    from .database import JournalError, new_journal_id
-
     with db.transaction():
         if db.dialect == "postgresql":  # several senders may open a new journal at once
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended('newsletter journal schema', 0))")
@@ -174,15 +170,13 @@ def create(db: JournalDB) -> None:
                    ("created", str(time.time())))
 
 
-def _backfill_uids(db: JournalDB) -> None:
+def _backfill_uids(db: Statements) -> None:
     """Runs recorded before runs had uids get one each, so every run can be named in a sent record."""
-    from .database import new_journal_id
-
     for (number,) in db.execute("SELECT id FROM runs WHERE uid IS NULL").fetchall():
         db.execute("UPDATE runs SET uid=? WHERE id=?", (new_journal_id()[:16], number))
 
 
-def _tables(db: JournalDB) -> set[str]:
+def _tables(db: Statements) -> set[str]:
     if db.dialect == "sqlite":
         rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     else:
@@ -191,7 +185,7 @@ def _tables(db: JournalDB) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-def _columns(db: JournalDB, table: str) -> set[str]:
+def _columns(db: Statements, table: str) -> set[str]:
     if db.dialect == "sqlite":
         return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})").fetchall()}
     rows = db.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
@@ -199,6 +193,6 @@ def _columns(db: JournalDB, table: str) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-def _version(db: JournalDB) -> int:
+def _version(db: Statements) -> int:
     row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     return int(row[0]) if row else 0
