@@ -138,7 +138,8 @@ def test_without_events_every_batch_is_asked_and_named_for_the_activity_feed(wor
     listing = cli(root, "resolve", ISSUE, "--list", "quiet")
     assert listing.exit_code == 1
     assert re.search(rf"batch {label}: 2 recipients, requested .*: no event from the provider for this run yet .*"
-                     rf"its activity feed shows newsletter_batch = {label} \(newsletter_run = \w+\)", listing.output), listing.output
+                     rf"its activity feed shows newsletter_batch = {label} \(newsletter_run = \w+\)",
+                     listing.output), listing.output
     assert {e for e, s in statuses(root, "quiet").items() if s == "unknown"} == unknown
 
     assert poster.post() == 4

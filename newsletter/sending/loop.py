@@ -24,25 +24,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-<<<<<<< HEAD
-from ..errors import NewsletterError
-from ..providers.base import (
-    DEFERRED,
-    Accepted,
-    FAILED,
-    SENT,
-    OutcomeUnknownError,
-    Payload,
-    Provider,
-    RejectedError,
-    TransientError,
-    request_labels,
-)
-=======
->>>>>>> main
 from ..compose.unsubscribe import UnsubscribeLinks
 from ..errors import NewsletterError
-from ..providers.base import Payload, Provider, RejectedError
+from ..providers.base import Payload, Provider, RejectedError, request_labels
 from . import journal as jn
 from .bodies import Bodies
 from .outcomes import Outcomes
@@ -293,17 +277,11 @@ class Loop:
         label = self.journal.flight.mark_in_flight([row.id for row in rows], label)
         if not label:
             return  # no longer this sender's (its lease ran out and another settled them): not sent from here
-<<<<<<< HEAD
         payload = payload._replace(labels=request_labels(self.journal.run_uid, label))  # the provider's own record
-        request = _Request(self.numbers, rows, payload, self.clock(), {row.key: row for row in rows}, by_worker)
-        posting[request.number] = request
-        pool.submit(self.post, request)
-=======
         request = Request(self.numbers, rows, payload, self.clock(), self.throttle.timeout,
                           {row.key: row for row in rows}, by_worker)
         self.posting[request.number] = request
         threads.start(request)
->>>>>>> main
 
     # -- news --------------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from ..errors import NewsletterError, display_path
 from ..lists import check_list_name
 from . import journal as jn
 from .evidence import BatchEvidence, Judged, UnknownBatch, judge
-from .plan import load
+from .identity import load
 from .report import recipients
 
 RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
