@@ -159,6 +159,7 @@ def run(scenario: Scenario, recipients: int) -> Result:
         seconds = time.monotonic() - started
         if helper:
             helper.join(timeout=60)
+        standin.wait_answered(60)  # a late answer is on record once it has left
         counts = standin.counts()
         said = re.search(r"(\d+) unknown", done.stdout)
         return Result(scenario.name, done.returncode, unknown_in_journal(root), int(said.group(1)) if said else 0,
