@@ -11,8 +11,7 @@ from newsletter_helpers import ISSUE, run
 
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
-from newsletter.sending import engine
-from newsletter.sending import modes
+from newsletter.sending import engine, modes
 from newsletter.sending.modes import LIVE, DryRun, choose_mode
 
 
