@@ -26,12 +26,12 @@ from sendgrid_fixtures import REPO, example_message
 
 from newsletter.compose.merge import MergeField
 from newsletter.compose.personalize import UNSUBSCRIBE_FIELD, subscriber_values
-from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, UnsubscribeLinks, verify_token
+from newsletter.compose.unsubscribe import UnsubscribeLinks, verify_token
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
 from newsletter.providers.base import Message, Recipient, RejectedError
 from newsletter.providers.sendgrid import encode
-from newsletter.providers.sendgrid.body import _shared_fields
+from newsletter.providers.sendgrid.body import GROUP_UNSUBSCRIBE_TAG, _shared_fields
 from newsletter.sending.journal import Row
 from newsletter.sending.workers import recipient_of, recipients_of
 
@@ -53,7 +53,7 @@ def reference_bodies(message: Message, recipients: list[Recipient]) -> tuple[tup
 
     def value(field: MergeField, recipient: Recipient) -> str:
         raw = recipient.values.get(field.name)
-        if field.name == UNSUBSCRIBE_FIELD and raw == SENDGRID_GROUP_UNSUBSCRIBE:
+        if field.name == UNSUBSCRIBE_FIELD and raw == GROUP_UNSUBSCRIBE_TAG:
             return raw  # SendGrid's own tag, verbatim
         return field.render(raw)
 
@@ -148,7 +148,7 @@ def readers(count: int, seed: int, link: str = "mixed", list_name: str = "exampl
         kind = rnd.choice(["https", "https", "http", "none", "group"]) if link == "mixed" else link
         url = {"https": "https://example.com/u/" + reference_token(email, list_name) + "?a=1&b=2",
                "http": "http://example.com/u/" + reference_token(email, list_name), "none": "",
-               "group": SENDGRID_GROUP_UNSUBSCRIBE}[kind]
+               "group": GROUP_UNSUBSCRIBE_TAG}[kind]
         columns = {"city": rnd.choice(["Paris", "", "Zürich", 'Quote"town', "A & B"])}
         if rnd.random() < 0.3:
             columns = {}
@@ -230,7 +230,7 @@ def test_the_group_unsubscribe_tag_reaches_sendgrid_verbatim(message):
     grouped = dataclasses.replace(message, unsubscribe_group=42, unsubscribe_mailto="")
     body = build_payload(grouped, batch)
     for personalization in body["personalizations"]:
-        assert SENDGRID_GROUP_UNSUBSCRIBE in personalization["substitutions"].values()
+        assert GROUP_UNSUBSCRIBE_TAG in personalization["substitutions"].values()
         assert "headers" not in personalization
     assert encode(grouped, batch).data == reference_bodies(grouped, batch)
 

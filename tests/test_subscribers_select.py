@@ -142,3 +142,44 @@ def test_a_send_fails_on_a_broken_row_before_its_first_journal_row(tmp_path: Pat
 
     with pytest.raises(NewsletterError, match=r"list.csv:3: a quote .* is never closed"):
         select_rows(path)
+
+
+def _rows_as_a_file_reads_them(path: Path) -> list[tuple[int, list[str]]]:
+    """(line, cells) of every record after the header, csv.reader iterating the file itself: the reference."""
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as data:
+        reader = csv.reader(data, strict=True)
+        next(reader)
+        found, start = [], reader.line_num + 1
+        for cells in reader:
+            found.append((start, cells))
+            start = reader.line_num + 1
+    return found
+
+
+@pytest.mark.parametrize("block", [5, 64, 1 << 20])
+def test_a_list_read_a_block_at_a_time_gives_the_rows_and_lines_the_file_has(tmp_path: Path, block: int,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists are read in blocks cut into lines; every line end a list may hold (CRLF, a lone CR, a line break
+    inside a quoted value, characters Python alone calls line breaks) falls where it does in the file, at
+    every place a block can end."""
+    from newsletter.lists import csvfile, iter_subscribers
+
+    monkeypatch.setattr(csvfile, "_BLOCK", block)
+    rows = ["email,name,status,city\r\n"]
+    for i in range(3000 if block == 1 << 20 else 60):
+        ending = ("\r\n", "\n", "\r")[i % 3] if i % 7 else "\n"
+        name = (f'"Reader\r\n{i}"', f"Reader\u2028{i}", f"Reader\x0c{i}", f'"Line\n{i}"', f"Reader {i}")[i % 5]
+        rows.append(f"reader{i}@example.com,{name},subscribed,City \x85{i % 10}{ending}")
+    rows.append("last@example.com,Last,subscribed,Nowhere")  # no line break at the end
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("".join(rows).encode())
+    expected = _rows_as_a_file_reads_them(path)
+
+    read = [(sub.line, [sub.email, sub.fields["name"], sub.status, sub.fields["city"]])
+            for sub in iter_subscribers(path)]
+
+    assert read == [(line, [cell.strip() for cell in cells]) for line, cells in expected]
+    assert read[-1] == (expected[-1][0], ["last@example.com", "Last", "subscribed", "Nowhere"])
+    assert len(read) == len(rows) - 1

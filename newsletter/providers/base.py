@@ -20,7 +20,7 @@ whole request is raised as one of the exceptions below, so the engine can tell
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from enum import StrEnum
@@ -229,6 +229,7 @@ class Capabilities:
     # outcome until the engine has journaled it: after a crash, only the first recipient still in
     # flight can have been attempted (one unknown, as a mail queue would have), the rest are unsent.
     sequential: bool = False
+    unicode_addresses: bool = False  # carries addresses with non-ASCII characters (SMTPUTF8, RFC 6531)
 
 
 DataT = TypeVar("DataT")  # what a provider's encode hands its deliver: request bodies, wire copies...
@@ -247,9 +248,17 @@ class Payload(NamedTuple, Generic[DataT]):
     refused: tuple[tuple[str, str], ...] = ()
 
 
+# What a deliver yields, chunk by chunk; a generator, which the engine may close.
+Outcomes = Generator[list[Delivery] | Accepted, None, None]
+
+
 class Provider(Protocol[DataT]):
     """What the send engine needs of a way out, once opened (the instance half of the contract; the
-    other half, what a provider is before it is opened, is ``contract.ProviderKind``)."""
+    other half, what a provider is before it is opened, is ``contract.ProviderKind``).
+
+    Generic over the data its ``encode`` hands its ``deliver`` (``Provider[Bodies]``: SendGrid's JSON
+    bodies, ``Provider[SmtpData]``: each copy's bytes), so only that provider's ``deliver`` reads what
+    its ``encode`` made, typed; the engine, which holds any provider, holds a ``Provider[Any]``."""
 
     name: str
     capabilities: Capabilities
@@ -262,8 +271,9 @@ class Provider(Protocol[DataT]):
     def open(self) -> None:
         """Connect / check credentials before the first request (may raise AuthError)."""
 
-    def deliver(self, payload: Payload[DataT]) -> Iterator[list[Delivery]] | Iterator[Accepted]:
-        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request."""
+    def deliver(self, payload: Payload[DataT]) -> Outcomes:
+        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request.
+        A generator: the engine closes it to stop a sequential provider before its next recipient."""
 
     def probe(self, timeout: float) -> None:
         """A request that delivers nothing (an API read, an SMTP NOOP): returns once the provider answers."""

@@ -138,9 +138,9 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
                 _nothing_sent(plan, report)
             else:
                 _select_the_rest(plan, report)
-                _fill_if_readable(report, plan)
+                sent = _fill_if_readable(report, plan)
                 if live:
-                    _record_outcome(report, issue_dir, plan)
+                    _record_outcome(report, issue_dir, plan, sent)
             err.report = report  # what was done before it stopped, for the summary
             raise
         except KeyboardInterrupt:
@@ -150,10 +150,10 @@ def send(settings: Settings, issue_dir: Path, options: SendOptions, *, provider:
             return _nothing_sent(plan, report)
         _select_the_rest(plan, report)
         plan.journal.runs.finish()
-        if live:
-            _record_outcome(report, issue_dir, plan)
         interrupted = report.interrupted
-        report.fill_from(plan.journal, settings.send.max_attempts, with_joined=bool(helpers))
+        sent = report.fill_from(plan.journal, settings.send.max_attempts, with_joined=bool(helpers))
+        if live:
+            _record_outcome(report, issue_dir, plan, sent)
         if helpers:
             _count_senders(report, plan)
         if interrupted and plan.selection is not None and not plan.selection.done:
@@ -360,19 +360,21 @@ def _record(report: SendReport, path: Path | None) -> None:
         report.recorded_in = display_path(path)
 
 
-def _record_outcome(report: SendReport, issue_dir: Path, plan: SendPlan) -> None:
-    """The sent record's count brought up to date; a failure to write it is said, never hidden."""
+def _record_outcome(report: SendReport, issue_dir: Path, plan: SendPlan, sent: int | None) -> None:
+    """The sent record's count (``sent``, as the report's pass read it; None: read it) brought up to date;
+    a failure to write it is said, never hidden."""
     try:
-        _record(report, sent_record.record_outcome(issue_dir, plan.journal, recipients=report.to_send))
+        _record(report, sent_record.record_outcome(issue_dir, plan.journal, recipients=report.to_send, sent=sent))
     except NewsletterError as err:
         report.record_problem = str(err)
 
 
-def _fill_if_readable(report: SendReport, plan: SendPlan) -> None:
+def _fill_if_readable(report: SendReport, plan: SendPlan) -> int | None:
+    """``report.fill_from``, unless the journal cannot be read: then the loop's own counts stay, and None."""
     try:
-        report.fill_from(plan.journal, plan.settings.send.max_attempts)
+        return report.fill_from(plan.journal, plan.settings.send.max_attempts)
     except Exception:  # noqa: BLE001 - the journal is what failed: keep the loop's own counts
-        pass
+        return None
 
 
 def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:

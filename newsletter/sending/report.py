@@ -75,11 +75,12 @@ class SendReport:
         data["deferred"] = [{"email": e, "reason": r} for e, r in self.deferred]
         return data
 
-    def fill_from(self, journal: jn.Journal, max_attempts: int, *, with_joined: bool = False) -> None:
+    def fill_from(self, journal: jn.Journal, max_attempts: int, *, with_joined: bool = False) -> int:
         """Replace the loop's running counts with what the journal records for this run (``with_joined``:
-        and for the workers that joined it)."""
+        and for the workers that joined it); returns how many of the send's recipients are sent by now,
+        from the same pass (for the sent record, which would otherwise read the send again)."""
         view = journal.view
-        counts, unknown, deferred = view.outcome_counts(max_attempts, with_joined=with_joined)
+        counts, unknown, deferred, sent = view.outcome_counts(max_attempts, with_joined=with_joined)
         problems = view.run_outcomes(with_joined=with_joined)[1] if counts.get(jn.FAILED) or counts.get(jn.UNKNOWN) \
             else []
         self.sent = counts.get(jn.SENT, 0)
@@ -94,6 +95,7 @@ class SendReport:
             # there is nothing to resume and the send is finished (the other outcomes still count).
             left = journal.view.selected_status_counts()
             self.interrupted = any(left.get(status) for status in (jn.PENDING, jn.IN_FLIGHT, holds.WAITING, holds.HELD))
+        return sent
 
     def summary(self) -> str:
         if self.worker and not self.fingerprint:  # a worker that found no send to join

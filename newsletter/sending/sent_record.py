@@ -233,15 +233,17 @@ def record_send(issue_dir: Path, journal: Journal, *, recipients: int, journal_l
     return write_entry(issue_dir, entry)
 
 
-def record_outcome(issue_dir: Path, journal: Journal, *, recipients: int | None = None) -> Path | None:
+def record_outcome(issue_dir: Path, journal: Journal, *, recipients: int | None = None,
+                   sent: int | None = None) -> Path | None:
     """After a live run: the entry for this journal's send to the list says how many are sent by now (and,
-    for the run that wrote it, how many it selected in the end: a large send selects while it sends)."""
+    for the run that wrote it, how many it selected in the end: a large send selects while it sends).
+    ``sent``: that count as the caller already read it (each read is a pass over the send)."""
     entries = [entry for entry in for_list(read_record(issue_dir), journal.list)
                if journal.runs.holds_uid(entry.run)]
     if not entries:
         return None
     latest = max(entries, key=lambda entry: entry.moment)
-    updated = dataclasses.replace(latest, sent=journal.view.sent_count())
-    if recipients is not None and len(journal.runs.history()) == 1:  # the first run: the count it ended with
+    updated = dataclasses.replace(latest, sent=journal.view.sent_count() if sent is None else sent)
+    if recipients is not None and journal.runs.count() == 1:  # the first run: the count it ended with
         updated = dataclasses.replace(updated, recipients=recipients)
     return None if updated == latest else write_entry(issue_dir, updated)

@@ -12,6 +12,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..providers.contract import (  # the words a provider's events are read into: the store keeps them
+    BOUNCED as BOUNCED,
+)
+from ..providers.contract import (
+    CLICKED as CLICKED,
+)
+from ..providers.contract import (
+    COMPLAINED as COMPLAINED,
+)
+from ..providers.contract import (
+    DEFERRED as DEFERRED,
+)
+from ..providers.contract import (
+    DELIVERED as DELIVERED,
+)
+from ..providers.contract import (
+    DROPPED as DROPPED,
+)
+from ..providers.contract import (
+    HARD as HARD,
+)
+from ..providers.contract import (
+    OPENED as OPENED,
+)
+from ..providers.contract import (
+    SOFT as SOFT,
+)
+from ..providers.contract import (
+    UNSUBSCRIBED as UNSUBSCRIBED,
+)
+
 # 2: a heartbeat row (/healthz proves a write), webhook batches remembered by a digest of their payload
 # (not by their signature bytes, which can be re-encoded), and confirmation mails counted by mailbox.
 # 3: clicks (the /c/ route) and message events (what a provider reports of each copy), for `newsletter stats`.
@@ -19,22 +50,14 @@ SCHEMA_VERSION = 3
 
 SUBSCRIBED = "subscribed"  # asked to subscribe, and the confirmation mail was accepted: changes nothing in the list
 CONFIRMED = "confirmed"  # clicked Confirm (or re-subscribed from a genuine unsubscribe link)
-UNSUBSCRIBED = "unsubscribed"
-BOUNCED = "bounced"
-COMPLAINED = "complained"
 KINDS = (SUBSCRIBED, CONFIRMED, UNSUBSCRIBED, BOUNCED, COMPLAINED)
 DEPARTURES = (UNSUBSCRIBED, BOUNCED, COMPLAINED)
 EVERY_LIST = "*"  # a provider event that does not name its list applies to every list
 
 
-# What a provider reports of one copy of an issue (message events), in the store's own words.
-DELIVERED = "delivered"
-DEFERRED = "deferred"  # the receiving server said "later": the provider tries again
-DROPPED = "dropped"  # the provider did not send it (a suppressed or invalid address)
-OPENED = "opened"  # the provider's pixel was loaded: inflated by privacy proxies (Apple Mail) and scanners
-CLICKED = "clicked"  # the provider's own click tracking
+# What a provider reports of one copy of an issue (message events), in the store's own words: the
+# words of the provider contract (providers/contract.py), which providers read their events into.
 MESSAGE_KINDS = (DELIVERED, DEFERRED, BOUNCED, DROPPED, OPENED, CLICKED, COMPLAINED, UNSUBSCRIBED)
-HARD, SOFT = "hard", "soft"  # a bounce's detail
 
 
 @dataclass(frozen=True)

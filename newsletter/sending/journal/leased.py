@@ -220,6 +220,10 @@ class LeasedFlight(InFlight):
             self._close(db, over, now)
         self._left(by_batch)
 
+    def _some_may_wait(self) -> bool:
+        """Any sender sharing the send may have put rows back to wait: always look."""
+        return True
+
     def release(self, ids: list[int], reason: str, *, retry_at: float = 0.0, count_attempt: bool = True,
                 keep: bool = False) -> None:
         """Put rows back to pending (nothing was delivered), stamped with the batch they leave; ``keep``:

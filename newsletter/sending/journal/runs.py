@@ -136,6 +136,15 @@ class RunLog:
         with journal.transaction() as db:
             db.execute("UPDATE runs SET finished=? WHERE id=?", (time.time(), journal.own_run or journal.run))
 
+    def count(self, kinds: Iterable[str] = ("send",)) -> int:
+        """How many runs of this send of the given kinds there are (``len(history())`` without reading what
+        each settled: a pass over the send's recipients per run)."""
+        journal = self.journal
+        kinds = tuple(kinds)
+        marks = ",".join("?" * len(kinds))
+        return int(journal.db.execute(f"SELECT COUNT(*) FROM runs WHERE send=? AND kind IN ({marks})",
+                                      (journal.send, *kinds)).fetchone()[0])
+
     def history(self, kinds: Iterable[str] = ("send",)) -> list[RunRecord]:
         """Every run of this send of the given kinds, oldest first, with what each settled."""
         journal = self.journal
