@@ -279,6 +279,7 @@ class SendGridStandIn:
         self._validator = load_validator() if validate else None
         self._lock = threading.Lock()
         self._delivered = threading.Condition(self._lock)  # notified whenever deliveries are counted
+        self._open = 0  # connections accepted and not yet closed (``quiet``)
         self._accepted: list[Accepted] = []
         self._counts: Counter[str] = Counter()
         self._arrivals = 0
@@ -399,6 +400,17 @@ class SendGridStandIn:
                 if details:
                     self._entry_details[(kind, email.lower())] = details
 
+    def scripted(self) -> int:
+        """How many scripted replies no request has taken yet."""
+        with self._lock:
+            return len(self._script)
+
+    def unscript(self) -> int:
+        """Forget the scripted replies no request has taken; how many there were."""
+        with self._lock:
+            left, self._script = len(self._script), []
+            return left
+
     def hold(self) -> None:
         """Mail sends arriving from now on wait, unanswered and not delivered, until ``release``: a test can
         have several senders' requests under way at once, then let them go."""
@@ -460,6 +472,25 @@ class SendGridStandIn:
             while not done(self._counts):
                 left = deadline - time.monotonic()
                 if left <= 0 or (give_up is not None and give_up()):
+                    return False
+                self._delivered.wait(min(left, 0.5))
+        return True
+
+    def quiet(self, timeout: float = 30.0) -> bool:
+        """Wait until every request that reached the stand-in so far is over (answered, or its client gone),
+        so what it accepted is final: after a sender is killed, a request it had written may still be
+        waiting to be accepted, then read and delivered. A request of its own first makes the server
+        accept every connection queued before it; then the open connections are waited for."""
+        import urllib.request
+
+        host, port = self._server.server_address[:2]
+        with urllib.request.urlopen(f"http://{host}:{port}/_standin/stats", timeout=timeout):
+            pass
+        deadline = time.monotonic() + timeout
+        with self._delivered:
+            while self._open:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     return False
                 self._delivered.wait(min(left, 0.5))
         return True
@@ -613,6 +644,19 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     standin: SendGridStandIn
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.standin._delivered:
+            self.standin._open += 1
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.standin._delivered:
+                self.standin._open -= 1
+                self.standin._delivered.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
