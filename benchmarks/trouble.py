@@ -9,7 +9,8 @@ that misbehaves in one way (issue 20, findings 2-5):
 - ``probe-404``: ``GET /v3/scopes`` answers 404 and one mail answer comes 3 s late (timeout 1);
 - ``burst-500``: the first 30 mail sends answer HTTP 500;
 - ``burst-429``: the first 30 mail sends answer 429 with ``Retry-After: 1``;
-- ``killed``: the stand-in stops listening once 4,000 are delivered and is back 5 s later;
+- ``killed``: the stand-in stops listening once 4,000 are delivered and is back 5 s later (a request
+  that reached it as it went down is reset: unknown, and not delivered);
 - ``lost``: the answers of two requests are lost (the mail was delivered).
 
 For each: how many recipients ended unknown, the seconds from the first trouble (an error answer,
@@ -21,7 +22,16 @@ duplicates, and the unknown count its closing line printed. Targets: unknown at 
 
     python benchmarks/trouble.py [--recipients 20000] [--only slow,burst-500]
 
-Last run (2 loaded cores, 2026-12-08), recipients 20,000: see the report of the change that added it.
+Last run (2 loaded cores, 2026-12-08, 20,000 recipients; the table in docs/sending.md, "Provider trouble"):
+
+    scenario    exit  unknown  summary  recover s  finish s  x base paused delivered  dupl  target
+    baseline       0        0        0        0.0       8.2    1.00     no     20000     0  met
+    slow           1     1000     1000       10.0      44.8    5.47     no     20000     0  met
+    probe-404      1     1000     1000        1.1       6.7    0.82     no     20000     0  met
+    burst-500      0        0        0       60.8      74.8    9.14     no     20000     0  met
+    burst-429      0        0        0       18.5      29.6    3.61     no     20000     0  met
+    killed         0        0        0        7.6      17.0    2.08     no     20000     0  met
+    lost           1     2000     2000        0.3      10.6    1.29     no     20000     0  met
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from doctor_dns import point_doctor_at_standin  # noqa: E402
 from sendgrid_standin import DEFAULT_KEY, MAIL_SEND, Reply, SendGridStandIn  # noqa: E402
 
 ISSUE = "issues/2026-11-25-first-dispatch"
@@ -86,6 +97,7 @@ def _kill_and_restart(standin: SendGridStandIn, went_down: list[float]) -> None:
     went_down.append(time.time())
     standin.down()
     time.sleep(5.0)  # the outage itself: five seconds without SendGrid
+    went_down.append(time.time())
     standin.up()
 
 
@@ -110,6 +122,7 @@ def make_newsletter(root: Path, api_host: str, recipients: int, timeout: float) 
     text = (root / "newsletter.toml").read_text()
     text = text.replace("[sendgrid]", f'[sendgrid]\napi_host = "{api_host}"\ntimeout = {timeout}', 1)
     (root / "newsletter.toml").write_text(text + f"\n[send]\nbatch_size = {BATCH}\n")
+    point_doctor_at_standin(root)  # the send's doctor gate asks a DNS stand-in in this process, never the network
 
 
 def unknown_in_journal(root: Path) -> int:
@@ -120,16 +133,18 @@ def unknown_in_journal(root: Path) -> int:
         db.close()
 
 
-def recovery(standin: SendGridStandIn, timeout: float, went_down: float | None) -> float | None:
+def recovery(standin: SendGridStandIn, timeout: float, down: list[float]) -> float | None:
     """Seconds from the first trouble (an error answer, a lost answer, one later than ``timeout``, the stand-in
-    going down) to the answer of the next mail send that arrived after it and was accepted (2xx, answered)."""
+    going down) to the answer of the next mail send that arrived after it ended (the stand-in back up) and was
+    accepted (2xx, answered)."""
     mail = sorted(standin.mail_requests(), key=lambda r: r.arrived or r.at)
     troubled = [r for r in mail if r.status is None or not 200 <= r.status < 300 or r.at - r.arrived > timeout]
-    starts = [r.arrived for r in troubled[:1]] + ([went_down] if went_down else [])
+    starts = [r.arrived for r in troubled[:1]] + down[:1]
     if not starts:
         return 0.0
     began = min(starts)
-    accepted = [r.at for r in mail if r.status is not None and 200 <= r.status < 300 and r.arrived > began]
+    after = down[-1] if down else began
+    accepted = [r.at for r in mail if r.status is not None and 200 <= r.status < 300 and r.arrived > after]
     return min(accepted) - began if accepted else None
 
 
@@ -142,7 +157,7 @@ def run(scenario: Scenario, recipients: int) -> Result:
         went_down: list[float] = []
         env = {**os.environ, "SENDGRID_API_KEY": DEFAULT_KEY, "NO_PROXY": "127.0.0.1,localhost",
                "no_proxy": "127.0.0.1,localhost", "NEWSLETTER_UNSUBSCRIBE_SECRET": "benchmark-secret-0123456789",
-               "NEWSLETTER_TEST_SKIP_DOCTOR": "1", "PYTHONPATH": str(REPO)}  # no DNS look-ups of example.com
+               "PYTHONPATH": str(REPO)}
         helper = (threading.Thread(target=scenario.during, args=(standin, went_down), daemon=True)
                   if scenario.during else None)
         started = time.monotonic()
@@ -153,12 +168,13 @@ def run(scenario: Scenario, recipients: int) -> Result:
         seconds = time.monotonic() - started
         if helper:
             helper.join(timeout=60)
+        standin.wait_answered(60)  # a late answer is on record once it has left
         counts = standin.counts()
         said = re.search(r"(\d+) unknown", done.stdout)
         return Result(scenario.name, done.returncode, unknown_in_journal(root), int(said.group(1)) if said else 0,
-                      recovery(standin, scenario.timeout, went_down[0] if went_down else None), seconds,
+                      recovery(standin, scenario.timeout, went_down), seconds,
                       "Paused" in done.stderr, len(counts), sum(n - 1 for n in counts.values() if n > 1),
-                      [line for line in done.stderr.splitlines() if "Traceback" in line or "Error:" in line])
+                      [line for line in done.stderr.splitlines() if "Traceback" in line or line.startswith("Error:")])
 
 
 def main() -> int:
@@ -177,7 +193,7 @@ def main() -> int:
         recover = "-" if r.recover is None else f"{r.recover:.1f}"
         target_unknown = 2 * BATCH if r.scenario == "lost" else BATCH
         met = (r.unknown <= target_unknown and not r.paused and r.duplicates == 0 and r.said_unknown == r.unknown
-               and r.delivered == args.recipients)
+               and r.delivered >= args.recipients - r.unknown)  # (unknown: delivered or not, it cannot know)
         print(f"{r.scenario:<11} {r.exit:>4} {r.unknown:>8} {r.said_unknown:>8} {recover:>10} {r.finish:>9.1f} "
               f"{r.finish / baseline:>7.2f} {'yes' if r.paused else 'no':>6} {r.delivered:>9} {r.duplicates:>5}  "
               f"{'met' if met else 'MISSED'}")

@@ -173,14 +173,14 @@ def _provider_names() -> list[str]:
                    "`send --due` after TIME. Scheduling again moves it. Default: send_at in issue.md, if ahead.")
 @click.option("--cancel", is_flag=True, help="Cancel the issue's scheduled send to --list.")
 @click.option("--provider-at", "provider_at", default=None, metavar="TIME",
-              help="Let the provider hold the mail until TIME (SendGrid's send_at, at most 72 hours ahead).")
+              help="Let the provider hold the mail until TIME (a provider that schedules, within its limit).")
 @click.option("--due", is_flag=True,
               help="Send everything whose time has come: scheduled issues, sequence steps, digests (for cron).")
 @click.option("--now", "now", default=None, metavar="TIME",
               help="With --due: act as if it were TIME (what is due then is sent now; to catch up or to test).")
 @click.option("--backfill", "backfill", multiple=True, metavar="SEQUENCE",
               help="With --due: also enrol the readers who were on the list when SEQUENCE started.")
-@click.option("--sandbox", is_flag=True, help="SendGrid sandbox mode: validated by SendGrid, not delivered.")
+@click.option("--sandbox", is_flag=True, help="The provider's sandbox mode: validated by the provider, not delivered.")
 @click.option("--retry-unknown", is_flag=True, help="Resend recipients whose earlier delivery is unknown.")
 @click.option("--retry-failed", is_flag=True, help="Try recipients that failed in an earlier run again.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")

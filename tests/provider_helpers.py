@@ -14,7 +14,7 @@ from newsletter.providers.base import Delivery, Message, Provider, Recipient, de
 def send_batch(provider: Provider[Any], message: Message, recipients: Sequence[Recipient]) -> list[Delivery]:
     """``encode`` then ``deliver``, waiting for every outcome, in the recipients' order; a ``send_at`` the
     provider cannot honour is refused before anything, as the send engine refuses it before the first batch."""
-    registry.module(provider.name).check_schedule(message.send_at)
+    registry.kind(provider.name).check_schedule(message.send_at)
     return deliver_all(provider, message, recipients)
 
 

@@ -26,12 +26,12 @@ from sendgrid_fixtures import REPO, example_message
 
 from newsletter.compose.merge import MergeField
 from newsletter.compose.personalize import UNSUBSCRIBE_FIELD, subscriber_values
-from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, UnsubscribeLinks, verify_token
+from newsletter.compose.unsubscribe import UnsubscribeLinks, verify_token
 from newsletter.config import load_settings
 from newsletter.errors import NewsletterError
 from newsletter.providers.base import Message, Recipient, RejectedError
 from newsletter.providers.sendgrid import encode
-from newsletter.providers.sendgrid.body import _shared_fields
+from newsletter.providers.sendgrid.body import GROUP_UNSUBSCRIBE_TAG, _shared_fields
 from newsletter.sending.journal import Row
 from newsletter.sending.workers import recipient_of, recipients_of
 
@@ -53,7 +53,7 @@ def reference_bodies(message: Message, recipients: list[Recipient]) -> tuple[tup
 
     def value(field: MergeField, recipient: Recipient) -> str:
         raw = recipient.values.get(field.name)
-        if field.name == UNSUBSCRIBE_FIELD and raw == SENDGRID_GROUP_UNSUBSCRIBE:
+        if field.name == UNSUBSCRIBE_FIELD and raw == GROUP_UNSUBSCRIBE_TAG:
             return raw  # SendGrid's own tag, verbatim
         return field.render(raw)
 
@@ -148,7 +148,7 @@ def readers(count: int, seed: int, link: str = "mixed", list_name: str = "exampl
         kind = rnd.choice(["https", "https", "http", "none", "group"]) if link == "mixed" else link
         url = {"https": "https://example.com/u/" + reference_token(email, list_name) + "?a=1&b=2",
                "http": "http://example.com/u/" + reference_token(email, list_name), "none": "",
-               "group": SENDGRID_GROUP_UNSUBSCRIBE}[kind]
+               "group": GROUP_UNSUBSCRIBE_TAG}[kind]
         columns = {"city": rnd.choice(["Paris", "", "Zürich", 'Quote"town', "A & B"])}
         if rnd.random() < 0.3:
             columns = {}
@@ -230,7 +230,7 @@ def test_the_group_unsubscribe_tag_reaches_sendgrid_verbatim(message):
     grouped = dataclasses.replace(message, unsubscribe_group=42, unsubscribe_mailto="")
     body = build_payload(grouped, batch)
     for personalization in body["personalizations"]:
-        assert SENDGRID_GROUP_UNSUBSCRIBE in personalization["substitutions"].values()
+        assert GROUP_UNSUBSCRIBE_TAG in personalization["substitutions"].values()
         assert "headers" not in personalization
     assert encode(grouped, batch).data == reference_bodies(grouped, batch)
 
@@ -300,3 +300,24 @@ def test_fields_that_are_not_json_fail_as_they_would_row_by_row(settings):
         recipients_of(rows, links)
     with pytest.raises(NewsletterError):
         recipient_of(Row(3, "c@example.com", "c@example.com", "C\n", "", 0), links)
+
+
+def test_each_request_carries_its_run_and_batch_in_custom_args_and_each_part_its_number(message):
+    """Issue 20: the labels the send loop gives a request (its run and batch) travel in the body's custom_args,
+    beside the issue and list; a batch sent as several bodies numbers its parts. Every body stays valid."""
+    from sendgrid_standin import load_validator
+
+    from newsletter.providers.base import request_labels
+    from newsletter.providers.sendgrid.body import labelled
+
+    validator = load_validator()
+    bodies = encode(every_flavour(message), readers(40, seed=3)).data
+    assert len(bodies) > 1  # names with "&" need a body of their own
+    for part, (_, body) in enumerate(bodies, 1):
+        sent = json.loads(labelled(body, request_labels("0123456789abcdef", "7-3"), part, len(bodies)))
+        assert not list(validator.iter_errors(sent))
+        assert sent["custom_args"] == {**json.loads(body)["custom_args"], "newsletter_run": "0123456789abcdef",
+                                       "newsletter_batch": f"7-3#{part}/{len(bodies)}"}
+    [(_, single)] = encode(message, readers(3, seed=4, link="https")).data
+    assert json.loads(labelled(single, request_labels("r", "7-4"), 1, 1))["custom_args"]["newsletter_batch"] == "7-4"
+    assert labelled(single, (), 1, 1) == single  # a request without labels (a test send) is as it was

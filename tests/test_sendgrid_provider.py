@@ -28,7 +28,7 @@ from sendgrid_standin import DEFAULT_KEY, MAIL_SEND, SendGridStandIn
 
 from newsletter.cli import main
 from newsletter.compose.personalize import merge_values
-from newsletter.compose.unsubscribe import SENDGRID_GROUP_UNSUBSCRIBE, unsubscribe_url
+from newsletter.compose.unsubscribe import unsubscribe_url
 from newsletter.config import SendGridSettings, load_settings
 from newsletter.errors import NewsletterError
 from newsletter.lists import normalize_key
@@ -42,6 +42,7 @@ from newsletter.providers.base import (
     TransientError,
 )
 from newsletter.providers.sendgrid import SendGridProvider, fetch_suppressions, from_settings
+from newsletter.providers.sendgrid.body import GROUP_UNSUBSCRIBE_TAG
 
 ISSUE = REPO / "issues" / "2026-11-25-first-dispatch"
 SECRET = b"test secret for unsubscribe links"
@@ -190,7 +191,7 @@ def test_only_a_mailto_target_means_no_one_click_header(settings, message):
 def test_an_unsubscribe_group_uses_asm_and_sendgrids_own_link(settings, message, provider, sendgrid_standin):
     grouped = dataclasses.replace(message, unsubscribe_group=42)
     person = Recipient(email="ada@example.com", key="ada@example.com", name="Ada",
-                       values=merge_values({"name": "Ada"}, SENDGRID_GROUP_UNSUBSCRIBE))
+                       values=merge_values({"name": "Ada"}, GROUP_UNSUBSCRIBE_TAG))
     send_batch(provider, grouped, [person])
 
     (accepted,) = sendgrid_standin.accepted
@@ -200,7 +201,7 @@ def test_an_unsubscribe_group_uses_asm_and_sendgrids_own_link(settings, message,
     assert unsubscribe_tokens
     # The tag reaches SendGrid verbatim in every part, not HTML-escaped into "&lt;%...%&gt;".
     sent = [t for t in unsubscribe_tokens if t in accepted.substitutions]  # tokens with one value share a key
-    assert sent and {accepted.substitutions[t] for t in sent} == {SENDGRID_GROUP_UNSUBSCRIBE}
+    assert sent and {accepted.substitutions[t] for t in sent} == {GROUP_UNSUBSCRIBE_TAG}
 
 
 # --- scheduling and sandbox -----------------------------------------------------

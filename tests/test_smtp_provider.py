@@ -77,7 +77,7 @@ def readers(example) -> list[Recipient]:
 
 def send(provider: SmtpProvider, message: Message, recipients: list[Recipient], batch: int | None = None):
     """Send in batches of the provider's size, as send.py does, over one provider session."""
-    batch = batch or provider.max_batch
+    batch = batch or provider.capabilities.max_batch
     deliveries = []
     provider.open()
     try:

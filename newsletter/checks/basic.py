@@ -13,6 +13,7 @@ from ..compose.markdown import is_absolute
 from ..compose.merge import TOKEN_PREFIX
 from ..compose.personalize import UNSUBSCRIBE_FIELD
 from ..errors import display_path
+from ..providers import registry
 from .framework import ERROR, INFO, WARNING, Check, CheckContext, Finding
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -39,13 +40,15 @@ def _unsubscribe_in_html(ctx: CheckContext) -> bool:
 
 def check_unsubscribe(ctx: CheckContext) -> Iterator[Finding]:
     uses_link = any(f.name == UNSUBSCRIBE_FIELD for f in ctx.built.fields)
-    configured = bool(ctx.settings.unsubscribe_url) or ctx.settings.sendgrid.unsubscribe_group is not None
+    grouping = [kind for kind in registry.kinds() if kind.group_unsubscribe_setting]  # a provider hosts the link
+    configured = bool(ctx.settings.unsubscribe_url) or any(
+        kind.unsubscribe_group(ctx.settings) is not None for kind in grouping)
     if not configured:
         yield Finding(ERROR, "no-unsubscribe-url", "no unsubscribe address is configured; bulk mail must carry "
                       "an unsubscribe link by law (CAN-SPAM, GDPR) and Gmail and Yahoo require one",
                       display_path(ctx.settings.path),
-                      fix="set newsletter.unsubscribe_url = \"https://.../unsubscribe?token={token}\" "
-                          "or sendgrid.unsubscribe_group")
+                      fix="set newsletter.unsubscribe_url = \"https://.../unsubscribe?token={token}\""
+                          + "".join(f" or {kind.group_unsubscribe_setting}" for kind in grouping))
     elif uses_link and ctx.settings.unsubscribe_url and "{token}" not in ctx.settings.unsubscribe_url and \
             ctx.sample_values.get(UNSUBSCRIBE_FIELD, "") == ctx.settings.unsubscribe_url:
         yield Finding(ERROR, "unsubscribe-url-no-token", "newsletter.unsubscribe_url has no {token}, so every "

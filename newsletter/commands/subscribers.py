@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import display_path
+from ..providers import registry
 from .group import NewsletterGroup
 from .options import filters, key_values, list_option, list_path, settings_of
 
@@ -207,7 +208,8 @@ def subscribers_validate(ctx: click.Context, list_name: str, check_dns: bool) ->
 @click.pass_context
 def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
     """Apply the subscriber service's events (sign-ups, unsubscribes, bounces) to a list, and mark the
-    addresses SendGrid suppresses (unsubscribes, bounces, spam reports, the group) when SendGrid sends."""
+    addresses the provider suppresses (SendGrid: unsubscribes, bounces, spam reports, the group), when it keeps
+    such a list."""
     from .. import lists as subscriber_lists
     from ..serve.sync import sync_events
 
@@ -217,11 +219,11 @@ def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
         click.echo(f"  {change.email}: {change.was or 'not on the list'} -> {change.now}")
     if events.configured or settings.serve.lists:  # no store where one is expected: say so, not silence
         click.echo(events.summary)
-    if settings.provider != "sendgrid":
+    if not registry.kind(settings.provider).suppression_list:
         return
     report = subscriber_lists.sync_list(settings, list_name, write=not dry_run)
     for change in report.changes:
         click.echo(f"  {change.email}: {change.was} -> {change.now}")
     click.echo(report.summary, err=bool(report.skipped))
-    if report.skipped:  # the events above are applied; only SendGrid's part is missing
+    if report.skipped:  # the events above are applied; only the provider's part is missing
         ctx.exit(1)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import NewsletterError
+from ..providers import registry
 from ..providers.base import Message, Recipient
 from ..themes import HTML_TEMPLATE
 from .content import Issue, load_issue, require_complete
@@ -24,7 +25,7 @@ from .merge import MergeField
 from .message import InlineImage, list_id
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
-from .unsubscribe import unsubscribe_url, uses_sendgrid_group
+from .unsubscribe import provider_group, unsubscribe_url
 
 SAMPLE_RECIPIENT = {"email": "reader@example.com", "name": "Sample Reader"}
 SAMPLE_LIST = "sample"
@@ -102,7 +103,8 @@ def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider
                  inline_images: bool = False) -> Message:
     """The issue as it goes out to ``list_name``; ``inline_images``: the issue's own images travel
     inside the message instead of being linked from the web archive (a test send: see inline_images.py)."""
-    group = settings.sendgrid.unsubscribe_group if uses_sendgrid_group(settings, provider) else None
+    group = provider_group(settings, provider)
+    categories = registry.kind(provider).categories(settings) if provider else ()
     html = built.html
     related: tuple[InlineImage, ...] = ()
     if inline_images:
@@ -111,7 +113,7 @@ def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider
         issue_name=built.issue.name, list_name=list_name, subject=subject_prefix + built.subject,
         html=html, text=built.text, fields=built.fields, from_address=settings.from_address,
         reply_to=settings.reply_to, unsubscribe_mailto="" if group is not None else settings.unsubscribe_mailto,
-        send_at=send_at, sandbox=sandbox, categories=settings.sendgrid.categories, unsubscribe_group=group,
+        send_at=send_at, sandbox=sandbox, categories=categories, unsubscribe_group=group,
         headers=issue_headers(settings, list_name), related=related,
     )
 

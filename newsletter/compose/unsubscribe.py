@@ -37,9 +37,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..config import Settings
 from ..errors import NewsletterError
+from ..providers import registry
 from ..secret_names import unset_variable
 
-SENDGRID_GROUP_UNSUBSCRIBE = "<%asm_group_unsubscribe_raw_url%>"
 SAMPLE_SECRET = b"sample secret: build previews only, never used to send"
 
 _VERSION = b"\x03"  # the first byte of the tokens made now; signed (first-format) tokens contain a "."
@@ -165,8 +165,10 @@ def read_secret(settings: Settings, *, required: bool = True) -> bytes | None:
     return None
 
 
-def uses_sendgrid_group(settings: Settings, provider: str) -> bool:
-    return provider == "sendgrid" and settings.sendgrid.unsubscribe_group is not None
+def provider_group(settings: Settings, provider: str) -> int | None:
+    """The unsubscribe group of ``provider`` the settings name, when it keeps such groups: it then hosts
+    each recipient's unsubscribe link itself. None for none, or for no provider ("": a sample)."""
+    return registry.kind(provider).unsubscribe_group(settings) if provider else None
 
 
 class UnsubscribeLinks:
@@ -176,8 +178,8 @@ class UnsubscribeLinks:
 
     def __init__(self, settings: Settings, list_name: str, secret: bytes | None, provider: str = ""):
         self._fixed: str | None = None
-        if uses_sendgrid_group(settings, provider):
-            self._fixed = SENDGRID_GROUP_UNSUBSCRIBE
+        if provider_group(settings, provider) is not None:  # the provider's own link, as its tag
+            self._fixed = registry.kind(provider).group_unsubscribe_link
         elif not settings.unsubscribe_url:
             self._fixed = ""
         self._parts = settings.unsubscribe_url.split("{token}")

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..compose.unsubscribe import uses_sendgrid_group
+from ..compose.unsubscribe import provider_group
 from .context import DoctorContext
 from .dkim import verifiable_by_all
 from .dmarc import alignment, find_policy
@@ -51,7 +51,7 @@ def unchecked(reason: str) -> Authentication:
 
 
 def one_click_configured(ctx: DoctorContext) -> bool:
-    return bool(ctx.settings.unsubscribe_url) or uses_sendgrid_group(ctx.settings, ctx.provider)
+    return bool(ctx.settings.unsubscribe_url) or provider_group(ctx.settings, ctx.provider) is not None
 
 
 def authenticate(ctx: DoctorContext, spf_findings: list[Finding], all_findings: list[Finding]) -> Authentication:

@@ -1,8 +1,8 @@
 """A day's memory of the DNS part of the doctor, per domain, so every send does not re-ask DNS.
 
 Kept in ``$XDG_CACHE_HOME/newsletter/doctor/`` (default ``~/.cache``), one
-JSON file per From domain and setup (provider, selectors, envelope domain,
-SMTP host, name server): change any of them and the old answer no longer
+JSON file per From domain and setup (provider and the settings of it the
+findings depend on, selectors, envelope domain, name server): change any of them and the old answer no longer
 applies. Only a passing result is kept: one with a DNS failure or an error
 is asked again on the next send (the next try may get an answer, and a writer
 who fixed the record the send refused on must not be refused all day), and
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..cache_folder import cache_folder
 from ..config import Settings
+from ..providers import registry
 from .authentication import Authentication
 from .findings import ERROR, DoctorFinding, Finding
 
@@ -34,9 +35,9 @@ def cache_dir() -> Path:
 def _cache_file(settings: Settings, nameserver: str | None) -> Path:
     setup = {
         "version": CACHE_VERSION, "from": settings.from_email.lower(), "reply_to": settings.reply_to.lower(),
-        "provider": settings.provider, "doctor": repr(settings.doctor), "smtp_host": settings.smtp.host,
-        "smtp_security": settings.smtp.security, "nameserver": nameserver or "",
-        "unsubscribe": [settings.unsubscribe_url, settings.sendgrid.unsubscribe_group],
+        "provider": settings.provider, "doctor": repr(settings.doctor), "nameserver": nameserver or "",
+        "provider_settings": list(registry.kind(settings.provider).doctor_fingerprint(settings)),
+        "unsubscribe": settings.unsubscribe_url,
     }
     digest = hashlib.sha256(json.dumps(setup, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     domain = settings.from_email.rpartition("@")[2].lower() or "domain"

@@ -2,9 +2,10 @@
 
 Read from ``newsletter.toml``: the From and Reply-To domains, the provider,
 the domain mail is DKIM-signed with and its selectors, and the envelope
-(Return-Path) domain SPF is checked on. A SendGrid setup defaults to the
-``s1``/``s2`` selectors of an authenticated From domain, as SendGrid's
-domain authentication publishes them.
+(Return-Path) domain SPF is checked on. What the provider expects in DNS (an SPF
+include, default DKIM selectors, the domain it signs as otherwise) is its
+``ProviderKind.dns``: SendGrid's default to the ``s1``/``s2`` selectors of an
+authenticated From domain, as its domain authentication publishes them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..errors import display_path
+from ..providers import registry
+from ..providers.contract import DnsExpectations, ProviderKind
 from .domains import domain_of
 from .resolver import DnsClient
-
-SENDGRID_SELECTORS = ("s1", "s2")
-SENDGRID_DOMAIN = "sendgrid.net"
-SENDGRID_SPF_INCLUDE = "sendgrid.net"
 
 
 @dataclass
@@ -32,6 +31,15 @@ class DoctorContext:
     @property
     def provider(self) -> str:
         return self.settings.provider
+
+    @property
+    def kind(self) -> ProviderKind:
+        return registry.kind(self.settings.provider)
+
+    @property
+    def expects(self) -> DnsExpectations:
+        """What the provider needs published in DNS."""
+        return self.kind.dns(self.settings)
 
     @property
     def from_domain(self) -> str:
@@ -50,7 +58,7 @@ class DoctorContext:
         configured = self.settings.doctor.dkim_selectors
         if configured:
             return configured
-        return SENDGRID_SELECTORS if self.provider == "sendgrid" else ()
+        return self.expects.dkim_selectors
 
     @property
     def envelope_domain(self) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from .context import SENDGRID_DOMAIN, DoctorContext
+from .context import DoctorContext
 from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found
 from .resolver import Lookup
 
@@ -96,7 +96,7 @@ def signing_domain(ctx: DoctorContext) -> str:
     for SendGrid without one, sendgrid.net; "" when nothing signs."""
     if any(isinstance(key, DkimKey) and key.usable for _, key in selector_keys(ctx)):
         return ctx.dkim_domain
-    return SENDGRID_DOMAIN if ctx.provider == "sendgrid" else ""
+    return ctx.expects.fallback_domain
 
 
 def verifiable_by_all(ctx: DoctorContext) -> bool:
@@ -105,18 +105,18 @@ def verifiable_by_all(ctx: DoctorContext) -> bool:
     keys = [key for _, key in selector_keys(ctx) if isinstance(key, DkimKey) and key.usable]
     if keys:
         return any(key.kind == "rsa" for key in keys)
-    return ctx.provider == "sendgrid"
+    return bool(ctx.expects.fallback_domain)  # the provider's own signature (SendGrid's is RSA)
 
 
 def check_dkim(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     if not ctx.dkim_selectors:
         yield found(WARNING, "dkim-no-selector", "no DKIM selector is configured, so the doctor cannot check that "
-                    "your SMTP server signs mail; Gmail and Yahoo require DKIM for bulk senders",
+                    f"your {ctx.kind.title} server signs mail; Gmail and Yahoo require DKIM for bulk senders",
                     ctx.config_path, fix="add [doctor] dkim_selectors = [\"<selector>\"] (the s= of your "
                                          "DKIM-Signature header) to newsletter.toml",
                     rule="RFC 6376 §3.6.2.1 (keys are found by selector); Gmail and Yahoo bulk-sender rules")
         return
-    sendgrid = ctx.provider == "sendgrid"
+    expects, title = ctx.expects, ctx.kind.title
     keys: list[DkimKey] = []
     for selector, key in selector_keys(ctx):
         name = f"{selector}._domainkey.{ctx.dkim_domain}"
@@ -124,16 +124,16 @@ def check_dkim(ctx: DoctorContext) -> Iterator[DoctorFinding]:
             if key.failed:
                 yield dns_failure(key, f"DKIM selector {selector}")
                 continue
-            fix = (f"authenticate {ctx.dkim_domain} in SendGrid (Settings > Sender Authentication) and publish "
-                   f"the CNAME records it shows, {selector}._domainkey among them" if sendgrid else
+            fix = (f"authenticate {ctx.dkim_domain} {expects.domain_setup} and publish "
+                   f"the CNAME records it shows, {selector}._domainkey among them" if expects.domain_setup else
                    f"publish the DKIM public key of selector {selector} as a TXT record at {name}")
             yield found(ERROR, "dkim-missing", f"DKIM selector {selector} has no key: {key.describe()}"
-                        + ("; SendGrid then signs as sendgrid.net, which does not align with your domain"
-                           if sendgrid else ""), name, fix=fix,
+                        + (f"; {title} then signs as {expects.fallback_domain}, which does not align with your "
+                           "domain" if expects.fallback_domain else ""), name, fix=fix,
                         rule="RFC 6376 §6.1.2 (no key record: the signature cannot be verified)")
             continue
         keys.append(key)
-        yield from _key_findings(key, name, sendgrid)
+        yield from _key_findings(key, name, expects.key_length_setup)
     usable = [key for key in keys if key.usable]
     if usable and all(key.kind == "ed25519" for key in usable):
         yield found(WARNING, "dkim-ed25519-only", "every DKIM key of this setup is Ed25519: Gmail, Yahoo and "
@@ -142,16 +142,17 @@ def check_dkim(ctx: DoctorContext) -> Iterator[DoctorFinding]:
                     fix="sign with an RSA key (2048 bits) as well as the Ed25519 one: add its selector",
                     rule="RFC 8463 §6 (transition: sign with RSA too); Ed25519 verification by provider: "
                          "https://uriports.com/blog/dkim-ed25519-adoption/")
-    if sendgrid:
+    rotation = expects.key_rotation_domain
+    if rotation:
         for selector in ctx.dkim_selectors:
             lookup = ctx.dns.txt(f"{selector}._domainkey.{ctx.dkim_domain}")
-            if lookup.found and not any(c.endswith("." + SENDGRID_DOMAIN) for c in lookup.cnames):
-                yield found(INFO, "dkim-not-sendgrid-cname", f"{selector}._domainkey.{ctx.dkim_domain} is not a "
-                            "CNAME to sendgrid.net, so SendGrid cannot rotate its key (automated security off)",
-                            lookup.name, rule="SendGrid domain authentication (automated security)")
+            if lookup.found and not any(c.endswith("." + rotation) for c in lookup.cnames):
+                yield found(INFO, f"dkim-not-{ctx.kind.name}-cname", f"{selector}._domainkey.{ctx.dkim_domain} is "
+                            f"not a CNAME to {rotation}, so {title} cannot rotate its key (automated security off)",
+                            lookup.name, rule=f"{title} domain authentication (automated security)")
 
 
-def _key_findings(key: DkimKey, name: str, sendgrid: bool) -> Iterator[DoctorFinding]:
+def _key_findings(key: DkimKey, name: str, key_length_setup: str) -> Iterator[DoctorFinding]:
     selector = key.selector
     if key.problem:
         yield found(ERROR, "dkim-invalid", f"DKIM selector {selector}: {key.problem}", name,
@@ -166,7 +167,7 @@ def _key_findings(key: DkimKey, name: str, sendgrid: bool) -> Iterator[DoctorFin
         yield found(WARNING, "dkim-short-key", f"DKIM selector {selector} has a {key.bits}-bit RSA key; "
                     f"{RECOMMENDED_RSA_BITS} bits is recommended", name,
                     fix=f"rotate to a {RECOMMENDED_RSA_BITS}-bit key"
-                        + (" (SendGrid: Sender Authentication > the domain > key length)" if sendgrid else ""),
+                        + (f" ({key_length_setup})" if key_length_setup else ""),
                     rule="RFC 8301 §3.2 (signers SHOULD use 2048 bits)")
     elif key.kind == "ed25519":
         yield found(INFO, "dkim-ed25519", f"DKIM selector {selector}: Ed25519 key; Gmail, Yahoo and Microsoft do "

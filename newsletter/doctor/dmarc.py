@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .context import SENDGRID_DOMAIN, DoctorContext
+from .context import DoctorContext
 from .dkim import signing_domain
 from .domains import psl_organisational_domain
 from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found
@@ -32,12 +32,13 @@ def find_policy(ctx: DoctorContext) -> Policy:
 
 
 def spf_domain(ctx: DoctorContext) -> str:
-    """The envelope (Return-Path) domain SPF passes for. SendGrid returns bounces through a subdomain
-    of an authenticated domain (em1234.<domain>), else through sendgrid.net."""
-    if ctx.settings.doctor.envelope_domain or ctx.provider != "sendgrid":
+    """The envelope (Return-Path) domain SPF passes for. A provider that returns bounces itself does so
+    through a subdomain of an authenticated domain (SendGrid: em1234.<domain>), else through its own."""
+    expects = ctx.expects
+    if ctx.settings.doctor.envelope_domain or not expects.fallback_domain:
         return ctx.envelope_domain
     authenticated = signing_domain(ctx) == ctx.dkim_domain
-    return f"em.{ctx.dkim_domain}" if authenticated else SENDGRID_DOMAIN
+    return f"{expects.bounce_label}.{ctx.dkim_domain}" if authenticated else expects.fallback_domain
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,8 @@ def _alignment_findings(ctx: DoctorContext, policy: Policy) -> Iterator[DoctorFi
     org = f"; organisational domain {found_at.organisational} (DNS tree walk)"
     rule = "RFC 9989 §3.2.10 (alignment), §4.10.2 (organisational domains by the DNS tree walk)"
     if not found_at.passes:
-        fix = (f"authenticate {ctx.from_domain} in SendGrid (Settings > Sender Authentication) so it signs with "
-               f"d={ctx.from_domain}" if ctx.provider == "sendgrid" else
+        fix = (f"authenticate {ctx.from_domain} {ctx.expects.domain_setup} so it signs with "
+               f"d={ctx.from_domain}" if ctx.expects.domain_setup else
                f"sign with a DKIM key of {ctx.from_domain} ([doctor] dkim_domain), or send with a Return-Path "
                f"in {ctx.from_domain}")
         if found_at.adkim == "s" or found_at.aspf == "s":

@@ -28,7 +28,7 @@ from .findings import ERROR, Finding, dns_failure
 from .mailbox_providers import provider_findings
 from .mx import check_mx
 from .resolver import NXDOMAIN, TIMEOUT, DnsClient
-from .smtp_host import check_reverse_dns, check_tls
+from .sending_host import check_reverse_dns, check_tls
 from .spf import check_spf
 from .unsubscribe_endpoint import ONE_CLICK, check_unsubscribe_endpoint
 

@@ -22,7 +22,7 @@ from .resolver import SERVFAIL, TIMEOUT, Lookup
 if TYPE_CHECKING:
     from .context import DoctorContext
 
-__all__ = ["ERROR", "INFO", "WARNING", "DoctorFinding", "Finding", "dns_failure", "found", "smtp_host_addresses"]
+__all__ = ["ERROR", "INFO", "WARNING", "DoctorFinding", "Finding", "dns_failure", "found", "sending_host_addresses"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ def dns_failure(lookup: Lookup, check: str) -> DoctorFinding:
                  rule=rule)
 
 
-def smtp_host_addresses(ctx: DoctorContext, host: str) -> tuple[DoctorFinding | None, tuple[str, ...]]:
-    """The addresses of the SMTP host (itself when it is one), or the finding that says why there are none.
+def sending_host_addresses(ctx: DoctorContext, host: str) -> tuple[DoctorFinding | None, tuple[str, ...]]:
+    """The addresses of the provider's sending host (itself when it is one), or the finding that says why
+    there are none.
 
     Reverse DNS and SPF both need them.
     """
@@ -60,11 +61,13 @@ def smtp_host_addresses(ctx: DoctorContext, host: str) -> tuple[DoctorFinding | 
         return None, (str(ipaddress.ip_address(host)),)
     except ValueError:
         pass
+    title = ctx.kind.title
     lookup, addresses = ctx.dns.addresses(host)
     if lookup.failed:
-        return dns_failure(lookup, f"the address of the SMTP host {host}"), ()
+        return dns_failure(lookup, f"the address of the {title} host {host}"), ()
     if not addresses:
-        return found(ERROR, "smtp-host-unresolved", f"the SMTP host {host} has no address ({lookup.describe()})",
-                     ctx.config_path, fix="check smtp.host in newsletter.toml",
+        return found(ERROR, f"{ctx.kind.name}-host-unresolved", f"the {title} host {host} has no address "
+                     f"({lookup.describe()})", ctx.config_path,
+                     fix=f"check {ctx.expects.host_setting} in newsletter.toml",
                      rule="RFC 5321 §5.1 (a host name must resolve to an address to be reached)"), ()
     return None, tuple(addresses)

@@ -28,7 +28,7 @@ NEEDS = {
     "dkim_aligned": ("a DKIM signature aligned with the From domain", "sign with a DKIM key of your From domain "
                                                                      "(d= aligned, relaxed at least)"),
     "one_click": ("one-click unsubscribe (RFC 8058)", "set newsletter.unsubscribe_url to newsletter serve's "
-                                                      "/unsubscribe/{token} (or a SendGrid unsubscribe group)"),
+                                                      "/unsubscribe/{token} (or a provider's unsubscribe group)"),
 }
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..hosts import is_local
-from .context import SENDGRID_SPF_INCLUDE, DoctorContext
-from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found, smtp_host_addresses
+from .context import DoctorContext
+from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found, sending_host_addresses
 from .resolver import NXDOMAIN, DnsClient, Lookup
 from .spf_syntax import Term, parse_record
 
@@ -194,8 +194,8 @@ def check_spf(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     if lookup.failed:
         yield dns_failure(lookup, "SPF")
         return
-    suggestion = (f"v=spf1 include:{SENDGRID_SPF_INCLUDE} ~all" if ctx.provider == "sendgrid"
-                  else "v=spf1 a:<your SMTP host> ~all")
+    include = ctx.expects.spf_include
+    suggestion = f"v=spf1 include:{include} ~all" if include else f"v=spf1 a:<your {ctx.kind.title} host> ~all"
     if lookup.outcome == NXDOMAIN:
         yield found(ERROR, "domain-nxdomain", f"the sending domain {domain} does not exist in DNS (NXDOMAIN); "
                     "receivers refuse mail from a domain that does not resolve", domain,
@@ -251,24 +251,27 @@ def check_spf(ctx: DoctorContext) -> Iterator[DoctorFinding]:
 
 def _provider_authorized(ctx: DoctorContext, domain: str, result: SpfWalk) -> Iterator[DoctorFinding]:
     rule = "RFC 7208 §2.4 (the envelope domain must authorize the host that sends); Gmail, Yahoo, Outlook.com"
-    if ctx.provider == "sendgrid":
-        if SENDGRID_SPF_INCLUDE not in result.includes:
-            yield found(ERROR, "spf-provider-missing", f"the SPF record of {domain} does not authorize SendGrid",
-                        domain, fix=f"add include:{SENDGRID_SPF_INCLUDE} before the 'all' at the end", rule=rule)
+    expects, title = ctx.expects, ctx.kind.title
+    if expects.spf_include:
+        if expects.spf_include not in result.includes:
+            yield found(ERROR, "spf-provider-missing", f"the SPF record of {domain} does not authorize {title}",
+                        domain, fix=f"add include:{expects.spf_include} before the 'all' at the end", rule=rule)
         return
-    host = ctx.settings.smtp.host
+    host = expects.sending_host
+    if not host:
+        return
     if is_local(host):
-        yield found(INFO, "spf-local-relay", f"the SMTP host {host} is on this machine or network; SPF must "
+        yield found(INFO, "spf-local-relay", f"the {title} host {host} is on this machine or network; SPF must "
                     "authorize the server that finally delivers the mail", domain,
                     fix="add that server's addresses (ip4:/ip6:) or its provider's include to the SPF record",
                     rule=rule)
         return
-    problem, addresses = smtp_host_addresses(ctx, host)
+    problem, addresses = sending_host_addresses(ctx, host)
     if problem:
         yield problem
         return
     missing = [a for a in addresses if not result.authorizes(a)]
     if missing:
-        yield found(ERROR, "spf-provider-missing", f"the SPF record of {domain} does not authorize the SMTP "
+        yield found(ERROR, "spf-provider-missing", f"the SPF record of {domain} does not authorize the {title} "
                     f"host {host} ({', '.join(missing)})", domain,
                     fix=f"add a:{host} (or ip4:/ip6: with its addresses) before the 'all' at the end", rule=rule)

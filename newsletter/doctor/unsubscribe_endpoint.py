@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import SplitResult, urlsplit
 
-from ..compose.unsubscribe import SAMPLE_SECRET, make_token, read_secret, uses_sendgrid_group
+from ..compose.unsubscribe import SAMPLE_SECRET, make_token, provider_group, read_secret
 from ..config import Settings
 from ..secret_names import variable_name
 from .context import DoctorContext
@@ -62,9 +62,9 @@ def probe_url(settings: Settings) -> str:
 def check_unsubscribe_endpoint(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     settings = ctx.settings
     if not settings.unsubscribe_url:
-        if uses_sendgrid_group(settings, ctx.provider):
-            yield found(INFO, "unsubscribe-sendgrid", "SendGrid's unsubscribe group hosts the one-click "
-                        "unsubscribe", ctx.config_path, rule=RULE)
+        if provider_group(settings, ctx.provider) is not None:
+            yield found(INFO, f"unsubscribe-{ctx.kind.name}", f"{ctx.kind.title}'s unsubscribe group hosts the "
+                        "one-click unsubscribe", ctx.config_path, rule=RULE)
         else:
             yield found(ERROR, "unsubscribe-none", "no unsubscribe URL is configured; Gmail and Yahoo require "
                         "one-click unsubscribe from bulk senders", ctx.config_path,

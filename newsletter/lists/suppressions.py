@@ -1,9 +1,9 @@
-"""Bring SendGrid's suppressions home: mark who unsubscribed, bounced or complained in the list file.
+"""Bring a provider's suppressions home: mark who unsubscribed, bounced or complained in the list file.
 
-SendGrid keeps its own record of addresses it will not deliver to (global
-unsubscribes, bounces, spam reports, the unsubscribe group). ``sync_list``
-copies those verdicts into ``subscribers/<list>.csv`` so the list, the dry
-run and every other provider agree with SendGrid.
+A provider may keep its own record of addresses it will not deliver to (SendGrid: global
+unsubscribes, bounces, spam reports, the unsubscribe group; ``ProviderKind.suppression_list``).
+``sync_list`` copies those verdicts into ``subscribers/<list>.csv`` so the list, the dry
+run and every other provider agree with it.
 
 Statuses that stop mail have a precedence, the same here and in the
 subscriber service's sync: complained over bounced over unsubscribed. A row
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import NewsletterError, display_path
+from ..providers import registry
 from .address_keys import key_or_problem
 from .editor import StatusChange, set_status
 from .list_names import check_list_name, require_list
@@ -54,25 +55,26 @@ def mark_departures(path: Path, statuses: Mapping[str, str]) -> int:
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What a sync found at SendGrid and changed in the list (or why it could not ask SendGrid)."""
+    """What a sync found at the provider and changed in the list (or why it could not ask it)."""
 
     path: Path
-    fetched: int  # addresses SendGrid suppresses
+    fetched: int  # addresses the provider suppresses
     changes: tuple[StatusChange, ...]  # one per address whose rows changed (or would, without writing)
     rows_changed: int
-    not_on_list: int  # suppressed at SendGrid, absent from this list
+    not_on_list: int  # suppressed at the provider, absent from this list
     written: bool
-    skipped: str = ""  # why SendGrid's suppressions were not read ("" = they were); the list is then untouched
+    provider: str  # the provider's title ("SendGrid"), as the summary names it
+    skipped: str = ""  # why the provider's suppressions were not read ("" = they were); the list is then untouched
 
     @property
     def summary(self) -> str:
         where = display_path(self.path)
         if self.skipped:
-            return (f"Skipped SendGrid's suppressions, so {where} is not checked against them: {self.skipped}. "
+            return (f"Skipped {self.provider}'s suppressions, so {where} is not checked against them: {self.skipped}. "
                     "Fix that and run the sync again.")
         by_status = Counter(change.now for change in self.changes)
         detail = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
-        head = f"SendGrid suppresses {self.fetched} address{'es' if self.fetched != 1 else ''}"
+        head = f"{self.provider} suppresses {self.fetched} address{'es' if self.fetched != 1 else ''}"
         tail = f"{self.not_on_list} of them not on this list"
         if not self.changes:
             return f"{head}; {where} already agrees ({tail})."
@@ -83,7 +85,7 @@ class SyncReport:
 
 
 def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str], list[StatusChange], int]:
-    """(key -> new status, changes, addresses not on the list) for SendGrid's ``address -> status``."""
+    """(key -> new status, changes, addresses not on the list) for the provider's ``address -> status``."""
     wanted: dict[str, str] = {}
     for address, status in suppressed.items():
         key = key_or_problem(address)[0]
@@ -103,26 +105,21 @@ def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str]
 
 
 def sync_list(settings: Settings, list_name: str, *, write: bool = True) -> SyncReport:
-    """Fetch SendGrid's suppressions and mark those subscribers of ``list_name`` (atomically).
+    """Fetch the configured provider's suppressions and mark those subscribers of ``list_name`` (atomically).
 
-    When SendGrid cannot be asked (no API key set, the API refuses or is down) the report says why in
+    When the provider cannot be asked (no API key set, the API refuses or is down) the report says why in
     ``skipped`` and nothing is changed: ``subscribers sync`` has by then applied the service's events, and
     must say which part was done rather than end on an error as if nothing had been.
     """
-    from ..providers.sendgrid import fetch_suppressions, from_settings
-
+    kind = registry.kind(settings.provider)
     path = require_list(settings.list_path(check_list_name(list_name)))
     try:
-        provider = from_settings(settings)
-        try:
-            suppressed = fetch_suppressions(provider)
-        finally:
-            provider.close()
+        suppressed = kind.fetch_suppressions(settings)
     except NewsletterError as err:
         return SyncReport(path=path, fetched=0, changes=(), rows_changed=0, not_on_list=0, written=False,
-                          skipped=err.reason)
+                          provider=kind.title, skipped=err.reason)
     updates, changes, absent = plan_changes(path, suppressed)
     # a row suppressed since it was read (say, unsubscribed by hand) keeps a stronger status
     rows = mark_departures(path, updates) if write and updates else 0
     return SyncReport(path=path, fetched=len(suppressed), changes=tuple(changes), rows_changed=rows,
-                      not_on_list=absent, written=write)
+                      not_on_list=absent, written=write, provider=kind.title)

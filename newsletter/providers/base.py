@@ -20,7 +20,7 @@ whole request is raised as one of the exceptions below, so the engine can tell
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from enum import StrEnum
@@ -229,6 +229,7 @@ class Capabilities:
     # outcome until the engine has journaled it: after a crash, only the first recipient still in
     # flight can have been attempted (one unknown, as a mail queue would have), the rest are unsent.
     sequential: bool = False
+    unicode_addresses: bool = False  # carries addresses with non-ASCII characters (SMTPUTF8, RFC 6531)
 
 
 DataT = TypeVar("DataT")  # what a provider's encode hands its deliver: request bodies, wire copies...
@@ -240,16 +241,40 @@ class Payload(NamedTuple, Generic[DataT]):
 
     ``refused`` names recipients the encoder could not put in the request at all (an address
     the provider cannot carry), each with its reason: they fail alone, before anything is sent.
+    ``labels`` name the request in the provider's own records (``RUN_LABEL``, ``BATCH_LABEL``): the
+    send loop sets them once the request is journaled in flight, and a provider that reports events
+    hands them back with each (SendGrid: ``custom_args``), so a request in the grey zone can be
+    settled from what the provider saw of it (``sending/resolution.py``).
     """
 
     keys: tuple[str, ...]
     data: DataT
     refused: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+# The names of a request's labels: its run (the journal's run uid, unique across journals) and its batch
+# (the journal's label for the request: a provider that splits it into several requests adds "#i/n").
+RUN_LABEL = "newsletter_run"
+BATCH_LABEL = "newsletter_batch"
+
+
+def request_labels(run_uid: str, batch: str) -> tuple[tuple[str, str], ...]:
+    """``Payload.labels`` for the request journaled as ``batch`` by the run ``run_uid``."""
+    return ((RUN_LABEL, run_uid), (BATCH_LABEL, batch))
+
+
+# What a deliver yields, chunk by chunk; a generator, which the engine may close.
+Outcomes = Generator[list[Delivery] | Accepted, None, None]
 
 
 class Provider(Protocol[DataT]):
     """What the send engine needs of a way out, once opened (the instance half of the contract; the
-    other half, what a provider is before it is opened, is ``contract.ProviderKind``)."""
+    other half, what a provider is before it is opened, is ``contract.ProviderKind``).
+
+    Generic over the data its ``encode`` hands its ``deliver`` (``Provider[Bodies]``: SendGrid's JSON
+    bodies, ``Provider[SmtpData]``: each copy's bytes), so only that provider's ``deliver`` reads what
+    its ``encode`` made, typed; the engine, which holds any provider, holds a ``Provider[Any]``."""
 
     name: str
     capabilities: Capabilities
@@ -262,8 +287,9 @@ class Provider(Protocol[DataT]):
     def open(self) -> None:
         """Connect / check credentials before the first request (may raise AuthError)."""
 
-    def deliver(self, payload: Payload[DataT]) -> Iterator[list[Delivery]] | Iterator[Accepted]:
-        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request."""
+    def deliver(self, payload: Payload[DataT]) -> Outcomes:
+        """Make the request; yield outcomes as they arrive, or raise a ProviderError for the whole request.
+        A generator: the engine closes it to stop a sequential provider before its next recipient."""
 
     def probe(self, timeout: float) -> None:
         """A request that delivers nothing (an API read, an SMTP NOOP): returns once the provider answers."""

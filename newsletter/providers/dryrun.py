@@ -9,7 +9,7 @@ and writes the first few as complete ``.eml`` files. Nothing touches the network
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ class DryRunProvider:
             error = os_error(err, self.out_dir, action="write the dry run's samples")
             raise NewsletterError(error.reason, where=error.where, hint=f"{error.hint}; or pass --out DIR") from None
 
-    def deliver(self, payload: Payload[Sampled]) -> Iterator[list[Delivery]]:
+    def deliver(self, payload: Payload[Sampled]) -> Generator[list[Delivery], None, None]:
         message, recipients = payload.data
         deliveries = []
         for recipient in recipients:

@@ -152,9 +152,9 @@ class DryRun(SendMode):
     def provider(self, settings: Settings, provider_name: str, outbox: Path) -> Provider[Any]:
         from ..providers.dryrun import DryRunProvider
 
-        module = registry.module(provider_name)
+        kind = registry.kind(provider_name)
         return DryRunProvider(self.out_dir or outbox, stands_in_for=provider_name,
-                              capabilities=module.CAPABILITIES, encode=module.encode, samples=self.samples)
+                              capabilities=kind.capabilities, encode=kind.encode, samples=self.samples)
 
     def finish(self, report: SendReport, provider: Provider[Any], outbox: Path) -> None:
         from ..providers.dryrun import DryRunProvider

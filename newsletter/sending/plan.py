@@ -306,7 +306,7 @@ def _check_schedule(send_at: dt.datetime | None, provider: str) -> None:
         return
     if send_at <= dt.datetime.now(dt.UTC):
         raise NewsletterError(f"--provider-at {send_at.isoformat()} is in the past", hint="give a future time")
-    registry.module(provider).check_schedule(send_at)
+    registry.kind(provider).check_schedule(send_at)
 
 
 def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOptions, *,
@@ -330,7 +330,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             unfinished = journal.runs.unfinished()
             audience = settle_audience(journal, options, settings, issue.path, lost.at if lost else "")
         provider = audience.provider
-        registry.module(provider)  # an unknown name fails here, naming the known ones
+        registry.kind(provider)  # an unknown name fails here, naming the known ones
         _check_schedule(options.send_at, provider)
         list_path = None if mode.addresses else require_list(settings.list_path(list_name))
         built = build(settings, issue, list_columns(list_path) if list_path else None)

@@ -16,7 +16,7 @@ from .headers import ASGIApp, Message, Receive, Scope, Send
 
 ACCESS_LOGGER = "newsletter.serve.access"
 # Paths shown as they are: the routes that carry nothing about a reader (a list name is letters, digits, ._-).
-_PLAIN_PATHS = re.compile(r"/(?:healthz|theme\.css|pages\.css|events/sendgrid|subscribe/[A-Za-z0-9._-]{0,40})")
+_PLAIN_PATHS = re.compile(r"/(?:healthz|theme\.css|pages\.css|events/[a-z0-9_]{1,40}|subscribe/[A-Za-z0-9._-]{0,40})")
 _ROUTE_WORD = re.compile(r"[A-Za-z0-9._-]{1,20}")  # short enough to be a route's name, not a token
 
 

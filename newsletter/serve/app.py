@@ -15,6 +15,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,9 @@ from ..compose.unsubscribe import read_secret
 from ..config import Settings
 from ..errors import NewsletterError
 from ..lists import check_list_name
+from ..providers import registry
 from ..providers.base import Provider
+from ..providers.contract import EventWebhook, ProviderKind
 from .access_log import AccessLog
 from .click_routes import ClickRoutes
 from .departure_routes import DepartureRoutes
@@ -51,31 +54,42 @@ __all__ = ["DEFAULT_SLOW_CLIENTS", "Service", "create_app", "public_url"]
 
 
 class Service(SignUpRoutes, DepartureRoutes, ClickRoutes):
-    """Every route of the service on one shared state (service_base.py); the provider's events here."""
+    """Every route of the service on one shared state (service_base.py); each provider's events in
+    ``ProviderEvents``."""
 
-    async def sendgrid_events(self, request: Request) -> Response:
-        from ..providers.sendgrid import EVENT_SIGNATURE_HEADER, EVENT_TIMESTAMP_HEADER
 
-        if self.webhook_verifier is None:
-            return PlainTextResponse("the SendGrid event webhook is not configured\n", status_code=503)
-        body = await body_up_to(request, MAX_WEBHOOK_BYTES, self.body_seconds)
+class ProviderEvents:
+    """The event webhook of one provider (``/events/<name>``): signed batches of what happened to the mail
+    it sent, recorded as list events and message events."""
+
+    def __init__(self, service: Service, kind: ProviderKind, webhook: EventWebhook, verifier: Verifier | None):
+        self.service = service
+        self.kind = kind
+        self.webhook = webhook
+        self.verifier = verifier
+
+    async def receive(self, request: Request) -> Response:
+        service, webhook, verifier = self.service, self.webhook, self.verifier
+        if verifier is None:
+            return PlainTextResponse(f"the {self.kind.title} event webhook is not configured\n", status_code=503)
+        body = await body_up_to(request, MAX_WEBHOOK_BYTES, service.body_seconds)
         if isinstance(body, int):
             return PlainTextResponse("too large\n" if body == 413 else "request timeout\n", status_code=body,
                                      headers={"Connection": "close"})
-        max_age = self.settings.serve.webhook_max_age_seconds
+        max_age = service.settings.serve.webhook_max_age_seconds
         received = now_utc()
         # the signature, the JSON and every address of a large batch take CPU time: not on the event loop
         batch = await run_in_threadpool(
-            read_batch, self.webhook_verifier, body, request.headers.get(EVENT_SIGNATURE_HEADER, ""),
-            request.headers.get(EVENT_TIMESTAMP_HEADER, ""), served=self.lists, max_age=max_age,
-            now=time.time(), at=stamp(received), reader_of=self.reader_of)
+            read_batch, webhook, self.kind.name, verifier, body, request.headers.get(webhook.signature_header, ""),
+            request.headers.get(webhook.timestamp_header, ""), served=service.lists, max_age=max_age,
+            now=time.time(), at=stamp(received), reader_of=service.reader_of)
         if isinstance(batch, Refusal):
             return PlainTextResponse(f"{batch.reason}\n", status_code=batch.status)
         # a batch is refused as stale once its timestamp is max_age away, so its digest can go after that
         forget_before = stamp(received - dt.timedelta(seconds=3 * max_age))
         try:
-            added = await run_in_threadpool(self.store.append_batch, batch.digest, batch.events, stamp(received),
-                                            forget_before, batch.message_events)
+            added = await run_in_threadpool(service.store.append_batch, batch.digest, batch.events, stamp(received),
+                                            forget_before, batch.message_events, batch.reports)
         except NewsletterError as err:
             log.error("event store: %s", err)
             return PlainTextResponse("event store unavailable\n", status_code=503,
@@ -85,23 +99,38 @@ class Service(SignUpRoutes, DepartureRoutes, ClickRoutes):
         return PlainTextResponse(f"recorded {added} event(s)\n")
 
 
+def _event_routes(service: Service, settings: Settings, public_key: str | None,
+                  verifier: Verifier | None) -> list[Route]:
+    """A route for each provider with an event webhook. Its check is ``verifier``, else one with
+    ``public_key``, else one with the key in the variable the provider's setting names (none: 503)."""
+    import os
+
+    routes = []
+    for kind in registry.kinds():
+        webhook = kind.event_webhook
+        if webhook is None:
+            continue
+        check = verifier
+        if check is None:
+            key = public_key if public_key is not None else os.environ.get(webhook.key_env(settings), "")
+            check = webhook.verifier(key) if key.strip() else None
+        routes.append(Route(f"/events/{kind.name}", ProviderEvents(service, kind, webhook, check).receive,
+                            methods=["POST"]))
+    return routes
+
+
 def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = None,
                mailer: Callable[..., None] | None = None, webhook_public_key: str | None = None,
-               webhook_verifier: Verifier | None = None, provider: Provider | None = None,
+               webhook_verifier: Verifier | None = None, provider: Provider[Any] | None = None,
                slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS, clock: Clock = now_utc) -> AccessLog:
     """The ASGI app for ``settings`` on ``store`` (wrapped in the redacting access log and security headers).
 
-    ``secret`` defaults to the unsubscribe secret from the environment, the
-    webhook check to one with the key in the variable
-    ``serve.sendgrid_webhook_key_env`` names (no key: the events route answers
-    503), the mailer to the configured provider; ``slow_clients`` gives the
+    ``secret`` defaults to the unsubscribe secret from the environment, each
+    provider's webhook check to one with the key in the variable its setting
+    names (no key: its events route answers 503), the mailer to the configured provider; ``slow_clients`` gives the
     body deadline (the rest of it is uvicorn's, see server.uvicorn_config); ``clock`` the time clicks are
     judged and recorded by.
     """
-    import os
-
-    from ..providers.sendgrid import event_webhook_verifier
-
     if not settings.serve.lists:
         raise NewsletterError("no lists to serve", where=settings.path,
                               hint='add lists = ["your-list"] under [serve]')
@@ -110,15 +139,11 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
             check_list_name(list_name)
         except NewsletterError as err:  # readers could never reach it, and sync would refuse it
             raise NewsletterError(f"serve.lists: {err.reason}", where=settings.path, hint=err.hint) from None
-    if webhook_verifier is None:
-        key = webhook_public_key if webhook_public_key is not None else os.environ.get(
-            settings.serve.sendgrid_webhook_key_env, "")
-        webhook_verifier = event_webhook_verifier(key) if key.strip() else None
     send = mailer or (partial(_send_with, provider) if provider is not None else send_confirmation)
     secret = secret or read_secret(settings)
     assert secret is not None  # read_secret raises when the variable is not set
     service = Service(settings, store, secret=secret, mailer=send,
-                      webhook_verifier=webhook_verifier, slow_clients=slow_clients, clock=clock)
+                      slow_clients=slow_clients, clock=clock)
     routes = [
         Route("/healthz", service.healthz, methods=["GET"]),
         Route("/theme.css", service.stylesheet, methods=["GET"]),
@@ -130,7 +155,7 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
         Route("/unsubscribe/{token}", service.unsubscribe_form, methods=["GET"]),
         Route("/unsubscribe/{token}", service.unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", service.resubscribe, methods=["POST"]),
-        Route("/events/sendgrid", service.sendgrid_events, methods=["POST"]),
+        *_event_routes(service, settings, webhook_public_key, webhook_verifier),
         Route("/c/{token}", service.click, methods=["GET", "HEAD"]),
     ]
     app = Starlette(routes=routes)
@@ -141,6 +166,6 @@ def create_app(settings: Settings, store: EventStore, *, secret: bytes | None = 
     return AccessLog(SecurityHeaders(app))
 
 
-def _send_with(provider: Provider, settings: Settings, list_name: str, email: str, key: str, name: str,
+def _send_with(provider: Provider[Any], settings: Settings, list_name: str, email: str, key: str, name: str,
                url: str) -> None:
     send_confirmation(settings, list_name, email, key, name, url, provider=provider)

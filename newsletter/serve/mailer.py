@@ -9,6 +9,8 @@ a list until they confirm.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import Settings
 from ..errors import NewsletterError
 from ..providers import registry
@@ -16,8 +18,8 @@ from ..providers.base import SENT, Message, Provider, Recipient, deliver_all
 from .pages import render_mail
 
 
-def open_provider(settings: Settings) -> Provider:
-    """The configured provider (SendGrid or SMTP), its secret read from the environment."""
+def open_provider(settings: Settings) -> Provider[Any]:
+    """The configured provider, its secret read from the environment."""
     return registry.open_provider(settings, settings.provider)
 
 
@@ -25,11 +27,11 @@ def confirmation_message(settings: Settings, list_name: str, confirm_url: str) -
     html, text = render_mail(settings, list_name, confirm_url)
     return Message(issue_name="confirm", list_name=list_name, subject=f"Confirm your subscription to {settings.name}",
                    html=html, text=text, fields=(), from_address=settings.from_address, reply_to=settings.reply_to,
-                   categories=settings.sendgrid.categories)
+                   categories=registry.kind(settings.provider).categories(settings))
 
 
 def send_confirmation(settings: Settings, list_name: str, email: str, key: str, name: str, confirm_url: str,
-                      provider: Provider | None = None) -> None:
+                      provider: Provider[Any] | None = None) -> None:
     """Mail ``email`` its confirmation link; a NewsletterError if the provider did not accept it."""
     message = confirmation_message(settings, list_name, confirm_url)
     provider = provider or open_provider(settings)

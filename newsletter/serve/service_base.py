@@ -103,7 +103,7 @@ class ServiceBase:
     """The routes' shared state: settings, store, secrets and limits, set up once at start."""
 
     def __init__(self, settings: Settings, store: EventStore, *, secret: bytes,
-                 mailer: Callable[..., None], webhook_verifier: Verifier | None,
+                 mailer: Callable[..., None],
                  slow_clients: SlowClientLimits = DEFAULT_SLOW_CLIENTS, clock: Clock = now_utc):
         self.settings = settings
         self.store = store
@@ -115,7 +115,6 @@ class ServiceBase:
         self.resubscribe_tokens = ConfirmTokens(secret, RESUBSCRIBE_SECONDS, purpose=RESUBSCRIBE)
         self.limits = SignUpLimits(settings.serve, store)
         self.mailer = mailer
-        self.webhook_verifier = webhook_verifier
         self.body_seconds = slow_clients.body_seconds
         self.routes: Sequence[BaseRoute] = ()  # set by create_app, for not_found's slash check
         self.base = public_url(settings)

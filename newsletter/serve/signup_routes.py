@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from ..errors import NewsletterError
+from ..providers import registry
 from . import pages
 from .limits import HONEYPOT_FIELD, mailbox_key
 from .service_base import (
@@ -58,7 +59,7 @@ class SignUpRoutes(ServiceBase):
             return self.page("Please check the address", [
                 "That does not look like an email address. Go back and check it for typing mistakes."],
                 status=400)
-        if self.settings.provider == "smtp" and not email.isascii():  # SMTP here sends without SMTPUTF8
+        if not email.isascii() and not registry.capabilities(self.settings.provider).unicode_addresses:
             return self.page("Please use another address", [
                 "We cannot send to addresses with accented or non-Latin letters yet. "
                 "Please subscribe with another address."], status=400)

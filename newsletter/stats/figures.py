@@ -27,6 +27,7 @@ from typing import Any
 from ..compose.click_tokens import HONEYPOT
 from ..config import Settings
 from ..lists.domain_groups import STATS_GROUPS, stats_group, stats_group_name
+from ..providers.registry import is_provider_source
 from ..serve.store import (
     BOUNCED,
     CLICKED,
@@ -221,7 +222,7 @@ def figures(settings: Settings, copies: SentCopies, subject: str, clicks: Sequen
               "decided": bool(record.decided), "verdict": record.verdict or "waiting for the decision",
               "winner": record.winner, "summary": record.summary}
     unsubscribed = _unique(events, UNSUBSCRIBED) + len({e.key for e in departures if e.kind == UNSUBSCRIBED
-                                                         and e.source != "sendgrid"})
+                                                         and not is_provider_source(e.source)})
     return IssueFigures(
         issue_id=copies.issue_id, folder=copies.folder, subject=subject, lists=copies.lists,
         sent_at=dt.datetime.fromtimestamp(copies.first_sent, dt.UTC).isoformat(timespec="seconds")

@@ -19,7 +19,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -41,10 +41,12 @@ from ..base import (
     RejectedError,
     TransientError,
 )
-from .body import MAX_RECIPIENTS, Bodies, check_categories, encode
+from .body import MAX_RECIPIENTS, Bodies, check_categories, encode, labelled
 
-# Independent HTTPS requests (SendGrid answers each in ~100-300 ms); scheduling by send_at; ASM groups.
-CAPABILITIES = Capabilities(max_batch=MAX_RECIPIENTS, max_concurrency=4, scheduling=True, unsubscribe_groups=True)
+# Independent HTTPS requests (SendGrid answers each in ~100-300 ms); scheduling by send_at; ASM groups;
+# addresses in any script.
+CAPABILITIES = Capabilities(max_batch=MAX_RECIPIENTS, max_concurrency=4, scheduling=True, unsubscribe_groups=True,
+                            unicode_addresses=True)
 # SendGrid's own permission names (API key scopes) for what this module does.
 MAIL_SEND_SCOPE = "mail.send"
 
@@ -197,12 +199,13 @@ class SendGridProvider:
                 status=200, hint="in SendGrid: Settings > API Keys > edit the key > Mail Send: Full Access",
             )
 
-    def deliver(self, payload: Payload[Bodies]) -> Iterator[Accepted]:
+    def deliver(self, payload: Payload[Bodies]) -> Generator[Accepted, None, None]:
         """One request per body of the payload (most often one); its recipients SENT on 2xx, else a
         ProviderError for the recipients not yet reported (a refusal names them by their position
         among those, as the engine reads it)."""
         waiting = list(payload.keys)  # not yet reported, in the payload's order
-        for keys, body in payload.data:
+        for part, (keys, body) in enumerate(payload.data, 1):
+            body = labelled(body, payload.labels, part, len(payload.data))  # its run and batch, in custom_args
             try:
                 response = self.call(f"sending to {len(keys)} recipients", _posting(body, self.timeout))
             except RejectedError as err:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 from ...config import Settings, SmtpSettings
 from ...errors import NewsletterError
@@ -57,7 +57,6 @@ class SmtpProvider:
 
     name = "smtp"
     capabilities = CAPABILITIES
-    max_batch = MAX_BATCH
     encode = staticmethod(encode)
 
     def __init__(self, settings: SmtpSettings, *, password: str | None,
@@ -104,7 +103,7 @@ class SmtpProvider:
         except TransientError:
             pass
 
-    def deliver(self, payload: Payload[SmtpData]) -> Iterator[list[Delivery]]:
+    def deliver(self, payload: Payload[SmtpData]) -> Generator[list[Delivery], None, None]:
         """One transaction per recipient, each outcome yielded as its reply arrives.
 
         Raises only while nothing of this payload can have been delivered; once something

@@ -1,10 +1,12 @@
-"""The SMTP host: forward-confirmed reverse DNS, and TLS on the way to it.
+"""The provider's sending host (an SMTP server of the writer's): forward-confirmed reverse DNS, and TLS
+on the way to it.
 
 Receivers distrust a sending IP whose PTR name does not resolve back to it
 (forward-confirmed reverse DNS; Gmail's and Outlook.com's sender rules ask
 for it). Mail and the password sent to a relay without TLS can be read on
 the way; MTA-STS and TLS reporting are the receiving side's counterpart.
-Checked only when the provider is SMTP: SendGrid's servers are SendGrid's.
+Checked only when the provider hands mail to a host of ours (``DnsExpectations.sending_host``): an
+API provider's servers are its own.
 """
 
 from __future__ import annotations
@@ -13,20 +15,20 @@ from collections.abc import Iterator
 
 from ..hosts import is_local
 from .context import DoctorContext
-from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found, smtp_host_addresses
+from .findings import ERROR, INFO, WARNING, DoctorFinding, dns_failure, found, sending_host_addresses
 
 FCRDNS = "Gmail and Outlook.com sender rules: forward-confirmed reverse DNS (https://support.google.com/a/answer/81126)"
 
 
 def check_reverse_dns(ctx: DoctorContext) -> Iterator[DoctorFinding]:
-    if ctx.provider != "smtp":
+    host, title = ctx.expects.sending_host, ctx.kind.title
+    if not host:
         return
-    host = ctx.settings.smtp.host
     if is_local(host):
-        yield found(INFO, "rdns-local-relay", f"the SMTP host {host} is local; the server that finally delivers "
+        yield found(INFO, "rdns-local-relay", f"the {title} host {host} is local; the server that finally delivers "
                     "the mail needs a PTR name that resolves back to its address", ctx.config_path, rule=FCRDNS)
         return
-    problem, addresses = smtp_host_addresses(ctx, host)
+    problem, addresses = sending_host_addresses(ctx, host)
     if problem:
         yield problem
         return
@@ -36,7 +38,7 @@ def check_reverse_dns(ctx: DoctorContext) -> Iterator[DoctorFinding]:
             yield dns_failure(ptr, f"reverse DNS of {address}")
             continue
         if not ptr.found:
-            yield found(ERROR, "rdns-missing", f"the SMTP host's address {address} has no reverse DNS name "
+            yield found(ERROR, "rdns-missing", f"the {title} host's address {address} has no reverse DNS name "
                         f"({ptr.describe()}); receivers distrust mail from it", ptr.name,
                         fix=f"ask whoever runs {address} (your hosting provider) to set its PTR record to {host}",
                         rule=FCRDNS)
@@ -53,14 +55,15 @@ def check_reverse_dns(ctx: DoctorContext) -> Iterator[DoctorFinding]:
 
 
 def check_tls(ctx: DoctorContext) -> Iterator[DoctorFinding]:
-    if ctx.provider != "smtp" or ctx.settings.smtp.security != "none":
+    expects, title = ctx.expects, ctx.kind.title
+    if not expects.sending_host or not expects.sending_host_in_clear:
         return
-    host = ctx.settings.smtp.host
+    host, setting = expects.sending_host, expects.security_setting
     local = is_local(host)
-    yield found(INFO if local else WARNING, "smtp-no-tls",
-                f"mail goes to the SMTP host {host} without TLS (smtp.security = \"none\")"
+    yield found(INFO if local else WARNING, f"{ctx.kind.name}-no-tls",
+                f"mail goes to the {title} host {host} without TLS ({setting} = \"none\")"
                 + ("" if local else ": messages and the password can be read on the way"), ctx.config_path,
-                fix="set smtp.security = \"starttls\" (port 587) or \"ssl\" (port 465)",
+                fix=f"set {setting} = \"starttls\" (port 587) or \"ssl\" (port 465)",
                 rule="RFC 8314 §3 (use TLS for mail submission)")
     present = [name for name in (f"_mta-sts.{ctx.from_domain}", f"_smtp._tls.{ctx.from_domain}")
              if ctx.dns.txt(name).found]
