@@ -515,6 +515,19 @@ class SendGridStandIn:
     def _log(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
+            self._delivered.notify_all()
+
+    def wait_answered(self, timeout: float) -> bool:
+        """Wait until every mail send that arrived has been answered (or dropped): a late answer is recorded
+        only when it leaves. Whether that happened within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._delivered:
+            while sum(1 for r in self._requests if r.path == MAIL_SEND) < self._arrivals:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._delivered.wait(left)
+        return True
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         return headers.get("Authorization", "") == f"Bearer {self.api_key}"
