@@ -15,7 +15,11 @@ schema validation off) in its own process:
 Target: the automation within 1.2x of the baseline, in time and in memory. --pairs N runs N back-to-back
 pairs; each figure is the median pair's.
 
-    python benchmarks/automation.py [--readers 100000] [--pairs 3]
+    python benchmarks/automation.py [--readers 100000] [--pairs 3] [--joined 0]
+
+--joined K adds K readers to the list after step 1 went out: the measured run then finds the list changed,
+reads it, enrols them and sends them step 1 (a second send, of its own issue) beside step 2 to the others;
+the plain send's list has them too.
 
 Last run on the 2-core development machine (shared with other work, so each ratio pairs runs made
 back to back), 2026-12-07, defaults (100,000 readers, 3 pairs): plain send 3.3-3.7 s and 183 MB; send --due
@@ -121,19 +125,35 @@ def with_sequence(root: Path) -> None:
     (root / "sequences" / "welcome" / "sequence.toml").write_text('list = "bench"\ntrigger = "added"\n')
 
 
-def pair(api_host: str, readers: int) -> tuple[dict, dict]:
+def add_readers(root: Path, first: int, count: int) -> None:
+    """``count`` readers joined after the others (rows appended, as ``subscribers add`` or an import would)."""
+    with open(root / "subscribers" / "bench.csv", "a") as out:
+        for i in range(first, first + count):
+            out.write(f"reader{i}@example.com,Reader {i},subscribed,City {i % 100}\n")
+
+
+def pair(api_host: str, readers: int, joined: int) -> tuple[dict, dict]:
+    """The plain send and the measured ``send --due`` over the same list; ``joined``: readers added to the list
+    after step 1 went out, so the measured run also reads the changed list, enrols them and sends them step 1
+    (the plain send's list has them too: both mail every reader once)."""
+    everyone = readers + joined
     with tempfile.TemporaryDirectory() as tmp:
         plain_root = newsletter(Path(tmp) / "plain", api_host, readers)
+        add_readers(plain_root, readers, joined)
         plain = run(plain_root, "send", f"issues/{ISSUE}", "--list", "bench", "--yes")
         due_root = newsletter(Path(tmp) / "due", api_host, readers)
         with_sequence(due_root)
         run(due_root, "send", "--due", "--backfill", "welcome")  # enrols everyone, sends step 1: not timed
+        add_readers(due_root, readers, joined)
         later = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3, minutes=1)).isoformat(timespec="minutes")
-        due = run(due_root, "send", "--due", "--now", later)  # step 2, due to every reader
-    sent = f"to {readers} readers of list bench: sent {readers} of {readers}"
-    if sent not in str(due["output"]):
-        raise SystemExit(f"send --due did not send the step to every reader:\n{due['output']}")
-    if f"sent {readers} of {readers}" not in str(plain["output"]):
+        due = run(due_root, "send", "--due", "--now", later)  # step 2, due to every reader (and step 1 to new ones)
+    expected = [f"to {readers} readers of list bench: sent {readers} of {readers}"]
+    if joined:
+        expected.append(f"to {joined} reader{'s' * (joined > 1)} of list bench: sent {joined} of {joined}")
+    for sent in expected:
+        if sent not in str(due["output"]):
+            raise SystemExit(f"send --due did not send the steps to every reader ({sent}):\n{due['output']}")
+    if f"sent {everyone} of {everyone}" not in str(plain["output"]):
         raise SystemExit(f"the plain send did not send to every reader:\n{plain['output']}")
     return plain, due
 
@@ -142,17 +162,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=100_000)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--joined", type=int, default=0,
+                        help="readers added to the list after step 1 (the list changed: they are enrolled and "
+                             "sent step 1 in the measured run)")
     args = parser.parse_args()
     standin = subprocess.Popen([sys.executable, str(REPO / "tests" / "sendgrid_standin.py"), "--port", "0",
                                 "--no-validate", "--key", KEY], stdout=subprocess.PIPE, text=True)
     try:
         assert standin.stdout is not None
         url = standin.stdout.readline().split()[-1]
-        results = [pair(url, args.readers) for _ in range(args.pairs)]
+        results = [pair(url, args.readers, args.joined) for _ in range(args.pairs)]
     finally:
         standin.terminate()
         standin.wait()
-    print(f"{args.readers:,} readers, {args.pairs} pair(s), SendGrid stand-in, whole process each:")
+    changed = f", {args.joined:,} of them added after step 1 (the list changed)" if args.joined else ""
+    print(f"{args.readers + args.joined:,} readers{changed}, {args.pairs} pair(s), SendGrid stand-in, "
+          "whole process each:")
     for number, (plain, due) in enumerate(results, 1):
         print(f"  pair {number}: plain send {plain['seconds']:.1f} s, {plain['peak_mb']:.0f} MB;  "
               f"send --due (sequence step) {due['seconds']:.1f} s, {due['peak_mb']:.0f} MB;  "

@@ -279,6 +279,7 @@ class SendGridStandIn:
         self._validator = load_validator() if validate else None
         self._lock = threading.Lock()
         self._delivered = threading.Condition(self._lock)  # notified whenever deliveries are counted
+        self._open = 0  # connections accepted and not yet closed (``quiet``)
         self._accepted: list[Accepted] = []
         self._counts: Counter[str] = Counter()
         self._arrivals = 0
@@ -399,6 +400,17 @@ class SendGridStandIn:
                 if details:
                     self._entry_details[(kind, email.lower())] = details
 
+    def scripted(self) -> int:
+        """How many scripted replies no request has taken yet."""
+        with self._lock:
+            return len(self._script)
+
+    def unscript(self) -> int:
+        """Forget the scripted replies no request has taken; how many there were."""
+        with self._lock:
+            left, self._script = len(self._script), []
+            return left
+
     def hold(self) -> None:
         """Mail sends arriving from now on wait, unanswered and not delivered, until ``release``: a test can
         have several senders' requests under way at once, then let them go."""
@@ -464,6 +476,25 @@ class SendGridStandIn:
                 self._delivered.wait(min(left, 0.5))
         return True
 
+    def quiet(self, timeout: float = 30.0) -> bool:
+        """Wait until every request that reached the stand-in so far is over (answered, or its client gone),
+        so what it accepted is final: after a sender is killed, a request it had written may still be
+        waiting to be accepted, then read and delivered. A request of its own first makes the server
+        accept every connection queued before it; then the open connections are waited for."""
+        import urllib.request
+
+        host, port = self._server.server_address[:2]
+        with urllib.request.urlopen(f"http://{host}:{port}/_standin/stats", timeout=timeout):
+            pass
+        deadline = time.monotonic() + timeout
+        with self._delivered:
+            while self._open:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._delivered.wait(min(left, 0.5))
+        return True
+
     def mail_requests(self) -> list[RequestRecord]:
         return [r for r in self.requests if r.path == MAIL_SEND]
 
@@ -484,6 +515,19 @@ class SendGridStandIn:
     def _log(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
+            self._delivered.notify_all()
+
+    def wait_answered(self, timeout: float) -> bool:
+        """Wait until every mail send that arrived has been answered (or dropped): a late answer is recorded
+        only when it leaves. Whether that happened within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._delivered:
+            while sum(1 for r in self._requests if r.path == MAIL_SEND) < self._arrivals:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._delivered.wait(left)
+        return True
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         return headers.get("Authorization", "") == f"Bearer {self.api_key}"
@@ -613,6 +657,19 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     standin: SendGridStandIn
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.standin._delivered:
+            self.standin._open += 1
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.standin._delivered:
+                self.standin._open -= 1
+                self.standin._delivered.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -3,6 +3,7 @@ grey zone with a way out (``resolve``), through real sends to the stand-in SendG
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -228,10 +229,12 @@ def test_a_provider_slower_than_the_timeout_leaves_one_request_unknown_then_reso
     assert "newsletter resolve" in first.output and "--as sent" in first.output
 
     listing = CliRunner().invoke(main, ["resolve", ISSUE, "--list", "slow", "--as", "sent"], input="n\n")
-    assert listing.exit_code != 0 and all(f"unknown: {e}" in listing.output for e in unknown)
+    # one line for the request that carried them (no event store here to settle it from)
+    plural = "recipient" if len(unknown) == 1 else "recipients"
+    assert listing.exit_code != 0 and re.search(rf"batch \d+-\d+: {len(unknown)} {plural}, requested .*: no event "
+                                                "store to look in", listing.output), listing.output
     assert set(statuses(sendgrid_newsletter, "slow").values()) == {"sent", "unknown"}  # asked, refused: unchanged
     settled = run("resolve", ISSUE, "--list", "slow", "--as", "sent", "--yes")
-    plural = "recipient" if len(unknown) == 1 else "recipients"
     assert settled.exit_code == 0 and f"{len(unknown)} {plural}: recorded as sent" in settled.output
     assert set(statuses(sendgrid_newsletter, "slow").values()) == {"sent"}
     assert "resolve:" in run("status", ISSUE).output
@@ -267,12 +270,15 @@ def test_200_consecutive_429s_are_waited_out(sendgrid_newsletter: Path, sendgrid
     assert sum(1 for r in mail if r.status == 429) == 200
 
 
-def test_a_burst_of_5xx_backs_off_and_pauses_only_after_a_sustained_outage(sendgrid_newsletter: Path,
-                                                                         sendgrid_standin):
+def test_a_burst_of_5xx_is_retried_without_a_pause(sendgrid_newsletter: Path, sendgrid_standin):
+    """30 answers of 503 in a row are retried until the provider takes the mail: the send finishes, nobody is
+    lost. The outage limit is the default's 300 s, far beyond 30 quick retries however loaded the machine (a
+    5-second limit made this test depend on how fast 30 round trips ran). When a pause does come is tested
+    on an injected clock in test_send_throttle.py."""
     set_option(sendgrid_newsletter, "send", "batch_size = 50\nbackoff_seconds = 0.01\nmax_backoff_seconds = 0.02\n"
-                                            "outage_seconds = 5")
+                                            "outage_seconds = 300")
     expected = write_list(sendgrid_newsletter, "burst", 300)
-    sendgrid_standin.answer(503, times=30)  # many fast failures, well within the outage limit
+    sendgrid_standin.answer(503, times=30)
     result = run("send", ISSUE, "--list", "burst", "--yes")
     assert result.exit_code == 0, result.output
     assert set(sendgrid_standin.counts()) == expected

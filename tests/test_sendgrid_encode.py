@@ -300,3 +300,24 @@ def test_fields_that_are_not_json_fail_as_they_would_row_by_row(settings):
         recipients_of(rows, links)
     with pytest.raises(NewsletterError):
         recipient_of(Row(3, "c@example.com", "c@example.com", "C\n", "", 0), links)
+
+
+def test_each_request_carries_its_run_and_batch_in_custom_args_and_each_part_its_number(message):
+    """Issue 20: the labels the send loop gives a request (its run and batch) travel in the body's custom_args,
+    beside the issue and list; a batch sent as several bodies numbers its parts. Every body stays valid."""
+    from sendgrid_standin import load_validator
+
+    from newsletter.providers.base import request_labels
+    from newsletter.providers.sendgrid.body import labelled
+
+    validator = load_validator()
+    bodies = encode(every_flavour(message), readers(40, seed=3)).data
+    assert len(bodies) > 1  # names with "&" need a body of their own
+    for part, (_, body) in enumerate(bodies, 1):
+        sent = json.loads(labelled(body, request_labels("0123456789abcdef", "7-3"), part, len(bodies)))
+        assert not list(validator.iter_errors(sent))
+        assert sent["custom_args"] == {**json.loads(body)["custom_args"], "newsletter_run": "0123456789abcdef",
+                                       "newsletter_batch": f"7-3#{part}/{len(bodies)}"}
+    [(_, single)] = encode(message, readers(3, seed=4, link="https")).data
+    assert json.loads(labelled(single, request_labels("r", "7-4"), 1, 1))["custom_args"]["newsletter_batch"] == "7-4"
+    assert labelled(single, (), 1, 1) == single  # a request without labels (a test send) is as it was

@@ -230,3 +230,38 @@ def test_a_password_in_the_database_url_is_refused(newsletter_root):
     with pytest.raises(NewsletterError) as caught:
         open_store(settings)
     assert "database_password_env" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_a_version_3_store_gains_batch_reports_which_add_up_per_request(settings):
+    """Schema 4 (issue 20): what SendGrid reported of each request, counted per (run, batch, kind) across webhook
+    batches, its first and last time kept; a store written by version 3 is brought up to date on open."""
+    from newsletter.serve.store import BatchReport
+
+    append(settings)
+    if settings.serve.database_url:
+        import psycopg
+
+        with psycopg.connect(settings.serve.database_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE newsletter_batch_reports")
+            conn.execute("DELETE FROM newsletter_schema_version WHERE version > 3")
+    else:
+        with sqlite3.connect(settings.root / settings.serve.database) as db:
+            db.execute("DROP TABLE batch_reports")
+            db.execute("DELETE FROM schema_version WHERE version > 3")
+    store = open_store(settings)
+    try:
+        now, old = stamp(now_utc()), "2000-01-01T00:00:00.000000Z"
+        early, late = "2026-12-08T09:00:00.000000Z", "2026-12-08T09:05:00.000000Z"
+        assert store.append_batch("d1", [], now, old, reports=[
+            BatchReport("run-a", "7-1", "processed", 100, late, late),
+            BatchReport("run-b", "7-1", "processed", 5, early, early)]) == 0
+        assert store.append_batch("d2", [], now, old, reports=[
+            BatchReport("run-a", "7-1", "processed", 20, early, early),
+            BatchReport("run-a", "7-1", "delivered", 98, late, late)]) == 0
+        assert store.append_batch("d2", [], now, old, reports=[  # a replay adds nothing
+            BatchReport("run-a", "7-1", "delivered", 98, late, late)]) is None
+        assert store.batch_reports_of("run-a") == [BatchReport("run-a", "7-1", "delivered", 98, late, late),
+                                                   BatchReport("run-a", "7-1", "processed", 120, early, late)]
+        assert store.batch_reports_of("nobody") == []
+    finally:
+        store.close()

@@ -94,42 +94,79 @@ def _echo_schedules(settings: Settings, list_name: str | None) -> None:
 @click.option("--list", "list_name", required=True, multiple=True, callback=once, metavar="NAME",
               help="The list whose send to settle.")
 @click.option("--as", "resolution", type=click.Choice(["sent", "resend"]), default=None,
-              help="sent: they got it (never resent); resend: the next --resume sends them again.")
+              help="For the batches no event covers: sent: they got it (never resent); resend: the next --resume "
+                   "sends them again.")
+@click.option("--batch", "batches", multiple=True, metavar="LABEL",
+              help="Only this batch (repeatable), as resolve lists them: --as applies to it alone.")
 @click.option("--abandon", is_flag=True, help="Abandon an unfinished send: what it has not sent stays unsent.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
 @click.pass_context
-def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolution: str | None, abandon: bool,
-                    yes: bool) -> None:
-    """Settle the recipients of ISSUE_DIR whose delivery is unknown (listed first), recorded in the journal."""
-    from ..sending import engine
-    from ..sending.report import recipients
-
-    if abandon and not resolution:
-        action = "abandon"
-    elif resolution and not abandon:
-        action = resolution
-    else:
-        raise click.UsageError("give one of --as sent, --as resend or --abandon")
-    settings = settings_of(ctx)
+def resolve_command(ctx: click.Context, issue_dir: Path, list_name: str, resolution: str | None,
+                    batches: tuple[str, ...], abandon: bool, yes: bool) -> None:
+    """Settle the recipients of ISSUE_DIR whose delivery is unknown: each batch the provider (SendGrid) reported
+    on by itself, the others (listed first, one line a batch) as --as says."""
     if abandon:
-        question = f"Abandon the unfinished send of {issue_dir} to list '{list_name}'?"
-    else:
-        rows = engine.unknown_recipients(settings, issue_dir, list_name)
-        if not rows:
-            click.echo(f"No recipient of list '{list_name}' has an unknown delivery.")
-            return
-        for email, reason in rows:
-            click.echo(f"  unknown: {email}: {reason}")
-        question = f"Record {'this' if len(rows) == 1 else 'these'} {recipients(len(rows))} as {resolution}?"
+        if resolution or batches:
+            raise click.UsageError("give one of --as sent, --as resend or --abandon")
+        _abandon(settings_of(ctx), issue_dir, list_name, yes)
+    elif batches and not resolution:
+        raise click.UsageError("--batch says which batches --as sent or --as resend is for: give --as too")
+    elif _resolve(settings_of(ctx), issue_dir, list_name, resolution, batches, yes):
+        ctx.exit(1)
+
+
+def _confirm(question: str, yes: bool) -> None:
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError(f"{question} Pass --yes to confirm when not on a terminal.")
         click.confirm(question, abort=True)
-    count = engine.resolve(settings, issue_dir, list_name, action)
-    verb = "abandoned the unfinished send" if abandon else f"recorded as {resolution}"
-    click.echo(f"{recipients(count)}: {verb}.")
-    if resolution == "resend" and count:
+
+
+def _abandon(settings: Settings, issue_dir: Path, list_name: str, yes: bool) -> None:
+    from ..sending import engine
+    from ..sending.report import recipients
+
+    _confirm(f"Abandon the unfinished send of {issue_dir} to list '{list_name}'?", yes)
+    count = engine.resolve(settings, issue_dir, list_name, "abandon")
+    click.echo(f"{recipients(count)}: abandoned the unfinished send.")
+
+
+def _resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str | None, batches: tuple[str, ...],
+             yes: bool) -> bool:
+    """Settle from the provider's events, then ask about the rest (docs/sending.md#the-grey-zone); True when
+    unknown recipients are left."""
+    from ..sending import resolution as rs
+    from ..sending.report import recipients
+    from ..serve.for_sending import ServiceForSending
+
+    found = rs.settle_from_evidence(settings, issue_dir, list_name, ServiceForSending(settings))
+    if not found.settled and not found.asked:
+        click.echo(f"No recipient of list '{list_name}' has an unknown delivery.")
+        return False
+    for judged in found.settled + found.asked:
+        click.echo(f"  {judged.line()}")
+    if found.settled:
+        click.echo(f"{recipients(found.settled_recipients)}: recorded as sent from the provider's events.")
+    labels = [j.batch.label for j in found.asked]
+    missing = [label for label in batches if label not in labels]
+    if missing:
+        raise click.UsageError(f"no batch {', '.join(missing)} has unknown recipients"
+                               + (f" (those that have: {', '.join(labels)})" if labels else ""))
+    asked = [j for j in found.asked if not batches or j.batch.label in batches]
+    if not asked:
+        return False
+    count = sum(j.batch.recipients for j in asked)
+    if not resolution:
+        click.echo(f"{recipients(count)} in {len(asked)} batch{'es' if len(asked) > 1 else ''} no event covers: "
+                   f"settle them with: newsletter resolve {issue_dir} --list {list_name} --as sent (they got it) "
+                   "or --as resend (the next --resume sends them); --batch LABEL for one batch.")
+        return True
+    _confirm(f"Record {'this' if count == 1 else 'these'} {recipients(count)} as {resolution}?", yes)
+    settled = rs.settle_batches(settings, issue_dir, list_name, [j.batch.label for j in asked], resolution)
+    click.echo(f"{recipients(settled)}: recorded as {resolution}.")
+    if resolution == "resend" and settled:
         click.echo(f"Send them with: newsletter send {issue_dir} --list {list_name} --resume")
+    return len(asked) < len(found.asked)
 
 
 @click.group("journal", cls=NewsletterGroup)

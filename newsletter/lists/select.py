@@ -74,7 +74,8 @@ def iter_subscribers(path: Path, *, tags: Sequence[str] = (), where: Mapping[str
 
 
 def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[str, str] | None = None,
-                      on_skip: Callable[[str, str, int], None] | None = None) -> Selection[Subscriber]:
+                      on_skip: Callable[[str, str, int], None] | None = None,
+                      only: Container[str] | None = None) -> Selection[Subscriber]:
     """Stream the subscribed, valid, de-duplicated rows matching every tag and every field=value condition.
 
     Rows that match the filters but are not sent call ``on_skip(email, reason, line)``
@@ -85,8 +86,10 @@ def select_recipients(path: Path, *, tags: Sequence[str] = (), where: Mapping[st
     cannot be read fails here and not halfway through a send. Both passes read
     the same file even if it is replaced meanwhile. Memory holds the keys of
     the selected recipients and of the suppressed rows, nothing more.
+
+    ``only``: the keys wanted (as ``select_rows``): no Subscriber is built for the other rows.
     """
-    return _select(path, tags, where, on_skip, None)
+    return _select(path, tags, where, on_skip, None, only=only)
 
 
 def select_rows(path: Path, *, columns: Sequence[str] = (), tags: Sequence[str] = (),

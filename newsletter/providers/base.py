@@ -241,11 +241,27 @@ class Payload(NamedTuple, Generic[DataT]):
 
     ``refused`` names recipients the encoder could not put in the request at all (an address
     the provider cannot carry), each with its reason: they fail alone, before anything is sent.
+    ``labels`` name the request in the provider's own records (``RUN_LABEL``, ``BATCH_LABEL``): the
+    send loop sets them once the request is journaled in flight, and a provider that reports events
+    hands them back with each (SendGrid: ``custom_args``), so a request in the grey zone can be
+    settled from what the provider saw of it (``sending/resolution.py``).
     """
 
     keys: tuple[str, ...]
     data: DataT
     refused: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+# The names of a request's labels: its run (the journal's run uid, unique across journals) and its batch
+# (the journal's label for the request: a provider that splits it into several requests adds "#i/n").
+RUN_LABEL = "newsletter_run"
+BATCH_LABEL = "newsletter_batch"
+
+
+def request_labels(run_uid: str, batch: str) -> tuple[tuple[str, str], ...]:
+    """``Payload.labels`` for the request journaled as ``batch`` by the run ``run_uid``."""
+    return ((RUN_LABEL, run_uid), (BATCH_LABEL, batch))
 
 
 # What a deliver yields, chunk by chunk; a generator, which the engine may close.

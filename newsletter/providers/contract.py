@@ -39,6 +39,7 @@ DROPPED = "dropped"  # the provider did not send it (a suppressed or invalid add
 OPENED = "opened"  # the provider's pixel was loaded: inflated by privacy proxies (Apple Mail) and scanners
 CLICKED = "clicked"  # the provider's own click tracking
 HARD, SOFT = "hard", "soft"  # a bounce's detail
+PROCESSED = "processed"  # the provider took the request that carried the copy (its first event about it)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class ReportedEvent:
     issue: str = ""  # the issue id the send labelled it with ("" for mail sent another way)
     variant: int = 0  # the A/B variant it was labelled with, 0 for none
     timestamp: int | None = None  # when it happened, Unix seconds, when the provider says
+    # What the event proves of the request that carried the copy (the provider took it): PROCESSED, DELIVERED,
+    # DEFERRED, BOUNCED or DROPPED; None for nothing. ``run`` and ``batch`` name that request as the send
+    # labelled it (``base.RUN_LABEL``, ``base.BATCH_LABEL``): ``newsletter resolve`` settles its recipients.
+    request: str | None = None
+    run: str = ""
+    batch: str = ""
 
 
 @dataclass(frozen=True)

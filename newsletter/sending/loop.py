@@ -26,7 +26,7 @@ from typing import Any
 
 from ..compose.unsubscribe import UnsubscribeLinks
 from ..errors import NewsletterError
-from ..providers.base import Payload, Provider, RejectedError
+from ..providers.base import Payload, Provider, RejectedError, request_labels
 from . import journal as jn
 from .bodies import Bodies
 from .outcomes import Outcomes
@@ -274,8 +274,10 @@ class Loop:
         self.numbers += 1
         ordered = jn.SEQUENTIAL if self.provider.capabilities.sequential else ""
         label = f"{self.journal.own_run or self.journal.run}-{self.numbers}{ordered}"  # unique among the senders
-        if not self.journal.flight.mark_in_flight([row.id for row in rows], label):
+        label = self.journal.flight.mark_in_flight([row.id for row in rows], label)
+        if not label:
             return  # no longer this sender's (its lease ran out and another settled them): not sent from here
+        payload = payload._replace(labels=request_labels(self.journal.run_uid, label))  # the provider's own record
         request = Request(self.numbers, rows, payload, self.clock(), self.throttle.timeout,
                           {row.key: row for row in rows}, by_worker)
         self.posting[request.number] = request

@@ -89,7 +89,7 @@ class ProviderEvents:
         forget_before = stamp(received - dt.timedelta(seconds=3 * max_age))
         try:
             added = await run_in_threadpool(service.store.append_batch, batch.digest, batch.events, stamp(received),
-                                            forget_before, batch.message_events)
+                                            forget_before, batch.message_events, batch.reports)
         except NewsletterError as err:
             log.error("event store: %s", err)
             return PlainTextResponse("event store unavailable\n", status_code=503,

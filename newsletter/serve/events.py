@@ -12,7 +12,11 @@ two things are taken from them here:
   that carries the ``issue_id`` label (delivered, deferred, bounce hard
   or soft, dropped, open, click, spam report, unsubscribe), in the store's own
   words (``store.MESSAGE_KINDS``), with the reader key a click link of that issue
-  carries instead of the address, and the receiving domain's group.
+  carries instead of the address, and the receiving domain's group;
+- batch reports, for ``newsletter resolve``: the events that prove the provider took
+  a request (processed, delivered, deferred, bounce, dropped), counted per request
+  by the run and batch labels every request carries (``providers.base``'s
+  ``RUN_LABEL`` and ``BATCH_LABEL``).
 
 ``read_batch`` does everything to a batch that takes time (the signature, the
 JSON, every address) in one call, which the service runs in a thread: a
@@ -30,7 +34,7 @@ from ..errors import NewsletterError
 from ..lists import key_or_problem
 from ..lists.domain_groups import stats_group
 from ..providers.contract import EventWebhook, ReportedEvent
-from .store import EVERY_LIST, Event, MessageEvent, stamp
+from .store import EVERY_LIST, BatchReport, Event, MessageEvent, stamp
 
 ReaderOf = Callable[[str, str], str]  # (issue id, address) -> the reader key its click links carry
 
@@ -47,6 +51,21 @@ def message_events(reported: list[ReportedEvent], source: str, reader_of: Reader
                                   group=stats_group(item.email), variant=item.variant, detail=item.detail,
                                   source=source, source_id=item.source_id))
     return found
+
+
+def batch_reports(reported: list[ReportedEvent], at: str) -> list[BatchReport]:
+    """The events that prove the provider took a request, counted per (run, batch, kind) with the first and
+    last time, for the events that carry a send's run and batch labels."""
+    found: dict[tuple[str, str, str], BatchReport] = {}
+    for item in reported:
+        if item.request is None or not item.run or not item.batch:
+            continue
+        moment = stamp(dt.datetime.fromtimestamp(item.timestamp, dt.UTC)) if item.timestamp else at
+        key = (item.run, item.batch, item.request)
+        known = found.get(key)
+        found[key] = BatchReport(*key, 1, moment, moment) if known is None else BatchReport(
+            *key, known.events + 1, min(known.first_at, moment), max(known.last_at, moment))
+    return list(found.values())
 
 
 def list_events(reported: list[ReportedEvent], source: str, served: Collection[str], at: str) -> list[Event]:
@@ -83,6 +102,7 @@ class Batch:
     digest: str
     events: list[Event]
     message_events: list[MessageEvent] = field(default_factory=list)
+    reports: list[BatchReport] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,4 +131,5 @@ def read_batch(webhook: EventWebhook, source: str, verify: Callable[[bytes, str,
     except NewsletterError as err:
         return Refusal(400, str(err))
     return Batch(batch_digest(timestamp, body), list_events(reported, source, served, at),
-                 message_events(reported, source, reader_of, at) if reader_of is not None else [])
+                 message_events(reported, source, reader_of, at) if reader_of is not None else [],
+                 batch_reports(reported, at))

@@ -37,6 +37,9 @@ from ..providers.contract import (
     OPENED as OPENED,
 )
 from ..providers.contract import (
+    PROCESSED as PROCESSED,
+)
+from ..providers.contract import (
     SOFT as SOFT,
 )
 from ..providers.contract import (
@@ -46,7 +49,8 @@ from ..providers.contract import (
 # 2: a heartbeat row (/healthz proves a write), webhook batches remembered by a digest of their payload
 # (not by their signature bytes, which can be re-encoded), and confirmation mails counted by mailbox.
 # 3: clicks (the /c/ route) and message events (what a provider reports of each copy), for `newsletter stats`.
-SCHEMA_VERSION = 3
+# 4: batch reports (what the provider reported of each request of a send, by its run and batch), for `resolve`.
+SCHEMA_VERSION = 4
 
 SUBSCRIBED = "subscribed"  # asked to subscribe, and the confirmation mail was accepted: changes nothing in the list
 CONFIRMED = "confirmed"  # clicked Confirm (or re-subscribed from a genuine unsubscribe link)
@@ -58,6 +62,22 @@ EVERY_LIST = "*"  # a provider event that does not name its list applies to ever
 # What a provider reports of one copy of an issue (message events), in the store's own words: the
 # words of the provider contract (providers/contract.py), which providers read their events into.
 MESSAGE_KINDS = (DELIVERED, DEFERRED, BOUNCED, DROPPED, OPENED, CLICKED, COMPLAINED, UNSUBSCRIBED)
+# What proves a request reached the provider, counted per request (run, batch) for `newsletter resolve`.
+EVIDENCE_KINDS = (PROCESSED, DELIVERED, DEFERRED, BOUNCED, DROPPED)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """How many events of one kind (``EVIDENCE_KINDS``) the provider reported about the copies one request
+    carried, and when the first and last happened (stamps). The request is named by the labels every send
+    gives it (``providers.base.RUN_LABEL``, ``BATCH_LABEL``)."""
+
+    run: str
+    batch: str
+    kind: str
+    events: int
+    first_at: str
+    last_at: str
 
 
 @dataclass(frozen=True)
@@ -127,10 +147,14 @@ class EventStore(Protocol):
         """Append events durably in one transaction (skipping a ``source_id`` seen before); returns how many."""
 
     def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str,
-                     message_events: Sequence[MessageEvent] = ()) -> int | None:
-        """Append a signed webhook batch's events (and its message events) and remember its ``digest``, in one
-        transaction; None (nothing appended) when the digest was seen before: a replay. Digests older than
-        ``forget_before`` are forgotten (batches that old are refused as stale anyway)."""
+                     message_events: Sequence[MessageEvent] = (), reports: Sequence[BatchReport] = ()) -> int | None:
+        """Append a signed webhook batch's events (and its message events, and add its batch reports to those
+        of their request) and remember its ``digest``, in one transaction; None (nothing appended) when the
+        digest was seen before: a replay. Digests older than ``forget_before`` are forgotten (batches that
+        old are refused as stale anyway)."""
+
+    def batch_reports_of(self, run: str) -> list[BatchReport]:
+        """What the provider reported of each request of the run ``run`` (its uid), by batch and kind."""
 
     def record_click(self, click: ClickRecord) -> int:
         """Append a click durably; its id."""
@@ -215,3 +239,16 @@ def message_event_of_row(row: Sequence[Any]) -> MessageEvent:
     (issue, kind, at, reader, group, variant, detail, source, source_id) = row
     return MessageEvent(issue=issue, kind=kind, at=at, reader=reader or "", group=int(group), variant=int(variant),
                         detail=detail or "", source=source or "", source_id=source_id or "")
+
+
+def batch_report_columns() -> tuple[str, ...]:
+    return ("run", "batch", "kind", "events", "first_at", "last_at")
+
+
+def batch_report_values(report: BatchReport) -> tuple[Any, ...]:
+    return (report.run, report.batch, report.kind, report.events, report.first_at, report.last_at)
+
+
+def batch_report_of_row(row: Sequence[Any]) -> BatchReport:
+    (run, batch, kind, events, first_at, last_at) = row
+    return BatchReport(run=run, batch=batch, kind=kind, events=int(events), first_at=first_at, last_at=last_at)

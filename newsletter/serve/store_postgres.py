@@ -29,9 +29,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..errors import NewsletterError
 from .store import (
     SCHEMA_VERSION,
+    BatchReport,
     ClickRecord,
     Event,
     MessageEvent,
+    batch_report_columns,
+    batch_report_of_row,
+    batch_report_values,
     click_columns,
     click_of_row,
     click_values,
@@ -74,7 +78,11 @@ CREATE TABLE IF NOT EXISTS newsletter_message_events (
     reader TEXT NOT NULL DEFAULT '', domain_group INTEGER NOT NULL DEFAULT 0, variant INTEGER NOT NULL DEFAULT 0,
     detail TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', source_id TEXT UNIQUE
 );
-CREATE INDEX IF NOT EXISTS newsletter_message_events_by_issue ON newsletter_message_events (issue, at)
+CREATE INDEX IF NOT EXISTS newsletter_message_events_by_issue ON newsletter_message_events (issue, at);
+CREATE TABLE IF NOT EXISTS newsletter_batch_reports (
+    run TEXT NOT NULL, batch TEXT NOT NULL, kind TEXT NOT NULL, events BIGINT NOT NULL,
+    first_at TEXT NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (run, batch, kind)
+)
 """
 
 
@@ -159,7 +167,7 @@ class PostgresStore:
         return self._run(work)
 
     def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str,
-                     message_events: Sequence[MessageEvent] = ()) -> int | None:
+                     message_events: Sequence[MessageEvent] = (), reports: Sequence[BatchReport] = ()) -> int | None:
         def work(conn: psycopg.Connection) -> int | None:
             with conn.transaction():
                 conn.execute("DELETE FROM newsletter_webhook_batches WHERE at < %s", (forget_before,))
@@ -172,9 +180,23 @@ class PostgresStore:
                         cur.executemany(f"INSERT INTO newsletter_message_events ({', '.join(columns)}) VALUES "
                                         f"({', '.join(['%s'] * len(columns))}) ON CONFLICT (source_id) DO NOTHING",
                                         [message_event_values(event) for event in message_events])
+                if reports:
+                    columns = batch_report_columns()
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            f"INSERT INTO newsletter_batch_reports AS r ({', '.join(columns)}) VALUES "
+                            f"({', '.join(['%s'] * len(columns))}) ON CONFLICT (run, batch, kind) DO UPDATE SET "
+                            "events = r.events + excluded.events, first_at = LEAST(r.first_at, excluded.first_at), "
+                            "last_at = GREATEST(r.last_at, excluded.last_at)",
+                            [batch_report_values(report) for report in reports])
                 return _insert(conn, events)
 
         return self._run(work)
+
+    def batch_reports_of(self, run: str) -> list[BatchReport]:
+        return self._run(lambda conn: [batch_report_of_row(r) for r in conn.execute(
+            f"SELECT {', '.join(batch_report_columns())} FROM newsletter_batch_reports WHERE run = %s "
+            "ORDER BY batch, kind", (run,)).fetchall()])
 
     def record_click(self, click: ClickRecord) -> int:
         columns = click_columns()

@@ -24,9 +24,13 @@ from typing import TypeVar
 from ..errors import NewsletterError, display_path
 from .store import (
     SCHEMA_VERSION,
+    BatchReport,
     ClickRecord,
     Event,
     MessageEvent,
+    batch_report_columns,
+    batch_report_of_row,
+    batch_report_values,
     click_columns,
     click_of_row,
     click_values,
@@ -114,7 +118,11 @@ CREATE TABLE IF NOT EXISTS message_events (
     reader TEXT NOT NULL DEFAULT '', domain_group INTEGER NOT NULL DEFAULT 0, variant INTEGER NOT NULL DEFAULT 0,
     detail TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', source_id TEXT UNIQUE
 );
-CREATE INDEX IF NOT EXISTS message_events_by_issue ON message_events (issue, at)
+CREATE INDEX IF NOT EXISTS message_events_by_issue ON message_events (issue, at);
+CREATE TABLE IF NOT EXISTS batch_reports (
+    run TEXT NOT NULL, batch TEXT NOT NULL, kind TEXT NOT NULL, events INTEGER NOT NULL,
+    first_at TEXT NOT NULL, last_at TEXT NOT NULL, PRIMARY KEY (run, batch, kind)
+)
 """
 
 OPEN_WAIT_SECONDS = 30.0  # creating or upgrading the schema at start may wait for another writer this long
@@ -215,7 +223,7 @@ class SqliteStore:
         return self._write(lambda db: _insert(db, events))
 
     def append_batch(self, digest: str, events: Sequence[Event], at: str, forget_before: str,
-                     message_events: Sequence[MessageEvent] = ()) -> int | None:
+                     message_events: Sequence[MessageEvent] = (), reports: Sequence[BatchReport] = ()) -> int | None:
         def work(db: sqlite3.Connection) -> int | None:
             db.execute("DELETE FROM webhook_batches WHERE at < ?", (forget_before,))
             if db.execute("INSERT INTO webhook_batches (digest, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -225,9 +233,19 @@ class SqliteStore:
             db.executemany(f"INSERT INTO message_events ({', '.join(columns)}) VALUES "
                            f"({', '.join('?' * len(columns))}) ON CONFLICT (source_id) DO NOTHING",
                            [message_event_values(event) for event in message_events])
+            columns = batch_report_columns()
+            db.executemany(f"INSERT INTO batch_reports ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                           "ON CONFLICT (run, batch, kind) DO UPDATE SET events = events + excluded.events, "
+                           "first_at = min(first_at, excluded.first_at), last_at = max(last_at, excluded.last_at)",
+                           [batch_report_values(report) for report in reports])
             return _insert(db, events)
 
         return self._write(work)
+
+    def batch_reports_of(self, run: str) -> list[BatchReport]:
+        return self._run(lambda db: [batch_report_of_row(r) for r in db.execute(
+            f"SELECT {', '.join(batch_report_columns())} FROM batch_reports WHERE run = ? ORDER BY batch, kind",
+            (run,))])
 
     def record_click(self, click: ClickRecord) -> int:
         return self._clicks.submit(click)

@@ -23,7 +23,7 @@ from typing import Any
 from ...compose.message import may_break_lines, refuse_line_breaks
 from ...compose.personalize import UNSUBSCRIBE_FIELD
 from ...errors import NewsletterError
-from ..base import Message, Payload, Recipient, RejectedError, quote_addresses
+from ..base import BATCH_LABEL, Message, Payload, Recipient, RejectedError, quote_addresses
 
 MAX_RECIPIENTS = 1000  # per request: personalizations and to+cc+bcc addresses
 MAX_CATEGORIES = 10
@@ -90,7 +90,6 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         "from": _address(message.from_address, "From address"),
         "subject": message.subject,
         "content": content,
-        "custom_args": {"issue": message.issue_name, "list": message.list_name, **dict(message.labels)},
     }
     if message.reply_to:
         shared["reply_to"] = _address(message.reply_to, "Reply-To address")
@@ -108,7 +107,22 @@ def _shared_fields(message: Message, aliases: dict[str, str] | None = None) -> d
         shared["attachments"] = [{"content": base64.b64encode(image.data).decode("ascii"), "type": image.content_type,
                                   "filename": image.filename, "disposition": "inline", "content_id": image.content_id}
                                  for image in message.related]
+    # last, so that ``labelled`` adds each request's own labels without parsing the body
+    shared["custom_args"] = {"issue": message.issue_name, "list": message.list_name, **dict(message.labels)}
     return shared
+
+
+def labelled(body: bytes, labels: Sequence[tuple[str, str]], part: int, parts: int) -> bytes:
+    """``body`` (which ends with its ``custom_args``) with the request's labels added to them: its run and
+    batch, which SendGrid hands back with every event about its mail. Part ``part`` of a batch sent as
+    ``parts`` requests is batch ``"<label>#<part>/<parts>"``."""
+    if not labels:
+        return body
+    args = dict(labels)
+    if parts > 1 and BATCH_LABEL in args:
+        args[BATCH_LABEL] += f"#{part}/{parts}"
+    added = ",".join(f"{_json_string(name)}:{_json_string(value)}" for name, value in args.items())
+    return body[:-2] + b"," + added.encode("ascii") + b"}}"
 
 
 _last_shared: tuple[Message, dict[str, str], str] | None = None

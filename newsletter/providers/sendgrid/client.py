@@ -41,7 +41,7 @@ from ..base import (
     RejectedError,
     TransientError,
 )
-from .body import MAX_RECIPIENTS, Bodies, check_categories, encode
+from .body import MAX_RECIPIENTS, Bodies, check_categories, encode, labelled
 
 # Independent HTTPS requests (SendGrid answers each in ~100-300 ms); scheduling by send_at; ASM groups;
 # addresses in any script.
@@ -204,7 +204,8 @@ class SendGridProvider:
         ProviderError for the recipients not yet reported (a refusal names them by their position
         among those, as the engine reads it)."""
         waiting = list(payload.keys)  # not yet reported, in the payload's order
-        for keys, body in payload.data:
+        for part, (keys, body) in enumerate(payload.data, 1):
+            body = labelled(body, payload.labels, part, len(payload.data))  # its run and batch, in custom_args
             try:
                 response = self.call(f"sending to {len(keys)} recipients", _posting(body, self.timeout))
             except RejectedError as err:

@@ -3,8 +3,10 @@
 A batch is a JSON array of events. Each is read for two things: whether the address leaves the list
 (hard bounces, drops for a bounced or invalid address, spam reports, (group) unsubscribes), and what
 it says about a copy of an issue (delivered, deferred, bounce hard or soft, dropped, open, click, spam
-report, unsubscribe). The send labels every copy with custom arguments (``list``, ``issue_id``, an A/B
-``variant``), which come back on each event. SendGrid's event names are read here and nowhere else.
+report, unsubscribe), and whether it proves SendGrid took the request that carried the copy (processed,
+delivered, deferred, bounce, dropped). The send labels every copy with custom arguments (``list``,
+``issue_id``, an A/B ``variant``, the request's ``newsletter_run`` and ``newsletter_batch``), which come
+back on each event. SendGrid's event names are read here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from typing import Any
 
 from ...errors import NewsletterError
+from ..base import BATCH_LABEL, RUN_LABEL
 from ..contract import (
     BOUNCED,
     CLICKED,
@@ -23,6 +26,7 @@ from ..contract import (
     DROPPED,
     HARD,
     OPENED,
+    PROCESSED,
     SOFT,
     UNSUBSCRIBED,
     ReportedEvent,
@@ -34,6 +38,8 @@ _DROPPED_FOR = ("bounced address", "invalid")  # a drop for these reasons means 
 _MESSAGES = {"delivered": DELIVERED, "deferred": DEFERRED, "bounce": BOUNCED, "dropped": DROPPED,
              "open": OPENED, "click": CLICKED, "spamreport": COMPLAINED, "unsubscribe": UNSUBSCRIBED,
              "group_unsubscribe": UNSUBSCRIBED}
+_REQUEST_TAKEN = {"processed": PROCESSED, "delivered": DELIVERED, "deferred": DEFERRED, "bounce": BOUNCED,
+                  "dropped": DROPPED}  # events that come only for a request SendGrid took
 
 
 def departure_of(item: dict[str, Any]) -> str | None:
@@ -72,7 +78,8 @@ def read_events(body: bytes) -> list[ReportedEvent]:
             continue
         departure = departure_of(item)
         message = _MESSAGES.get(str(item.get("event")))
-        if departure is None and message is None:
+        request = _REQUEST_TAKEN.get(str(item.get("event")))
+        if departure is None and message is None and request is None:
             continue
         detail = ""
         if message == BOUNCED:
@@ -84,5 +91,10 @@ def read_events(body: bytes) -> list[ReportedEvent]:
             email=email, source_id=_source_id(item), departure=departure, message=message, detail=detail,
             list_name=None if list_name is None else list_name if isinstance(list_name, str) else "",
             issue=issue if isinstance(issue, str) else "", variant=int(variant) if variant.isdigit() else 0,
-            timestamp=when if isinstance(when, int) and when > 0 else None))
+            timestamp=when if isinstance(when, int) and when > 0 else None, request=request,
+            run=_text(item.get(RUN_LABEL)), batch=_text(item.get(BATCH_LABEL))))
     return found
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

@@ -114,7 +114,7 @@ def _new_readers(sequence: Sequence, path: Path, keys: set[str], started: float,
     first = sequence.steps[0].delay if sequence.steps else None
     stop_tags = set(sequence.stop_tags)
     readers = []
-    for sub in select_recipients(path):
+    for sub in select_recipients(path, only=keys):  # a Subscriber for the new rows alone, not the whole list
         if sub.key not in keys or stop_tags & {t.lower() for t in sub.tags}:
             continue
         own_zone = (sub.fields.get("timezone") or "").strip()

@@ -111,11 +111,12 @@ class InFlight:
     def give_back(self) -> None:
         """The loop is over: this process took nothing it has not settled or released."""
 
-    def mark_in_flight(self, ids: list[int], batch: str) -> bool:
+    def mark_in_flight(self, ids: list[int], batch: str) -> str:
         """Commit that a request for these rows is about to be made: from here on they are never resent blindly.
 
         One record for the batch (its label and the ids it carries), not an update of each row.
-        True: the request may go (always, for one sender).
+        Returns the label the request is journaled under (``batch``; "" would mean it must not go, never
+        for one sender): the request carries it to the provider (``Payload.labels``).
         """
         journal = self.journal
         journal.commit_run()  # the run's first request: the run and its selection go on record first, durably
@@ -127,7 +128,7 @@ class InFlight:
         for i in ids:
             flying[i] = batch
         self._carried[batch] = self._carried.get(batch, 0) + len(ids)
-        return True
+        return batch
 
     # -- outcomes ----------------------------------------------------------------------------------
 
@@ -197,6 +198,11 @@ class InFlight:
                     "fields=CASE WHEN ? IN ('sent', 'failed') THEN NULL ELSE fields END, settled_run=? "
                     f"WHERE {rows}", (status, message_id, reason, now, status, journal.own_run or journal.run,
                                       *arguments))
+            unknown = {i for (status, _, _), ids in groups.items() if status == Status.UNKNOWN for i in ids}
+            for label, rows_of_batch in by_batch.items():  # unknown rows keep their request's label: resolution.py
+                mine = [i for i in rows_of_batch if i in unknown] if unknown and label is not None else []
+                if mine:
+                    db.execute(f"UPDATE deliveries SET batch=? WHERE id IN {db.id_set}", (label, db.ids(mine)))
             self._close_batches(db, over, now)
         self._left(by_batch)
 

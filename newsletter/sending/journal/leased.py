@@ -131,13 +131,14 @@ class LeasedFlight(InFlight):
             flying[i] = label
         self._carried[label] = self._carried.get(label, 0) + len(ids)
 
-    def mark_in_flight(self, ids: list[int], batch: str) -> bool:
+    def mark_in_flight(self, ids: list[int], batch: str) -> str:
         """Commit that a request for these claimed rows is about to be made, if they are still this sender's
-        (False: their lease ran out and another sender settled them; the request must not go)."""
+        ("": their lease ran out and another sender settled them; the request must not go). Returns the label
+        the request is journaled under: ``batch``, or the claim's own label when the request is the whole claim."""
         journal = self.journal
         labels = {self._flying.get(i) for i in ids}
         if None in labels or not labels <= self._claims:  # never a request for rows this sender does not hold
-            return False
+            return ""
         journal.commit_run()  # the run's first request: the run and its selection go on record first, durably
         claims = sorted(str(label) for label in labels)
         now, lease = time.time(), self.clock() + self.lease_seconds
@@ -150,9 +151,9 @@ class LeasedFlight(InFlight):
                                   (now, lease, journal.send, claims[0], self.worker)).rowcount == 1
             if not mine:
                 self._forget(ids)
-                return False
+                return ""
             self._claims.discard(claims[0])
-            return True
+            return claims[0]
         emptied = [c for c in claims if self._carried[c] == sum(1 for i in ids if self._flying[i] == c)]
         try:  # part of a claim, or of several, or a sequential request (its label says so): a record of its own
             with journal.transaction() as db:
@@ -166,10 +167,10 @@ class LeasedFlight(InFlight):
                     raise _ClaimLost
         except _ClaimLost:
             self._forget(ids)
-            return False
+            return ""
         self._forget(ids)
         self._hold(batch, ids)
-        return True
+        return batch
 
     def _forget(self, ids: Iterable[int]) -> None:
         """These rows are no longer held under the label they had here (moved to a request, or lost)."""
