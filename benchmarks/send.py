@@ -175,9 +175,10 @@ def bare_client(api_host: str, recipients: int, concurrency: int) -> dict:
 
     from newsletter.compose.build import build_issue, make_message
     from newsletter.config import load_settings
+    from newsletter.providers import registry
 
     settings = load_settings(REPO)  # the issue's own content, built once, outside the clock
-    message = make_message(settings, build_issue(settings, REPO / "issues" / ISSUE), "bench", "sendgrid")
+    message = make_message(settings, build_issue(settings, REPO / "issues" / ISSUE), "bench", registry.kind("sendgrid"))
     content = [{"type": "text/plain", "value": message.text}, {"type": "text/html", "value": message.html}]
     client = sendgrid.SendGridAPIClient(api_key=KEY, host=api_host)
     memory = TreeMemory()
@@ -234,10 +235,11 @@ def smtp_ceiling(port: int, messages: int) -> dict:
     from newsletter.compose.build import build_issue, make_message
     from newsletter.compose.personalize import subscriber_values
     from newsletter.config import load_settings
+    from newsletter.providers import registry
     from newsletter.providers.base import Recipient
 
     settings = load_settings(REPO)  # the same issue the project's send delivers, built once, outside the clock
-    message = make_message(settings, build_issue(settings, REPO / "issues" / ISSUE), "bench", "smtp")
+    message = make_message(settings, build_issue(settings, REPO / "issues" / ISSUE), "bench", registry.kind("smtp"))
     sample = Recipient("reader@example.com", "reader@example.com", "Reader 1", subscriber_values(
         "reader@example.com", "Reader 1", {"city": "City 1"}, "https://example.com/unsubscribe?t=x"))
     data = message.email_for(sample).as_bytes()

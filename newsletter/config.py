@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .config_types import Setting, setting_readers
 from .errors import NewsletterError, display_path, os_error
 from .list_name_rule import check_list_name
-from .providers.names import NAMES as PROVIDER_NAMES
+from .provider_names import PROVIDER_NAMES
 
 CONFIG_FILE = "newsletter.toml"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"

@@ -50,12 +50,12 @@ def test_a_providers_unsubscribe_group_replaces_the_signed_link(newsletter_root:
     set_option(newsletter_root, "sendgrid", "unsubscribe_group = 42")
     settings = load_settings(newsletter_root / "newsletter.toml")
     secret = b"s" * 32
-    assert unsubscribe_url(settings, "example", "ada@example.com", secret, "sendgrid") == \
+    assert unsubscribe_url(settings, "example", "ada@example.com", secret, registry.kind("sendgrid")) == \
         registry.kind("sendgrid").group_unsubscribe_link
-    signed = unsubscribe_url(settings, "example", "ada@example.com", secret, "smtp")
+    signed = unsubscribe_url(settings, "example", "ada@example.com", secret, registry.kind("smtp"))
     assert signed.startswith("https://newsletter.example.com/unsubscribe/")
     built = build_issue(settings, newsletter_root / ISSUE)
-    grouped, plain = (make_message(settings, built, "example", name) for name in ("sendgrid", "smtp"))
+    grouped, plain = (make_message(settings, built, "example", registry.kind(name)) for name in ("sendgrid", "smtp"))
     assert (grouped.unsubscribe_group, grouped.unsubscribe_mailto) == (42, "")
     assert plain.unsubscribe_group is None and plain.unsubscribe_mailto == settings.unsubscribe_mailto
     assert grouped.categories == ("newsletter",) and plain.categories == ()

@@ -1,6 +1,7 @@
 """No module outside ``newsletter/providers/`` knows a provider by name: what differs between providers
 is asked of the provider's ``ProviderKind`` through the registry, so a new provider is one package in
-``providers/`` plus one line in ``providers/names.py`` (docs/architecture.md, "The provider contract").
+``providers/`` plus its name in ``provider_names.py`` and its settings table in ``config.py``
+(docs/architecture.md, "The provider contract").
 
 Checked on the code, not the prose: identifiers and string literals, docstrings and comments left out
 (they may name a provider as an example), and every import."""
@@ -22,6 +23,8 @@ ALLOWED = {
     # (read by that provider's ProviderKind), and a new newsletter's file is written with them.
     "config.py": None,
     "scaffold.py": None,
+    # the names newsletter.provider may take, below the settings (which check it) and the CLI (--provider)
+    "provider_names.py": None,
     # the protocol, not the provider: the standard library's email policy for SMTP, email-validator's
     # switch for SMTPUTF8 addresses (RFC 6531), and RFC 8460's TLS-reporting record name
     "compose/message.py": {"SMTP"},

@@ -18,6 +18,7 @@ from newsletter.compose.personalize import merge_values
 from newsletter.compose.unsubscribe import unsubscribe_url
 from newsletter.config import Settings, SmtpSettings, load_settings
 from newsletter.errors import NewsletterError
+from newsletter.providers import registry
 from newsletter.providers.base import (
     DEFERRED,
     FAILED,
@@ -61,7 +62,7 @@ def message(example) -> Message:
 
 def recipient(settings: Settings, email: str, name: str, **columns: str) -> Recipient:
     values = merge_values({"email": email, "name": name, **columns},
-                          unsubscribe_url(settings, LIST, email, SECRET, "smtp"))
+                          unsubscribe_url(settings, LIST, email, SECRET, registry.kind("smtp")))
     return Recipient(email=email, key=email.lower(), name=name, values=values)
 
 

@@ -15,6 +15,7 @@ from newsletter_helpers import ISSUE
 from newsletter.compose.build import build_issue, make_message
 from newsletter.compose.personalize import subscriber_values
 from newsletter.config import load_settings
+from newsletter.providers import registry
 from newsletter.providers.base import Recipient
 from newsletter.providers.smtp import encode
 
@@ -35,7 +36,7 @@ def lf(text: str) -> str:
 @pytest.mark.parametrize("index", range(len(NAMES)))
 def test_substituted_copy_parses_as_email_builds_it(newsletter_root: Path, index: int):
     settings = load_settings(newsletter_root)
-    message = make_message(settings, build_issue(settings, newsletter_root / ISSUE), "example", "smtp")
+    message = make_message(settings, build_issue(settings, newsletter_root / ISSUE), "example", registry.kind("smtp"))
     name = NAMES[index]
     address = f"reader{index}@example.com"
     recipient = Recipient(address, address, name, subscriber_values(
@@ -80,7 +81,7 @@ def test_a_copy_with_pictures_inside_parses_as_email_builds_it(newsletter_root: 
     article = folder / "keeping-a-newsletter-in-git.md"
     article.write_text(article.read_text(encoding="utf-8") + "\n![A broom](broom.png) ![The lead](lead.png)\n",
                        encoding="utf-8")
-    message = make_message(settings, build_issue(settings, folder), "test", "smtp", inline_images=True)
+    message = make_message(settings, build_issue(settings, folder), "test", registry.kind("smtp"), inline_images=True)
     assert len(message.related) == 2
     recipient = Recipient("ed@example.com", "ed@example.com", "Ed", subscriber_values(
         "ed@example.com", "Ed", {}, "https://example.com/unsubscribe?t=1"))

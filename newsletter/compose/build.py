@@ -15,14 +15,13 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import NewsletterError
-from ..providers import registry
-from ..providers.base import Message, Recipient
 from ..themes import HTML_TEMPLATE
 from .content import Issue, load_issue, require_complete
 from .inline import inline_css
 from .inline_images import carry_inline, local_images
 from .merge import MergeField
 from .message import InlineImage, list_id
+from .outgoing import Message, ProviderTraits, Recipient
 from .personalize import Personalizer, merge_values
 from .render import RenderedIssue, render_issue
 from .unsubscribe import provider_group, unsubscribe_url
@@ -87,9 +86,9 @@ def build(settings: Settings, issue: Issue, available_fields: Collection[str] | 
     return BuiltIssue(rendered=rendered, html=html, text=rendered.text, web_html=web)
 
 
-def sample_values(settings: Settings, provider: str = "") -> dict[str, str]:
+def sample_values(settings: Settings) -> dict[str, str]:
     """Merge values of the sample recipient that build output and previews are filled with."""
-    url = unsubscribe_url(settings, SAMPLE_LIST, SAMPLE_RECIPIENT["email"], None, provider)
+    url = unsubscribe_url(settings, SAMPLE_LIST, SAMPLE_RECIPIENT["email"], None)
     return merge_values(SAMPLE_RECIPIENT, url)
 
 
@@ -98,13 +97,13 @@ def issue_headers(settings: Settings, list_name: str) -> tuple[tuple[str, str], 
     return (("List-Id", list_id(settings.name, list_name, settings.from_address)),)
 
 
-def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: str, *,
+def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider: ProviderTraits | None, *,
                  send_at: dt.datetime | None = None, sandbox: bool = False, subject_prefix: str = "",
                  inline_images: bool = False) -> Message:
     """The issue as it goes out to ``list_name``; ``inline_images``: the issue's own images travel
     inside the message instead of being linked from the web archive (a test send: see inline_images.py)."""
     group = provider_group(settings, provider)
-    categories = registry.kind(provider).categories(settings) if provider else ()
+    categories = provider.categories(settings) if provider is not None else ()
     html = built.html
     related: tuple[InlineImage, ...] = ()
     if inline_images:
@@ -121,7 +120,7 @@ def make_message(settings: Settings, built: BuiltIssue, list_name: str, provider
 def sample_message(settings: Settings, built: BuiltIssue, values: dict[str, str] | None = None) -> EmailMessage:
     """The complete message the sample recipient would receive, built as a live send builds it."""
     values = values or sample_values(settings)
-    message = make_message(settings, built, SAMPLE_LIST, "")
+    message = make_message(settings, built, SAMPLE_LIST, None)
     email_address = values.get("subscriber.email", SAMPLE_RECIPIENT["email"])
     recipient = Recipient(email=email_address, key=email_address.lower(), name=values.get("subscriber.name", ""),
                           values=values)

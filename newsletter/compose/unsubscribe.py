@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..config import Settings
 from ..errors import NewsletterError
-from ..providers import registry
 from ..secret_names import unset_variable
+from .outgoing import ProviderTraits
 
 SAMPLE_SECRET = b"sample secret: build previews only, never used to send"
 
@@ -165,10 +165,10 @@ def read_secret(settings: Settings, *, required: bool = True) -> bytes | None:
     return None
 
 
-def provider_group(settings: Settings, provider: str) -> int | None:
+def provider_group(settings: Settings, provider: ProviderTraits | None) -> int | None:
     """The unsubscribe group of ``provider`` the settings name, when it keeps such groups: it then hosts
-    each recipient's unsubscribe link itself. None for none, or for no provider ("": a sample)."""
-    return registry.kind(provider).unsubscribe_group(settings) if provider else None
+    each recipient's unsubscribe link itself. None for none, or for no provider (None: a sample)."""
+    return provider.unsubscribe_group(settings) if provider is not None else None
 
 
 class UnsubscribeLinks:
@@ -176,10 +176,11 @@ class UnsubscribeLinks:
 
     __slots__ = ("_fixed", "_parts", "_sign")
 
-    def __init__(self, settings: Settings, list_name: str, secret: bytes | None, provider: str = ""):
+    def __init__(self, settings: Settings, list_name: str, secret: bytes | None,
+                 provider: ProviderTraits | None = None):
         self._fixed: str | None = None
-        if provider_group(settings, provider) is not None:  # the provider's own link, as its tag
-            self._fixed = registry.kind(provider).group_unsubscribe_link
+        if provider is not None and provider_group(settings, provider) is not None:  # the provider's own link
+            self._fixed = provider.group_unsubscribe_link
         elif not settings.unsubscribe_url:
             self._fixed = ""
         self._parts = settings.unsubscribe_url.split("{token}")
@@ -202,7 +203,7 @@ class UnsubscribeLinks:
 
 
 def unsubscribe_url(settings: Settings, list_name: str, email: str, secret: bytes | None,
-                    provider: str = "") -> str:
+                    provider: ProviderTraits | None = None) -> str:
     """The link a recipient clicks to leave ``list_name``; "" when none is configured."""
     return UnsubscribeLinks(settings, list_name, secret, provider)(email)
 

@@ -51,7 +51,7 @@ def unchecked(reason: str) -> Authentication:
 
 
 def one_click_configured(ctx: DoctorContext) -> bool:
-    return bool(ctx.settings.unsubscribe_url) or provider_group(ctx.settings, ctx.provider) is not None
+    return bool(ctx.settings.unsubscribe_url) or provider_group(ctx.settings, ctx.kind) is not None
 
 
 def authenticate(ctx: DoctorContext, spf_findings: list[Finding], all_findings: list[Finding]) -> Authentication:

@@ -62,7 +62,7 @@ def probe_url(settings: Settings) -> str:
 def check_unsubscribe_endpoint(ctx: DoctorContext) -> Iterator[DoctorFinding]:
     settings = ctx.settings
     if not settings.unsubscribe_url:
-        if provider_group(settings, ctx.provider) is not None:
+        if provider_group(settings, ctx.kind) is not None:
             yield found(INFO, f"unsubscribe-{ctx.kind.name}", f"{ctx.kind.title}'s unsubscribe group hosts the "
                         "one-click unsubscribe", ctx.config_path, rule=RULE)
         else:

@@ -1,5 +1,6 @@
-"""Each provider by name (the names live in ``names.py``): config, the CLI, the send engine, serve, stats
-and the doctor all ask here, and get the provider's ``ProviderKind`` (``contract.py``).
+"""Each provider by name (the names are ``provider_names.py``'s, mapped to packages in ``names.py``):
+config, the CLI, the send engine, serve, stats and the doctor all ask here, and get the provider's
+``ProviderKind`` (``contract.py``).
 
 Each name maps to a package whose ``KIND`` is that provider's kind. Packages are imported only when
 asked for, so a send through SMTP never imports ``sendgrid``, and nothing outside ``names.py`` and this
@@ -15,8 +16,8 @@ from ..errors import NewsletterError
 from .contract import ProviderKind, Signals
 from .names import NAMES, PROVIDERS
 
-__all__ = ["NAMES", "capabilities", "fetch_signals", "is_hard_refusal", "is_provider_source", "kind", "kinds",
-           "open_provider"]
+__all__ = ["NAMES", "capabilities", "fetch_signals", "is_hard_refusal", "is_provider_source", "kind", "kind_or_none",
+           "kinds", "open_provider"]
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ..config import Settings
@@ -31,6 +32,11 @@ def kind(name: str) -> ProviderKind:
     if not isinstance(found, ProviderKind):  # pragma: no cover - a provider package written wrong
         raise TypeError(f"{PROVIDERS[name]}.KIND is not a ProviderKind")
     return found
+
+
+def kind_or_none(name: str) -> ProviderKind | None:
+    """Provider ``name``, or None for no provider ("": a sample message, built for nobody's provider)."""
+    return kind(name) if name else None
 
 
 def kinds() -> tuple[ProviderKind, ...]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..compose.unsubscribe import UnsubscribeLinks
 from ..errors import NewsletterError
+from ..providers import registry
 from ..providers.base import Payload, Provider, RejectedError, request_labels
 from . import journal as jn
 from .bodies import Bodies
@@ -76,7 +77,8 @@ class Loop:
         self.outcomes = Outcomes(plan.journal, report, self.throttle, max_attempts=self.settings.max_attempts,
                                  sequential=provider.capabilities.sequential)
         self.inbox = Inbox()
-        self.links = UnsubscribeLinks(plan.settings, plan.list_name, plan.secret, plan.provider_name)
+        self.links = UnsubscribeLinks(plan.settings, plan.list_name, plan.secret,
+                                    registry.kind_or_none(plan.provider_name))
         self.numbers = 0
         self.posting: dict[int, Request] = {}
 

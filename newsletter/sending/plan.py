@@ -340,7 +340,7 @@ def prepare(settings: Settings, issue: Issue, issue_id: str, options: SendOption
             raise SendFailed(f"refusing to send: the preflight checks found errors\n{listing}",
                              hint=f"fix them, then run: newsletter check {display_path(issue.path)}")
         built, readers = prepare_clicks(settings, built, issue_id, mode, send_at=options.send_at)
-        message = make_message(settings, built, list_name, provider, send_at=options.send_at,
+        message = make_message(settings, built, list_name, registry.kind_or_none(provider), send_at=options.send_at,
                                sandbox=options.sandbox, subject_prefix=mode.subject_prefix,
                                inline_images=mode.inline_images)
         message = dataclasses.replace(message, labels=(("issue_id", issue_id),))  # on each provider event

@@ -39,6 +39,7 @@ from ..compose.unsubscribe import read_secret
 from ..config import Settings
 from ..errors import NewsletterError, display_path
 from ..lists import list_columns
+from ..providers import registry
 from . import ab as ab_test
 from . import journal as jn
 from .modes import TEST_SUBJECT_PREFIX, DryRun, SendMode
@@ -142,7 +143,7 @@ def join(settings: Settings, issue: Issue, options: SendOptions, database: jn.Jo
         built = build(settings, issue, list_columns(list_path) if list_path.is_file() else None)
         delivery = run.delivery or {}
         send_at = delivery.get("send_at")
-        message = make_message(settings, built, journal.list, run.audience.provider,
+        message = make_message(settings, built, journal.list, registry.kind_or_none(run.audience.provider),
                                send_at=dt.datetime.fromisoformat(send_at) if send_at else None,
                                sandbox=bool(delivery.get("sandbox")))
         whole, parts = fingerprint(message)

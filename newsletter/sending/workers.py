@@ -36,6 +36,7 @@ from ..compose.personalize import subscriber_values, subscriber_values_of
 from ..compose.unsubscribe import UnsubscribeLinks
 from ..config import Settings
 from ..errors import NewsletterError
+from ..providers import registry
 from ..providers.base import Message, Payload, Recipient
 from .journal import Row
 
@@ -113,7 +114,8 @@ def _start_worker(context: BodyContext, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches every process in the group
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _context = context
-    _links = UnsubscribeLinks(context.settings, context.list_name, context.secret, context.provider_name)
+    _links = UnsubscribeLinks(context.settings, context.list_name, context.secret,
+                              registry.kind_or_none(context.provider_name))
 
 
 def _exit_with_parent(parent: int, every: float = 0.2) -> None:
