@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .config_types import Setting, setting_readers
 from .errors import NewsletterError, display_path, os_error
+from .list_name_rule import check_list_name
 from .providers.names import NAMES as PROVIDER_NAMES
 
 CONFIG_FILE = "newsletter.toml"
@@ -178,8 +179,6 @@ class Settings:
     def list_path(self, list_name: str) -> Path:
         """``subscribers/<name>.csv``; a name that is not a plain file name is refused, so no command
         (send, preview, serve, subscribers ...) reads or writes a CSV outside ``subscribers/``."""
-        from .lists.list_names import check_list_name  # here, not at the top: lists imports config
-
         return self.subscribers_dir / f"{check_list_name(list_name)}.csv"
 
 

@@ -16,7 +16,7 @@ from conftest import EXAMPLE_ISSUE
 
 from newsletter.cli import main
 from newsletter.sending.ab import assign_variants
-from newsletter.stats.ab_decision import VariantFigures, decide, fisher_greater
+from newsletter.sending.ab_decision import VariantFigures, decide, fisher_greater
 
 SUBJECTS = ("Diplomacy by phone", "Newsletters in git, and a phone call")
 READERS = [f"reader{n:02d}@example.net" for n in range(40)]

@@ -85,6 +85,11 @@ def test_check_is_quiet_about_clicks_when_the_service_answers(click_world):
     assert "click-service-unreachable" not in codes and "clicks-without-service" not in codes
 
 
+# The preview server builds the issue on its first request: seconds on a loaded machine, more than httpx's 5 s
+# default once (a bound, not a speed the test depends on).
+PAGE_TIMEOUT = 120.0
+
+
 def test_the_preview_server_and_the_archive_show_the_stats_page_when_asked(click_world, click_clock):
     from newsletter.config import load_settings
     from newsletter.looking.preview_server import make_preview_server
@@ -93,13 +98,13 @@ def test_the_preview_server_and_the_archive_show_the_stats_page_when_asked(click
     settings = load_settings(click_world.root)
     server = make_preview_server(settings, issue, port=0).start()
     try:
-        before = httpx.get(f"{server.url}stats")
+        before = httpx.get(f"{server.url}stats", timeout=PAGE_TIMEOUT)
         assert before.status_code == 200 and "No stats yet" in before.text  # never sent: no id, nothing to count
         send(click_world)
         click_clock.offset = dt.timedelta(minutes=15)
         link = click_links(received_html(click_world, READER), click_world.url)[1]
         httpx.get(link, headers={"User-Agent": "a reader"})
-        page_text = httpx.get(f"{server.url}stats").text
+        page_text = httpx.get(f"{server.url}stats", timeout=PAGE_TIMEOUT).text
     finally:
         server.close()
     assert "1</b><span>human clickers (25.0%)" in page_text and page_text.count("<svg") == 2

@@ -367,7 +367,7 @@ def _subject_variants(meta: dict[str, Any], path: Path, text: str) -> tuple[str,
 def _send_to(meta: dict[str, Any], path: Path, text: str) -> tuple[str, ...]:
     """``send_to:`` as list names (one name, or a list of them), each checked as ``--list`` is; it needs
     ``send_at:`` (when to send)."""
-    from ..lists.list_names import check_list_name
+    from ..list_name_rule import check_list_name
 
     value = meta.get("send_to")
     if value is None:

@@ -1,4 +1,5 @@
-"""List names: the one check every command applies to ``--list NAME`` before touching a file.
+"""List names: the one check every command applies to ``--list NAME`` before touching a file (the rule
+itself is ``newsletter/list_name_rule.py``, below the settings, which apply it too).
 
 A list name becomes a file name under ``subscribers/``; a name with a
 slash or ``..`` would let ``send --list ../../elsewhere/x`` read (or an
@@ -10,29 +11,10 @@ refused for the same reason.
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 
 from ..errors import NewsletterError, display_path
-
-_LIST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-
-
-def check_list_name(name: str) -> str:
-    """``name`` if it is a list name (letters, digits, '.', '_', '-', no leading dot), else NewsletterError.
-
-    The name is used as it is, never rewritten: the send journal and the
-    unsubscribe tokens are keyed on it, so 'news' and 'news.csv' must not
-    both reach subscribers/news.csv under two different names.
-    """
-    if name.endswith(".csv") and _LIST_NAME.match(name):
-        raise NewsletterError(f"'{name}' is a file name, not a list name",
-                              hint=f"write the list's name without .csv: --list {name.removesuffix('.csv')}")
-    if not _LIST_NAME.match(name):
-        raise NewsletterError(f"'{name}' is not a list name",
-                              hint="use letters, digits, '.', '_' or '-', like 'weekly' for subscribers/weekly.csv; "
-                                   "a list lives in subscribers/, so no '/' or '..'")
-    return name
+from ..list_name_rule import check_list_name as check_list_name  # lists' public name for it
 
 
 def require_list(path: Path) -> Path:

@@ -10,7 +10,7 @@
 2. The decision: ``send --resume`` (or ``send --due`` once ``[stats] ab_wait_hours`` have
    passed) reads the unique human clickers per variant through ``ClickCounts`` (an
    interface this package owns; the CLI fills it from ``newsletter serve``'s event store,
-   so ``sending/`` never imports ``serve/``), decides with the test ``stats/ab_decision``
+   so ``sending/`` never imports ``serve/``), decides with the test in ``ab_decision``
    states, records the decision and its figures in the journal, and sends the rest the
    winning subject, or, with no winner at the chosen confidence, the first subject (or the
    one ``--ab-fallback`` names), saying so.
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import NewsletterError
-from ..stats.ab_decision import Decision, VariantFigures, decide
 from . import holds
 from . import journal as jn
+from .ab_decision import Decision, VariantFigures, decide
 from .plan import SendPlan
 from .stage_rules import stage_rank_key
 
