@@ -40,8 +40,9 @@ def test_a_provider_slower_than_the_timeout_costs_one_request_not_the_list(sendg
     counts = sendgrid_standin.counts()
     assert set(counts) == expected and max(counts.values()) == 1, result.output
     lost = unknown(sendgrid_newsletter, "slow")
-    # The first request; a second only if this machine stalled a whole second past a grown timeout.
-    assert 0 < len(lost) <= 40, (len(lost), result.output)
+    # The first request; a second or third only if this machine stalled past a grown timeout (1 s, then 2 s):
+    # a bound on the machine's stalls, not on its speed, and far from the whole list of 200.
+    assert 0 < len(lost) <= 60, (len(lost), result.output)
     assert result.exit_code == 1 and f"{len(lost)} unknown" in result.output, result.output
     assert "Paused" not in result.output
 
@@ -54,7 +55,9 @@ def test_any_http_answer_to_the_probe_proves_sendgrid_reachable(sendgrid_newslet
     (Before: the probe's 404 counted as no answer, nothing was sent until ``outage_seconds`` ran out,
     and the pause blamed ``sendgrid.api_host``.)"""
     set_option(sendgrid_newsletter, "sendgrid", "timeout = 0.5")
-    set_option(sendgrid_newsletter, "send", "batch_size = 20\noutage_seconds = 5")
+    # Before, nothing went until outage_seconds ran out, then the send paused; 60 s keeps that failure
+    # visible without making a loaded machine's slow probe look like an outage.
+    set_option(sendgrid_newsletter, "send", "batch_size = 20\noutage_seconds = 60")
     expected = write_list(sendgrid_newsletter, "probed", 100)
     sendgrid_standin.scopes_status = status
     sendgrid_standin.slow(2.0)  # the first mail send: delivered, answered after the timeout

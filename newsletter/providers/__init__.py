@@ -1,1 +1,2 @@
-"""Ways mail leaves: one module per provider behind the interface in base.py."""
+"""Ways mail leaves: one package per provider behind the contract (``base.Provider``, the provider once
+opened; ``contract.ProviderKind``, everything else about it), reached by name through ``registry``."""
