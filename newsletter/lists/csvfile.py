@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fcntl
-import io
 import itertools
 import os
 import re
@@ -225,34 +224,7 @@ def read_list(path: Path, *, wanted: Collection[str] = ("email",), required: str
 def read_rows(path: Path, *, fd: int | None = None) -> Iterator[tuple[ListFormat, FastRows]]:
     """Like read_list for a list with an email column, without the cost of keeping each record's text."""
     with _opened(path, ("email",), "email", fd) as (fmt, stream, first_line):
-        yield fmt, FastRows(csv.reader(_lines(stream), delimiter=fmt.delimiter, strict=True), first_line, path)
-
-
-_BLOCK = 1 << 20  # characters read at once by ``_lines``
-
-
-def _lines(stream: IO[str]) -> Iterator[str]:
-    """The lines iterating ``stream`` gives (opened with ``newline=""``: each ends in "\n", "\r\n" or "\r",
-    kept), the same strings, read a block at a time.
-
-    Iterating the file asks it for each line (about a third of csv.reader's time on a plain list,
-    twice per send); a block is cut into lines in one call instead. ``str.splitlines`` also breaks
-    at a lone "\r" and at characters CSV does not end a line at (form feed, U+2028...): a block
-    where it finds any other line end than "\n" is split as the file would be (``io.StringIO``
-    with ``newline=""`` does it the same way), so the lines are the same strings in every case.
-    """
-    def blocks() -> Iterator[Iterable[str]]:
-        rest = ""
-        while text := stream.read(_BLOCK):
-            text = rest + text
-            # the last line end that is surely whole: a "\r" at the very end may be the first half of "\r\n"
-            cut = text.rfind("\n") + 1 or text.rfind("\r", 0, len(text) - 1) + 1
-            rest, text = text[cut:], text[:cut]
-            lines = text.splitlines(keepends=True)
-            yield lines if len(lines) == text.count("\n") else io.StringIO(text, newline="")
-        yield io.StringIO(rest, newline="")
-
-    return itertools.chain.from_iterable(blocks())
+        yield fmt, FastRows(csv.reader(stream, delimiter=fmt.delimiter, strict=True), first_line, path)
 
 
 @contextmanager
