@@ -219,9 +219,10 @@ def subscribers_sync(ctx: click.Context, list_name: str, dry_run: bool) -> None:
         click.echo(f"  {change.email}: {change.was or 'not on the list'} -> {change.now}")
     if events.configured or settings.serve.lists:  # no store where one is expected: say so, not silence
         click.echo(events.summary)
-    if not registry.kind(settings.provider).suppression_list:
+    provider = registry.kind(settings.provider)
+    if not provider.suppression_list:
         return
-    report = subscriber_lists.sync_list(settings, list_name, write=not dry_run)
+    report = subscriber_lists.sync_list(settings, list_name, provider, write=not dry_run)
     for change in report.changes:
         click.echo(f"  {change.email}: {change.was} -> {change.now}")
     click.echo(report.summary, err=bool(report.skipped))

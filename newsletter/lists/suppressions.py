@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from ..config import Settings
 from ..errors import NewsletterError, display_path
-from ..providers import registry
 from .address_keys import key_or_problem
 from .editor import StatusChange, set_status
 from .list_names import check_list_name, require_list
@@ -104,22 +104,31 @@ def plan_changes(path: Path, suppressed: dict[str, str]) -> tuple[dict[str, str]
     return updates, changes, len(set(wanted) - on_list)
 
 
-def sync_list(settings: Settings, list_name: str, *, write: bool = True) -> SyncReport:
-    """Fetch the configured provider's suppressions and mark those subscribers of ``list_name`` (atomically).
+class SuppressionSource(Protocol):
+    """Where the suppressions come from: the configured provider's kind (``providers.contract.ProviderKind``
+    answers it), handed in by the command, so the lists never import a provider."""
+
+    @property
+    def title(self) -> str: ...
+
+    def fetch_suppressions(self, settings: Settings) -> dict[str, str]: ...
+
+
+def sync_list(settings: Settings, list_name: str, source: SuppressionSource, *, write: bool = True) -> SyncReport:
+    """Fetch ``source``'s suppressions and mark those subscribers of ``list_name`` (atomically).
 
     When the provider cannot be asked (no API key set, the API refuses or is down) the report says why in
     ``skipped`` and nothing is changed: ``subscribers sync`` has by then applied the service's events, and
     must say which part was done rather than end on an error as if nothing had been.
     """
-    kind = registry.kind(settings.provider)
     path = require_list(settings.list_path(check_list_name(list_name)))
     try:
-        suppressed = kind.fetch_suppressions(settings)
+        suppressed = source.fetch_suppressions(settings)
     except NewsletterError as err:
         return SyncReport(path=path, fetched=0, changes=(), rows_changed=0, not_on_list=0, written=False,
-                          provider=kind.title, skipped=err.reason)
+                          provider=source.title, skipped=err.reason)
     updates, changes, absent = plan_changes(path, suppressed)
     # a row suppressed since it was read (say, unsubscribed by hand) keeps a stronger status
     rows = mark_departures(path, updates) if write and updates else 0
     return SyncReport(path=path, fetched=len(suppressed), changes=tuple(changes), rows_changed=rows,
-                      not_on_list=absent, written=write, provider=kind.title)
+                      not_on_list=absent, written=write, provider=source.title)
