@@ -102,10 +102,12 @@ def reference_bodies(message: Message, recipients: list[Recipient]) -> tuple[tup
 
 
 def reference_token(email: str, list_name: str = "example", secret: bytes = SECRET) -> str:
-    """The token format: AES-SIV under an HKDF-SHA256 key, version byte and list name as associated data."""
+    """The token format (version 3): AES-SIV under an HKDF-SHA256 key whose info names the list, no
+    associated data, the version byte in front, unpadded base64url."""
     key = HKDF(algorithm=hashes.SHA256(), length=64, salt=None,
-               info=b"newsletter unsubscribe token v2: AES-SIV key").derive(secret)
-    data = b"\x02" + AESSIV(key).encrypt(email.encode("utf-8"), [b"\x02", list_name.encode("utf-8")])
+               info=b"newsletter unsubscribe token v3: AES-SIV key of the list " + list_name.encode("utf-8")
+               ).derive(secret)
+    data = b"\x03" + AESSIV(key).encrypt(email.encode("utf-8"), None)
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
