@@ -150,7 +150,8 @@ def test_ci_runs_the_readme_command_as_written_before_installing_the_test_extras
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert "upgrade" not in script  # the pip that `python3 -m venv` ships, as a reader has it
     steps = ["rm -rf .venv", "readme_command.py", '-c "$readme_command"', '"$newsletter" init',
-             '"$newsletter" import', "tests/data/import/page.html", '-e ".[test]"', "-m pytest"]
+             '"$newsletter" import', "tests/data/import/page.html", '-e ".[test,lint]"', ".venv/bin/ruff check",
+             ".venv/bin/mypy", "-m pytest"]
     positions = [script.find(step) for step in steps]
     assert -1 not in positions, [s for s, p in zip(steps, positions, strict=True) if p == -1]
     assert positions == sorted(positions)

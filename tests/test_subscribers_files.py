@@ -189,9 +189,13 @@ def test_a_write_stopped_halfway_leaves_the_old_file_intact(tmp_path: Path, sign
     # which halfway through the rewrite says so and waits to be stopped: stopped there, not at a moment
     # a loaded machine happens to reach.
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys
+        import signal, sys
         from pathlib import Path
         from newsletter.lists.csvfile import rewrite_list
+
+        # Ctrl-C as at a terminal, even when the tests were started in the background of a script
+        # (which leaves SIGINT ignored in every child, so the signal would never arrive)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def unsubscribe_every_second(rewrite, rows):
             for n, (record, cells) in enumerate(rows):
