@@ -123,11 +123,11 @@ def _confirm(question: str, yes: bool) -> None:
 
 
 def _abandon(settings: Settings, issue_dir: Path, list_name: str, yes: bool) -> None:
-    from ..sending import engine
     from ..sending.report import recipients
+    from ..sending.resolution import abandon
 
     _confirm(f"Abandon the unfinished send of {issue_dir} to list '{list_name}'?", yes)
-    count = engine.resolve(settings, issue_dir, list_name, "abandon")
+    count = abandon(settings, issue_dir, list_name)
     click.echo(f"{recipients(count)}: abandoned the unfinished send.")
 
 

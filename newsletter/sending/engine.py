@@ -31,7 +31,7 @@ from ..providers.base import Provider
 from . import ab as ab_test
 from . import holds, sent_record, sharing
 from . import journal as jn
-from .before_send import check_before_live_run, doctor_gate_note, refuse_while_shared, unfinished_list
+from .before_send import check_before_live_run, doctor_gate_note, unfinished_list
 from .identity import load, record_identity
 from .loop import Loop, Progress, StopFlag, few_collections
 from .pacing_run import SYSTEM_CLOCK, PacingClock, is_paced, run_paced
@@ -401,9 +401,6 @@ def _new_report(plan: SendPlan, issue_dir: Path) -> SendReport:
 # -- settling the unknown, and looking at the journal ------------------------------------------------------
 
 
-RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
-
-
 def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> list[tuple[str, str]]:
     """(email, why) of every recipient of the send whose delivery is unknown."""
     check_list_name(list_name)
@@ -418,43 +415,6 @@ def unknown_recipients(settings: Settings, issue_dir: Path, list_name: str) -> l
         journal.close()
 
 
-def resolve(settings: Settings, issue_dir: Path, list_name: str, resolution: str) -> int:
-    """Settle the unknown recipients as ``sent`` (they got it) or ``resend`` (pending: the next
-    ``--resume`` sends them), or ``abandon`` an unfinished send; recorded as a run. Returns how many."""
-    check_list_name(list_name)
-    issue, _ = load(issue_dir, record_id=False)
-    key = issue.id or issue.name
-    location = jn.location_of(settings)
-    if list_name not in jn.lists_of(location, key):
-        raise NewsletterError(f"{display_path(issue_dir)} has not been sent to list '{list_name}'")
-    database = jn.open_database(location)
-    try:
-        with database.exclusive(key, list_name, issue.name):
-            journal = jn.Journal(database, key, list_name, folder=issue.name)
-            if resolution == "abandon":
-                refuse_while_shared(journal, issue_dir)
-                holds.abandon_halt(journal)  # a halted staged send's held recipients count as unsent
-                unfinished = journal.runs.unfinished()
-                if unfinished is None:
-                    return 0
-                left = journal.runs.left(unfinished.id)
-                journal.runs.start(unfinished.audience, kind="abandon",
-                                   note=f"abandoned the send {describe_audience(list_name, unfinished.audience)}, "
-                                        f"{recipients(left)} unsent")
-                return left
-            if resolution not in RESOLUTIONS:
-                raise NewsletterError(f"--as must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
-            rows = journal.view.unknown_rows()
-            if not rows:
-                return 0
-            journal.runs.start(kind="resolve",
-                               note=f"{recipients(len(rows))} with an unknown delivery resolved as {resolution}")
-            journal.recipients.resolve(RESOLUTIONS[resolution], f"resolved as {resolution} by the writer")
-            return len(rows)
-    finally:
-        database.close()
-
-
 def status(settings: Settings, issue_dir: Path, list_name: str | None = None) -> list[ListStatus]:
     """For each list the issue was sent to: counts, every run and the problem rows."""
     if list_name is not None:
@@ -463,5 +423,5 @@ def status(settings: Settings, issue_dir: Path, list_name: str | None = None) ->
     return journal_status(settings, issue.id or issue.name, list_name)
 
 
-__all__ = ["SendOptions", "SendReport", "StopFlag", "describe_audience", "outbox_dir", "resolve", "send", "status",
+__all__ = ["SendOptions", "SendReport", "StopFlag", "describe_audience", "outbox_dir", "send", "status",
            "unknown_recipients"]

@@ -21,9 +21,12 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import NewsletterError, display_path
 from ..lists import check_list_name
+from . import holds
 from . import journal as jn
+from .before_send import refuse_while_shared
 from .evidence import BatchEvidence, Judged, UnknownBatch, judge
 from .identity import load
+from .plan import describe_audience
 from .report import recipients
 
 RESOLUTIONS = {"sent": jn.SENT, "resend": jn.PENDING}
@@ -155,4 +158,20 @@ def settle_batches(settings: Settings, issue_dir: Path, list_name: str, labels: 
         return count
 
 
-__all__ = ["RESOLUTIONS", "Settlement", "settle_batches", "settle_from_evidence", "unknown_batches"]
+def abandon(settings: Settings, issue_dir: Path, list_name: str) -> int:
+    """Abandon the unfinished send of ``issue_dir`` to ``list_name``: what it has not sent stays unsent, and
+    a halted staged send's held recipients count as unsent; recorded as a run. Returns how many."""
+    with _send_journal(settings, issue_dir, list_name) as journal:
+        refuse_while_shared(journal, issue_dir)
+        holds.abandon_halt(journal)
+        unfinished = journal.runs.unfinished()
+        if unfinished is None:
+            return 0
+        left = journal.runs.left(unfinished.id)
+        journal.runs.start(unfinished.audience, kind="abandon",
+                           note=f"abandoned the send {describe_audience(list_name, unfinished.audience)}, "
+                                f"{recipients(left)} unsent")
+        return left
+
+
+__all__ = ["RESOLUTIONS", "Settlement", "abandon", "settle_batches", "settle_from_evidence", "unknown_batches"]
