@@ -48,10 +48,17 @@ class Site(BaseHTTPRequestHandler):
             Site.requests.append((method, self.path))
             Site.active += 1
             Site.most_active = max(Site.most_active, Site.active)
+        finished = False
         try:
             path = self.path.split("?")[0]
             if path.startswith("/slow"):
                 time.sleep(2.0 if path == "/slow" else 0.2)
+            # A request stops counting as active before its answer is written: once the client has the
+            # answer it may start its next request, possibly before this thread runs again on a loaded
+            # machine, and that is not more requests at once.
+            with Site.lock:
+                Site.active -= 1
+                finished = True
             if path == "/gone":
                 status = 404
             elif path == "/broken":
@@ -74,8 +81,9 @@ class Site(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
         finally:
-            with Site.lock:
-                Site.active -= 1
+            if not finished:
+                with Site.lock:
+                    Site.active -= 1
 
     def do_HEAD(self) -> None:
         self.answer("HEAD")
