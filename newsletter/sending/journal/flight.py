@@ -37,6 +37,15 @@ SEQUENTIAL = ":sequential"  # ends the batch id of a request whose recipients ar
 Outcomes = Mapping[tuple[str, str, str], list[int]]
 
 
+def id_rows(db: JournalDB, ids: list[int]) -> tuple[str, tuple[object, ...]]:
+    """A WHERE term for the deliveries ``ids`` and its arguments: a range when they are every id from the
+    first to the last (ids are unique), else a set."""
+    first, last = min(ids), max(ids)
+    if last - first + 1 == len(ids):
+        return "id BETWEEN ? AND ?", (first, last)
+    return f"id IN {db.id_set}", (db.ids(ids),)
+
+
 class InFlight:
     """The batches this process has in flight for one send, and the outcomes it records (a SQLite journal,
     one sender at a time: the send lock keeps every other out). ``leased.LeasedFlight`` is the same
@@ -186,12 +195,7 @@ class InFlight:
             for (status, message_id, reason), ids in groups.items():
                 if not ids:
                     continue
-                first, last = min(ids), max(ids)
-                arguments: tuple[object, ...]
-                if last - first + 1 == len(ids):  # every id from first to last (ids are unique): a range
-                    rows, arguments = "id BETWEEN ? AND ?", (first, last)
-                else:
-                    rows, arguments = f"id IN {db.id_set}", (db.ids(ids),)
+                rows, arguments = id_rows(db, ids)
                 status = str(status)
                 db.execute(
                     "UPDATE deliveries SET status=?, message_id=NULLIF(?, ''), reason=NULLIF(?, ''), updated=?, "

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from ...providers.base import Status
 from .database import sender_lock_name
-from .flight import SEQUENTIAL, InFlight, Outcomes
+from .flight import SEQUENTIAL, InFlight, Outcomes, id_rows
 from .runs import DIED
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -206,12 +206,7 @@ class LeasedFlight(InFlight):
             for (status, message_id, reason), ids in groups.items():
                 if not ids:
                     continue
-                first, last = min(ids), max(ids)
-                arguments: tuple[object, ...]
-                if last - first + 1 == len(ids):
-                    rows, arguments = "id BETWEEN ? AND ?", (first, last)
-                else:
-                    rows, arguments = f"id IN {db.id_set}", (db.ids(ids),)
+                rows, arguments = id_rows(db, ids)
                 status = str(status)
                 db.execute(
                     "UPDATE deliveries SET status=?, message_id=NULLIF(?, ''), reason=NULLIF(?, ''), updated=?, "
